@@ -1,0 +1,1 @@
+"""Test helpers: capture writer and reference decoder (pure Python, no tcpsift imports)."""
