@@ -1,0 +1,278 @@
+"""Wireshark field names computed from the packet table, printed like `tshark -T fields`.
+
+Every field is declared once in `FIELDS`: how to get its typed value from the packet
+table, how to get it from the layer table (for headers a frame carries more than once),
+and how tshark 4.0 formats it. `render()` turns a Capture into the exact bytes
+`tshark -r FILE -T fields -e F1 -e F2 ...` prints: one line per frame, tab-separated,
+empty where absent, repeated occurrences comma-joined outermost first.
+
+Everything is a Polars expression over whole columns; only the few frames present in the
+layer table take a second (still vectorised) pass that overwrites their cells.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import polars as pl
+
+__all__ = ["FIELDS", "Field", "FieldError", "render", "resolve", "field_names"]
+
+
+class FieldError(ValueError):
+    """An unknown field or an unsupported display filter (usage error, exit 2)."""
+
+
+C = pl.col
+V4 = C("ip_version") == 4
+V6 = C("ip_version") == 6
+IS_TCP = (C("ip_proto") == 6) & C("sport").is_not_null()
+IS_UDP = (C("ip_proto") == 17) & C("sport").is_not_null()
+# ICMP errors quote headers: those live in the layer table, the packet table keeps
+# the ICMP header itself as the frame's transport.
+IS_ICMP = (C("ip_proto") == 1) & C("icmp_type").is_not_null()
+IS_ICMP6 = (C("ip_proto") == 58) & C("icmp_type").is_not_null()
+
+
+def _when(cond: pl.Expr, value: pl.Expr) -> pl.Expr:
+    return pl.when(cond).then(value)
+
+
+# --- formats (typed expression -> String expression, null stays null) -------------
+
+def fmt_dec(e: pl.Expr) -> pl.Expr:
+    return e.cast(pl.String)
+
+
+def fmt_bool(e: pl.Expr) -> pl.Expr:
+    # tshark 4.0 prints FT_BOOLEAN fields as 1 / 0
+    return e.cast(pl.UInt8).cast(pl.String)
+
+
+_HEX4: pl.Series | None = None
+
+
+def fmt_hex4(e: pl.Expr) -> pl.Expr:
+    """0x%04x, as tshark prints 16-bit BASE_HEX fields (ip.id, tcp.flags).
+
+    Polars has no integer-to-hex format; a 65536-entry lookup table is the fastest way.
+    """
+    global _HEX4
+    if _HEX4 is None:
+        _HEX4 = pl.Series("hex4", [f"0x{i:04x}" for i in range(65536)])
+    return pl.lit(_HEX4).gather(e.cast(pl.Int64))
+
+
+def fmt_epoch(e: pl.Expr) -> pl.Expr:
+    """ns since the epoch -> seconds with always 9 fractional digits (1258133614.430569000).
+
+    Sign and magnitude are split so that -1.5 s prints as -1.500000000, like Wireshark's
+    display_epoch_time(), not as the floor-division -2.500000000.
+    """
+    a = e.abs()
+    return pl.concat_str(
+        pl.when(e < 0).then(pl.lit("-")).otherwise(pl.lit("")),
+        (a // 1_000_000_000).cast(pl.String), pl.lit("."),
+        (a % 1_000_000_000).cast(pl.String).str.zfill(9))
+
+
+def fmt_sack_perm(e: pl.Expr) -> pl.Expr:
+    # tcp.options.sack_perm is the whole option (FT_BYTES?) in 4.0: kind 4, length 2
+    return _when(e, pl.lit("0402"))
+
+
+# --- the registry --------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    vtype: str                                  # uint, bool, time, ipv4, ipv6, bytes
+    fmt: Callable[[pl.Expr], pl.Expr]
+    packet: tuple[pl.Expr, ...]                 # typed value(s) on the packet table
+    layer_kinds: tuple[str, ...] = ()           # layer-table kinds carrying this field
+    layer: tuple[pl.Expr, ...] = ()             # typed value(s) on those layer rows
+    doc: str = ""
+
+    def packet_text(self) -> pl.Expr:
+        """String value on the packet table; two parts (tcp.port) are joined by ','."""
+        parts = [self.fmt(e) for e in self.packet]
+        return parts[0] if len(parts) == 1 else pl.concat_str(parts, separator=",")
+
+    def layer_text(self) -> pl.Expr:
+        parts = [self.fmt(e) for e in self.layer]
+        return parts[0] if len(parts) == 1 else pl.concat_str(parts, separator=",")
+
+
+def _f(name, vtype, fmt, packet, kinds=(), layer=(), doc=""):
+    packet = packet if isinstance(packet, tuple) else (packet,)
+    layer = layer if isinstance(layer, tuple) else (layer,)
+    return Field(name, vtype, fmt, packet, tuple(kinds), layer if kinds else (), doc)
+
+
+IP4, IP6, IPANY = ("ipv4",), ("ipv6",), ("ipv4", "ipv6")
+_LAYER_VERSION = pl.when(C("kind") == "ipv4").then(pl.lit(4, pl.UInt8)).otherwise(
+    pl.lit(6, pl.UInt8))
+_TCP_FLAG_BITS = {"fin": 0, "syn": 1, "reset": 2, "push": 3, "ack": 4, "urg": 5,
+                  "ece": 6, "cwr": 7, "ae": 8}
+
+_FIELD_LIST = [
+    _f("frame.number", "uint", fmt_dec, C("frame")),
+    _f("frame.time_epoch", "time", fmt_epoch, C("ts_ns")),
+    _f("frame.len", "uint", fmt_dec, C("len")),
+    _f("frame.cap_len", "uint", fmt_dec, C("cap_len")),
+    # pcap files have no interface ids: tshark prints nothing there (see render())
+    _f("frame.interface_id", "uint", fmt_dec, C("iface")),
+    _f("vlan.id", "uint", fmt_dec, C("vlan_id"), ("vlan",), C("vlan_id")),
+    # the IPv6 dissector also sets ip.version, so it lists every IP header
+    _f("ip.version", "uint", fmt_dec, C("ip_version"), IPANY, _LAYER_VERSION),
+    _f("ip.src", "ipv4", fmt_dec, _when(V4, C("src")), IP4, C("src")),
+    _f("ip.dst", "ipv4", fmt_dec, _when(V4, C("dst")), IP4, C("dst")),
+    _f("ip.addr", "ipv4", fmt_dec, (_when(V4, C("src")), _when(V4, C("dst"))), IP4,
+       (C("src"), C("dst"))),
+    _f("ip.hdr_len", "uint", fmt_dec, _when(V4, C("ip_hdr_len")), IP4, C("ip_hdr_len")),
+    _f("ip.len", "uint", fmt_dec, _when(V4, C("ip_len")), IP4, C("ip_len")),
+    _f("ip.id", "uint", fmt_hex4, _when(V4, C("ip_id")), IP4, C("ip_id")),
+    _f("ip.ttl", "uint", fmt_dec, _when(V4, C("ttl")), IP4, C("ttl")),
+    _f("ip.proto", "uint", fmt_dec, _when(V4, C("ip_proto")), IP4, C("ip_proto")),
+    _f("ip.flags.df", "bool", fmt_bool, _when(V4, C("dont_fragment")), IP4,
+       C("dont_fragment")),
+    _f("ip.flags.mf", "bool", fmt_bool, _when(V4, C("more_fragments")), IP4,
+       C("more_fragments")),
+    _f("ip.frag_offset", "uint", fmt_dec, _when(V4, C("frag_offset")), IP4,
+       C("frag_offset")),
+    _f("ipv6.src", "ipv6", fmt_dec, _when(V6, C("src")), IP6, C("src")),
+    _f("ipv6.dst", "ipv6", fmt_dec, _when(V6, C("dst")), IP6, C("dst")),
+    _f("ipv6.addr", "ipv6", fmt_dec, (_when(V6, C("src")), _when(V6, C("dst"))), IP6,
+       (C("src"), C("dst"))),
+    _f("ipv6.hlim", "uint", fmt_dec, _when(V6, C("ttl")), IP6, C("ttl")),
+    _f("ipv6.plen", "uint", fmt_dec, _when(V6, C("ip_len") - 40), IP6, C("ip_len") - 40),
+    # ip_proto is the protocol after the extension headers; tshark's ipv6.nxt is the
+    # fixed header's next-header, so the two agree only without extension headers
+    _f("ipv6.nxt", "uint", fmt_dec, _when(V6, C("ip_proto")), IP6, C("ip_proto")),
+    _f("tcp.srcport", "uint", fmt_dec, _when(IS_TCP, C("sport")), ("tcp",), C("sport")),
+    _f("tcp.dstport", "uint", fmt_dec, _when(IS_TCP, C("dport")), ("tcp",), C("dport")),
+    _f("tcp.port", "uint", fmt_dec, (_when(IS_TCP, C("sport")), _when(IS_TCP, C("dport"))),
+       ("tcp",), (C("sport"), C("dport"))),
+    _f("tcp.seq_raw", "uint", fmt_dec, _when(IS_TCP, C("seq")), ("tcp",), C("seq")),
+    _f("tcp.ack_raw", "uint", fmt_dec, _when(IS_TCP, C("ack"))),
+    _f("tcp.flags", "uint", fmt_hex4, _when(IS_TCP, C("tcp_flags"))),
+    *[_f(f"tcp.flags.{n}", "bool", fmt_bool,
+         _when(IS_TCP, (C("tcp_flags") // (1 << b)) % 2 == 1)) for n, b in _TCP_FLAG_BITS.items()],
+    _f("tcp.hdr_len", "uint", fmt_dec, _when(IS_TCP, C("tcp_hdr_len"))),
+    _f("tcp.len", "uint", fmt_dec, _when(IS_TCP, C("tcp_len"))),
+    _f("tcp.window_size_value", "uint", fmt_dec, _when(IS_TCP, C("window"))),
+    _f("tcp.options.mss_val", "uint", fmt_dec, _when(IS_TCP, C("mss"))),
+    _f("tcp.options.wscale.shift", "uint", fmt_dec, _when(IS_TCP, C("wscale"))),
+    _f("tcp.options.sack_perm", "bytes", fmt_sack_perm,
+       _when(IS_TCP & C("sack_perm"), C("sack_perm"))),
+    _f("tcp.options.timestamp.tsval", "uint", fmt_dec, _when(IS_TCP, C("tsval"))),
+    _f("tcp.options.timestamp.tsecr", "uint", fmt_dec, _when(IS_TCP, C("tsecr"))),
+    _f("udp.srcport", "uint", fmt_dec, _when(IS_UDP, C("sport")), ("udp",), C("sport")),
+    _f("udp.dstport", "uint", fmt_dec, _when(IS_UDP, C("dport")), ("udp",), C("dport")),
+    _f("udp.port", "uint", fmt_dec, (_when(IS_UDP, C("sport")), _when(IS_UDP, C("dport"))),
+       ("udp",), (C("sport"), C("dport"))),
+    _f("udp.length", "uint", fmt_dec, _when(IS_UDP, C("udp_len")), ("udp",), C("udp_len")),
+    _f("icmp.type", "uint", fmt_dec, _when(IS_ICMP, C("icmp_type")), ("icmp",),
+       C("icmp_type")),
+    _f("icmp.code", "uint", fmt_dec, _when(IS_ICMP, C("icmp_code")), ("icmp",),
+       C("icmp_code")),
+    _f("icmpv6.type", "uint", fmt_dec, _when(IS_ICMP6, C("icmp_type")), ("icmpv6",),
+       C("icmp_type")),
+    _f("icmpv6.code", "uint", fmt_dec, _when(IS_ICMP6, C("icmp_code")), ("icmpv6",),
+       C("icmp_code")),
+]
+FIELDS: dict[str, Field] = {f.name: f for f in _FIELD_LIST}
+
+# Protocol names usable in -Y: present when this field is present (any occurrence).
+PROTOCOLS = {"frame": "frame.number", "vlan": "vlan.id", "ip": "ip.version4",
+             "ipv6": "ipv6.src", "tcp": "tcp.srcport", "udp": "udp.srcport",
+             "icmp": "icmp.type", "icmpv6": "icmpv6.type"}
+# "ip" means an IPv4 header, not any IP header as ip.version would say
+FIELDS["ip.version4"] = _f("ip.version4", "uint", fmt_dec, _when(V4, C("ip_version")),
+                           IP4, _LAYER_VERSION)
+
+# Fields not meant for -e (helpers for the filter).
+_HIDDEN = {"ip.version4"}
+
+# The fields whose tshark values are relative to the start of the TCP stream and so
+# need TCP analysis, which tcpsift does not do yet.
+NOT_YET = {
+    "tcp.options.sack_le": "relative sequence numbers need TCP analysis (not yet)",
+    "tcp.options.sack_re": "relative sequence numbers need TCP analysis (not yet)",
+    "tcp.seq": "relative sequence numbers need TCP analysis (not yet); use tcp.seq_raw",
+    "tcp.ack": "relative sequence numbers need TCP analysis (not yet); use tcp.ack_raw",
+}
+
+
+def field_names() -> list[str]:
+    return [n for n in FIELDS if n not in _HIDDEN]
+
+
+def resolve(name: str) -> Field:
+    f = FIELDS.get(name)
+    if f is None or name in _HIDDEN:
+        why = NOT_YET.get(name, "unknown field (tcpsift fields --list shows the supported ones)")
+        raise FieldError(f"{name}: {why}")
+    return f
+
+
+# --- rendering ------------------------------------------------------------------------
+
+def _layer_values(layers: pl.DataFrame, field: Field, frames: pl.Series | None) -> pl.DataFrame:
+    """frame -> comma-joined value of every occurrence in the layer table, outermost first."""
+    rows = layers.filter(C("kind").cast(pl.String).is_in(field.layer_kinds))
+    if frames is not None:
+        rows = rows.filter(C("frame").is_in(frames.implode()))
+    return (rows.select("frame", "index", v=field.layer_text())
+            .drop_nulls("v").sort("frame", "index")
+            .group_by("frame", maintain_order=True).agg(C("v").str.join(",")))
+
+
+def _interface_id_known(cap) -> pl.Expr:
+    """frame.interface_id exists only for pcapng files (per file: several files merge)."""
+    files = getattr(getattr(cap, "info", None), "files", None) or []
+    ng = [i for i, fi in enumerate(files) if "pcapng" in str(getattr(fi, "format", "")).lower()]
+    return C("file_id").is_in(ng)
+
+
+def table(cap, names: list[str], mask: pl.Expr | pl.Series | None = None) -> pl.DataFrame:
+    """The String table tshark would print: one column per requested field (nulls = empty)."""
+    fields = [resolve(n) for n in names]
+    packets = cap.packets
+    if mask is not None:
+        packets = packets.filter(mask)
+    exprs = []
+    for i, f in enumerate(fields):
+        e = f.packet_text()
+        if f.name == "frame.interface_id":
+            e = _when(_interface_id_known(cap), e)
+        exprs.append(e.alias(f"f{i}"))
+    out = packets.select(*exprs)
+
+    layers = getattr(cap, "layers", None)
+    layered = [i for i, f in enumerate(fields) if f.layer_kinds]
+    if layers is None or layers.height == 0 or not layered or packets.height == 0:
+        return out
+    # Frames in the layer table: replace the cells of layer-aware fields. The layer value
+    # wins when the frame has rows of the field's kinds, else the packet value stays.
+    pos = (packets.select("frame").with_row_index("row")
+           .join(layers.select("frame").unique(), on="frame", how="semi"))
+    if pos.height == 0:
+        return out
+    cols = {}
+    for i in layered:
+        lv = _layer_values(layers, fields[i], pos["frame"])
+        joined = pos.join(lv, on="frame", how="left")
+        old = out[f"f{i}"].gather(joined["row"])
+        new = joined["v"].fill_null(old)
+        cols[f"f{i}"] = out[f"f{i}"].scatter(joined["row"], new)
+    return out.with_columns(**cols)
+
+
+def render(cap, names: list[str], mask=None, chunk_rows: int = 262_144) -> Iterator[bytes]:
+    """Yield the output of `tshark -T fields -e ...` for cap, in blocks of lines."""
+    out = table(cap, names, mask)
+    for start in range(0, out.height, chunk_rows):
+        yield out.slice(start, chunk_rows).write_csv(
+            None, separator="\t", include_header=False, quote_style="never",
+            null_value="", line_terminator="\n").encode()
