@@ -1,0 +1,3 @@
+from tcpsift.cli.main import main
+
+main()

@@ -1,0 +1,348 @@
+# cython: language_level=3
+"""Record walkers: turn a pcap or pcapng byte buffer into arrays of records.
+
+Each walker fills caller-provided arrays with up to `capacity` records and returns
+where it stopped, so a caller can walk a large file chunk by chunk. Every length
+read from the file is checked against the bytes that remain before it is used:
+a bad length stops the walk with a message, it never drives an allocation.
+"""
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int64_t
+
+import numpy as np
+
+# Largest frame tshark 4.0 accepts; a larger record is a corrupt length field.
+DEF MAX_FRAME_C = 262144
+MAX_FRAME = MAX_FRAME_C
+# A Wireshark-style block that is not a packet but that tshark numbers as a frame.
+NO_LINKTYPE = 0xFFFF
+
+
+cdef inline uint16_t rd16(const uint8_t* p, bint big) noexcept nogil:
+    if big:
+        return (<uint16_t>p[0] << 8) | p[1]
+    return (<uint16_t>p[1] << 8) | p[0]
+
+
+cdef inline uint32_t rd32(const uint8_t* p, bint big) noexcept nogil:
+    if big:
+        return (<uint32_t>p[0] << 24) | (<uint32_t>p[1] << 16) | (<uint32_t>p[2] << 8) | p[3]
+    return (<uint32_t>p[3] << 24) | (<uint32_t>p[2] << 16) | (<uint32_t>p[1] << 8) | p[0]
+
+
+cdef inline uint64_t rd64(const uint8_t* p, bint big) noexcept nogil:
+    if big:
+        return (<uint64_t>rd32(p, big) << 32) | rd32(p + 4, big)
+    return (<uint64_t>rd32(p + 4, big) << 32) | rd32(p, big)
+
+
+def new_record_arrays(Py_ssize_t capacity):
+    """Arrays one walker call fills (see RECORD_FIELDS)."""
+    return {
+        "offset": np.empty(capacity, np.int64),
+        "cap_len": np.empty(capacity, np.uint32),
+        "len": np.empty(capacity, np.uint32),
+        "ts_ns": np.empty(capacity, np.int64),
+        "has_ts": np.empty(capacity, np.bool_),
+        "iface": np.empty(capacity, np.uint32),
+        "linktype": np.empty(capacity, np.uint16),
+    }
+
+
+def walk_pcap(const uint8_t[:] buf, Py_ssize_t pos, bint big, bint nsec, uint16_t linktype,
+              dict out, Py_ssize_t capacity):
+    """Walk classic pcap records from `pos`.
+
+    Returns (count, next_pos, error): error is None, or a message for a record that
+    could not be read (the walk stops before it; next_pos is its offset).
+    """
+    cdef Py_ssize_t end = buf.shape[0]
+    cdef Py_ssize_t n = 0
+    cdef const uint8_t* p
+    cdef uint32_t caplen, origlen, sec, frac
+    cdef int64_t[:] offset = out["offset"]
+    cdef uint32_t[:] cap_len = out["cap_len"]
+    cdef uint32_t[:] wire_len = out["len"]
+    cdef int64_t[:] ts = out["ts_ns"]
+    cdef uint8_t[:] has_ts = out["has_ts"].view(np.uint8)
+    cdef uint32_t[:] iface = out["iface"]
+    cdef uint16_t[:] lt = out["linktype"]
+    cdef int64_t mult = 1 if nsec else 1000
+    error = None
+    with nogil:
+        while n < capacity and pos < end:
+            if end - pos < 16:
+                break
+            p = &buf[pos]
+            sec = rd32(p, big)
+            frac = rd32(p + 4, big)
+            caplen = rd32(p + 8, big)
+            origlen = rd32(p + 12, big)
+            if caplen > MAX_FRAME_C or caplen > end - pos - 16:
+                break
+            offset[n] = pos + 16
+            cap_len[n] = caplen
+            wire_len[n] = origlen
+            ts[n] = <int64_t>sec * 1000000000 + <int64_t>frac * mult
+            has_ts[n] = 1
+            iface[n] = 0
+            lt[n] = linktype
+            n += 1
+            pos += 16 + caplen
+    if n < capacity and pos < end:
+        remaining = end - pos
+        if remaining < 16:
+            error = f"cut short in a record header at offset {pos} (record {n + 1} of this chunk)"
+        else:
+            caplen = rd32(&buf[pos + 8], big)
+            if caplen > MAX_FRAME:
+                error = (f"corrupt record at offset {pos}: captured length {caplen} "
+                         f"exceeds the {MAX_FRAME}-byte maximum")
+            else:
+                error = (f"cut short in the middle of a packet at offset {pos} "
+                         f"({caplen} bytes announced, {remaining - 16} present)")
+    return n, pos, error
+
+
+cdef class PcapngState:
+    """What a pcapng walk carries from block to block and from chunk to chunk."""
+    cdef public bint big
+    cdef public bint in_section
+    cdef public list interfaces          # global list of dicts, all sections
+    cdef public Py_ssize_t section_first  # index in `interfaces` of this section's first IDB
+    cdef public list warnings
+    cdef public int sections
+
+    def __init__(self):
+        self.big = False
+        self.in_section = False
+        self.interfaces = []
+        self.section_first = 0
+        self.warnings = []
+        self.sections = 0
+
+
+cdef int64_t ts_to_ns(uint64_t t, int resol, bint pow2) noexcept nogil:
+    """Convert a timestamp in if_tsresol units to nanoseconds (floor)."""
+    cdef uint64_t whole, rest
+    cdef int i
+    cdef uint64_t scale = 1
+    if pow2:
+        if resol == 0:
+            return <int64_t>(t * 1000000000)
+        whole = t >> resol
+        rest = t & ((<uint64_t>1 << resol) - 1)
+        return <int64_t>(whole * 1000000000 + ((rest * 1000000000) >> resol))
+    if resol <= 9:
+        for i in range(9 - resol):
+            scale *= 10
+        return <int64_t>(t * scale)
+    for i in range(resol - 9):
+        scale *= 10
+    return <int64_t>(t // scale)
+
+
+def _parse_options(const uint8_t[:] buf, Py_ssize_t pos, Py_ssize_t end, bint big):
+    """Options of a block: list of (code, value offset, length). Raises ValueError."""
+    opts = []
+    cdef uint16_t code, length
+    while end - pos >= 4:
+        code = rd16(&buf[pos], big)
+        length = rd16(&buf[pos + 2], big)
+        if code == 0:
+            break
+        if length > end - pos - 4:
+            raise ValueError(f"option {code} of length {length} runs past the end of its block")
+        opts.append((code, pos + 4, length))
+        pos += 4 + ((length + 3) & ~3)
+    return opts
+
+
+cdef object _shb(const uint8_t[:] buf, Py_ssize_t pos, Py_ssize_t blen, PcapngState st):
+    """Read a Section Header Block at pos; returns an error message or None."""
+    cdef uint32_t magic = rd32(&buf[pos + 8], False)
+    cdef bint big
+    if blen < 28:
+        return f"section header block of {blen} bytes is too short"
+    if magic == 0x1A2B3C4D:
+        big = False
+    elif magic == 0x4D3C2B1A:
+        big = True
+    else:
+        return "bad pcapng byte-order magic"
+    major = rd16(&buf[pos + 12], big)
+    minor = rd16(&buf[pos + 14], big)
+    if major != 1 or minor != 0:
+        return f"unsupported pcapng version {major}.{minor}"
+    try:
+        _parse_options(buf, pos + 24, pos + blen - 4, big)
+    except ValueError as e:
+        return f"section header block: {e}"
+    st.big = big
+    st.in_section = True
+    st.section_first = len(st.interfaces)
+    st.sections += 1
+    return None
+
+
+cdef object _idb(const uint8_t[:] buf, Py_ssize_t pos, Py_ssize_t blen, PcapngState st):
+    cdef bint big = st.big
+    if blen < 20:
+        return f"interface description block of {blen} bytes is too short"
+    iface = {
+        "linktype": rd16(&buf[pos + 8], big),
+        "snaplen": rd32(&buf[pos + 12], big),
+        "tsresol": 6, "tsresol_pow2": False, "tsoffset": 0, "name": None,
+        "section": st.sections - 1,
+    }
+    try:
+        opts = _parse_options(buf, pos + 16, pos + blen - 4, big)
+    except ValueError as e:
+        return f"interface description block: {e}"
+    for code, vpos, vlen in opts:
+        if code == 9 and vlen >= 1:
+            r = buf[vpos]
+            iface["tsresol"] = r & 0x7F
+            iface["tsresol_pow2"] = bool(r & 0x80)
+            if (not iface["tsresol_pow2"] and iface["tsresol"] > 19) or iface["tsresol"] > 63:
+                return f"if_tsresol {r:#x} is out of range"
+        elif code == 14 and vlen >= 8:
+            v = rd64(&buf[vpos], big)
+            iface["tsoffset"] = v - (1 << 64) if v >= (1 << 63) else v
+        elif code == 2 and vlen > 0:
+            iface["name"] = bytes(buf[vpos:vpos + vlen]).decode("utf-8", "replace").rstrip("\0")
+    st.interfaces.append(iface)
+    return None
+
+
+def walk_pcapng(const uint8_t[:] buf, Py_ssize_t pos, PcapngState st, dict out,
+                Py_ssize_t capacity):
+    """Walk pcapng blocks from `pos` (at a block boundary).
+
+    Returns (count, next_pos, error) like walk_pcap. Section headers and interface
+    descriptions update `st`; blocks that are neither packets nor frames are skipped.
+    """
+    cdef Py_ssize_t end = buf.shape[0]
+    cdef Py_ssize_t n = 0
+    cdef const uint8_t* p
+    cdef uint32_t btype, blen, blen2, caplen, origlen, iid, snap
+    cdef uint64_t t
+    cdef int64_t[:] offset = out["offset"]
+    cdef uint32_t[:] cap_len = out["cap_len"]
+    cdef uint32_t[:] wire_len = out["len"]
+    cdef int64_t[:] ts = out["ts_ns"]
+    cdef uint8_t[:] has_ts = out["has_ts"].view(np.uint8)
+    cdef uint32_t[:] iface = out["iface"]
+    cdef uint16_t[:] lt = out["linktype"]
+    cdef bint big
+    cdef Py_ssize_t nif, gidx
+    # per-interface facts of the current section, as C arrays (refreshed on IDB/SHB)
+    cdef list ifs
+    error = None
+    while n < capacity and pos < end:
+        if end - pos < 12:
+            error = f"cut short in a block header at offset {pos}"
+            break
+        p = &buf[pos]
+        btype = rd32(p, False)
+        if btype == 0x0A0D0D0A:
+            if end - pos < 28:
+                error = f"cut short in a section header block at offset {pos}"
+                break
+            magic = rd32(p + 8, False)
+            big = magic == 0x4D3C2B1A
+            blen = rd32(p + 4, big)
+        else:
+            if not st.in_section:
+                return n, pos, "not a pcapng file"
+            big = st.big
+            btype = rd32(p, big)
+            blen = rd32(p + 4, big)
+        if blen < 12 or blen % 4 != 0:
+            error = f"corrupt block at offset {pos}: total length {blen}"
+            break
+        if blen > end - pos:
+            error = f"cut short in the middle of a block at offset {pos} ({blen} bytes announced, {end - pos} present)"
+            break
+        blen2 = rd32(p + blen - 4, big)
+        if blen2 != blen:
+            error = f"corrupt block at offset {pos}: total lengths {blen} and {blen2} differ"
+            break
+        if btype == 0x0A0D0D0A:
+            msg = _shb(buf, pos, blen, st)
+            if msg is not None:
+                error = f"{msg} at offset {pos}"
+                break
+        elif btype == 1:
+            msg = _idb(buf, pos, blen, st)
+            if msg is not None:
+                error = f"{msg} at offset {pos}"
+                break
+        elif btype == 6 or btype == 2:
+            if blen < 32:
+                error = f"corrupt packet block at offset {pos}: total length {blen} is below the minimum 32"
+                break
+            if btype == 6:
+                iid = rd32(p + 8, big)
+            else:
+                iid = rd16(p + 8, big)
+            t = (<uint64_t>rd32(p + 12, big) << 32) | rd32(p + 16, big)
+            caplen = rd32(p + 20, big)
+            origlen = rd32(p + 24, big)
+            nif = len(st.interfaces) - st.section_first
+            if iid >= nif:
+                error = (f"corrupt packet block at offset {pos}: interface {iid} is not defined "
+                         f"({nif} interfaces in this section)")
+                break
+            if caplen > blen - 32:
+                error = (f"corrupt packet block at offset {pos}: captured length {caplen} does not "
+                         f"fit in a block of {blen} bytes")
+                break
+            if caplen > MAX_FRAME:
+                error = f"corrupt packet block at offset {pos}: captured length {caplen} exceeds {MAX_FRAME}"
+                break
+            gidx = st.section_first + iid
+            info = st.interfaces[gidx]
+            offset[n] = pos + 28
+            cap_len[n] = caplen
+            wire_len[n] = origlen
+            ts[n] = ts_to_ns(t, info["tsresol"], info["tsresol_pow2"]) + <int64_t>info["tsoffset"] * 1000000000
+            has_ts[n] = 1
+            iface[n] = iid
+            lt[n] = info["linktype"]
+            n += 1
+        elif btype == 3:
+            if blen < 16:
+                error = f"corrupt simple packet block at offset {pos}: total length {blen}"
+                break
+            nif = len(st.interfaces) - st.section_first
+            if nif < 1:
+                error = f"simple packet block at offset {pos} before any interface description"
+                break
+            info = st.interfaces[st.section_first]
+            origlen = rd32(p + 8, big)
+            caplen = origlen
+            snap = info["snaplen"]
+            if snap != 0 and caplen > snap:
+                caplen = snap
+            if caplen > blen - 16:
+                caplen = blen - 16
+            offset[n] = pos + 12
+            cap_len[n] = caplen
+            wire_len[n] = origlen
+            ts[n] = 0
+            has_ts[n] = 0
+            iface[n] = 0
+            lt[n] = info["linktype"]
+            n += 1
+        elif btype == 0x00000BAD or btype == 0x40000BAD:
+            # tshark 4.0 shows custom blocks as frames of their body (PEN and data)
+            offset[n] = pos + 8
+            cap_len[n] = blen - 12
+            wire_len[n] = blen - 12
+            ts[n] = 0
+            has_ts[n] = 0
+            iface[n] = 0xFFFFFFFF
+            lt[n] = NO_LINKTYPE
+            n += 1
+        pos += blen
+    return n, pos, error

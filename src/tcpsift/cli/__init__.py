@@ -1,0 +1,1 @@
+"""The command-line interface: parsing and rendering only; the work is in the library."""

@@ -1,0 +1,54 @@
+"""`tcpsift` entry point.
+
+Subcommands are imported only when they run, so `tcpsift --help` stays fast (no Polars,
+no NumPy at start-up).
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+# command name -> (module, attribute, one-line help)
+COMMANDS = {
+    "info": ("tcpsift.cli.info_cmd", "info", "Summarise capture files, like capinfos."),
+    "fields": ("tcpsift.cli.fields_cmd", "fields", "Print fields per frame, like tshark -T fields."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx):
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx, name):
+        if name not in COMMANDS:
+            return None
+        module, attr, _ = COMMANDS[name]
+        return getattr(importlib.import_module(module), attr)
+
+    def format_commands(self, ctx, formatter):
+        rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="tcpsift")
+def cli():
+    """tcpsift: turn packet captures into answers.
+
+    Exit codes: 0 success; 1 output produced but a file was read only up to a
+    fault (warning on stderr); 2 nothing read (not a capture, unsupported, usage error).
+    """
+
+
+def main(argv=None):
+    try:
+        cli.main(args=argv, prog_name="tcpsift", standalone_mode=True)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Header decoding kernels (Cython): frame bytes in, packet columns out."""

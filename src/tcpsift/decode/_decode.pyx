@@ -1,0 +1,1118 @@
+# cython: language_level=3
+"""The header decoder: one pass per frame, link layer to transport.
+
+`decode_frames` walks each frame's captured bytes through the link layer, VLAN
+tags, MPLS, tunnels (GRE, ERSPAN, VXLAN, Geneve, GTP-U, IP-in-IP), IPv4/IPv6 and
+TCP/UDP/ICMP, and writes the packet columns into preallocated arrays. Nothing is
+allocated per frame; every length read from a packet is checked against the
+captured bytes before use. Headers a frame carries more than once are also
+written to the layer buffer (see schema.LAYER_COLUMNS).
+"""
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int64_t
+from libc.string cimport memset, memcpy, memcmp
+from libc.stdlib cimport malloc, realloc, free
+
+import ipaddress
+import numpy as np
+
+# --- status values (index into schema.DECODE_STATUS) ---
+DEF ST_OK = 0
+DEF ST_TRUNC = 1
+DEF ST_MALFORMED = 2
+DEF ST_UNSUPPORTED = 3
+
+# --- presence bits ---
+DEF P_VLAN = 1 << 0
+DEF P_IP = 1 << 1
+DEF P_OUTER = 1 << 2
+DEF P_TCP = 1 << 3
+DEF P_UDP = 1 << 4
+DEF P_ICMP = 1 << 5
+DEF P_MSS = 1 << 6
+DEF P_WS = 1 << 7
+DEF P_SACKP = 1 << 8
+DEF P_TS = 1 << 9
+DEF P_PAYLOAD = 1 << 10
+DEF P_IPID = 1 << 11
+DEF P_TCPLEN = 1 << 12
+DEF P_SACK = 1 << 13
+DEF P_FLAGS = 1 << 14   # TCP header long enough for offset/flags/window
+DEF P_SEQ = 1 << 15
+DEF P_ACK = 1 << 16
+
+PRESENCE = {
+    "vlan": P_VLAN, "ip": P_IP, "outer": P_OUTER, "tcp": P_TCP, "udp": P_UDP,
+    "icmp": P_ICMP, "mss": P_MSS, "wscale": P_WS, "sack_perm": P_SACKP, "ts": P_TS,
+    "payload": P_PAYLOAD, "ip_id": P_IPID, "tcp_len": P_TCPLEN, "sack": P_SACK,
+    "tcp_flags": P_FLAGS, "seq": P_SEQ, "ack": P_ACK,
+}
+
+# --- encapsulation codes (index into schema.ENCAPSULATIONS) ---
+DEF E_NONE = 0
+DEF E_MPLS = 1
+DEF E_GRE = 2
+DEF E_ERSPAN1 = 3
+DEF E_ERSPAN2 = 4
+DEF E_ERSPAN3 = 5
+DEF E_VXLAN = 6
+DEF E_GENEVE = 7
+DEF E_GTPU = 8
+DEF E_IPIP = 9
+DEF E_6IN4 = 10
+DEF E_4IN6 = 11
+DEF E_6IN6 = 12
+DEF E_PPPOE = 13
+
+# --- layer kinds (index into schema.LAYER_KINDS) ---
+DEF K_VLAN = 0
+DEF K_IPV4 = 1
+DEF K_IPV6 = 2
+DEF K_TCP = 3
+DEF K_UDP = 4
+DEF K_ICMP = 5
+DEF K_ICMPV6 = 6
+
+DEF MAX_LAYERS = 24
+DEF MAX_DEPTH = 8
+DEF NO_ADDR = 0xFFFFFFFF
+
+SUPPORTED_LINKTYPES = {
+    0: "NULL", 1: "ETHERNET", 12: "RAW", 14: "RAW", 101: "RAW", 108: "LOOP",
+    113: "LINUX_SLL", 228: "IPV4", 229: "IPV6", 276: "LINUX_SLL2",
+}
+
+
+cdef packed struct Layer:
+    uint32_t row
+    uint8_t index
+    uint8_t kind
+    uint8_t quoted
+    uint8_t ttl
+    uint16_t vlan_id
+    uint16_t ip_hdr_len
+    uint32_t src
+    uint32_t dst
+    uint32_t ip_len
+    uint32_t ip_id
+    uint8_t proto
+    uint8_t df
+    uint8_t mf
+    uint8_t icmp_type
+    uint16_t frag
+    uint16_t sport
+    uint16_t dport
+    uint16_t udp_len
+    uint32_t seq
+    uint8_t icmp_code
+    uint8_t has_ports
+    uint8_t has_seq
+    uint8_t has_icmp_code
+
+
+LAYER_DTYPE = np.dtype([
+    ("row", "<u4"), ("index", "u1"), ("kind", "u1"), ("quoted", "u1"), ("ttl", "u1"),
+    ("vlan_id", "<u2"), ("ip_hdr_len", "<u2"), ("src", "<u4"), ("dst", "<u4"),
+    ("ip_len", "<u4"), ("ip_id", "<u4"), ("proto", "u1"), ("df", "u1"), ("mf", "u1"),
+    ("icmp_type", "u1"), ("frag", "<u2"), ("sport", "<u2"), ("dport", "<u2"),
+    ("udp_len", "<u2"), ("seq", "<u4"), ("icmp_code", "u1"), ("has_ports", "u1"),
+    ("has_seq", "u1"), ("has_icmp_code", "u1"),
+])
+assert LAYER_DTYPE.itemsize == sizeof(Layer)
+
+
+cdef struct Pkt:
+    uint8_t status
+    uint32_t present
+    uint16_t vlan_id
+    uint8_t vlan_depth
+    uint8_t encap
+    uint32_t outer_src
+    uint32_t outer_dst
+    uint8_t ip_version
+    uint32_t src
+    uint32_t dst
+    uint16_t ip_hdr_len
+    uint32_t ip_len
+    uint32_t ip_id
+    uint8_t ttl
+    uint8_t ip_proto
+    uint8_t df
+    uint8_t mf
+    uint16_t frag
+    uint16_t sport
+    uint16_t dport
+    uint16_t tcp_flags
+    uint32_t seq
+    uint32_t ack
+    uint8_t tcp_hdr_len
+    uint16_t window
+    uint32_t tcp_len
+    uint16_t mss
+    uint8_t wscale
+    uint32_t tsval
+    uint32_t tsecr
+    uint16_t udp_len
+    uint8_t icmp_type
+    uint8_t icmp_code
+    uint32_t payload_off
+    uint8_t sack_n
+    uint32_t sack[8]
+    int ip_count        # non-quoted IP headers seen
+    int l4_count        # non-quoted transport headers seen
+    int nlayers
+    int any_quoted
+    Layer layers[MAX_LAYERS]
+
+
+cdef inline uint16_t be16(const uint8_t* p) noexcept nogil:
+    return (<uint16_t>p[0] << 8) | p[1]
+
+
+cdef inline uint32_t be32(const uint8_t* p) noexcept nogil:
+    return (<uint32_t>p[0] << 24) | (<uint32_t>p[1] << 16) | (<uint32_t>p[2] << 8) | p[3]
+
+
+cdef inline void problem(Pkt* k, uint8_t st) noexcept nogil:
+    if k.status == ST_OK:
+        k.status = st
+
+
+cdef inline Layer* new_layer(Pkt* k, uint8_t kind, bint quoted) noexcept nogil:
+    cdef Layer* L
+    if k.nlayers >= MAX_LAYERS:
+        return NULL
+    L = &k.layers[k.nlayers]
+    memset(L, 0, sizeof(Layer))
+    L.index = <uint8_t>k.nlayers
+    L.kind = kind
+    L.quoted = quoted
+    L.src = NO_ADDR
+    L.dst = NO_ADDR
+    k.nlayers += 1
+    if quoted:
+        k.any_quoted = 1
+    return L
+
+
+# ---------------------------------------------------------------- addresses
+
+cdef class AddressTable:
+    """Distinct IPv4/IPv6 addresses, each given a dense id (open addressing)."""
+    cdef uint8_t* keys       # 17 bytes per id: version, 16 address bytes
+    cdef uint32_t* slots     # id + 1, 0 = empty
+    cdef Py_ssize_t count, key_cap, slot_cap
+
+    def __cinit__(self):
+        self.key_cap = 1024
+        self.slot_cap = 4096
+        self.count = 0
+        self.keys = <uint8_t*>malloc(self.key_cap * 17)
+        self.slots = <uint32_t*>malloc(self.slot_cap * sizeof(uint32_t))
+        if self.keys == NULL or self.slots == NULL:
+            raise MemoryError()
+        memset(self.slots, 0, self.slot_cap * sizeof(uint32_t))
+
+    def __dealloc__(self):
+        free(self.keys)
+        free(self.slots)
+
+    def __len__(self):
+        return self.count
+
+    cdef inline uint64_t hash_key(self, const uint8_t* key) noexcept nogil:
+        cdef uint64_t h = <uint64_t>1469598103934665603ULL
+        cdef int i
+        for i in range(17):
+            h = (h ^ key[i]) * <uint64_t>1099511628211ULL
+        return h
+
+    cdef int grow(self) noexcept nogil:
+        cdef Py_ssize_t new_cap = self.slot_cap * 2
+        cdef uint32_t* ns = <uint32_t*>malloc(new_cap * sizeof(uint32_t))
+        cdef Py_ssize_t i, j
+        if ns == NULL:
+            return -1
+        memset(ns, 0, new_cap * sizeof(uint32_t))
+        for i in range(self.count):
+            j = self.hash_key(&self.keys[i * 17]) & (new_cap - 1)
+            while ns[j] != 0:
+                j = (j + 1) & (new_cap - 1)
+            ns[j] = <uint32_t>(i + 1)
+        free(self.slots)
+        self.slots = ns
+        self.slot_cap = new_cap
+        return 0
+
+    cdef uint32_t intern(self, uint8_t version, const uint8_t* addr) noexcept nogil:
+        cdef uint8_t key[17]
+        cdef Py_ssize_t j
+        cdef uint32_t s
+        cdef uint8_t* nk
+        key[0] = version
+        if version == 4:
+            memset(&key[1], 0, 10)
+            key[11] = 0xFF
+            key[12] = 0xFF
+            memcpy(&key[13], addr, 4)
+        else:
+            memcpy(&key[1], addr, 16)
+        if (self.count + 1) * 2 > self.slot_cap:
+            if self.grow() != 0:
+                return NO_ADDR
+        j = self.hash_key(key) & (self.slot_cap - 1)
+        while True:
+            s = self.slots[j]
+            if s == 0:
+                break
+            if memcmp(&self.keys[(s - 1) * 17], key, 17) == 0:
+                return s - 1
+            j = (j + 1) & (self.slot_cap - 1)
+        if self.count == self.key_cap:
+            nk = <uint8_t*>realloc(self.keys, self.key_cap * 2 * 17)
+            if nk == NULL:
+                return NO_ADDR
+            self.keys = nk
+            self.key_cap *= 2
+        memcpy(&self.keys[self.count * 17], key, 17)
+        self.slots[j] = <uint32_t>(self.count + 1)
+        self.count += 1
+        return <uint32_t>(self.count - 1)
+
+    def texts(self):
+        """Text of every address, by id (IPv4 dotted quad, IPv6 RFC 5952)."""
+        out = []
+        cdef Py_ssize_t i
+        for i in range(self.count):
+            raw = bytes(self.keys[i * 17:(i + 1) * 17])
+            if raw[0] == 4:
+                out.append(str(ipaddress.IPv4Address(raw[13:17])))
+            else:
+                out.append(str(ipaddress.IPv6Address(raw[1:17])))
+        return out
+
+
+# ---------------------------------------------------------------- the decoder
+
+cdef class _Decoder:
+    cdef AddressTable addrs
+    cdef const uint8_t* pkt
+
+    cdef void ethertype(self, Pkt* k, uint16_t etype, Py_ssize_t off, Py_ssize_t end, int depth) noexcept nogil:
+        cdef Layer* L
+        cdef uint16_t ppp
+        while etype == 0x8100 or etype == 0x88A8 or etype == 0x9100:
+            if end - off < 4:
+                problem(k, ST_TRUNC)
+                return
+            if k.vlan_depth == 0:
+                k.vlan_id = be16(self.pkt + off) & 0x0FFF
+                k.present |= P_VLAN
+            if k.vlan_depth < 255:
+                k.vlan_depth += 1
+            L = new_layer(k, K_VLAN, 0)
+            if L != NULL:
+                L.vlan_id = be16(self.pkt + off) & 0x0FFF
+            etype = be16(self.pkt + off + 2)
+            off += 4
+        if etype == 0x0800:
+            self.ipv4(k, off, end, depth, 0)
+        elif etype == 0x86DD:
+            self.ipv6(k, off, end, depth, 0)
+        elif etype == 0x8847 or etype == 0x8848:
+            self.mpls(k, off, end, depth)
+        elif etype == 0x8864:
+            if end - off < 8:
+                problem(k, ST_TRUNC)
+                return
+            if k.encap == E_NONE:
+                k.encap = E_PPPOE
+            ppp = be16(self.pkt + off + 6)
+            self.ppp(k, ppp, off + 8, end, depth)
+
+    cdef void ppp(self, Pkt* k, uint16_t proto, Py_ssize_t off, Py_ssize_t end, int depth) noexcept nogil:
+        if proto == 0x0021:
+            self.ipv4(k, off, end, depth, 0)
+        elif proto == 0x0057:
+            self.ipv6(k, off, end, depth, 0)
+        elif proto == 0x0281:
+            self.mpls(k, off, end, depth)
+
+    cdef void ethernet(self, Pkt* k, Py_ssize_t off, Py_ssize_t end, int depth) noexcept nogil:
+        if end - off < 14:
+            problem(k, ST_TRUNC)
+            return
+        self.ethertype(k, be16(self.pkt + off + 12), off + 14, end, depth)
+
+    cdef void ip_any(self, Pkt* k, Py_ssize_t off, Py_ssize_t end, int depth, bint strict) noexcept nogil:
+        cdef uint8_t v
+        if end - off < 1:
+            problem(k, ST_TRUNC)
+            return
+        v = self.pkt[off] >> 4
+        if v == 4:
+            self.ipv4(k, off, end, depth, 0)
+        elif v == 6:
+            self.ipv6(k, off, end, depth, 0)
+        elif strict:
+            problem(k, ST_MALFORMED)
+
+    cdef void mpls(self, Pkt* k, Py_ssize_t off, Py_ssize_t end, int depth) noexcept nogil:
+        cdef int labels = 0
+        cdef uint8_t nib
+        if k.encap == E_NONE:
+            k.encap = E_MPLS
+        while True:
+            if end - off < 4:
+                problem(k, ST_TRUNC)
+                return
+            labels += 1
+            if self.pkt[off + 2] & 0x01:
+                off += 4
+                break
+            off += 4
+            if labels >= 32:
+                problem(k, ST_MALFORMED)
+                return
+        if end - off < 1:
+            return
+        nib = self.pkt[off] >> 4
+        if nib == 4 or nib == 6:
+            self.ip_any(k, off, end, depth, 0)
+        elif nib == 0:
+            # pseudowire control word, then an Ethernet frame
+            if end - off < 4:
+                problem(k, ST_TRUNC)
+                return
+            self.ethernet(k, off + 4, end, depth + 1)
+
+    cdef void ipv4(self, Pkt* k, Py_ssize_t off, Py_ssize_t end, int depth, bint quoted) noexcept nogil:
+        cdef const uint8_t* h = self.pkt + off
+        cdef Py_ssize_t avail = end - off
+        cdef uint32_t ihl, total, src, dst
+        cdef uint16_t fl
+        cdef Layer* L
+        cdef Py_ssize_t ip_end
+        cdef int64_t payload_len
+        if depth > MAX_DEPTH:
+            return
+        if avail < 20:
+            problem(k, ST_TRUNC)
+            return
+        if (h[0] >> 4) != 4:
+            problem(k, ST_MALFORMED)
+            return
+        ihl = (h[0] & 0x0F) * 4
+        total = be16(h + 2)
+        src = self.addrs.intern(4, h + 12)
+        dst = self.addrs.intern(4, h + 16)
+        fl = be16(h + 6)
+        L = new_layer(k, K_IPV4, quoted)
+        if L != NULL:
+            L.src = src
+            L.dst = dst
+            L.ip_hdr_len = ihl
+            L.ip_len = total
+            L.ip_id = be16(h + 4)
+            L.ttl = h[8]
+            L.proto = h[9]
+            L.df = (fl >> 14) & 1
+            L.mf = (fl >> 13) & 1
+            L.frag = fl & 0x1FFF
+        if not quoted:
+            if k.ip_count > 0 and not (k.present & P_OUTER):
+                k.outer_src = k.src
+                k.outer_dst = k.dst
+                k.present |= P_OUTER
+            k.ip_count += 1
+            k.present |= P_IP | P_IPID
+            k.present &= ~(P_TCP | P_UDP | P_ICMP | P_MSS | P_WS | P_SACKP | P_TS | P_PAYLOAD
+                           | P_TCPLEN | P_SACK | P_FLAGS | P_SEQ | P_ACK)
+            k.ip_version = 4
+            k.src = src
+            k.dst = dst
+            k.ip_hdr_len = ihl
+            k.ip_len = total
+            k.ip_id = be16(h + 4)
+            k.ttl = h[8]
+            k.ip_proto = h[9]
+            k.df = (fl >> 14) & 1
+            k.mf = (fl >> 13) & 1
+            k.frag = fl & 0x1FFF
+        if ihl < 20:
+            problem(k, ST_MALFORMED)
+            return
+        if total == 0 and not quoted:
+            # TSO / BIG TCP: the IP length field is 0, the frame is the packet
+            total = <uint32_t>avail
+            k.ip_len = total
+        if total < ihl:
+            if not quoted:
+                problem(k, ST_MALFORMED)
+            return
+        if avail < ihl:
+            if not quoted:
+                problem(k, ST_TRUNC)
+            return
+        if (fl & 0x1FFF) != 0 or (fl & 0x2000):
+            return      # a fragment: the transport header is not decoded (no reassembly)
+        ip_end = off + total if off + total < end else end
+        payload_len = <int64_t>total - ihl
+        self.transport(k, h[9], off + ihl, ip_end, payload_len, depth, quoted, 4)
+
+    cdef void ipv6(self, Pkt* k, Py_ssize_t off, Py_ssize_t end, int depth, bint quoted) noexcept nogil:
+        cdef const uint8_t* h = self.pkt + off
+        cdef Py_ssize_t avail = end - off
+        cdef uint32_t plen, src, dst, jumbo = 0
+        cdef uint8_t nxt
+        cdef Py_ssize_t pos, elen, ip_end, opos, oend
+        cdef Layer* L
+        cdef int hops = 0
+        cdef bint frag = 0
+        cdef uint16_t fo = 0
+        cdef uint8_t fm = 0
+        cdef uint32_t fid = 0
+        cdef int64_t payload_len
+        if depth > MAX_DEPTH:
+            return
+        if avail < 40:
+            problem(k, ST_TRUNC)
+            return
+        if (h[0] >> 4) != 6:
+            problem(k, ST_MALFORMED)
+            return
+        plen = be16(h + 4)
+        nxt = h[6]
+        src = self.addrs.intern(6, h + 8)
+        dst = self.addrs.intern(6, h + 24)
+        pos = off + 40
+        # walk extension headers up to the transport header
+        while hops < 16:
+            if nxt == 0 or nxt == 43 or nxt == 60 or nxt == 135 or nxt == 139 or nxt == 140:
+                if end - pos < 8:
+                    problem(k, ST_TRUNC)
+                    break
+                elen = (self.pkt[pos + 1] + 1) * 8
+                if elen > end - pos:
+                    problem(k, ST_TRUNC)
+                    nxt = self.pkt[pos]
+                    break
+                if nxt == 0 and plen == 0:
+                    # hop-by-hop options: look for a jumbo payload option
+                    opos = pos + 2
+                    oend = pos + elen
+                    while oend - opos >= 1:
+                        if self.pkt[opos] == 0:
+                            opos += 1
+                            continue
+                        if oend - opos < 2 or self.pkt[opos + 1] > oend - opos - 2:
+                            break
+                        if self.pkt[opos] == 0xC2 and self.pkt[opos + 1] == 4:
+                            jumbo = be32(self.pkt + opos + 2)
+                        opos += 2 + self.pkt[opos + 1]
+                nxt = self.pkt[pos]
+                pos += elen
+            elif nxt == 44:
+                if end - pos < 8:
+                    problem(k, ST_TRUNC)
+                    break
+                fo = be16(self.pkt + pos + 2) >> 3
+                fm = self.pkt[pos + 3] & 1
+                fid = be32(self.pkt + pos + 4)
+                frag = 1
+                nxt = self.pkt[pos]
+                pos += 8
+                if fo != 0 or fm:
+                    break
+            elif nxt == 51:
+                if end - pos < 8:
+                    problem(k, ST_TRUNC)
+                    break
+                elen = (self.pkt[pos + 1] + 2) * 4
+                if elen > end - pos:
+                    problem(k, ST_TRUNC)
+                    break
+                nxt = self.pkt[pos]
+                pos += elen
+            else:
+                break
+            hops += 1
+        if plen == 0 and jumbo != 0:
+            plen = jumbo
+        L = new_layer(k, K_IPV6, quoted)
+        if L != NULL:
+            L.src = src
+            L.dst = dst
+            L.ip_hdr_len = <uint16_t>(pos - off)
+            L.ip_len = 40 + plen
+            L.ttl = h[7]
+            L.proto = nxt
+            L.ip_id = fid
+            L.mf = fm
+            L.frag = fo
+        if not quoted:
+            if k.ip_count > 0 and not (k.present & P_OUTER):
+                k.outer_src = k.src
+                k.outer_dst = k.dst
+                k.present |= P_OUTER
+            k.ip_count += 1
+            k.present |= P_IP
+            k.present &= ~(P_TCP | P_UDP | P_ICMP | P_MSS | P_WS | P_SACKP | P_TS | P_PAYLOAD
+                           | P_TCPLEN | P_SACK | P_FLAGS | P_SEQ | P_ACK | P_IPID)
+            k.ip_version = 6
+            k.src = src
+            k.dst = dst
+            k.ip_hdr_len = <uint16_t>(pos - off)
+            k.ip_len = 40 + plen
+            k.ttl = h[7]
+            k.ip_proto = nxt
+            k.df = 0
+            k.mf = fm
+            k.frag = fo
+            k.ip_id = fid
+            if frag:
+                k.present |= P_IPID
+        if k.status != ST_OK or fo != 0 or fm:
+            return
+        ip_end = off + 40 + plen if off + 40 + plen < end else end
+        payload_len = <int64_t>plen - (pos - off - 40)
+        self.transport(k, nxt, pos, ip_end, payload_len, depth, quoted, 6)
+
+    cdef void transport(self, Pkt* k, uint8_t proto, Py_ssize_t off, Py_ssize_t end,
+                        int64_t payload_len, int depth, bint quoted, int ipver) noexcept nogil:
+        if proto == 6:
+            self.tcp(k, off, end, payload_len, quoted)
+        elif proto == 17:
+            self.udp(k, off, end, depth, quoted)
+        elif proto == 1 or proto == 58:
+            self.icmp(k, off, end, depth, quoted, proto == 58)
+        elif quoted:
+            return
+        elif proto == 4:
+            if k.encap == E_NONE:
+                k.encap = E_IPIP if ipver == 4 else E_4IN6
+            self.ipv4(k, off, end, depth + 1, 0)
+        elif proto == 41:
+            if k.encap == E_NONE:
+                k.encap = E_6IN4 if ipver == 4 else E_6IN6
+            self.ipv6(k, off, end, depth + 1, 0)
+        elif proto == 47:
+            self.gre(k, off, end, depth + 1)
+
+    cdef void tcp(self, Pkt* k, Py_ssize_t off, Py_ssize_t end, int64_t payload_len, bint quoted) noexcept nogil:
+        cdef const uint8_t* h = self.pkt + off
+        cdef Py_ssize_t avail = end - off
+        cdef uint32_t hl
+        cdef Py_ssize_t o, oend
+        cdef uint8_t kind, olen
+        cdef int i, nblocks
+        cdef Layer* L
+        if avail < 4:
+            if not quoted:
+                problem(k, ST_TRUNC)
+            return
+        L = new_layer(k, K_TCP, quoted)
+        if L != NULL:
+            L.sport = be16(h)
+            L.dport = be16(h + 2)
+            L.has_ports = 1
+            if avail >= 8:
+                L.seq = be32(h + 4)
+                L.has_seq = 1
+        if quoted:
+            return
+        k.l4_count += 1
+        k.present |= P_TCP
+        k.sport = be16(h)
+        k.dport = be16(h + 2)
+        if avail >= 8:
+            k.seq = be32(h + 4)
+            k.present |= P_SEQ
+        if avail >= 12:
+            k.ack = be32(h + 8)
+            k.present |= P_ACK
+        if avail < 16:
+            problem(k, ST_TRUNC)
+            return
+        hl = (h[12] >> 4) * 4
+        k.tcp_hdr_len = hl
+        k.tcp_flags = ((h[12] & 0x01) << 8) | h[13]
+        k.window = be16(h + 14)
+        k.present |= P_FLAGS
+        if avail < 20:
+            problem(k, ST_TRUNC)
+            return
+        if hl < 20:
+            problem(k, ST_MALFORMED)
+            return
+        if payload_len < hl:
+            problem(k, ST_MALFORMED)
+            return
+        k.tcp_len = <uint32_t>(payload_len - hl)
+        k.present |= P_TCPLEN
+        if hl <= avail:
+            k.payload_off = <uint32_t>(off + hl)
+            k.present |= P_PAYLOAD
+        else:
+            problem(k, ST_TRUNC)
+        # options
+        o = off + 20
+        oend = off + hl if off + hl < end else end
+        while o < oend:
+            kind = self.pkt[o]
+            if kind == 0:
+                break
+            if kind == 1:
+                o += 1
+                continue
+            if oend - o < 2:
+                break
+            olen = self.pkt[o + 1]
+            if olen < 2 or olen > oend - o:
+                break
+            if kind == 2 and olen == 4:
+                k.mss = be16(self.pkt + o + 2)
+                k.present |= P_MSS
+            elif kind == 3 and olen == 3:
+                k.wscale = self.pkt[o + 2]
+                k.present |= P_WS
+            elif kind == 4 and olen == 2:
+                k.present |= P_SACKP
+            elif kind == 5 and olen >= 10:
+                nblocks = (olen - 2) // 8
+                if nblocks > 4:
+                    nblocks = 4
+                for i in range(nblocks):
+                    k.sack[2 * i] = be32(self.pkt + o + 2 + 8 * i)
+                    k.sack[2 * i + 1] = be32(self.pkt + o + 6 + 8 * i)
+                k.sack_n = <uint8_t>(2 * nblocks)
+                k.present |= P_SACK
+            elif kind == 8 and olen == 10:
+                k.tsval = be32(self.pkt + o + 2)
+                k.tsecr = be32(self.pkt + o + 6)
+                k.present |= P_TS
+            o += olen
+
+    cdef void udp(self, Pkt* k, Py_ssize_t off, Py_ssize_t end, int depth, bint quoted) noexcept nogil:
+        cdef const uint8_t* h = self.pkt + off
+        cdef Py_ssize_t avail = end - off
+        cdef uint16_t sp, dp
+        cdef Layer* L
+        if avail < 8:
+            if not quoted:
+                problem(k, ST_TRUNC)
+            if avail >= 4 and quoted:
+                L = new_layer(k, K_UDP, 1)
+                if L != NULL:
+                    L.sport = be16(h)
+                    L.dport = be16(h + 2)
+                    L.has_ports = 1
+            return
+        sp = be16(h)
+        dp = be16(h + 2)
+        L = new_layer(k, K_UDP, quoted)
+        if L != NULL:
+            L.sport = sp
+            L.dport = dp
+            L.udp_len = be16(h + 4)
+            L.has_ports = 1
+        if quoted:
+            return
+        k.l4_count += 1
+        k.present |= P_UDP | P_PAYLOAD
+        k.sport = sp
+        k.dport = dp
+        k.udp_len = be16(h + 4)
+        k.payload_off = <uint32_t>(off + 8)
+        if k.udp_len < 8 and k.udp_len != 0:
+            problem(k, ST_MALFORMED)
+            return
+        if dp == 4789 or sp == 4789:
+            if end - off < 16:
+                problem(k, ST_TRUNC)
+                return
+            if k.encap == E_NONE:
+                k.encap = E_VXLAN
+            self.ethernet(k, off + 16, end, depth + 1)
+        elif dp == 6081 or sp == 6081:
+            self.geneve(k, off + 8, end, depth + 1)
+        elif dp == 2152 or sp == 2152:
+            self.gtpu(k, off + 8, end, depth + 1)
+        elif dp == 6635 or sp == 6635:
+            self.mpls(k, off + 8, end, depth + 1)
+
+    cdef void geneve(self, Pkt* k, Py_ssize_t off, Py_ssize_t end, int depth) noexcept nogil:
+        cdef Py_ssize_t hl
+        cdef uint16_t proto
+        if end - off < 8:
+            problem(k, ST_TRUNC)
+            return
+        hl = 8 + (self.pkt[off] & 0x3F) * 4
+        if end - off < hl:
+            problem(k, ST_TRUNC)
+            return
+        if k.encap == E_NONE:
+            k.encap = E_GENEVE
+        proto = be16(self.pkt + off + 2)
+        if proto == 0x6558:
+            self.ethernet(k, off + hl, end, depth)
+        else:
+            self.ethertype(k, proto, off + hl, end, depth)
+
+    cdef void gtpu(self, Pkt* k, Py_ssize_t off, Py_ssize_t end, int depth) noexcept nogil:
+        cdef uint8_t flags
+        cdef Py_ssize_t pos, elen
+        cdef uint8_t next_ext
+        cdef int guard = 0
+        if end - off < 8:
+            problem(k, ST_TRUNC)
+            return
+        flags = self.pkt[off]
+        if (flags >> 5) != 1 or not (flags & 0x10) or self.pkt[off + 1] != 0xFF:
+            return      # not a GTPv1-U T-PDU
+        pos = off + 8
+        if flags & 0x07:
+            if end - pos < 4:
+                problem(k, ST_TRUNC)
+                return
+            next_ext = self.pkt[pos + 3]
+            pos += 4
+            while (flags & 0x04) and next_ext != 0 and guard < 16:
+                if end - pos < 1:
+                    problem(k, ST_TRUNC)
+                    return
+                elen = self.pkt[pos] * 4
+                if elen == 0 or elen > end - pos:
+                    problem(k, ST_MALFORMED)
+                    return
+                next_ext = self.pkt[pos + elen - 1]
+                pos += elen
+                guard += 1
+        if k.encap == E_NONE:
+            k.encap = E_GTPU
+        self.ip_any(k, pos, end, depth, 0)
+
+    cdef void gre(self, Pkt* k, Py_ssize_t off, Py_ssize_t end, int depth) noexcept nogil:
+        cdef uint16_t fl, proto
+        cdef Py_ssize_t pos = off + 4
+        cdef uint8_t ver
+        cdef bint has_seq
+        if depth > MAX_DEPTH:
+            return
+        if end - off < 4:
+            problem(k, ST_TRUNC)
+            return
+        fl = be16(self.pkt + off)
+        proto = be16(self.pkt + off + 2)
+        ver = fl & 0x7
+        has_seq = (fl & 0x1000) != 0
+        if ver == 0:
+            if fl & 0x8000 or fl & 0x4000:
+                pos += 4        # checksum + offset
+            if fl & 0x2000:
+                pos += 4        # key
+            if has_seq:
+                pos += 4
+        elif ver == 1:
+            pos += 4            # key: payload length + call id
+            if has_seq:
+                pos += 4
+            if fl & 0x0080:
+                pos += 4        # acknowledgment
+        else:
+            return
+        if pos > end:
+            problem(k, ST_TRUNC)
+            return
+        if k.encap == E_NONE:
+            k.encap = E_GRE
+        if proto == 0x0800:
+            self.ipv4(k, pos, end, depth, 0)
+        elif proto == 0x86DD:
+            self.ipv6(k, pos, end, depth, 0)
+        elif proto == 0x6558:
+            self.ethernet(k, pos, end, depth)
+        elif proto == 0x8847 or proto == 0x8848:
+            self.mpls(k, pos, end, depth)
+        elif proto == 0x88BE:
+            if has_seq:
+                if k.encap == E_GRE:
+                    k.encap = E_ERSPAN2
+                if end - pos < 8:
+                    problem(k, ST_TRUNC)
+                    return
+                self.ethernet(k, pos + 8, end, depth)
+            else:
+                if k.encap == E_GRE:
+                    k.encap = E_ERSPAN1
+                self.ethernet(k, pos, end, depth)
+        elif proto == 0x22EB:
+            if k.encap == E_GRE:
+                k.encap = E_ERSPAN3
+            if end - pos < 12:
+                problem(k, ST_TRUNC)
+                return
+            if self.pkt[pos + 11] & 0x01:
+                pos += 8        # optional platform-specific subheader
+            pos += 12
+            if end - pos < 0:
+                problem(k, ST_TRUNC)
+                return
+            self.ethernet(k, pos, end, depth)
+        elif proto == 0x880B:
+            if end - pos < 2:
+                problem(k, ST_TRUNC)
+                return
+            if self.pkt[pos] == 0xFF and end - pos >= 4:
+                pos += 2        # PPP address and control
+            if end - pos < 2:
+                problem(k, ST_TRUNC)
+                return
+            if self.pkt[pos] & 0x01:
+                self.ppp(k, self.pkt[pos], pos + 1, end, depth)   # compressed protocol field
+            else:
+                self.ppp(k, be16(self.pkt + pos), pos + 2, end, depth)
+
+    cdef void icmp(self, Pkt* k, Py_ssize_t off, Py_ssize_t end, int depth, bint quoted, bint v6) noexcept nogil:
+        cdef Py_ssize_t avail = end - off
+        cdef uint8_t t, c
+        cdef Layer* L
+        cdef bint error_msg
+        if avail < 1:
+            if not quoted:
+                problem(k, ST_TRUNC)
+            return
+        t = self.pkt[off]
+        L = new_layer(k, K_ICMPV6 if v6 else K_ICMP, quoted)
+        if L != NULL:
+            L.icmp_type = t
+            if avail >= 2:
+                L.icmp_code = self.pkt[off + 1]
+                L.has_icmp_code = 1
+        if quoted:
+            return
+        k.l4_count += 1
+        k.present |= P_ICMP
+        k.icmp_type = t
+        if avail < 4:
+            problem(k, ST_TRUNC)
+            if avail >= 2:
+                k.icmp_code = self.pkt[off + 1]
+            return
+        k.icmp_code = self.pkt[off + 1]
+        if v6:
+            error_msg = t >= 1 and t <= 4
+        else:
+            error_msg = t == 3 or t == 4 or t == 5 or t == 11 or t == 12
+        if error_msg and avail > 8:
+            if v6:
+                self.ipv6(k, off + 8, end, depth + 1, 1)
+            else:
+                self.ipv4(k, off + 8, end, depth + 1, 1)
+
+    cdef void frame(self, Pkt* k, uint16_t linktype, Py_ssize_t end) noexcept nogil:
+        cdef uint32_t af
+        if linktype == 1:
+            self.ethernet(k, 0, end, 0)
+        elif linktype == 113:
+            if end < 16:
+                problem(k, ST_TRUNC)
+                return
+            self.ethertype(k, be16(self.pkt + 14), 16, end, 0)
+        elif linktype == 276:
+            if end < 20:
+                problem(k, ST_TRUNC)
+                return
+            self.ethertype(k, be16(self.pkt), 20, end, 0)
+        elif linktype == 101 or linktype == 12 or linktype == 14:
+            self.ip_any(k, 0, end, 0, 1)
+        elif linktype == 228:
+            self.ipv4(k, 0, end, 0, 0)
+        elif linktype == 229:
+            self.ipv6(k, 0, end, 0, 0)
+        elif linktype == 0 or linktype == 108:
+            if end < 4:
+                problem(k, ST_TRUNC)
+                return
+            if linktype == 108:
+                af = be32(self.pkt)
+            else:
+                af = (<uint32_t>self.pkt[3] << 24) | (<uint32_t>self.pkt[2] << 16) | (<uint32_t>self.pkt[1] << 8) | self.pkt[0]
+                if af & <uint32_t>0xFFFF0000U:
+                    af = be32(self.pkt)
+            if af == 2:
+                self.ipv4(k, 4, end, 0, 0)
+            elif af == 24 or af == 28 or af == 30 or af == 10:
+                self.ipv6(k, 4, end, 0, 0)
+        else:
+            k.status = ST_UNSUPPORTED
+
+
+cdef class LayerBuffer:
+    """Growable array of Layer rows for frames with repeated headers."""
+    cdef Layer* rows
+    cdef Py_ssize_t count, cap
+
+    def __cinit__(self):
+        self.cap = 256
+        self.count = 0
+        self.rows = <Layer*>malloc(self.cap * sizeof(Layer))
+        if self.rows == NULL:
+            raise MemoryError()
+
+    def __dealloc__(self):
+        free(self.rows)
+
+    cdef int add(self, Layer* src, int n, uint32_t row) noexcept nogil:
+        cdef Layer* nr
+        cdef int i
+        while self.count + n > self.cap:
+            nr = <Layer*>realloc(self.rows, self.cap * 2 * sizeof(Layer))
+            if nr == NULL:
+                return -1
+            self.rows = nr
+            self.cap *= 2
+        for i in range(n):
+            self.rows[self.count] = src[i]
+            self.rows[self.count].row = row
+            self.count += 1
+        return 0
+
+    def to_numpy(self):
+        out = np.empty(self.count, LAYER_DTYPE)
+        cdef uint8_t[:] view = out.view(np.uint8)
+        if self.count:
+            memcpy(&view[0], self.rows, self.count * sizeof(Layer))
+        return out
+
+
+def new_packet_arrays(Py_ssize_t n):
+    """The arrays decode_frames fills, one element per frame."""
+    u = np.empty
+    return {
+        "status": u(n, np.uint8), "present": u(n, np.uint32),
+        "vlan_id": u(n, np.uint16), "vlan_depth": u(n, np.uint8), "encap": u(n, np.uint8),
+        "outer_src": u(n, np.uint32), "outer_dst": u(n, np.uint32),
+        "ip_version": u(n, np.uint8), "src": u(n, np.uint32), "dst": u(n, np.uint32),
+        "ip_hdr_len": u(n, np.uint16), "ip_len": u(n, np.uint32), "ip_id": u(n, np.uint32),
+        "ttl": u(n, np.uint8), "ip_proto": u(n, np.uint8), "dont_fragment": u(n, np.uint8),
+        "more_fragments": u(n, np.uint8), "frag_offset": u(n, np.uint16),
+        "sport": u(n, np.uint16), "dport": u(n, np.uint16), "tcp_flags": u(n, np.uint16),
+        "seq": u(n, np.uint32), "ack": u(n, np.uint32), "tcp_hdr_len": u(n, np.uint8),
+        "window": u(n, np.uint16), "tcp_len": u(n, np.uint32), "mss": u(n, np.uint16),
+        "wscale": u(n, np.uint8), "tsval": u(n, np.uint32), "tsecr": u(n, np.uint32),
+        "udp_len": u(n, np.uint16), "icmp_type": u(n, np.uint8), "icmp_code": u(n, np.uint8),
+        "payload_offset": u(n, np.uint32), "sack_count": u(n, np.uint8),
+    }
+
+
+def decode_frames(const uint8_t[:] buf, const int64_t[:] offsets, const uint32_t[:] cap_lens,
+                  const uint16_t[:] linktypes, AddressTable addrs, dict out, LayerBuffer layers,
+                  uint32_t first_row, object sack_edges):
+    """Decode frames [0, len(offsets)) of `buf` into the arrays of `out`.
+
+    `first_row` is added to layer rows so that chunks share one layer buffer.
+    SACK edges are appended to the growable uint32 array `sack_edges` (a list of
+    numpy chunks) in frame order; `out["sack_count"]` says how many per frame.
+    """
+    cdef Py_ssize_t n = offsets.shape[0]
+    cdef Py_ssize_t i, j, nsack = 0
+    cdef Pkt k
+    cdef _Decoder d = _Decoder()
+    d.addrs = addrs
+    cdef uint8_t[:] status = out["status"]
+    cdef uint32_t[:] present = out["present"]
+    cdef uint16_t[:] vlan_id = out["vlan_id"]
+    cdef uint8_t[:] vlan_depth = out["vlan_depth"]
+    cdef uint8_t[:] encap = out["encap"]
+    cdef uint32_t[:] outer_src = out["outer_src"]
+    cdef uint32_t[:] outer_dst = out["outer_dst"]
+    cdef uint8_t[:] ip_version = out["ip_version"]
+    cdef uint32_t[:] src = out["src"]
+    cdef uint32_t[:] dst = out["dst"]
+    cdef uint16_t[:] ip_hdr_len = out["ip_hdr_len"]
+    cdef uint32_t[:] ip_len = out["ip_len"]
+    cdef uint32_t[:] ip_id = out["ip_id"]
+    cdef uint8_t[:] ttl = out["ttl"]
+    cdef uint8_t[:] ip_proto = out["ip_proto"]
+    cdef uint8_t[:] df = out["dont_fragment"]
+    cdef uint8_t[:] mf = out["more_fragments"]
+    cdef uint16_t[:] frag = out["frag_offset"]
+    cdef uint16_t[:] sport = out["sport"]
+    cdef uint16_t[:] dport = out["dport"]
+    cdef uint16_t[:] tcp_flags = out["tcp_flags"]
+    cdef uint32_t[:] seq = out["seq"]
+    cdef uint32_t[:] ack = out["ack"]
+    cdef uint8_t[:] tcp_hdr_len = out["tcp_hdr_len"]
+    cdef uint16_t[:] window = out["window"]
+    cdef uint32_t[:] tcp_len = out["tcp_len"]
+    cdef uint16_t[:] mss = out["mss"]
+    cdef uint8_t[:] wscale = out["wscale"]
+    cdef uint32_t[:] tsval = out["tsval"]
+    cdef uint32_t[:] tsecr = out["tsecr"]
+    cdef uint16_t[:] udp_len = out["udp_len"]
+    cdef uint8_t[:] icmp_type = out["icmp_type"]
+    cdef uint8_t[:] icmp_code = out["icmp_code"]
+    cdef uint32_t[:] payload_offset = out["payload_offset"]
+    cdef uint8_t[:] sack_count = out["sack_count"]
+    sack_arr = np.empty(n * 8 if n < 65536 else 65536 * 8, np.uint32)
+    cdef uint32_t[:] sack_buf = sack_arr
+    cdef Py_ssize_t sack_cap = sack_arr.shape[0]
+    cdef bint flush
+    for i in range(n):
+        memset(&k, 0, sizeof(Pkt) - sizeof(k.layers))
+        d.pkt = &buf[offsets[i]] if cap_lens[i] > 0 else NULL
+        if cap_lens[i] > 0:
+            with nogil:
+                d.frame(&k, linktypes[i], cap_lens[i])
+        elif linktypes[i] not in SUPPORTED_LINKTYPES:
+            k.status = ST_UNSUPPORTED
+        else:
+            k.status = ST_TRUNC
+        status[i] = k.status
+        present[i] = k.present
+        vlan_id[i] = k.vlan_id
+        vlan_depth[i] = k.vlan_depth
+        encap[i] = k.encap
+        outer_src[i] = k.outer_src
+        outer_dst[i] = k.outer_dst
+        ip_version[i] = k.ip_version
+        src[i] = k.src
+        dst[i] = k.dst
+        ip_hdr_len[i] = k.ip_hdr_len
+        ip_len[i] = k.ip_len
+        ip_id[i] = k.ip_id
+        ttl[i] = k.ttl
+        ip_proto[i] = k.ip_proto
+        df[i] = k.df
+        mf[i] = k.mf
+        frag[i] = k.frag
+        sport[i] = k.sport
+        dport[i] = k.dport
+        tcp_flags[i] = k.tcp_flags
+        seq[i] = k.seq
+        ack[i] = k.ack
+        tcp_hdr_len[i] = k.tcp_hdr_len
+        window[i] = k.window
+        tcp_len[i] = k.tcp_len
+        mss[i] = k.mss
+        wscale[i] = k.wscale
+        tsval[i] = k.tsval
+        tsecr[i] = k.tsecr
+        udp_len[i] = k.udp_len
+        icmp_type[i] = k.icmp_type
+        icmp_code[i] = k.icmp_code
+        payload_offset[i] = k.payload_off
+        sack_count[i] = k.sack_n
+        if k.sack_n:
+            if nsack + k.sack_n > sack_cap:
+                sack_edges.append(sack_arr[:nsack].copy())
+                nsack = 0
+            for j in range(k.sack_n):
+                sack_buf[nsack] = k.sack[j]
+                nsack += 1
+        flush = k.any_quoted or k.ip_count > 1 or k.l4_count > 1 or k.vlan_depth > 1
+        if flush and k.nlayers > 0:
+            if layers.add(k.layers, k.nlayers, first_row + <uint32_t>i) != 0:
+                raise MemoryError()
+    if nsack:
+        sack_edges.append(sack_arr[:nsack].copy())

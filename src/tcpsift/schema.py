@@ -1,0 +1,195 @@
+"""Every column of tcpsift's tables, declared once.
+
+The packet table has one row per frame (as tshark numbers frames). Each column
+is declared here with its dtype, unit and meaning, and the Wireshark field it
+corresponds to where there is one. `docs/schema.md` is generated from this
+module (`python -m tcpsift.schema > docs/schema.md`) and a test checks that it
+is current.
+
+dtypes are named by their Polars name (strings, so that importing this module
+does not import Polars: the CLI's start-up must stay light).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    dtype: str
+    unit: str
+    meaning: str
+    wireshark: str = ""
+
+
+# Values of the `status` column: how far decoding of the frame got.
+DECODE_STATUS = (
+    "ok",            # every layer present was decoded
+    "truncated",     # the captured bytes end inside a header (snaplen, cut frame)
+    "malformed",     # a header field is impossible (bad version, length below minimum, ...)
+    "unsupported",   # the link type is not one tcpsift decodes; only frame fields are set
+)
+
+# Values of the `encap` column: the outermost tunnel or label stack the
+# innermost IP packet arrived in ("" when it came straight off the link).
+ENCAPSULATIONS = (
+    "", "mpls", "gre", "erspan1", "erspan2", "erspan3", "vxlan", "geneve",
+    "gtpu", "ipip", "6in4", "4in6", "6in6", "pppoe",
+)
+
+PACKET_COLUMNS: tuple[Column, ...] = (
+    Column("frame", "UInt32", "", "frame number, 1-based, in the order tshark numbers frames "
+           "(several files: in merged timestamp order)", "frame.number"),
+    Column("file_id", "UInt16", "", "index of the file this frame came from, in the order the "
+           "files were given"),
+    Column("file_frame", "UInt32", "", "frame number inside its own file, 1-based"),
+    Column("file_offset", "UInt64", "bytes", "offset of the frame's first captured byte in its "
+           "(decompressed) file"),
+    Column("ts_ns", "Int64", "ns", "capture time, nanoseconds since the Unix epoch (UTC), "
+           "if_tsoffset applied", "frame.time_epoch"),
+    Column("cap_len", "UInt32", "bytes", "bytes captured", "frame.cap_len"),
+    Column("len", "UInt32", "bytes", "bytes on the wire (original length)", "frame.len"),
+    Column("iface", "UInt32", "", "interface id (pcapng: IDB index in its section; pcap: 0)",
+           "frame.interface_id"),
+    Column("linktype", "UInt16", "", "link-layer header type (LINKTYPE_*) of the frame's interface"),
+    Column("status", "Enum:" + ",".join(DECODE_STATUS), "", "how far decoding got: "
+           + ", ".join(DECODE_STATUS)),
+    Column("vlan_id", "UInt16", "", "VLAN id of the outermost 802.1Q/802.1ad tag; null without tag",
+           "vlan.id"),
+    Column("vlan_depth", "UInt8", "", "number of VLAN tags"),
+    Column("encap", "Enum:" + ",".join(ENCAPSULATIONS), "", "outermost encapsulation of the "
+           "innermost IP packet: " + ", ".join(e or '""' for e in ENCAPSULATIONS)),
+    Column("outer_src", "Categorical", "", "source address of the outermost IP header when the "
+           "packet was tunnelled; null otherwise"),
+    Column("outer_dst", "Categorical", "", "destination address of the outermost IP header when "
+           "tunnelled; null otherwise"),
+    Column("ip_version", "UInt8", "", "4 or 6 for the innermost IP header; null without IP",
+           "ip.version"),
+    Column("src", "Categorical", "", "source address of the innermost IP header, as text "
+           "(IPv4 dotted quad, IPv6 RFC 5952)", "ip.src / ipv6.src"),
+    Column("dst", "Categorical", "", "destination address of the innermost IP header",
+           "ip.dst / ipv6.dst"),
+    Column("ip_hdr_len", "UInt16", "bytes", "IPv4 header length; IPv6: 40 plus extension headers",
+           "ip.hdr_len"),
+    Column("ip_len", "UInt32", "bytes", "IPv4 total length; IPv6 40 + payload length "
+           "(jumbo payload length where used)", "ip.len"),
+    Column("ip_id", "UInt32", "", "IPv4 identification; IPv6 fragment identification",
+           "ip.id"),
+    Column("ttl", "UInt8", "hops", "IPv4 TTL or IPv6 hop limit", "ip.ttl / ipv6.hlim"),
+    Column("ip_proto", "UInt8", "", "transport protocol number after extension headers",
+           "ip.proto / ipv6.nxt"),
+    Column("dont_fragment", "Boolean", "", "IPv4 DF flag", "ip.flags.df"),
+    Column("more_fragments", "Boolean", "", "IPv4 MF flag or IPv6 fragment header M flag",
+           "ip.flags.mf"),
+    Column("frag_offset", "UInt16", "8 bytes", "fragment offset in 8-byte units; non-zero or "
+           "more_fragments means the transport header may be absent", "ip.frag_offset"),
+    Column("sport", "UInt16", "", "TCP or UDP source port", "tcp.srcport / udp.srcport"),
+    Column("dport", "UInt16", "", "TCP or UDP destination port", "tcp.dstport / udp.dstport"),
+    Column("tcp_flags", "UInt16", "", "TCP flags bitmask (FIN=1 SYN=2 RST=4 PSH=8 ACK=16 URG=32 "
+           "ECE=64 CWR=128 AE=256)", "tcp.flags"),
+    Column("flags", "Categorical", "", "TCP flags as letters in the order F S R P A U E C N, "
+           "e.g. SA, PA, FA (tcpdump/Zeek style)"),
+    Column("seq", "UInt32", "", "raw TCP sequence number", "tcp.seq_raw"),
+    Column("ack", "UInt32", "", "raw TCP acknowledgment number", "tcp.ack_raw"),
+    Column("tcp_hdr_len", "UInt8", "bytes", "TCP header length", "tcp.hdr_len"),
+    Column("window", "UInt16", "", "raw TCP window field (not scaled)", "tcp.window_size_value"),
+    Column("tcp_len", "UInt32", "bytes", "TCP payload length computed from the IP length "
+           "(correct when the capture is cut by snaplen)", "tcp.len"),
+    Column("mss", "UInt16", "bytes", "MSS option value", "tcp.options.mss_val"),
+    Column("wscale", "UInt8", "", "window scale option shift count", "tcp.options.wscale.shift"),
+    Column("sack_perm", "Boolean", "", "SACK-permitted option present", "tcp.options.sack_perm"),
+    Column("sack_blocks", "List:UInt32", "", "SACK option edges, flattened: left1, right1, "
+           "left2, right2, ... (raw sequence numbers)", "tcp.options.sack_le / sack_re"),
+    Column("tsval", "UInt32", "", "timestamp option TSval", "tcp.options.timestamp.tsval"),
+    Column("tsecr", "UInt32", "", "timestamp option TSecr", "tcp.options.timestamp.tsecr"),
+    Column("udp_len", "UInt16", "bytes", "UDP length field", "udp.length"),
+    Column("icmp_type", "UInt8", "", "ICMP or ICMPv6 type", "icmp.type / icmpv6.type"),
+    Column("icmp_code", "UInt8", "", "ICMP or ICMPv6 code", "icmp.code / icmpv6.code"),
+    Column("payload_offset", "UInt32", "bytes", "offset of the transport payload inside the "
+           "captured frame (TCP/UDP); null without transport header"),
+)
+
+# Headers a frame carries more than once (tunnels, stacked VLAN tags, the IP/TCP/UDP
+# headers quoted inside ICMP errors) also appear in the layer table: for every such
+# frame, one row per header occurrence of these kinds, outermost first. The packet
+# table keeps the innermost IP and transport header of the frame itself (never a
+# quoted one). Wireshark prints repeated fields comma-joined in this order.
+LAYER_KINDS = ("vlan", "ipv4", "ipv6", "tcp", "udp", "icmp", "icmpv6")
+
+LAYER_COLUMNS: tuple[Column, ...] = (
+    Column("frame", "UInt32", "", "frame number of the packet table row"),
+    Column("index", "UInt8", "", "position of this header in the frame, 0 = outermost"),
+    Column("kind", "Enum:" + ",".join(LAYER_KINDS), "", "header kind: " + ", ".join(LAYER_KINDS)),
+    Column("quoted", "Boolean", "", "inside an ICMP/ICMPv6 error message"),
+    Column("vlan_id", "UInt16", "", "vlan: VLAN id", "vlan.id"),
+    Column("src", "Categorical", "", "ipv4/ipv6: source address", "ip.src / ipv6.src"),
+    Column("dst", "Categorical", "", "ipv4/ipv6: destination address", "ip.dst / ipv6.dst"),
+    Column("ip_hdr_len", "UInt16", "bytes", "ipv4/ipv6: header length", "ip.hdr_len"),
+    Column("ip_len", "UInt32", "bytes", "ipv4/ipv6: total length", "ip.len"),
+    Column("ip_id", "UInt32", "", "ipv4: identification", "ip.id"),
+    Column("ttl", "UInt8", "hops", "ipv4: TTL; ipv6: hop limit", "ip.ttl / ipv6.hlim"),
+    Column("ip_proto", "UInt8", "", "ipv4: protocol; ipv6: last next-header", "ip.proto / ipv6.nxt"),
+    Column("dont_fragment", "Boolean", "", "ipv4: DF flag", "ip.flags.df"),
+    Column("more_fragments", "Boolean", "", "ipv4: MF flag", "ip.flags.mf"),
+    Column("frag_offset", "UInt16", "8 bytes", "ipv4: fragment offset", "ip.frag_offset"),
+    Column("sport", "UInt16", "", "tcp/udp: source port", "tcp.srcport / udp.srcport"),
+    Column("dport", "UInt16", "", "tcp/udp: destination port", "tcp.dstport / udp.dstport"),
+    Column("udp_len", "UInt16", "bytes", "udp: length field", "udp.length"),
+    Column("seq", "UInt32", "", "tcp: raw sequence number", "tcp.seq_raw"),
+    Column("icmp_type", "UInt8", "", "icmp/icmpv6: type", "icmp.type"),
+    Column("icmp_code", "UInt8", "", "icmp/icmpv6: code", "icmp.code"),
+)
+
+PACKET_COLUMN_NAMES = tuple(c.name for c in PACKET_COLUMNS)
+PACKET_COLUMN = {c.name: c for c in PACKET_COLUMNS}
+
+
+def polars_schema(columns=PACKET_COLUMNS):
+    """The Polars schema (name -> dtype) for a column list. Imports Polars."""
+    import polars as pl
+
+    out = {}
+    for c in columns:
+        if c.dtype.startswith("Enum:"):
+            out[c.name] = pl.Enum(c.dtype[5:].split(","))
+        elif c.dtype.startswith("List:"):
+            out[c.name] = pl.List(getattr(pl, c.dtype[5:]))
+        else:
+            out[c.name] = getattr(pl, c.dtype)
+    return out
+
+
+def _markdown_table(columns) -> list[str]:
+    lines = ["| column | dtype | unit | meaning | Wireshark field |", "| --- | --- | --- | --- | --- |"]
+    for c in columns:
+        dtype = c.dtype.split(":")[0] if c.dtype.startswith("Enum:") else c.dtype
+        ws = f"`{c.wireshark}`" if c.wireshark else ""
+        lines.append(f"| `{c.name}` | {dtype} | {c.unit} | {c.meaning} | {ws} |")
+    return lines
+
+
+def markdown() -> str:
+    """docs/schema.md, generated."""
+    lines = [
+        "# The packet table",
+        "",
+        "Generated from `src/tcpsift/schema.py` by `python -m tcpsift.schema`; do not edit by hand.",
+        f"Schema version {SCHEMA_VERSION}. One row per frame; null where the layer is absent.",
+        "",
+        *_markdown_table(PACKET_COLUMNS),
+        "",
+        "# The layer table",
+        "",
+        "`Capture.layers`: for frames that carry a header kind more than once (tunnels, stacked",
+        "VLAN tags, headers quoted in ICMP errors), one row per header occurrence, outermost first.",
+        "",
+        *_markdown_table(LAYER_COLUMNS),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(markdown(), end="")
