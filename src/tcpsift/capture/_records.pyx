@@ -91,7 +91,7 @@ def walk_pcap(const uint8_t[:] buf, Py_ssize_t pos, bint big, bint nsec, uint16_
     if n < capacity and pos < end:
         remaining = end - pos
         if remaining < 16:
-            error = f"cut short in a record header at offset {pos} (record {n + 1} of this chunk)"
+            error = f"cut short in a record header at offset {pos}"
         else:
             caplen = rd32(&buf[pos + 8], big)
             if caplen > MAX_FRAME:
