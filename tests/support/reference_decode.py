@@ -1,0 +1,590 @@
+"""A slow, obvious reference decoder for the frame-dependent packet-table columns.
+
+`decode(frame, linktype, wire_len=None) -> dict` returns, for one frame, the values of the
+columns of `tcpsift.schema.PACKET_COLUMNS` that depend on the frame's bytes (see
+`COLUMNS`), None where the layer is absent. One `struct.unpack` per header, no cleverness;
+it exists to be compared with the compiled kernel.
+
+Semantics follow tshark 4.0 with IP reassembly off (`-o ip.defragment:FALSE`):
+
+- `tcp_len` is computed from the IP length (IPv4 total length, IPv6 40 + payload length or
+  jumbo length), capped by the frame's reported (wire) length the way tshark caps a tvb:
+  a frame cut by snaplen still gets the full TCP length. IPv4 total length 0 is "TSO":
+  the IP length is then the frame's remaining reported length.
+- IPv4 non-first fragments (offset != 0) and IPv6 non-first fragments carry no transport
+  header: only the IP columns are set. First fragments are decoded.
+- Ethertype 0x0800 always means IPv4 (a version field of 6 there is a malformed IPv4
+  header, as in tshark); the raw-IP link types 101/12/14 and 228/229 dispatch on the version.
+- Tunnels: the packet table keeps the innermost IP header and its transport header;
+  `encap` is the outermost encapsulation that leads to it, `outer_src/outer_dst` the
+  outermost IP header when there is more than one IP header.
+- ICMP/ICMPv6 errors quote a packet; the quoted headers never enter the packet table.
+- `status`: "truncated" when the captured bytes end inside a header we decode,
+  "malformed" when a header field is impossible, "unsupported" for link types not decoded.
+  Decoding stops there; the columns of the headers decoded so far keep their values.
+"""
+from __future__ import annotations
+
+import struct
+
+COLUMNS = (
+    "status", "vlan_id", "vlan_depth", "encap", "outer_src", "outer_dst", "ip_version",
+    "src", "dst", "ip_hdr_len", "ip_len", "ip_id", "ttl", "ip_proto", "dont_fragment",
+    "more_fragments", "frag_offset", "sport", "dport", "tcp_flags", "seq", "ack",
+    "tcp_hdr_len", "window", "tcp_len", "mss", "wscale", "sack_perm", "sack_blocks", "tsval",
+    "tsecr", "udp_len", "icmp_type", "icmp_code", "payload_offset",
+)
+
+SUPPORTED_LINKTYPES = {0, 1, 12, 14, 101, 108, 113, 228, 229, 276}
+
+ETH_IPV4, ETH_IPV6, ETH_8021Q, ETH_8021AD, ETH_QINQ_OLD = 0x0800, 0x86DD, 0x8100, 0x88A8, 0x9100
+ETH_MPLS_UC, ETH_MPLS_MC, ETH_PPPOE_SESSION, ETH_TEB = 0x8847, 0x8848, 0x8864, 0x6558
+VLAN_TPIDS = (ETH_8021Q, ETH_8021AD, ETH_QINQ_OLD)
+
+IPV6_EXT = (0, 43, 44, 60)          # hop-by-hop, routing, fragment, destination options
+
+UDP_VXLAN, UDP_GENEVE, UDP_GTPU, UDP_MPLS = 4789, 6081, 2152, 6635
+
+
+class Stop(Exception):
+    """Decoding ends here; status says why."""
+
+    def __init__(self, status: str):
+        self.status = status
+
+
+def ipv4_text(b: bytes) -> str:
+    return "%d.%d.%d.%d" % tuple(b)
+
+
+def ipv6_text(b: bytes) -> str:
+    """inet_ntop(AF_INET6) as glibc/BIND do it (what tshark prints): longest run of two
+    or more zero words compressed (first one on ties), lower-case hex, and the last 32
+    bits in dotted quad for ::a.b.c.d and ::ffff:a.b.c.d."""
+    words = struct.unpack("!8H", b)
+    best_base, best_len, cur_base, cur_len = -1, 0, -1, 0
+    for i, w in enumerate(words):
+        if w == 0:
+            if cur_base == -1:
+                cur_base, cur_len = i, 1
+            else:
+                cur_len += 1
+        elif cur_base != -1:
+            if best_base == -1 or cur_len > best_len:
+                best_base, best_len = cur_base, cur_len
+            cur_base = -1
+    if cur_base != -1 and (best_base == -1 or cur_len > best_len):
+        best_base, best_len = cur_base, cur_len
+    if best_base != -1 and best_len < 2:
+        best_base = -1
+    out = ""
+    i = 0
+    while i < 8:
+        if best_base != -1 and best_base <= i < best_base + best_len:
+            if i == best_base:
+                out += ":"
+            i += 1
+            continue
+        if i:
+            out += ":"
+        if (i == 6 and best_base == 0
+                and (best_len == 6 or (best_len == 5 and words[5] == 0xFFFF))):
+            out += ipv4_text(b[12:16])
+            break
+        out += "%x" % words[i]
+        i += 1
+    if best_base != -1 and best_base + best_len == 8:
+        out += ":"
+    return out
+
+
+class _Decoder:
+    def __init__(self, frame: bytes, linktype: int, wire_len: int | None):
+        self.b = frame
+        self.cap = len(frame)
+        self.wire = max(self.cap, wire_len if wire_len is not None else self.cap)
+        self.linktype = linktype
+        self.r = dict.fromkeys(COLUMNS)
+        self.r["status"] = "ok"
+        self.ips: list[tuple[int, bytes, bytes]] = []   # (version, src, dst) outermost first
+        self.encap = None
+        self.fragmented = False
+        self.rend = self.wire           # reported end of the innermost IP packet
+
+    # -- helpers
+    def need(self, off: int, n: int) -> None:
+        """Bytes [off, off+n) must be captured. Past the reported end of the current
+        packet it is malformed (tshark: ReportedBoundsError), else truncated (snaplen)."""
+        if off + n > self.cap:
+            raise Stop("malformed" if off + n > self.rend else "truncated")
+
+    def u8(self, off):
+        self.need(off, 1)
+        return self.b[off]
+
+    def u16(self, off):
+        self.need(off, 2)
+        return struct.unpack_from("!H", self.b, off)[0]
+
+    def u32(self, off):
+        self.need(off, 4)
+        return struct.unpack_from("!I", self.b, off)[0]
+
+    def set_encap(self, name: str) -> None:
+        if self.encap is None:
+            self.encap = name
+
+    # -- driver
+    def run(self) -> dict:
+        r = self.r
+        if self.linktype not in SUPPORTED_LINKTYPES:
+            r["status"] = "unsupported"
+            return r
+        r["vlan_depth"] = 0
+        try:
+            self.link(self.linktype, 0, self.wire)
+        except Stop as e:
+            r["status"] = e.status
+        if self.ips:
+            r["encap"] = self.encap or ""
+            if len(self.ips) > 1:
+                v, s, d = self.ips[0]
+                fmt = ipv4_text if v == 4 else ipv6_text
+                r["outer_src"], r["outer_dst"] = fmt(s), fmt(d)
+        else:
+            r["encap"] = ""
+        return r
+
+    # -- link layers; `end` is the reported end of the current packet (tvb reported length)
+    def link(self, lt: int, off: int, end: int) -> None:
+        if lt == 1:
+            self.ethernet(off, end)
+        elif lt == 113:     # Linux SLL: protocol at 14
+            proto = self.u16(off + 14)
+            hatype = self.u16(off + 2)
+            self.sll_payload(hatype, proto, off + 16, end)
+        elif lt == 276:     # Linux SLL2: protocol at 0, header 20 bytes
+            proto = self.u16(off)
+            hatype = self.u16(off + 8)
+            self.need(off, 20)
+            self.sll_payload(hatype, proto, off + 20, end)
+        elif lt == 0:       # BSD NULL: AF in the capturing host's byte order
+            self.need(off, 4)
+            self.null(struct.unpack_from("<I", self.b, off)[0], off + 4, end)
+        elif lt == 108:     # OpenBSD LOOP: AF in network byte order
+            self.af(self.u32(off), off + 4, end)
+        elif lt in (12, 14, 101):
+            self.ip_any(off, end)
+        elif lt == 228:
+            self.ip_any(off, end)
+        elif lt == 229:
+            self.ip_any(off, end)
+
+    def null(self, h: int, off: int, end: int) -> None:
+        """tshark's guess (packet-null.c, on a little-endian host): the 4 bytes are an AF
+        value in either byte order, or an Ethertype in either half."""
+        if h & 0xFFFF0000:
+            if not h & 0xFF000000 and (h & 0x00FF0000) < 0x00060000:
+                h >>= 16
+            else:
+                h = struct.unpack("<I", struct.pack(">I", h))[0]
+        elif not h & 0xFF and (h & 0xFF00) < 0x0600:
+            h = ((h & 0xFF) << 8) | ((h >> 8) & 0xFF)
+        if h > 1500:
+            self.ethertype(h & 0xFFFF, off, end)
+        else:
+            self.af(h, off, end)
+
+    def af(self, af: int, off: int, end: int) -> None:
+        if af == 2:
+            self.ipv4(off, end)
+        elif af in (24, 28, 30):
+            self.ipv6(off, end)
+
+    def sll_payload(self, hatype: int, proto: int, off: int, end: int) -> None:
+        if hatype in (824, 0x0338):     # netlink: not IP
+            return
+        self.ethertype(proto, off, end)
+
+    def ethernet(self, off: int, end: int) -> None:
+        self.need(off, 14)
+        et = self.u16(off + 12)
+        off += 14
+        if et <= 1500:                 # 802.3 length: LLC, maybe SNAP
+            if self.cap >= off + 8 and self.b[off:off + 6] == b"\xaa\xaa\x03\x00\x00\x00":
+                self.ethertype(self.u16(off + 6), off + 8, end)
+            return
+        self.ethertype(et, off, end)
+
+    def ethertype(self, et: int, off: int, end: int) -> None:
+        r = self.r
+        while et in VLAN_TPIDS:
+            tci = self.u16(off)
+            inner = self.u16(off + 2)
+            if r["vlan_depth"] == 0 and r["vlan_id"] is None:
+                r["vlan_id"] = tci & 0x0FFF
+            r["vlan_depth"] += 1
+            et, off = inner, off + 4
+            if et <= 1500:
+                return
+        if et == ETH_IPV4:
+            self.ipv4(off, end)
+        elif et == ETH_IPV6:
+            self.ipv6(off, end)
+        elif et in (ETH_MPLS_UC, ETH_MPLS_MC):
+            self.set_encap("mpls")
+            self.mpls(off, end)
+        elif et == ETH_PPPOE_SESSION:
+            self.set_encap("pppoe")
+            plen = self.u16(off + 4)
+            self.need(off, 6)
+            self.ppp(off + 6, min(end, off + 6 + plen))   # PPPoE length bounds the packet
+
+    def ppp(self, off: int, end: int) -> None:
+        proto = self.u16(off)
+        if proto == 0xFF03:            # address/control present
+            off += 2
+            proto = self.u16(off)
+        if proto == 0x0021:
+            self.ipv4(off + 2, end)
+        elif proto == 0x0057:
+            self.ipv6(off + 2, end)
+
+    def mpls(self, off: int, end: int) -> None:
+        while True:
+            entry = self.u32(off)
+            off += 4
+            if entry & 0x100:
+                break
+        nib = self.u8(off) >> 4
+        if nib == 4:
+            self.ipv4(off, end)
+        elif nib == 6:
+            self.ipv6(off, end)
+        elif nib == 0:                 # pseudowire control word, then Ethernet
+            self.need(off, 4)
+            self.ethernet(off + 4, end)
+
+    # -- IP
+    def ip_any(self, off: int, end: int) -> None:
+        v = self.u8(off) >> 4
+        if v == 6:
+            self.ipv6(off, end)
+        elif v == 4:
+            self.ipv4(off, end)
+
+    def ip_common(self, version, src, dst):
+        r = self.r
+        self.ips.append((version, src, dst))
+        for k in ("ip_version", "src", "dst", "ip_hdr_len", "ip_len", "ip_id", "ttl", "ip_proto",
+                  "dont_fragment", "more_fragments", "frag_offset", "sport", "dport",
+                  "tcp_flags", "seq", "ack", "tcp_hdr_len", "window", "tcp_len", "mss",
+                  "wscale", "sack_perm", "sack_blocks", "tsval", "tsecr", "udp_len",
+                  "icmp_type", "icmp_code", "payload_offset"):
+            r[k] = None
+        r["ip_version"] = version
+        fmt = ipv4_text if version == 4 else ipv6_text
+        r["src"], r["dst"] = fmt(src), fmt(dst)
+
+    def ipv4(self, off: int, end: int) -> None:
+        r = self.r
+        self.need(off, 20)
+        vhl, _tos, tlen, ident, fl, ttl, proto, _ck, src, dst = struct.unpack_from(
+            "!BBHHHBBH4s4s", self.b, off)
+        if vhl >> 4 != 4:
+            raise Stop("malformed")
+        hlen = (vhl & 0x0F) * 4
+        # tshark's order: a bogus header length or total length stops the IP dissector
+        # before the addresses are shown.
+        self.ip_common(4, src, dst)
+        r["src"] = r["dst"] = None
+        r["ip_hdr_len"] = hlen
+        if hlen < 20:
+            raise Stop("malformed")
+        avail = end - off
+        r["ip_len"] = tlen
+        if tlen == 0:                  # TSO / BIG TCP: length from the frame
+            tlen = r["ip_len"] = avail
+        elif tlen < hlen:
+            raise Stop("malformed")
+        r["src"], r["dst"] = ipv4_text(src), ipv4_text(dst)
+        r["ip_id"] = ident
+        r["ttl"] = ttl
+        r["ip_proto"] = proto
+        r["dont_fragment"] = bool(fl & 0x4000)
+        r["more_fragments"] = bool(fl & 0x2000)
+        r["frag_offset"] = fl & 0x1FFF
+        pend = off + min(tlen, avail)
+        self.rend = pend
+        if off + hlen > pend:          # options run past the packet (tshark: exception)
+            raise Stop("malformed")
+        self.need(off, hlen)
+        self.ipv4_options(off + 20, off + hlen)
+        if r["frag_offset"]:
+            return
+        self.fragmented = r["more_fragments"]
+        self.transport(4, proto, off + hlen, pend)
+
+    def ipv4_options(self, off: int, end: int) -> None:
+        """Only loose/strict source route matter: tshark shows the option's last address
+        (the final destination) as ip.dst."""
+        while off < end:
+            kind = self.b[off]
+            if kind == 0:
+                return
+            if kind == 1:
+                off += 1
+                continue
+            if off + 1 >= end:
+                return
+            ln = self.b[off + 1]
+            if ln < 2 or off + ln > end:
+                return
+            if kind in (131, 137) and ln >= 7:
+                last = off + 3 + 4 * ((ln - 3) // 4 - 1)
+                self.r["dst"] = ipv4_text(self.b[last:last + 4])
+            off += ln
+
+    def ipv6(self, off: int, end: int) -> None:
+        r = self.r
+        self.need(off, 40)
+        vtf, plen, nh, hlim, src, dst = struct.unpack_from("!IHBB16s16s", self.b, off)
+        if vtf >> 28 != 6:
+            raise Stop("malformed")
+        self.ip_common(6, src, dst)
+        r["ttl"] = hlim
+        r["ip_len"] = 40 + plen
+        r["ip_proto"] = nh
+        hoff = off + 40
+        r["ip_hdr_len"] = 40
+        jumbo = None
+        try:
+            while nh in IPV6_EXT:
+                if nh == 44:
+                    self.need(hoff, 8)
+                    nxt, _res, fo, ident = struct.unpack_from("!BBHI", self.b, hoff)
+                    r["ip_id"] = ident
+                    r["more_fragments"] = bool(fo & 1)
+                    r["frag_offset"] = fo >> 3
+                    hoff += 8
+                    nh = nxt
+                    r["ip_hdr_len"] = hoff - off
+                    r["ip_proto"] = nh
+                    if fo >> 3:
+                        return
+                    continue
+                nxt = self.u8(hoff)
+                hl = (self.u8(hoff + 1) + 1) * 8
+                self.need(hoff, hl)
+                if nh == 0:
+                    jumbo = self.jumbo(hoff + 2, hoff + hl)
+                    if plen == 0 and jumbo is not None:
+                        r["ip_len"] = 40 + jumbo
+                hoff += hl
+                nh = nxt
+                r["ip_hdr_len"] = hoff - off
+                r["ip_proto"] = nh
+        finally:
+            pass
+        self.fragmented = bool(r["more_fragments"])
+        iplen = r["ip_len"]
+        pend = off + min(iplen, end - off)
+        self.rend = pend
+        self.transport(6, nh, hoff, pend)
+
+    def jumbo(self, off: int, end: int):
+        while off < end:
+            t = self.b[off]
+            if t == 0:
+                off += 1
+                continue
+            ln = self.u8(off + 1)
+            if t == 0xC2 and ln == 4:
+                return self.u32(off + 2)
+            off += 2 + ln
+        return None
+
+    # -- transport; `end` is where the IP payload ends (reported)
+    def transport(self, ipv: int, proto: int, off: int, end: int) -> None:
+        if proto == 6:
+            self.tcp(off, end)
+        elif proto == 17:
+            self.udp(off, end)
+        elif proto == 1 and ipv == 4 or proto == 58 and ipv == 6:
+            self.r["icmp_type"] = self.u8(off)
+            self.r["icmp_code"] = self.u8(off + 1)
+            self.need(off, 4)
+        elif proto == 4:
+            self.set_encap("ipip" if ipv == 4 else "4in6")
+            self.ipv4(off, end)
+        elif proto == 41:
+            self.set_encap("6in4" if ipv == 4 else "6in6")
+            self.ipv6(off, end)
+        elif proto == 47:
+            self.gre(off, end)
+
+    def tcp(self, off: int, end: int) -> None:
+        r = self.r
+        r["sport"] = self.u16(off)
+        r["dport"] = self.u16(off + 2)
+        r["seq"] = self.u32(off + 4)
+        r["ack"] = self.u32(off + 8)
+        offfl = self.u16(off + 12)
+        hl = (offfl >> 12) * 4
+        r["tcp_hdr_len"] = hl
+        r["tcp_flags"] = offfl & 0x0FFF     # tshark: 12 bits incl. reserved
+        if hl < 20:
+            raise Stop("malformed")
+        r["window"] = self.u16(off + 14)
+        self.need(off, 20)
+        seglen = end - off - hl
+        if seglen < 0:
+            raise Stop("malformed")
+        if not self.fragmented:        # tshark has no tcp.len in a fragment
+            r["tcp_len"] = seglen
+        self.tcp_options(off + 20, off + hl)
+        r["payload_offset"] = off + hl
+
+    def tcp_options(self, off: int, end: int) -> None:
+        r = self.r
+        while off < end:
+            kind = self.u8(off)
+            if kind == 0:
+                return
+            if kind == 1:
+                off += 1
+                continue
+            ln = self.u8(off + 1)
+            if ln < 2 or off + ln > end:
+                raise Stop("malformed")
+            self.need(off, ln)
+            if kind == 2 and ln == 4:
+                r["mss"] = self.u16(off + 2)
+            elif kind == 3 and ln == 3:
+                r["wscale"] = self.u8(off + 2)
+            elif kind == 4 and ln == 2:
+                r["sack_perm"] = True
+            elif kind == 5 and (ln - 2) % 8 == 0:
+                blocks = list(struct.unpack_from("!%dI" % ((ln - 2) // 4), self.b, off + 2))
+                r["sack_blocks"] = (r["sack_blocks"] or []) + blocks
+            elif kind == 8 and ln == 10:
+                r["tsval"] = self.u32(off + 2)
+                r["tsecr"] = self.u32(off + 6)
+            off += ln
+
+    def udp(self, off: int, end: int) -> None:
+        r = self.r
+        sport, dport, ulen = self.u16(off), self.u16(off + 2), self.u16(off + 4)
+        r["sport"], r["dport"], r["udp_len"] = sport, dport, ulen
+        self.need(off, 8)
+        if ulen < 8:
+            raise Stop("malformed")
+        r["payload_offset"] = off + 8
+        pend = min(end, off + ulen)
+        for port in sorted((sport, dport)):
+            if port in (UDP_VXLAN, UDP_GENEVE, UDP_GTPU, UDP_MPLS):
+                self.udp_tunnel(port, off + 8, pend)
+                return
+
+    def udp_tunnel(self, port: int, off: int, end: int) -> None:
+        if port == UDP_VXLAN:
+            self.need(off, 8)
+            self.set_encap("vxlan")
+            self.ethernet(off + 8, end)
+        elif port == UDP_GENEVE:
+            vo = self.u8(off)
+            ptype = self.u16(off + 2)
+            hl = 8 + (vo & 0x3F) * 4
+            self.need(off, hl)
+            self.set_encap("geneve")
+            if ptype == ETH_TEB:
+                self.ethernet(off + hl, end)
+            else:
+                self.ethertype(ptype, off + hl, end)
+        elif port == UDP_GTPU:
+            fl = self.u8(off)
+            mtype = self.u8(off + 1)
+            if fl >> 5 != 1 or not fl & 0x10:
+                return
+            hl = 8
+            if fl & 0x07:
+                self.need(off, 12)
+                hl = 12
+                if fl & 0x04:
+                    nxt = self.b[off + 11]
+                    while nxt:
+                        n = self.u8(off + hl) * 4
+                        if n == 0:
+                            raise Stop("malformed")
+                        self.need(off + hl, n)
+                        nxt = self.b[off + hl + n - 1]
+                        hl += n
+            if mtype != 0xFF:
+                return
+            self.need(off, hl)
+            v = self.u8(off + hl) >> 4
+            if v in (4, 6):
+                self.set_encap("gtpu")
+                self.ip_any(off + hl, end)
+        elif port == UDP_MPLS:
+            self.set_encap("mpls")
+            self.mpls(off, end)
+
+    def gre(self, off: int, end: int) -> None:
+        fl = self.u16(off)
+        proto = self.u16(off + 2)
+        ver = fl & 7
+        hl = 4
+        if ver == 1:
+            hl += 4                     # key (payload length + call id)
+            if fl & 0x1000:
+                hl += 4
+            if fl & 0x0080:
+                hl += 4
+        else:
+            if fl & 0xC000:
+                hl += 4
+            if fl & 0x2000:
+                hl += 4
+            if fl & 0x1000:
+                hl += 4
+        self.need(off, hl)
+        p = off + hl
+        if proto == ETH_IPV4:
+            self.set_encap("gre")
+            self.ipv4(p, end)
+        elif proto == ETH_IPV6:
+            self.set_encap("gre")
+            self.ipv6(p, end)
+        elif proto == ETH_TEB:
+            self.set_encap("gre")
+            self.ethernet(p, end)
+        elif proto in (ETH_MPLS_UC, ETH_MPLS_MC):
+            self.set_encap("gre")
+            self.mpls(p, end)
+        elif proto == 0x880B:           # PPP (PPTP)
+            self.set_encap("gre")
+            self.ppp(p, end)
+        elif proto == 0x88BE:           # ERSPAN I (no sequence number) or II
+            if fl & 0x1000:
+                self.need(p, 8)
+                self.set_encap("erspan2")
+                self.ethernet(p + 8, end)
+            else:
+                self.set_encap("erspan1")
+                self.ethernet(p, end)
+        elif proto == 0x22EB:           # ERSPAN III, optional platform sub-header
+            w = self.u32(p + 8)
+            ehl = 12 + (8 if w & 1 else 0)
+            self.need(p, ehl)
+            self.set_encap("erspan3")
+            ft = (w >> 10) & 0x1F
+            if ft == 0:
+                self.ethernet(p + ehl, end)
+            elif ft == 2:
+                self.ip_any(p + ehl, end)
+
+
+def decode(frame: bytes, linktype: int, wire_len: int | None = None) -> dict:
+    """Packet-table values of one frame. `wire_len` is the original length (frame.len)."""
+    return _Decoder(bytes(frame), linktype, wire_len).run()
