@@ -8,7 +8,7 @@ from typing import Iterable
 import numpy as np
 import polars as pl
 
-from tcpsift.capture.reader import FileResult, read_source
+from tcpsift.capture.reader import FileResult, _concat, read_source
 from tcpsift.capture.source import open_source
 from tcpsift.capture.table import layer_table, packet_table
 from tcpsift.decode import _decode
@@ -146,8 +146,8 @@ def read(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> Capture:
         raise CaptureError(paths[0], "none of the files could be read")
     warnings.extend(_unsupported_warnings(results))
 
-    rec = {k: np.concatenate([r.records[k] for r in results]) for k in results[0].records}
-    pkt = {k: np.concatenate([r.packets[k] for r in results]) for k in results[0].packets}
+    rec = _concat([r.records for r in results])
+    pkt = _concat([r.packets for r in results])
     sacks = np.concatenate([r.sack_edges for r in results])
     file_id = np.concatenate([np.full(len(r.records["offset"]), i, np.uint16)
                               for i, r in enumerate(results)])

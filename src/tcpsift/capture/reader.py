@@ -70,7 +70,8 @@ def read_source(src: Source, addrs, layers, first_row: int) -> FileResult:
     else:
         state = _records.PcapngState()
         pos = 0
-    rec_chunks, pkt_chunks, sack_chunks = [], [], []
+    rec_chunks, pkt_chunks = [], []
+    sack_edges = _decode.U32Buffer()
     row = first_row
     while True:
         out = _records.new_record_arrays(CHUNK_RECORDS)
@@ -82,7 +83,7 @@ def read_source(src: Source, addrs, layers, first_row: int) -> FileResult:
         rec = _trim(out, n)
         pkt = _decode.new_packet_arrays(n)
         _decode.decode_frames(view, rec["offset"], rec["cap_len"], rec["linktype"], addrs, pkt,
-                              layers, row, sack_chunks)
+                              layers, row, sack_edges)
         row += n
         rec_chunks.append(rec)
         pkt_chunks.append(pkt)
@@ -103,7 +104,6 @@ def read_source(src: Source, addrs, layers, first_row: int) -> FileResult:
         info["interfaces"] = [{"linktype": hdr["linktype"], "snaplen": hdr["snaplen"],
                                "tsresol": 9 if hdr["nsec"] else 6, "tsresol_pow2": False,
                                "tsoffset": 0, "name": None, "section": 0}]
-    sacks = np.concatenate(sack_chunks) if sack_chunks else np.empty(0, np.uint32)
-    return FileResult(src, _concat(rec_chunks), _concat(pkt_chunks), sacks, info, warnings,
+    return FileResult(src, _concat(rec_chunks), _concat(pkt_chunks), sack_edges.to_numpy(), info, warnings,
                       complete)
 

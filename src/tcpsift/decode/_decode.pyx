@@ -197,34 +197,46 @@ cdef inline Layer* new_layer(Pkt* k, uint8_t kind, bint quoted) noexcept nogil:
 # ---------------------------------------------------------------- addresses
 
 cdef class AddressTable:
-    """Distinct IPv4/IPv6 addresses, each given a dense id (open addressing)."""
-    cdef uint8_t* keys       # 17 bytes per id: version, 16 address bytes
+    """Distinct IPv4/IPv6 addresses, each given a dense id (open addressing).
+
+    A key is the 16-byte address (IPv4 as ::ffff:a.b.c.d) and its IP version, kept
+    as two 64-bit words so that hashing and comparing cost a few instructions.
+    """
+    cdef uint64_t* hi
+    cdef uint64_t* lo
+    cdef uint8_t* ver
     cdef uint32_t* slots     # id + 1, 0 = empty
     cdef Py_ssize_t count, key_cap, slot_cap
+    cdef uint64_t last_hi, last_lo     # one-entry cache: consecutive packets repeat addresses
+    cdef uint8_t last_ver
+    cdef uint32_t last_id
 
     def __cinit__(self):
         self.key_cap = 1024
         self.slot_cap = 4096
         self.count = 0
-        self.keys = <uint8_t*>malloc(self.key_cap * 17)
+        self.hi = <uint64_t*>malloc(self.key_cap * sizeof(uint64_t))
+        self.lo = <uint64_t*>malloc(self.key_cap * sizeof(uint64_t))
+        self.ver = <uint8_t*>malloc(self.key_cap)
         self.slots = <uint32_t*>malloc(self.slot_cap * sizeof(uint32_t))
-        if self.keys == NULL or self.slots == NULL:
+        if self.hi == NULL or self.lo == NULL or self.ver == NULL or self.slots == NULL:
             raise MemoryError()
         memset(self.slots, 0, self.slot_cap * sizeof(uint32_t))
+        self.last_ver = 0
 
     def __dealloc__(self):
-        free(self.keys)
+        free(self.hi)
+        free(self.lo)
+        free(self.ver)
         free(self.slots)
 
     def __len__(self):
         return self.count
 
-    cdef inline uint64_t hash_key(self, const uint8_t* key) noexcept nogil:
-        cdef uint64_t h = <uint64_t>1469598103934665603ULL
-        cdef int i
-        for i in range(17):
-            h = (h ^ key[i]) * <uint64_t>1099511628211ULL
-        return h
+    @staticmethod
+    cdef inline uint64_t hash_key(uint64_t hi, uint64_t lo, uint8_t v) noexcept nogil:
+        cdef uint64_t h = (hi * <uint64_t>0x9E3779B97F4A7C15ULL) ^ (lo * <uint64_t>0xC2B2AE3D27D4EB4FULL) ^ v
+        return h ^ (h >> 29)
 
     cdef int grow(self) noexcept nogil:
         cdef Py_ssize_t new_cap = self.slot_cap * 2
@@ -234,7 +246,7 @@ cdef class AddressTable:
             return -1
         memset(ns, 0, new_cap * sizeof(uint32_t))
         for i in range(self.count):
-            j = self.hash_key(&self.keys[i * 17]) & (new_cap - 1)
+            j = AddressTable.hash_key(self.hi[i], self.lo[i], self.ver[i]) & (new_cap - 1)
             while ns[j] != 0:
                 j = (j + 1) & (new_cap - 1)
             ns[j] = <uint32_t>(i + 1)
@@ -244,50 +256,64 @@ cdef class AddressTable:
         return 0
 
     cdef uint32_t intern(self, uint8_t version, const uint8_t* addr) noexcept nogil:
-        cdef uint8_t key[17]
+        cdef uint64_t hi, lo
         cdef Py_ssize_t j
         cdef uint32_t s
-        cdef uint8_t* nk
-        key[0] = version
         if version == 4:
-            memset(&key[1], 0, 10)
-            key[11] = 0xFF
-            key[12] = 0xFF
-            memcpy(&key[13], addr, 4)
+            hi = 0
+            lo = (<uint64_t>0xFFFF << 32) | be32(addr)
         else:
-            memcpy(&key[1], addr, 16)
+            hi = (<uint64_t>be32(addr) << 32) | be32(addr + 4)
+            lo = (<uint64_t>be32(addr + 8) << 32) | be32(addr + 12)
+        if hi == self.last_hi and lo == self.last_lo and version == self.last_ver:
+            return self.last_id
         if (self.count + 1) * 2 > self.slot_cap:
             if self.grow() != 0:
                 return NO_ADDR
-        j = self.hash_key(key) & (self.slot_cap - 1)
+        j = AddressTable.hash_key(hi, lo, version) & (self.slot_cap - 1)
         while True:
             s = self.slots[j]
             if s == 0:
                 break
-            if memcmp(&self.keys[(s - 1) * 17], key, 17) == 0:
+            if self.hi[s - 1] == hi and self.lo[s - 1] == lo and self.ver[s - 1] == version:
+                self.last_hi, self.last_lo, self.last_ver, self.last_id = hi, lo, version, s - 1
                 return s - 1
             j = (j + 1) & (self.slot_cap - 1)
         if self.count == self.key_cap:
-            nk = <uint8_t*>realloc(self.keys, self.key_cap * 2 * 17)
-            if nk == NULL:
+            if self.grow_keys() != 0:
                 return NO_ADDR
-            self.keys = nk
-            self.key_cap *= 2
-        memcpy(&self.keys[self.count * 17], key, 17)
+        self.hi[self.count] = hi
+        self.lo[self.count] = lo
+        self.ver[self.count] = version
         self.slots[j] = <uint32_t>(self.count + 1)
         self.count += 1
         return <uint32_t>(self.count - 1)
+
+    cdef int grow_keys(self) noexcept nogil:
+        cdef uint64_t* nh = <uint64_t*>realloc(self.hi, self.key_cap * 2 * sizeof(uint64_t))
+        if nh == NULL:
+            return -1
+        self.hi = nh
+        cdef uint64_t* nl = <uint64_t*>realloc(self.lo, self.key_cap * 2 * sizeof(uint64_t))
+        if nl == NULL:
+            return -1
+        self.lo = nl
+        cdef uint8_t* nv = <uint8_t*>realloc(self.ver, self.key_cap * 2)
+        if nv == NULL:
+            return -1
+        self.ver = nv
+        self.key_cap *= 2
+        return 0
 
     def texts(self):
         """Text of every address, by id (IPv4 dotted quad, IPv6 RFC 5952)."""
         out = []
         cdef Py_ssize_t i
         for i in range(self.count):
-            raw = bytes(self.keys[i * 17:(i + 1) * 17])
-            if raw[0] == 4:
-                out.append(str(ipaddress.IPv4Address(raw[13:17])))
+            if self.ver[i] == 4:
+                out.append(str(ipaddress.IPv4Address(<uint32_t>(self.lo[i] & 0xFFFFFFFF))))
             else:
-                out.append(str(ipaddress.IPv6Address(raw[1:17])))
+                out.append(str(ipaddress.IPv6Address((self.hi[i] << 64) | self.lo[i])))
         return out
 
 
@@ -947,6 +973,11 @@ cdef class _Decoder:
             k.status = ST_UNSUPPORTED
 
 
+cdef inline bint is_supported(uint16_t lt) noexcept nogil:
+    return (lt == 0 or lt == 1 or lt == 12 or lt == 14 or lt == 101 or lt == 108 or lt == 113
+            or lt == 228 or lt == 229 or lt == 276)
+
+
 cdef class LayerBuffer:
     """Growable array of Layer rows for frames with repeated headers."""
     cdef Layer* rows
@@ -985,6 +1016,41 @@ cdef class LayerBuffer:
         return out
 
 
+cdef class U32Buffer:
+    """Growable uint32 array filled without the GIL (SACK edges)."""
+    cdef uint32_t* data
+    cdef Py_ssize_t count, cap
+
+    def __cinit__(self):
+        self.cap = 1024
+        self.count = 0
+        self.data = <uint32_t*>malloc(self.cap * sizeof(uint32_t))
+        if self.data == NULL:
+            raise MemoryError()
+
+    def __dealloc__(self):
+        free(self.data)
+
+    cdef int extend(self, const uint32_t* src, Py_ssize_t n) noexcept nogil:
+        cdef uint32_t* nd
+        while self.count + n > self.cap:
+            nd = <uint32_t*>realloc(self.data, self.cap * 2 * sizeof(uint32_t))
+            if nd == NULL:
+                return -1
+            self.data = nd
+            self.cap *= 2
+        memcpy(&self.data[self.count], src, n * sizeof(uint32_t))
+        self.count += n
+        return 0
+
+    def to_numpy(self):
+        out = np.empty(self.count, np.uint32)
+        cdef uint32_t[:] view = out
+        if self.count:
+            memcpy(&view[0], self.data, self.count * sizeof(uint32_t))
+        return out
+
+
 def new_packet_arrays(Py_ssize_t n):
     """The arrays decode_frames fills, one element per frame."""
     u = np.empty
@@ -1005,69 +1071,72 @@ def new_packet_arrays(Py_ssize_t n):
     }
 
 
-def decode_frames(const uint8_t[:] buf, const int64_t[:] offsets, const uint32_t[:] cap_lens,
-                  const uint16_t[:] linktypes, AddressTable addrs, dict out, LayerBuffer layers,
-                  uint32_t first_row, object sack_edges):
+def decode_frames(const uint8_t[::1] buf, const int64_t[::1] offsets, const uint32_t[::1] cap_lens,
+                  const uint16_t[::1] linktypes, AddressTable addrs, dict out, LayerBuffer layers,
+                  uint32_t first_row, U32Buffer sack_edges):
     """Decode frames [0, len(offsets)) of `buf` into the arrays of `out`.
 
     `first_row` is added to layer rows so that chunks share one layer buffer.
-    SACK edges are appended to the growable uint32 array `sack_edges` (a list of
-    numpy chunks) in frame order; `out["sack_count"]` says how many per frame.
+    SACK edges are appended to `sack_edges` in frame order; `out["sack_count"]`
+    says how many each frame has.
     """
     cdef Py_ssize_t n = offsets.shape[0]
-    cdef Py_ssize_t i, j, nsack = 0
+    cdef Py_ssize_t i
+    cdef int failed = 0
     cdef Pkt k
     cdef _Decoder d = _Decoder()
     d.addrs = addrs
-    cdef uint8_t[:] status = out["status"]
-    cdef uint32_t[:] present = out["present"]
-    cdef uint16_t[:] vlan_id = out["vlan_id"]
-    cdef uint8_t[:] vlan_depth = out["vlan_depth"]
-    cdef uint8_t[:] encap = out["encap"]
-    cdef uint32_t[:] outer_src = out["outer_src"]
-    cdef uint32_t[:] outer_dst = out["outer_dst"]
-    cdef uint8_t[:] ip_version = out["ip_version"]
-    cdef uint32_t[:] src = out["src"]
-    cdef uint32_t[:] dst = out["dst"]
-    cdef uint16_t[:] ip_hdr_len = out["ip_hdr_len"]
-    cdef uint32_t[:] ip_len = out["ip_len"]
-    cdef uint32_t[:] ip_id = out["ip_id"]
-    cdef uint8_t[:] ttl = out["ttl"]
-    cdef uint8_t[:] ip_proto = out["ip_proto"]
-    cdef uint8_t[:] df = out["dont_fragment"]
-    cdef uint8_t[:] mf = out["more_fragments"]
-    cdef uint16_t[:] frag = out["frag_offset"]
-    cdef uint16_t[:] sport = out["sport"]
-    cdef uint16_t[:] dport = out["dport"]
-    cdef uint16_t[:] tcp_flags = out["tcp_flags"]
-    cdef uint32_t[:] seq = out["seq"]
-    cdef uint32_t[:] ack = out["ack"]
-    cdef uint8_t[:] tcp_hdr_len = out["tcp_hdr_len"]
-    cdef uint16_t[:] window = out["window"]
-    cdef uint32_t[:] tcp_len = out["tcp_len"]
-    cdef uint16_t[:] mss = out["mss"]
-    cdef uint8_t[:] wscale = out["wscale"]
-    cdef uint32_t[:] tsval = out["tsval"]
-    cdef uint32_t[:] tsecr = out["tsecr"]
-    cdef uint16_t[:] udp_len = out["udp_len"]
-    cdef uint8_t[:] icmp_type = out["icmp_type"]
-    cdef uint8_t[:] icmp_code = out["icmp_code"]
-    cdef uint32_t[:] payload_offset = out["payload_offset"]
-    cdef uint8_t[:] sack_count = out["sack_count"]
-    sack_arr = np.empty(n * 8 if n < 65536 else 65536 * 8, np.uint32)
-    cdef uint32_t[:] sack_buf = sack_arr
-    cdef Py_ssize_t sack_cap = sack_arr.shape[0]
+    cdef uint8_t[::1] status = out["status"]
+    cdef uint32_t[::1] present = out["present"]
+    cdef uint16_t[::1] vlan_id = out["vlan_id"]
+    cdef uint8_t[::1] vlan_depth = out["vlan_depth"]
+    cdef uint8_t[::1] encap = out["encap"]
+    cdef uint32_t[::1] outer_src = out["outer_src"]
+    cdef uint32_t[::1] outer_dst = out["outer_dst"]
+    cdef uint8_t[::1] ip_version = out["ip_version"]
+    cdef uint32_t[::1] src = out["src"]
+    cdef uint32_t[::1] dst = out["dst"]
+    cdef uint16_t[::1] ip_hdr_len = out["ip_hdr_len"]
+    cdef uint32_t[::1] ip_len = out["ip_len"]
+    cdef uint32_t[::1] ip_id = out["ip_id"]
+    cdef uint8_t[::1] ttl = out["ttl"]
+    cdef uint8_t[::1] ip_proto = out["ip_proto"]
+    cdef uint8_t[::1] df = out["dont_fragment"]
+    cdef uint8_t[::1] mf = out["more_fragments"]
+    cdef uint16_t[::1] frag = out["frag_offset"]
+    cdef uint16_t[::1] sport = out["sport"]
+    cdef uint16_t[::1] dport = out["dport"]
+    cdef uint16_t[::1] tcp_flags = out["tcp_flags"]
+    cdef uint32_t[::1] seq = out["seq"]
+    cdef uint32_t[::1] ack = out["ack"]
+    cdef uint8_t[::1] tcp_hdr_len = out["tcp_hdr_len"]
+    cdef uint16_t[::1] window = out["window"]
+    cdef uint32_t[::1] tcp_len = out["tcp_len"]
+    cdef uint16_t[::1] mss = out["mss"]
+    cdef uint8_t[::1] wscale = out["wscale"]
+    cdef uint32_t[::1] tsval = out["tsval"]
+    cdef uint32_t[::1] tsecr = out["tsecr"]
+    cdef uint16_t[::1] udp_len = out["udp_len"]
+    cdef uint8_t[::1] icmp_type = out["icmp_type"]
+    cdef uint8_t[::1] icmp_code = out["icmp_code"]
+    cdef uint32_t[::1] payload_offset = out["payload_offset"]
+    cdef uint8_t[::1] sack_count = out["sack_count"]
     cdef bint flush
     for i in range(n):
+        if cap_lens[i] == 0:
+            continue
+        d.pkt = &buf[offsets[i]]
+        break
+    with nogil:
+      for i in range(n):
         memset(&k, 0, sizeof(Pkt) - sizeof(k.layers))
-        d.pkt = &buf[offsets[i]] if cap_lens[i] > 0 else NULL
         if cap_lens[i] > 0:
-            with nogil:
-                d.frame(&k, linktypes[i], cap_lens[i])
-        elif linktypes[i] not in SUPPORTED_LINKTYPES:
-            k.status = ST_UNSUPPORTED
-        else:
+            d.pkt = &buf[offsets[i]]
+            d.frame(&k, linktypes[i], cap_lens[i])
+        elif is_supported(linktypes[i]):
             k.status = ST_TRUNC
+        else:
+            k.status = ST_UNSUPPORTED
         status[i] = k.status
         present[i] = k.present
         vlan_id[i] = k.vlan_id
@@ -1104,15 +1173,13 @@ def decode_frames(const uint8_t[:] buf, const int64_t[:] offsets, const uint32_t
         payload_offset[i] = k.payload_off
         sack_count[i] = k.sack_n
         if k.sack_n:
-            if nsack + k.sack_n > sack_cap:
-                sack_edges.append(sack_arr[:nsack].copy())
-                nsack = 0
-            for j in range(k.sack_n):
-                sack_buf[nsack] = k.sack[j]
-                nsack += 1
+            if sack_edges.extend(k.sack, k.sack_n) != 0:
+                failed = 1
+                break
         flush = k.any_quoted or k.ip_count > 1 or k.l4_count > 1 or k.vlan_depth > 1
         if flush and k.nlayers > 0:
             if layers.add(k.layers, k.nlayers, first_row + <uint32_t>i) != 0:
-                raise MemoryError()
-    if nsack:
-        sack_edges.append(sack_arr[:nsack].copy())
+                failed = 1
+                break
+    if failed:
+        raise MemoryError()

@@ -231,7 +231,9 @@ def _layer_values(layers: pl.DataFrame, field: Field, frames: pl.Series | None) 
 def _interface_id_known(cap) -> pl.Expr:
     """frame.interface_id exists only for pcapng files (per file: several files merge)."""
     files = getattr(getattr(cap, "info", None), "files", None) or []
-    ng = [i for i, fi in enumerate(files) if "pcapng" in str(getattr(fi, "format", "")).lower()]
+    fmt = [fi.get("format") if isinstance(fi, dict) else getattr(fi, "format", None)
+           for fi in files]
+    ng = [i for i, f in enumerate(fmt) if "pcapng" in str(f).lower()]
     return C("file_id").is_in(ng)
 
 
