@@ -34,11 +34,11 @@ class Source:
     """A capture's bytes and what the container layer learned opening it."""
     path: str
     data: object                      # bytes-like supporting the buffer protocol
-    container: str                    # "pcap" or "pcapng"
+    _mmap: mmap.mmap | None = None
+    container: str = "pcap"           # "pcap" or "pcapng"
     compression: str | None = None    # None, "gzip" or "zstd"
     file_size: int = 0
     warnings: list[str] = field(default_factory=list)
-    _mmap: mmap.mmap | None = None
 
     def close(self):
         if self._mmap is not None:
@@ -100,6 +100,33 @@ def _container(head: bytes, path: str) -> str:
     raise CaptureError(path, "not a pcap or pcapng file")
 
 
+def _available_memory() -> int:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def _map(fh, size):
+    """Memory-map a file. Pre-fault it when it fits easily in memory: one populate is
+    ~30x cheaper than a page fault per 4 KiB while walking; a larger file streams."""
+    flags = mmap.MAP_SHARED
+    populate = getattr(mmap, "MAP_POPULATE", 0)
+    if populate and size * 4 < _available_memory():
+        flags |= populate
+    mm = mmap.mmap(fh.fileno(), 0, flags=flags, prot=mmap.PROT_READ)
+    if not flags & populate:
+        try:
+            mm.madvise(mmap.MADV_SEQUENTIAL)
+        except (AttributeError, OSError):
+            pass
+    return mm, mm
+
+
 def open_source(path) -> Source:
     """Open `path` as a capture. Raises CaptureError when it is not one."""
     path = os.fspath(path)
@@ -122,11 +149,6 @@ def open_source(path) -> Source:
                 raise CaptureError(path, f"{compression} data holds no capture"
                                    + (f" ({warnings[0]})" if warnings else ""))
             container = _container(data[:8], path)
-            return Source(path, data, container, compression, size, warnings)
+            return Source(path, data, None, container, compression, size, warnings)
         container = _container(head + fh.read(4), path)
-        mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
-        try:
-            mm.madvise(mmap.MADV_SEQUENTIAL)
-        except (AttributeError, OSError):
-            pass
-        return Source(path, mm, container, None, size, [], mm)
+        return Source(path, *_map(fh, size), container=container, file_size=size)
