@@ -103,7 +103,7 @@ def tcpsift_fields(path: Path, fields=FIELDS) -> bytes:
     import tcpsift
     from tcpsift.fields import render
 
-    return b"".join(render(tcpsift.read(str(path)), list(fields)))
+    return render(tcpsift.read(str(path)), list(fields))
 
 
 # --- comparing --------------------------------------------------------------------------

@@ -36,7 +36,7 @@ TCP = dict(ts_ns=1258133614430569000, cap_len=74, len=74, iface=0, ip_version=4,
 
 def out(cap, *names, flt=None):
     mask = compile_filter(flt)(cap) if flt else None
-    return b"".join(render(cap, list(names), mask)).decode()
+    return render(cap, list(names), mask).decode()
 
 
 def test_formats():

@@ -22,7 +22,7 @@ def fields(files, names, display_filter, list_fields):
     """Print FIELDs of every frame of FILE(s), tab-separated, like
     `tshark -r FILE -T fields -e FIELD ...` (several files are merged by time)."""
     # Heavy imports only here, so that `tcpsift --help` stays light.
-    from tcpsift.fields import FieldError, field_names, render, resolve
+    from tcpsift.fields import FieldError, field_names, resolve, write
     from tcpsift.fields.filter import compile_filter
 
     if list_fields:
@@ -50,8 +50,7 @@ def fields(files, names, display_filter, list_fields):
     mask = flt(cap) if flt is not None else None
     out = sys.stdout.buffer
     try:
-        for block in render(cap, list(names), mask):
-            out.write(block)
+        write(cap, list(names), out, mask)
         out.flush()
     except BrokenPipeError:
         # reader went away (| head): not an error, and no traceback at exit either
