@@ -588,9 +588,13 @@ def versions(env: Env) -> str:
     if shutil.which("tshark"):
         parts.append(subprocess.run(["tshark", "--version"], capture_output=True,
                                     text=True).stdout.split("\n", 1)[0].replace("TShark (Wireshark) ", "tshark "))
-    r = subprocess.run([env.py, "-c", "import tcpsift, polars, sys; print('tcpsift', "
-                        "getattr(tcpsift, '__version__', '?'), 'polars', polars.__version__, "
+    r = subprocess.run([env.py, "-c", "import tcpsift, polars, sys, importlib.metadata as m; "
+                        "print('tcpsift', m.version('tcpsift'), 'polars', polars.__version__, "
                         "'python', sys.version.split()[0])"], capture_output=True, text=True)
+    head = subprocess.run(["git", "-C", str(REPO), "describe", "--always", "--dirty"],
+                          capture_output=True, text=True).stdout.strip()
+    if head:
+        parts.append(f"tcpsift tree {head}")
     parts.append(r.stdout.strip() or "tcpsift not importable")
     if env.peer_py.exists():
         r = subprocess.run([str(env.peer_py), "-c", "import dpkt, scapy; print('dpkt', "
