@@ -499,7 +499,7 @@ def tcp(payload: bytes = b"", sport: int = 40000, dport: int = 80, seq: int = 10
     AE (0x100), which goes in the reserved nibble."""
     options = options + b"\0" * (-len(options) % 4)
     doff = 5 + len(options) // 4 if data_offset is None else data_offset
-    off_flags = (doff << 12) | (flags & 0x1FF)
+    off_flags = (doff << 12) | (flags & 0xFFF)
     return struct.pack("!HHIIHHHH", sport, dport, seq, ack, off_flags, window, checksum,
                        urg) + options + payload
 

@@ -80,7 +80,7 @@ def expected(row, ref):
                  tcp_hdr_len=last("tcp.hdr_len"), window=last("tcp.window_size_value"),
                  tcp_len=last("tcp.len"), mss=last("tcp.options.mss_val"),
                  wscale=last("tcp.options.wscale.shift"),
-                 sack_perm=True if row["tcp.options.sack_perm"] else None,
+                 sack_perm=bool(row["tcp.options.sack_perm"]),
                  sack_blocks=[int(x) for p in zip(sle, sre) for x in p] or None,
                  tsval=last("tcp.options.timestamp.tsval"),
                  tsecr=last("tcp.options.timestamp.tsecr"))

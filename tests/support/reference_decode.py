@@ -41,7 +41,7 @@ ETH_IPV4, ETH_IPV6, ETH_8021Q, ETH_8021AD, ETH_QINQ_OLD = 0x0800, 0x86DD, 0x8100
 ETH_MPLS_UC, ETH_MPLS_MC, ETH_PPPOE_SESSION, ETH_TEB = 0x8847, 0x8848, 0x8864, 0x6558
 VLAN_TPIDS = (ETH_8021Q, ETH_8021AD, ETH_QINQ_OLD)
 
-IPV6_EXT = (0, 43, 44, 60)          # hop-by-hop, routing, fragment, destination options
+IPV6_EXT = (0, 43, 44, 60, 51)      # hop-by-hop, routing, fragment, destination options, AH
 
 UDP_VXLAN, UDP_GENEVE, UDP_GTPU, UDP_MPLS = 4789, 6081, 2152, 6635
 
@@ -108,7 +108,6 @@ class _Decoder:
         self.r["status"] = "ok"
         self.ips: list[tuple[int, bytes, bytes]] = []   # (version, src, dst) outermost first
         self.encap = None
-        self.fragmented = False
         self.rend = self.wire           # reported end of the innermost IP packet
 
     # -- helpers
@@ -133,26 +132,32 @@ class _Decoder:
     def set_encap(self, name: str) -> None:
         if self.encap is None:
             self.encap = name
+            self.encap_depth = len(self.ips)
+
+    def refine_encap(self, name: str) -> None:
+        """GRE turns out to carry ERSPAN: say so if GRE was the outermost encapsulation."""
+        if self.encap == "gre" and self.encap_depth == len(self.ips):
+            self.encap = name
 
     # -- driver
     def run(self) -> dict:
         r = self.r
-        if self.linktype not in SUPPORTED_LINKTYPES:
-            r["status"] = "unsupported"
-            return r
         r["vlan_depth"] = 0
+        r["encap"] = ""
+        if self.linktype not in SUPPORTED_LINKTYPES:
+            r["status"] = "unsupported"     # frame columns only (and vlan_depth 0, encap "")
+            return r
         try:
             self.link(self.linktype, 0, self.wire)
         except Stop as e:
             r["status"] = e.status
-        if self.ips:
-            r["encap"] = self.encap or ""
-            if len(self.ips) > 1:
-                v, s, d = self.ips[0]
-                fmt = ipv4_text if v == 4 else ipv6_text
-                r["outer_src"], r["outer_dst"] = fmt(s), fmt(d)
-        else:
-            r["encap"] = ""
+        # encap: set as soon as a tunnel header is recognised (even if nothing decodable
+        # follows); outer_src/outer_dst only when there are two IP headers or more.
+        r["encap"] = self.encap or ""
+        if len(self.ips) > 1:
+            v, s, d = self.ips[0]
+            fmt = ipv4_text if v == 4 else ipv6_text
+            r["outer_src"], r["outer_dst"] = fmt(s), fmt(d)
         return r
 
     # -- link layers; `end` is the reported end of the current packet (tvb reported length)
@@ -241,9 +246,11 @@ class _Decoder:
             self.ppp(off + 6, min(end, off + 6 + plen))   # PPPoE length bounds the packet
 
     def ppp(self, off: int, end: int) -> None:
-        proto = self.u16(off)
-        if proto == 0xFF03:            # address/control present
+        if self.u8(off) == 0xFF:       # address/control present
             off += 2
+        if self.u8(off) & 1:           # compressed (1-byte) protocol field
+            proto, off = self.b[off], off - 1
+        else:
             proto = self.u16(off)
         if proto == 0x0021:
             self.ipv4(off + 2, end)
@@ -320,9 +327,8 @@ class _Decoder:
             raise Stop("malformed")
         self.need(off, hlen)
         self.ipv4_options(off + 20, off + hlen)
-        if r["frag_offset"]:
-            return
-        self.fragmented = r["more_fragments"]
+        if r["frag_offset"] or r["more_fragments"]:
+            return      # tshark (reassembly on) shows no transport header in any fragment
         self.transport(4, proto, off + hlen, pend)
 
     def ipv4_options(self, off: int, end: int) -> None:
@@ -353,6 +359,7 @@ class _Decoder:
             raise Stop("malformed")
         self.ip_common(6, src, dst)
         r["ttl"] = hlim
+        r["dont_fragment"], r["more_fragments"], r["frag_offset"] = False, False, 0
         r["ip_len"] = 40 + plen
         r["ip_proto"] = nh
         hoff = off + 40
@@ -370,11 +377,14 @@ class _Decoder:
                     nh = nxt
                     r["ip_hdr_len"] = hoff - off
                     r["ip_proto"] = nh
-                    if fo >> 3:
-                        return
+                    if fo >> 3 or fo & 1:
+                        return  # a fragment (not an atomic one): no transport header
                     continue
                 nxt = self.u8(hoff)
-                hl = (self.u8(hoff + 1) + 1) * 8
+                if nh == 51:                # AH: length in 4-byte units, minus 2
+                    hl = (self.u8(hoff + 1) + 2) * 4
+                else:
+                    hl = (self.u8(hoff + 1) + 1) * 8
                 self.need(hoff, hl)
                 if nh == 0:
                     jumbo = self.jumbo(hoff + 2, hoff + hl)
@@ -386,7 +396,6 @@ class _Decoder:
                 r["ip_proto"] = nh
         finally:
             pass
-        self.fragmented = bool(r["more_fragments"])
         iplen = r["ip_len"]
         pend = off + min(iplen, end - off)
         self.rend = pend
@@ -410,10 +419,8 @@ class _Decoder:
             self.tcp(off, end)
         elif proto == 17:
             self.udp(off, end)
-        elif proto == 1 and ipv == 4 or proto == 58 and ipv == 6:
-            self.r["icmp_type"] = self.u8(off)
-            self.r["icmp_code"] = self.u8(off + 1)
-            self.need(off, 4)
+        elif proto in (1, 58):
+            self.icmp(proto == 58, off, end)
         elif proto == 4:
             self.set_encap("ipip" if ipv == 4 else "4in6")
             self.ipv4(off, end)
@@ -423,29 +430,49 @@ class _Decoder:
         elif proto == 47:
             self.gre(off, end)
 
+    def icmp(self, v6: bool, off: int, end: int) -> None:
+        r = self.r
+        r["icmp_type"] = t = self.u8(off)
+        r["icmp_code"] = self.u8(off + 1)
+        self.need(off, 4)
+        error = t in (1, 2, 3, 4) if v6 else t in (3, 4, 5, 11, 12)
+        q = off + 8
+        if not error or self.cap <= q:
+            return
+        # The quoted packet never enters the packet table, but a quoted IP header whose
+        # fixed part is cut, or whose version is wrong, sets the status.
+        self.need(q, 40 if v6 else 20)
+        if self.b[q] >> 4 != (6 if v6 else 4):
+            raise Stop("malformed")
+
     def tcp(self, off: int, end: int) -> None:
+        """Fields as far as captured: ports (4 bytes), seq (8), ack (12), then data offset,
+        flags and window together (16); the 20-byte fixed header, then the options."""
         r = self.r
         r["sport"] = self.u16(off)
         r["dport"] = self.u16(off + 2)
+        r["sack_perm"] = False
         r["seq"] = self.u32(off + 4)
         r["ack"] = self.u32(off + 8)
-        offfl = self.u16(off + 12)
-        hl = (offfl >> 12) * 4
+        self.need(off, 16)
+        doff, flags, window = struct.unpack_from("!BBH", self.b, off + 12)
+        hl = (doff >> 4) * 4
         r["tcp_hdr_len"] = hl
-        r["tcp_flags"] = offfl & 0x0FFF     # tshark: 12 bits incl. reserved
+        r["tcp_flags"] = ((doff & 0x0F) << 8) | flags    # tshark: 12 bits incl. reserved
+        r["window"] = window
+        self.need(off, 20)
         if hl < 20:
             raise Stop("malformed")
-        r["window"] = self.u16(off + 14)
-        self.need(off, 20)
         seglen = end - off - hl
         if seglen < 0:
             raise Stop("malformed")
-        if not self.fragmented:        # tshark has no tcp.len in a fragment
-            r["tcp_len"] = seglen
+        r["tcp_len"] = seglen
         self.tcp_options(off + 20, off + hl)
         r["payload_offset"] = off + hl
 
     def tcp_options(self, off: int, end: int) -> None:
+        """As tshark: a bad option length ends the option list quietly (an expert note,
+        not an exception); running out of captured bytes is a truncation."""
         r = self.r
         while off < end:
             kind = self.u8(off)
@@ -454,9 +481,11 @@ class _Decoder:
             if kind == 1:
                 off += 1
                 continue
+            if off + 1 >= end:
+                return
             ln = self.u8(off + 1)
             if ln < 2 or off + ln > end:
-                raise Stop("malformed")
+                return
             self.need(off, ln)
             if kind == 2 and ln == 4:
                 r["mss"] = self.u16(off + 2)
@@ -464,8 +493,9 @@ class _Decoder:
                 r["wscale"] = self.u8(off + 2)
             elif kind == 4 and ln == 2:
                 r["sack_perm"] = True
-            elif kind == 5 and (ln - 2) % 8 == 0:
-                blocks = list(struct.unpack_from("!%dI" % ((ln - 2) // 4), self.b, off + 2))
+            elif kind == 5 and ln >= 10:
+                n = (ln - 2) // 8
+                blocks = list(struct.unpack_from("!%dI" % (2 * n), self.b, off + 2))
                 r["sack_blocks"] = (r["sack_blocks"] or []) + blocks
             elif kind == 8 and ln == 10:
                 r["tsval"] = self.u32(off + 2)
@@ -548,41 +578,37 @@ class _Decoder:
                 hl += 4
             if fl & 0x1000:
                 hl += 4
+        if ver > 1:
+            return
         self.need(off, hl)
         p = off + hl
+        self.set_encap("gre")
+        if p >= end:                    # no payload (PPTP acknowledgment only)
+            return
         if proto == ETH_IPV4:
-            self.set_encap("gre")
             self.ipv4(p, end)
         elif proto == ETH_IPV6:
-            self.set_encap("gre")
             self.ipv6(p, end)
         elif proto == ETH_TEB:
-            self.set_encap("gre")
             self.ethernet(p, end)
         elif proto in (ETH_MPLS_UC, ETH_MPLS_MC):
-            self.set_encap("gre")
             self.mpls(p, end)
         elif proto == 0x880B:           # PPP (PPTP)
-            self.set_encap("gre")
             self.ppp(p, end)
         elif proto == 0x88BE:           # ERSPAN I (no sequence number) or II
             if fl & 0x1000:
+                self.refine_encap("erspan2")
                 self.need(p, 8)
-                self.set_encap("erspan2")
                 self.ethernet(p + 8, end)
             else:
-                self.set_encap("erspan1")
+                self.refine_encap("erspan1")
                 self.ethernet(p, end)
         elif proto == 0x22EB:           # ERSPAN III, optional platform sub-header
+            self.refine_encap("erspan3")
             w = self.u32(p + 8)
             ehl = 12 + (8 if w & 1 else 0)
             self.need(p, ehl)
-            self.set_encap("erspan3")
-            ft = (w >> 10) & 0x1F
-            if ft == 0:
-                self.ethernet(p + ehl, end)
-            elif ft == 2:
-                self.ip_any(p + ehl, end)
+            self.ethernet(p + ehl, end)
 
 
 def decode(frame: bytes, linktype: int, wire_len: int | None = None) -> dict:
