@@ -51,14 +51,16 @@ def main(argv=None):
         pct = f"{100 * eq / n:.3f}" if n else "-"
         print(f"| `{f}` | {n} | {eq} | {pct} |" if md else f"{f:32} {n:9} {eq:9} {pct:>8}")
     print()
-    print("| capture | cells differing | documented | fields |\n| --- | ---: | ---: | --- |" if md
-          else f"{'capture with differences':58} {'cells':>6} {'docd':>6}  fields")
+    print("| capture | cells differing | documented | kind | fields |\n"
+          "| --- | ---: | ---: | --- | --- |" if md
+          else f"{'capture with differences':58} {'cells':>6} {'docd':>6}  kind: fields")
     for cap, diffs, bad in per_capture:
         fields = ", ".join(sorted({d.field for d in diffs}))
+        kinds = ", ".join(sorted({k.kind for d in diffs if (k := harness.covering(d, known))}))
         if md:
-            print(f"| `{cap}` | {len(diffs)} | {len(diffs) - len(bad)} | {fields} |")
+            print(f"| `{cap}` | {len(diffs)} | {len(diffs) - len(bad)} | {kinds} | {fields} |")
         else:
-            print(f"{cap:58} {len(diffs):6} {len(diffs) - len(bad):6}  {fields}")
+            print(f"{cap:58} {len(diffs):6} {len(diffs) - len(bad):6}  {kinds}: {fields}")
         for d in bad[:args.diffs]:
             print(f"    frame {d.frame} {d.field}: tshark {d.tshark!r} tcpsift {d.ours!r}")
     used = {k for k in known for _, diffs, _ in per_capture if any(k.covers(d) for d in diffs)}

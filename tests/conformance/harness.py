@@ -196,3 +196,12 @@ def undocumented(diffs: list[Diff], known: list[Known]) -> list[Diff]:
 
 def covering(d: Diff, known: list[Known]) -> Known | None:
     return next((k for k in known if k.covers(d)), None)
+
+
+def warm_cache(caps: list[str], root: Path | None = None, jobs: int | None = None) -> None:
+    """Run tshark for several captures in parallel (threads: the work is in subprocesses)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    root = root or corpus()
+    with ThreadPoolExecutor(jobs or os.cpu_count() or 2) as pool:
+        list(pool.map(lambda c: tshark_fields(root / c), caps))

@@ -52,9 +52,13 @@ def fields(files, names, display_filter, list_fields):
     try:
         write(cap, list(names), out, mask)
         out.flush()
-    except BrokenPipeError:
-        # reader went away (| head): not an error, and no traceback at exit either
+    except OSError as e:
+        # Polars raises a plain OSError for EPIPE. The reader went away (| head): not an
+        # error, and stdout goes to /dev/null so that the exit flush does not fail again.
+        import errno
         import os
+        if e.errno != errno.EPIPE and "Broken pipe" not in str(e):
+            _fail(f"writing output: {e}")
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(0)
     if not cap.complete:
