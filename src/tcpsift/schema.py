@@ -125,6 +125,8 @@ LAYER_COLUMNS: tuple[Column, ...] = (
     Column("kind", "Enum:" + ",".join(LAYER_KINDS), "", "header kind: " + ", ".join(LAYER_KINDS)),
     Column("quoted", "Boolean", "", "inside an ICMP/ICMPv6 error message"),
     Column("vlan_id", "UInt16", "", "vlan: VLAN id", "vlan.id"),
+    Column("tpid", "UInt16", "", "vlan: tag protocol identifier (0x8100 802.1Q; 0x88a8 802.1ad "
+           "S-tag, which Wireshark shows as ieee8021ad.id, not vlan.id)"),
     Column("src", "Categorical", "", "ipv4/ipv6: source address", "ip.src / ipv6.src"),
     Column("dst", "Categorical", "", "ipv4/ipv6: destination address", "ip.dst / ipv6.dst"),
     Column("ip_hdr_len", "UInt16", "bytes", "ipv4/ipv6: header length", "ip.hdr_len"),
@@ -139,6 +141,11 @@ LAYER_COLUMNS: tuple[Column, ...] = (
     Column("dport", "UInt16", "", "tcp/udp: destination port", "tcp.dstport / udp.dstport"),
     Column("udp_len", "UInt16", "bytes", "udp: length field", "udp.length"),
     Column("seq", "UInt32", "", "tcp: raw sequence number", "tcp.seq_raw"),
+    Column("ack", "UInt32", "", "tcp: raw acknowledgment number (quoted headers: when 16 bytes "
+           "or more were quoted)", "tcp.ack_raw"),
+    Column("tcp_flags", "UInt16", "", "tcp: flags bitmask", "tcp.flags"),
+    Column("tcp_hdr_len", "UInt8", "bytes", "tcp: header length", "tcp.hdr_len"),
+    Column("window", "UInt16", "", "tcp: raw window", "tcp.window_size_value"),
     Column("icmp_type", "UInt8", "", "icmp/icmpv6: type", "icmp.type"),
     Column("icmp_code", "UInt8", "", "icmp/icmpv6: code", "icmp.code"),
 )

@@ -335,10 +335,13 @@ def walk_pcapng(const uint8_t[:] buf, Py_ssize_t pos, PcapngState st, dict out,
             lt[n] = info["linktype"]
             n += 1
         elif btype == 0x00000BAD or btype == 0x40000BAD:
-            # tshark 4.0 shows custom blocks as frames of their body (PEN and data)
-            offset[n] = pos + 8
-            cap_len[n] = blen - 12
-            wire_len[n] = blen - 12
+            # tshark 4.0 shows a custom block as a frame of the bytes after its PEN
+            if blen < 16:
+                error = f"corrupt custom block at offset {pos}: total length {blen}"
+                break
+            offset[n] = pos + 12
+            cap_len[n] = blen - 16
+            wire_len[n] = blen - 16
             ts[n] = 0
             has_ts[n] = 0
             iface[n] = 0xFFFFFFFF

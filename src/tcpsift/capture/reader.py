@@ -82,7 +82,7 @@ def read_source(src: Source, addrs, layers, first_row: int) -> FileResult:
             n, pos, error = _records.walk_pcapng(view, pos, state, out, CHUNK_RECORDS)
         rec = _trim(out, n)
         pkt = _decode.new_packet_arrays(n)
-        _decode.decode_frames(view, rec["offset"], rec["cap_len"], rec["linktype"], addrs, pkt,
+        _decode.decode_frames(view, rec["offset"], rec["cap_len"], rec["len"], rec["linktype"], addrs, pkt,
                               layers, row, sack_edges)
         row += n
         rec_chunks.append(rec)

@@ -117,6 +117,10 @@ def layer_table(layers: np.ndarray, frame: np.ndarray, address_texts: list[str])
         "more_fragments": kind == 1, "frag_offset": kind == 1,
         "sport": is_l4 & (layers["has_ports"] == 1), "dport": is_l4 & (layers["has_ports"] == 1),
         "udp_len": kind == 4, "seq": (kind == 3) & (layers["has_seq"] == 1),
+        "tpid": kind == 0, "ack": (kind == 3) & (layers["has_tcp_hdr"] == 1),
+        "tcp_flags": (kind == 3) & (layers["has_tcp_hdr"] == 1),
+        "tcp_hdr_len": (kind == 3) & (layers["has_tcp_hdr"] == 1),
+        "window": (kind == 3) & (layers["has_tcp_hdr"] == 1),
         "icmp_type": is_icmp, "icmp_code": is_icmp & (layers["has_icmp_code"] == 1),
     }
     source = {"frame": frame[layers["row"]] if len(layers) else np.empty(0, np.uint32),

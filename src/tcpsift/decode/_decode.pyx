@@ -107,6 +107,12 @@ cdef packed struct Layer:
     uint8_t has_ports
     uint8_t has_seq
     uint8_t has_icmp_code
+    uint16_t tpid
+    uint16_t tcp_flags
+    uint32_t ack
+    uint16_t window
+    uint8_t tcp_hdr_len
+    uint8_t has_tcp_hdr
 
 
 LAYER_DTYPE = np.dtype([
@@ -115,7 +121,8 @@ LAYER_DTYPE = np.dtype([
     ("ip_len", "<u4"), ("ip_id", "<u4"), ("proto", "u1"), ("df", "u1"), ("mf", "u1"),
     ("icmp_type", "u1"), ("frag", "<u2"), ("sport", "<u2"), ("dport", "<u2"),
     ("udp_len", "<u2"), ("seq", "<u4"), ("icmp_code", "u1"), ("has_ports", "u1"),
-    ("has_seq", "u1"), ("has_icmp_code", "u1"),
+    ("has_seq", "u1"), ("has_icmp_code", "u1"), ("tpid", "<u2"), ("tcp_flags", "<u2"),
+    ("ack", "<u4"), ("window", "<u2"), ("tcp_hdr_len", "u1"), ("has_tcp_hdr", "u1"),
 ])
 assert LAYER_DTYPE.itemsize == sizeof(Layer)
 
@@ -161,6 +168,7 @@ cdef struct Pkt:
     int l4_count        # non-quoted transport headers seen
     int nlayers
     int any_quoted
+    int any_odd_tag     # a VLAN tag with a TPID other than 0x8100 (802.1ad, 0x9100)
     Layer layers[MAX_LAYERS]
 
 
@@ -313,7 +321,7 @@ cdef class AddressTable:
             if self.ver[i] == 4:
                 out.append(str(ipaddress.IPv4Address(<uint32_t>(self.lo[i] & 0xFFFFFFFF))))
             else:
-                out.append(str(ipaddress.IPv6Address((self.hi[i] << 64) | self.lo[i])))
+                out.append(str(ipaddress.IPv6Address((<object>self.hi[i] << 64) | <object>self.lo[i])))
         return out
 
 
@@ -322,11 +330,23 @@ cdef class AddressTable:
 cdef class _Decoder:
     cdef AddressTable addrs
     cdef const uint8_t* pkt
+    # Where the packet ends on the wire, in captured-byte coordinates: frame length,
+    # narrowed by length fields of outer layers (PPPoE, IP). tshark computes payload
+    # lengths against it, not against the captured bytes.
+    cdef Py_ssize_t rep_end
 
     cdef void ethertype(self, Pkt* k, uint16_t etype, Py_ssize_t off, Py_ssize_t end, int depth) noexcept nogil:
         cdef Layer* L
         cdef uint16_t ppp
-        while etype == 0x8100 or etype == 0x88A8 or etype == 0x9100:
+        while etype == 0x8100 or etype == 0x88A8 or etype == 0x9100 or etype == 0x8909:
+            if etype == 0x8909:
+                # Cisco MetaData (SGT): next ethertype, then version, length, option, SGT
+                if end - off < 8:
+                    problem(k, ST_TRUNC)
+                    return
+                etype = be16(self.pkt + off)
+                off += 8
+                continue
             if end - off < 4:
                 problem(k, ST_TRUNC)
                 return
@@ -335,9 +355,12 @@ cdef class _Decoder:
                 k.present |= P_VLAN
             if k.vlan_depth < 255:
                 k.vlan_depth += 1
+            if etype != 0x8100:
+                k.any_odd_tag = 1
             L = new_layer(k, K_VLAN, 0)
             if L != NULL:
                 L.vlan_id = be16(self.pkt + off) & 0x0FFF
+                L.tpid = etype
             etype = be16(self.pkt + off + 2)
             off += 4
         if etype == 0x0800:
@@ -352,6 +375,8 @@ cdef class _Decoder:
                 return
             if k.encap == E_NONE:
                 k.encap = E_PPPOE
+            if off + 6 + be16(self.pkt + off + 4) < self.rep_end:
+                self.rep_end = off + 6 + be16(self.pkt + off + 4)
             ppp = be16(self.pkt + off + 6)
             self.ppp(k, ppp, off + 8, end, depth)
 
@@ -482,7 +507,12 @@ cdef class _Decoder:
         if (fl & 0x1FFF) != 0 or (fl & 0x2000):
             return      # a fragment: the transport header is not decoded (no reassembly)
         ip_end = off + total if off + total < end else end
-        payload_len = <int64_t>total - ihl
+        if quoted:
+            payload_len = <int64_t>total - ihl
+        else:
+            if off + total < self.rep_end:
+                self.rep_end = off + total
+            payload_len = <int64_t>(self.rep_end - off) - ihl
         self.transport(k, h[9], off + ihl, ip_end, payload_len, depth, quoted, 4)
 
     cdef void ipv6(self, Pkt* k, Py_ssize_t off, Py_ssize_t end, int depth, bint quoted) noexcept nogil:
@@ -600,7 +630,12 @@ cdef class _Decoder:
         if k.status != ST_OK or fo != 0 or fm:
             return
         ip_end = off + 40 + plen if off + 40 + plen < end else end
-        payload_len = <int64_t>plen - (pos - off - 40)
+        if quoted:
+            payload_len = <int64_t>plen - (pos - off - 40)
+        else:
+            if off + 40 + plen < self.rep_end:
+                self.rep_end = off + 40 + plen
+            payload_len = <int64_t>(self.rep_end - pos)
         self.transport(k, nxt, pos, ip_end, payload_len, depth, quoted, 6)
 
     cdef void transport(self, Pkt* k, uint8_t proto, Py_ssize_t off, Py_ssize_t end,
@@ -644,6 +679,12 @@ cdef class _Decoder:
             if avail >= 8:
                 L.seq = be32(h + 4)
                 L.has_seq = 1
+            if avail >= 16:
+                L.ack = be32(h + 8)
+                L.tcp_hdr_len = (h[12] >> 4) * 4
+                L.tcp_flags = ((h[12] & 0x01) << 8) | h[13]
+                L.window = be16(h + 14)
+                L.has_tcp_hdr = 1
         if quoted:
             return
         k.l4_count += 1
@@ -857,8 +898,8 @@ cdef class _Decoder:
             self.ipv6(k, pos, end, depth, 0)
         elif proto == 0x6558:
             self.ethernet(k, pos, end, depth)
-        elif proto == 0x8847 or proto == 0x8848:
-            self.mpls(k, pos, end, depth)
+        elif proto == 0x8847 or proto == 0x8848 or proto == 0x8909:
+            self.ethertype(k, proto, pos, end, depth)
         elif proto == 0x88BE:
             if has_seq:
                 if k.encap == E_GRE:
@@ -965,7 +1006,9 @@ cdef class _Decoder:
                 af = (<uint32_t>self.pkt[3] << 24) | (<uint32_t>self.pkt[2] << 16) | (<uint32_t>self.pkt[1] << 8) | self.pkt[0]
                 if af & <uint32_t>0xFFFF0000U:
                     af = be32(self.pkt)
-            if af == 2:
+            if af > 1500 and af <= 0xFFFF:
+                self.ethertype(k, <uint16_t>af, 4, end, 0)   # an Ethernet type, as Wireshark reads it
+            elif af == 2:
                 self.ipv4(k, 4, end, 0, 0)
             elif af == 24 or af == 28 or af == 30 or af == 10:
                 self.ipv6(k, 4, end, 0, 0)
@@ -1072,7 +1115,7 @@ def new_packet_arrays(Py_ssize_t n):
 
 
 def decode_frames(const uint8_t[::1] buf, const int64_t[::1] offsets, const uint32_t[::1] cap_lens,
-                  const uint16_t[::1] linktypes, AddressTable addrs, dict out, LayerBuffer layers,
+                  const uint32_t[::1] wire_lens, const uint16_t[::1] linktypes, AddressTable addrs, dict out, LayerBuffer layers,
                   uint32_t first_row, U32Buffer sack_edges):
     """Decode frames [0, len(offsets)) of `buf` into the arrays of `out`.
 
@@ -1132,6 +1175,7 @@ def decode_frames(const uint8_t[::1] buf, const int64_t[::1] offsets, const uint
         memset(&k, 0, sizeof(Pkt) - sizeof(k.layers))
         if cap_lens[i] > 0:
             d.pkt = &buf[offsets[i]]
+            d.rep_end = wire_lens[i] if wire_lens[i] > cap_lens[i] else cap_lens[i]
             d.frame(&k, linktypes[i], cap_lens[i])
         elif is_supported(linktypes[i]):
             k.status = ST_TRUNC
@@ -1176,7 +1220,7 @@ def decode_frames(const uint8_t[::1] buf, const int64_t[::1] offsets, const uint
             if sack_edges.extend(k.sack, k.sack_n) != 0:
                 failed = 1
                 break
-        flush = k.any_quoted or k.ip_count > 1 or k.l4_count > 1 or k.vlan_depth > 1
+        flush = k.any_quoted or k.any_odd_tag or k.ip_count > 1 or k.l4_count > 1 or k.vlan_depth > 1
         if flush and k.nlayers > 0:
             if layers.add(k.layers, k.nlayers, first_row + <uint32_t>i) != 0:
                 failed = 1
