@@ -74,16 +74,18 @@ def _cache_dir() -> Path:
     return d
 
 
-def tshark_fields(path: Path, fields=FIELDS) -> tuple[int, bytes]:
-    """(exit status, stdout) of `tshark -r path -T fields -e ...`, cached."""
+def tshark_fields(path: Path, fields=FIELDS, display_filter: str = "") -> tuple[int, bytes]:
+    """(exit status, stdout) of `tshark -r path [-Y filter] -T fields -e ...`, cached."""
     st = path.stat()
     key = "\0".join([str(path.resolve()), str(st.st_mtime_ns), str(st.st_size),
-                     ",".join(fields), tshark_version() or ""])
+                     ",".join(fields), display_filter, tshark_version() or ""])
     base = _cache_dir() / hashlib.sha256(key.encode()).hexdigest()[:32]
     out_file, rc_file = base.with_suffix(".out"), base.with_suffix(".rc")
     if rc_file.exists() and out_file.exists():
         return int(rc_file.read_text()), out_file.read_bytes()
     cmd = ["tshark", "-r", str(path), "-T", "fields"]
+    if display_filter:
+        cmd += ["-Y", display_filter]
     for f in fields:
         cmd += ["-e", f]
     # stderr is noise here ("Running as user root", LDAP tree-depth warnings)
@@ -98,12 +100,15 @@ def tshark_fields(path: Path, fields=FIELDS) -> tuple[int, bytes]:
 
 # --- tcpsift ---------------------------------------------------------------------------
 
-def tcpsift_fields(path: Path, fields=FIELDS) -> bytes:
-    """What `tcpsift fields path -e ...` prints (in-process: same code path, no start-up)."""
+def tcpsift_fields(path: Path, fields=FIELDS, display_filter: str = "") -> bytes:
+    """What `tcpsift fields path [-Y filter] -e ...` prints (in-process: same code, no start-up)."""
     import tcpsift
     from tcpsift.fields import render
+    from tcpsift.fields.filter import compile_filter
 
-    return render(tcpsift.read(str(path)), list(fields))
+    cap = tcpsift.read(str(path))
+    mask = compile_filter(display_filter)(cap) if display_filter else None
+    return render(cap, list(fields), mask)
 
 
 # --- comparing --------------------------------------------------------------------------

@@ -1000,17 +1000,26 @@ cdef class _Decoder:
             if end < 4:
                 problem(k, ST_TRUNC)
                 return
+            if linktype == 0 and self.pkt[0] == 0xFF and self.pkt[1] == 0x03:
+                self.ppp(k, be16(self.pkt + 2), 4, end, 0)    # PPP in HDLC framing
+                return
             if linktype == 108:
                 af = be32(self.pkt)
             else:
+                # the capturing host's byte order, guessed the way Wireshark does
                 af = (<uint32_t>self.pkt[3] << 24) | (<uint32_t>self.pkt[2] << 16) | (<uint32_t>self.pkt[1] << 8) | self.pkt[0]
                 if af & <uint32_t>0xFFFF0000U:
-                    af = be32(self.pkt)
-            if af > 1500 and af <= 0xFFFF:
+                    if (af & <uint32_t>0xFF000000U) == 0 and (af & 0x00FF0000) < 0x00060000:
+                        af >>= 16
+                    else:
+                        af = be32(self.pkt)
+                elif (af & 0xFF) == 0 and (af & 0xFF00) < 0x0600:
+                    af = ((af & 0xFF00) >> 8) | ((af & 0xFF) << 8)
+            if linktype == 0 and af > 1500:
                 self.ethertype(k, <uint16_t>af, 4, end, 0)   # an Ethernet type, as Wireshark reads it
             elif af == 2:
                 self.ipv4(k, 4, end, 0, 0)
-            elif af == 24 or af == 28 or af == 30 or af == 10:
+            elif af == 24 or af == 28 or af == 30:
                 self.ipv6(k, 4, end, 0, 0)
         else:
             k.status = ST_UNSUPPORTED
