@@ -1,0 +1,66 @@
+"""`tcpsift fields -Y FILTER` selects the frames `tshark -Y FILTER` selects.
+
+Filters of the supported subset, each on a capture where it selects some frames but not
+all, chosen for repeated headers (tunnels, ICMP-quoted headers, VLAN stacks) where tshark's
+"any occurrence" semantics of ==, != and ~= matter.
+"""
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from harness import corpus, tcpsift_fields, tshark_fields, tshark_version
+
+CASES = {
+    "pcap/le-usec-ethernet-http-fin.pcap": [
+        "tcp.flags == 0x0002", "tcp.flags.syn == 1 && tcp.flags.ack == 0",
+        "!(tcp.len > 0) && tcp", "frame.number <= 3 or frame.number > 12",
+        "ip.ttl >= 64 and frame.len > 100", "tcp.options.sack_perm",
+    ],
+    "l3l4/icmp-traceroute.pcapng": [
+        "icmp.type == 11", "ip.src == 192.168.100.138", "ip.src != 192.168.100.138",
+        "ip.src ~= 192.168.100.138", "ip.dst == 4.2.2.1 and not icmp.type == 8", "ip.ttl < 10",
+        "icmp.type == 0 or icmp.code == 0 and ip.ttl > 250",
+    ],
+    "encap/vxlan-http.pcap": [
+        "tcp.port == 80 and ip.addr == 54.86.237.188", "ip.dst == 172.16.11.201",
+        "tcp.srcport == 80", "udp.port != 4789", "tcp.len > 0",
+    ],
+    "encap/6in4-tcp.pcap": [
+        "ip and ipv6 and tcp.len > 0", "tcp && icmpv6", "icmp || icmpv6", "tcp.port != 443",
+        "ipv6.addr == 2001:470:1f17:13f:3e97:eff:fe73:4dec", "ipv6.src == 2604:a880:1:20::224:b001",
+        "ipv6.hlim > 60",
+    ],
+    "linktypes/ethernet-triple-vlan-http.pcap": [
+        "vlan.id == 20", "vlan.id != 20", "vlan.id == 20 && tcp.dstport == 80", "vlan",
+        "vlan.id == 30 and frame.len < 100",
+    ],
+    "l3l4/udp-dns.pcap": [
+        "udp.port == 53", "ip.addr == 10.0.0.1 || ipv6", "udp.length < 100 and ip",
+        "not udp.port == 5353",
+    ],
+}
+FIELDS = ["frame.number"]
+
+pytestmark = pytest.mark.skipif(tshark_version() is None, reason="tshark is not installed")
+
+
+@pytest.mark.parametrize("capture", sorted(CASES))
+def test_filters_select_like_tshark(capture):
+    path = corpus() / capture
+    if not path.exists():
+        pytest.skip(f"{path} not found")
+    filters = CASES[capture]
+    # one tshark per filter: run them on all cores (cached after the first run)
+    with ThreadPoolExecutor(os.cpu_count() or 2) as pool:
+        expected = list(pool.map(lambda f: tshark_fields(path, FIELDS, f)[1], filters))
+    wrong = []
+    for flt, theirs in zip(filters, expected):
+        ours = tcpsift_fields(path, FIELDS, flt)
+        if theirs != ours:
+            a, b = set(theirs.split()), set(ours.split())
+            wrong.append(f"{flt!r}: only tshark {sorted(a - b, key=int)[:8]}, "
+                         f"only tcpsift {sorted(b - a, key=int)[:8]}")
+    assert not wrong, "\n".join(wrong)
