@@ -17,6 +17,8 @@ from typing import Callable
 
 import polars as pl
 
+from tcpsift.schema import LAYER_KINDS
+
 __all__ = ["FIELDS", "Field", "FieldError", "render", "write", "table", "resolve", "field_names"]
 
 
@@ -108,6 +110,7 @@ def _f(name, vtype, fmt, packet, kinds=(), layer=(), doc=""):
 
 
 IP4, IP6, IPANY = ("ipv4",), ("ipv6",), ("ipv4", "ipv6")
+C_KIND = pl.Enum(list(LAYER_KINDS))
 _LAYER_VERSION = pl.when(C("kind") == "ipv4").then(pl.lit(4, pl.UInt8)).otherwise(
     pl.lit(6, pl.UInt8))
 _TCP_FLAG_BITS = {"fin": 0, "syn": 1, "reset": 2, "push": 3, "ack": 4, "urg": 5,
@@ -216,14 +219,58 @@ def resolve(name: str) -> Field:
 
 # --- rendering ------------------------------------------------------------------------
 
-def _layer_values(layers: pl.DataFrame, field: Field, frames: pl.Series | None) -> pl.DataFrame:
-    """frame -> comma-joined value of every occurrence in the layer table, outermost first."""
-    rows = layers.filter(C("kind").cast(pl.String).is_in(field.layer_kinds))
-    if frames is not None:
-        rows = rows.filter(C("frame").is_in(frames.implode()))
-    return (rows.select("frame", "index", v=field.layer_text())
-            .drop_nulls("v").sort("frame", "index")
-            .group_by("frame", maintain_order=True).agg(C("v").str.join(",")))
+def in_kinds(kinds: tuple[str, ...]) -> pl.Expr:
+    """Layer rows of these kinds (compared as the Enum, no cast to String)."""
+    return C("kind").is_in(pl.Series(list(kinds), dtype=C_KIND).implode())
+
+
+def rows_of(packets: pl.DataFrame, frames: pl.Series) -> tuple[pl.Series, pl.Series]:
+    """(row numbers in packets, mask of frames found) for sorted frame numbers.
+
+    The packet table is in frame order (also after a filter), so a binary search replaces a
+    join over the whole table.
+    """
+    pf = packets["frame"]
+    row = pf.search_sorted(frames, side="left").cast(pl.Int64)
+    found = pf.gather(row.clip(0, max(pf.len() - 1, 0))) == frames
+    found = found & (row < pf.len())
+    return row, found
+
+
+def _join_occurrences(frames: pl.Series, frame: pl.Series, value: pl.Series) -> pl.Series:
+    """For each of the sorted unique `frames`, its values comma-joined in row order.
+
+    group_by + str.join is slow with hundreds of thousands of small groups; instead number
+    each value within its frame (rows are sorted by frame), spread occurrence j into column j
+    aligned on `frames`, and concatenate the few columns horizontally.
+    """
+    n = frame.len()
+    idx = pl.int_range(n, eager=True)
+    first = (frame != frame.shift(1)).fill_null(True)
+    occ = idx - pl.select(pl.when(first).then(idx).forward_fill()).to_series()
+    pos = frames.search_sorted(frame)
+    parts = []
+    for j in range(int(occ.max()) + 1 if n else 0):
+        sel = occ == j
+        empty = pl.repeat(None, frames.len(), dtype=pl.String, eager=True)
+        parts.append(empty.scatter(pos.filter(sel), value.filter(sel)))
+    if not parts:
+        return pl.repeat(None, frames.len(), dtype=pl.String, eager=True)
+    joined = pl.select(pl.concat_str(parts, separator=",", ignore_nulls=True)).to_series()
+    return pl.select(pl.when(parts[0].is_not_null()).then(joined)).to_series()
+
+
+def _layer_table(layers: pl.DataFrame, fields: dict[str, Field]) -> pl.DataFrame:
+    """frame -> one column per field: comma-joined value of every occurrence, outermost
+    first; null where the frame has no occurrence."""
+    rows = layers.sort("frame", "index")
+    frames = rows["frame"].unique(maintain_order=True)
+    out = {}
+    for k, f in fields.items():
+        # format only the rows of the field's kinds
+        t = rows.filter(in_kinds(f.layer_kinds)).select("frame", v=f.layer_text()).drop_nulls("v")
+        out[k] = _join_occurrences(frames, t["frame"], t["v"])
+    return pl.DataFrame({"frame": frames, **out})
 
 
 def _interface_id_known(cap) -> pl.Expr:
@@ -254,18 +301,16 @@ def table(cap, names: list[str], mask: pl.Expr | pl.Series | None = None) -> pl.
     if layers is None or layers.height == 0 or not layered or packets.height == 0:
         return out
     # Frames in the layer table: replace the cells of layer-aware fields. The layer value
-    # wins when the frame has rows of the field's kinds, else the packet value stays.
-    pos = (packets.select("frame").with_row_index("row")
-           .join(layers.select("frame").unique(), on="frame", how="semi"))
-    if pos.height == 0:
+    # wins when the frame has occurrences of the field's kinds, else the packet value stays.
+    lt = _layer_table(layers, {f"f{i}": fields[i] for i in layered})
+    row, found = rows_of(packets, lt["frame"])
+    lt, row = lt.filter(found), row.filter(found)
+    if row.len() == 0:
         return out
     cols = {}
     for i in layered:
-        lv = _layer_values(layers, fields[i], pos["frame"])
-        joined = pos.join(lv, on="frame", how="left")
-        old = out[f"f{i}"].gather(joined["row"])
-        new = joined["v"].fill_null(old)
-        cols[f"f{i}"] = out[f"f{i}"].scatter(joined["row"], new)
+        old = out[f"f{i}"]
+        cols[f"f{i}"] = old.scatter(row, lt[f"f{i}"].fill_null(old.gather(row)))
     return out.with_columns(**cols)
 
 

@@ -18,7 +18,7 @@ from decimal import Decimal, InvalidOperation
 
 import polars as pl
 
-from . import FIELDS, PROTOCOLS, Field, FieldError, _HIDDEN
+from . import FIELDS, PROTOCOLS, Field, FieldError, _HIDDEN, in_kinds, rows_of
 
 _TOKEN = re.compile(r"\s*(?:(&&|\|\||==|!=|~=|<=|>=|<|>|!|\(|\))|([A-Za-z0-9_.:/\-]+)|(\S))")
 _OPS = {"==": "==", "eq": "==", "!=": "!=", "ne": "!=", "~=": "~=", "any_ne": "~=",
@@ -148,14 +148,14 @@ def _atom(cap, field: Field, op: str, value) -> pl.Series:
     layers = getattr(cap, "layers", None)
     if field.layer_kinds and layers is not None and layers.height:
         lp, lh = _test(field.layer, op, value)
-        per_frame = (layers.filter(pl.col("kind").cast(pl.String).is_in(field.layer_kinds))
+        per_frame = (layers.filter(in_kinds(field.layer_kinds))
                      .group_by("frame").agg(p=lp.any(), h=(lh & lp).any())
-                     .filter(pl.col("p")))
-        if per_frame.height:
-            pos = (packets.select("frame").with_row_index("row")
-                   .join(per_frame, on="frame", how="inner"))
-            res = res.with_columns(p=res["p"].scatter(pos["row"], pos["p"]),
-                                   h=res["h"].scatter(pos["row"], pos["h"]))
+                     .filter(pl.col("p")).sort("frame"))
+        row, found = rows_of(packets, per_frame["frame"])
+        per_frame, row = per_frame.filter(found), row.filter(found)
+        if row.len():
+            res = res.with_columns(p=res["p"].scatter(row, per_frame["p"]),
+                                   h=res["h"].scatter(row, per_frame["h"]))
     if op == "!=":   # present and no occurrence equal
         return res["p"] & ~res["h"]
     return res["h"]
