@@ -111,6 +111,17 @@ def _unsupported_warnings(results: list[FileResult]) -> list[str]:
     return out
 
 
+def _merge_reassembled(layer_rows: np.ndarray, results: list[FileResult]) -> np.ndarray:
+    """Replace the layer rows of re-decoded (reassembled) frames with their new ones."""
+    replaced = [r.reassembled_rows for r in results if len(r.reassembled_rows)]
+    if not replaced:
+        return layer_rows
+    gone = np.isin(layer_rows["row"], np.concatenate(replaced))
+    merged = np.concatenate([layer_rows[~gone]] + [r.reassembled_layers for r in results
+                                                   if r.reassembled_layers is not None])
+    return merged[np.argsort(merged["row"], kind="stable")]
+
+
 def read(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> Capture:
     """Decode one capture file, or several read as one capture in timestamp order.
 
@@ -183,7 +194,7 @@ def read(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> Capture:
     frame = np.arange(1, n + 1, dtype=np.uint32)
     texts = addrs.texts()
     packets = packet_table(rec, pkt, sacks, frame, file_id, file_frame, texts)
-    layer_rows = layers.to_numpy()
+    layer_rows = _merge_reassembled(layers.to_numpy(), results)
     frame_of_row = frame
     if order is not None:
         frame_of_row = np.empty(n, np.uint32)

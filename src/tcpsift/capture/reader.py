@@ -8,7 +8,7 @@ import numpy as np
 
 from tcpsift.capture import _records
 from tcpsift.capture.source import PCAP_MAGICS, Source
-from tcpsift.decode import _decode
+from tcpsift.decode import _decode, reassembly
 from tcpsift.errors import CaptureError
 
 CHUNK_RECORDS = 1 << 20
@@ -25,6 +25,8 @@ class FileResult:
     info: dict
     warnings: list[str] = field(default_factory=list)
     complete: bool = True
+    reassembled_rows: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    reassembled_layers: np.ndarray | None = None
 
 
 def _pcap_header(src: Source):
@@ -104,6 +106,8 @@ def read_source(src: Source, addrs, layers, first_row: int) -> FileResult:
         info["interfaces"] = [{"linktype": hdr["linktype"], "snaplen": hdr["snaplen"],
                                "tsresol": 9 if hdr["nsec"] else 6, "tsresol_pow2": False,
                                "tsoffset": 0, "name": None, "section": 0}]
-    return FileResult(src, _concat(rec_chunks), _concat(pkt_chunks), sack_edges.to_numpy(), info, warnings,
-                      complete)
+    rec, pkt = _concat(rec_chunks), _concat(pkt_chunks)
+    rows, layer_rows = reassembly.reassemble(view, rec, pkt, addrs, first_row)
+    return FileResult(src, rec, pkt, sack_edges.to_numpy(), info, warnings, complete, rows,
+                      layer_rows)
 

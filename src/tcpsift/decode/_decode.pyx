@@ -164,6 +164,8 @@ cdef struct Pkt:
     uint32_t payload_off
     uint8_t sack_n
     uint32_t sack[8]
+    uint32_t ip_off         # offset of the innermost IP header in the frame
+    uint32_t frag_data_off  # fragment: offset of its data in the frame (0: not a fragment)
     int ip_count        # non-quoted IP headers seen
     int l4_count        # non-quoted transport headers seen
     int nlayers
@@ -334,6 +336,11 @@ cdef class _Decoder:
     # narrowed by length fields of outer layers (PPPoE, IP). tshark computes payload
     # lengths against it, not against the captured bytes.
     cdef Py_ssize_t rep_end
+    # Reassembly: the IP header at byte `reasm_off` is the fragment that completed a
+    # datagram whose reassembled payload (`reasm_len` bytes) follows its header (IPv4)
+    # or its fragment header (IPv6) in a synthetic frame; decode through it.
+    cdef Py_ssize_t reasm_off
+    cdef Py_ssize_t reasm_len
 
     cdef void ethertype(self, Pkt* k, uint16_t etype, Py_ssize_t off, Py_ssize_t end, int depth) noexcept nogil:
         cdef Layer* L
@@ -504,8 +511,15 @@ cdef class _Decoder:
             if not quoted:
                 problem(k, ST_TRUNC)
             return
-        if (fl & 0x1FFF) != 0 or (fl & 0x2000):
-            return      # a fragment: the transport header is not decoded (no reassembly)
+        if not quoted:
+            k.ip_off = <uint32_t>off
+        if off == self.reasm_off and not quoted:
+            total = <uint32_t>(ihl + self.reasm_len)
+            self.rep_end = off + total
+        elif (fl & 0x1FFF) != 0 or (fl & 0x2000):
+            if not quoted:
+                k.frag_data_off = <uint32_t>(off + ihl)
+            return      # a fragment: decoded when reassembly completes (see reassembly.py)
         ip_end = off + total if off + total < end else end
         if quoted:
             payload_len = <int64_t>total - ihl
@@ -528,6 +542,8 @@ cdef class _Decoder:
         cdef uint8_t fm = 0
         cdef uint32_t fid = 0
         cdef int64_t payload_len
+        cdef Py_ssize_t frag_data = -1
+        cdef bint reassembled = off == self.reasm_off and not quoted
         if depth > MAX_DEPTH:
             return
         if avail < 40:
@@ -542,7 +558,7 @@ cdef class _Decoder:
         dst = self.addrs.intern(6, h + 24)
         pos = off + 40
         # walk extension headers up to the transport header
-        while hops < 16:
+        while hops < 4096:     # each header takes 8 bytes or more: bounded by the frame
             if nxt == 0 or nxt == 43 or nxt == 60 or nxt == 135 or nxt == 139 or nxt == 140:
                 if end - pos < 8:
                     problem(k, ST_TRUNC)
@@ -577,7 +593,8 @@ cdef class _Decoder:
                 frag = 1
                 nxt = self.pkt[pos]
                 pos += 8
-                if fo != 0 or fm:
+                frag_data = pos
+                if (fo != 0 or fm) and not reassembled:
                     break
             elif nxt == 51:
                 if end - pos < 8:
@@ -627,7 +644,14 @@ cdef class _Decoder:
             k.ip_id = fid
             if frag:
                 k.present |= P_IPID
-        if k.status != ST_OK or fo != 0 or fm:
+        if not quoted:
+            k.ip_off = <uint32_t>off
+        if reassembled and frag_data >= 0:
+            plen = <uint32_t>(frag_data - off - 40 + self.reasm_len)
+            self.rep_end = off + 40 + plen
+        elif k.status != ST_OK or fo != 0 or fm:
+            if not quoted and frag_data >= 0:
+                k.frag_data_off = <uint32_t>frag_data
             return
         ip_end = off + 40 + plen if off + 40 + plen < end else end
         if quoted:
@@ -1120,15 +1144,18 @@ def new_packet_arrays(Py_ssize_t n):
         "wscale": u(n, np.uint8), "tsval": u(n, np.uint32), "tsecr": u(n, np.uint32),
         "udp_len": u(n, np.uint16), "icmp_type": u(n, np.uint8), "icmp_code": u(n, np.uint8),
         "payload_offset": u(n, np.uint32), "sack_count": u(n, np.uint8),
+        "ip_offset": u(n, np.uint32), "frag_data_offset": u(n, np.uint32),
     }
 
 
 def decode_frames(const uint8_t[::1] buf, const int64_t[::1] offsets, const uint32_t[::1] cap_lens,
                   const uint32_t[::1] wire_lens, const uint16_t[::1] linktypes, AddressTable addrs, dict out, LayerBuffer layers,
-                  uint32_t first_row, U32Buffer sack_edges):
+                  uint32_t first_row, U32Buffer sack_edges, Py_ssize_t reasm_off=-1,
+                  Py_ssize_t reasm_len=0):
     """Decode frames [0, len(offsets)) of `buf` into the arrays of `out`.
 
     `first_row` is added to layer rows so that chunks share one layer buffer.
+    `reasm_off`/`reasm_len` describe a synthetic reassembled frame (see _Decoder).
     SACK edges are appended to `sack_edges` in frame order; `out["sack_count"]`
     says how many each frame has.
     """
@@ -1138,6 +1165,8 @@ def decode_frames(const uint8_t[::1] buf, const int64_t[::1] offsets, const uint
     cdef Pkt k
     cdef _Decoder d = _Decoder()
     d.addrs = addrs
+    d.reasm_off = reasm_off
+    d.reasm_len = reasm_len
     cdef uint8_t[::1] status = out["status"]
     cdef uint32_t[::1] present = out["present"]
     cdef uint16_t[::1] vlan_id = out["vlan_id"]
@@ -1173,6 +1202,8 @@ def decode_frames(const uint8_t[::1] buf, const int64_t[::1] offsets, const uint
     cdef uint8_t[::1] icmp_code = out["icmp_code"]
     cdef uint32_t[::1] payload_offset = out["payload_offset"]
     cdef uint8_t[::1] sack_count = out["sack_count"]
+    cdef uint32_t[::1] ip_offset = out["ip_offset"]
+    cdef uint32_t[::1] frag_data_offset = out["frag_data_offset"]
     cdef bint flush
     for i in range(n):
         if cap_lens[i] == 0:
@@ -1225,6 +1256,8 @@ def decode_frames(const uint8_t[::1] buf, const int64_t[::1] offsets, const uint
         icmp_code[i] = k.icmp_code
         payload_offset[i] = k.payload_off
         sack_count[i] = k.sack_n
+        ip_offset[i] = k.ip_off
+        frag_data_offset[i] = k.frag_data_off
         if k.sack_n:
             if sack_edges.extend(k.sack, k.sack_n) != 0:
                 failed = 1
