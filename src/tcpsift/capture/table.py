@@ -70,7 +70,7 @@ def packet_table(rec: dict, pkt: dict, sack_edges: np.ndarray, frame: np.ndarray
         "tcp_flags": tcp_hdr, "flags": tcp_hdr, "seq": has("seq"), "ack": has("ack"),
         "tcp_hdr_len": tcp_hdr, "window": tcp_hdr, "tcp_len": has("tcp_len"),
         "mss": has("mss"), "wscale": has("wscale"), "sack_perm": tcp,
-        "sack_blocks": has("sack"), "tsval": has("ts"), "tsecr": has("ts"),
+        "sack_blocks": has("sack"), "tsval": has("ts"), "tsecr": has("tsecr"),
         "udp_len": has("udp"), "icmp_type": icmp, "icmp_code": icmp,
         "payload_offset": has("payload"),
     }

@@ -39,12 +39,13 @@ DEF P_SACK = 1 << 13
 DEF P_FLAGS = 1 << 14   # TCP header long enough for offset/flags/window
 DEF P_SEQ = 1 << 15
 DEF P_ACK = 1 << 16
+DEF P_TSECR = 1 << 17
 
 PRESENCE = {
     "vlan": P_VLAN, "ip": P_IP, "outer": P_OUTER, "tcp": P_TCP, "udp": P_UDP,
     "icmp": P_ICMP, "mss": P_MSS, "wscale": P_WS, "sack_perm": P_SACKP, "ts": P_TS,
     "payload": P_PAYLOAD, "ip_id": P_IPID, "tcp_len": P_TCPLEN, "sack": P_SACK,
-    "tcp_flags": P_FLAGS, "seq": P_SEQ, "ack": P_ACK,
+    "tcp_flags": P_FLAGS, "seq": P_SEQ, "ack": P_ACK, "tsecr": P_TSECR,
 }
 
 # --- encapsulation codes (index into schema.ENCAPSULATIONS) ---
@@ -463,6 +464,8 @@ cdef class _Decoder:
         total = be16(h + 2)
         src = self.addrs.intern(4, h + 12)
         dst = self.addrs.intern(4, h + 16)
+        if ihl > 20 and avail >= ihl:
+            dst = self.source_route_destination(h, ihl, dst)
         fl = be16(h + 6)
         L = new_layer(k, K_IPV4, quoted)
         if L != NULL:
@@ -484,7 +487,7 @@ cdef class _Decoder:
             k.ip_count += 1
             k.present |= P_IP | P_IPID
             k.present &= ~(P_TCP | P_UDP | P_ICMP | P_MSS | P_WS | P_SACKP | P_TS | P_PAYLOAD
-                           | P_TCPLEN | P_SACK | P_FLAGS | P_SEQ | P_ACK)
+                           | P_TCPLEN | P_SACK | P_FLAGS | P_SEQ | P_ACK | P_TSECR)
             k.ip_version = 4
             k.src = src
             k.dst = dst
@@ -528,6 +531,28 @@ cdef class _Decoder:
                 self.rep_end = off + total
             payload_len = <int64_t>(self.rep_end - off) - ihl
         self.transport(k, h[9], off + ihl, ip_end, payload_len, depth, quoted, 4)
+
+    cdef uint32_t source_route_destination(self, const uint8_t* h, uint32_t ihl, uint32_t dst) noexcept nogil:
+        """With a loose or strict source route option, Wireshark's ip.dst is the route's
+        final destination (the header's address is the current hop)."""
+        cdef uint32_t o = 20
+        cdef uint8_t t, olen
+        while o < ihl:
+            t = h[o]
+            if t == 0:
+                break
+            if t == 1:
+                o += 1
+                continue
+            if o + 1 >= ihl:
+                break
+            olen = h[o + 1]
+            if olen < 2 or o + olen > ihl:
+                break
+            if (t == 131 or t == 137) and olen >= 7 and (olen - 3) % 4 == 0:
+                return self.addrs.intern(4, h + o + olen - 4)
+            o += olen
+        return dst
 
     cdef void ipv6(self, Pkt* k, Py_ssize_t off, Py_ssize_t end, int depth, bint quoted) noexcept nogil:
         cdef const uint8_t* h = self.pkt + off
@@ -630,7 +655,7 @@ cdef class _Decoder:
             k.ip_count += 1
             k.present |= P_IP
             k.present &= ~(P_TCP | P_UDP | P_ICMP | P_MSS | P_WS | P_SACKP | P_TS | P_PAYLOAD
-                           | P_TCPLEN | P_SACK | P_FLAGS | P_SEQ | P_ACK | P_IPID)
+                           | P_TCPLEN | P_SACK | P_FLAGS | P_SEQ | P_ACK | P_IPID | P_TSECR)
             k.ip_version = 6
             k.src = src
             k.dst = dst
@@ -687,7 +712,7 @@ cdef class _Decoder:
         cdef const uint8_t* h = self.pkt + off
         cdef Py_ssize_t avail = end - off
         cdef uint32_t hl
-        cdef Py_ssize_t o, oend
+        cdef Py_ssize_t o, oend, cend
         cdef uint8_t kind, olen
         cdef int i, nblocks
         cdef Layer* L
@@ -745,25 +770,27 @@ cdef class _Decoder:
             k.present |= P_PAYLOAD
         else:
             problem(k, ST_TRUNC)
-        # options
+        # options: lengths are checked against the header, values against the captured
+        # bytes (a snaplen can cut an option in half: tshark shows what is there)
         o = off + 20
-        oend = off + hl if off + hl < end else end
-        while o < oend:
+        oend = off + hl
+        cend = oend if oend < end else end
+        while o < cend:
             kind = self.pkt[o]
             if kind == 0:
                 break
             if kind == 1:
                 o += 1
                 continue
-            if oend - o < 2:
+            if cend - o < 2:
                 break
             olen = self.pkt[o + 1]
             if olen < 2 or olen > oend - o:
                 break
-            if kind == 2 and olen == 4:
+            if kind == 2 and olen == 4 and cend - o >= 4:
                 k.mss = be16(self.pkt + o + 2)
                 k.present |= P_MSS
-            elif kind == 3 and olen == 3:
+            elif kind == 3 and olen == 3 and cend - o >= 3:
                 k.wscale = self.pkt[o + 2]
                 k.present |= P_WS
             elif kind == 4 and olen == 2:
@@ -772,15 +799,21 @@ cdef class _Decoder:
                 nblocks = (olen - 2) // 8
                 if nblocks > 4:
                     nblocks = 4
+                if nblocks > (cend - o - 2) // 8:
+                    nblocks = <int>((cend - o - 2) // 8)
                 for i in range(nblocks):
                     k.sack[2 * i] = be32(self.pkt + o + 2 + 8 * i)
                     k.sack[2 * i + 1] = be32(self.pkt + o + 6 + 8 * i)
                 k.sack_n = <uint8_t>(2 * nblocks)
-                k.present |= P_SACK
+                if nblocks:
+                    k.present |= P_SACK
             elif kind == 8 and olen == 10:
-                k.tsval = be32(self.pkt + o + 2)
-                k.tsecr = be32(self.pkt + o + 6)
-                k.present |= P_TS
+                if cend - o >= 6:
+                    k.tsval = be32(self.pkt + o + 2)
+                    k.present |= P_TS
+                if cend - o >= 10:
+                    k.tsecr = be32(self.pkt + o + 6)
+                    k.present |= P_TSECR
             o += olen
 
     cdef void udp(self, Pkt* k, Py_ssize_t off, Py_ssize_t end, int depth, bint quoted) noexcept nogil:
