@@ -26,7 +26,7 @@ REPO = HERE.parents[1]
 # prints them relative to the stream's first sequence number (needs TCP analysis).
 FIELDS = [
     "frame.number", "frame.time_epoch", "frame.len", "frame.cap_len", "frame.interface_id",
-    "vlan.id", "ip.version", "ip.src", "ip.dst", "ip.hdr_len", "ip.len", "ip.id", "ip.ttl",
+    "vlan.id", "ieee8021ad.id", "ip.version", "ip.src", "ip.dst", "ip.hdr_len", "ip.len", "ip.id", "ip.ttl",
     "ip.proto", "ip.flags.df", "ip.flags.mf", "ip.frag_offset", "ipv6.src", "ipv6.dst",
     "ipv6.hlim", "ipv6.plen", "ipv6.nxt", "tcp.srcport", "tcp.dstport", "tcp.port",
     "tcp.seq_raw", "tcp.ack_raw", "tcp.flags", "tcp.hdr_len", "tcp.len",

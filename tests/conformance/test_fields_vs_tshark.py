@@ -40,4 +40,4 @@ def test_fields_match_tshark(capture):
                     f"(fields: {', '.join(fields)}):\n{shown}", pytrace=False)
     bugs = {covering(d, KNOWN).reason for d in diffs if covering(d, KNOWN).kind == "decoder"}
     if bugs:
-        pytest.xfail("decoder bug (notes/decoder-mismatches.md): " + " | ".join(sorted(bugs)))
+        pytest.xfail("decoder bug (notes/fields-conformance.md): " + " | ".join(sorted(bugs)))

@@ -52,6 +52,11 @@ def test_interface_id_only_for_pcapng():
     assert out(_cap([dict(TCP)], formats=("pcapng",)), "frame.interface_id") == "0\n"
 
 
+def test_field_that_is_a_literal_on_the_packet_table():
+    assert out(_cap([dict(TCP), dict(TCP)]), "ieee8021ad.id") == "\n\n"
+    assert out(_cap([dict(TCP), dict(TCP)]), "frame.number", flt="not ieee8021ad") == "1\n2\n"
+
+
 def test_ipv6_and_udp():
     row = dict(ip_version=6, src="2001:db8::1", dst="ff02::1", ip_hdr_len=40, ip_len=48,
                ttl=255, ip_proto=17, sport=5353, dport=5353, udp_len=8, cap_len=62, len=62)
@@ -66,22 +71,24 @@ def test_layer_table_repeated_headers():
                icmp_code=3, vlan_id=10, vlan_depth=2, ip_id=1, ttl=64, ip_hdr_len=20,
                ip_len=56, dont_fragment=False, more_fragments=False, frag_offset=0)
     layers = [
-        dict(frame=1, index=0, kind="vlan", quoted=False, vlan_id=10),
-        dict(frame=1, index=1, kind="vlan", quoted=False, vlan_id=20),
-        dict(frame=1, index=2, kind="ipv4", quoted=False, src="10.0.0.254", dst="10.0.0.1",
+        dict(frame=1, index=0, kind="vlan", quoted=False, vlan_id=5, tpid=0x88A8),
+        dict(frame=1, index=1, kind="vlan", quoted=False, vlan_id=10, tpid=0x8100),
+        dict(frame=1, index=2, kind="vlan", quoted=False, vlan_id=20, tpid=0x8100),
+        dict(frame=1, index=3, kind="ipv4", quoted=False, src="10.0.0.254", dst="10.0.0.1",
              ip_id=1, ttl=64, ip_proto=1),
-        dict(frame=1, index=3, kind="icmp", quoted=False, icmp_type=3, icmp_code=3),
-        dict(frame=1, index=4, kind="ipv4", quoted=True, src="10.0.0.1", dst="8.8.8.8",
+        dict(frame=1, index=4, kind="icmp", quoted=False, icmp_type=3, icmp_code=3),
+        dict(frame=1, index=5, kind="ipv4", quoted=True, src="10.0.0.1", dst="8.8.8.8",
              ip_id=0xbeef, ttl=1, ip_proto=17),
-        dict(frame=1, index=5, kind="udp", quoted=True, sport=4000, dport=53, udp_len=30),
+        dict(frame=1, index=6, kind="udp", quoted=True, sport=4000, dport=53, udp_len=30),
     ]
     cap = _cap([dict(TCP), row], layers=[dict(l, frame=2) for l in layers])
     got = out(cap, "vlan.id", "ip.src", "ip.id", "ip.proto", "udp.port", "icmp.type",
-              "tcp.srcport", "ip.version")
+              "tcp.srcport", "ip.version", "ieee8021ad.id")
     assert got.splitlines() == [
-        "\t10.0.0.1\t0x5485\t6\t\t\t35997\t4",
-        "10,20\t10.0.0.254,10.0.0.1\t0x0001,0xbeef\t1,17\t4000,53\t3\t\t4,4",
+        "\t10.0.0.1\t0x5485\t6\t\t\t35997\t4\t",
+        "10,20\t10.0.0.254,10.0.0.1\t0x0001,0xbeef\t1,17\t4000,53\t3\t\t4,4\t5",
     ]
+    assert out(cap, "frame.number", flt="ieee8021ad.id == 5 and vlan.id == 20") == "2\n"
     assert out(cap, "frame.number", flt="ip.dst == 8.8.8.8") == "2\n"
     assert out(cap, "frame.number", flt="udp.port == 53 && icmp") == "2\n"
     # != : present and every occurrence differs (tshark 4.0)
@@ -120,3 +127,24 @@ def test_unknown_field():
         resolve("tcp.options.sack_le")
     with pytest.raises(FieldError, match="unknown"):
         resolve("foo.bar")
+
+
+def test_quoted_tcp_in_icmpv4():
+    # ICMP errors quoting TCP: 8 bytes (no header length known) and a full header
+    icmp = dict(ip_version=4, src="10.0.0.254", dst="10.0.0.1", ip_proto=1, icmp_type=3,
+                icmp_code=1)
+    layers = [
+        dict(frame=1, index=0, kind="ipv4", quoted=False, src="10.0.0.254", dst="10.0.0.1"),
+        dict(frame=1, index=1, kind="icmp", quoted=False, icmp_type=3, icmp_code=1),
+        dict(frame=1, index=2, kind="ipv4", quoted=True, src="10.0.0.1", dst="10.0.0.9"),
+        dict(frame=1, index=3, kind="tcp", quoted=True, sport=1, dport=2, seq=77),
+        dict(frame=2, index=0, kind="ipv4", quoted=False, src="10.0.0.254", dst="10.0.0.1"),
+        dict(frame=2, index=1, kind="icmp", quoted=False, icmp_type=3, icmp_code=1),
+        dict(frame=2, index=2, kind="ipv4", quoted=True, src="10.0.0.1", dst="10.0.0.9"),
+        dict(frame=2, index=3, kind="tcp", quoted=True, sport=1, dport=2, seq=77, ack=5,
+             tcp_flags=0x18, tcp_hdr_len=20, window=9),
+    ]
+    got = out(_cap([dict(icmp), dict(icmp)], layers=layers), "tcp.port", "tcp.seq_raw",
+              "tcp.ack_raw", "tcp.flags", "tcp.flags.push", "tcp.len")
+    # tshark: no tcp.seq_raw inside ICMPv4 errors; ack/flags only with 16 quoted bytes
+    assert got.splitlines() == ["1,2\t\t\t\t\t", "1,2\t\t5\t0x0018\t1\t"]

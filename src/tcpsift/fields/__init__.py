@@ -111,6 +111,8 @@ def _f(name, vtype, fmt, packet, kinds=(), layer=(), doc=""):
 
 IP4, IP6, IPANY = ("ipv4",), ("ipv6",), ("ipv4", "ipv6")
 C_KIND = pl.Enum(list(LAYER_KINDS))
+S_TAG = C("tpid").fill_null(0x8100) == 0x88A8
+NOT_REDIR = ~(C("quoted") & (C("_err") == "icmp5"))   # _err: see prepare_layers()
 _LAYER_VERSION = pl.when(C("kind") == "ipv4").then(pl.lit(4, pl.UInt8)).otherwise(
     pl.lit(6, pl.UInt8))
 _TCP_FLAG_BITS = {"fin": 0, "syn": 1, "reset": 2, "push": 3, "ack": 4, "urg": 5,
@@ -123,7 +125,11 @@ _FIELD_LIST = [
     _f("frame.cap_len", "uint", fmt_dec, C("cap_len")),
     # pcap files have no interface ids: tshark prints nothing there (see render())
     _f("frame.interface_id", "uint", fmt_dec, C("iface")),
-    _f("vlan.id", "uint", fmt_dec, C("vlan_id"), ("vlan",), C("vlan_id")),
+    # 802.1ad S-tags (TPID 0x88a8) are ieee8021ad.id in Wireshark, not vlan.id; frames with
+    # such a tag always have layer rows, so the packet table's vlan_id is a plain 802.1Q tag
+    _f("vlan.id", "uint", fmt_dec, C("vlan_id"), ("vlan",), _when(~S_TAG, C("vlan_id"))),
+    _f("ieee8021ad.id", "uint", fmt_dec, pl.lit(None, pl.UInt16), ("vlan",),
+       _when(S_TAG, C("vlan_id"))),
     # the IPv6 dissector also sets ip.version, so it lists every IP header
     _f("ip.version", "uint", fmt_dec, C("ip_version"), IPANY, _LAYER_VERSION),
     _f("ip.src", "ipv4", fmt_dec, _when(V4, C("src")), IP4, C("src")),
@@ -154,14 +160,25 @@ _FIELD_LIST = [
     _f("tcp.dstport", "uint", fmt_dec, _when(IS_TCP, C("dport")), ("tcp",), C("dport")),
     _f("tcp.port", "uint", fmt_dec, (_when(IS_TCP, C("sport")), _when(IS_TCP, C("dport"))),
        ("tcp",), (C("sport"), C("dport"))),
-    _f("tcp.seq_raw", "uint", fmt_dec, _when(IS_TCP, C("seq")), ("tcp",), C("seq")),
-    _f("tcp.ack_raw", "uint", fmt_dec, _when(IS_TCP, C("ack"))),
-    _f("tcp.flags", "uint", fmt_hex4, _when(IS_TCP, C("tcp_flags"))),
+    # TCP headers quoted in ICMP errors, as tshark 4.0 shows them (checked on hand-made
+    # captures): ack/flags/hdr_len/window need 16 quoted bytes (the decoder leaves them null
+    # otherwise) and are never shown inside an ICMPv4 redirect; tcp.seq_raw is shown only
+    # inside ICMPv6 errors (ICMPv4 ones give tcp.seq alone)
+    _f("tcp.seq_raw", "uint", fmt_dec, _when(IS_TCP, C("seq")), ("tcp",),
+       _when(~C("quoted") | ((C("_err") == "icmpv6") & C("tcp_hdr_len").is_not_null()),
+             C("seq"))),
+    _f("tcp.ack_raw", "uint", fmt_dec, _when(IS_TCP, C("ack")), ("tcp",), _when(NOT_REDIR, C("ack"))),
+    _f("tcp.flags", "uint", fmt_hex4, _when(IS_TCP, C("tcp_flags")), ("tcp",),
+       _when(NOT_REDIR, C("tcp_flags"))),
     *[_f(f"tcp.flags.{n}", "bool", fmt_bool,
-         _when(IS_TCP, (C("tcp_flags") // (1 << b)) % 2 == 1)) for n, b in _TCP_FLAG_BITS.items()],
-    _f("tcp.hdr_len", "uint", fmt_dec, _when(IS_TCP, C("tcp_hdr_len"))),
+         _when(IS_TCP, (C("tcp_flags") // (1 << b)) % 2 == 1), ("tcp",),
+         _when(NOT_REDIR, (C("tcp_flags") // (1 << b)) % 2 == 1))
+      for n, b in _TCP_FLAG_BITS.items()],
+    _f("tcp.hdr_len", "uint", fmt_dec, _when(IS_TCP, C("tcp_hdr_len")), ("tcp",),
+       _when(NOT_REDIR, C("tcp_hdr_len"))),
     _f("tcp.len", "uint", fmt_dec, _when(IS_TCP, C("tcp_len"))),
-    _f("tcp.window_size_value", "uint", fmt_dec, _when(IS_TCP, C("window"))),
+    _f("tcp.window_size_value", "uint", fmt_dec, _when(IS_TCP, C("window")), ("tcp",),
+       _when(NOT_REDIR, C("window"))),
     _f("tcp.options.mss_val", "uint", fmt_dec, _when(IS_TCP, C("mss"))),
     _f("tcp.options.wscale.shift", "uint", fmt_dec, _when(IS_TCP, C("wscale"))),
     _f("tcp.options.sack_perm", "bytes", fmt_sack_perm,
@@ -185,7 +202,8 @@ _FIELD_LIST = [
 FIELDS: dict[str, Field] = {f.name: f for f in _FIELD_LIST}
 
 # Protocol names usable in -Y: present when this field is present (any occurrence).
-PROTOCOLS = {"frame": "frame.number", "vlan": "vlan.id", "ip": "ip.version4",
+PROTOCOLS = {"frame": "frame.number", "vlan": "vlan.id", "ieee8021ad": "ieee8021ad.id",
+             "ip": "ip.version4",
              "ipv6": "ipv6.src", "tcp": "tcp.srcport", "udp": "udp.srcport",
              "icmp": "icmp.type", "icmpv6": "icmpv6.type"}
 # "ip" means an IPv4 header, not any IP header as ip.version would say
@@ -218,6 +236,25 @@ def resolve(name: str) -> Field:
 
 
 # --- rendering ------------------------------------------------------------------------
+
+def prepare_layers(layers: pl.DataFrame) -> pl.DataFrame:
+    """The layer table in frame/header order, plus `_err`: for each row, the ICMP message
+    it is quoted in ("icmp", "icmp5" for a redirect, "icmpv6"; "" outside an error).
+
+    Rows are sorted by frame, so a forward fill reset at every frame start replaces a
+    window function over hundreds of thousands of small groups.
+    """
+    rows = layers.sort("frame", "index")
+    if rows.height == 0:
+        return rows.with_columns(_err=pl.lit("", pl.String))
+    is_err = C("kind").is_in(pl.Series(["icmp", "icmpv6"], dtype=C_KIND).implode()) & ~C("quoted")
+    label = pl.when(C("kind") == "icmp").then(
+        pl.when(C("icmp_type") == 5).then(pl.lit("icmp5")).otherwise(pl.lit("icmp"))
+    ).otherwise(pl.lit("icmpv6"))
+    start = (C("frame") != C("frame").shift(1)).fill_null(True)
+    return rows.with_columns(_err=pl.when(is_err).then(label)
+                             .when(start).then(pl.lit("")).forward_fill())
+
 
 def in_kinds(kinds: tuple[str, ...]) -> pl.Expr:
     """Layer rows of these kinds (compared as the Enum, no cast to String)."""
@@ -261,14 +298,17 @@ def _join_occurrences(frames: pl.Series, frame: pl.Series, value: pl.Series) -> 
 
 
 def _layer_table(layers: pl.DataFrame, fields: dict[str, Field]) -> pl.DataFrame:
-    """frame -> one column per field: comma-joined value of every occurrence, outermost
-    first; null where the frame has no occurrence."""
-    rows = layers.sort("frame", "index")
+    """frame -> per field k: k = comma-joined value of every occurrence, outermost first
+    (null if none has a value), and k_has = the frame has layer rows of the field's kinds
+    (then the layer table decides, even when it says "absent")."""
+    rows = prepare_layers(layers)
     frames = rows["frame"].unique(maintain_order=True)
     out = {}
     for k, f in fields.items():
         # format only the rows of the field's kinds
-        t = rows.filter(in_kinds(f.layer_kinds)).select("frame", v=f.layer_text()).drop_nulls("v")
+        t = rows.filter(in_kinds(f.layer_kinds)).select("frame", v=f.layer_text())
+        out[k + "_has"] = frames.is_in(t["frame"].unique().implode())
+        t = t.drop_nulls("v")
         out[k] = _join_occurrences(frames, t["frame"], t["v"])
     return pl.DataFrame({"frame": frames, **out})
 
@@ -294,7 +334,8 @@ def table(cap, names: list[str], mask: pl.Expr | pl.Series | None = None) -> pl.
         if f.name == "frame.interface_id":
             e = _when(_interface_id_known(cap), e)
         exprs.append(e.alias(f"f{i}"))
-    out = packets.select(*exprs)
+    # the frame column makes Polars broadcast fields that are a bare literal (ieee8021ad.id)
+    out = packets.select(C("frame").alias("__frame"), *exprs).drop("__frame")
 
     layers = getattr(cap, "layers", None)
     layered = [i for i, f in enumerate(fields) if f.layer_kinds]
@@ -310,7 +351,9 @@ def table(cap, names: list[str], mask: pl.Expr | pl.Series | None = None) -> pl.
     cols = {}
     for i in layered:
         old = out[f"f{i}"]
-        cols[f"f{i}"] = old.scatter(row, lt[f"f{i}"].fill_null(old.gather(row)))
+        new = lt.select(pl.when(C(f"f{i}_has")).then(C(f"f{i}"))
+                        .otherwise(old.gather(row))).to_series()
+        cols[f"f{i}"] = old.scatter(row, new)
     return out.with_columns(**cols)
 
 

@@ -18,7 +18,7 @@ from decimal import Decimal, InvalidOperation
 
 import polars as pl
 
-from . import FIELDS, PROTOCOLS, Field, FieldError, _HIDDEN, in_kinds, rows_of
+from . import FIELDS, PROTOCOLS, Field, FieldError, _HIDDEN, in_kinds, prepare_layers, rows_of
 
 _TOKEN = re.compile(r"\s*(?:(&&|\|\||==|!=|~=|<=|>=|<|>|!|\(|\))|([A-Za-z0-9_.:/\-]+)|(\S))")
 _OPS = {"==": "==", "eq": "==", "!=": "!=", "ne": "!=", "~=": "~=", "any_ne": "~=",
@@ -141,11 +141,10 @@ def _test(parts: tuple[pl.Expr, ...], op: str, value) -> tuple[pl.Expr, pl.Expr]
     return present, holds
 
 
-def _atom(cap, field: Field, op: str, value) -> pl.Series:
+def _atom(packets, layers, field: Field, op: str, value) -> pl.Series:
     present, holds = _test(field.packet, op, value)
-    packets = cap.packets
-    res = packets.select(p=present.fill_null(False), h=holds.fill_null(False))
-    layers = getattr(cap, "layers", None)
+    # "frame" makes literal-only expressions broadcast to the table's height
+    res = packets.select("frame", p=present.fill_null(False), h=holds.fill_null(False))
     if field.layer_kinds and layers is not None and layers.height:
         lp, lh = _test(field.layer, op, value)
         per_frame = (layers.filter(in_kinds(field.layer_kinds))
@@ -165,14 +164,20 @@ def compile_filter(text: str):
     """Parse now (errors early, before any file is read); evaluate later on a Capture."""
     tree = _Parser(text).parse()
 
-    def evaluate(cap, node=tree) -> pl.Series:
+    def evaluate(packets, layers, node) -> pl.Series:
         kind = node[0]
         if kind == "and":
-            return evaluate(cap, node[1]) & evaluate(cap, node[2])
+            return evaluate(packets, layers, node[1]) & evaluate(packets, layers, node[2])
         if kind == "or":
-            return evaluate(cap, node[1]) | evaluate(cap, node[2])
+            return evaluate(packets, layers, node[1]) | evaluate(packets, layers, node[2])
         if kind == "not":
-            return ~evaluate(cap, node[1])
-        return _atom(cap, *node[1:])
+            return ~evaluate(packets, layers, node[1])
+        return _atom(packets, layers, *node[1:])
 
-    return evaluate
+    def mask(cap) -> pl.Series:
+        layers = getattr(cap, "layers", None)
+        if layers is not None:
+            layers = prepare_layers(layers)
+        return evaluate(cap.packets, layers, tree)
+
+    return mask
