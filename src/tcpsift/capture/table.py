@@ -56,6 +56,7 @@ def packet_table(rec: dict, pkt: dict, sack_edges: np.ndarray, frame: np.ndarray
         return (present & m) != 0
 
     ip = has("ip")
+    ip_hdr = has("ip_hdr")
     tcp = has("tcp")
     tcp_hdr = has("tcp_flags")
     transport = has("tcp", "udp")
@@ -64,7 +65,8 @@ def packet_table(rec: dict, pkt: dict, sack_edges: np.ndarray, frame: np.ndarray
         "ts_ns": rec["has_ts"], "iface": rec["linktype"] != NO_LINKTYPE,
         "linktype": rec["linktype"] != NO_LINKTYPE,
         "vlan_id": has("vlan"), "outer_src": has("outer"), "outer_dst": has("outer"),
-        "ip_version": ip, "src": ip, "dst": ip, "ip_hdr_len": ip, "ip_len": ip,
+        "ip_version": ip | ip_hdr, "src": ip, "dst": ip, "ip_hdr_len": ip | ip_hdr,
+        "ip_len": ip | ip_hdr,
         "ip_id": has("ip_id"), "ttl": ip, "ip_proto": ip, "dont_fragment": ip,
         "more_fragments": ip, "frag_offset": ip, "sport": transport, "dport": transport,
         "tcp_flags": tcp_hdr, "flags": tcp_hdr, "seq": has("seq"), "ack": has("ack"),

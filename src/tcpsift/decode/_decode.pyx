@@ -40,12 +40,13 @@ DEF P_FLAGS = 1 << 14   # TCP header long enough for offset/flags/window
 DEF P_SEQ = 1 << 15
 DEF P_ACK = 1 << 16
 DEF P_TSECR = 1 << 17
+DEF P_IPHDR = 1 << 18   # IP version and lengths only (a bogus header stopped decoding)
 
 PRESENCE = {
     "vlan": P_VLAN, "ip": P_IP, "outer": P_OUTER, "tcp": P_TCP, "udp": P_UDP,
     "icmp": P_ICMP, "mss": P_MSS, "wscale": P_WS, "sack_perm": P_SACKP, "ts": P_TS,
     "payload": P_PAYLOAD, "ip_id": P_IPID, "tcp_len": P_TCPLEN, "sack": P_SACK,
-    "tcp_flags": P_FLAGS, "seq": P_SEQ, "ack": P_ACK, "tsecr": P_TSECR,
+    "tcp_flags": P_FLAGS, "seq": P_SEQ, "ack": P_ACK, "tsecr": P_TSECR, "ip_hdr": P_IPHDR,
 }
 
 # --- encapsulation codes (index into schema.ENCAPSULATIONS) ---
@@ -449,6 +450,7 @@ cdef class _Decoder:
         cdef Py_ssize_t avail = end - off
         cdef uint32_t ihl, total, src, dst
         cdef uint16_t fl
+        cdef bint tso
         cdef Layer* L
         cdef Py_ssize_t ip_end
         cdef int64_t payload_len
@@ -462,6 +464,19 @@ cdef class _Decoder:
             return
         ihl = (h[0] & 0x0F) * 4
         total = be16(h + 2)
+        tso = total == 0 and not quoted
+        if tso:
+            total = <uint32_t>avail      # TSO / BIG TCP: length 0, the frame is the packet
+        if ihl < 20 or (total < ihl and not tso):
+            # Wireshark stops at a bogus header or total length: it has shown the version,
+            # header length and total length, no address
+            if not quoted:
+                problem(k, ST_MALFORMED)
+                k.present |= P_IPHDR
+                k.ip_version = 4
+                k.ip_hdr_len = ihl
+                k.ip_len = be16(h + 2)
+            return
         src = self.addrs.intern(4, h + 12)
         dst = self.addrs.intern(4, h + 16)
         if ihl > 20 and avail >= ihl:
@@ -499,17 +514,6 @@ cdef class _Decoder:
             k.df = (fl >> 14) & 1
             k.mf = (fl >> 13) & 1
             k.frag = fl & 0x1FFF
-        if ihl < 20:
-            problem(k, ST_MALFORMED)
-            return
-        if total == 0 and not quoted:
-            # TSO / BIG TCP: the IP length field is 0, the frame is the packet
-            total = <uint32_t>avail
-            k.ip_len = total
-        if total < ihl:
-            if not quoted:
-                problem(k, ST_MALFORMED)
-            return
         if avail < ihl:
             if not quoted:
                 problem(k, ST_TRUNC)
@@ -519,10 +523,13 @@ cdef class _Decoder:
         if off == self.reasm_off and not quoted:
             total = <uint32_t>(ihl + self.reasm_len)
             self.rep_end = off + total
-        elif (fl & 0x1FFF) != 0 or (fl & 0x2000):
+        elif (fl & 0x1FFF) != 0 or ((fl & 0x2000) and off + total <= end):
+            # A fragment: decoded when reassembly completes (see reassembly.py). A first
+            # fragment whose bytes were not all captured cannot be reassembled; like
+            # tshark, its transport header is decoded as it stands.
             if not quoted:
                 k.frag_data_off = <uint32_t>(off + ihl)
-            return      # a fragment: decoded when reassembly completes (see reassembly.py)
+            return
         ip_end = off + total if off + total < end else end
         if quoted:
             payload_len = <int64_t>total - ihl
@@ -619,8 +626,8 @@ cdef class _Decoder:
                 nxt = self.pkt[pos]
                 pos += 8
                 frag_data = pos
-                if (fo != 0 or fm) and not reassembled:
-                    break
+                if (fo != 0 or (fm and off + 40 + plen <= end)) and not reassembled:
+                    break       # as for IPv4: an uncaptured first fragment is decoded as is
             elif nxt == 51:
                 if end - pos < 8:
                     problem(k, ST_TRUNC)
@@ -674,7 +681,7 @@ cdef class _Decoder:
         if reassembled and frag_data >= 0:
             plen = <uint32_t>(frag_data - off - 40 + self.reasm_len)
             self.rep_end = off + 40 + plen
-        elif k.status != ST_OK or fo != 0 or fm:
+        elif k.status != ST_OK or fo != 0 or (fm and off + 40 + plen <= end):
             if not quoted and frag_data >= 0:
                 k.frag_data_off = <uint32_t>frag_data
             return
@@ -1049,10 +1056,8 @@ cdef class _Decoder:
             self.ethertype(k, be16(self.pkt), 20, end, 0)
         elif linktype == 101 or linktype == 12 or linktype == 14:
             self.ip_any(k, 0, end, 0, 1)
-        elif linktype == 228:
-            self.ipv4(k, 0, end, 0, 0)
-        elif linktype == 229:
-            self.ipv6(k, 0, end, 0, 0)
+        elif linktype == 228 or linktype == 229:
+            self.ip_any(k, 0, end, 0, 1)     # Wireshark goes by the version nibble here too
         elif linktype == 0 or linktype == 108:
             if end < 4:
                 problem(k, ST_TRUNC)
