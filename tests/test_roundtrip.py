@@ -232,12 +232,6 @@ def test_same_table_in_every_container(variant, tmp_path, reference_table):
         assert cap.frame_bytes(i + 1) == data
 
 
-def _ipv6_text_bug(col, got, want) -> bool:
-    """notes/decoder-mismatches.md #1: IPv6 text from the low 64 bits only."""
-    return (col in ("src", "dst", "outer_src", "outer_dst") and isinstance(want, str)
-            and ":" in want and isinstance(got, str) and got.startswith("::"))
-
-
 @pytest.mark.parametrize("i", range(len(PACKETS)))
 def test_values_are_what_was_written(reference_table, i):
     rows = reference_table.to_dicts()
@@ -252,8 +246,6 @@ def test_values_are_what_was_written(reference_table, i):
     assert row["iface"] == 0
     assert row["linktype"] == 1
     bad = {k: (row[k], v) for k, v in expected.items() if row[k] != v}
-    if bad and all(_ipv6_text_bug(k, g, w) for k, (g, w) in bad.items()):
-        pytest.xfail("IPv6 address text from the low 64 bits only (notes #1): %r" % bad)
     assert not bad, f"packet {i + 1}: (got, written) {bad}"
 
 

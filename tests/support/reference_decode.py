@@ -5,14 +5,15 @@ columns of `tcpsift.schema.PACKET_COLUMNS` that depend on the frame's bytes (see
 `COLUMNS`), None where the layer is absent. One `struct.unpack` per header, no cleverness;
 it exists to be compared with the compiled kernel.
 
-Semantics follow tshark 4.0 with IP reassembly off (`-o ip.defragment:FALSE`):
+Semantics follow tshark 4.0 (default preferences):
 
 - `tcp_len` is computed from the IP length (IPv4 total length, IPv6 40 + payload length or
   jumbo length), capped by the frame's reported (wire) length the way tshark caps a tvb:
   a frame cut by snaplen still gets the full TCP length. IPv4 total length 0 is "TSO":
   the IP length is then the frame's remaining reported length.
-- IPv4 non-first fragments (offset != 0) and IPv6 non-first fragments carry no transport
-  header: only the IP columns are set. First fragments are decoded.
+- IP fragments (IPv4 or IPv6, MF set or offset != 0) carry no transport header: only
+  the IP columns are set. As tshark reassembles by default, `reassemble()` decodes the
+  frame whose fragment completes a datagram through the reassembled payload.
 - Ethertype 0x0800 always means IPv4 (a version field of 6 there is a malformed IPv4
   header, as in tshark); the raw-IP link types 101/12/14 and 228/229 dispatch on the version.
 - Tunnels: the packet table keeps the innermost IP header and its transport header;
@@ -40,6 +41,7 @@ SUPPORTED_LINKTYPES = {0, 1, 12, 14, 101, 108, 113, 228, 229, 276}
 ETH_IPV4, ETH_IPV6, ETH_8021Q, ETH_8021AD, ETH_QINQ_OLD = 0x0800, 0x86DD, 0x8100, 0x88A8, 0x9100
 ETH_MPLS_UC, ETH_MPLS_MC, ETH_PPPOE_SESSION, ETH_TEB = 0x8847, 0x8848, 0x8864, 0x6558
 VLAN_TPIDS = (ETH_8021Q, ETH_8021AD, ETH_QINQ_OLD)
+ETH_CISCO_MD = 0x8909
 
 IPV6_EXT = (0, 43, 44, 60, 51)      # hop-by-hop, routing, fragment, destination options, AH
 
@@ -99,7 +101,7 @@ def ipv6_text(b: bytes) -> str:
 
 
 class _Decoder:
-    def __init__(self, frame: bytes, linktype: int, wire_len: int | None):
+    def __init__(self, frame: bytes, linktype: int, wire_len: int | None, reasm=None):
         self.b = frame
         self.cap = len(frame)
         self.wire = max(self.cap, wire_len if wire_len is not None else self.cap)
@@ -108,6 +110,10 @@ class _Decoder:
         self.r["status"] = "ok"
         self.ips: list[tuple[int, bytes, bytes]] = []   # (version, src, dst) outermost first
         self.encap = None
+        # reassembly: (offset of the IP header that completed a datagram, length of the
+        # reassembled payload that follows its header in this synthetic frame)
+        self.reasm_off, self.reasm_len = reasm if reasm else (-1, 0)
+        self.frag = None                # (ip offset, fragment data offset) of a fragment
         self.rend = self.wire           # reported end of the innermost IP packet
 
     # -- helpers
@@ -223,7 +229,12 @@ class _Decoder:
 
     def ethertype(self, et: int, off: int, end: int) -> None:
         r = self.r
-        while et in VLAN_TPIDS:
+        while et in VLAN_TPIDS or et == ETH_CISCO_MD:
+            if et == ETH_CISCO_MD:     # Cisco MetaData: next Ethertype first, 8 bytes
+                et = self.u16(off)
+                self.need(off, 8)
+                off += 8
+                continue
             tci = self.u16(off)
             inner = self.u16(off + 2)
             if r["vlan_depth"] == 0 and r["vlan_id"] is None:
@@ -321,14 +332,20 @@ class _Decoder:
         r["dont_fragment"] = bool(fl & 0x4000)
         r["more_fragments"] = bool(fl & 0x2000)
         r["frag_offset"] = fl & 0x1FFF
+        reassembled = off == self.reasm_off
+        if reassembled:
+            tlen = hlen + self.reasm_len
         pend = off + min(tlen, avail)
         self.rend = pend
         if off + hlen > pend:          # options run past the packet (tshark: exception)
             raise Stop("malformed")
         self.need(off, hlen)
         self.ipv4_options(off + 20, off + hlen)
-        if r["frag_offset"] or r["more_fragments"]:
-            return      # tshark (reassembly on) shows no transport header in any fragment
+        if (r["frag_offset"] or r["more_fragments"]) and not reassembled:
+            # a fragment: no transport header here; the frame completing the datagram is
+            # decoded through the reassembled payload (see reassemble() below)
+            self.frag = (off, off + hlen)
+            return
         self.transport(4, proto, off + hlen, pend)
 
     def ipv4_options(self, off: int, end: int) -> None:
@@ -377,8 +394,12 @@ class _Decoder:
                     nh = nxt
                     r["ip_hdr_len"] = hoff - off
                     r["ip_proto"] = nh
+                    if off == self.reasm_off:
+                        r["ip_len"] = (hoff - off) + self.reasm_len
+                        continue
                     if fo >> 3 or fo & 1:
-                        return  # a fragment (not an atomic one): no transport header
+                        self.frag = (off, hoff)  # a fragment (not an atomic one)
+                        return
                     continue
                 nxt = self.u8(hoff)
                 if nh == 51:                # AH: length in 4-byte units, minus 2
@@ -397,6 +418,8 @@ class _Decoder:
         finally:
             pass
         iplen = r["ip_len"]
+        if off == self.reasm_off:           # the column keeps the header's value
+            r["ip_len"] = 40 + plen
         pend = off + min(iplen, end - off)
         self.rend = pend
         self.transport(6, nh, hoff, pend)
@@ -432,9 +455,9 @@ class _Decoder:
 
     def icmp(self, v6: bool, off: int, end: int) -> None:
         r = self.r
-        r["icmp_type"] = t = self.u8(off)
-        r["icmp_code"] = self.u8(off + 1)
-        self.need(off, 4)
+        self.need(off, 4)      # tshark shows neither type nor code from a cut header
+        r["icmp_type"] = t = self.b[off]
+        r["icmp_code"] = self.b[off + 1]
         error = t in (1, 2, 3, 4) if v6 else t in (3, 4, 5, 11, 12)
         q = off + 8
         if not error or self.cap <= q:
@@ -468,38 +491,45 @@ class _Decoder:
             raise Stop("malformed")
         r["tcp_len"] = seglen
         self.tcp_options(off + 20, off + hl)
+        self.need(off, hl)              # options cut by the snapshot length
         r["payload_offset"] = off + hl
 
     def tcp_options(self, off: int, end: int) -> None:
         """As tshark: a bad option length ends the option list quietly (an expert note,
-        not an exception); running out of captured bytes is a truncation."""
+        not an exception). Lengths are checked against the header, values against the
+        captured bytes: a snaplen can cut an option, and what was captured of it counts
+        (TSval without TSecr, the complete SACK blocks)."""
         r = self.r
-        while off < end:
-            kind = self.u8(off)
+        cend = min(end, self.cap)
+        while off < cend:
+            kind = self.b[off]
             if kind == 0:
                 return
             if kind == 1:
                 off += 1
                 continue
-            if off + 1 >= end:
+            if cend - off < 2:
                 return
-            ln = self.u8(off + 1)
+            ln = self.b[off + 1]
             if ln < 2 or off + ln > end:
                 return
-            self.need(off, ln)
-            if kind == 2 and ln == 4:
-                r["mss"] = self.u16(off + 2)
-            elif kind == 3 and ln == 3:
-                r["wscale"] = self.u8(off + 2)
+            have = cend - off
+            if kind == 2 and ln == 4 and have >= 4:
+                r["mss"] = struct.unpack_from("!H", self.b, off + 2)[0]
+            elif kind == 3 and ln == 3 and have >= 3:
+                r["wscale"] = self.b[off + 2]
             elif kind == 4 and ln == 2:
                 r["sack_perm"] = True
             elif kind == 5 and ln >= 10:
-                n = (ln - 2) // 8
-                blocks = list(struct.unpack_from("!%dI" % (2 * n), self.b, off + 2))
-                r["sack_blocks"] = (r["sack_blocks"] or []) + blocks
+                n = min((ln - 2) // 8, (have - 2) // 8)
+                if n:
+                    blocks = list(struct.unpack_from("!%dI" % (2 * n), self.b, off + 2))
+                    r["sack_blocks"] = (r["sack_blocks"] or []) + blocks
             elif kind == 8 and ln == 10:
-                r["tsval"] = self.u32(off + 2)
-                r["tsecr"] = self.u32(off + 6)
+                if have >= 6:
+                    r["tsval"] = struct.unpack_from("!I", self.b, off + 2)[0]
+                if have >= 10:
+                    r["tsecr"] = struct.unpack_from("!I", self.b, off + 6)[0]
             off += ln
 
     def udp(self, off: int, end: int) -> None:
@@ -591,8 +621,8 @@ class _Decoder:
             self.ipv6(p, end)
         elif proto == ETH_TEB:
             self.ethernet(p, end)
-        elif proto in (ETH_MPLS_UC, ETH_MPLS_MC):
-            self.mpls(p, end)
+        elif proto in (ETH_MPLS_UC, ETH_MPLS_MC, ETH_CISCO_MD):
+            self.ethertype(proto, p, end)
         elif proto == 0x880B:           # PPP (PPTP)
             self.ppp(p, end)
         elif proto == 0x88BE:           # ERSPAN I (no sequence number) or II
@@ -611,6 +641,75 @@ class _Decoder:
             self.ethernet(p + ehl, end)
 
 
-def decode(frame: bytes, linktype: int, wire_len: int | None = None) -> dict:
-    """Packet-table values of one frame. `wire_len` is the original length (frame.len)."""
-    return _Decoder(bytes(frame), linktype, wire_len).run()
+def decode(frame: bytes, linktype: int, wire_len: int | None = None, reasm=None) -> dict:
+    """Packet-table values of one frame. `wire_len` is the original length (frame.len).
+    The key "_frag" is (IP header offset, fragment data offset) when the innermost IP
+    packet is a fragment, else None. `reasm` is for reassemble()."""
+    d = _Decoder(bytes(frame), linktype, wire_len, reasm)
+    r = d.run()
+    r["_frag"] = d.frag if r["status"] == "ok" else None
+    return r
+
+
+MAX_DATAGRAM = 65535 + 8
+
+
+class _Datagram:
+    def __init__(self):
+        self.data = bytearray()
+        self.covered = []
+        self.total = -1
+
+    def add(self, offset: int, chunk: bytes, last: bool) -> bool:
+        end = offset + len(chunk)
+        if end > MAX_DATAGRAM:
+            return False
+        if len(self.data) < end:
+            self.data.extend(b"\0" * (end - len(self.data)))
+        self.data[offset:end] = chunk
+        self.covered.append((offset, end))
+        if last:
+            self.total = end
+        if self.total < 0:
+            return False
+        reach = 0
+        for lo, hi in sorted(self.covered):
+            if lo > reach:
+                return False
+            reach = max(reach, hi)
+        return reach >= self.total
+
+
+def reassemble(frames):
+    """tshark's IP defragmentation over the frames of one file, in order.
+
+    frames: list of (frame bytes, linktype, wire_len). Returns the reference rows; the
+    row of a frame whose fragment completes a datagram is decoded through the
+    reassembled payload (its own bytes up to the fragment data, then the datagram), with
+    no payload_offset and no SACK edges (the payload is in no captured frame). Fragments
+    cut by the snapshot length are not used."""
+    rows = []
+    pending: dict[tuple, _Datagram] = {}
+    for data, lt, wire in frames:
+        r = decode(data, lt, wire)
+        rows.append(r)
+        if r["_frag"] is None:
+            continue
+        ip_off, data_off = r["_frag"]
+        length = r["ip_len"] - (data_off - ip_off)
+        if length < 0 or len(data) - data_off < length:
+            continue
+        key = (r["ip_version"], r["src"], r["dst"], r["ip_id"],
+               r["ip_proto"] if r["ip_version"] == 4 else 0)
+        dg = pending.setdefault(key, _Datagram())
+        if not dg.add(r["frag_offset"] * 8, data[data_off:data_off + length],
+                      not r["more_fragments"]):
+            continue
+        del pending[key]
+        payload = bytes(dg.data[:dg.total])
+        synth = bytes(data[:data_off]) + payload
+        n = decode(synth, lt, len(synth), reasm=(ip_off, len(payload)))
+        n["payload_offset"] = None
+        n["sack_blocks"] = None
+        rows[-1] = n
+    return rows
