@@ -2,9 +2,9 @@
 
 Every field is declared once in `FIELDS`: how to get its typed value from the packet
 table, how to get it from the layer table (for headers a frame carries more than once),
-and how tshark 4.0 formats it. `write()` (and `render()`, to bytes) turns a Capture into the exact bytes
-`tshark -r FILE -T fields -e F1 -e F2 ...` prints: one line per frame, tab-separated,
-empty where absent, repeated occurrences comma-joined outermost first.
+and how tshark 4.0 formats it. `write()` (and `render()`, to bytes) turns a Capture into
+the exact bytes `tshark -r FILE -T fields -e F1 -e F2 ...` prints: one line per frame,
+tab-separated, empty where absent, repeated occurrences comma-joined outermost first.
 
 Everything is a Polars expression over whole columns; only the frames present in the layer
 table take a second (still vectorised) pass that overwrites their cells.
