@@ -26,7 +26,8 @@ REPO = HERE.parents[1]
 # prints them relative to the stream's first sequence number (needs TCP analysis).
 FIELDS = [
     "frame.number", "frame.time_epoch", "frame.len", "frame.cap_len", "frame.interface_id",
-    "vlan.id", "ieee8021ad.id", "ip.version", "ip.src", "ip.dst", "ip.hdr_len", "ip.len", "ip.id", "ip.ttl",
+    "vlan.id", "ieee8021ad.id", "ip.version", "ip.src", "ip.dst", "ip.hdr_len", "ip.len",
+    "ip.id", "ip.ttl",
     "ip.proto", "ip.flags.df", "ip.flags.mf", "ip.frag_offset", "ipv6.src", "ipv6.dst",
     "ipv6.hlim", "ipv6.plen", "ipv6.nxt", "tcp.srcport", "tcp.dstport", "tcp.port",
     "tcp.seq_raw", "tcp.ack_raw", "tcp.flags", "tcp.hdr_len", "tcp.len",
@@ -124,7 +125,8 @@ class Diff:
 
 def compare(capture: str, theirs: bytes, ours: bytes, fields=FIELDS) -> tuple[dict, list[Diff]]:
     """Per-field counts {field: [compared, equal]} and the differing cells."""
-    a, b = theirs.decode("utf-8", "replace").splitlines(), ours.decode("utf-8", "replace").splitlines()
+    a = theirs.decode("utf-8", "replace").splitlines()
+    b = ours.decode("utf-8", "replace").splitlines()
     counts = {f: [0, 0] for f in fields}
     diffs = []
     if len(a) != len(b):

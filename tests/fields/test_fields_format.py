@@ -107,7 +107,8 @@ def test_layer_table_repeated_headers():
 ])
 def test_filters(flt, frames):
     cap = _cap([dict(TCP),
-                dict(TCP, ip_proto=17, ttl=3, tcp_flags=None, src="10.9.9.9", dst="10.9.9.8", udp_len=8, sport=53, dport=53,
+                dict(TCP, ip_proto=17, ttl=3, tcp_flags=None, src="10.9.9.9", dst="10.9.9.8",
+                     udp_len=8, sport=53, dport=53,
                      dont_fragment=False, ts_ns=0),
                 dict(ip_version=6, src="2001:db8::1", dst="2001:db8::2", len=100, ip_proto=59,
                      ts_ns=0)])
