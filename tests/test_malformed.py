@@ -163,16 +163,8 @@ EXPECTED: dict[str, Expect] = {
 
 # Where tcpsift does not (yet) do what the README documents; see
 # notes/decoder-mismatches.md. These cases xfail (not strict: they pass once fixed).
-XFAIL = {
-    "container/pcap-nsec-v2.0-snaplen-0-fcs-bits-cut.pcap":
-        "pcap versions before 2.3 store orig_len before incl_len; wiretap swaps them "
-        "(caplen 197, len 524501), tcpsift rejects the first record (notes #11)",
-    "made/pcap-file-header-cut-at-10-bytes.pcap":
-        "message is 'cut short in the pcap file header', README wants 'not a pcap or "
-        "pcapng file' (notes #12)",
-    "made/pcap-linktype-65535.pcap":
-        "link type 65535 is read as frame-only records with exit 0; README wants a "
-        "one-line error and no packets, like tshark (notes #13)",
+XFAIL: dict[str, str] = {
+    # all fixed: notes #11 (pcap < 2.3 swapped lengths), #12 (message), #13 (link type 65535)
 }
 
 # a few files of each kind for the default real-process run

@@ -343,9 +343,12 @@ class _Decoder:
         self.ipv4_options(off + 20, off + hlen)
         if (r["frag_offset"] or r["more_fragments"]) and not reassembled:
             # a fragment: no transport header here; the frame completing the datagram is
-            # decoded through the reassembled payload (see reassemble() below)
-            self.frag = (off, off + hlen)
-            return
+            # decoded through the reassembled payload (see reassemble() below). tshark
+            # reassembles only fragments captured whole: a first fragment cut by the
+            # snapshot length is dissected as it stands.
+            if r["frag_offset"] or off + tlen <= self.cap:
+                self.frag = (off, off + hlen)
+                return
         self.transport(4, proto, off + hlen, pend)
 
     def ipv4_options(self, off: int, end: int) -> None:
@@ -397,9 +400,10 @@ class _Decoder:
                     if off == self.reasm_off:
                         r["ip_len"] = (hoff - off) + self.reasm_len
                         continue
-                    if fo >> 3 or fo & 1:
-                        self.frag = (off, hoff)  # a fragment (not an atomic one)
-                        return
+                    if fo >> 3 or fo & 1:       # a fragment (not an atomic one)
+                        if fo >> 3 or off + 40 + plen <= self.cap:
+                            self.frag = (off, hoff)
+                            return
                     continue
                 nxt = self.u8(hoff)
                 if nh == 51:                # AH: length in 4-byte units, minus 2
@@ -534,8 +538,10 @@ class _Decoder:
 
     def udp(self, off: int, end: int) -> None:
         r = self.r
-        sport, dport, ulen = self.u16(off), self.u16(off + 2), self.u16(off + 4)
-        r["sport"], r["dport"], r["udp_len"] = sport, dport, ulen
+        self.need(off, 4)              # tshark reads both ports before showing either
+        sport, dport = struct.unpack_from("!HH", self.b, off)
+        r["sport"], r["dport"] = sport, dport
+        r["udp_len"] = ulen = self.u16(off + 4)
         self.need(off, 8)
         if ulen < 8:
             raise Stop("malformed")
