@@ -80,7 +80,9 @@ PACKET_COLUMNS: tuple[Column, ...] = (
            "ip.id"),
     Column("ttl", "UInt8", "hops", "IPv4 TTL or IPv6 hop limit", "ip.ttl / ipv6.hlim"),
     Column("ip_proto", "UInt8", "", "transport protocol number after extension headers",
-           "ip.proto / ipv6.nxt"),
+           "ip.proto"),
+    Column("ipv6_nxt", "UInt8", "", "IPv6: next header of the fixed header (the first extension "
+           "header, or the transport when there is none)", "ipv6.nxt"),
     Column("dont_fragment", "Boolean", "", "IPv4 DF flag", "ip.flags.df"),
     Column("more_fragments", "Boolean", "", "IPv4 MF flag or IPv6 fragment header M flag",
            "ip.flags.mf"),
@@ -88,8 +90,8 @@ PACKET_COLUMNS: tuple[Column, ...] = (
            "more_fragments means the transport header may be absent", "ip.frag_offset"),
     Column("sport", "UInt16", "", "TCP or UDP source port", "tcp.srcport / udp.srcport"),
     Column("dport", "UInt16", "", "TCP or UDP destination port", "tcp.dstport / udp.dstport"),
-    Column("tcp_flags", "UInt16", "", "TCP flags bitmask (FIN=1 SYN=2 RST=4 PSH=8 ACK=16 URG=32 "
-           "ECE=64 CWR=128 AE=256)", "tcp.flags"),
+    Column("tcp_flags", "UInt16", "", "TCP flags field, 12 bits (FIN=1 SYN=2 RST=4 PSH=8 ACK=16 "
+           "URG=32 ECE=64 CWR=128 AE=256, reserved 0xe00)", "tcp.flags"),
     Column("flags", "Categorical", "", "TCP flags as letters in the order F S R P A U E C N, "
            "e.g. SA, PA, FA (tcpdump/Zeek style)"),
     Column("seq", "UInt32", "", "raw TCP sequence number", "tcp.seq_raw"),
@@ -133,7 +135,8 @@ LAYER_COLUMNS: tuple[Column, ...] = (
     Column("ip_len", "UInt32", "bytes", "ipv4/ipv6: total length", "ip.len"),
     Column("ip_id", "UInt32", "", "ipv4: identification", "ip.id"),
     Column("ttl", "UInt8", "hops", "ipv4: TTL; ipv6: hop limit", "ip.ttl / ipv6.hlim"),
-    Column("ip_proto", "UInt8", "", "ipv4: protocol; ipv6: last next-header", "ip.proto / ipv6.nxt"),
+    Column("ip_proto", "UInt8", "", "ipv4: protocol; ipv6: last next-header", "ip.proto"),
+    Column("ipv6_nxt", "UInt8", "", "ipv6: next header of the fixed header", "ipv6.nxt"),
     Column("dont_fragment", "Boolean", "", "ipv4: DF flag", "ip.flags.df"),
     Column("more_fragments", "Boolean", "", "ipv4: MF flag", "ip.flags.mf"),
     Column("frag_offset", "UInt16", "8 bytes", "ipv4: fragment offset", "ip.frag_offset"),

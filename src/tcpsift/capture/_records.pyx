@@ -49,8 +49,12 @@ def new_record_arrays(Py_ssize_t capacity):
 
 
 def walk_pcap(const uint8_t[:] buf, Py_ssize_t pos, bint big, bint nsec, uint16_t linktype,
-              dict out, Py_ssize_t capacity):
+              dict out, Py_ssize_t capacity, int swap_lens=0):
     """Walk classic pcap records from `pos`.
+
+    `swap_lens`: pcap versions before 2.3 wrote the original length before the
+    captured length; 1 swaps them always (2.0-2.2), 2 when captured > original (2.3),
+    as wiretap does.
 
     Returns (count, next_pos, error): error is None, or a message for a record that
     could not be read (the walk stops before it; next_pos is its offset).
@@ -77,6 +81,8 @@ def walk_pcap(const uint8_t[:] buf, Py_ssize_t pos, bint big, bint nsec, uint16_
             frac = rd32(p + 4, big)
             caplen = rd32(p + 8, big)
             origlen = rd32(p + 12, big)
+            if swap_lens == 1 or (swap_lens == 2 and caplen > origlen):
+                caplen, origlen = origlen, caplen
             if caplen > MAX_FRAME_C or caplen > end - pos - 16:
                 break
             offset[n] = pos + 16
@@ -94,6 +100,9 @@ def walk_pcap(const uint8_t[:] buf, Py_ssize_t pos, bint big, bint nsec, uint16_
             error = f"cut short in a record header at offset {pos}"
         else:
             caplen = rd32(&buf[pos + 8], big)
+            origlen = rd32(&buf[pos + 12], big)
+            if swap_lens == 1 or (swap_lens == 2 and caplen > origlen):
+                caplen = origlen
             if caplen > MAX_FRAME:
                 error = (f"corrupt record at offset {pos}: captured length {caplen} "
                          f"exceeds the {MAX_FRAME}-byte maximum")

@@ -12,7 +12,9 @@ from tcpsift.decode import _decode, reassembly
 from tcpsift.errors import CaptureError
 
 CHUNK_RECORDS = 1 << 20
-MAX_SNAPLEN_WARN = 262144
+# LINKTYPE values are assigned well below this; 65000 and up are reserved, and no
+# reader (wiretap included) accepts them.
+RESERVED_LINKTYPES = 65000
 
 
 @dataclass
@@ -32,7 +34,8 @@ class FileResult:
 def _pcap_header(src: Source):
     buf = src.data
     if len(buf) < 24:
-        raise CaptureError(src.path, f"cut short in the pcap file header ({len(buf)} of 24 bytes)")
+        raise CaptureError(src.path, f"not a pcap or pcapng file (cut short in the pcap file "
+                                     f"header: {len(buf)} of 24 bytes)")
     big, nsec = PCAP_MAGICS[bytes(buf[:4])]
     e = ">" if big else "<"
     major, minor, _zone, _sigfigs, snaplen, ltfield = struct.unpack(e + "HHiIII", buf[4:24])
@@ -40,10 +43,13 @@ def _pcap_header(src: Source):
         raise CaptureError(src.path, f"unsupported pcap version {major}.{minor}")
     if ltfield & 0x03FF0000:
         raise CaptureError(src.path, f"pcap link-type field {ltfield:#010x} has reserved bits set")
+    if ltfield & 0xFFFF >= RESERVED_LINKTYPES:
+        raise CaptureError(src.path, f"unknown link type {ltfield & 0xFFFF} (reserved range)")
     return {
         "byte_order": "big-endian" if big else "little-endian",
         "ts_resolution": "ns" if nsec else "us", "version": f"{major}.{minor}",
         "snaplen": snaplen, "linktype": ltfield & 0xFFFF, "big": big, "nsec": nsec,
+        "swap_lens": 1 if minor < 3 else 2 if minor == 3 else 0,
     }
 
 
@@ -79,7 +85,7 @@ def read_source(src: Source, addrs, layers, first_row: int) -> FileResult:
         out = _records.new_record_arrays(CHUNK_RECORDS)
         if state is None:
             n, pos, error = _records.walk_pcap(view, pos, hdr["big"], hdr["nsec"], hdr["linktype"],
-                                               out, CHUNK_RECORDS)
+                                               out, CHUNK_RECORDS, hdr["swap_lens"])
         else:
             n, pos, error = _records.walk_pcapng(view, pos, state, out, CHUNK_RECORDS)
         rec = _trim(out, n)

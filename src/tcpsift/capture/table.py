@@ -66,8 +66,9 @@ def packet_table(rec: dict, pkt: dict, sack_edges: np.ndarray, frame: np.ndarray
         "linktype": rec["linktype"] != NO_LINKTYPE,
         "vlan_id": has("vlan"), "outer_src": has("outer"), "outer_dst": has("outer"),
         "ip_version": ip | ip_hdr, "src": ip, "dst": ip, "ip_hdr_len": ip | ip_hdr,
-        "ip_len": ip | ip_hdr,
-        "ip_id": has("ip_id"), "ttl": ip, "ip_proto": ip, "dont_fragment": ip,
+        "ip_len": ip | (ip_hdr & ~has("no_ip_len")),
+        "ip_id": has("ip_id"), "ttl": ip, "ip_proto": ip,
+        "ipv6_nxt": ip & (pkt["ip_version"] == 6), "dont_fragment": ip,
         "more_fragments": ip, "frag_offset": ip, "sport": transport, "dport": transport,
         "tcp_flags": tcp_hdr, "flags": tcp_hdr, "seq": has("seq"), "ack": has("ack"),
         "tcp_hdr_len": tcp_hdr, "window": tcp_hdr, "tcp_len": has("tcp_len"),
@@ -115,7 +116,7 @@ def layer_table(layers: np.ndarray, frame: np.ndarray, address_texts: list[str])
     is_icmp = (kind == 5) | (kind == 6)
     masks = {
         "vlan_id": kind == 0, "src": is_ip, "dst": is_ip, "ip_hdr_len": is_ip, "ip_len": is_ip,
-        "ip_id": kind == 1, "ttl": is_ip, "ip_proto": is_ip, "dont_fragment": kind == 1,
+        "ip_id": kind == 1, "ttl": is_ip, "ip_proto": is_ip, "ipv6_nxt": kind == 2, "dont_fragment": kind == 1,
         "more_fragments": kind == 1, "frag_offset": kind == 1,
         "sport": is_l4 & (layers["has_ports"] == 1), "dport": is_l4 & (layers["has_ports"] == 1),
         "udp_len": kind == 4, "seq": (kind == 3) & (layers["has_seq"] == 1),

@@ -41,12 +41,13 @@ DEF P_SEQ = 1 << 15
 DEF P_ACK = 1 << 16
 DEF P_TSECR = 1 << 17
 DEF P_IPHDR = 1 << 18   # IP version and lengths only (a bogus header stopped decoding)
+DEF P_NOIPLEN = 1 << 19 # ... and not even the total length (bogus header length)
 
 PRESENCE = {
     "vlan": P_VLAN, "ip": P_IP, "outer": P_OUTER, "tcp": P_TCP, "udp": P_UDP,
     "icmp": P_ICMP, "mss": P_MSS, "wscale": P_WS, "sack_perm": P_SACKP, "ts": P_TS,
     "payload": P_PAYLOAD, "ip_id": P_IPID, "tcp_len": P_TCPLEN, "sack": P_SACK,
-    "tcp_flags": P_FLAGS, "seq": P_SEQ, "ack": P_ACK, "tsecr": P_TSECR, "ip_hdr": P_IPHDR,
+    "tcp_flags": P_FLAGS, "seq": P_SEQ, "ack": P_ACK, "tsecr": P_TSECR, "ip_hdr": P_IPHDR, "no_ip_len": P_NOIPLEN,
 }
 
 # --- encapsulation codes (index into schema.ENCAPSULATIONS) ---
@@ -115,6 +116,7 @@ cdef packed struct Layer:
     uint16_t window
     uint8_t tcp_hdr_len
     uint8_t has_tcp_hdr
+    uint8_t ipv6_nxt
 
 
 LAYER_DTYPE = np.dtype([
@@ -125,6 +127,7 @@ LAYER_DTYPE = np.dtype([
     ("udp_len", "<u2"), ("seq", "<u4"), ("icmp_code", "u1"), ("has_ports", "u1"),
     ("has_seq", "u1"), ("has_icmp_code", "u1"), ("tpid", "<u2"), ("tcp_flags", "<u2"),
     ("ack", "<u4"), ("window", "<u2"), ("tcp_hdr_len", "u1"), ("has_tcp_hdr", "u1"),
+    ("ipv6_nxt", "u1"),
 ])
 assert LAYER_DTYPE.itemsize == sizeof(Layer)
 
@@ -145,6 +148,7 @@ cdef struct Pkt:
     uint32_t ip_id
     uint8_t ttl
     uint8_t ip_proto
+    uint8_t ipv6_nxt
     uint8_t df
     uint8_t mf
     uint16_t frag
@@ -467,15 +471,17 @@ cdef class _Decoder:
         tso = total == 0 and not quoted
         if tso:
             total = <uint32_t>avail      # TSO / BIG TCP: length 0, the frame is the packet
-        if ihl < 20 or (total < ihl and not tso):
-            # Wireshark stops at a bogus header or total length: it has shown the version,
-            # header length and total length, no address
+        if ihl < 20 or (total < 20 and not tso):
+            # Wireshark stops at a bogus header length after showing it, at a bogus total
+            # length after showing that too, before any address
             if not quoted:
                 problem(k, ST_MALFORMED)
                 k.present |= P_IPHDR
                 k.ip_version = 4
                 k.ip_hdr_len = ihl
                 k.ip_len = be16(h + 2)
+                if ihl < 20:
+                    k.present |= P_NOIPLEN
             return
         src = self.addrs.intern(4, h + 12)
         dst = self.addrs.intern(4, h + 16)
@@ -514,6 +520,10 @@ cdef class _Decoder:
             k.df = (fl >> 14) & 1
             k.mf = (fl >> 13) & 1
             k.frag = fl & 0x1FFF
+        if total < ihl:
+            if not quoted:
+                problem(k, ST_MALFORMED)     # "bogus IP length": fields shown, no payload
+            return
         if avail < ihl:
             if not quoted:
                 problem(k, ST_TRUNC)
@@ -651,6 +661,7 @@ cdef class _Decoder:
             L.ip_len = 40 + plen
             L.ttl = h[7]
             L.proto = nxt
+            L.ipv6_nxt = h[6]
             L.ip_id = fid
             L.mf = fm
             L.frag = fo
@@ -670,6 +681,7 @@ cdef class _Decoder:
             k.ip_len = 40 + plen
             k.ttl = h[7]
             k.ip_proto = nxt
+            k.ipv6_nxt = h[6]
             k.df = 0
             k.mf = fm
             k.frag = fo
@@ -738,7 +750,7 @@ cdef class _Decoder:
             if avail >= 16:
                 L.ack = be32(h + 8)
                 L.tcp_hdr_len = (h[12] >> 4) * 4
-                L.tcp_flags = ((h[12] & 0x01) << 8) | h[13]
+                L.tcp_flags = ((h[12] & 0x0F) << 8) | h[13]
                 L.window = be16(h + 14)
                 L.has_tcp_hdr = 1
         if quoted:
@@ -758,7 +770,7 @@ cdef class _Decoder:
             return
         hl = (h[12] >> 4) * 4
         k.tcp_hdr_len = hl
-        k.tcp_flags = ((h[12] & 0x01) << 8) | h[13]
+        k.tcp_flags = ((h[12] & 0x0F) << 8) | h[13]
         k.window = be16(h + 14)
         k.present |= P_FLAGS
         if avail < 20:
@@ -956,6 +968,8 @@ cdef class _Decoder:
             return
         if k.encap == E_NONE:
             k.encap = E_GRE
+        if pos == end:
+            return      # no payload (a PPTP acknowledgment, a keepalive)
         if proto == 0x0800:
             self.ipv4(k, pos, end, depth, 0)
         elif proto == 0x86DD:
@@ -1183,6 +1197,7 @@ def new_packet_arrays(Py_ssize_t n):
         "udp_len": u(n, np.uint16), "icmp_type": u(n, np.uint8), "icmp_code": u(n, np.uint8),
         "payload_offset": u(n, np.uint32), "sack_count": u(n, np.uint8),
         "ip_offset": u(n, np.uint32), "frag_data_offset": u(n, np.uint32),
+        "ipv6_nxt": u(n, np.uint8),
     }
 
 
@@ -1242,6 +1257,7 @@ def decode_frames(const uint8_t[::1] buf, const int64_t[::1] offsets, const uint
     cdef uint8_t[::1] sack_count = out["sack_count"]
     cdef uint32_t[::1] ip_offset = out["ip_offset"]
     cdef uint32_t[::1] frag_data_offset = out["frag_data_offset"]
+    cdef uint8_t[::1] ipv6_nxt = out["ipv6_nxt"]
     cdef bint flush
     for i in range(n):
         if cap_lens[i] == 0:
@@ -1296,6 +1312,7 @@ def decode_frames(const uint8_t[::1] buf, const int64_t[::1] offsets, const uint
         sack_count[i] = k.sack_n
         ip_offset[i] = k.ip_off
         frag_data_offset[i] = k.frag_data_off
+        ipv6_nxt[i] = k.ipv6_nxt
         if k.sack_n:
             if sack_edges.extend(k.sack, k.sack_n) != 0:
                 failed = 1
