@@ -160,9 +160,7 @@ _FIELD_LIST = [
        (C("src"), C("dst"))),
     _f("ipv6.hlim", "uint", fmt_u16, _when(V6, C("ttl")), IP6, C("ttl")),
     _f("ipv6.plen", "uint", fmt_dec, _when(V6, C("ip_len") - 40), IP6, C("ip_len") - 40),
-    # ip_proto is the protocol after the extension headers; tshark's ipv6.nxt is the
-    # fixed header's next-header, so the two agree only without extension headers
-    _f("ipv6.nxt", "uint", fmt_u16, _when(V6, C("ip_proto")), IP6, C("ip_proto")),
+    _f("ipv6.nxt", "uint", fmt_u16, _when(V6, C("ipv6_nxt")), IP6, C("ipv6_nxt")),
     _f("tcp.srcport", "uint", fmt_u16, _when(IS_TCP, C("sport")), ("tcp",), C("sport")),
     _f("tcp.dstport", "uint", fmt_u16, _when(IS_TCP, C("dport")), ("tcp",), C("dport")),
     _f("tcp.port", "uint", fmt_u16, (_when(IS_TCP, C("sport")), _when(IS_TCP, C("dport"))),
