@@ -59,7 +59,8 @@ def test_field_that_is_a_literal_on_the_packet_table():
 
 def test_ipv6_and_udp():
     row = dict(ip_version=6, src="2001:db8::1", dst="ff02::1", ip_hdr_len=40, ip_len=48,
-               ttl=255, ip_proto=17, sport=5353, dport=5353, udp_len=8, cap_len=62, len=62)
+               ttl=255, ip_proto=17, ipv6_nxt=17, sport=5353, dport=5353, udp_len=8,
+               cap_len=62, len=62)
     got = out(_cap([row]), "ip.version", "ip.src", "ipv6.src", "ipv6.plen", "ipv6.hlim",
               "ipv6.nxt", "udp.length", "tcp.srcport")
     assert got == "6\t\t2001:db8::1\t8\t255\t17\t8\t\n"

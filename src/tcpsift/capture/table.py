@@ -1,9 +1,14 @@
-"""Assemble decoded arrays into the Polars packet and layer tables (zero-copy where possible)."""
+"""Assemble decoded arrays into the Polars packet and layer tables.
+
+The decoder's arrays enter Polars without a copy; one `select` then applies each
+column's presence mask (null where the layer is absent), its dtype and, for the
+dictionary-encoded columns, the dictionary. Polars evaluates the expressions in
+parallel; nothing here runs per row in Python.
+"""
 from __future__ import annotations
 
 import numpy as np
 import polars as pl
-import pyarrow as pa
 
 from tcpsift import schema
 from tcpsift.capture._records import NO_LINKTYPE
@@ -13,133 +18,122 @@ FLAG_LETTERS = "FSRPAUECN"
 # tcp_flags value (9 bits) -> letters, e.g. 0x012 -> "SA"
 FLAG_TEXT = ["".join(ch for bit, ch in enumerate(FLAG_LETTERS) if v >> bit & 1) for v in range(512)]
 
-
-def _validity(mask: np.ndarray | None):
-    if mask is None:
-        return None
-    return pa.py_buffer(np.packbits(mask, bitorder="little"))
+C = pl.col
 
 
-def _arrow(values: np.ndarray, mask: np.ndarray | None, dtype: str) -> pa.Array:
-    n = len(values)
-    if dtype == "Boolean":
-        data = pa.py_buffer(np.packbits(values.astype(bool), bitorder="little"))
-        return pa.Array.from_buffers(pa.bool_(), n, [_validity(mask), data])
-    arrow_type = pa.from_numpy_dtype(values.dtype)
-    return pa.Array.from_buffers(arrow_type, n, [_validity(mask), pa.py_buffer(values)])
+def _has(*names: str) -> pl.Expr:
+    bits = 0
+    for n in names:
+        bits |= PRESENCE[n]
+    return (C("present") & bits) != 0
 
 
-def _dictionary(codes: np.ndarray, mask: np.ndarray | None, words) -> pa.Array:
-    if mask is not None:
-        codes = np.where(mask, codes, 0).astype(np.uint32)   # keep absent slots in range
-    idx = pa.Array.from_buffers(pa.uint32(), len(codes), [_validity(mask), pa.py_buffer(codes)])
-    return pa.DictionaryArray.from_arrays(idx, pa.array(words, pa.large_string()))
+def _lookup(words, dtype, codes: pl.Expr) -> pl.Expr:
+    """Dictionary-encode: codes index into `words` (a Categorical or Enum dictionary)."""
+    return pl.lit(pl.Series(list(words), dtype=dtype)).gather(codes)
 
 
-def _series(name: str, arr: pa.Array, dtype) -> pl.Series:
-    s = pl.from_arrow(arr, rechunk=False)
-    s = s.alias(name)
-    if s.dtype != dtype:
-        s = s.cast(dtype)
-    return s
+# Presence of each packet column (absent = always present when the row exists).
+PACKET_MASKS = {
+    "ts_ns": C("has_ts"), "iface": C("linktype") != NO_LINKTYPE,
+    "linktype": C("linktype") != NO_LINKTYPE,
+    "vlan_id": _has("vlan"), "outer_src": _has("outer"), "outer_dst": _has("outer"),
+    "ip_version": _has("ip", "ip_hdr"), "src": _has("ip"), "dst": _has("ip"),
+    "ip_hdr_len": _has("ip", "ip_hdr"),
+    "ip_len": _has("ip") | (_has("ip_hdr") & ~_has("no_ip_len")),
+    "ip_id": _has("ip_id"), "ttl": _has("ip"), "ip_proto": _has("ip"),
+    "ipv6_nxt": _has("ip") & (C("ip_version") == 6),
+    "dont_fragment": _has("ip"), "more_fragments": _has("ip"), "frag_offset": _has("ip"),
+    "sport": _has("tcp", "udp"), "dport": _has("tcp", "udp"),
+    "tcp_flags": _has("tcp_flags"), "flags": _has("tcp_flags"), "seq": _has("seq"),
+    "ack": _has("ack"), "tcp_hdr_len": _has("tcp_flags"), "window": _has("tcp_flags"),
+    "tcp_len": _has("tcp_len"), "mss": _has("mss"), "wscale": _has("wscale"),
+    "sack_perm": _has("tcp"), "tsval": _has("ts"), "tsecr": _has("tsecr"),
+    "udp_len": _has("udp"), "icmp_type": _has("icmp"), "icmp_code": _has("icmp"),
+    "payload_offset": _has("payload"),
+}
+
+
+def _column_expr(c: schema.Column, masks: dict, dictionaries: dict, polars_types: dict) -> pl.Expr:
+    base = C(c.name)
+    if c.name in dictionaries:
+        words, codes = dictionaries[c.name]
+        if c.name in masks:
+            codes = pl.when(masks[c.name]).then(codes)
+        return _lookup(words, polars_types[c.name], codes).alias(c.name)
+    if c.name in masks:
+        base = pl.when(masks[c.name]).then(base)
+    return base.cast(polars_types[c.name]).alias(c.name)
+
+
+def _sack_lists(sack_count: np.ndarray, edges: np.ndarray) -> pl.Series:
+    """SACK edges as a List column: null where the frame has none."""
+    n = len(sack_count)
+    rows = np.flatnonzero(sack_count)
+    if len(rows) == 0:
+        return pl.repeat(None, n, dtype=pl.List(pl.UInt32), eager=True).alias("sack_blocks")
+    owner = np.repeat(rows.astype(np.uint32), sack_count[rows].astype(np.int64))
+    grouped = (pl.DataFrame({"row": owner, "edge": edges})
+               .group_by("row", maintain_order=True).agg("edge"))
+    return (pl.DataFrame({"row": np.arange(n, dtype=np.uint32)})
+            .join(grouped, on="row", how="left", maintain_order="left")["edge"]
+            .alias("sack_blocks"))
 
 
 def packet_table(rec: dict, pkt: dict, sack_edges: np.ndarray, frame: np.ndarray,
                  file_id: np.ndarray, file_frame: np.ndarray, address_texts: list[str]) -> pl.DataFrame:
     """The packet table from merged record and decoder arrays (all of equal length)."""
-    present = pkt["present"]
-
-    def has(*bits):
-        m = 0
-        for b in bits:
-            m |= PRESENCE[b]
-        return (present & m) != 0
-
-    ip = has("ip")
-    ip_hdr = has("ip_hdr")
-    tcp = has("tcp")
-    tcp_hdr = has("tcp_flags")
-    transport = has("tcp", "udp")
-    icmp = has("icmp")
-    masks = {
-        "ts_ns": rec["has_ts"], "iface": rec["linktype"] != NO_LINKTYPE,
-        "linktype": rec["linktype"] != NO_LINKTYPE,
-        "vlan_id": has("vlan"), "outer_src": has("outer"), "outer_dst": has("outer"),
-        "ip_version": ip | ip_hdr, "src": ip, "dst": ip, "ip_hdr_len": ip | ip_hdr,
-        "ip_len": ip | (ip_hdr & ~has("no_ip_len")),
-        "ip_id": has("ip_id"), "ttl": ip, "ip_proto": ip,
-        "ipv6_nxt": ip & (pkt["ip_version"] == 6), "dont_fragment": ip,
-        "more_fragments": ip, "frag_offset": ip, "sport": transport, "dport": transport,
-        "tcp_flags": tcp_hdr, "flags": tcp_hdr, "seq": has("seq"), "ack": has("ack"),
-        "tcp_hdr_len": tcp_hdr, "window": tcp_hdr, "tcp_len": has("tcp_len"),
-        "mss": has("mss"), "wscale": has("wscale"), "sack_perm": tcp,
-        "sack_blocks": has("sack"), "tsval": has("ts"), "tsecr": has("tsecr"),
-        "udp_len": has("udp"), "icmp_type": icmp, "icmp_code": icmp,
-        "payload_offset": has("payload"),
-    }
-    values = {
+    raw = {k: v for k, v in pkt.items() if k not in ("sack_count",)}
+    raw.update({
         "frame": frame, "file_id": file_id, "file_frame": file_frame,
         "file_offset": rec["offset"].view(np.uint64), "ts_ns": rec["ts_ns"],
-        "cap_len": rec["cap_len"], "len": rec["len"], "iface": rec["iface"],
-        "linktype": rec["linktype"], "sack_perm": (present & PRESENCE["sack_perm"]) != 0,
+        "has_ts": rec["has_ts"], "cap_len": rec["cap_len"], "len": rec["len"],
+        "iface": rec["iface"], "linktype": rec["linktype"],
+    })
+    df = pl.DataFrame(raw)
+    dictionaries = {
+        "status": (schema.DECODE_STATUS, C("status")),
+        "encap": (schema.ENCAPSULATIONS, C("encap")),
+        "src": (address_texts, C("src")), "dst": (address_texts, C("dst")),
+        "outer_src": (address_texts, C("outer_src")), "outer_dst": (address_texts, C("outer_dst")),
+        "flags": (FLAG_TEXT, C("tcp_flags") & 0x1FF),
     }
     polars_types = schema.polars_schema()
-    cols = []
+    exprs = []
     for c in schema.PACKET_COLUMNS:
-        name = c.name
-        mask = masks.get(name)
-        if name == "status":
-            arr = _dictionary(pkt["status"].astype(np.uint32), None, schema.DECODE_STATUS)
-        elif name == "encap":
-            arr = _dictionary(pkt["encap"].astype(np.uint32), None, schema.ENCAPSULATIONS)
-        elif name in ("src", "dst", "outer_src", "outer_dst"):
-            arr = _dictionary(pkt[name], mask, address_texts)
-        elif name == "flags":
-            arr = _dictionary((pkt["tcp_flags"] & 0x1FF).astype(np.uint32), mask, FLAG_TEXT)
-        elif name == "sack_blocks":
-            offsets = np.zeros(len(present) + 1, np.int32)
-            np.cumsum(pkt["sack_count"], out=offsets[1:])
-            arr = pa.ListArray.from_arrays(pa.array(offsets), pa.array(sack_edges, pa.uint32()),
-                                           mask=pa.array(~mask))
+        if c.name == "sack_perm":
+            exprs.append(pl.when(PACKET_MASKS["sack_perm"]).then(_has("sack_perm")).alias(c.name))
+        elif c.name == "sack_blocks":
+            exprs.append(pl.lit(_sack_lists(pkt["sack_count"], sack_edges)).alias(c.name))
         else:
-            v = values[name] if name in values else pkt[name]
-            arr = _arrow(np.ascontiguousarray(v), mask, c.dtype)
-        cols.append(_series(name, arr, polars_types[name]))
-    return pl.DataFrame(cols)
+            exprs.append(_column_expr(c, PACKET_MASKS, dictionaries, polars_types))
+    return df.select(exprs)
 
 
 def layer_table(layers: np.ndarray, frame: np.ndarray, address_texts: list[str]) -> pl.DataFrame:
     """The layer table from the decoder's layer rows (row = index into the merged arrays)."""
-    kind = layers["kind"]
+    raw = {name: np.ascontiguousarray(layers[name]) for name in layers.dtype.names}
+    raw["frame"] = frame[layers["row"]] if len(layers) else np.empty(0, np.uint32)
+    df = pl.DataFrame(raw)
+    kind = C("kind")
     is_ip = (kind == 1) | (kind == 2)
     is_l4 = (kind == 3) | (kind == 4)
     is_icmp = (kind == 5) | (kind == 6)
+    tcp_hdr = (kind == 3) & (C("has_tcp_hdr") == 1)
     masks = {
-        "vlan_id": kind == 0, "src": is_ip, "dst": is_ip, "ip_hdr_len": is_ip, "ip_len": is_ip,
-        "ip_id": kind == 1, "ttl": is_ip, "ip_proto": is_ip, "ipv6_nxt": kind == 2, "dont_fragment": kind == 1,
+        "vlan_id": kind == 0, "tpid": kind == 0, "src": is_ip, "dst": is_ip,
+        "ip_hdr_len": is_ip, "ip_len": is_ip, "ip_id": kind == 1, "ttl": is_ip,
+        "ip_proto": is_ip, "ipv6_nxt": kind == 2, "dont_fragment": kind == 1,
         "more_fragments": kind == 1, "frag_offset": kind == 1,
-        "sport": is_l4 & (layers["has_ports"] == 1), "dport": is_l4 & (layers["has_ports"] == 1),
-        "udp_len": kind == 4, "seq": (kind == 3) & (layers["has_seq"] == 1),
-        "tpid": kind == 0, "ack": (kind == 3) & (layers["has_tcp_hdr"] == 1),
-        "tcp_flags": (kind == 3) & (layers["has_tcp_hdr"] == 1),
-        "tcp_hdr_len": (kind == 3) & (layers["has_tcp_hdr"] == 1),
-        "window": (kind == 3) & (layers["has_tcp_hdr"] == 1),
-        "icmp_type": is_icmp, "icmp_code": is_icmp & (layers["has_icmp_code"] == 1),
+        "sport": is_l4 & (C("has_ports") == 1), "dport": is_l4 & (C("has_ports") == 1),
+        "udp_len": kind == 4, "seq": (kind == 3) & (C("has_seq") == 1),
+        "ack": tcp_hdr, "tcp_flags": tcp_hdr, "tcp_hdr_len": tcp_hdr, "window": tcp_hdr,
+        "icmp_type": is_icmp, "icmp_code": is_icmp & (C("has_icmp_code") == 1),
     }
-    source = {"frame": frame[layers["row"]] if len(layers) else np.empty(0, np.uint32),
-              "ip_proto": layers["proto"], "dont_fragment": layers["df"],
-              "more_fragments": layers["mf"], "frag_offset": layers["frag"]}
+    renamed = {"ip_proto": "proto", "dont_fragment": "df", "more_fragments": "mf",
+               "frag_offset": "frag"}
+    df = df.with_columns([C(src).alias(dst) for dst, src in renamed.items()])
+    dictionaries = {"kind": (schema.LAYER_KINDS, C("kind")),
+                    "src": (address_texts, C("src")), "dst": (address_texts, C("dst"))}
     polars_types = schema.polars_schema(schema.LAYER_COLUMNS)
-    cols = []
-    for c in schema.LAYER_COLUMNS:
-        name = c.name
-        mask = masks.get(name)
-        if name == "kind":
-            arr = _dictionary(kind.astype(np.uint32), None, schema.LAYER_KINDS)
-        elif name in ("src", "dst"):
-            arr = _dictionary(np.ascontiguousarray(layers[name]), mask, address_texts)
-        else:
-            v = source[name] if name in source else layers[name]
-            arr = _arrow(np.ascontiguousarray(v), mask, c.dtype)
-        cols.append(_series(name, arr, polars_types[name]))
-    return pl.DataFrame(cols)
+    return df.select([_column_expr(c, masks, dictionaries, polars_types) for c in schema.LAYER_COLUMNS])
