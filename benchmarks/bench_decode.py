@@ -76,11 +76,13 @@ def find_bench_dir() -> Path | None:
 # --------------------------------------------------------------------------- synthetic capture
 def write_synthetic(path: Path, n_packets: int, seed: int = 1) -> dict:
     """A classic microsecond pcap of n_packets Ethernet frames: TCP over IPv4 (75 %) and
-    IPv6 (25 %), 64 connections in flight at a time, each a handshake, request, response
-    of a seeded size (mostly short HTTP-like ones, some bulk transfers with an ACK every
-    second segment), FIN exchange; a connection in 200 is refused (SYN, RST/ACK).
-    Payload is a repeating digit pattern (random bytes would wake tshark's heuristic
-    dissectors); checksums are left 0 (tshark does not check them by default)."""
+    IPv6 (25 %), 64 connections in flight at a time, each a handshake, data, FIN exchange.
+    97 % are one real HTTP/1.1 request and response on port 80 or 8080 (body 100-1400 B for
+    two thirds of them, 1.4-16 kB for the rest), 2.5 % iperf3-like bulk streams on port 5201
+    (0.5-5 MB of a repeating digit pattern), 0.5 % refused (SYN, RST/ACK on port 81).
+    Segments carry at most 1448 bytes; the receiver ACKs every second segment.  Payload
+    bytes are real HTTP messages or a digit pattern, never random bytes (they would wake
+    tshark's heuristic dissectors); checksums are left 0 (tshark does not check them)."""
     rng = random.Random(seed)
     eth = struct.Struct("!6s6sH")
     ip4 = struct.Struct("!BBHHHBBH4s4s")
@@ -89,6 +91,7 @@ def write_synthetic(path: Path, n_packets: int, seed: int = 1) -> dict:
     tcp_syn = struct.Struct("!HHIIBBHHHBBHBBBBIIBBBB")  # 40 bytes: MSS SACKOK TS NOP WS
     rec = struct.Struct("<IIII")
     pattern = b"0123456789" * 160
+    body = pattern * 10
     mac_c, mac_s = bytes.fromhex("020000000001"), bytes.fromhex("020000000002")
 
     def addr4(net: str, host: int) -> bytes:
@@ -102,34 +105,35 @@ def write_synthetic(path: Path, n_packets: int, seed: int = 1) -> dict:
     servers6 = [bytes.fromhex("20010db8000200000000000000000010")[:15] + bytes([0x10 + i])
                 for i in range(2)]
 
-    def connection(cid: int):
-        """Yields (from_client, flags, payload_len) for one connection."""
-        r = rng.random()
-        if r < 0.005:
-            yield True, 0x02, 0
-            yield False, 0x14, 0
+    def connection(kind: str, size: int):
+        """Yields (from_client, flags, payload bytes) for one connection."""
+        yield True, 0x02, b""
+        if kind == "refused":
+            yield False, 0x14, b""
             return
-        yield True, 0x02, 0
-        yield False, 0x12, 0
-        yield True, 0x10, 0
-        yield True, 0x18, rng.randint(90, 400)
-        if r < 0.10:
-            size = rng.randint(200_000, 2_000_000)       # bulk
-        elif r < 0.35:
-            size = rng.randint(1_400, 16_000)
-        else:
-            size = rng.randint(100, 1_400)
-        segs = 0
-        while size > 0:
-            n = min(1448, size)
-            size -= n
+        yield False, 0x12, b""
+        yield True, 0x10, b""
+        if kind == "http":      # one real HTTP/1.1 exchange, the server closes
+            yield True, 0x18, (b"GET /obj/%d HTTP/1.1\r\nHost: example.test\r\n"
+                               b"User-Agent: tcpsift-bench/1\r\nAccept: */*\r\n\r\n" % size)
+            stream = (b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+                      b"Content-Length: %d\r\nConnection: close\r\n\r\n" % size) + body[:size]
+        else:                   # bulk: an iperf3-like stream of a repeating pattern
+            yield True, 0x18, pattern[:37]
+            stream = None
+        sent, segs = 0, 0
+        total = len(stream) if stream is not None else size
+        while sent < total:
+            n = min(1448, total - sent)
+            chunk = stream[sent:sent + n] if stream is not None else pattern[sent % 10:sent % 10 + n]
+            sent += n
             segs += 1
-            yield False, 0x18 if size == 0 else 0x10, n
-            if segs % 2 == 0 or size == 0:
-                yield True, 0x10, 0
-        yield False, 0x11, 0
-        yield True, 0x11, 0
-        yield False, 0x10, 0
+            yield False, 0x18 if sent == total else 0x10, chunk
+            if segs % 2 == 0 or sent == total:
+                yield True, 0x10, b""
+        yield False, 0x11, b""
+        yield True, 0x11, b""
+        yield False, 0x10, b""
 
     t_us = 1_700_000_000 * 1_000_000
     active: list = []
@@ -147,8 +151,16 @@ def write_synthetic(path: Path, n_packets: int, seed: int = 1) -> dict:
                     c, s = rng.choice(clients6), rng.choice(servers6)
                 else:
                     c, s = rng.choice(clients4), rng.choice(servers4)
-                st = {"gen": connection(next_cid), "v6": v6, "c": c, "s": s,
-                      "cport": 20000 + next_cid % 40000, "sport": 80 if next_cid % 3 else 8080,
+                r = rng.random()
+                if r < 0.005:
+                    kind, size, sport = "refused", 0, 81
+                elif r < 0.035:
+                    kind, size, sport = "bulk", rng.randint(500_000, 5_000_000), 5201
+                else:
+                    kind, sport = "http", 80 if next_cid % 3 else 8080
+                    size = rng.randint(100, 1_400) if r < 0.70 else rng.randint(1_400, 16_000)
+                st = {"gen": connection(kind, size), "v6": v6, "c": c, "s": s,
+                      "cport": 20000 + next_cid % 40000, "sport": sport,
                       "cseq": rng.getrandbits(32), "sseq": rng.getrandbits(32),
                       "ts": rng.getrandbits(31)}
                 active.append(st)
@@ -161,7 +173,8 @@ def write_synthetic(path: Path, n_packets: int, seed: int = 1) -> dict:
                 active[i] = active[-1]
                 active.pop()
                 continue
-            from_c, flags, plen = step
+            from_c, flags, payload = step
+            plen = len(payload)
             if from_c:
                 src, dst, sp, dp, seq, ack = st["c"], st["s"], st["cport"], st["sport"], st["cseq"], st["sseq"]
             else:
@@ -175,7 +188,6 @@ def write_synthetic(path: Path, n_packets: int, seed: int = 1) -> dict:
             else:
                 tcp = tcp_ts.pack(sp, dp, seq, ack, 8 << 4, flags, 501, 0, 0, 1, 1, 8, 10,
                                   tsv, tsv - 3)
-            payload = pattern[:plen]
             if st["v6"]:
                 ip = ip6.pack(0x60000000, len(tcp) + plen, 6, 64, src, dst)
                 l2 = eth.pack(mac_s if from_c else mac_c, mac_c if from_c else mac_s, 0x86DD)
