@@ -8,6 +8,7 @@ allocated per frame; every length read from a packet is checked against the
 captured bytes before use. Headers a frame carries more than once are also
 written to the layer buffer (see schema.LAYER_COLUMNS).
 """
+cimport cython
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int64_t
 from libc.string cimport memset, memcpy, memcmp
 from libc.stdlib cimport malloc, realloc, free
@@ -223,9 +224,12 @@ cdef class AddressTable:
     cdef uint8_t* ver
     cdef uint32_t* slots     # id + 1, 0 = empty
     cdef Py_ssize_t count, key_cap, slot_cap
-    cdef uint64_t last_hi, last_lo     # one-entry cache: consecutive packets repeat addresses
-    cdef uint8_t last_ver
-    cdef uint32_t last_id
+    # two-entry cache: a flow's packets repeat its two addresses, in either order
+    cdef uint64_t last_hi[2]
+    cdef uint64_t last_lo[2]
+    cdef uint8_t last_ver[2]
+    cdef uint32_t last_id[2]
+    cdef int last_slot
 
     def __cinit__(self):
         self.key_cap = 1024
@@ -238,7 +242,9 @@ cdef class AddressTable:
         if self.hi == NULL or self.lo == NULL or self.ver == NULL or self.slots == NULL:
             raise MemoryError()
         memset(self.slots, 0, self.slot_cap * sizeof(uint32_t))
-        self.last_ver = 0
+        self.last_ver[0] = 0
+        self.last_ver[1] = 0
+        self.last_slot = 0
 
     def __dealloc__(self):
         free(self.hi)
@@ -271,18 +277,9 @@ cdef class AddressTable:
         self.slot_cap = new_cap
         return 0
 
-    cdef uint32_t intern(self, uint8_t version, const uint8_t* addr) noexcept nogil:
-        cdef uint64_t hi, lo
+    cdef uint32_t lookup(self, uint64_t hi, uint64_t lo, uint8_t version) noexcept nogil:
         cdef Py_ssize_t j
         cdef uint32_t s
-        if version == 4:
-            hi = 0
-            lo = (<uint64_t>0xFFFF << 32) | be32(addr)
-        else:
-            hi = (<uint64_t>be32(addr) << 32) | be32(addr + 4)
-            lo = (<uint64_t>be32(addr + 8) << 32) | be32(addr + 12)
-        if hi == self.last_hi and lo == self.last_lo and version == self.last_ver:
-            return self.last_id
         if (self.count + 1) * 2 > self.slot_cap:
             if self.grow() != 0:
                 return NO_ADDR
@@ -292,7 +289,6 @@ cdef class AddressTable:
             if s == 0:
                 break
             if self.hi[s - 1] == hi and self.lo[s - 1] == lo and self.ver[s - 1] == version:
-                self.last_hi, self.last_lo, self.last_ver, self.last_id = hi, lo, version, s - 1
                 return s - 1
             j = (j + 1) & (self.slot_cap - 1)
         if self.count == self.key_cap:
@@ -304,6 +300,28 @@ cdef class AddressTable:
         self.slots[j] = <uint32_t>(self.count + 1)
         self.count += 1
         return <uint32_t>(self.count - 1)
+
+    cdef uint32_t intern(self, uint8_t version, const uint8_t* addr) noexcept nogil:
+        cdef uint64_t hi, lo
+        cdef uint32_t s
+        if version == 4:
+            hi = 0
+            lo = (<uint64_t>0xFFFF << 32) | be32(addr)
+        else:
+            hi = (<uint64_t>be32(addr) << 32) | be32(addr + 4)
+            lo = (<uint64_t>be32(addr + 8) << 32) | be32(addr + 12)
+        if lo == self.last_lo[0] and hi == self.last_hi[0] and version == self.last_ver[0]:
+            return self.last_id[0]
+        if lo == self.last_lo[1] and hi == self.last_hi[1] and version == self.last_ver[1]:
+            return self.last_id[1]
+        s = self.lookup(hi, lo, version)
+        if s != <uint32_t>NO_ADDR:
+            self.last_slot ^= 1
+            self.last_hi[self.last_slot] = hi
+            self.last_lo[self.last_slot] = lo
+            self.last_ver[self.last_slot] = version
+            self.last_id[self.last_slot] = s
+        return s
 
     cdef int grow_keys(self) noexcept nogil:
         cdef uint64_t* nh = <uint64_t*>realloc(self.hi, self.key_cap * 2 * sizeof(uint64_t))
@@ -335,6 +353,7 @@ cdef class AddressTable:
 
 # ---------------------------------------------------------------- the decoder
 
+@cython.final
 cdef class _Decoder:
     cdef AddressTable addrs
     cdef const uint8_t* pkt
