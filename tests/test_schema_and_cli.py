@@ -1,0 +1,53 @@
+"""The schema module is the one source of the column docs; the CLI starts light."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+
+import tcpsift
+from tcpsift import schema
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "samples" / "sample.pcap"
+
+
+def test_docs_schema_is_generated_from_the_schema_module():
+    assert (ROOT / "docs" / "schema.md").read_text() == schema.markdown(), \
+        "docs/schema.md is stale: run python -m tcpsift.schema > docs/schema.md"
+
+
+def test_tables_have_exactly_the_declared_columns_and_dtypes():
+    cap = tcpsift.read(SAMPLE)
+    assert dict(cap.packets.schema) == schema.polars_schema()
+    assert dict(cap.layers.schema) == schema.polars_schema(schema.LAYER_COLUMNS)
+
+
+def test_help_imports_neither_polars_nor_numpy():
+    code = ("import sys; from tcpsift.cli.main import main\n"
+            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in ('polars', 'numpy', 'pyarrow') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_info_json_counts_agree_with_the_table():
+    out = subprocess.run([sys.executable, "-m", "tcpsift", "info", "--json", str(SAMPLE)],
+                         capture_output=True, text=True, check=True)
+    summary = json.loads(out.stdout)
+    pkts = tcpsift.read(SAMPLE).packets
+    assert summary["files"][0]["packets"] == len(pkts)
+    assert summary["counts"]["tcp"] == pkts.filter(pl.col("ip_proto") == 6).height
+    assert summary["files"][0]["format"] == "pcap"
+
+
+def test_payload_is_the_tcp_payload_bytes():
+    cap = tcpsift.read(SAMPLE)
+    row = cap.packets.filter(pl.col("tcp_len") > 0).row(0, named=True)
+    payload = cap.payload(row["frame"])
+    assert len(payload) == row["tcp_len"]
+    frame = cap.frame_bytes(row["frame"])
+    assert frame[row["payload_offset"]:row["payload_offset"] + row["tcp_len"]] == payload
