@@ -130,9 +130,9 @@ def reference_rows(path: Path) -> dict[int, list[str]]:
 
     from support.tcp_reference import analyze, tshark_text
 
-    pk = tcpsift.read(str(path)).packets
-    res = analyze(pk)
-    return tshark_text(pk, res, FIELDS)
+    cap = tcpsift.read(str(path))
+    res = analyze(cap.packets, cap.layers)
+    return tshark_text(cap.packets, res, FIELDS, cap.layers)
 
 
 def compare(capture: str) -> tuple[dict, list[tuple]]:

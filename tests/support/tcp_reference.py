@@ -49,6 +49,12 @@ SPURIOUS_RETRANSMISSION = 0x4000
 # Not a verdict: Wireshark holds per-frame analysis data for this frame (its "SEQ/ACK
 # analysis" tree is shown), which decides whether tcp.analysis.initial_rtt is printed.
 HAS_ANALYSIS = 0x10000
+# Not a verdict: tshark computed the analysis but does not show it, because the capture
+# ends inside the TCP options (its option loop throws before the analysis is printed).
+NOT_SHOWN = 0x20000
+# Not a verdict: the row's TCP header is one quoted inside an ICMP/ICMPv6 error (the
+# row's own transport is ICMP); stream and time columns refer to the quoted segment.
+QUOTED = 0x40000
 
 FLAG_BITS = {
     "retransmission": RETRANSMISSION, "fast_retransmission": FAST_RETRANSMISSION,
@@ -389,14 +395,40 @@ def _col(packets: pl.DataFrame, name: str):
     return packets.get_column(name).to_list() if name in packets.columns else [None] * len(packets)
 
 
-def analyze(packets: pl.DataFrame) -> pl.DataFrame:
-    """One output row per packet-table row (same order); TCP rows filled, others null."""
+def _quoted_tcp(layers: pl.DataFrame | None) -> dict:
+    """{frame: (src, dst, sport, dport, flags, seq, ack, window, hdr_len)} of the first TCP
+    header quoted inside an ICMP/ICMPv6 error with at least 16 bytes (tshark reads the
+    window before it looks the conversation up; shorter quotes throw earlier). The
+    addresses are those of the quoted IP header just before it."""
+    if layers is None or len(layers) == 0:
+        return {}
+    out = {}
+    ip = {}
+    for r in layers.sort("frame", "index").iter_rows(named=True):
+        if not r["quoted"]:
+            continue
+        f = r["frame"]
+        if r["kind"] in ("ipv4", "ipv6"):
+            ip[f] = (r["src"], r["dst"])
+        elif r["kind"] == "tcp" and f not in out and f in ip and r["tcp_flags"] is not None:
+            out[f] = (*ip[f], r["sport"], r["dport"], r["tcp_flags"], r["seq"], r["ack"],
+                      r["window"], r["tcp_hdr_len"])
+    return out
+
+
+def analyze(packets: pl.DataFrame, layers: pl.DataFrame | None = None) -> pl.DataFrame:
+    """One output row per packet-table row (same order); TCP rows filled, others null.
+
+    `layers` (Capture.layers) is optional: with it, TCP headers quoted inside ICMP errors
+    are looked up like tshark does (they can open a tcp.stream, which shifts the numbers
+    of later streams); their rows get the QUOTED bit and no sequence analysis."""
     n = len(packets)
     out = {name: [None] * n for name in COLUMNS}
     cols = {c: _col(packets, c) for c in (
         "frame", "ts_ns", "src", "dst", "sport", "dport", "ip_proto", "tcp_flags", "seq", "ack",
         "window", "tcp_len", "tcp_hdr_len", "wscale", "sack_blocks", "ip_len", "ip_hdr_len",
-        "more_fragments", "frag_offset")}
+        "more_fragments", "frag_offset", "payload_offset")}
+    quoted_tcp = _quoted_tcp(layers)
 
     convs: dict = {}          # unordered endpoint pair -> current Conv (the latest one)
     stream_count = 0
@@ -409,18 +441,27 @@ def analyze(packets: pl.DataFrame) -> pl.DataFrame:
         return k
 
     for i in range(n):
-        if cols["ip_proto"][i] != 6 or cols["sport"][i] is None:
-            continue
-        # tshark reads seq, ack, flags and window before it looks the conversation up:
-        # a header cut before the window throws first (no tcp.stream at all)
-        if cols["window"][i] is None or cols["tcp_flags"][i] is None:
-            continue
         frame, ts = cols["frame"][i], cols["ts_ns"][i]
-        src, dst = akey(cols["src"][i]), akey(cols["dst"][i])
-        sport, dport = cols["sport"][i], cols["dport"][i]
-        flags, seq, ack = cols["tcp_flags"][i], cols["seq"][i], cols["ack"][i]
-        raw_window = cols["window"][i]
-        hlen = cols["tcp_hdr_len"][i]
+        quoted = False
+        if cols["ip_proto"][i] == 6 and cols["sport"][i] is not None:
+            # tshark reads seq, ack, flags and window before it looks the conversation
+            # up: a header cut before the window throws first (no tcp.stream at all)
+            if cols["window"][i] is None or cols["tcp_flags"][i] is None:
+                continue
+            src, dst = akey(cols["src"][i]), akey(cols["dst"][i])
+            sport, dport = cols["sport"][i], cols["dport"][i]
+            flags, seq, ack = cols["tcp_flags"][i], cols["seq"][i], cols["ack"][i]
+            raw_window = cols["window"][i]
+            hlen = cols["tcp_hdr_len"][i]
+        elif frame in quoted_tcp:
+            # a TCP header inside an ICMP error: no segment length (no sequence analysis,
+            # raw seq/ack, unscaled window), but conversation lookup, timestamps and the
+            # SYN/ACK bookkeeping run as for any segment
+            quoted = True
+            qs, qd, sport, dport, flags, seq, ack, raw_window, hlen = quoted_tcp[frame]
+            src, dst = akey(qs), akey(qd)
+        else:
+            continue
         a, b = (src, sport), (dst, dport)
         key = (a, b) if a <= b else (b, a)
         # get_tcp_conversation_data(): flow1 is the direction whose source address
@@ -469,8 +510,8 @@ def analyze(packets: pl.DataFrame) -> pl.DataFrame:
 
         # seglen: IP payload length minus the header length (none for IP fragments)
         fragmented = bool(cols["more_fragments"][i]) or bool(cols["frag_offset"][i])
-        seglen = cols["tcp_len"][i]
-        if seglen is None and not fragmented and hlen is not None and hlen < 20:
+        seglen = None if quoted else cols["tcp_len"][i]
+        if seglen is None and not fragmented and not quoted and hlen is not None and hlen < 20:
             ip_len, ip_hl = cols["ip_len"][i], cols["ip_hdr_len"][i]
             if ip_len is not None and ip_hl is not None and ip_len - ip_hl >= hlen:
                 seglen = ip_len - ip_hl - hlen
@@ -498,6 +539,8 @@ def analyze(packets: pl.DataFrame) -> pl.DataFrame:
             next_seq = (rel_seq + seglen + (1 if flags & (SYN | FIN) else 0)) & M32
 
         bogus = hlen is not None and hlen < 20
+        header_cut = (not quoted and cols["payload_offset"][i] is None
+                      and cols["tcp_len"][i] is not None)
         win_scale = None if flags & SYN else fwd.win_scale
 
         if not bogus:
@@ -510,16 +553,19 @@ def analyze(packets: pl.DataFrame) -> pl.DataFrame:
                 conv.ts_first_rtt = ts - conv.ts_mru_syn
             if flags & (SYN | ACK) == ACK:
                 fwd.is_first_ack = False
-            # options (read after the analysis): window scale and SACK blocks
-            ws = cols["wscale"][i]
+            # options (read after the analysis): window scale and SACK blocks. When the
+            # capture ends inside the options (snaplen), tshark's option loop throws: the
+            # options before the cut still count, but everything after them in
+            # dissect_tcp() is skipped (the analysis tree, the window scaling verdict)
+            ws = None if quoted else cols["wscale"][i]
             if ws is not None:
                 fwd.win_scale = min(ws, 14)
-            sb = cols["sack_blocks"][i]
+            sb = None if quoted else cols["sack_blocks"][i]
             if sb:
                 fwd.sack = [(sb[2 * j], sb[2 * j + 1]) for j in range(min(len(sb) // 2,
                                                                            MAX_SACK_STORED))]
             # verify_tcp_window_scaling(): decided on SYN / SYN-ACK
-            if flags & SYN:
+            if flags & SYN and not header_cut:
                 if fwd.win_scale == -1:
                     fwd.win_scale = rev.win_scale = -2
                 elif flags & ACK and rev.win_scale == -2:
@@ -539,7 +585,7 @@ def analyze(packets: pl.DataFrame) -> pl.DataFrame:
         if ta is None:
             out["analysis"][i] = 0
         else:
-            out["analysis"][i] = ta.flags | HAS_ANALYSIS
+            out["analysis"][i] = ta.flags | HAS_ANALYSIS | (NOT_SHOWN if header_cut else 0)
             if ta.dupack_num:
                 out["dup_ack_num"][i] = ta.dupack_num
                 out["dup_ack_of_frame"][i] = ta.dupack_frame
@@ -549,6 +595,8 @@ def analyze(packets: pl.DataFrame) -> pl.DataFrame:
             if ta.bytes_in_flight:
                 out["bytes_in_flight"][i] = ta.bytes_in_flight
                 out["push_bytes_sent"][i] = ta.push_bytes_sent
+        if quoted:
+            out["analysis"][i] |= QUOTED
         if bogus:
             out["analysis"][i] = None   # tshark stops before the header's later fields
     return pl.DataFrame(out, schema=COLUMNS)
@@ -563,18 +611,21 @@ def fmt_reltime(ns: int) -> str:
     return f"{sign}{ns // 1_000_000_000}.{ns % 1_000_000_000:09d}"
 
 
-def tshark_text(packets: pl.DataFrame, result: pl.DataFrame, fields: list[str]) -> dict:
+def tshark_text(packets: pl.DataFrame, result: pl.DataFrame, fields: list[str],
+                layers: pl.DataFrame | None = None) -> dict:
     """{frame: [text]} for the TCP rows, one string per field as `tshark -T fields` prints
-    it (empty when absent)."""
-    p = {c: _col(packets, c) for c in ("frame", "seq", "ack", "tcp_flags", "tcp_len",
-                                        "tcp_hdr_len")}
+    it (empty when absent). `layers` gives the raw seq/ack of quoted TCP headers."""
+    p = {c: _col(packets, c) for c in ("frame", "seq", "ack", "tcp_len")}
+    quoted_tcp = _quoted_tcp(layers)
     r = {c: result.get_column(c).to_list() for c in result.columns}
     out = {}
     for i in range(len(packets)):
         stream = r["stream"][i]
         if stream is None:
             continue
-        flags = p["tcp_flags"][i]
+        if (r["analysis"][i] or 0) & QUOTED:
+            q = quoted_tcp[p["frame"][i]]
+            p["seq"][i], p["ack"][i] = q[5], q[6]
         analysis = r["analysis"][i]
         bogus = analysis is None
         analysis = analysis or 0
@@ -595,7 +646,7 @@ def tshark_text(packets: pl.DataFrame, result: pl.DataFrame, fields: list[str]) 
                 v["tcp.window_size_scalefactor"] = str(ws if ws < 0 else 1 << ws)
             v["tcp.time_relative"] = fmt_reltime(r["time_relative_ns"][i])
             v["tcp.time_delta"] = fmt_reltime(r["time_delta_ns"][i])
-            if analysis & HAS_ANALYSIS:
+            if analysis & HAS_ANALYSIS and not analysis & NOT_SHOWN:
                 if r["acks_frame"][i] is not None:
                     v["tcp.analysis.acks_frame"] = str(r["acks_frame"][i])
                     if r["ack_rtt_ns"][i]:
