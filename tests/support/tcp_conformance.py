@@ -146,6 +146,10 @@ def compare(capture: str) -> tuple[dict, list[tuple]]:
     for frame, tv in theirs.items():
         ov = ours.get(frame)
         if ov is None:
+            if not tv[0]:
+                # no tcp.stream: a TCP header tshark could not look up (8 bytes quoted in
+                # an ICMP error), shown with its raw seq only; nothing to analyse
+                continue
             ov = ["<not tcp>"] * len(FIELDS)
         for f, a, b in zip(FIELDS, tv, ov):
             counts[f][0] += 1

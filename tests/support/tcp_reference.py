@@ -404,10 +404,14 @@ def _quoted_tcp(layers: pl.DataFrame | None) -> dict:
         return {}
     out = {}
     ip = {}
+    redirect = set()
     for r in layers.sort("frame", "index").iter_rows(named=True):
-        if not r["quoted"]:
-            continue
         f = r["frame"]
+        if r["kind"] == "icmp" and not r["quoted"] and r["icmp_type"] == 5:
+            # tshark dissects only 8 bytes of the datagram quoted in an ICMPv4 redirect
+            redirect.add(f)
+        if not r["quoted"] or f in redirect:
+            continue
         if r["kind"] in ("ipv4", "ipv6"):
             ip[f] = (r["src"], r["dst"])
         elif r["kind"] == "tcp" and f not in out and f in ip and r["tcp_flags"] is not None:
@@ -427,7 +431,7 @@ def analyze(packets: pl.DataFrame, layers: pl.DataFrame | None = None) -> pl.Dat
     cols = {c: _col(packets, c) for c in (
         "frame", "ts_ns", "src", "dst", "sport", "dport", "ip_proto", "tcp_flags", "seq", "ack",
         "window", "tcp_len", "tcp_hdr_len", "wscale", "sack_blocks", "ip_len", "ip_hdr_len",
-        "more_fragments", "frag_offset", "payload_offset")}
+        "more_fragments", "frag_offset", "payload_offset", "status")}
     quoted_tcp = _quoted_tcp(layers)
 
     convs: dict = {}          # unordered endpoint pair -> current Conv (the latest one)
@@ -508,14 +512,17 @@ def analyze(packets: pl.DataFrame, layers: pl.DataFrame | None = None) -> pl.Dat
         conv.ts_prev = ts
         time_relative = ts - conv.ts_first
 
-        # seglen: IP payload length minus the header length (none for IP fragments)
+        # seglen: IP payload length minus the header length. The decoder leaves tcp_len
+        # null in IP fragments (and puts a reassembled datagram's TCP header in the frame
+        # that completes it, as tshark does); a header length below 20 is still used by
+        # tshark when the payload is at least that long.
         fragmented = bool(cols["more_fragments"][i]) or bool(cols["frag_offset"][i])
         seglen = None if quoted else cols["tcp_len"][i]
         if seglen is None and not fragmented and not quoted and hlen is not None and hlen < 20:
             ip_len, ip_hl = cols["ip_len"][i], cols["ip_hdr_len"][i]
             if ip_len is not None and ip_hl is not None and ip_len - ip_hl >= hlen:
                 seglen = ip_len - ip_hl - hlen
-        have_seglen = seglen is not None and not fragmented
+        have_seglen = seglen is not None
 
         rel_seq = rel_ack = next_seq = None
         window = raw_window
@@ -539,7 +546,8 @@ def analyze(packets: pl.DataFrame, layers: pl.DataFrame | None = None) -> pl.Dat
             next_seq = (rel_seq + seglen + (1 if flags & (SYN | FIN) else 0)) & M32
 
         bogus = hlen is not None and hlen < 20
-        header_cut = (not quoted and cols["payload_offset"][i] is None
+        header_cut = (not quoted and cols["status"][i] == "truncated"
+                      and cols["payload_offset"][i] is None
                       and cols["tcp_len"][i] is not None)
         win_scale = None if flags & SYN else fwd.win_scale
 
