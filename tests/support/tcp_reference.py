@@ -131,7 +131,7 @@ class Flow:
     lastack: int = 0
     lastacktime: int = 0
     lastnondupack: int = 0
-    dupacknum: int = 0
+    dupacknum: int = 0           # guint32: M32 is the C code's -1 marker
     segments: list = field(default_factory=list)   # newest first
     sack: list = field(default_factory=list)       # (left, right) of the last SACK option
 
@@ -249,10 +249,10 @@ def analyze_sequence_number(fr: Frame, conv: Conv, fwd: Flow, rev: Flow, frame: 
         if (not done and seglen == 0 and window and window == fwd.window
                 and seq == fwd.nextseq and ack == fwd.lastack
                 and not flags & (SYN | FIN | RST)):
-            if fwd.dupacknum == -1:      # an "ACKed unseen segment" marker is neutralised
+            if fwd.dupacknum == M32:     # an "ACKed unseen segment" marker is neutralised
                 fwd.dupacknum = 1
             else:
-                fwd.dupacknum += 1
+                fwd.dupacknum = (fwd.dupacknum + 1) & M32
             ta = fr.get_ta()
             ta.flags |= DUPLICATE_ACK
             ta.dupack_num = fwd.dupacknum
@@ -274,7 +274,7 @@ def analyze_sequence_number(fr: Frame, conv: Conv, fwd: Flow, rev: Flow, frame: 
         else:
             if rev.dupacknum == 0:
                 ta.flags |= ACK_LOST_SEGMENT
-            rev.dupacknum = -1
+            rev.dupacknum = M32          # (guint32)-1: also counts as ">= 2 dup acks" below
 
     # RETRANSMISSION / FAST RETRANSMISSION / OUT-OF-ORDER / SPURIOUS: a segment carrying
     # data (or SYN/FIN) that does not advance the sequence number.
@@ -293,7 +293,8 @@ def analyze_sequence_number(fr: Frame, conv: Conv, fwd: Flow, rev: Flow, frame: 
                 fr.get_ta().flags |= SPURIOUS_RETRANSMISSION
                 break
             # FAST RETRANSMISSION (tested first: fastrt_supersedes_ooo): >= 2 dup acks
-            # the other way for exactly this seq, the last one less than 20 ms ago
+            # the other way for exactly this seq, the last one less than 20 ms ago (the
+            # counter is unsigned: the -1 left by an "ACKed unseen segment" passes too)
             t = (ts - rev.lastacktime) & M64
             if seq_not_advanced and rev.dupacknum >= 2 and rev.lastack == seq and t < 20_000_000:
                 fr.get_ta().flags |= FAST_RETRANSMISSION
