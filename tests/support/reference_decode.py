@@ -36,7 +36,8 @@ COLUMNS = (
     "tsecr", "udp_len", "icmp_type", "icmp_code", "payload_offset",
 )
 
-SUPPORTED_LINKTYPES = {0, 1, 12, 14, 101, 108, 113, 228, 229, 276}
+SUPPORTED_LINKTYPES = {0, 1, 12, 14, 101, 108, 113, 228, 229, 276,
+                       9, 10, 50, 104, 107, 129, 239, 242, 258}
 
 ETH_IPV4, ETH_IPV6, ETH_8021Q, ETH_8021AD, ETH_QINQ_OLD = 0x0800, 0x86DD, 0x8100, 0x88A8, 0x9100
 ETH_MPLS_UC, ETH_MPLS_MC, ETH_PPPOE_SESSION, ETH_TEB = 0x8847, 0x8848, 0x8864, 0x6558
@@ -190,6 +191,56 @@ class _Decoder:
             self.ip_any(off, end)
         elif lt == 229:
             self.ip_any(off, end)
+        elif lt in (9, 50):     # PPP, PPP in HDLC framing (address/control optional)
+            self.ppp(off, end)
+        elif lt == 104:         # Cisco HDLC: address, control, Ethertype
+            self.ethertype(self.u16(off + 2), off + 4, end)
+        elif lt == 107:         # Frame Relay: Q.922 address, then NLPID or Cisco Ethertype
+            self.need(off, 4)
+            if self.b[off + 2] != 0x03:
+                self.ethertype(self.u16(off + 2), off + 4, end)
+                return
+            pos = off + 4 if self.b[off + 3] == 0 else off + 3
+            nlpid = self.u8(pos)
+            if nlpid == 0xCC:
+                self.ipv4(pos + 1, end)
+            elif nlpid == 0x8E:
+                self.ipv6(pos + 1, end)
+            elif nlpid == 0x80:
+                self.ethertype(self.u16(pos + 4), pos + 6, end)
+        elif lt == 10:          # FDDI: FC, DA, SA, LLC/SNAP
+            self.need(off, 21)
+            if self.b[off + 13:off + 16] == b"\xaa\xaa\x03":
+                self.ethertype(self.u16(off + 19), off + 21, end)
+        elif lt == 129:         # ARCNET (Linux): src, dst, offset, protocol id
+            proto = self.u8(off + 4)
+            if proto == 0xD4:   # RFC 1201: split flag and sequence before IP
+                self.need(off, 8)
+                self.ipv4(off + 8, end)
+            elif proto == 0xF0:
+                self.ipv4(off + 5, end)
+        elif lt == 239:         # NFLOG: little-endian TLVs, type 9 carries the packet
+            pos = off + 4
+            while self.cap - pos >= 4:
+                tlen, ttype = struct.unpack_from("<HH", self.b, pos)
+                if tlen < 4 or tlen > self.cap - pos:
+                    raise Stop("malformed")
+                if ttype & 0x7FFF == 9:
+                    self.ip_any(pos + 4, min(end, pos + tlen))
+                    return
+                pos += (tlen + 3) & ~3
+        elif lt == 242:         # IPoIB: type + reserved, or 40 address bytes before them
+            if self.cap - off >= 4 and self.u16(off) in (ETH_IPV4, ETH_IPV6):
+                self.ethertype(self.u16(off), off + 4, end)
+            else:
+                self.ethertype(self.u16(off + 40), off + 44, end)
+        elif lt == 258:         # PKTAP: header length, then the inner link type
+            self.need(off, 8)
+            hlen, inner = struct.unpack_from("<II", self.b, off)
+            if hlen < 8 or hlen > self.cap - off:
+                raise Stop("malformed")
+            if inner == 1:
+                self.ethernet(off + hlen, end)
 
     def null(self, h: int, off: int, end: int) -> None:
         """tshark's guess (packet-null.c, on a little-endian host): the 4 bytes are an AF
@@ -267,6 +318,9 @@ class _Decoder:
             self.ipv4(off + 2, end)
         elif proto == 0x0057:
             self.ipv6(off + 2, end)
+        elif proto in (0x0281, 0x0283):     # MPLS unicast, multicast
+            self.set_encap("mpls")
+            self.mpls(off + 2, end)
 
     def mpls(self, off: int, end: int) -> None:
         while True:

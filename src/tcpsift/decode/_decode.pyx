@@ -83,6 +83,8 @@ DEF NO_ADDR = 0xFFFFFFFF
 SUPPORTED_LINKTYPES = {
     0: "NULL", 1: "ETHERNET", 12: "RAW", 14: "RAW", 101: "RAW", 108: "LOOP",
     113: "LINUX_SLL", 228: "IPV4", 229: "IPV6", 276: "LINUX_SLL2",
+    9: "PPP", 50: "PPP_HDLC", 104: "C_HDLC", 107: "FRELAY", 10: "FDDI", 129: "ARCNET_LINUX",
+    239: "NFLOG", 242: "IPOIB", 258: "PKTAP",
 }
 
 
@@ -417,14 +419,23 @@ cdef class _Decoder:
             self.ipv4(k, off, end, depth, 0)
         elif proto == 0x0057:
             self.ipv6(k, off, end, depth, 0)
-        elif proto == 0x0281:
+        elif proto == 0x0281 or proto == 0x0283:
             self.mpls(k, off, end, depth)
 
     cdef void ethernet(self, Pkt* k, Py_ssize_t off, Py_ssize_t end, int depth) noexcept nogil:
+        cdef uint16_t etype
         if end - off < 14:
             problem(k, ST_TRUNC)
             return
-        self.ethertype(k, be16(self.pkt + off + 12), off + 14, end, depth)
+        etype = be16(self.pkt + off + 12)
+        if etype <= 1500:
+            # an 802.3 length: LLC, with SNAP (OUI 0) carrying an Ethertype
+            if (end - off >= 22 and self.pkt[off + 14] == 0xAA and self.pkt[off + 15] == 0xAA
+                    and self.pkt[off + 16] == 0x03 and self.pkt[off + 17] == 0
+                    and self.pkt[off + 18] == 0 and self.pkt[off + 19] == 0):
+                self.ethertype(k, be16(self.pkt + off + 20), off + 22, end, depth)
+            return
+        self.ethertype(k, etype, off + 14, end, depth)
 
     cdef void ip_any(self, Pkt* k, Py_ssize_t off, Py_ssize_t end, int depth, bint strict) noexcept nogil:
         cdef uint8_t v
@@ -1117,12 +1128,90 @@ cdef class _Decoder:
             elif af == 24 or af == 28 or af == 30:
                 self.ipv6(k, 4, end, 0, 0)
         else:
+            self.other_link(k, linktype, end)
+
+    cdef void other_link(self, Pkt* k, uint16_t linktype, Py_ssize_t end) noexcept nogil:
+        """Link types met less often in troubleshooting, decoded as far as IP."""
+        cdef Py_ssize_t pos
+        cdef uint16_t tlen, ttype
+        if linktype == 9 or linktype == 50:          # PPP, PPP in HDLC framing
+            pos = 2 if end >= 2 and self.pkt[0] == 0xFF and self.pkt[1] == 0x03 else 0
+            if end - pos < 2:
+                problem(k, ST_TRUNC)
+            elif self.pkt[pos] & 0x01:
+                self.ppp(k, self.pkt[pos], pos + 1, end, 0)          # compressed protocol field
+            else:
+                self.ppp(k, be16(self.pkt + pos), pos + 2, end, 0)
+        elif linktype == 104:                         # Cisco HDLC: address, control, ethertype
+            if end < 4:
+                problem(k, ST_TRUNC)
+            else:
+                self.ethertype(k, be16(self.pkt + 2), 4, end, 0)
+        elif linktype == 107:                         # Frame Relay
+            if end < 4:
+                problem(k, ST_TRUNC)
+            elif self.pkt[2] != 0x03:
+                self.ethertype(k, be16(self.pkt + 2), 4, end, 0)     # Cisco encapsulation
+            else:
+                pos = 3
+                if self.pkt[pos] == 0x00 and end > 4:
+                    pos += 1                                          # padding before NLPID
+                if self.pkt[pos] == 0xCC:
+                    self.ipv4(k, pos + 1, end, 0, 0)
+                elif self.pkt[pos] == 0x8E:
+                    self.ipv6(k, pos + 1, end, 0, 0)
+                elif self.pkt[pos] == 0x80 and end - pos >= 6:
+                    self.ethertype(k, be16(self.pkt + pos + 4), pos + 6, end, 0)   # SNAP
+        elif linktype == 10:                          # FDDI: FC, DA, SA, then LLC/SNAP
+            if end < 21:
+                problem(k, ST_TRUNC)
+            elif self.pkt[13] == 0xAA and self.pkt[14] == 0xAA and self.pkt[15] == 0x03:
+                self.ethertype(k, be16(self.pkt + 19), 21, end, 0)
+        elif linktype == 129:                         # ARCNET (Linux): 4-byte header, protocol id
+            if end < 5:
+                problem(k, ST_TRUNC)
+            elif self.pkt[4] == 0xD4 and end >= 8:    # RFC 1201 IP: split flag, sequence
+                self.ipv4(k, 8, end, 0, 0)
+            elif self.pkt[4] == 0xF0:                 # RFC 1051 IP
+                self.ipv4(k, 5, end, 0, 0)
+        elif linktype == 239:                         # NFLOG: TLVs in host byte order
+            pos = 4
+            while end - pos >= 4:
+                tlen = self.pkt[pos] | (<uint16_t>self.pkt[pos + 1] << 8)
+                ttype = (self.pkt[pos + 2] | (<uint16_t>self.pkt[pos + 3] << 8)) & 0x7FFF
+                if tlen < 4 or tlen > end - pos:
+                    problem(k, ST_MALFORMED)
+                    return
+                if ttype == 9:                        # NFULA_PAYLOAD: the packet
+                    self.ip_any(k, pos + 4, pos + tlen, 0, 1)
+                    return
+                pos += (tlen + 3) & ~3
+        elif linktype == 242:                         # IP over InfiniBand
+            # the 4-byte header (type, reserved), or with the 40-byte source and
+            # destination addresses in front, as Linux captures it
+            if end >= 4 and (be16(self.pkt) == 0x0800 or be16(self.pkt) == 0x86DD):
+                self.ethertype(k, be16(self.pkt), 4, end, 0)
+            elif end >= 44:
+                self.ethertype(k, be16(self.pkt + 40), 44, end, 0)
+            else:
+                problem(k, ST_TRUNC)
+        elif linktype == 258:                         # PKTAP: header, then its own link type
+            if end < 8:
+                problem(k, ST_TRUNC)
+                return
+            pos = self.pkt[0] | (<uint32_t>self.pkt[1] << 8) | (<uint32_t>self.pkt[2] << 16) | (<uint32_t>self.pkt[3] << 24)
+            if pos < 8 or pos > end:
+                problem(k, ST_MALFORMED)
+            elif self.pkt[4] == 1 and self.pkt[5] == 0 and self.pkt[6] == 0 and self.pkt[7] == 0:
+                self.ethernet(k, pos, end, 0)
+        else:
             k.status = ST_UNSUPPORTED
 
 
 cdef inline bint is_supported(uint16_t lt) noexcept nogil:
     return (lt == 0 or lt == 1 or lt == 12 or lt == 14 or lt == 101 or lt == 108 or lt == 113
-            or lt == 228 or lt == 229 or lt == 276)
+            or lt == 228 or lt == 229 or lt == 276 or lt == 9 or lt == 50 or lt == 104
+            or lt == 107 or lt == 10 or lt == 129 or lt == 239 or lt == 242 or lt == 258)
 
 
 cdef class LayerBuffer:
