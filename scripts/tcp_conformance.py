@@ -43,6 +43,7 @@ def main(argv=None) -> int:
     t0 = time.time()
     tc.warm_cache(caps, jobs=args.jobs or None)
     total = {f: [0, 0] for f in tc.FIELDS}
+    total[tc.NOT_DECODED] = [0, 0]
     per_capture = {}
     all_diffs = []
     for cap in caps:
@@ -65,6 +66,7 @@ def main(argv=None) -> int:
         c, e = total[f]
         pct = 100.0 * e / c if c else 100.0
         print(f"{f:<{w}}  {c:>9}  {e:>9}  {pct:>8.3f}")
+    print(f"TCP frames tcpsift does not decode as TCP (left out above): {total[tc.NOT_DECODED][0]}")
     print(f"({len(caps)} captures, {time.time() - t0:.1f} s)")
     if args.per_capture:
         for cap, mism in per_capture.items():
