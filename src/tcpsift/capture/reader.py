@@ -11,7 +11,11 @@ from tcpsift.capture.source import PCAP_MAGICS, Source
 from tcpsift.decode import _decode, reassembly
 from tcpsift.errors import CaptureError
 
-CHUNK_RECORDS = 1 << 20
+# Records per walk: an upper bound from the buffer size (a record takes 16 bytes or
+# more), so one walk usually takes the whole file. np.empty only reserves address
+# space; pages that no record reaches are never touched. The cap keeps the
+# reservation reasonable for huge files, which are then walked in several chunks.
+MAX_CHUNK_RECORDS = 1 << 27
 # LINKTYPE values are assigned well below this; 65000 and up are reserved, and no
 # reader (wiretap included) accepts them.
 RESERVED_LINKTYPES = 65000
@@ -81,13 +85,14 @@ def read_source(src: Source, addrs, layers, first_row: int) -> FileResult:
     rec_chunks, pkt_chunks = [], []
     sack_edges = _decode.U32Buffer()
     row = first_row
+    capacity = min(len(view) // 16 + 1, MAX_CHUNK_RECORDS)
     while True:
-        out = _records.new_record_arrays(CHUNK_RECORDS)
+        out = _records.new_record_arrays(capacity)
         if state is None:
             n, pos, error = _records.walk_pcap(view, pos, hdr["big"], hdr["nsec"], hdr["linktype"],
-                                               out, CHUNK_RECORDS, hdr["swap_lens"])
+                                               out, capacity, hdr["swap_lens"])
         else:
-            n, pos, error = _records.walk_pcapng(view, pos, state, out, CHUNK_RECORDS)
+            n, pos, error = _records.walk_pcapng(view, pos, state, out, capacity)
         rec = _trim(out, n)
         pkt = _decode.new_packet_arrays(n)
         _decode.decode_frames(view, rec["offset"], rec["cap_len"], rec["len"], rec["linktype"], addrs, pkt,
@@ -103,7 +108,7 @@ def read_source(src: Source, addrs, layers, first_row: int) -> FileResult:
             warnings.append(f"{src.path}: {error}; kept the {row - first_row} packets before it")
             complete = False
             break
-        if n < CHUNK_RECORDS:
+        if n < capacity:
             break
     if state is not None:
         info.update({"byte_order": "big-endian" if state.big else "little-endian",
