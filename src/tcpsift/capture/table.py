@@ -67,17 +67,26 @@ def _column_expr(c: schema.Column, masks: dict, dictionaries: dict, polars_types
 
 
 def _sack_lists(sack_count: np.ndarray, edges: np.ndarray) -> pl.Series:
-    """SACK edges as a List column: null where the frame has none."""
+    """SACK edges as a List column: null where the frame has none.
+
+    The lists are cut from the flat edge array for the few frames with SACK blocks,
+    then spread over all rows with one gather.
+    """
     n = len(sack_count)
     rows = np.flatnonzero(sack_count)
     if len(rows) == 0:
         return pl.repeat(None, n, dtype=pl.List(pl.UInt32), eager=True).alias("sack_blocks")
-    owner = np.repeat(rows.astype(np.uint32), sack_count[rows].astype(np.int64))
-    grouped = (pl.DataFrame({"row": owner, "edge": edges})
-               .group_by("row", maintain_order=True).agg("edge"))
-    return (pl.DataFrame({"row": np.arange(n, dtype=np.uint32)})
-            .join(grouped, on="row", how="left", maintain_order="left")["edge"]
-            .alias("sack_blocks"))
+    counts = sack_count[rows].astype(np.int64)
+    starts = np.zeros(len(rows), np.int64)
+    np.cumsum(counts[:-1], out=starts[1:])
+    flat = pl.Series([pl.Series(edges, dtype=pl.UInt32)])
+    lists = (pl.DataFrame({"start": starts, "count": counts})
+             .select(pl.lit(flat).list.slice(C("start"), C("count"))).to_series())
+    where = np.full(n, -1, np.int64)
+    where[rows] = np.arange(len(rows))
+    index = pl.Series(where)
+    return pl.select(pl.lit(lists).gather(pl.when(pl.lit(index) >= 0).then(pl.lit(index)))
+                     ).to_series().alias("sack_blocks")
 
 
 def packet_table(rec: dict, pkt: dict, sack_edges: np.ndarray, frame: np.ndarray,
