@@ -8,26 +8,9 @@ from typing import Iterable
 import numpy as np
 import polars as pl
 
-from tcpsift.capture.reader import FileResult, _concat, read_source
-from tcpsift.capture.source import open_source
+from tcpsift.capture.files import file_info, linktype_name, read_files  # noqa: F401
+from tcpsift.capture.reader import FileResult, _concat
 from tcpsift.capture.table import layer_table, packet_table
-from tcpsift.decode import _decode
-from tcpsift.decode._decode import SUPPORTED_LINKTYPES
-from tcpsift.errors import CaptureError
-
-LINKTYPE_NAMES = {
-    0: "NULL", 1: "ETHERNET", 9: "PPP", 10: "FDDI", 12: "RAW", 14: "RAW", 50: "PPP_HDLC",
-    101: "RAW", 104: "C_HDLC", 105: "IEEE802_11", 107: "FRELAY", 108: "LOOP",
-    113: "LINUX_SLL", 127: "IEEE802_11_RADIOTAP", 129: "ARCNET_LINUX", 192: "PPI",
-    227: "CAN_SOCKETCAN", 228: "IPV4", 229: "IPV6", 230: "IEEE802_15_4_NOFCS",
-    231: "DBUS", 239: "NFLOG", 242: "IPOIB", 253: "NETLINK", 258: "PKTAP",
-    271: "VSOCK", 276: "LINUX_SLL2", 0xFFFF: "(custom block)",
-}
-
-
-def linktype_name(lt: int) -> str:
-    return LINKTYPE_NAMES.get(lt, f"LINKTYPE_{lt}")
-
 
 @dataclass
 class CaptureInfo:
@@ -79,38 +62,6 @@ class Capture:
         return bytes(data[start:end])
 
 
-def _file_info(res: FileResult, packets: pl.DataFrame | None) -> dict:
-    info = dict(res.info)
-    rec = res.records
-    n = len(rec["offset"])
-    ts = rec["ts_ns"][rec["has_ts"]]
-    lts = sorted({int(i["linktype"]) for i in info["interfaces"]})
-    info.update({
-        "packets": n,
-        "bytes": int(rec["cap_len"].sum(dtype=np.uint64)),
-        "wire_bytes": int(rec["len"].sum(dtype=np.uint64)),
-        "first_ns": int(ts.min()) if len(ts) else None,
-        "last_ns": int(ts.max()) if len(ts) else None,
-        "linktypes": [{"linktype": lt, "name": linktype_name(lt),
-                       "decoded": lt in SUPPORTED_LINKTYPES} for lt in lts],
-        "warnings": list(res.warnings),
-        "complete": res.complete,
-    })
-    info["duration_ns"] = (info["last_ns"] - info["first_ns"]) if len(ts) else None
-    return info
-
-
-def _unsupported_warnings(results: list[FileResult]) -> list[str]:
-    out = []
-    for res in results:
-        lts, counts = np.unique(res.records["linktype"], return_counts=True)
-        for lt, cnt in zip(lts.tolist(), counts.tolist()):
-            if lt not in SUPPORTED_LINKTYPES and lt != 0xFFFF:
-                out.append(f"{res.source.path}: {cnt} frames of link type {lt} "
-                           f"({linktype_name(lt)}) are not decoded beyond the frame")
-    return out
-
-
 def _merge_reassembled(layer_rows: np.ndarray, results: list[FileResult]) -> np.ndarray:
     """Replace the layer rows of re-decoded (reassembled) frames with their new ones."""
     replaced = [r.reassembled_rows for r in results if len(r.reassembled_rows)]
@@ -128,35 +79,9 @@ def read(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> Capture:
     Raises CaptureError when a file is not a capture at all. A file damaged part-way
     keeps every packet before the fault; `Capture.warnings` says where it stopped.
     """
-    if isinstance(paths, (str, os.PathLike)):
-        paths = [paths]
-    paths = [os.fspath(p) for p in paths]
-    if not paths:
-        raise ValueError("no capture file given")
-    addrs = _decode.AddressTable()
-    layers = _decode.LayerBuffer()
-    results: list[FileResult] = []
-    warnings: list[str] = []
-    complete = True
-    row = 0
-    for p in paths:
-        try:
-            src = open_source(p)
-            res = read_source(src, addrs, layers, row)
-        except CaptureError as e:
-            if len(paths) == 1:
-                raise
-            warnings.append(str(e))
-            complete = False
-            continue
-        results.append(res)
-        warnings.extend(res.warnings)
-        complete &= res.complete
-        row += len(res.records["offset"])
-    if not results:
-        raise CaptureError(paths[0], "none of the files could be read")
-    warnings.extend(_unsupported_warnings(results))
-
+    decoded = read_files(paths)
+    results, addrs, layers = decoded.results, decoded.addresses, decoded.layers
+    warnings, complete = decoded.warnings, decoded.complete
     rec = _concat([r.records for r in results])
     pkt = _concat([r.packets for r in results])
     sacks = np.concatenate([r.sack_edges for r in results])
@@ -202,5 +127,5 @@ def read(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> Capture:
     layer_df = layer_table(layer_rows, frame_of_row, texts)
     if order is not None and len(layer_df):
         layer_df = layer_df.sort(["frame", "index"])
-    info = CaptureInfo([_file_info(r, packets) for r in results])
+    info = CaptureInfo([file_info(r) for r in results])
     return Capture(results, packets, layer_df, info, warnings, complete)

@@ -14,20 +14,3 @@ def fail(message: str, code: int = EXIT_FAILED):
     """One line on stderr, then exit: never a traceback for user error."""
     click.echo(f"tcpsift: {message}", err=True)
     sys.exit(code)
-
-
-def open_capture(files):
-    import tcpsift
-
-    try:
-        return tcpsift.read(list(files))
-    except tcpsift.CaptureError as e:
-        fail(str(e))
-
-
-def exit_for(cap):
-    """Warnings to stderr; exit 1 when a file was read only in part."""
-    for w in cap.warnings:
-        click.echo(f"tcpsift: warning: {w}", err=True)
-    if not cap.complete:
-        sys.exit(EXIT_PARTIAL)

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from tcpsift.cli.common import exit_for, open_capture
+from tcpsift.cli.common import EXIT_PARTIAL, fail
 
 
 def _time(ns):
@@ -16,32 +16,6 @@ def _time(ns):
 
     t = dt.datetime.fromtimestamp(ns // 1_000_000_000, dt.timezone.utc)
     return f"{t:%Y-%m-%d %H:%M:%S}.{ns % 1_000_000_000:09d} UTC"
-
-
-def summarise(cap) -> dict:
-    """Per-file facts and per-capture counts, as plain data (the --json output)."""
-    import polars as pl
-
-    p = cap.packets
-    counts = p.select(
-        pl.len().alias("frames"),
-        (pl.col("ip_version") == 4).sum().alias("ipv4"),
-        (pl.col("ip_version") == 6).sum().alias("ipv6"),
-        (pl.col("ip_proto") == 6).sum().alias("tcp"),
-        pl.col("udp_len").is_not_null().sum().alias("udp"),
-        pl.col("icmp_type").is_not_null().sum().alias("icmp"),
-        (pl.col("encap") != "").sum().alias("tunnelled"),
-        pl.col("vlan_id").is_not_null().sum().alias("vlan_tagged"),
-        pl.col("more_fragments").or_(pl.col("frag_offset") > 0).sum().alias("ip_fragments"),
-    ).row(0, named=True)
-    status = dict(p.group_by("status").len().sort("status").iter_rows())
-    files = []
-    for f in cap.info.files:
-        f = {k: v for k, v in f.items() if k != "interfaces"} | {
-            "interfaces": [{k: v for k, v in i.items()} for i in f["interfaces"]]}
-        files.append(f)
-    return {"files": files, "counts": counts, "status": {str(k): v for k, v in status.items()},
-            "warnings": cap.warnings, "complete": cap.complete}
 
 
 def render(summary: dict) -> str:
@@ -84,8 +58,19 @@ def render(summary: dict) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def info(files, as_json):
     """Summarise capture FILES (read together as one capture), like capinfos."""
-    cap = open_capture(files)
-    summary = summarise(cap)
+    # NumPy only: a summary needs the decoded arrays, not the Polars tables
+    import tcpsift
+    from tcpsift.capture.files import read_files
+    from tcpsift.capture.summary import summarize
+
+    try:
+        decoded = read_files(list(files))
+    except tcpsift.CaptureError as e:
+        fail(str(e))
+    summary = summarize(decoded)
     out = json.dumps(summary, indent=2, default=str) + "\n" if as_json else render(summary)
     sys.stdout.write(out)
-    exit_for(cap)
+    for w in decoded.warnings:
+        click.echo(f"tcpsift: warning: {w}", err=True)
+    if not decoded.complete:
+        sys.exit(EXIT_PARTIAL)
