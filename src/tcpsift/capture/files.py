@@ -75,35 +75,57 @@ def read_files(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> Decode
     return DecodedFiles(results, addrs, layers, warnings, complete)
 
 
+class RecordStats:
+    """Totals over a file's records, accumulated chunk by chunk."""
+
+    def __init__(self):
+        self.packets = self.bytes = self.wire_bytes = 0
+        self.first_ns = self.last_ns = None
+        self.linktypes: dict[int, int] = {}
+
+    def add(self, rec: dict) -> None:
+        self.packets += len(rec["offset"])
+        self.bytes += int(rec["cap_len"].sum(dtype=np.uint64))
+        self.wire_bytes += int(rec["len"].sum(dtype=np.uint64))
+        ts = rec["ts_ns"][rec["has_ts"]]
+        if len(ts):
+            lo, hi = int(ts.min()), int(ts.max())
+            self.first_ns = lo if self.first_ns is None else min(self.first_ns, lo)
+            self.last_ns = hi if self.last_ns is None else max(self.last_ns, hi)
+        for lt, cnt in zip(*np.unique(rec["linktype"], return_counts=True)):
+            self.linktypes[int(lt)] = self.linktypes.get(int(lt), 0) + int(cnt)
+
+    def unsupported_warnings(self, path: str) -> list[str]:
+        return [f"{path}: {cnt} frames of link type {lt} ({linktype_name(lt)}) are not "
+                f"decoded beyond the frame"
+                for lt, cnt in sorted(self.linktypes.items())
+                if lt not in SUPPORTED_LINKTYPES and lt != 0xFFFF]
+
+    def describe(self, info: dict, warnings: list[str], complete: bool) -> dict:
+        """The per-file facts `Capture.info` and `tcpsift info` report."""
+        out = dict(info)
+        lts = sorted({int(i["linktype"]) for i in info["interfaces"]})
+        out.update({
+            "packets": self.packets, "bytes": self.bytes, "wire_bytes": self.wire_bytes,
+            "first_ns": self.first_ns, "last_ns": self.last_ns,
+            "duration_ns": None if self.first_ns is None else self.last_ns - self.first_ns,
+            "linktypes": [{"linktype": lt, "name": linktype_name(lt),
+                           "decoded": lt in SUPPORTED_LINKTYPES} for lt in lts],
+            "warnings": list(warnings), "complete": complete,
+        })
+        return out
+
+
 def file_info(res: FileResult) -> dict:
-    info = dict(res.info)
-    rec = res.records
-    n = len(rec["offset"])
-    ts = rec["ts_ns"][rec["has_ts"]]
-    lts = sorted({int(i["linktype"]) for i in info["interfaces"]})
-    info.update({
-        "packets": n,
-        "bytes": int(rec["cap_len"].sum(dtype=np.uint64)),
-        "wire_bytes": int(rec["len"].sum(dtype=np.uint64)),
-        "first_ns": int(ts.min()) if len(ts) else None,
-        "last_ns": int(ts.max()) if len(ts) else None,
-        "linktypes": [{"linktype": lt, "name": linktype_name(lt),
-                       "decoded": lt in SUPPORTED_LINKTYPES} for lt in lts],
-        "warnings": list(res.warnings),
-        "complete": res.complete,
-    })
-    info["duration_ns"] = (info["last_ns"] - info["first_ns"]) if len(ts) else None
-    return info
+    stats = RecordStats()
+    stats.add(res.records)
+    return stats.describe(res.info, res.warnings, res.complete)
 
 
 def unsupported_warnings(results: list[FileResult]) -> list[str]:
     out = []
     for res in results:
-        lts, counts = np.unique(res.records["linktype"], return_counts=True)
-        for lt, cnt in zip(lts.tolist(), counts.tolist()):
-            if lt not in SUPPORTED_LINKTYPES and lt != 0xFFFF:
-                out.append(f"{res.source.path}: {cnt} frames of link type {lt} "
-                           f"({linktype_name(lt)}) are not decoded beyond the frame")
+        stats = RecordStats()
+        stats.add(res.records)
+        out += stats.unsupported_warnings(res.source.path)
     return out
-
-

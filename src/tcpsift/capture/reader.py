@@ -67,58 +67,84 @@ def _trim(arrays: dict, n: int) -> dict:
     return {k: v[:n] for k, v in arrays.items()}
 
 
+class SourceWalk:
+    """Walks and decodes one source chunk by chunk; after the walk, `info`, `warnings`
+    and `complete` say what was learned about the file."""
+
+    def __init__(self, src: Source):
+        self.src = src
+        self.view = memoryview(src.data).cast("B") if not isinstance(src.data, bytes) else src.data
+        self.warnings = [f"{src.path}: {w}" for w in src.warnings]
+        self.complete = not src.warnings
+        self.info: dict = {"path": src.path, "format": src.container,
+                           "compression": src.compression, "file_size": src.file_size}
+        if src.container == "pcap":
+            self.hdr = _pcap_header(src)
+            self.info.update({k: self.hdr[k] for k in ("byte_order", "ts_resolution", "version",
+                                                        "snaplen")})
+            self.state = None
+        else:
+            self.state = _records.PcapngState()
+
+    def chunks(self, addrs, layers, sack_edges, first_row: int, capacity: int | None = None,
+               reuse: bool = False):
+        """Yield (records, packets) array dicts of up to `capacity` frames each (default:
+        the whole file at once). With `reuse`, every chunk is written into the same
+        arrays (valid until the next chunk): memory stays in cache, for aggregates."""
+        view, state, hdr = self.view, self.state, getattr(self, "hdr", None)
+        pos = 24 if state is None else 0
+        if capacity is None:
+            capacity = min(len(view) // 16 + 1, MAX_CHUNK_RECORDS)
+        row = first_row
+        out = pkt_out = None
+        while True:
+            if out is None or not reuse:
+                out = _records.new_record_arrays(capacity)
+                pkt_out = _decode.new_packet_arrays(capacity)
+            if state is None:
+                n, pos, error = _records.walk_pcap(view, pos, hdr["big"], hdr["nsec"],
+                                                   hdr["linktype"], out, capacity, hdr["swap_lens"])
+            else:
+                n, pos, error = _records.walk_pcapng(view, pos, state, out, capacity)
+            rec, pkt = _trim(out, n), _trim(pkt_out, n)
+            _decode.decode_frames(view, rec["offset"], rec["cap_len"], rec["len"],
+                                  rec["linktype"], addrs, pkt, layers, row, sack_edges)
+            row += n
+            if error is not None:
+                if state is not None and not state.sections and "version" not in error:
+                    raise CaptureError(self.src.path, f"not a pcap or pcapng file ({error})")
+                if row == first_row:
+                    raise CaptureError(self.src.path, error)
+            yield rec, pkt
+            if error is not None:
+                self.warnings.append(f"{self.src.path}: {error}; kept the {row - first_row} "
+                                     f"packets before it")
+                self.complete = False
+                break
+            if n < capacity:
+                break
+        self._finish_info()
+
+    def _finish_info(self):
+        if self.state is not None:
+            self.info.update({"byte_order": "big-endian" if self.state.big else "little-endian",
+                              "sections": self.state.sections,
+                              "interfaces": self.state.interfaces})
+        else:
+            hdr = self.hdr
+            self.info["interfaces"] = [{"linktype": hdr["linktype"], "snaplen": hdr["snaplen"],
+                                        "tsresol": 9 if hdr["nsec"] else 6,
+                                        "tsresol_pow2": False, "tsoffset": 0, "name": None,
+                                        "section": 0}]
+
+
 def read_source(src: Source, addrs, layers, first_row: int) -> FileResult:
     """Walk and decode every record of `src`. `first_row` numbers layer rows globally."""
-    view = memoryview(src.data).cast("B") if not isinstance(src.data, bytes) else src.data
-    warnings = [f"{src.path}: {w}" for w in src.warnings]
-    complete = not src.warnings
-    info: dict = {"path": src.path, "format": src.container, "compression": src.compression,
-                  "file_size": src.file_size}
-    if src.container == "pcap":
-        hdr = _pcap_header(src)
-        info.update({k: hdr[k] for k in ("byte_order", "ts_resolution", "version", "snaplen")})
-        pos = 24
-        state = None
-    else:
-        state = _records.PcapngState()
-        pos = 0
-    rec_chunks, pkt_chunks = [], []
+    walk = SourceWalk(src)
     sack_edges = _decode.U32Buffer()
-    row = first_row
-    capacity = min(len(view) // 16 + 1, MAX_CHUNK_RECORDS)
-    while True:
-        out = _records.new_record_arrays(capacity)
-        if state is None:
-            n, pos, error = _records.walk_pcap(view, pos, hdr["big"], hdr["nsec"], hdr["linktype"],
-                                               out, capacity, hdr["swap_lens"])
-        else:
-            n, pos, error = _records.walk_pcapng(view, pos, state, out, capacity)
-        rec = _trim(out, n)
-        pkt = _decode.new_packet_arrays(n)
-        _decode.decode_frames(view, rec["offset"], rec["cap_len"], rec["len"], rec["linktype"], addrs, pkt,
-                              layers, row, sack_edges)
-        row += n
-        rec_chunks.append(rec)
-        pkt_chunks.append(pkt)
-        if error is not None:
-            if state is not None and not state.sections and "version" not in error:
-                raise CaptureError(src.path, f"not a pcap or pcapng file ({error})")
-            if row == first_row:
-                raise CaptureError(src.path, error)
-            warnings.append(f"{src.path}: {error}; kept the {row - first_row} packets before it")
-            complete = False
-            break
-        if n < capacity:
-            break
-    if state is not None:
-        info.update({"byte_order": "big-endian" if state.big else "little-endian",
-                     "sections": state.sections, "interfaces": state.interfaces})
-    else:
-        info["interfaces"] = [{"linktype": hdr["linktype"], "snaplen": hdr["snaplen"],
-                               "tsresol": 9 if hdr["nsec"] else 6, "tsresol_pow2": False,
-                               "tsoffset": 0, "name": None, "section": 0}]
-    rec, pkt = _concat(rec_chunks), _concat(pkt_chunks)
-    rows, layer_rows = reassembly.reassemble(view, rec, pkt, addrs, first_row)
-    return FileResult(src, rec, pkt, sack_edges.to_numpy(), info, warnings, complete, rows,
-                      layer_rows)
-
+    chunks = list(walk.chunks(addrs, layers, sack_edges, first_row))
+    rec = _concat([c[0] for c in chunks])
+    pkt = _concat([c[1] for c in chunks])
+    rows, layer_rows = reassembly.reassemble(walk.view, rec, pkt, addrs, first_row)
+    return FileResult(src, rec, pkt, sack_edges.to_numpy(), walk.info, walk.warnings,
+                      walk.complete, rows, layer_rows)

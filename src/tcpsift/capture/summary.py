@@ -1,45 +1,86 @@
-"""What `tcpsift info` reports: per-file facts and protocol counts, from the decoded
-arrays directly (NumPy only: summarising a capture does not build the Polars tables)."""
+"""What `tcpsift info` reports: per-file facts and protocol counts.
+
+The files are walked and decoded in small chunks written into the same arrays, so
+the work stays in the CPU cache and memory stays flat whatever the file size; no
+Polars table is built. Counts are per frame as decoded: an IP fragment counts by its
+own headers (reassembly, which `tcpsift.read` does, is not needed for a summary).
+"""
 from __future__ import annotations
+
+import os
 
 import numpy as np
 
 from tcpsift import schema
-from tcpsift.capture.files import DecodedFiles, file_info
+from tcpsift.capture.files import RecordStats
+from tcpsift.capture.reader import SourceWalk
+from tcpsift.capture.source import open_source
+from tcpsift.decode import _decode
 from tcpsift.decode._decode import PRESENCE
+from tcpsift.errors import CaptureError
+
+CHUNK = 1 << 16
+COUNTS = ("frames", "ipv4", "ipv6", "tcp", "udp", "icmp", "tunnelled", "vlan_tagged",
+          "ip_fragments")
 
 
-def _counts(pkt: dict) -> dict:
+def _add_counts(totals: dict, pkt: dict) -> None:
     present = pkt["present"]
     ip = (present & PRESENCE["ip"]) != 0
     version = pkt["ip_version"]
-    proto = pkt["ip_proto"]
-    return {
+    counts = {
         "frames": len(present),
-        "ipv4": int(np.count_nonzero(ip & (version == 4))),
-        "ipv6": int(np.count_nonzero(ip & (version == 6))),
-        "tcp": int(np.count_nonzero(ip & (proto == 6))),
-        "udp": int(np.count_nonzero(present & PRESENCE["udp"])),
-        "icmp": int(np.count_nonzero(present & PRESENCE["icmp"])),
-        "tunnelled": int(np.count_nonzero(pkt["encap"])),
-        "vlan_tagged": int(np.count_nonzero(present & PRESENCE["vlan"])),
-        "ip_fragments": int(np.count_nonzero(ip & ((pkt["more_fragments"] != 0)
-                                                    | (pkt["frag_offset"] > 0)))),
+        "ipv4": np.count_nonzero(ip & (version == 4)),
+        "ipv6": np.count_nonzero(ip & (version == 6)),
+        "tcp": np.count_nonzero(ip & (pkt["ip_proto"] == 6)),
+        "udp": np.count_nonzero(present & PRESENCE["udp"]),
+        "icmp": np.count_nonzero(present & PRESENCE["icmp"]),
+        "tunnelled": np.count_nonzero(pkt["encap"]),
+        "vlan_tagged": np.count_nonzero(present & PRESENCE["vlan"]),
+        "ip_fragments": np.count_nonzero(ip & ((pkt["more_fragments"] != 0)
+                                                | (pkt["frag_offset"] > 0))),
     }
+    for k, v in counts.items():
+        totals[k] += int(v)
 
 
-def summarize(decoded: DecodedFiles) -> dict:
-    """Per-file facts, counts over all files, decode status, warnings (JSON-ready)."""
-    totals: dict = {}
+def summarize(paths) -> dict:
+    """Per-file facts, counts over all files, decode status, warnings (JSON-ready).
+
+    Raises CaptureError like `tcpsift.read` (a single file, or every file, unreadable)."""
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    paths = [os.fspath(p) for p in paths]
+    addrs, layers, sacks = _decode.AddressTable(), _decode.LayerBuffer(), _decode.U32Buffer()
+    totals = dict.fromkeys(COUNTS, 0)
     status = np.zeros(len(schema.DECODE_STATUS), np.int64)
-    for res in decoded.results:
-        for k, v in _counts(res.packets).items():
-            totals[k] = totals.get(k, 0) + v
-        status += np.bincount(res.packets["status"], minlength=len(status))[:len(status)]
+    files, warnings, unsupported, complete = [], [], [], True
+    for path in paths:
+        stats = RecordStats()
+        try:
+            walk = SourceWalk(open_source(path))
+            for rec, pkt in walk.chunks(addrs, layers, sacks, 0, CHUNK, reuse=True):
+                stats.add(rec)
+                _add_counts(totals, pkt)
+                status += np.bincount(pkt["status"], minlength=len(status))[:len(status)]
+                layers.clear()
+                sacks.clear()
+        except CaptureError as e:
+            if len(paths) == 1:
+                raise
+            warnings.append(str(e))
+            complete = False
+            continue
+        files.append(stats.describe(walk.info, walk.warnings, walk.complete))
+        warnings += walk.warnings
+        unsupported += stats.unsupported_warnings(path)
+        complete &= walk.complete
+    if not files:
+        raise CaptureError(paths[0], "none of the files could be read")
     return {
-        "files": [file_info(r) for r in decoded.results],
+        "files": files,
         "counts": totals,
         "status": {name: int(n) for name, n in zip(schema.DECODE_STATUS, status) if n},
-        "warnings": decoded.warnings,
-        "complete": decoded.complete,
+        "warnings": warnings + unsupported,
+        "complete": complete,
     }

@@ -60,17 +60,15 @@ def info(files, as_json):
     """Summarise capture FILES (read together as one capture), like capinfos."""
     # NumPy only: a summary needs the decoded arrays, not the Polars tables
     import tcpsift
-    from tcpsift.capture.files import read_files
     from tcpsift.capture.summary import summarize
 
     try:
-        decoded = read_files(list(files))
+        summary = summarize(list(files))
     except tcpsift.CaptureError as e:
         fail(str(e))
-    summary = summarize(decoded)
     out = json.dumps(summary, indent=2, default=str) + "\n" if as_json else render(summary)
     sys.stdout.write(out)
-    for w in decoded.warnings:
+    for w in summary["warnings"]:
         click.echo(f"tcpsift: warning: {w}", err=True)
-    if not decoded.complete:
+    if not summary["complete"]:
         sys.exit(EXIT_PARTIAL)

@@ -180,6 +180,9 @@ cdef struct Pkt:
     int nlayers
     int any_quoted
     int any_odd_tag     # a VLAN tag with a TPID other than 0x8100 (802.1ad, 0x9100)
+    # Layer rows are written only when asked: the few frames that need them (repeated
+    # headers) are decoded a second time with recording on, keeping the common path lean.
+    int recording
     Layer layers[MAX_LAYERS]
 
 
@@ -198,7 +201,9 @@ cdef inline void problem(Pkt* k, uint8_t st) noexcept nogil:
 
 cdef inline Layer* new_layer(Pkt* k, uint8_t kind, bint quoted) noexcept nogil:
     cdef Layer* L
-    if k.nlayers >= MAX_LAYERS:
+    if quoted:
+        k.any_quoted = 1
+    if not k.recording or k.nlayers >= MAX_LAYERS:
         return NULL
     L = &k.layers[k.nlayers]
     memset(L, 0, sizeof(Layer))
@@ -208,8 +213,6 @@ cdef inline Layer* new_layer(Pkt* k, uint8_t kind, bint quoted) noexcept nogil:
     L.src = NO_ADDR
     L.dst = NO_ADDR
     k.nlayers += 1
-    if quoted:
-        k.any_quoted = 1
     return L
 
 
@@ -1244,6 +1247,9 @@ cdef class LayerBuffer:
             self.count += 1
         return 0
 
+    def clear(self):
+        self.count = 0
+
     def to_numpy(self):
         out = np.empty(self.count, LAYER_DTYPE)
         cdef uint8_t[:] view = out.view(np.uint8)
@@ -1278,6 +1284,9 @@ cdef class U32Buffer:
         memcpy(&self.data[self.count], src, n * sizeof(uint32_t))
         self.count += n
         return 0
+
+    def clear(self):
+        self.count = 0
 
     def to_numpy(self):
         out = np.empty(self.count, np.uint32)
@@ -1366,7 +1375,6 @@ def decode_frames(const uint8_t[::1] buf, const int64_t[::1] offsets, const uint
     cdef uint32_t[::1] ip_offset = out["ip_offset"]
     cdef uint32_t[::1] frag_data_offset = out["frag_data_offset"]
     cdef uint8_t[::1] ipv6_nxt = out["ipv6_nxt"]
-    cdef bint flush
     for i in range(n):
         if cap_lens[i] == 0:
             continue
@@ -1379,6 +1387,11 @@ def decode_frames(const uint8_t[::1] buf, const int64_t[::1] offsets, const uint
             d.pkt = &buf[offsets[i]]
             d.rep_end = wire_lens[i] if wire_lens[i] > cap_lens[i] else cap_lens[i]
             d.frame(&k, linktypes[i], cap_lens[i])
+            if k.any_quoted or k.any_odd_tag or k.ip_count > 1 or k.l4_count > 1 or k.vlan_depth > 1:
+                memset(&k, 0, sizeof(Pkt) - sizeof(k.layers))
+                k.recording = 1
+                d.rep_end = wire_lens[i] if wire_lens[i] > cap_lens[i] else cap_lens[i]
+                d.frame(&k, linktypes[i], cap_lens[i])
         elif is_supported(linktypes[i]):
             k.status = ST_TRUNC
         else:
@@ -1425,8 +1438,7 @@ def decode_frames(const uint8_t[::1] buf, const int64_t[::1] offsets, const uint
             if sack_edges.extend(k.sack, k.sack_n) != 0:
                 failed = 1
                 break
-        flush = k.any_quoted or k.any_odd_tag or k.ip_count > 1 or k.l4_count > 1 or k.vlan_depth > 1
-        if flush and k.nlayers > 0:
+        if k.recording and k.nlayers > 0:
             if layers.add(k.layers, k.nlayers, first_row + <uint32_t>i) != 0:
                 failed = 1
                 break
