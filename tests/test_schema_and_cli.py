@@ -51,3 +51,13 @@ def test_payload_is_the_tcp_payload_bytes():
     assert len(payload) == row["tcp_len"]
     frame = cap.frame_bytes(row["frame"])
     assert frame[row["payload_offset"]:row["payload_offset"] + row["tcp_len"]] == payload
+
+
+def test_column_subset_gives_the_same_values():
+    full = tcpsift.read(SAMPLE).packets
+    part = tcpsift.read(SAMPLE, columns=["src", "flags", "sack_blocks"])
+    assert set(part.packets.columns) >= {"src", "flags", "sack_blocks", "frame"}
+    assert part.packets.select(full.columns[:0] + part.packets.columns).equals(
+        full.select(part.packets.columns))
+    row = part.packets.filter(pl.col("tcp_len") > 0).row(0, named=True)
+    assert len(part.payload(row["frame"])) == row["tcp_len"]

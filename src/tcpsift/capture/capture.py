@@ -8,6 +8,7 @@ from typing import Iterable
 import numpy as np
 import polars as pl
 
+from tcpsift import schema
 from tcpsift.capture.files import file_info, linktype_name, read_files  # noqa: F401
 from tcpsift.capture.reader import FileResult, _concat
 from tcpsift.capture.table import layer_table, packet_table
@@ -32,6 +33,16 @@ class Capture:
         self.info = info
         self.warnings = warnings
         self.complete = complete
+
+    @property
+    def tcp(self) -> pl.DataFrame:
+        """The TCP analysis (tcpsift.tcp.analyze), one row per packet-table row; computed
+        on first access and kept."""
+        cached = self.__dict__.get("_tcp")
+        if cached is None:
+            from tcpsift.tcp import analyze
+            cached = self.__dict__["_tcp"] = analyze(self)
+        return cached
 
     def __repr__(self):
         return f"<Capture {len(self.packets)} frames from {len(self._results)} file(s)>"
@@ -62,6 +73,10 @@ class Capture:
         return bytes(data[start:end])
 
 
+FRAME_ACCESS_COLUMNS = {"frame", "file_id", "file_offset", "cap_len", "payload_offset",
+                        "tcp_len", "udp_len"}
+
+
 def _merge_reassembled(layer_rows: np.ndarray, results: list[FileResult]) -> np.ndarray:
     """Replace the layer rows of re-decoded (reassembled) frames with their new ones."""
     replaced = [r.reassembled_rows for r in results if len(r.reassembled_rows)]
@@ -73,8 +88,11 @@ def _merge_reassembled(layer_rows: np.ndarray, results: list[FileResult]) -> np.
     return merged[np.argsort(merged["row"], kind="stable")]
 
 
-def read(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> Capture:
+def read(paths: str | os.PathLike | Iterable[str | os.PathLike], columns=None) -> Capture:
     """Decode one capture file, or several read as one capture in timestamp order.
+
+    `columns` (optional) keeps only those packet-table columns, plus the ones frame and
+    payload access need (FRAME_ACCESS_COLUMNS).
 
     Raises CaptureError when a file is not a capture at all. A file damaged part-way
     keeps every packet before the fault; `Capture.warnings` says where it stopped.
@@ -118,7 +136,12 @@ def read(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> Capture:
         file_id, file_frame = file_id[order], file_frame[order]
     frame = np.arange(1, n + 1, dtype=np.uint32)
     texts = addrs.texts()
-    packets = packet_table(rec, pkt, sacks, frame, file_id, file_frame, texts)
+    if columns is not None:
+        columns = set(columns) | FRAME_ACCESS_COLUMNS
+        unknown = columns - set(schema.PACKET_COLUMN_NAMES)
+        if unknown:
+            raise ValueError(f"no such packet columns: {', '.join(sorted(unknown))}")
+    packets = packet_table(rec, pkt, sacks, frame, file_id, file_frame, texts, columns)
     layer_rows = _merge_reassembled(layers.to_numpy(), results)
     frame_of_row = frame
     if order is not None:

@@ -90,8 +90,12 @@ def _sack_lists(sack_count: np.ndarray, edges: np.ndarray) -> pl.Series:
 
 
 def packet_table(rec: dict, pkt: dict, sack_edges: np.ndarray, frame: np.ndarray,
-                 file_id: np.ndarray, file_frame: np.ndarray, address_texts: list[str]) -> pl.DataFrame:
-    """The packet table from merged record and decoder arrays (all of equal length)."""
+                 file_id: np.ndarray, file_frame: np.ndarray, address_texts: list[str],
+                 columns=None) -> pl.DataFrame:
+    """The packet table from merged record and decoder arrays (all of equal length).
+
+    `columns` limits the table to those columns (in schema order): a consumer that
+    needs a few columns of a large capture does not pay for the others."""
     raw = {k: v for k, v in pkt.items() if k not in ("sack_count",)}
     raw.update({
         "frame": frame, "file_id": file_id, "file_frame": file_frame,
@@ -109,7 +113,9 @@ def packet_table(rec: dict, pkt: dict, sack_edges: np.ndarray, frame: np.ndarray
     }
     polars_types = schema.polars_schema()
     exprs = []
-    for c in schema.PACKET_COLUMNS:
+    wanted = schema.PACKET_COLUMNS if columns is None else [
+        c for c in schema.PACKET_COLUMNS if c.name in set(columns)]
+    for c in wanted:
         if c.name == "sack_perm":
             exprs.append(pl.when(PACKET_MASKS["sack_perm"]).then(_has("sack_perm")).alias(c.name))
         elif c.name == "sack_blocks":
