@@ -153,6 +153,76 @@ LAYER_COLUMNS: tuple[Column, ...] = (
     Column("icmp_code", "UInt8", "", "icmp/icmpv6: code", "icmp.code"),
 )
 
+# The TCP analysis table (`Capture.tcp`, `tcpsift.tcp.analyze()`): one row per packet-table
+# row, in the same order, null where the row has no TCP header. Wireshark 4.0's tcp.stream
+# and tcp.analysis.* as tshark computes them in its single pass with default preferences.
+# Times are nanoseconds (may be negative when capture time runs backwards); sequence
+# numbers are modulo 2^32.
+TCP_ANALYSIS_BITS = (
+    (0x0001, "retransmission"), (0x0002, "lost_segment (previous segment not captured)"),
+    (0x0004, "ack_lost_segment (ACKed unseen segment)"), (0x0008, "keep_alive"),
+    (0x0010, "duplicate_ack"), (0x0020, "zero_window"), (0x0040, "zero_window_probe"),
+    (0x0080, "zero_window_probe_ack"), (0x0100, "keep_alive_ack"), (0x0200, "out_of_order"),
+    (0x0400, "fast_retransmission"), (0x0800, "window_update"), (0x1000, "window_full"),
+    (0x2000, "reused_ports"), (0x4000, "spurious_retransmission"),
+    (0x10000, "HAS_ANALYSIS: Wireshark keeps analysis data for the frame (its SEQ/ACK "
+              "analysis tree is shown; decides whether initial_rtt is printed)"),
+    (0x20000, "NOT_SHOWN: computed, but tshark does not print it (the capture ends inside "
+              "the TCP options)"),
+    (0x40000, "QUOTED: the TCP header is one quoted inside an ICMP error (no sequence "
+              "analysis)"),
+)
+
+TCP_COLUMNS: tuple[Column, ...] = (
+    Column("stream", "UInt32", "", "connection index, 0-based, in order of first appearance; "
+           "a pure SYN whose seq differs from the base seq of that side of the latest "
+           "connection with the same addresses and ports starts a new stream (port reuse); "
+           "TCP headers quoted in ICMP errors (>= 16 bytes, not in ICMPv4 redirects) are "
+           "looked up too and can open a stream", "tcp.stream"),
+    Column("direction", "UInt8", "", "0 = sent by the endpoint that opened the stream (the "
+           "sender of its first packet, or the receiver if that packet is a SYN-ACK), "
+           "1 = the other way (tcpsift's own)"),
+    Column("time_relative_ns", "Int64", "ns", "time since the stream's first packet",
+           "tcp.time_relative"),
+    Column("time_delta_ns", "Int64", "ns", "time since the stream's previous packet (either "
+           "direction)", "tcp.time_delta"),
+    Column("rel_seq", "UInt32", "", "seq minus the side's base seq (the SYN's seq, else the "
+           "first seq seen minus 1); null when there is no segment length (IP fragment, "
+           "quoted header): tshark then prints the raw seq", "tcp.seq"),
+    Column("rel_ack", "UInt32", "", "ack minus the other side's base seq; null without the "
+           "ACK flag (tshark then prints the raw ack)", "tcp.ack"),
+    Column("next_seq", "UInt32", "", "rel_seq + payload length (+ 1 for SYN or FIN); null "
+           "when rel_seq is", "tcp.nxtseq"),
+    Column("win_scale", "Int16", "shift", "window scale shift applied to this segment's "
+           "window: >= 0 the shift (capped at 14), -1 unknown, -2 not used; null on SYNs "
+           "(never scaled). tshark prints 2^shift, or -1 / -2", "tcp.window_size_scalefactor"),
+    Column("window_scaled", "UInt32", "bytes", "window << win_scale when win_scale >= 0, "
+           "else the raw window", "tcp.window_size"),
+    Column("analysis", "UInt32", "bitmask", "the verdicts, Wireshark's TCP_A_* bits: "
+           + ", ".join(f"{b:#x} {name}" for b, name in TCP_ANALYSIS_BITS)
+           + ". tshark also sets tcp.analysis.retransmission for fast and spurious "
+           "retransmissions. Null when the TCP header length is below 20",
+           "tcp.analysis.flags, tcp.analysis.*"),
+    Column("dup_ack_num", "UInt32", "", "n-th duplicate of the ACK",
+           "tcp.analysis.duplicate_ack_num"),
+    Column("dup_ack_of_frame", "UInt32", "", "frame of the original (last non-duplicate) ACK",
+           "tcp.analysis.duplicate_ack_frame"),
+    Column("acks_frame", "UInt32", "", "frame of the segment this ACK acknowledges exactly",
+           "tcp.analysis.acks_frame"),
+    Column("ack_rtt_ns", "Int64", "ns", "time from that segment to this ACK (tshark omits an "
+           "RTT of exactly 0)", "tcp.analysis.ack_rtt"),
+    Column("initial_rtt_ns", "Int64", "ns", "the stream's iRTT as known when this frame was "
+           "analysed: first pure ACK minus the latest pure SYN; null before",
+           "tcp.analysis.initial_rtt"),
+    Column("bytes_in_flight", "UInt32", "bytes", "unacknowledged bytes of this side after "
+           "this segment (minus the other side's last SACKed bytes); null when 0 or not "
+           "computed", "tcp.analysis.bytes_in_flight"),
+    Column("push_bytes_sent", "UInt32", "bytes", "bytes sent since the last PSH (with "
+           "bytes_in_flight)", "tcp.analysis.push_bytes_sent"),
+)
+
+TCP_COLUMN_NAMES = tuple(c.name for c in TCP_COLUMNS)
+
 PACKET_COLUMN_NAMES = tuple(c.name for c in PACKET_COLUMNS)
 PACKET_COLUMN = {c.name: c for c in PACKET_COLUMNS}
 
@@ -197,6 +267,15 @@ def markdown() -> str:
         "VLAN tags, headers quoted in ICMP errors), one row per header occurrence, outermost first.",
         "",
         *_markdown_table(LAYER_COLUMNS),
+        "",
+        "# The TCP analysis table",
+        "",
+        "`Capture.tcp` (`tcpsift.tcp.analyze()`): Wireshark 4.0's TCP analysis as tshark computes",
+        "it (single pass, default preferences). One row per packet-table row, in the same order;",
+        "null where the row has no TCP header. Times may be negative when capture time runs",
+        "backwards; sequence numbers are modulo 2^32.",
+        "",
+        *_markdown_table(TCP_COLUMNS),
     ]
     return "\n".join(lines) + "\n"
 

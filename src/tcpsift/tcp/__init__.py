@@ -1,0 +1,276 @@
+"""Wireshark-exact TCP analysis over the packet table (tcp.stream, tcp.analysis.*).
+
+    tcpsift.tcp.analyze(capture) -> polars.DataFrame   # also: capture.tcp (cached)
+
+One row per packet-table row, in the same order; rows without a TCP header are null.
+The columns are `tcpsift.schema.TCP_COLUMNS` (docs/schema.md): stream numbers, relative
+sequence/ack numbers, scaled windows, the verdicts (`analysis` bitmask, bits below), RTTs
+and bytes in flight, as tshark 4.0 computes them in its single pass with default
+preferences. The work is done by the Cython kernel `_analysis` in one pass in frame
+order; this module only prepares its input arrays (with Polars, vectorised) and wraps
+its output arrays into a DataFrame. tests/test_tcp_kernel.py holds it equal to the
+pure-Python reference tests/support/tcp_reference.py.
+"""
+from __future__ import annotations
+
+import socket
+
+import numpy as np
+import polars as pl
+
+from tcpsift.schema import TCP_COLUMNS, polars_schema
+
+__all__ = ["analyze", "analyze_tables", "FLAG_BITS", "HAS_ANALYSIS", "NOT_SHOWN", "QUOTED",
+           "INPUT_COLUMNS"]
+
+# The packet-table columns the analysis reads (for tcpsift.read(columns=...)).
+INPUT_COLUMNS = ("frame", "ts_ns", "status", "src", "dst", "ip_len", "ip_hdr_len", "ip_proto",
+                 "more_fragments", "frag_offset", "sport", "dport", "tcp_flags", "seq", "ack",
+                 "tcp_hdr_len", "window", "tcp_len", "wscale", "sack_blocks", "payload_offset")
+
+# Bits of the `analysis` column: Wireshark's TCP_A_* values ...
+FLAG_BITS = {
+    "retransmission": 0x0001, "lost_segment": 0x0002, "ack_lost_segment": 0x0004,
+    "keep_alive": 0x0008, "duplicate_ack": 0x0010, "zero_window": 0x0020,
+    "zero_window_probe": 0x0040, "zero_window_probe_ack": 0x0080, "keep_alive_ack": 0x0100,
+    "out_of_order": 0x0200, "fast_retransmission": 0x0400, "window_update": 0x0800,
+    "window_full": 0x1000, "reused_ports": 0x2000, "spurious_retransmission": 0x4000,
+}
+# ... and three markers: Wireshark keeps analysis data for the frame (its SEQ/ACK tree is
+# shown); computed but not shown by tshark (the capture ends in the TCP options); the
+# row's TCP header is one quoted in an ICMP error.
+HAS_ANALYSIS = 0x10000
+NOT_SHOWN = 0x20000
+QUOTED = 0x40000
+
+FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
+C = pl.col
+
+
+def _addr_key(text: str) -> bytes:
+    """An address as Wireshark's cmp_address() orders it: type first, then the bytes."""
+    if ":" in text:
+        return b"\x06" + socket.inet_pton(socket.AF_INET6, text)
+    return b"\x04" + socket.inet_pton(socket.AF_INET, text)
+
+
+def _ranks(texts) -> dict:
+    """{address text: rank}, ranks dense and in cmp_address() order."""
+    keys = sorted({t for t in texts if t is not None}, key=_addr_key)
+    return {t: r for r, t in enumerate(keys)}
+
+
+def _codes_to_ranks(col: pl.Series, ranks: dict) -> np.ndarray:
+    """The rank of each row's address (0 where null), through the Categorical's codes:
+    only the distinct addresses are looked at as text."""
+    codes = col.to_physical()
+    uniq = pl.DataFrame({"c": codes, "s": col}).drop_nulls("c").unique("c")
+    if uniq.height == 0:
+        return np.zeros(len(col), np.uint32)
+    ucodes = uniq["c"].to_numpy()
+    urank = np.array([ranks[s] for s in uniq["s"].cast(pl.String).to_list()], np.uint32)
+    filled = codes.fill_null(0).to_numpy()
+    top = int(ucodes.max())
+    if top < 4 * len(col) + (1 << 20):
+        lut = np.zeros(top + 1, np.uint32)
+        lut[ucodes] = urank
+        return lut[np.minimum(filled, top)]
+    order = np.argsort(ucodes)
+    pos = np.clip(np.searchsorted(ucodes[order], filled), 0, len(order) - 1)
+    return urank[order][pos]
+
+
+def _quoted_tcp(layers: pl.DataFrame | None) -> pl.DataFrame:
+    """Per frame, the first TCP header quoted in an ICMP/ICMPv6 error with at least 16
+    bytes (tshark reads the window before it looks the conversation up; shorter quotes
+    throw earlier), with the addresses of the quoted IP header just before it. ICMPv4
+    redirects are left out: tshark dissects only 8 bytes of the datagram they quote.
+
+    Columns: frame, src, dst (String), sport, dport, tcp_flags, seq, ack, window, tcp_hdr_len.
+    """
+    empty = pl.DataFrame(schema={"frame": pl.UInt32, "src": pl.String, "dst": pl.String,
+                                 "sport": pl.UInt16, "dport": pl.UInt16,
+                                 "tcp_flags": pl.UInt16, "seq": pl.UInt32, "ack": pl.UInt32,
+                                 "window": pl.UInt16, "tcp_hdr_len": pl.UInt8})
+    if layers is None or layers.height == 0:
+        return empty
+    # quoted rows are those of ICMP errors only: few, so the rest is plain Python
+    redirect = C("kind").cast(pl.String).eq("icmp") & ~C("quoted") & C("icmp_type").eq(5)
+    rows = (layers.filter(C("quoted") | redirect)
+            .sort("frame", "index")
+            .select("frame", C("kind").cast(pl.String), "quoted", "icmp_type",
+                    C("src").cast(pl.String), C("dst").cast(pl.String), "sport", "dport",
+                    "tcp_flags", "seq", "ack", "window", "tcp_hdr_len"))
+    out, ip, redirected = {}, {}, set()
+    for r in rows.iter_rows(named=True):
+        f = r["frame"]
+        if not r["quoted"]:
+            redirected.add(f)
+            continue
+        if f in redirected:
+            continue
+        if r["kind"] in ("ipv4", "ipv6"):
+            ip[f] = (r["src"], r["dst"])
+        elif r["kind"] == "tcp" and f not in out and f in ip and r["tcp_flags"] is not None:
+            out[f] = (f, *ip[f], r["sport"], r["dport"], r["tcp_flags"], r["seq"], r["ack"],
+                      r["window"], r["tcp_hdr_len"])
+    if not out:
+        return empty
+    return pl.DataFrame(list(out.values()), schema=empty.schema, orient="row")
+
+
+def _inputs(packets: pl.DataFrame, layers: pl.DataFrame | None) -> dict:
+    """The kernel's input arrays, one entry per packet-table row."""
+    from tcpsift.tcp import _analysis as K
+
+    n = packets.height
+    fragmented = C("more_fragments").fill_null(False) | (C("frag_offset").fill_null(0) != 0)
+    hlen = C("tcp_hdr_len")
+    # the segment length: tcp_len; in its absence (a header length below 20, which tshark
+    # still uses when the IP payload holds it) the IP payload minus the header length; never
+    # in IP fragments (the decoder analyses a reassembled datagram in its last frame)
+    ip_payload = C("ip_len").cast(pl.Int64) - C("ip_hdr_len").cast(pl.Int64)
+    alt = pl.when(~fragmented & (hlen < 20) & (ip_payload >= hlen.cast(pl.Int64))).then(
+        ip_payload - hlen.cast(pl.Int64))
+    seglen = pl.coalesce(C("tcp_len").cast(pl.Int64), alt)
+    # a TCP header whose window and flags were read (tshark looks the conversation up
+    # after reading them: a header cut before throws first, no tcp.stream)
+    is_tcp = ((C("ip_proto") == 6) & C("sport").is_not_null() & C("window").is_not_null()
+              & C("tcp_flags").is_not_null()).fill_null(False)
+    header_cut = ((C("status") == "truncated") & C("payload_offset").is_null()
+                  & C("tcp_len").is_not_null()).fill_null(False)
+    rf = K.ROW_FLAGS
+    t = packets.select(
+        kind=pl.when(is_tcp).then(pl.lit(K.ROW_KINDS["tcp"], pl.UInt8))
+        .otherwise(pl.lit(0, pl.UInt8)),
+        rowflags=(pl.when(seglen.is_not_null()).then(rf["has_seglen"]).otherwise(0)
+                  | pl.when(header_cut).then(rf["header_cut"]).otherwise(0)
+                  | pl.when(hlen.is_not_null()).then(rf["has_hlen"]).otherwise(0))
+        .cast(pl.UInt8),
+        frame=C("frame"), ts_ns=C("ts_ns").fill_null(0),
+        sport=C("sport").fill_null(0), dport=C("dport").fill_null(0),
+        tflags=C("tcp_flags").fill_null(0), seq=C("seq").fill_null(0),
+        ack=C("ack").fill_null(0), window=C("window").fill_null(0),
+        hlen=hlen.fill_null(0), seglen=seglen.fill_null(0).cast(pl.UInt32),
+        wscale=C("wscale").cast(pl.Int16).fill_null(-1),
+        sack_n=C("sack_blocks").list.len().fill_null(0).cast(pl.UInt32),
+        tcp_header=((C("ip_proto") == 6) & C("sport").is_not_null()).fill_null(False),
+    )
+    q = _quoted_tcp(layers)
+    ranks = _ranks([*packets["src"].unique().cast(pl.String).to_list(),
+                    *packets["dst"].unique().cast(pl.String).to_list(),
+                    *q["src"].to_list(), *q["dst"].to_list()])
+    arrays = {name: t[name].to_numpy(writable=True) for name in t.columns
+              if name not in ("sack_n", "tcp_header")}
+    tcp_header = t["tcp_header"].to_numpy()
+    arrays["src"] = _codes_to_ranks(packets["src"], ranks)
+    arrays["dst"] = _codes_to_ranks(packets["dst"], ranks)
+
+    if q.height:
+        # quoted headers: the frame's own row is ICMP; the quoted header takes its place
+        # (no segment length: no sequence analysis; no options)
+        rows = np.searchsorted(arrays["frame"], q["frame"].to_numpy())
+        keep = (rows < n)
+        keep[keep] &= arrays["frame"][rows[keep]] == q["frame"].to_numpy()[keep]
+        q, rows = q.filter(pl.Series(keep)), rows[keep]
+        # (a row with a TCP header of its own is never an ICMP error)
+        own = tcp_header[rows]
+        q, rows = q.filter(pl.Series(~own)), rows[~own]
+        arrays["kind"][rows] = K.ROW_KINDS["quoted"]
+        arrays["rowflags"][rows] = np.where(q["tcp_hdr_len"].is_not_null().to_numpy(),
+                                            rf["has_hlen"], 0).astype(np.uint8)
+        arrays["src"][rows] = [ranks[s] for s in q["src"].to_list()]
+        arrays["dst"][rows] = [ranks[s] for s in q["dst"].to_list()]
+        for name, col in (("sport", "sport"), ("dport", "dport"), ("tflags", "tcp_flags"),
+                          ("seq", "seq"), ("ack", "ack"), ("window", "window"),
+                          ("hlen", "tcp_hdr_len")):
+            arrays[name][rows] = q[col].fill_null(0).to_numpy()
+        arrays["seglen"][rows] = 0
+        arrays["wscale"][rows] = -1
+        quoted_rows = rows
+    else:
+        quoted_rows = np.zeros(0, np.int64)
+
+    # SACK blocks: the first three (Wireshark remembers blocks 1..3 of an option), packed
+    # for the rows that have any
+    sack_n = t["sack_n"].to_numpy()
+    srows = np.flatnonzero(sack_n)
+    sack_row = np.full(n, -1, np.int32)
+    edges = np.zeros((max(len(srows), 1), 6), np.uint32)
+    counts = np.zeros(max(len(srows), 1), np.uint8)
+    if len(srows):
+        sack_row[srows] = np.arange(len(srows), dtype=np.int32)
+        lists = packets["sack_blocks"].gather(pl.Series(srows))
+        counts[:] = np.minimum(sack_n[srows], 6)
+        for j in range(6):
+            edges[:, j] = lists.list.get(j, null_on_oob=True).fill_null(0).to_numpy()
+    sack_row[quoted_rows] = -1
+    arrays["sack_row"], arrays["sack_count"], arrays["sack_edges"] = sack_row, counts, edges
+    return arrays
+
+
+def _empty_outputs(n: int) -> dict:
+    dt = {"UInt32": np.uint32, "UInt8": np.uint8, "Int64": np.int64, "Int16": np.int16}
+    out = {c.name: np.zeros(n, dt[c.dtype]) for c in TCP_COLUMNS}
+    out["_valid"] = np.zeros(n, np.uint8)
+    return out
+
+
+def analyze_tables(packets: pl.DataFrame, layers: pl.DataFrame | None = None) -> pl.DataFrame:
+    """`analyze()` on a packet table (and, for ICMP-quoted TCP headers, its layer table)."""
+    from tcpsift.tcp import _analysis as K
+
+    n = packets.height
+    missing = [c for c in INPUT_COLUMNS if c not in packets.columns]
+    if missing:
+        raise ValueError("TCP analysis needs the packet columns " + ", ".join(missing)
+                         + " (tcpsift.read(columns=...) left them out)")
+    a = _inputs(packets, layers)
+    out = _empty_outputs(n)
+    K.analyze_arrays(n, a["kind"], a["rowflags"], a["frame"], a["ts_ns"], a["src"], a["dst"],
+                     a["sport"], a["dport"], a["tflags"], a["seq"], a["ack"], a["window"],
+                     a["hlen"], a["seglen"], a["wscale"], a["sack_row"], a["sack_count"],
+                     a["sack_edges"], out)
+    v = K.V_BITS
+    valid = pl.Series("_valid", out.pop("_valid"))
+    raw = pl.DataFrame({name: pl.Series(name, arr) for name, arr in out.items()}
+                       | {"_valid": valid})
+    row = (C("_valid") & v["row"]) != 0
+
+    def when(cond, name):
+        return pl.when(cond).then(C(name)).alias(name)
+
+    nonzero = {"dup_ack_num", "acks_frame", "initial_rtt_ns", "bytes_in_flight"}
+    exprs = []
+    for c in TCP_COLUMNS:
+        name = c.name
+        if name in ("rel_seq", "next_seq"):
+            cond = (C("_valid") & v["seq"]) != 0
+        elif name == "rel_ack":
+            cond = (C("_valid") & v["ack"]) != 0
+        elif name == "win_scale":
+            cond = (C("_valid") & v["wscale"]) != 0
+        elif name == "analysis":
+            cond = (C("_valid") & v["analysis"]) != 0
+        elif name in nonzero:
+            cond = C(name) != 0
+        elif name == "dup_ack_of_frame":
+            cond = C("dup_ack_num") != 0
+        elif name == "ack_rtt_ns":
+            cond = C("acks_frame") != 0
+        elif name == "push_bytes_sent":
+            cond = C("bytes_in_flight") != 0
+        else:
+            cond = row
+        exprs.append(when(row & cond, name))
+    return raw.select(exprs)
+
+
+def analyze(capture) -> pl.DataFrame:
+    """The TCP analysis of a Capture (`tcpsift.read(...)`): one row per packet-table row,
+    in frame order, columns `tcpsift.schema.TCP_COLUMNS`. `capture.tcp` caches it."""
+    return analyze_tables(capture.packets, getattr(capture, "layers", None))
+
+
+def schema() -> dict:
+    return polars_schema(TCP_COLUMNS)

@@ -1,0 +1,740 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""The TCP analysis kernel: Wireshark 4.0's tcp.stream and tcp.analysis.* in one pass.
+
+This is the compiled twin of tests/support/tcp_reference.py (the slow, obvious model,
+itself checked against tshark 4.0.17 on the corpus); tests/test_tcp_kernel.py holds the
+two equal on every column of every row. The rules, their order and their quirks are the
+reference's, which are those of epan/dissectors/packet-tcp.c: read the reference for the
+why of each one; the comments here say why the C looks the way it does.
+
+One pass over the rows in frame order. Wireshark's state is per conversation, but the
+conversation a row belongs to depends on every earlier row (port reuse replaces the
+conversation of an address/port pair), and ICMP-quoted headers can open conversations;
+frame order is the only order that gives the same stream numbers, so the analysis runs
+in it too (a conversation's state is an entry of a growing array: one pointer away).
+
+Nothing per packet is a Python object; the loop runs without the GIL. State:
+- a hash table (open addressing) from the unordered endpoint pair to the current
+  conversation (the latest one for that pair, as Wireshark's conversation table finds);
+- an array of conversations, index = tcp.stream, each with its two flows;
+- a pool of unacknowledged segments (singly linked per flow, newest first like
+  Wireshark's list, because the order decides which of several segments with the same
+  end is reported in acks_frame), with a free list.
+"""
+from libc.stdint cimport int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdlib cimport free, malloc, realloc
+from libc.string cimport memset
+
+# TCP header flag bits
+cdef enum:
+    FIN = 0x01
+    SYN = 0x02
+    RST = 0x04
+    PSH = 0x08
+    ACK = 0x10
+
+# Bits of the `analysis` column (Wireshark's TCP_A_* plus tcpsift's three markers)
+cdef enum:
+    RETRANSMISSION = 0x0001
+    LOST_SEGMENT = 0x0002
+    ACK_LOST_SEGMENT = 0x0004
+    KEEP_ALIVE = 0x0008
+    DUPLICATE_ACK = 0x0010
+    ZERO_WINDOW = 0x0020
+    ZERO_WINDOW_PROBE = 0x0040
+    ZERO_WINDOW_PROBE_ACK = 0x0080
+    KEEP_ALIVE_ACK = 0x0100
+    OUT_OF_ORDER = 0x0200
+    FAST_RETRANSMISSION = 0x0400
+    WINDOW_UPDATE = 0x0800
+    WINDOW_FULL = 0x1000
+    REUSED_PORTS = 0x2000
+    SPURIOUS_RETRANSMISSION = 0x4000
+    HAS_ANALYSIS = 0x10000
+    NOT_SHOWN = 0x20000
+    QUOTED = 0x40000
+
+# Row kinds (input) and row flags (input)
+cdef enum:
+    KIND_NONE = 0
+    KIND_TCP = 1
+    KIND_QUOTED = 2
+    RF_HAS_SEGLEN = 1
+    RF_HEADER_CUT = 2
+    RF_HAS_HLEN = 4
+
+# Validity bits of the output rows (the Python side turns them into nulls)
+cdef enum:
+    V_ROW = 1
+    V_SEQ = 2          # rel_seq, next_seq
+    V_ACK = 4          # rel_ack
+    V_WSCALE = 8       # win_scale
+    V_ANALYSIS = 16    # analysis (null when the header length is bogus)
+
+DEF MAX_UNACKED = 10000
+DEF MAX_SACK_STORED = 3
+
+PY_RETRANSMISSION = RETRANSMISSION
+PY_HAS_ANALYSIS = HAS_ANALYSIS
+PY_NOT_SHOWN = NOT_SHOWN
+PY_QUOTED = QUOTED
+PY_DUPLICATE_ACK = DUPLICATE_ACK
+V_BITS = {"row": V_ROW, "seq": V_SEQ, "ack": V_ACK, "wscale": V_WSCALE,
+          "analysis": V_ANALYSIS}
+ROW_KINDS = {"none": KIND_NONE, "tcp": KIND_TCP, "quoted": KIND_QUOTED}
+ROW_FLAGS = {"has_seglen": RF_HAS_SEGLEN, "header_cut": RF_HEADER_CUT,
+             "has_hlen": RF_HAS_HLEN}
+
+
+ctypedef struct Flow:            # tcp_flow_t + its tcp_analyze_seq_flow_info_t
+    uint32_t base_seq
+    uint8_t base_set
+    uint8_t is_first_ack
+    uint8_t valid_bif
+    uint8_t push_set_last
+    int32_t win_scale            # -1 unknown, -2 not used, else the shift
+    uint32_t window              # raw window of the last segment (G_MAXUINT32 before any)
+    uint32_t push_bytes_sent
+    uint32_t lastsegmentflags
+    uint32_t nextseq
+    uint32_t nextseqframe
+    int64_t nextseqtime
+    uint32_t maxseqtobeacked
+    uint32_t lastack
+    int64_t lastacktime
+    uint32_t lastnondupack
+    uint32_t dupacknum           # unsigned like the C code: 0xFFFFFFFF is its -1 marker
+    int32_t seg_head             # newest unacked segment, -1: none
+    uint32_t seg_count
+    int32_t sack_n
+    uint32_t sack[6]             # (left, right) x 3 of the last SACK option
+
+
+ctypedef struct Conv:            # one tcp.stream
+    int64_t ts_first
+    int64_t ts_prev
+    int64_t ts_mru_syn           # 0: none (the reference's sentinel, kept as is)
+    int64_t ts_first_rtt         # 0: not known
+    uint64_t client              # endpoint (rank << 16 | port) that opened the stream
+    Flow flow1
+    Flow flow2
+
+
+ctypedef struct Seg:             # tcp_unacked_t
+    uint32_t frame
+    uint32_t seq
+    uint32_t nextseq
+    int32_t next
+    int64_t ts
+
+
+ctypedef struct TA:              # tcp_acked, created on demand ("present")
+    uint8_t present
+    uint32_t flags
+    uint32_t dupack_num
+    uint32_t dupack_frame
+    uint32_t frame_acked
+    int64_t ack_rtt
+    uint32_t bytes_in_flight
+    uint32_t push_bytes_sent
+
+
+ctypedef struct State:
+    Conv* convs
+    Py_ssize_t nconv, conv_cap
+    Seg* segs
+    int32_t nseg, seg_cap, free_seg
+    uint64_t* key_lo
+    uint64_t* key_hi
+    int32_t* slot_conv           # -1 empty
+    Py_ssize_t slot_cap, slot_used
+
+
+# --- sequence-number comparisons (wrap-aware, like GT_SEQ & co.) ---------------------------
+
+cdef inline bint GT(uint32_t x, uint32_t y) noexcept nogil:
+    return <int32_t>(y - x) < 0
+
+cdef inline bint LT(uint32_t x, uint32_t y) noexcept nogil:
+    return <int32_t>(x - y) < 0
+
+cdef inline bint LE(uint32_t x, uint32_t y) noexcept nogil:
+    return <int32_t>(x - y) <= 0
+
+
+cdef inline void flow_init(Flow* f) noexcept nogil:
+    memset(f, 0, sizeof(Flow))
+    f.win_scale = -1
+    f.window = 0xFFFFFFFFU
+    f.valid_bif = 1
+    f.seg_head = -1
+
+
+cdef inline TA* get_ta(TA* ta) noexcept nogil:
+    ta.present = 1
+    return ta
+
+
+# --- storage -----------------------------------------------------------------------------
+
+cdef int new_conv(State* st, int64_t ts, uint64_t client) noexcept nogil:
+    """Append a conversation; returns its index (= its tcp.stream) or -1 (no memory)."""
+    cdef Conv* c
+    cdef Py_ssize_t cap
+    if st.nconv == st.conv_cap:
+        cap = st.conv_cap * 2 if st.conv_cap else 1024
+        c = <Conv*>realloc(st.convs, cap * sizeof(Conv))
+        if c == NULL:
+            return -1
+        st.convs = c
+        st.conv_cap = cap
+    c = &st.convs[st.nconv]
+    c.ts_first = ts
+    c.ts_prev = ts
+    c.ts_mru_syn = 0
+    c.ts_first_rtt = 0
+    c.client = client
+    flow_init(&c.flow1)
+    flow_init(&c.flow2)
+    st.nconv += 1
+    return <int>(st.nconv - 1)
+
+
+cdef inline uint64_t mix(uint64_t lo, uint64_t hi) noexcept nogil:
+    cdef uint64_t h = lo * 0x9E3779B97F4A7C15ULL ^ (hi + 0x632BE59BD9B4E019ULL)
+    h ^= h >> 29
+    h *= 0xBF58476D1CE4E5B9ULL
+    h ^= h >> 32
+    return h
+
+
+cdef int slot_grow(State* st) noexcept nogil:
+    cdef Py_ssize_t cap = st.slot_cap * 2, i, j
+    cdef uint64_t* lo = <uint64_t*>malloc(cap * sizeof(uint64_t))
+    cdef uint64_t* hi = <uint64_t*>malloc(cap * sizeof(uint64_t))
+    cdef int32_t* sc = <int32_t*>malloc(cap * sizeof(int32_t))
+    if lo == NULL or hi == NULL or sc == NULL:
+        free(lo)
+        free(hi)
+        free(sc)
+        return -1
+    for i in range(cap):
+        sc[i] = -1
+    for i in range(st.slot_cap):
+        if st.slot_conv[i] >= 0:
+            j = <Py_ssize_t>(mix(st.key_lo[i], st.key_hi[i]) & <uint64_t>(cap - 1))
+            while sc[j] >= 0:
+                j = (j + 1) & (cap - 1)
+            lo[j] = st.key_lo[i]
+            hi[j] = st.key_hi[i]
+            sc[j] = st.slot_conv[i]
+    free(st.key_lo)
+    free(st.key_hi)
+    free(st.slot_conv)
+    st.key_lo, st.key_hi, st.slot_conv, st.slot_cap = lo, hi, sc, cap
+    return 0
+
+
+cdef Py_ssize_t slot_find(State* st, uint64_t lo, uint64_t hi) noexcept nogil:
+    """The slot of the key, or the empty slot where it would go."""
+    cdef Py_ssize_t j = <Py_ssize_t>(mix(lo, hi) & <uint64_t>(st.slot_cap - 1))
+    while st.slot_conv[j] >= 0:
+        if st.key_lo[j] == lo and st.key_hi[j] == hi:
+            return j
+        j = (j + 1) & (st.slot_cap - 1)
+    return j
+
+
+cdef int32_t seg_alloc(State* st) noexcept nogil:
+    cdef int32_t i
+    cdef Seg* s
+    cdef int32_t cap
+    if st.free_seg >= 0:
+        i = st.free_seg
+        st.free_seg = st.segs[i].next
+        return i
+    if st.nseg == st.seg_cap:
+        cap = st.seg_cap * 2 if st.seg_cap else 4096
+        s = <Seg*>realloc(st.segs, <size_t>cap * sizeof(Seg))
+        if s == NULL:
+            return -1
+        st.segs = s
+        st.seg_cap = cap
+    st.nseg += 1
+    return st.nseg - 1
+
+
+cdef inline void seg_free(State* st, int32_t i) noexcept nogil:
+    st.segs[i].next = st.free_seg
+    st.free_seg = i
+
+
+# --- tcp_analyze_sequence_number() --------------------------------------------------------
+
+cdef int analyze_sequence_number(State* st, TA* ta, Conv* conv, Flow* fwd, Flow* rev,
+                                 uint32_t frame, int64_t ts, uint32_t seq, uint32_t ack,
+                                 uint32_t seglen, uint32_t flags, uint32_t window) noexcept nogil:
+    """The verdicts in Wireshark's order of tests (see the reference for each rule).
+    Returns -1 when out of memory."""
+    cdef bint zwp = False, done, seq_not_advanced, is_zwp
+    cdef uint32_t shift, edge, end, nextseq, first, last, v, in_flight, delivered
+    cdef uint64_t t, ooo_thres
+    cdef int32_t cur, prev, nxt, i
+    cdef Seg* u
+
+    if flags & ACK:
+        rev.valid_bif = 1
+
+    if seglen == 1 and seq == fwd.nextseq and rev.window == 0:
+        get_ta(ta).flags |= ZERO_WINDOW_PROBE
+        zwp = True
+
+    if not zwp:
+        if window == 0 and not (flags & (RST | FIN | SYN)):
+            get_ta(ta).flags |= ZERO_WINDOW
+
+        if fwd.nextseq and GT(seq, fwd.nextseq) and not (flags & RST):
+            get_ta(ta).flags |= LOST_SEGMENT
+            fwd.valid_bif = 0
+
+        if ((seglen == 0 or seglen == 1) and seq == <uint32_t>(fwd.nextseq - 1)
+                and not (flags & (SYN | FIN | RST))):
+            get_ta(ta).flags |= KEEP_ALIVE
+
+        if (seglen == 0 and window and window != fwd.window and seq == fwd.nextseq
+                and ack == fwd.lastack and not (flags & (SYN | FIN | RST))):
+            get_ta(ta).flags |= WINDOW_UPDATE
+
+        if seglen > 0 and rev.win_scale != -1 and not (flags & (SYN | FIN | RST)):
+            shift = 0 if (rev.is_first_ack or rev.win_scale == -2) else <uint32_t>rev.win_scale
+            # the window is a guint32 shifted in 32 bits: G_MAXUINT32 (no window yet)
+            # shifted loses its high bits exactly as in C
+            edge = rev.lastack + <uint32_t>((<uint64_t>rev.window) << shift)
+            if <uint32_t>(seq + seglen) == edge:
+                get_ta(ta).flags |= WINDOW_FULL
+
+        done = False
+        if (seglen == 0 and window and window == fwd.window and seq == fwd.nextseq
+                and ack == fwd.lastack and (rev.lastsegmentflags & KEEP_ALIVE)
+                and not (flags & (SYN | FIN | RST))):
+            get_ta(ta).flags |= KEEP_ALIVE_ACK
+            done = True
+
+        if (not done and seglen == 0 and window == 0 and window == fwd.window
+                and seq == fwd.nextseq and ack == fwd.lastack
+                and (rev.lastsegmentflags & ZERO_WINDOW_PROBE)
+                and not (flags & (SYN | FIN | RST))):
+            get_ta(ta).flags |= ZERO_WINDOW_PROBE_ACK
+            done = True
+
+        if (not done and seglen == 0 and window and window == fwd.window
+                and seq == fwd.nextseq and ack == fwd.lastack
+                and not (flags & (SYN | FIN | RST))):
+            if fwd.dupacknum == 0xFFFFFFFFU:
+                fwd.dupacknum = 1
+            else:
+                fwd.dupacknum += 1
+            get_ta(ta).flags |= DUPLICATE_ACK
+            ta.dupack_num = fwd.dupacknum
+            ta.dupack_frame = fwd.lastnondupack
+
+    if ack != fwd.lastack:
+        fwd.lastnondupack = frame
+        fwd.dupacknum = 0
+
+    if rev.maxseqtobeacked and GT(ack, rev.maxseqtobeacked) and (flags & ACK):
+        get_ta(ta)
+        if LT(rev.maxseqtobeacked, rev.nextseq):
+            rev.maxseqtobeacked = rev.nextseq
+            ta.flags |= ACK_LOST_SEGMENT
+        else:
+            if rev.dupacknum == 0:
+                ta.flags |= ACK_LOST_SEGMENT
+            rev.dupacknum = 0xFFFFFFFFU
+
+    # a loop run once stands for the C code's goto out of the retransmission tests
+    if seglen > 0 or (flags & (SYN | FIN)):
+        seq_not_advanced = fwd.nextseq != 0 and LT(seq, fwd.nextseq)
+        while True:
+            if ta.present and (ta.flags & KEEP_ALIVE):
+                break
+            if seglen > 1 and <uint32_t>(fwd.nextseq - 1) == seq:
+                seq_not_advanced = False
+            if seglen > 0 and rev.lastack and LE(seq + seglen, rev.lastack):
+                get_ta(ta).flags |= SPURIOUS_RETRANSMISSION
+                break
+            # times compared as unsigned 64-bit differences, like the C code's nstime math
+            t = <uint64_t>ts - <uint64_t>rev.lastacktime
+            if seq_not_advanced and rev.dupacknum >= 2 and rev.lastack == seq and t < 20000000:
+                get_ta(ta).flags |= FAST_RETRANSMISSION
+                break
+            t = <uint64_t>ts - <uint64_t>fwd.nextseqtime
+            ooo_thres = 3000000 if conv.ts_first_rtt == 0 else <uint64_t>conv.ts_first_rtt
+            end = seq + seglen + (1 if (flags & (SYN | FIN)) else 0)
+            if seq_not_advanced and t < ooo_thres and fwd.nextseq != end:
+                get_ta(ta).flags |= OUT_OF_ORDER
+                break
+            if seq_not_advanced:
+                get_ta(ta).flags |= RETRANSMISSION
+            break
+
+    nextseq = seq + seglen
+    if (seglen or (flags & (SYN | FIN))) and fwd.seg_count < MAX_UNACKED:
+        if flags & (SYN | FIN):
+            nextseq += 1
+        i = seg_alloc(st)
+        if i < 0:
+            return -1
+        u = &st.segs[i]
+        u.frame = frame
+        u.seq = seq
+        u.nextseq = nextseq
+        u.ts = ts
+        u.next = fwd.seg_head
+        fwd.seg_head = i
+        fwd.seg_count += 1
+
+    is_zwp = ta.present and (ta.flags & ZERO_WINDOW_PROBE)
+    if GT(nextseq, fwd.nextseq) or not fwd.nextseq:
+        if not is_zwp:
+            fwd.nextseq = nextseq
+            fwd.nextseqframe = frame
+            fwd.nextseqtime = ts
+    if seq == fwd.maxseqtobeacked or not fwd.maxseqtobeacked:
+        if not is_zwp:
+            fwd.maxseqtobeacked = fwd.nextseq
+
+    fwd.window = window
+    fwd.lastack = ack
+    fwd.lastacktime = ts
+    fwd.lastsegmentflags = ta.flags if ta.present else 0
+
+    # the other side's segments this ack covers; newest first, and the last exact match
+    # visited (the oldest) is the one reported, as in Wireshark's list walk
+    prev = -1
+    cur = rev.seg_head
+    while cur >= 0:
+        u = &st.segs[cur]
+        if ack == u.nextseq:
+            get_ta(ta)
+            ta.frame_acked = u.frame
+            ta.ack_rtt = ts - u.ts
+        elif GT(ack, u.seq) and LE(ack, u.nextseq):
+            u.seq = ack          # partly acked: the same node is looked at again
+            continue
+        elif GT(u.nextseq, ack):
+            prev = cur
+            cur = u.next
+            continue
+        nxt = u.next
+        if prev < 0:
+            rev.seg_head = nxt
+        else:
+            st.segs[prev].next = nxt
+        seg_free(st, cur)
+        rev.seg_count -= 1
+        cur = nxt
+
+    if seglen != 0 and fwd.seg_head >= 0 and fwd.valid_bif:
+        u = &st.segs[fwd.seg_head]
+        first = u.seq - fwd.base_seq
+        last = u.nextseq - fwd.base_seq
+        cur = fwd.seg_head
+        while cur >= 0:
+            u = &st.segs[cur]
+            v = u.nextseq - fwd.base_seq
+            if v > last:
+                last = v
+            v = u.seq - fwd.base_seq
+            if v < first:
+                first = v
+            cur = u.next
+        in_flight = last - first
+        delivered = 0
+        for i in range(rev.sack_n):
+            delivered += rev.sack[2 * i + 1] - rev.sack[2 * i]
+        in_flight -= delivered
+        if 0 < in_flight < 2000000000:
+            get_ta(ta)
+            ta.bytes_in_flight = in_flight
+            if flags & (SYN | FIN):
+                ta.bytes_in_flight -= 1
+        if (flags & PSH) and not fwd.push_set_last:
+            fwd.push_bytes_sent += seglen
+            fwd.push_set_last = 1
+        elif (flags & PSH) and fwd.push_set_last:
+            fwd.push_bytes_sent = seglen
+            fwd.push_set_last = 1
+        elif fwd.push_set_last:
+            fwd.push_bytes_sent = seglen
+            fwd.push_set_last = 0
+        else:
+            fwd.push_bytes_sent += seglen
+        get_ta(ta).push_bytes_sent = fwd.push_bytes_sent
+    return 0
+
+
+# --- the per-frame bookkeeping of dissect_tcp() -------------------------------------------
+
+cdef int run(State* st, Py_ssize_t n,
+             const uint8_t[::1] kind, const uint8_t[::1] rowflags, const uint32_t[::1] frame,
+             const int64_t[::1] ts_ns, const uint32_t[::1] src, const uint32_t[::1] dst,
+             const uint16_t[::1] sport, const uint16_t[::1] dport, const uint16_t[::1] tflags,
+             const uint32_t[::1] seqs, const uint32_t[::1] acks, const uint16_t[::1] windows,
+             const uint8_t[::1] hlens, const uint32_t[::1] seglens, const int16_t[::1] wscales,
+             const int32_t[::1] sack_row, const uint8_t[::1] sack_count,
+             const uint32_t[:, ::1] sack_edges,
+             uint32_t[::1] o_stream, uint8_t[::1] o_dir, int64_t[::1] o_trel,
+             int64_t[::1] o_tdelta, uint32_t[::1] o_rseq, uint32_t[::1] o_rack,
+             uint32_t[::1] o_nseq, int16_t[::1] o_wscale, uint32_t[::1] o_win,
+             uint32_t[::1] o_analysis, uint32_t[::1] o_dupnum, uint32_t[::1] o_dupframe,
+             uint32_t[::1] o_acks, int64_t[::1] o_rtt, int64_t[::1] o_irtt,
+             uint32_t[::1] o_bif, uint32_t[::1] o_push, uint8_t[::1] o_valid) noexcept nogil:
+    cdef Py_ssize_t i, slot
+    cdef int ci, j, k
+    cdef uint64_t a, b, lo, hi
+    cdef uint32_t fl, seq, ack, rwin, seglen, window, ana
+    cdef int64_t ts
+    cdef bint quoted, have_seglen, bogus, header_cut, direction_fwd
+    cdef Conv* conv
+    cdef Flow* fwd
+    cdef Flow* rev
+    cdef TA ta
+    cdef int16_t win_scale_out
+    cdef uint8_t valid, sn
+
+    for i in range(n):
+        o_valid[i] = 0
+        if kind[i] == KIND_NONE:
+            continue
+        quoted = kind[i] == KIND_QUOTED
+        ts = ts_ns[i]
+        fl = tflags[i]
+        seq = seqs[i]
+        ack = acks[i]
+        rwin = windows[i]
+        # an endpoint is (address rank << 16 | port): the ranks follow the order of
+        # Wireshark's address comparison, so comparing endpoints compares (address, port)
+        a = (<uint64_t>src[i] << 16) | sport[i]
+        b = (<uint64_t>dst[i] << 16) | dport[i]
+        if a <= b:
+            lo, hi = a, b
+        else:
+            lo, hi = b, a
+        # flow1 is the direction whose source address compares greater; equal addresses:
+        # the greater source port; equal ports: flow2
+        if src[i] != dst[i]:
+            direction_fwd = src[i] > dst[i]
+        else:
+            direction_fwd = sport[i] > dport[i]
+
+        slot = slot_find(st, lo, hi)
+        if st.slot_conv[slot] < 0:
+            ci = new_conv(st, ts, a if (fl & (SYN | ACK)) != (SYN | ACK) else b)
+            if ci < 0:
+                return -1
+            st.key_lo[slot] = lo
+            st.key_hi[slot] = hi
+            st.slot_conv[slot] = ci
+            st.slot_used += 1
+            if st.slot_used * 2 > st.slot_cap:
+                if slot_grow(st) < 0:
+                    return -1
+                slot = slot_find(st, lo, hi)
+        ci = st.slot_conv[slot]
+        conv = &st.convs[ci]
+        if direction_fwd:
+            fwd, rev = &conv.flow1, &conv.flow2
+        else:
+            fwd, rev = &conv.flow2, &conv.flow1
+        memset(&ta, 0, sizeof(TA))
+
+        # port reuse: a new SYN seq starts a new stream; the same seq is a retransmitted
+        # SYN and restores nextseq
+        if (fl & (SYN | ACK)) == SYN and fwd.base_set:
+            if seq != fwd.base_seq:
+                ci = new_conv(st, ts, a)
+                if ci < 0:
+                    return -1
+                st.slot_conv[slot] = ci
+                conv = &st.convs[ci]      # (new_conv may have moved the array)
+                if direction_fwd:
+                    fwd, rev = &conv.flow1, &conv.flow2
+                else:
+                    fwd, rev = &conv.flow2, &conv.flow1
+                get_ta(&ta).flags |= REUSED_PORTS
+            else:
+                fwd.nextseq = fwd.maxseqtobeacked
+                get_ta(&ta)
+        if (fl & (SYN | ACK)) == (SYN | ACK) and fwd.base_set and seq != fwd.base_seq:
+            fwd.base_seq = seq
+            get_ta(&ta).flags |= REUSED_PORTS
+
+        fwd.sack_n = 0
+
+        o_tdelta[i] = ts - conv.ts_prev
+        conv.ts_prev = ts
+        o_trel[i] = ts - conv.ts_first
+
+        have_seglen = (rowflags[i] & RF_HAS_SEGLEN) != 0
+        seglen = seglens[i]
+        window = rwin
+        valid = V_ROW
+        if have_seglen:
+            if not fwd.base_set:
+                fwd.base_seq = seq if (fl & SYN) else seq - 1
+                fwd.base_set = 1
+            if not rev.base_set and (fl & ACK):
+                rev.base_seq = ack - 1
+                rev.base_set = 1
+            if analyze_sequence_number(st, &ta, conv, fwd, rev, frame[i], ts, seq, ack,
+                                       seglen, fl, rwin) < 0:
+                return -1
+            o_rseq[i] = seq - fwd.base_seq
+            valid |= V_SEQ
+            if fl & ACK:
+                o_rack[i] = ack - rev.base_seq
+                valid |= V_ACK
+            if not (fl & SYN) and fwd.win_scale >= 0:
+                window = rwin << fwd.win_scale
+            o_nseq[i] = seq - fwd.base_seq + seglen + (1 if (fl & (SYN | FIN)) else 0)
+
+        bogus = (rowflags[i] & RF_HAS_HLEN) != 0 and hlens[i] < 20
+        header_cut = (rowflags[i] & RF_HEADER_CUT) != 0
+        if not (fl & SYN):
+            win_scale_out = <int16_t>fwd.win_scale
+            valid |= V_WSCALE
+
+        if not bogus:
+            if fl & SYN:
+                fwd.is_first_ack = 1
+                if not (fl & ACK):
+                    conv.ts_mru_syn = ts
+            if (fl & (SYN | ACK)) == ACK and conv.ts_mru_syn and not conv.ts_first_rtt:
+                conv.ts_first_rtt = ts - conv.ts_mru_syn
+            if (fl & (SYN | ACK)) == ACK:
+                fwd.is_first_ack = 0
+            # options are read after the analysis (quoted headers carry none here)
+            if wscales[i] >= 0:
+                fwd.win_scale = wscales[i] if wscales[i] < 14 else 14
+            j = sack_row[i]
+            if j >= 0 and sack_count[j] > 0:
+                sn = sack_count[j] // 2
+                if sn > MAX_SACK_STORED:
+                    sn = MAX_SACK_STORED
+                fwd.sack_n = sn
+                for k in range(2 * sn):
+                    fwd.sack[k] = sack_edges[j, k]
+            # verify_tcp_window_scaling(), skipped when the capture ends in the options
+            if (fl & SYN) and not header_cut:
+                if fwd.win_scale == -1:
+                    fwd.win_scale = -2
+                    rev.win_scale = -2
+                elif (fl & ACK) and rev.win_scale == -2:
+                    fwd.win_scale = -2
+
+        o_stream[i] = <uint32_t>ci
+        o_dir[i] = 0 if a == conv.client else 1
+        o_wscale[i] = win_scale_out if (valid & V_WSCALE) else 0
+        o_win[i] = window
+        o_irtt[i] = conv.ts_first_rtt
+        if not ta.present:
+            ana = 0
+            o_dupnum[i] = 0
+            o_dupframe[i] = 0
+            o_acks[i] = 0
+            o_rtt[i] = 0
+            o_bif[i] = 0
+            o_push[i] = 0
+        else:
+            ana = ta.flags | HAS_ANALYSIS | (NOT_SHOWN if header_cut else 0)
+            o_dupnum[i] = ta.dupack_num
+            o_dupframe[i] = ta.dupack_frame if ta.dupack_num else 0
+            o_acks[i] = ta.frame_acked
+            o_rtt[i] = ta.ack_rtt if ta.frame_acked else 0
+            o_bif[i] = ta.bytes_in_flight
+            o_push[i] = ta.push_bytes_sent if ta.bytes_in_flight else 0
+        if quoted:
+            ana |= QUOTED
+        o_analysis[i] = ana
+        if not bogus:
+            valid |= V_ANALYSIS
+        o_valid[i] = valid
+    return 0
+
+
+def analyze_arrays(Py_ssize_t n, kind, rowflags, frame, ts_ns, src, dst, sport, dport,
+                   tflags, seqs, acks, windows, hlens, seglens, wscales, sack_row, sack_count,
+                   sack_edges, out):
+    """Run the analysis over prepared input arrays (see tcpsift.tcp._inputs) into the
+    preallocated output arrays `out` (a dict of NumPy arrays, see tcpsift.tcp._outputs).
+    Returns the number of streams."""
+    cdef State st
+    cdef int rc
+    cdef Py_ssize_t i
+    memset(&st, 0, sizeof(State))
+    st.free_seg = -1
+    st.slot_cap = 1024
+    st.key_lo = <uint64_t*>malloc(st.slot_cap * sizeof(uint64_t))
+    st.key_hi = <uint64_t*>malloc(st.slot_cap * sizeof(uint64_t))
+    st.slot_conv = <int32_t*>malloc(st.slot_cap * sizeof(int32_t))
+    if st.key_lo == NULL or st.key_hi == NULL or st.slot_conv == NULL:
+        free(st.key_lo)
+        free(st.key_hi)
+        free(st.slot_conv)
+        raise MemoryError()
+    for i in range(st.slot_cap):
+        st.slot_conv[i] = -1
+
+    cdef const uint8_t[::1] m_kind = kind
+    cdef const uint8_t[::1] m_rowflags = rowflags
+    cdef const uint32_t[::1] m_frame = frame
+    cdef const int64_t[::1] m_ts = ts_ns
+    cdef const uint32_t[::1] m_src = src
+    cdef const uint32_t[::1] m_dst = dst
+    cdef const uint16_t[::1] m_sport = sport
+    cdef const uint16_t[::1] m_dport = dport
+    cdef const uint16_t[::1] m_tflags = tflags
+    cdef const uint32_t[::1] m_seq = seqs
+    cdef const uint32_t[::1] m_ack = acks
+    cdef const uint16_t[::1] m_win = windows
+    cdef const uint8_t[::1] m_hlen = hlens
+    cdef const uint32_t[::1] m_seglen = seglens
+    cdef const int16_t[::1] m_ws = wscales
+    cdef const int32_t[::1] m_sack_row = sack_row
+    cdef const uint8_t[::1] m_sack_count = sack_count
+    cdef const uint32_t[:, ::1] m_sack_edges = sack_edges
+    cdef uint32_t[::1] o_stream = out["stream"]
+    cdef uint8_t[::1] o_dir = out["direction"]
+    cdef int64_t[::1] o_trel = out["time_relative_ns"]
+    cdef int64_t[::1] o_tdelta = out["time_delta_ns"]
+    cdef uint32_t[::1] o_rseq = out["rel_seq"]
+    cdef uint32_t[::1] o_rack = out["rel_ack"]
+    cdef uint32_t[::1] o_nseq = out["next_seq"]
+    cdef int16_t[::1] o_wscale = out["win_scale"]
+    cdef uint32_t[::1] o_win = out["window_scaled"]
+    cdef uint32_t[::1] o_analysis = out["analysis"]
+    cdef uint32_t[::1] o_dupnum = out["dup_ack_num"]
+    cdef uint32_t[::1] o_dupframe = out["dup_ack_of_frame"]
+    cdef uint32_t[::1] o_acks = out["acks_frame"]
+    cdef int64_t[::1] o_rtt = out["ack_rtt_ns"]
+    cdef int64_t[::1] o_irtt = out["initial_rtt_ns"]
+    cdef uint32_t[::1] o_bif = out["bytes_in_flight"]
+    cdef uint32_t[::1] o_push = out["push_bytes_sent"]
+    cdef uint8_t[::1] o_valid = out["_valid"]
+
+    with nogil:
+        rc = run(&st, n, m_kind, m_rowflags, m_frame, m_ts, m_src, m_dst, m_sport, m_dport,
+                 m_tflags, m_seq, m_ack, m_win, m_hlen, m_seglen, m_ws, m_sack_row,
+                 m_sack_count, m_sack_edges, o_stream, o_dir, o_trel, o_tdelta, o_rseq,
+                 o_rack, o_nseq, o_wscale, o_win, o_analysis, o_dupnum, o_dupframe, o_acks,
+                 o_rtt, o_irtt, o_bif, o_push, o_valid)
+    nconv = st.nconv
+    free(st.convs)
+    free(st.segs)
+    free(st.key_lo)
+    free(st.key_hi)
+    free(st.slot_conv)
+    if rc < 0:
+        raise MemoryError("TCP analysis: out of memory")
+    return nconv
