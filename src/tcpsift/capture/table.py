@@ -33,25 +33,45 @@ def _lookup(words, dtype, codes: pl.Expr) -> pl.Expr:
     return pl.lit(pl.Series(list(words), dtype=dtype)).gather(codes)
 
 
-# Presence of each packet column (absent = always present when the row exists).
+# Presence of each packet column: a tuple of presence bits (present when any is set), or
+# an expression. Columns not listed are always present.
 PACKET_MASKS = {
     "ts_ns": C("has_ts"), "iface": C("linktype") != NO_LINKTYPE,
     "linktype": C("linktype") != NO_LINKTYPE,
-    "vlan_id": _has("vlan"), "outer_src": _has("outer"), "outer_dst": _has("outer"),
-    "ip_version": _has("ip", "ip_hdr"), "src": _has("ip"), "dst": _has("ip"),
-    "ip_hdr_len": _has("ip", "ip_hdr"),
+    "vlan_id": ("vlan",), "outer_src": ("outer",), "outer_dst": ("outer",),
+    "ip_version": ("ip", "ip_hdr"), "src": ("ip",), "dst": ("ip",),
+    "ip_hdr_len": ("ip", "ip_hdr"),
     "ip_len": _has("ip") | (_has("ip_hdr") & ~_has("no_ip_len")),
-    "ip_id": _has("ip_id"), "ttl": _has("ip"), "ip_proto": _has("ip"),
+    "ip_id": ("ip_id",), "ttl": ("ip",), "ip_proto": ("ip",),
     "ipv6_nxt": _has("ip") & (C("ip_version") == 6),
-    "dont_fragment": _has("ip"), "more_fragments": _has("ip"), "frag_offset": _has("ip"),
-    "sport": _has("tcp", "udp"), "dport": _has("tcp", "udp"),
-    "tcp_flags": _has("tcp_flags"), "flags": _has("tcp_flags"), "seq": _has("seq"),
-    "ack": _has("ack"), "tcp_hdr_len": _has("tcp_flags"), "window": _has("tcp_flags"),
-    "tcp_len": _has("tcp_len"), "mss": _has("mss"), "wscale": _has("wscale"),
-    "sack_perm": _has("tcp"), "tsval": _has("ts"), "tsecr": _has("tsecr"),
-    "udp_len": _has("udp"), "icmp_type": _has("icmp"), "icmp_code": _has("icmp"),
-    "payload_offset": _has("payload"),
+    "dont_fragment": ("ip",), "more_fragments": ("ip",), "frag_offset": ("ip",),
+    "sport": ("tcp", "udp"), "dport": ("tcp", "udp"),
+    "tcp_flags": ("tcp_flags",), "flags": ("tcp_flags",), "seq": ("seq",),
+    "ack": ("ack",), "tcp_hdr_len": ("tcp_flags",), "window": ("tcp_flags",),
+    "tcp_len": ("tcp_len",), "mss": ("mss",), "wscale": ("wscale",),
+    "sack_perm": ("tcp",), "tsval": ("ts",), "tsecr": ("tsecr",),
+    "udp_len": ("udp",), "icmp_type": ("icmp",), "icmp_code": ("icmp",),
+    "payload_offset": ("payload",),
 }
+
+
+def _masks_for(present: np.ndarray, rec: dict) -> dict:
+    """PACKET_MASKS as expressions, without the ones that hold for every row: an
+    unmasked column of the right dtype enters the table without a copy."""
+    every = int(np.bitwise_and.reduce(present)) if len(present) else 0
+    known = {"ts_ns": bool(rec["has_ts"].all()),
+             "iface": bool((rec["linktype"] != NO_LINKTYPE).all())}
+    known["linktype"] = known["iface"]
+    known["ip_len"] = bool(every & PRESENCE["ip"])
+    out = {}
+    for name, mask in PACKET_MASKS.items():
+        if isinstance(mask, tuple):
+            if any(every & PRESENCE[bit] for bit in mask):
+                continue
+            out[name] = _has(*mask)
+        elif not known.get(name, False):
+            out[name] = mask
+    return out
 
 
 def _column_expr(c: schema.Column, masks: dict, dictionaries: dict, polars_types: dict) -> pl.Expr:
@@ -112,16 +132,19 @@ def packet_table(rec: dict, pkt: dict, sack_edges: np.ndarray, frame: np.ndarray
         "flags": (FLAG_TEXT, C("tcp_flags") & 0x1FF),
     }
     polars_types = schema.polars_schema()
+    masks = _masks_for(pkt["present"], rec)
     exprs = []
     wanted = schema.PACKET_COLUMNS if columns is None else [
         c for c in schema.PACKET_COLUMNS if c.name in set(columns)]
     for c in wanted:
         if c.name == "sack_perm":
-            exprs.append(pl.when(PACKET_MASKS["sack_perm"]).then(_has("sack_perm")).alias(c.name))
+            value = _has("sack_perm")
+            exprs.append((pl.when(masks["sack_perm"]).then(value) if "sack_perm" in masks
+                          else value).alias(c.name))
         elif c.name == "sack_blocks":
             exprs.append(pl.lit(_sack_lists(pkt["sack_count"], sack_edges)).alias(c.name))
         else:
-            exprs.append(_column_expr(c, PACKET_MASKS, dictionaries, polars_types))
+            exprs.append(_column_expr(c, masks, dictionaries, polars_types))
     return df.select(exprs)
 
 
