@@ -22,8 +22,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 
-# What the conformance test compares. tcp.options.sack_le/sack_re are left out: tshark
-# prints them relative to the stream's first sequence number (needs TCP analysis).
+# What the conformance test compares: the header fields. The fields that need the TCP
+# analysis (tcp.stream, tcp.seq, tcp.analysis.*, the relative SACK edges tcp.options.sack_le/
+# sack_re) are compared by test_tcp_fields_vs_tshark.py.
 FIELDS = [
     "frame.number", "frame.time_epoch", "frame.len", "frame.cap_len", "frame.interface_id",
     "vlan.id", "ieee8021ad.id", "ip.version", "ip.src", "ip.dst", "ip.hdr_len", "ip.len",

@@ -37,6 +37,24 @@ CASES = {
         "vlan.id == 20", "vlan.id != 20", "vlan.id == 20 && tcp.dstport == 80", "vlan",
         "vlan.id == 30 and frame.len < 100",
     ],
+    # the TCP analysis fields (computed only when the filter names one)
+    "tcp/ssh-dups-fast-retransmissions.pcap": [
+        "tcp.analysis.retransmission", "tcp.analysis.fast_retransmission",
+        "tcp.analysis.duplicate_ack_num >= 2", "tcp.stream == 0 and tcp.seq > 1000",
+        "tcp.analysis.bytes_in_flight > 1000", "tcp.analysis.ack_rtt > 0.01",
+        "tcp.window_size_scalefactor == -1 or tcp.nxtseq < 100",
+    ],
+    "tcp/fast-retransmit-sack.pcap": ["tcp.options.sack_le", "tcp.analysis.duplicate_ack"],
+    "tcp/keep-alive-one-stream.pcap": ["tcp.analysis.keep_alive || tcp.analysis.keep_alive_ack"],
+    "tcp/mixed-126-streams.pcap": [
+        "tcp.stream == 3", "tcp.stream > 100 and tcp.analysis.initial_rtt < 0.05",
+        "tcp.analysis.lost_segment or tcp.analysis.ack_lost_segment",
+        "tcp.time_relative > 1", "not tcp.analysis.acks_frame and tcp",
+    ],
+    "tcp/zero-window-recovery.pcapng": [
+        "tcp.analysis.zero_window", "tcp.analysis.window_update", "tcp.ack == 1",
+        "tcp.window_size > 60000",
+    ],
     "l3l4/udp-dns.pcap": [
         "udp.port == 53", "ip.addr == 10.0.0.1 || ipv6", "udp.length < 100 and ip",
         "not udp.port == 5353",

@@ -99,6 +99,7 @@ class Field:
     layer_kinds: tuple[str, ...] = ()           # layer-table kinds carrying this field
     layer: tuple[pl.Expr, ...] = ()             # typed value(s) on those layer rows
     doc: str = ""
+    needs_tcp: bool = False                     # reads the TCP analysis columns (T_*)
 
     def packet_text(self) -> pl.Expr:
         """String value on the packet table; two parts (tcp.port) are joined by ','."""
@@ -219,14 +220,134 @@ FIELDS["ip.version4"] = _f("ip.version4", "uint", fmt_dec, _when(V4, C("ip_versi
 # Fields not meant for -e (helpers for the filter).
 _HIDDEN = {"ip.version4"}
 
-# The fields whose tshark values are relative to the start of the TCP stream and so
-# need TCP analysis, which tcpsift does not do yet.
-NOT_YET = {
-    "tcp.options.sack_le": "relative sequence numbers need TCP analysis (not yet)",
-    "tcp.options.sack_re": "relative sequence numbers need TCP analysis (not yet)",
-    "tcp.seq": "relative sequence numbers need TCP analysis (not yet); use tcp.seq_raw",
-    "tcp.ack": "relative sequence numbers need TCP analysis (not yet); use tcp.ack_raw",
-}
+# --- TCP analysis (tcp.stream, relative numbers, tcp.analysis.*) ---------------------------
+#
+# These read the TCP analysis (Capture.tcp, the Cython kernel of tcpsift.tcp), which is
+# computed only when a requested field or the filter needs one of them: table() and the
+# filter then add its columns to the packet table as `_t_<column>` (see with_tcp()).
+# What tshark prints, and when, follows tests/support/tcp_reference.py's tshark_text().
+
+def T(name: str) -> pl.Expr:
+    """A TCP analysis column, as added by with_tcp()."""
+    return C("_t_" + name)
+
+
+_A = T("analysis")
+_BOGUS = _A.is_null()                     # header length < 20: tshark stops early
+_ANALYSED = T("stream").is_not_null()
+_SHOWN = ((_A & 0x10000) != 0) & ((_A & 0x20000) == 0)   # HAS_ANALYSIS, not NOT_SHOWN
+_RAW_SEQ = pl.coalesce(_when(IS_TCP, C("seq")), T("q_seq"))
+_RAW_ACK = pl.coalesce(_when(IS_TCP, C("ack")), T("q_ack"))
+# the other side's base sequence number (what relative ack and SACK edges subtract)
+_ACK_BASE = (_RAW_ACK.cast(pl.Int64) - T("rel_ack").cast(pl.Int64))
+
+
+def fmt_reltime(e: pl.Expr) -> pl.Expr:
+    """Relative time in ns -> seconds with 9 decimals, sign first (-0.000100000), as tshark
+    prints FT_RELATIVE_TIME; the Decimal cast does it (see fmt_epoch)."""
+    return fmt_epoch(e)
+
+
+def fmt_text(e: pl.Expr) -> pl.Expr:
+    return e
+
+
+def fmt_scalefactor(e: pl.Expr) -> pl.Expr:
+    # -1 (unknown) and -2 (not used) as is, else 2^shift
+    e = e.cast(pl.Int64)
+    return pl.when(e < 0).then(e).otherwise(pl.lit(2, pl.Int64).pow(e.clip(0))).cast(pl.String)
+
+
+def _sack_edges(first: int) -> pl.Expr:
+    """SACK left (first=0) or right (first=1) edges, comma-joined; relative to the other
+    side's base seq when the segment was analysed with an ACK (tshark subtracts it)."""
+    edges = C("sack_blocks").list.gather_every(2, first).cast(pl.List(pl.Int64))
+    rel = ((edges - _ACK_BASE) % (1 << 32)).cast(pl.List(pl.String)).list.join(",")
+    raw = edges.cast(pl.List(pl.String)).list.join(",")
+    return _when(IS_TCP & (C("sack_blocks").list.len() > 0),
+                 pl.when(_ACK_BASE.is_not_null()).then(rel).otherwise(raw))
+
+
+def _tf(name, vtype, fmt, packet, kinds=(), layer=()):
+    f = _f(name, vtype, fmt, packet, kinds, layer)
+    return Field(f.name, f.vtype, f.fmt, f.packet, f.layer_kinds, f.layer, f.doc, True)
+
+
+def _flag(bits: int) -> pl.Expr:
+    return _when(_SHOWN & ((_A & bits) != 0), pl.lit("1"))
+
+
+_TCP_FIELD_LIST = [
+    _tf("tcp.stream", "uint", fmt_dec, T("stream")),
+    # relative when there is a segment length; else the raw seq (IP fragments, headers
+    # quoted in ICMP errors, headers cut before the window)
+    _tf("tcp.seq", "uint", fmt_dec, pl.coalesce(T("rel_seq"), _RAW_SEQ), ("tcp",),
+        pl.when(C("quoted")).then(C("seq")).otherwise(pl.coalesce(T("rel_seq"), C("seq")))),
+    _tf("tcp.ack", "uint", fmt_dec, _when(_ANALYSED & ~_BOGUS,
+                                           pl.coalesce(T("rel_ack"), _RAW_ACK))),
+    _tf("tcp.nxtseq", "uint", fmt_dec, _when(~_BOGUS, T("next_seq"))),
+    _tf("tcp.window_size", "uint", fmt_dec, _when(_ANALYSED & ~_BOGUS, T("window_scaled"))),
+    _tf("tcp.window_size_scalefactor", "int", fmt_scalefactor,
+        _when(_ANALYSED & ~_BOGUS, T("win_scale"))),
+    _tf("tcp.time_relative", "time", fmt_reltime,
+        _when(_ANALYSED & ~_BOGUS, T("time_relative_ns"))),
+    _tf("tcp.time_delta", "time", fmt_reltime, _when(_ANALYSED & ~_BOGUS, T("time_delta_ns"))),
+    # the fast and spurious verdicts also carry the generic retransmission item
+    _tf("tcp.analysis.retransmission", "none", fmt_text, _flag(0x0001 | 0x0400 | 0x4000)),
+    *[_tf("tcp.analysis." + n, "none", fmt_text, _flag(b)) for n, b in (
+        ("fast_retransmission", 0x0400), ("spurious_retransmission", 0x4000),
+        ("out_of_order", 0x0200), ("lost_segment", 0x0002), ("ack_lost_segment", 0x0004),
+        ("zero_window", 0x0020), ("zero_window_probe", 0x0040),
+        ("zero_window_probe_ack", 0x0080), ("window_full", 0x1000),
+        ("window_update", 0x0800), ("keep_alive", 0x0008), ("keep_alive_ack", 0x0100),
+        ("reused_ports", 0x2000))],
+    # the flag item and the expert item share the name: tshark prints "1,1"
+    _tf("tcp.analysis.duplicate_ack", "none", fmt_text,
+        _when(_SHOWN & T("dup_ack_num").is_not_null(),
+              pl.when((_A & 0x0010) != 0).then(pl.lit("1,1")).otherwise(pl.lit("1")))),
+    _tf("tcp.analysis.duplicate_ack_num", "uint", fmt_dec, _when(_SHOWN, T("dup_ack_num"))),
+    _tf("tcp.analysis.duplicate_ack_frame", "uint", fmt_dec,
+        _when(_SHOWN, T("dup_ack_of_frame"))),
+    _tf("tcp.analysis.acks_frame", "uint", fmt_dec, _when(_SHOWN, T("acks_frame"))),
+    # an RTT of exactly 0 is not printed
+    _tf("tcp.analysis.ack_rtt", "time", fmt_reltime,
+        _when(_SHOWN & (T("ack_rtt_ns") != 0), T("ack_rtt_ns"))),
+    _tf("tcp.analysis.initial_rtt", "time", fmt_reltime,
+        _when(_SHOWN, T("initial_rtt_ns"))),
+    _tf("tcp.analysis.bytes_in_flight", "uint", fmt_dec, _when(_SHOWN, T("bytes_in_flight"))),
+    _tf("tcp.analysis.push_bytes_sent", "uint", fmt_dec, _when(_SHOWN, T("push_bytes_sent"))),
+    _tf("tcp.options.sack_le", "text", fmt_text, _sack_edges(0)),
+    _tf("tcp.options.sack_re", "text", fmt_text, _sack_edges(1)),
+]
+FIELDS.update({f.name: f for f in _TCP_FIELD_LIST})
+TCP_FIELDS = frozenset(f.name for f in _TCP_FIELD_LIST)
+
+
+def with_tcp(cap, packets: pl.DataFrame | None = None) -> pl.DataFrame:
+    """The packet table plus the TCP analysis columns (`_t_<name>`) and, for TCP headers
+    quoted in ICMP errors, their raw seq/ack (`_t_q_seq`, `_t_q_ack`)."""
+    from tcpsift.tcp import _quoted_tcp
+
+    packets = cap.packets if packets is None else packets
+    tcp = cap.tcp.rename(lambda c: "_t_" + c)
+    out = pl.concat([packets, tcp], how="horizontal")
+    q = _quoted_tcp(getattr(cap, "layers", None))
+    if q.height:
+        q = q.select("frame", _t_q_seq=C("seq"), _t_q_ack=C("ack"))
+        out = out.join(q, on="frame", how="left", maintain_order="left")
+    else:
+        out = out.with_columns(_t_q_seq=pl.lit(None, pl.UInt32), _t_q_ack=pl.lit(None, pl.UInt32))
+    return out
+
+
+def layers_with_tcp(cap, layers: pl.DataFrame) -> pl.DataFrame:
+    """The layer table plus the TCP analysis columns of its frames' rows."""
+    tcp = pl.concat([cap.packets.select("frame"), cap.tcp.select(_t_rel_seq="rel_seq")],
+                    how="horizontal")
+    return layers.join(tcp, on="frame", how="left", maintain_order="left")
+
+# Fields tshark has that tcpsift knows it cannot compute yet: {name: why}.
+NOT_YET: dict[str, str] = {}
 
 
 def field_names() -> list[str]:
@@ -331,7 +452,9 @@ def _interface_id_known(cap) -> pl.Expr:
 def table(cap, names: list[str], mask: pl.Expr | pl.Series | None = None) -> pl.DataFrame:
     """The String table tshark would print: one column per requested field (nulls = empty)."""
     fields = [resolve(n) for n in names]
-    packets = cap.packets
+    needs_tcp = any(f.needs_tcp for f in fields)
+    # the TCP analysis runs only when a field needs it (plain fields stay fast)
+    packets = with_tcp(cap) if needs_tcp else cap.packets
     if mask is not None:
         packets = packets.filter(mask)
     exprs = []
@@ -349,6 +472,8 @@ def table(cap, names: list[str], mask: pl.Expr | pl.Series | None = None) -> pl.
         return out
     # Frames in the layer table: replace the cells of layer-aware fields. The layer value
     # wins when the frame has occurrences of the field's kinds, else the packet value stays.
+    if any(fields[i].needs_tcp for i in layered):
+        layers = layers_with_tcp(cap, layers)
     lt = _layer_table(layers, {f"f{i}": fields[i] for i in layered})
     row, found = rows_of(packets, lt["frame"])
     lt, row = lt.filter(found), row.filter(found)

@@ -2,7 +2,9 @@
 
 Supported: protocol names (frame vlan ip ipv6 tcp udp icmp icmpv6), any field of
 `tcpsift.fields.FIELDS` alone (present) or compared with == != ~= < > <= >= (also
-eq ne lt gt le ge), and / &&, or / ||, not / !, parentheses.
+eq ne lt gt le ge), and / &&, or / ||, not / !, parentheses. The TCP analysis fields
+(tcp.stream, tcp.analysis.*, ...) are computed only when the filter names one; the
+tcp.analysis.* flags can only be tested for presence, as in Wireshark.
 
 Semantics follow tshark 4.0 for fields that occur several times in a frame (tunnels,
 ICMP-quoted headers): `==`, `<`, ... and `~=` hold when ANY occurrence matches; `!=` holds
@@ -18,7 +20,8 @@ from decimal import Decimal, InvalidOperation
 
 import polars as pl
 
-from . import FIELDS, PROTOCOLS, Field, FieldError, _HIDDEN, in_kinds, prepare_layers, rows_of
+from . import (FIELDS, PROTOCOLS, Field, FieldError, _HIDDEN, in_kinds, layers_with_tcp,
+               prepare_layers, rows_of, with_tcp)
 
 _TOKEN = re.compile(r"\s*(?:(&&|\|\||==|!=|~=|<=|>=|<|>|!|\(|\))|([A-Za-z0-9_.:/\-]+)|(\S))")
 _OPS = {"==": "==", "eq": "==", "!=": "!=", "ne": "!=", "~=": "~=", "any_ne": "~=",
@@ -108,10 +111,14 @@ def _field(name: str) -> Field:
 def _value(field: Field, op: str, text: str):
     """The literal as a Python value comparable with the field's typed column."""
     vtype = field.vtype
+    if vtype in ("none", "text"):
+        raise FieldError(f"display filter: {field.name} can only be tested for presence")
     if vtype in ("ipv4", "ipv6", "bytes", "bool") and op not in ("==", "!=", "~="):
         raise FieldError(f"display filter: {field.name} cannot be compared with {op}")
     try:
-        if vtype == "uint":
+        if vtype == "int" and text.startswith("-"):
+            return -int(text[1:], 10)
+        if vtype in ("uint", "int"):
             if text.lower().startswith("0x"):
                 return int(text, 16)
             return int(text, 8) if len(text) > 1 and text.startswith("0") else int(text, 10)
@@ -160,6 +167,12 @@ def _atom(packets, layers, field: Field, op: str, value) -> pl.Series:
     return res["h"]
 
 
+def _uses_tcp(node) -> bool:
+    if node[0] == "cmp":
+        return node[1].needs_tcp
+    return any(_uses_tcp(n) for n in node[1:])
+
+
 def compile_filter(text: str):
     """Parse now (errors early, before any file is read); evaluate later on a Capture."""
     tree = _Parser(text).parse()
@@ -174,10 +187,16 @@ def compile_filter(text: str):
             return ~evaluate(packets, layers, node[1])
         return _atom(packets, layers, *node[1:])
 
+    needs_tcp = _uses_tcp(tree)
+
     def mask(cap) -> pl.Series:
         layers = getattr(cap, "layers", None)
         if layers is not None:
             layers = prepare_layers(layers)
-        return evaluate(cap.packets, layers, tree)
+            if needs_tcp:
+                layers = layers_with_tcp(cap, layers)
+        # the TCP analysis runs only when the filter names one of its fields
+        packets = with_tcp(cap) if needs_tcp else cap.packets
+        return evaluate(packets, layers, tree)
 
     return mask

@@ -1,0 +1,80 @@
+"""`tcpsift fields` prints tshark's TCP analysis fields byte for byte, on every capture of
+the corpus (../shared/captures/public and ../shared/lab/captures).
+
+Like test_fields_vs_tshark.py (same harness, same known_differences.toml), for the fields
+that need the TCP analysis: tcp.stream, relative seq/ack/nxtseq, scaled windows, relative
+times and every tcp.analysis.* field, plus the relative SACK edges. Lab captures are named
+"lab/<file>" in known_differences.toml. tshark's output is cached (see harness.py).
+"""
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from harness import (LINES, READ, captures, corpus, known_differences, run, tshark_fields,
+                     tshark_version, undocumented)
+
+TCP_FIELDS = [
+    "frame.number", "tcp.stream", "tcp.seq", "tcp.ack", "tcp.nxtseq", "tcp.len",
+    "tcp.window_size", "tcp.window_size_scalefactor", "tcp.time_relative", "tcp.time_delta",
+    "tcp.analysis.retransmission", "tcp.analysis.fast_retransmission",
+    "tcp.analysis.spurious_retransmission", "tcp.analysis.out_of_order",
+    "tcp.analysis.lost_segment", "tcp.analysis.ack_lost_segment",
+    "tcp.analysis.duplicate_ack", "tcp.analysis.duplicate_ack_num",
+    "tcp.analysis.duplicate_ack_frame", "tcp.analysis.zero_window",
+    "tcp.analysis.zero_window_probe", "tcp.analysis.zero_window_probe_ack",
+    "tcp.analysis.window_full", "tcp.analysis.window_update", "tcp.analysis.keep_alive",
+    "tcp.analysis.keep_alive_ack", "tcp.analysis.reused_ports", "tcp.analysis.ack_rtt",
+    "tcp.analysis.acks_frame", "tcp.analysis.initial_rtt", "tcp.analysis.bytes_in_flight",
+    "tcp.analysis.push_bytes_sent", "tcp.options.sack_le", "tcp.options.sack_re",
+]
+
+LAB = Path(os.environ.get("TCPSIFT_LAB") or corpus().parent.parent / "lab" / "captures")
+
+
+def _all() -> list[tuple[str, Path]]:
+    """(name, root): public captures by their path, lab captures as lab/<path>."""
+    out = [(c, corpus()) for c in captures()]
+    if LAB.is_dir():
+        out += [("lab/" + c, LAB) for c in captures(LAB) if not c.endswith(".json")]
+    return out
+
+
+CAPTURES = _all()
+KNOWN = known_differences()
+
+pytestmark = [
+    pytest.mark.skipif(tshark_version() is None, reason="tshark is not installed (the oracle)"),
+    pytest.mark.skipif(not CAPTURES, reason=f"capture corpus not found at {corpus()}"),
+]
+
+
+def _path(name: str, root: Path) -> Path:
+    return root / (name[4:] if name.startswith("lab/") else name)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _warm():
+    if CAPTURES and tshark_version():
+        with ThreadPoolExecutor(os.cpu_count() or 2) as pool:
+            list(pool.map(lambda c: tshark_fields(_path(*c), TCP_FIELDS), CAPTURES))
+
+
+@pytest.mark.parametrize("tcp_capture,root", CAPTURES or [("<none>", Path("."))],
+                         ids=[c for c, _ in CAPTURES] or ["<none>"])
+def test_tcp_fields_match_tshark(tcp_capture, root):
+    capture = tcp_capture   # (not "capture": conftest.py warms the header-field cache for those)
+    path = _path(capture, root)
+    _, diffs = run(str(path.relative_to(root)), root, TCP_FIELDS)
+    diffs = [d.__class__(capture, d.frame, d.field, d.tshark, d.ours) for d in diffs]
+    assert not [d for d in diffs if d.field in (LINES, READ)], diffs[:3]
+    bad = undocumented(diffs, KNOWN)
+    if bad:
+        shown = "\n".join(f"  frame {d.frame} {d.field}: tshark {d.tshark!r} tcpsift {d.ours!r}"
+                          for d in bad[:25])
+        fields = sorted({d.field for d in bad})
+        pytest.fail(f"{len(bad)} undocumented difference(s) in {capture} "
+                    f"(fields: {', '.join(fields)}):\n{shown}", pytrace=False)
