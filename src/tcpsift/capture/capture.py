@@ -9,9 +9,12 @@ import numpy as np
 import polars as pl
 
 from tcpsift import schema
-from tcpsift.capture.files import file_info, linktype_name, read_files  # noqa: F401
-from tcpsift.capture.reader import FileResult, _concat
-from tcpsift.capture.table import layer_table, packet_table
+from tcpsift.capture.files import RecordStats, linktype_name  # noqa: F401
+from tcpsift.capture.reader import SourceWalk
+from tcpsift.capture.source import open_source
+from tcpsift.capture.table import encode_addresses, layer_table, packet_table
+from tcpsift.decode import _decode, reassembly
+from tcpsift.errors import CaptureError
 
 @dataclass
 class CaptureInfo:
@@ -25,7 +28,7 @@ class CaptureInfo:
 class Capture:
     """Decoded capture: the packet table, the layer table and access to frame bytes."""
 
-    def __init__(self, results: list[FileResult], packets: pl.DataFrame, layers: pl.DataFrame,
+    def __init__(self, results: list, packets: pl.DataFrame, layers: pl.DataFrame,
                  info: CaptureInfo, warnings: list[str], complete: bool):
         self._results = results
         self.packets = packets
@@ -76,15 +79,78 @@ class Capture:
 FRAME_ACCESS_COLUMNS = {"frame", "file_id", "file_offset", "cap_len", "payload_offset",
                         "tcp_len", "udp_len"}
 
+# Frames decoded per chunk: the decoder's scratch arrays are reused from chunk to chunk
+# (they stay in cache and cost no page faults); only the table's columns are new memory.
+CHUNK = 1 << 18
 
-def _merge_reassembled(layer_rows: np.ndarray, results: list[FileResult]) -> np.ndarray:
+
+@dataclass
+class _File:
+    """One file read into table chunks."""
+    source: object
+    info: dict
+    warnings: list
+    complete: bool
+    chunks: list = field(default_factory=list)          # pl.DataFrame per chunk
+    ts_ns: list = field(default_factory=list)           # for merging several files by time
+    has_ts: list = field(default_factory=list)
+    reassembled_rows: list = field(default_factory=list)
+    reassembled_layers: list = field(default_factory=list)
+
+
+def _read_file(path, file_id: int, first_row: int, addrs, layers, columns, keep_times: bool) -> _File:
+    src = open_source(path)
+    walk = SourceWalk(src)
+    stats = RecordStats()
+    sacks = _decode.U32Buffer()
+    pending: dict = {}
+    out = _File(src, {}, [], True)
+    row = first_row
+    for rec, pkt in walk.chunks(addrs, layers, sacks, first_row, CHUNK, reuse=True):
+        n = len(rec["offset"])
+        stats.add(rec)
+        rows, layer_rows = reassembly.reassemble(walk.view, rec, pkt, addrs, row, pending)
+        if len(rows):
+            out.reassembled_rows.append(rows)
+            out.reassembled_layers.append(layer_rows)
+        file_frame = np.arange(row - first_row + 1, row - first_row + n + 1, dtype=np.uint32)
+        out.chunks.append(packet_table(
+            rec, pkt, sacks.to_numpy(), np.arange(row + 1, row + n + 1, dtype=np.uint32),
+            np.full(n, file_id, np.uint16), file_frame, None, columns))
+        if keep_times:
+            out.ts_ns.append(rec["ts_ns"].copy())
+            out.has_ts.append(rec["has_ts"].copy())
+        sacks.clear()
+        row += n
+    out.info = stats.describe(walk.info, walk.warnings, walk.complete)
+    out.warnings = walk.warnings + stats.unsupported_warnings(src.path)
+    out.complete = walk.complete
+    return out
+
+
+def _merge_order(files: list[_File]) -> np.ndarray | None:
+    """Row order merging several files by time (stable); frames without a timestamp
+    (SPB, custom blocks) stay right after the frame before them in their own file."""
+    keys = []
+    for f in files:
+        if not f.ts_ns:
+            continue
+        ts, known = np.concatenate(f.ts_ns), np.concatenate(f.has_ts)
+        idx = np.where(known, np.arange(len(ts)), 0)
+        np.maximum.accumulate(idx, out=idx)
+        keys.append(np.where(known | (idx > 0), ts[idx], np.iinfo(np.int64).min))
+    key = np.concatenate(keys)
+    order = np.argsort(key, kind="stable")
+    return None if np.array_equal(order, np.arange(len(key))) else order
+
+
+def _merge_reassembled(layer_rows: np.ndarray, files: list[_File]) -> np.ndarray:
     """Replace the layer rows of re-decoded (reassembled) frames with their new ones."""
-    replaced = [r.reassembled_rows for r in results if len(r.reassembled_rows)]
+    replaced = [r for f in files for r in f.reassembled_rows]
     if not replaced:
         return layer_rows
     gone = np.isin(layer_rows["row"], np.concatenate(replaced))
-    merged = np.concatenate([layer_rows[~gone]] + [r.reassembled_layers for r in results
-                                                   if r.reassembled_layers is not None])
+    merged = np.concatenate([layer_rows[~gone]] + [r for f in files for r in f.reassembled_layers])
     return merged[np.argsort(merged["row"], kind="stable")]
 
 
@@ -97,58 +163,51 @@ def read(paths: str | os.PathLike | Iterable[str | os.PathLike], columns=None) -
     Raises CaptureError when a file is not a capture at all. A file damaged part-way
     keeps every packet before the fault; `Capture.warnings` says where it stopped.
     """
-    decoded = read_files(paths)
-    results, addrs, layers = decoded.results, decoded.addresses, decoded.layers
-    warnings, complete = decoded.warnings, decoded.complete
-    rec = _concat([r.records for r in results])
-    pkt = _concat([r.packets for r in results])
-    sacks = np.concatenate([r.sack_edges for r in results])
-    file_id = np.concatenate([np.full(len(r.records["offset"]), i, np.uint16)
-                              for i, r in enumerate(results)])
-    file_frame = np.concatenate([np.arange(1, len(r.records["offset"]) + 1, dtype=np.uint32)
-                                 for r in results])
-    n = len(file_id)
-    order = None
-    if len(results) > 1:
-        # merge by time; frames without a timestamp (SPB, custom blocks) keep their place
-        # after the frame before them in their own file
-        ts = rec["ts_ns"].copy()
-        for fid in range(len(results)):
-            sel = np.flatnonzero(file_id == fid)
-            t = ts[sel]
-            known = rec["has_ts"][sel]
-            idx = np.where(known, np.arange(len(sel)), 0)
-            np.maximum.accumulate(idx, out=idx)
-            ts[sel] = np.where(known | (idx > 0), t[idx], np.iinfo(np.int64).min)
-        order = np.argsort(ts, kind="stable")
-        if np.array_equal(order, np.arange(n)):
-            order = None
-    if order is not None:
-        # SACK edges follow their frames: regroup them in the new order
-        starts = np.zeros(n + 1, np.int64)
-        np.cumsum(pkt["sack_count"], out=starts[1:])
-        counts = pkt["sack_count"][order].astype(np.int64)
-        gather = np.repeat(starts[:-1][order], counts) + (
-            np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts))
-        sacks = sacks[gather]
-        rec = {k: v[order] for k, v in rec.items()}
-        pkt = {k: v[order] for k, v in pkt.items()}
-        file_id, file_frame = file_id[order], file_frame[order]
-    frame = np.arange(1, n + 1, dtype=np.uint32)
-    texts = addrs.texts()
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    paths = [os.fspath(p) for p in paths]
+    if not paths:
+        raise ValueError("no capture file given")
     if columns is not None:
         columns = set(columns) | FRAME_ACCESS_COLUMNS
         unknown = columns - set(schema.PACKET_COLUMN_NAMES)
         if unknown:
             raise ValueError(f"no such packet columns: {', '.join(sorted(unknown))}")
-    packets = packet_table(rec, pkt, sacks, frame, file_id, file_frame, texts, columns)
-    layer_rows = _merge_reassembled(layers.to_numpy(), results)
-    frame_of_row = frame
+    addrs = _decode.AddressTable()
+    layers = _decode.LayerBuffer()
+    files: list[_File] = []
+    warnings: list[str] = []
+    complete = True
+    row = 0
+    for p in paths:
+        try:
+            f = _read_file(p, len(files), row, addrs, layers, columns, len(paths) > 1)
+        except CaptureError as e:
+            if len(paths) == 1:
+                raise
+            warnings.append(str(e))
+            complete = False
+            continue
+        files.append(f)
+        warnings.extend(f.warnings)
+        complete &= f.complete
+        row += f.info["packets"]
+    if not files:
+        raise CaptureError(paths[0], "none of the files could be read")
+
+    chunks = [c for f in files for c in f.chunks]
+    packets = pl.concat(chunks, rechunk=False) if len(chunks) > 1 else chunks[0]
+    n = len(packets)
+    order = _merge_order(files) if len(files) > 1 else None
     if order is not None:
-        frame_of_row = np.empty(n, np.uint32)
-        frame_of_row[order] = frame
-    layer_df = layer_table(layer_rows, frame_of_row, texts)
+        packets = packets[order].with_columns(pl.Series("frame", np.arange(1, n + 1, dtype=np.uint32)))
+    texts = addrs.texts()
+    packets = encode_addresses(packets, texts)
+    frame_of_row = np.arange(1, n + 1, dtype=np.uint32)
+    if order is not None:
+        frame_of_row[order] = frame_of_row.copy()
+    layer_df = layer_table(_merge_reassembled(layers.to_numpy(), files), frame_of_row, texts)
     if order is not None and len(layer_df):
         layer_df = layer_df.sort(["frame", "index"])
-    info = CaptureInfo([file_info(r) for r in results])
-    return Capture(results, packets, layer_df, info, warnings, complete)
+    info = CaptureInfo([f.info for f in files])
+    return Capture(files, packets, layer_df, info, warnings, complete)

@@ -109,13 +109,19 @@ def _sack_lists(sack_count: np.ndarray, edges: np.ndarray) -> pl.Series:
                      ).to_series().alias("sack_blocks")
 
 
+ADDRESS_COLUMNS = ("src", "dst", "outer_src", "outer_dst")
+
+
 def packet_table(rec: dict, pkt: dict, sack_edges: np.ndarray, frame: np.ndarray,
-                 file_id: np.ndarray, file_frame: np.ndarray, address_texts: list[str],
+                 file_id: np.ndarray, file_frame: np.ndarray, address_texts: list[str] | None,
                  columns=None) -> pl.DataFrame:
-    """The packet table from merged record and decoder arrays (all of equal length).
+    """The packet table from record and decoder arrays (all of equal length).
 
     `columns` limits the table to those columns (in schema order): a consumer that
-    needs a few columns of a large capture does not pay for the others."""
+    needs a few columns of a large capture does not pay for the others. With
+    `address_texts` None, the address columns stay UInt32 dictionary codes (null where
+    absent): chunks of a file are built before its dictionary is complete, and
+    `encode_addresses` turns the codes into text once, at the end."""
     raw = {k: v for k, v in pkt.items() if k not in ("sack_count",)}
     raw.update({
         "frame": frame, "file_id": file_id, "file_frame": file_frame,
@@ -127,11 +133,13 @@ def packet_table(rec: dict, pkt: dict, sack_edges: np.ndarray, frame: np.ndarray
     dictionaries = {
         "status": (schema.DECODE_STATUS, C("status")),
         "encap": (schema.ENCAPSULATIONS, C("encap")),
-        "src": (address_texts, C("src")), "dst": (address_texts, C("dst")),
-        "outer_src": (address_texts, C("outer_src")), "outer_dst": (address_texts, C("outer_dst")),
         "flags": (FLAG_TEXT, C("tcp_flags") & 0x1FF),
     }
-    polars_types = schema.polars_schema()
+    polars_address = pl.Categorical if address_texts is not None else pl.UInt32
+    for name in ADDRESS_COLUMNS:
+        if address_texts is not None:
+            dictionaries[name] = (address_texts, C(name))
+    polars_types = schema.polars_schema() | {n: polars_address for n in ADDRESS_COLUMNS}
     masks = _masks_for(pkt["present"], rec)
     exprs = []
     wanted = schema.PACKET_COLUMNS if columns is None else [
@@ -146,6 +154,13 @@ def packet_table(rec: dict, pkt: dict, sack_edges: np.ndarray, frame: np.ndarray
         else:
             exprs.append(_column_expr(c, masks, dictionaries, polars_types))
     return df.select(exprs)
+
+
+def encode_addresses(packets: pl.DataFrame, address_texts: list[str]) -> pl.DataFrame:
+    """Address columns from UInt32 codes to dictionary-encoded text (Categorical)."""
+    present = [n for n in ADDRESS_COLUMNS if n in packets.columns]
+    return packets.with_columns([_lookup(address_texts, pl.Categorical, C(n)).alias(n)
+                                 for n in present])
 
 
 def layer_table(layers: np.ndarray, frame: np.ndarray, address_texts: list[str]) -> pl.DataFrame:

@@ -1002,7 +1002,9 @@ cdef class _Decoder:
         if k.encap == E_NONE:
             k.encap = E_GRE
         if pos == end:
-            return      # no payload (a PPTP acknowledgment, a keepalive)
+            if pos < self.rep_end:
+                problem(k, ST_TRUNC)    # the payload was there, the capture cut it
+            return      # else no payload (a PPTP acknowledgment, a keepalive)
         if proto == 0x0800:
             self.ipv4(k, pos, end, depth, 0)
         elif proto == 0x86DD:

@@ -45,9 +45,10 @@ class _Datagram:
         return reach >= self.total
 
 
-def reassemble(view, rec: dict, pkt: dict, addrs, first_row: int):
-    """Reassemble the IP fragments of one file, patching `pkt` rows in place.
+def reassemble(view, rec: dict, pkt: dict, addrs, first_row: int, pending: dict | None = None):
+    """Reassemble the IP fragments of a chunk of one file, patching `pkt` rows in place.
 
+    `pending` carries the datagrams still incomplete from chunk to chunk of a file.
     Returns (rows, layer_rows): the global row numbers that were re-decoded and the
     layer-table rows their synthetic decode produced (to replace their old ones).
     """
@@ -55,7 +56,8 @@ def reassemble(view, rec: dict, pkt: dict, addrs, first_row: int):
     layers = _decode.LayerBuffer()
     if len(frag) == 0:
         return np.empty(0, np.int64), layers.to_numpy()
-    pending: dict[tuple, _Datagram] = {}
+    if pending is None:
+        pending = {}
     done_rows = []
     for i in frag.tolist():
         if pkt["status"][i] != 0:
