@@ -126,3 +126,24 @@ def test_no_handshake_lower_port_is_the_server(tmp_path):
     packets = [(False, P | A, 501, 101, b"HTTP"), (True, A, 101, 505, b"")]
     row = connections(_capture(tmp_path, packets)).row(0, named=True)
     assert (str(row["server"]), row["server_port"]) == SERVER
+
+
+def test_schema_declares_the_table_and_the_verdicts():
+    from tcpsift import schema
+    from tcpsift.tcp import FLAG_BITS
+
+    assert list(FLAG_BITS) == list(schema.VERDICTS)
+    conns = connections(tcpsift.read(ROOT / "samples" / "sample.pcap"))
+    assert dict(conns.schema) == schema.polars_schema(schema.CONN_COLUMNS)
+
+
+def test_conns_command_filters_with_sql(tmp_path):
+    import subprocess
+
+    out = subprocess.run([sys.executable, "-m", "tcpsift", "conns", str(ROOT / "samples" / "sample.pcap"),
+                          "--format", "csv", "--where", "conn_state = 'REJ'"],
+                         capture_output=True, text=True, check=True).stdout.splitlines()
+    assert len(out) == 3 and out[0].startswith("stream,client,")
+    bad = subprocess.run([sys.executable, "-m", "tcpsift", "conns", str(ROOT / "samples" / "sample.pcap"),
+                          "--where", "nonsense >"], capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr.startswith("tcpsift: --where:") and "Traceback" not in bad.stderr

@@ -223,6 +223,75 @@ TCP_COLUMNS: tuple[Column, ...] = (
 
 TCP_COLUMN_NAMES = tuple(c.name for c in TCP_COLUMNS)
 
+# Wireshark's tcp.analysis verdicts, in TCP_A_* bit order (tcpsift.tcp.FLAG_BITS).
+VERDICTS = ("retransmission", "lost_segment", "ack_lost_segment", "keep_alive", "duplicate_ack",
+            "zero_window", "zero_window_probe", "zero_window_probe_ack", "keep_alive_ack",
+            "out_of_order", "fast_retransmission", "window_update", "window_full",
+            "reused_ports", "spurious_retransmission")
+CONN_STATES = ("S0", "S1", "SF", "REJ", "S2", "S3", "RSTO", "RSTR", "RSTOS0", "RSTRH", "SH",
+               "SHR", "OTH")
+ENDINGS = ("fin_both", "fin_client", "fin_server", "rst_client", "rst_server", "open")
+
+
+def _per_direction() -> tuple[Column, ...]:
+    out = []
+    for d, who in (("c2s", "client to server"), ("s2c", "server to client")):
+        out += [Column(f"{d}_packets", "UInt32", "", f"packets {who}"),
+                Column(f"{d}_bytes", "UInt64", "bytes", f"frame bytes on the wire {who}"),
+                Column(f"{d}_payload", "UInt64", "bytes", f"TCP payload bytes {who}")]
+        out += [Column(f"{d}_{v}", "UInt32", "", f"segments {who} flagged {v}",
+                       f"tcp.analysis.{v}") for v in VERDICTS]
+    return tuple(out)
+
+
+CONN_COLUMNS: tuple[Column, ...] = (
+    Column("stream", "UInt32", "", "connection id", "tcp.stream"),
+    Column("client", "Categorical", "", "client address: sender of the first SYN; without one "
+           "the receiver of the first SYN-ACK; without a handshake the side on the higher port "
+           "(equal ports: the first sender)"),
+    Column("client_port", "UInt16", "", "client port"),
+    Column("server", "Categorical", "", "server address"),
+    Column("server_port", "UInt16", "", "server port"),
+    Column("first_frame", "UInt32", "", "first frame of the connection"),
+    Column("last_frame", "UInt32", "", "last frame of the connection"),
+    Column("first_ts_ns", "Int64", "ns", "time of the first frame"),
+    Column("last_ts_ns", "Int64", "ns", "time of the last frame"),
+    Column("duration_ns", "Int64", "ns", "last minus first time"),
+    Column("syn_ts_ns", "Int64", "ns", "time of the client's first SYN"),
+    Column("synack_ts_ns", "Int64", "ns", "time of the server's first SYN-ACK"),
+    Column("ack_ts_ns", "Int64", "ns", "time of the client's first pure ACK after the SYN-ACK "
+           "(handshake completed)"),
+    Column("syn_to_synack_ns", "Int64", "ns", "SYN-ACK time minus SYN time"),
+    Column("synack_to_ack_ns", "Int64", "ns", "handshake ACK time minus SYN-ACK time"),
+    Column("established_frame", "UInt32", "", "frame of the handshake-completing ACK"),
+    Column("close_frame", "UInt32", "", "first frame with FIN or RST, either direction"),
+    Column("conn_state", "Enum:" + ",".join(CONN_STATES), "", "Zeek's conn_state: "
+           + ", ".join(CONN_STATES)),
+    Column("history", "String", "", "Zeek-style history letters (client upper case)"),
+    Column("ended_by", "Enum:" + ",".join(ENDINGS), "", "who ended it: " + ", ".join(ENDINGS)),
+    Column("client_open_at_end", "Int64", "", "other connections of the same client open when "
+           "this one ended (at its first FIN/RST, else its last frame): handshake completed "
+           "before, no FIN/RST yet"),
+    Column("client_open_to_other_servers_at_end", "Int64", "", "the same, counting only "
+           "connections to other server addresses"),
+    *_per_direction(),
+    Column("client_mss", "UInt16", "bytes", "MSS option of the client's SYN"),
+    Column("server_mss", "UInt16", "bytes", "MSS option of the server's SYN-ACK"),
+    Column("client_wscale", "UInt8", "", "window scale shift offered in the client's SYN"),
+    Column("server_wscale", "UInt8", "", "window scale shift offered in the server's SYN-ACK"),
+    Column("client_sack_perm", "Boolean", "", "SACK permitted in the client's SYN"),
+    Column("server_sack_perm", "Boolean", "", "SACK permitted in the server's SYN-ACK"),
+    Column("client_timestamps", "Boolean", "", "timestamps option in the client's SYN"),
+    Column("server_timestamps", "Boolean", "", "timestamps option in the server's SYN-ACK"),
+    Column("client_min_window", "UInt32", "bytes", "smallest scaled window the client "
+           "advertised (SYN excluded)", "tcp.window_size"),
+    Column("server_min_window", "UInt32", "bytes", "smallest scaled window the server "
+           "advertised (SYN-ACK excluded)", "tcp.window_size"),
+    Column("ack_rtt_min_ns", "Int64", "ns", "smallest ACK RTT", "tcp.analysis.ack_rtt"),
+    Column("ack_rtt_median_ns", "Int64", "ns", "median ACK RTT", "tcp.analysis.ack_rtt"),
+    Column("ack_rtt_max_ns", "Int64", "ns", "largest ACK RTT", "tcp.analysis.ack_rtt"),
+)
+
 PACKET_COLUMN_NAMES = tuple(c.name for c in PACKET_COLUMNS)
 PACKET_COLUMN = {c.name: c for c in PACKET_COLUMNS}
 
@@ -276,6 +345,13 @@ def markdown() -> str:
         "backwards; sequence numbers are modulo 2^32.",
         "",
         *_markdown_table(TCP_COLUMNS),
+        "",
+        "# The connection table",
+        "",
+        "`Capture.conns` (`tcpsift.tcp.connections.connections()`, `tcpsift conns`): one row per",
+        "TCP connection (`tcp.stream`).",
+        "",
+        *_markdown_table(CONN_COLUMNS),
     ]
     return "\n".join(lines) + "\n"
 

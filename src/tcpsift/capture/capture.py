@@ -47,6 +47,15 @@ class Capture:
             cached = self.__dict__["_tcp"] = analyze(self)
         return cached
 
+    @property
+    def conns(self) -> pl.DataFrame:
+        """The connection table (tcpsift.tcp.connections), computed on first access."""
+        cached = self.__dict__.get("_conns")
+        if cached is None:
+            from tcpsift.tcp.connections import connections
+            cached = self.__dict__["_conns"] = connections(self)
+        return cached
+
     def __repr__(self):
         return f"<Capture {len(self.packets)} frames from {len(self._results)} file(s)>"
 

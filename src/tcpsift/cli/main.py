@@ -14,6 +14,7 @@ import click
 COMMANDS = {
     "info": ("tcpsift.cli.info_cmd", "info", "Summarise capture files, like capinfos."),
     "fields": ("tcpsift.cli.fields_cmd", "fields", "Print fields per frame, like tshark -T fields."),
+    "conns": ("tcpsift.cli.conns_cmd", "conns", "One row per TCP connection (states, times, verdicts)."),
 }
 
 

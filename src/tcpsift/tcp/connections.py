@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from tcpsift.schema import CONN_COLUMNS, polars_schema
 from tcpsift.tcp import FLAG_BITS
 
 C = pl.col
@@ -188,7 +189,7 @@ def connections(capture, hosts: dict | None = None) -> pl.DataFrame:
     address is then one client when counting the connections it had open."""
     df = _per_packet(capture)
     if df.is_empty():
-        return pl.DataFrame()
+        return pl.DataFrame(schema=polars_schema(CONN_COLUMNS))
     c2s = C("c2s")
     flags = C("tcp_flags")
     syn = (flags & (SYN | ACK)) == SYN
@@ -209,8 +210,8 @@ def connections(capture, hosts: dict | None = None) -> pl.DataFrame:
     for name, client in (("c2s", True), ("s2c", False)):
         aggs += [
             side(C("frame"), client).count().alias(f"{name}_packets"),
-            side(C("len"), client).sum().alias(f"{name}_bytes"),
-            side(C("tcp_len"), client).sum().alias(f"{name}_payload"),
+            side(C("len").cast(pl.UInt64), client).sum().alias(f"{name}_bytes"),
+            side(C("tcp_len").cast(pl.UInt64), client).sum().alias(f"{name}_payload"),
         ]
         for verdict, bit in FLAG_BITS.items():
             aggs.append(side((C("analysis") & bit) > 0, client).sum().alias(f"{name}_{verdict}"))
@@ -269,10 +270,5 @@ def connections(capture, hosts: dict | None = None) -> pl.DataFrame:
     every, other_servers = _open_at_end(conns, hosts)
     conns = conns.with_columns(pl.Series("client_open_at_end", every),
                                pl.Series("client_open_to_other_servers_at_end", other_servers))
-    lead = ["stream", "client", "client_port", "server", "server_port", "first_frame",
-            "last_frame", "first_ts_ns", "last_ts_ns", "duration_ns", "syn_ts_ns",
-            "synack_ts_ns", "ack_ts_ns", "syn_to_synack_ns", "synack_to_ack_ns",
-            "established_frame", "close_frame", "conn_state", "history", "ended_by",
-            "client_open_at_end", "client_open_to_other_servers_at_end"]
-    rest = [c for c in conns.columns if c not in lead and not c.startswith("_")]
-    return conns.select(lead + rest)
+    types = polars_schema(CONN_COLUMNS)
+    return conns.select([C(name).cast(dtype) for name, dtype in types.items()])
