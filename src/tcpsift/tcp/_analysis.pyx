@@ -17,9 +17,17 @@ Nothing per packet is a Python object; the loop runs without the GIL. State:
 - a hash table (open addressing) from the unordered endpoint pair to the current
   conversation (the latest one for that pair, as Wireshark's conversation table finds);
 - an array of conversations, index = tcp.stream, each with its two flows;
-- a pool of unacknowledged segments (singly linked per flow, newest first like
-  Wireshark's list, because the order decides which of several segments with the same
-  end is reported in acks_frame), with a free list.
+- a pool of unacknowledged segments, linked per flow, with a free list. Wireshark walks its list (newest first) entirely on every ACK and again for the
+  bytes in flight: O(segments in flight) per packet, seconds on a bulk capture. Each
+  segment's fate under an ACK depends only on that segment, and of several segments
+  the ACK matches exactly the oldest one is reported (the last one Wireshark's walk
+  visits, the lowest frame), so the order of the list is free. It is kept in seq order
+  (doubly linked; a retransmission is inserted where it belongs): every segment from the
+  first one that starts at or after the ACK on is untouched, so the walk stops there,
+  and the span of the list (bytes in flight) is its first seq to its highest end, kept
+  up to date. Segments too far apart for wrap-aware comparisons to order them (2^29)
+  end the ordered mode: full walks then run, as Wireshark's, and notice when the order
+  is back.
 """
 from libc.stdint cimport int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc, realloc
@@ -104,8 +112,12 @@ ctypedef struct Flow:            # tcp_flow_t + its tcp_analyze_seq_flow_info_t
     int64_t lastacktime
     uint32_t lastnondupack
     uint32_t dupacknum           # unsigned like the C code: 0xFFFFFFFF is its -1 marker
-    int32_t seg_head             # newest unacked segment, -1: none
+    int32_t seg_head             # oldest unacked segment, -1: none
+    int32_t seg_tail             # newest
     uint32_t seg_count
+    uint8_t sorted               # segments in insertion order have non-decreasing seq,
+                                 # all within 2^29 of the oldest (see the ACK walk)
+    uint32_t max_end             # then: the highest nextseq among them
     int32_t sack_n
     uint32_t sack[6]             # (left, right) x 3 of the last SACK option
 
@@ -125,6 +137,7 @@ ctypedef struct Seg:             # tcp_unacked_t
     uint32_t seq
     uint32_t nextseq
     int32_t next
+    int32_t prev
     int64_t ts
 
 
@@ -161,6 +174,12 @@ cdef inline bint LT(uint32_t x, uint32_t y) noexcept nogil:
 cdef inline bint LE(uint32_t x, uint32_t y) noexcept nogil:
     return <int32_t>(x - y) <= 0
 
+cdef inline bint GE(uint32_t x, uint32_t y) noexcept nogil:
+    return <int32_t>(y - x) <= 0
+
+# the span within which a flow's unacked segments count as ordered (see the ACK walk)
+cdef uint32_t SPAN = 0x20000000U
+
 
 cdef inline void flow_init(Flow* f) noexcept nogil:
     memset(f, 0, sizeof(Flow))
@@ -168,6 +187,8 @@ cdef inline void flow_init(Flow* f) noexcept nogil:
     f.window = 0xFFFFFFFFU
     f.valid_bif = 1
     f.seg_head = -1
+    f.seg_tail = -1
+    f.sorted = 1
 
 
 cdef inline TA* get_ta(TA* ta) noexcept nogil:
@@ -269,6 +290,74 @@ cdef inline void seg_free(State* st, int32_t i) noexcept nogil:
     st.free_seg = i
 
 
+cdef inline void seg_link_after(State* st, Flow* f, int32_t i, int32_t after) noexcept nogil:
+    """Link segment i after `after` (-1: at the head)."""
+    cdef int32_t nxt = st.segs[after].next if after >= 0 else f.seg_head
+    st.segs[i].prev = after
+    st.segs[i].next = nxt
+    if after >= 0:
+        st.segs[after].next = i
+    else:
+        f.seg_head = i
+    if nxt >= 0:
+        st.segs[nxt].prev = i
+    else:
+        f.seg_tail = i
+
+
+cdef inline void seg_unlink(State* st, Flow* f, int32_t i) noexcept nogil:
+    cdef int32_t p = st.segs[i].prev, n = st.segs[i].next
+    if p >= 0:
+        st.segs[p].next = n
+    else:
+        f.seg_head = n
+    if n >= 0:
+        st.segs[n].prev = p
+    else:
+        f.seg_tail = p
+
+
+cdef int seg_insert(State* st, Flow* f, int32_t i) noexcept nogil:
+    """Add segment i to the flow's list: in seq order while the list is ordered (equal
+    seqs in insertion order), found from both ends at once (a retransmission goes near
+    the oldest end, a copy seen twice near the newest); appended once it is not."""
+    cdef Seg* u = &st.segs[i]
+    cdef uint32_t lo, hi_end
+    cdef int32_t a, b
+    if f.seg_head < 0:
+        seg_link_after(st, f, i, -1)
+        f.sorted = 1
+        f.max_end = u.nextseq
+        return 0
+    if f.sorted:
+        lo = st.segs[f.seg_head].seq
+        # the comparisons below are consistent within 2^30 of the oldest seq
+        if <uint32_t>(u.seq - lo + 0x40000000U) < 0x80000000U:
+            if LT(u.seq, lo):
+                lo = u.seq
+            hi_end = u.nextseq if GT(u.nextseq, f.max_end) else f.max_end
+            if (<uint32_t>(hi_end - lo) < SPAN and <uint32_t>(u.nextseq - lo) < SPAN
+                    and GT(u.nextseq, u.seq)):
+                f.max_end = hi_end
+                if GE(u.seq, st.segs[f.seg_tail].seq):
+                    seg_link_after(st, f, i, f.seg_tail)
+                    return 0
+                a = f.seg_head
+                b = f.seg_tail
+                while True:
+                    if GT(st.segs[a].seq, u.seq):
+                        seg_link_after(st, f, i, st.segs[a].prev)
+                        return 0
+                    if LE(st.segs[b].seq, u.seq):
+                        seg_link_after(st, f, i, b)
+                        return 0
+                    a = st.segs[a].next
+                    b = st.segs[b].prev
+        f.sorted = 0
+    seg_link_after(st, f, i, f.seg_tail)
+    return 0
+
+
 # --- tcp_analyze_sequence_number() --------------------------------------------------------
 
 cdef int analyze_sequence_number(State* st, TA* ta, Conv* conv, Flow* fwd, Flow* rev,
@@ -276,7 +365,10 @@ cdef int analyze_sequence_number(State* st, TA* ta, Conv* conv, Flow* fwd, Flow*
                                  uint32_t seglen, uint32_t flags, uint32_t window) noexcept nogil:
     """The verdicts in Wireshark's order of tests (see the reference for each rule).
     Returns -1 when out of memory."""
-    cdef bint zwp = False, done, seq_not_advanced, is_zwp
+    cdef bint zwp = False, done, seq_not_advanced, is_zwp, found, fast, kept, keep_ok
+    cdef int32_t keep_first
+    cdef uint32_t keep_end
+    cdef Seg* h
     cdef uint32_t shift, edge, end, nextseq, first, last, v, in_flight, delivered
     cdef uint64_t t, ooo_thres
     cdef int32_t cur, prev, nxt, i
@@ -390,8 +482,8 @@ cdef int analyze_sequence_number(State* st, TA* ta, Conv* conv, Flow* fwd, Flow*
         u.seq = seq
         u.nextseq = nextseq
         u.ts = ts
-        u.next = fwd.seg_head
-        fwd.seg_head = i
+        if seg_insert(st, fwd, i) < 0:
+            return -1
         fwd.seg_count += 1
 
     is_zwp = ta.present and (ta.flags & ZERO_WINDOW_PROBE)
@@ -409,46 +501,82 @@ cdef int analyze_sequence_number(State* st, TA* ta, Conv* conv, Flow* fwd, Flow*
     fwd.lastacktime = ts
     fwd.lastsegmentflags = ta.flags if ta.present else 0
 
-    # the other side's segments this ack covers; newest first, and the last exact match
-    # visited (the oldest) is the one reported, as in Wireshark's list walk
+    # the other side's segments this ack covers; of several exact matches the oldest (the
+    # lowest frame) is reported: the last one Wireshark's newest-first walk visits
+    found = False
     prev = -1
     cur = rev.seg_head
+    # the early stop needs the ack within 2^30 of the list (no wrap in the comparisons)
+    fast = (rev.sorted and cur >= 0
+            and <uint32_t>(ack - st.segs[cur].seq + 0x40000000U) < 0x80000000U)
+    # a full walk also finds out whether the segments it keeps are in order again
+    keep_ok = True
+    keep_first = -1
+    keep_end = 0
     while cur >= 0:
         u = &st.segs[cur]
+        if fast and LE(ack, u.seq):
+            break                # (and so are all the later ones: untouched)
         if ack == u.nextseq:
-            get_ta(ta)
-            ta.frame_acked = u.frame
-            ta.ack_rtt = ts - u.ts
+            if not found or u.frame < ta.frame_acked:
+                found = True
+                get_ta(ta)
+                ta.frame_acked = u.frame
+                ta.ack_rtt = ts - u.ts
         elif GT(ack, u.seq) and LE(ack, u.nextseq):
-            u.seq = ack          # partly acked: the same node is looked at again
-            continue
+            # partly acked: keep the rest (Wireshark looks at it again, which always
+            # ends in "not acked yet")
+            u.seq = ack
+            kept = True
         elif GT(u.nextseq, ack):
-            prev = cur
-            cur = u.next
-            continue
-        nxt = u.next
-        if prev < 0:
-            rev.seg_head = nxt
+            kept = True          # not acked yet
         else:
-            st.segs[prev].next = nxt
-        seg_free(st, cur)
-        rev.seg_count -= 1
-        cur = nxt
+            kept = False
+        if ack == u.nextseq or not kept:
+            nxt = u.next
+            seg_unlink(st, rev, cur)
+            seg_free(st, cur)
+            rev.seg_count -= 1
+            cur = nxt
+            continue
+        if not fast:
+            if keep_first < 0:
+                keep_first = cur
+                keep_end = u.nextseq
+            else:
+                h = &st.segs[keep_first]
+                if (not GE(u.seq, st.segs[prev].seq) or <uint32_t>(u.seq - h.seq) >= SPAN
+                        or <uint32_t>(u.nextseq - h.seq) >= SPAN):
+                    keep_ok = False
+                elif GT(u.nextseq, keep_end):
+                    keep_end = u.nextseq
+        prev = cur
+        cur = u.next
+    if rev.seg_head < 0:
+        rev.seg_tail = -1
+        rev.sorted = 1
+    elif not fast and keep_ok:
+        rev.sorted = 1
+        rev.max_end = keep_end
 
     if seglen != 0 and fwd.seg_head >= 0 and fwd.valid_bif:
         u = &st.segs[fwd.seg_head]
         first = u.seq - fwd.base_seq
-        last = u.nextseq - fwd.base_seq
-        cur = fwd.seg_head
-        while cur >= 0:
-            u = &st.segs[cur]
-            v = u.nextseq - fwd.base_seq
-            if v > last:
-                last = v
-            v = u.seq - fwd.base_seq
-            if v < first:
-                first = v
-            cur = u.next
+        last = fwd.max_end - fwd.base_seq
+        # in order and not across the base seq: the oldest seq and the highest end are
+        # the extremes of the relative numbers; else scan like Wireshark
+        if not (fwd.sorted and first <= last):
+            last = u.nextseq - fwd.base_seq
+            cur = fwd.seg_head
+            while cur >= 0:
+                u = &st.segs[cur]
+                v = u.nextseq - fwd.base_seq
+                if v > last:
+                    last = v
+                v = u.seq - fwd.base_seq
+                if v < first:
+                    first = v
+                cur = u.next
         in_flight = last - first
         delivered = 0
         for i in range(rev.sack_n):
