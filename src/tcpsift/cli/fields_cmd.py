@@ -22,7 +22,7 @@ def fields(files, names, display_filter, list_fields):
     """Print FIELDs of every frame of FILE(s), tab-separated, like
     `tshark -r FILE -T fields -e FIELD ...` (several files are merged by time)."""
     # Heavy imports only here, so that `tcpsift --help` stays light.
-    from tcpsift.fields import FieldError, field_names, resolve, write
+    from tcpsift.fields import FieldError, field_names, packet_columns, resolve, write
     from tcpsift.fields.filter import compile_filter
 
     if list_fields:
@@ -43,7 +43,9 @@ def fields(files, names, display_filter, list_fields):
     import tcpsift
 
     try:
-        cap = tcpsift.read(list(files) if len(files) > 1 else files[0])
+        # without a filter, only the columns the fields read are built
+        columns = None if flt is not None else packet_columns(list(names))
+        cap = tcpsift.read(list(files) if len(files) > 1 else files[0], columns=columns)
     except tcpsift.CaptureError as e:
         _fail(str(e))
 

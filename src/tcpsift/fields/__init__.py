@@ -449,6 +449,22 @@ def _interface_id_known(cap) -> pl.Expr:
     return C("file_id").is_in(ng)
 
 
+def packet_columns(names: list[str]) -> set[str]:
+    """The packet-table columns the requested fields read (for tcpsift.read(columns=...)):
+    a big capture then builds only those."""
+    from tcpsift.schema import PACKET_COLUMN_NAMES
+
+    known = set(PACKET_COLUMN_NAMES)
+    cols = {"frame", "file_id"}
+    for f in (resolve(n) for n in names):
+        for e in f.packet:
+            cols |= set(e.meta.root_names()) & known
+        if f.needs_tcp:
+            from tcpsift.tcp import INPUT_COLUMNS
+            cols |= set(INPUT_COLUMNS)
+    return cols
+
+
 def table(cap, names: list[str], mask: pl.Expr | pl.Series | None = None) -> pl.DataFrame:
     """The String table tshark would print: one column per requested field (nulls = empty)."""
     fields = [resolve(n) for n in names]
