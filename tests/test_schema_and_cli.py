@@ -61,3 +61,17 @@ def test_column_subset_gives_the_same_values():
         full.select(part.packets.columns))
     row = part.packets.filter(pl.col("tcp_len") > 0).row(0, named=True)
     assert len(part.payload(row["frame"])) == row["tcp_len"]
+
+
+def test_chunked_read_equals_one_chunk(monkeypatch):
+    """Chunks reuse the decoder's scratch arrays: the table must own its memory."""
+    from tcpsift.capture import capture as capmod
+
+    corpus = ROOT.parent / "shared" / "captures" / "public" / "tcp" / "mixed-126-streams.pcap"
+    path = corpus if corpus.exists() else SAMPLE
+    whole = tcpsift.read(path)
+    monkeypatch.setattr(capmod, "CHUNK", 97)
+    chunked = tcpsift.read(path)
+    assert chunked.packets.equals(whole.packets)
+    assert chunked.layers.equals(whole.layers)
+    assert chunked.tcp.equals(whole.tcp)

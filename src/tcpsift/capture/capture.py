@@ -88,8 +88,8 @@ class Capture:
 FRAME_ACCESS_COLUMNS = {"frame", "file_id", "file_offset", "cap_len", "payload_offset",
                         "tcp_len", "udp_len"}
 
-# Frames decoded per chunk: the decoder's scratch arrays are reused from chunk to chunk
-# (they stay in cache and cost no page faults); only the table's columns are new memory.
+# Frames decoded per chunk: bounds the decoder's intermediate arrays (those the table
+# does not keep are freed chunk by chunk).
 CHUNK = 1 << 18
 
 
@@ -115,7 +115,9 @@ def _read_file(path, file_id: int, first_row: int, addrs, layers, columns, keep_
     pending: dict = {}
     out = _File(src, {}, [], True)
     row = first_row
-    for rec, pkt in walk.chunks(addrs, layers, sacks, first_row, CHUNK, reuse=True):
+    # fresh arrays per chunk: Polars keeps NumPy buffers without copying (a column may
+    # be the decoder's array itself), so a chunk's arrays must outlive it
+    for rec, pkt in walk.chunks(addrs, layers, sacks, first_row, CHUNK):
         n = len(rec["offset"])
         stats.add(rec)
         rows, layer_rows = reassembly.reassemble(walk.view, rec, pkt, addrs, row, pending)
