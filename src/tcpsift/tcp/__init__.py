@@ -60,26 +60,6 @@ def _ranks(texts) -> dict:
     return {t: r for r, t in enumerate(keys)}
 
 
-def _codes_to_ranks(col: pl.Series, ranks: dict) -> np.ndarray:
-    """The rank of each row's address (0 where null), through the Categorical's codes:
-    only the distinct addresses are looked at as text."""
-    codes = col.to_physical()
-    uniq = pl.DataFrame({"c": codes, "s": col}).drop_nulls("c").unique("c")
-    if uniq.height == 0:
-        return np.zeros(len(col), np.uint32)
-    ucodes = uniq["c"].to_numpy()
-    urank = np.array([ranks[s] for s in uniq["s"].cast(pl.String).to_list()], np.uint32)
-    filled = codes.fill_null(0).to_numpy()
-    top = int(ucodes.max())
-    if top < 4 * len(col) + (1 << 20):
-        lut = np.zeros(top + 1, np.uint32)
-        lut[ucodes] = urank
-        return lut[np.minimum(filled, top)]
-    order = np.argsort(ucodes)
-    pos = np.clip(np.searchsorted(ucodes[order], filled), 0, len(order) - 1)
-    return urank[order][pos]
-
-
 def _quoted_tcp(layers: pl.DataFrame | None) -> pl.DataFrame:
     """Per frame, the first TCP header quoted in an ICMP/ICMPv6 error with at least 16
     bytes (tshark reads the window before it looks the conversation up; shorter quotes
@@ -120,10 +100,10 @@ def _quoted_tcp(layers: pl.DataFrame | None) -> pl.DataFrame:
 
 
 def _inputs(packets: pl.DataFrame, layers: pl.DataFrame | None) -> dict:
-    """The kernel's input arrays, one entry per packet-table row."""
+    """The kernel's input arrays, one entry per packet-table row (one Polars select, then
+    zero-copy views), plus the address rank table and the SACK edges."""
     from tcpsift.tcp import _analysis as K
 
-    n = packets.height
     fragmented = C("more_fragments").fill_null(False) | (C("frag_offset").fill_null(0) != 0)
     hlen = C("tcp_hdr_len")
     # the segment length: tcp_len; in its absence (a header length below 20, which tshark
@@ -132,80 +112,77 @@ def _inputs(packets: pl.DataFrame, layers: pl.DataFrame | None) -> dict:
     ip_payload = C("ip_len").cast(pl.Int64) - C("ip_hdr_len").cast(pl.Int64)
     alt = pl.when(~fragmented & (hlen < 20) & (ip_payload >= hlen.cast(pl.Int64))).then(
         ip_payload - hlen.cast(pl.Int64))
-    seglen = pl.coalesce(C("tcp_len").cast(pl.Int64), alt)
+    seglen = pl.when(C("tcp_len").is_not_null()).then(C("tcp_len")).otherwise(
+        alt.cast(pl.UInt32))
     # a TCP header whose window and flags were read (tshark looks the conversation up
     # after reading them: a header cut before throws first, no tcp.stream)
     is_tcp = ((C("ip_proto") == 6) & C("sport").is_not_null() & C("window").is_not_null()
               & C("tcp_flags").is_not_null()).fill_null(False)
     header_cut = ((C("status") == "truncated") & C("payload_offset").is_null()
                   & C("tcp_len").is_not_null()).fill_null(False)
-    rf = K.ROW_FLAGS
+    b = K.ROW_BITS
+    rf = (pl.when(is_tcp).then(b["tcp"]).otherwise(0)
+          | pl.when(seglen.is_not_null()).then(b["has_seglen"]).otherwise(0)
+          | pl.when(header_cut).then(b["header_cut"]).otherwise(0)
+          | pl.when(hlen.is_not_null()).then(b["has_hlen"]).otherwise(0)
+          | pl.when(C("wscale").is_not_null()).then(b["has_wscale"]).otherwise(0))
     t = packets.select(
-        kind=pl.when(is_tcp).then(pl.lit(K.ROW_KINDS["tcp"], pl.UInt8))
-        .otherwise(pl.lit(0, pl.UInt8)),
-        rowflags=(pl.when(seglen.is_not_null()).then(rf["has_seglen"]).otherwise(0)
-                  | pl.when(header_cut).then(rf["header_cut"]).otherwise(0)
-                  | pl.when(hlen.is_not_null()).then(rf["has_hlen"]).otherwise(0))
-        .cast(pl.UInt8),
-        frame=C("frame"), ts_ns=C("ts_ns").fill_null(0),
+        rf=rf.cast(pl.UInt8), frame=C("frame"), ts_ns=C("ts_ns").fill_null(0),
+        src=C("src").to_physical().fill_null(0), dst=C("dst").to_physical().fill_null(0),
         sport=C("sport").fill_null(0), dport=C("dport").fill_null(0),
         tflags=C("tcp_flags").fill_null(0), seq=C("seq").fill_null(0),
-        ack=C("ack").fill_null(0), window=C("window").fill_null(0),
-        hlen=hlen.fill_null(0), seglen=seglen.fill_null(0).cast(pl.UInt32),
-        wscale=C("wscale").cast(pl.Int16).fill_null(-1),
-        sack_n=C("sack_blocks").list.len().fill_null(0).cast(pl.UInt32),
-        tcp_header=((C("ip_proto") == 6) & C("sport").is_not_null()).fill_null(False),
+        ack=C("ack").fill_null(0), window=C("window").fill_null(0), hlen=hlen.fill_null(0),
+        seglen=seglen.fill_null(0), wscale=C("wscale").fill_null(0),
+        sack_n=C("sack_blocks").list.len().fill_null(0).cast(pl.UInt8),
     )
+    arrays = {name: t[name].to_numpy() for name in t.columns}
+
+    # addresses: the kernel maps each row's dictionary code to the address's rank in
+    # Wireshark's order; only the distinct addresses are looked at as text
+    uniq = pl.concat([packets["src"], packets["dst"]]).drop_nulls().unique()
+    ucodes = uniq.to_physical().to_numpy()
+    utext = uniq.cast(pl.String).to_list()
     q = _quoted_tcp(layers)
-    ranks = _ranks([*packets["src"].unique().cast(pl.String).to_list(),
-                    *packets["dst"].unique().cast(pl.String).to_list(),
-                    *q["src"].to_list(), *q["dst"].to_list()])
-    arrays = {name: t[name].to_numpy(writable=True) for name in t.columns
-              if name not in ("sack_n", "tcp_header")}
-    tcp_header = t["tcp_header"].to_numpy()
-    arrays["src"] = _codes_to_ranks(packets["src"], ranks)
-    arrays["dst"] = _codes_to_ranks(packets["dst"], ranks)
+    ranks = _ranks([*utext, *q["src"].to_list(), *q["dst"].to_list()])
+    top = int(ucodes.max()) + 1 if len(ucodes) else 1
+    lut = np.zeros(top, np.uint32)
+    lut[ucodes] = [ranks[x] for x in utext]
 
     if q.height:
         # quoted headers: the frame's own row is ICMP; the quoted header takes its place
-        # (no segment length: no sequence analysis; no options)
-        rows = np.searchsorted(arrays["frame"], q["frame"].to_numpy())
-        keep = (rows < n)
-        keep[keep] &= arrays["frame"][rows[keep]] == q["frame"].to_numpy()[keep]
-        q, rows = q.filter(pl.Series(keep)), rows[keep]
+        # (no segment length: no sequence analysis; no options). Their addresses get codes
+        # past the table's.
+        arrays = {k: v.copy() for k, v in arrays.items()}
+        n = packets.height
+        qframes = q["frame"].to_numpy()
+        rows = np.searchsorted(arrays["frame"], qframes)
+        keep = rows < n
+        keep[keep] &= arrays["frame"][rows[keep]] == qframes[keep]
         # (a row with a TCP header of its own is never an ICMP error)
-        own = tcp_header[rows]
-        q, rows = q.filter(pl.Series(~own)), rows[~own]
-        arrays["kind"][rows] = K.ROW_KINDS["quoted"]
-        arrays["rowflags"][rows] = np.where(q["tcp_hdr_len"].is_not_null().to_numpy(),
-                                            rf["has_hlen"], 0).astype(np.uint8)
-        arrays["src"][rows] = [ranks[s] for s in q["src"].to_list()]
-        arrays["dst"][rows] = [ranks[s] for s in q["dst"].to_list()]
+        own = packets.select(((C("ip_proto") == 6) & C("sport").is_not_null())
+                             .fill_null(False)).to_series().to_numpy()
+        keep[keep] &= ~own[rows[keep]]
+        q, rows = q.filter(pl.Series(keep)), rows[keep]
+        qtext = sorted(set(q["src"].to_list()) | set(q["dst"].to_list()))
+        qcode = {x: top + j for j, x in enumerate(qtext)}
+        lut = np.concatenate([lut, np.array([ranks[x] for x in qtext], np.uint32)])
+        arrays["rf"][rows] = b["quoted"] | np.where(q["tcp_hdr_len"].is_not_null().to_numpy(),
+                                                    b["has_hlen"], 0).astype(np.uint8)
+        arrays["src"][rows] = [qcode[x] for x in q["src"].to_list()]
+        arrays["dst"][rows] = [qcode[x] for x in q["dst"].to_list()]
         for name, col in (("sport", "sport"), ("dport", "dport"), ("tflags", "tcp_flags"),
                           ("seq", "seq"), ("ack", "ack"), ("window", "window"),
                           ("hlen", "tcp_hdr_len")):
             arrays[name][rows] = q[col].fill_null(0).to_numpy()
         arrays["seglen"][rows] = 0
-        arrays["wscale"][rows] = -1
-        quoted_rows = rows
-    else:
-        quoted_rows = np.zeros(0, np.int64)
+    arrays["addr_rank"] = lut
 
-    # SACK blocks: the first three (Wireshark remembers blocks 1..3 of an option), packed
-    # for the rows that have any
-    sack_n = t["sack_n"].to_numpy()
-    srows = np.flatnonzero(sack_n)
-    sack_row = np.full(n, -1, np.int32)
-    edges = np.zeros((max(len(srows), 1), 6), np.uint32)
-    counts = np.zeros(max(len(srows), 1), np.uint8)
-    if len(srows):
-        sack_row[srows] = np.arange(len(srows), dtype=np.int32)
-        lists = packets["sack_blocks"].gather(pl.Series(srows))
-        counts[:] = np.minimum(sack_n[srows], 6)
-        for j in range(6):
-            edges[:, j] = lists.list.get(j, null_on_oob=True).fill_null(0).to_numpy()
-    sack_row[quoted_rows] = -1
-    arrays["sack_row"], arrays["sack_count"], arrays["sack_edges"] = sack_row, counts, edges
+    # SACK edges of every row, concatenated in row order (the kernel keeps a cursor)
+    if int(arrays["sack_n"].max(initial=0)):
+        edges = packets["sack_blocks"].list.explode().drop_nulls().to_numpy()
+    else:
+        edges = np.zeros(1, np.uint32)
+    arrays["sack_edges"] = np.ascontiguousarray(edges, dtype=np.uint32)
     return arrays
 
 
@@ -227,10 +204,7 @@ def analyze_tables(packets: pl.DataFrame, layers: pl.DataFrame | None = None) ->
                          + " (tcpsift.read(columns=...) left them out)")
     a = _inputs(packets, layers)
     out = _empty_outputs(n)
-    K.analyze_arrays(n, a["kind"], a["rowflags"], a["frame"], a["ts_ns"], a["src"], a["dst"],
-                     a["sport"], a["dport"], a["tflags"], a["seq"], a["ack"], a["window"],
-                     a["hlen"], a["seglen"], a["wscale"], a["sack_row"], a["sack_count"],
-                     a["sack_edges"], out)
+    K.analyze_arrays(n, a, out)
     v = K.V_BITS
     valid = pl.Series("_valid", out.pop("_valid"))
     raw = pl.DataFrame({name: pl.Series(name, arr) for name, arr in out.items()}

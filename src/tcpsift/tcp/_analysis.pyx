@@ -62,14 +62,16 @@ cdef enum:
     NOT_SHOWN = 0x20000
     QUOTED = 0x40000
 
-# Row kinds (input) and row flags (input)
+# Input row bits: the kind of row (low 2 bits) and what is present
 cdef enum:
+    KIND_MASK = 3
     KIND_NONE = 0
     KIND_TCP = 1
     KIND_QUOTED = 2
-    RF_HAS_SEGLEN = 1
-    RF_HEADER_CUT = 2
-    RF_HAS_HLEN = 4
+    RF_HAS_SEGLEN = 4
+    RF_HEADER_CUT = 8
+    RF_HAS_HLEN = 16
+    RF_HAS_WSCALE = 32
 
 # Validity bits of the output rows (the Python side turns them into nulls)
 cdef enum:
@@ -89,9 +91,9 @@ PY_QUOTED = QUOTED
 PY_DUPLICATE_ACK = DUPLICATE_ACK
 V_BITS = {"row": V_ROW, "seq": V_SEQ, "ack": V_ACK, "wscale": V_WSCALE,
           "analysis": V_ANALYSIS}
-ROW_KINDS = {"none": KIND_NONE, "tcp": KIND_TCP, "quoted": KIND_QUOTED}
-ROW_FLAGS = {"has_seglen": RF_HAS_SEGLEN, "header_cut": RF_HEADER_CUT,
-             "has_hlen": RF_HAS_HLEN}
+ROW_BITS = {"tcp": KIND_TCP, "quoted": KIND_QUOTED, "has_seglen": RF_HAS_SEGLEN,
+            "header_cut": RF_HEADER_CUT, "has_hlen": RF_HAS_HLEN,
+            "has_wscale": RF_HAS_WSCALE}
 
 
 ctypedef struct Flow:            # tcp_flow_t + its tcp_analyze_seq_flow_info_t
@@ -605,13 +607,13 @@ cdef int analyze_sequence_number(State* st, TA* ta, Conv* conv, Flow* fwd, Flow*
 # --- the per-frame bookkeeping of dissect_tcp() -------------------------------------------
 
 cdef int run(State* st, Py_ssize_t n,
-             const uint8_t[::1] kind, const uint8_t[::1] rowflags, const uint32_t[::1] frame,
+             const uint8_t[::1] rowbits, const uint32_t[::1] frame,
              const int64_t[::1] ts_ns, const uint32_t[::1] src, const uint32_t[::1] dst,
+             const uint32_t[::1] addr_rank,
              const uint16_t[::1] sport, const uint16_t[::1] dport, const uint16_t[::1] tflags,
              const uint32_t[::1] seqs, const uint32_t[::1] acks, const uint16_t[::1] windows,
-             const uint8_t[::1] hlens, const uint32_t[::1] seglens, const int16_t[::1] wscales,
-             const int32_t[::1] sack_row, const uint8_t[::1] sack_count,
-             const uint32_t[:, ::1] sack_edges,
+             const uint8_t[::1] hlens, const uint32_t[::1] seglens, const uint8_t[::1] wscales,
+             const uint8_t[::1] sack_n, const uint32_t[::1] sack_edges,
              uint32_t[::1] o_stream, uint8_t[::1] o_dir, int64_t[::1] o_trel,
              int64_t[::1] o_tdelta, uint32_t[::1] o_rseq, uint32_t[::1] o_rack,
              uint32_t[::1] o_nseq, int16_t[::1] o_wscale, uint32_t[::1] o_win,
@@ -628,14 +630,20 @@ cdef int run(State* st, Py_ssize_t n,
     cdef Flow* fwd
     cdef Flow* rev
     cdef TA ta
-    cdef int16_t win_scale_out
-    cdef uint8_t valid, sn
+    cdef int16_t win_scale_out = 0
+    cdef uint8_t valid, sn, rb
+    cdef uint32_t rsrc, rdst
+    cdef Py_ssize_t sack_at = 0, sack_here
 
     for i in range(n):
         o_valid[i] = 0
-        if kind[i] == KIND_NONE:
+        rb = rowbits[i]
+        # this row's SACK edges: the next sack_n[i] of the concatenated edges
+        sack_here = sack_at
+        sack_at += sack_n[i]
+        if (rb & KIND_MASK) == KIND_NONE:
             continue
-        quoted = kind[i] == KIND_QUOTED
+        quoted = (rb & KIND_MASK) == KIND_QUOTED
         ts = ts_ns[i]
         fl = tflags[i]
         seq = seqs[i]
@@ -643,16 +651,18 @@ cdef int run(State* st, Py_ssize_t n,
         rwin = windows[i]
         # an endpoint is (address rank << 16 | port): the ranks follow the order of
         # Wireshark's address comparison, so comparing endpoints compares (address, port)
-        a = (<uint64_t>src[i] << 16) | sport[i]
-        b = (<uint64_t>dst[i] << 16) | dport[i]
+        rsrc = addr_rank[src[i]]
+        rdst = addr_rank[dst[i]]
+        a = (<uint64_t>rsrc << 16) | sport[i]
+        b = (<uint64_t>rdst << 16) | dport[i]
         if a <= b:
             lo, hi = a, b
         else:
             lo, hi = b, a
         # flow1 is the direction whose source address compares greater; equal addresses:
         # the greater source port; equal ports: flow2
-        if src[i] != dst[i]:
-            direction_fwd = src[i] > dst[i]
+        if rsrc != rdst:
+            direction_fwd = rsrc > rdst
         else:
             direction_fwd = sport[i] > dport[i]
 
@@ -704,7 +714,7 @@ cdef int run(State* st, Py_ssize_t n,
         conv.ts_prev = ts
         o_trel[i] = ts - conv.ts_first
 
-        have_seglen = (rowflags[i] & RF_HAS_SEGLEN) != 0
+        have_seglen = (rb & RF_HAS_SEGLEN) != 0
         seglen = seglens[i]
         window = rwin
         valid = V_ROW
@@ -727,8 +737,8 @@ cdef int run(State* st, Py_ssize_t n,
                 window = rwin << fwd.win_scale
             o_nseq[i] = seq - fwd.base_seq + seglen + (1 if (fl & (SYN | FIN)) else 0)
 
-        bogus = (rowflags[i] & RF_HAS_HLEN) != 0 and hlens[i] < 20
-        header_cut = (rowflags[i] & RF_HEADER_CUT) != 0
+        bogus = (rb & RF_HAS_HLEN) != 0 and hlens[i] < 20
+        header_cut = (rb & RF_HEADER_CUT) != 0
         if not (fl & SYN):
             win_scale_out = <int16_t>fwd.win_scale
             valid |= V_WSCALE
@@ -743,16 +753,15 @@ cdef int run(State* st, Py_ssize_t n,
             if (fl & (SYN | ACK)) == ACK:
                 fwd.is_first_ack = 0
             # options are read after the analysis (quoted headers carry none here)
-            if wscales[i] >= 0:
+            if rb & RF_HAS_WSCALE:
                 fwd.win_scale = wscales[i] if wscales[i] < 14 else 14
-            j = sack_row[i]
-            if j >= 0 and sack_count[j] > 0:
-                sn = sack_count[j] // 2
+            if sack_n[i] > 0 and not quoted:
+                sn = sack_n[i] // 2
                 if sn > MAX_SACK_STORED:
                     sn = MAX_SACK_STORED
                 fwd.sack_n = sn
                 for k in range(2 * sn):
-                    fwd.sack[k] = sack_edges[j, k]
+                    fwd.sack[k] = sack_edges[sack_here + k]
             # verify_tcp_window_scaling(), skipped when the capture ends in the options
             if (fl & SYN) and not header_cut:
                 if fwd.win_scale == -1:
@@ -791,47 +800,30 @@ cdef int run(State* st, Py_ssize_t n,
     return 0
 
 
-def analyze_arrays(Py_ssize_t n, kind, rowflags, frame, ts_ns, src, dst, sport, dport,
-                   tflags, seqs, acks, windows, hlens, seglens, wscales, sack_row, sack_count,
-                   sack_edges, out):
-    """Run the analysis over prepared input arrays (see tcpsift.tcp._inputs) into the
-    preallocated output arrays `out` (a dict of NumPy arrays, see tcpsift.tcp._outputs).
-    Returns the number of streams."""
+def analyze_arrays(Py_ssize_t n, dict a, dict out):
+    """Run the analysis over the input arrays `a` (see tcpsift.tcp._inputs) into the
+    preallocated output arrays `out` (tcpsift.tcp._empty_outputs). Returns the number of
+    streams."""
     cdef State st
     cdef int rc
     cdef Py_ssize_t i
-    memset(&st, 0, sizeof(State))
-    st.free_seg = -1
-    st.slot_cap = 1024
-    st.key_lo = <uint64_t*>malloc(st.slot_cap * sizeof(uint64_t))
-    st.key_hi = <uint64_t*>malloc(st.slot_cap * sizeof(uint64_t))
-    st.slot_conv = <int32_t*>malloc(st.slot_cap * sizeof(int32_t))
-    if st.key_lo == NULL or st.key_hi == NULL or st.slot_conv == NULL:
-        free(st.key_lo)
-        free(st.key_hi)
-        free(st.slot_conv)
-        raise MemoryError()
-    for i in range(st.slot_cap):
-        st.slot_conv[i] = -1
-
-    cdef const uint8_t[::1] m_kind = kind
-    cdef const uint8_t[::1] m_rowflags = rowflags
-    cdef const uint32_t[::1] m_frame = frame
-    cdef const int64_t[::1] m_ts = ts_ns
-    cdef const uint32_t[::1] m_src = src
-    cdef const uint32_t[::1] m_dst = dst
-    cdef const uint16_t[::1] m_sport = sport
-    cdef const uint16_t[::1] m_dport = dport
-    cdef const uint16_t[::1] m_tflags = tflags
-    cdef const uint32_t[::1] m_seq = seqs
-    cdef const uint32_t[::1] m_ack = acks
-    cdef const uint16_t[::1] m_win = windows
-    cdef const uint8_t[::1] m_hlen = hlens
-    cdef const uint32_t[::1] m_seglen = seglens
-    cdef const int16_t[::1] m_ws = wscales
-    cdef const int32_t[::1] m_sack_row = sack_row
-    cdef const uint8_t[::1] m_sack_count = sack_count
-    cdef const uint32_t[:, ::1] m_sack_edges = sack_edges
+    cdef const uint8_t[::1] m_rowbits = a["rf"]
+    cdef const uint32_t[::1] m_frame = a["frame"]
+    cdef const int64_t[::1] m_ts = a["ts_ns"]
+    cdef const uint32_t[::1] m_src = a["src"]
+    cdef const uint32_t[::1] m_dst = a["dst"]
+    cdef const uint32_t[::1] m_rank = a["addr_rank"]
+    cdef const uint16_t[::1] m_sport = a["sport"]
+    cdef const uint16_t[::1] m_dport = a["dport"]
+    cdef const uint16_t[::1] m_tflags = a["tflags"]
+    cdef const uint32_t[::1] m_seq = a["seq"]
+    cdef const uint32_t[::1] m_ack = a["ack"]
+    cdef const uint16_t[::1] m_win = a["window"]
+    cdef const uint8_t[::1] m_hlen = a["hlen"]
+    cdef const uint32_t[::1] m_seglen = a["seglen"]
+    cdef const uint8_t[::1] m_ws = a["wscale"]
+    cdef const uint8_t[::1] m_sack_n = a["sack_n"]
+    cdef const uint32_t[::1] m_sack_edges = a["sack_edges"]
     cdef uint32_t[::1] o_stream = out["stream"]
     cdef uint8_t[::1] o_dir = out["direction"]
     cdef int64_t[::1] o_trel = out["time_relative_ns"]
@@ -850,11 +842,33 @@ def analyze_arrays(Py_ssize_t n, kind, rowflags, frame, ts_ns, src, dst, sport, 
     cdef uint32_t[::1] o_bif = out["bytes_in_flight"]
     cdef uint32_t[::1] o_push = out["push_bytes_sent"]
     cdef uint8_t[::1] o_valid = out["_valid"]
+    cdef Py_ssize_t nedges = 0
+    for i in range(n):
+        nedges += m_sack_n[i]
+    if nedges > m_sack_edges.shape[0]:
+        raise ValueError("TCP analysis: fewer SACK edges than the rows announce")
+    for i in range(n):
+        if m_src[i] >= <uint32_t>m_rank.shape[0] or m_dst[i] >= <uint32_t>m_rank.shape[0]:
+            raise ValueError("TCP analysis: address code outside the rank table")
+
+    memset(&st, 0, sizeof(State))
+    st.free_seg = -1
+    st.slot_cap = 1024
+    st.key_lo = <uint64_t*>malloc(st.slot_cap * sizeof(uint64_t))
+    st.key_hi = <uint64_t*>malloc(st.slot_cap * sizeof(uint64_t))
+    st.slot_conv = <int32_t*>malloc(st.slot_cap * sizeof(int32_t))
+    if st.key_lo == NULL or st.key_hi == NULL or st.slot_conv == NULL:
+        free(st.key_lo)
+        free(st.key_hi)
+        free(st.slot_conv)
+        raise MemoryError()
+    for i in range(st.slot_cap):
+        st.slot_conv[i] = -1
 
     with nogil:
-        rc = run(&st, n, m_kind, m_rowflags, m_frame, m_ts, m_src, m_dst, m_sport, m_dport,
-                 m_tflags, m_seq, m_ack, m_win, m_hlen, m_seglen, m_ws, m_sack_row,
-                 m_sack_count, m_sack_edges, o_stream, o_dir, o_trel, o_tdelta, o_rseq,
+        rc = run(&st, n, m_rowbits, m_frame, m_ts, m_src, m_dst, m_rank, m_sport, m_dport,
+                 m_tflags, m_seq, m_ack, m_win, m_hlen, m_seglen, m_ws, m_sack_n,
+                 m_sack_edges, o_stream, o_dir, o_trel, o_tdelta, o_rseq,
                  o_rack, o_nseq, o_wscale, o_win, o_analysis, o_dupnum, o_dupframe, o_acks,
                  o_rtt, o_irtt, o_bif, o_push, o_valid)
     nconv = st.nconv
