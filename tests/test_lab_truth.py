@@ -1,9 +1,10 @@
-"""The TCP analysis reference against the lab's ground truth (../shared/lab/captures).
+"""tcpsift's TCP analysis against the lab's ground truth (../shared/lab/captures).
 
 Each lab capture comes with NAME.truth.json saying what was injected (slow SYN-ACKs,
 client resets, zero-window episodes, dropped segments); see ../shared/lab/README.md.
-These tests find those facts again from the packet table plus the reference's stream,
-window and verdict columns (tests/support/tcp_reference.py), exactly.
+These tests find those facts again from the packet table plus the compiled analysis
+(`Capture.tcp`: stream, window and verdict columns), exactly. tests/test_tcp_kernel.py
+holds the kernel equal to the pure-Python reference on these captures too.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from support import tcp_conformance as tc  # noqa: E402
 from support.tcp_reference import (FAST_RETRANSMISSION, FLAG_BITS, OUT_OF_ORDER,  # noqa: E402
-                                   RETRANSMISSION, ZERO_WINDOW, analyze)
+                                   RETRANSMISSION, ZERO_WINDOW)
 
 LAB = tc.shared() / "lab" / "captures"
 pytestmark = pytest.mark.skipif(not LAB.is_dir(), reason="needs ../shared/lab/captures")
@@ -31,11 +32,11 @@ def truth(name: str) -> dict:
 
 
 def table(file: str) -> pl.DataFrame:
-    """Packet table with the reference's columns, TCP rows only."""
+    """Packet table with the TCP analysis columns, TCP rows only."""
     import tcpsift
 
     cap = tcpsift.read(str(LAB / file))
-    res = analyze(cap.packets, cap.layers)
+    res = cap.tcp
     t = pl.concat([cap.packets, res], how="horizontal")
     return t.filter(pl.col("stream").is_not_null()).with_columns(
         pl.col("src").cast(pl.String), pl.col("dst").cast(pl.String))
