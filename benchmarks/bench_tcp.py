@@ -1,0 +1,154 @@
+#!/usr/bin/env python3
+"""Measure tcpsift's TCP analysis: against tshark, and against tcpsift's own decoding.
+
+    python3 benchmarks/bench_tcp.py [options] [CAPTURE ...]
+
+Default captures: /tmp/tsbench-full/{bulk,many,headers}.pcap when present (made by
+shared/bench/gen_captures.sh; never commit captures).
+
+Two tables:
+
+1. Whole process, start-up included, output to /dev/null, the capture in the page cache:
+     tcpsift fields FILE -e F ...          (F = the TCP analysis fields, --fields)
+     tshark -r FILE -T fields -e F ...     (the same fields; tshark 4.0 default preferences)
+   Each figure is the median of --repeat runs, the tools run round-robin. With --check
+   (default), one more run of each is hashed: "same" says whether the two outputs are
+   byte-identical.
+2. In process: tcpsift.read(FILE) (decode: the packet and layer tables) against
+   Capture.tcp (the TCP analysis on top of it); median of --repeat, and the analysis
+   time as a percentage of the decode time (target: at most 50 %).
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_DIR = Path("/tmp/tsbench-full")
+DEFAULT_FILES = ("bulk.pcap", "many.pcap", "headers.pcap")
+TCP_FIELDS = ("frame.number tcp.stream tcp.seq tcp.ack tcp.nxtseq tcp.len tcp.window_size "
+              "tcp.time_relative tcp.analysis.retransmission tcp.analysis.fast_retransmission "
+              "tcp.analysis.out_of_order tcp.analysis.lost_segment tcp.analysis.duplicate_ack "
+              "tcp.analysis.zero_window tcp.analysis.acks_frame tcp.analysis.ack_rtt "
+              "tcp.analysis.initial_rtt tcp.analysis.bytes_in_flight").split()
+
+
+def tcpsift_cmd() -> list[str]:
+    exe = shutil.which("tcpsift")
+    return [exe] if exe else [sys.executable, "-m", "tcpsift"]
+
+
+def run_wall(cmd: list[str], timeout: float) -> float:
+    t = time.perf_counter()
+    subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False,
+                   timeout=timeout, env={**os.environ, "LC_ALL": "C"})
+    return time.perf_counter() - t
+
+
+def run_hash(cmd: list[str], timeout: float) -> str:
+    h = hashlib.sha256()
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                          env={**os.environ, "LC_ALL": "C"}) as p:
+        for block in iter(lambda: p.stdout.read(1 << 20), b""):
+            h.update(block)
+        p.wait(timeout=timeout)
+    return h.hexdigest()
+
+
+def warm(path: Path) -> None:
+    with open(path, "rb") as fh:
+        while fh.read(1 << 24):
+            pass
+
+
+def whole_process(path: Path, fields: list[str], repeat: int, timeout: float,
+                  check: bool) -> dict:
+    ef = [x for f in fields for x in ("-e", f)]
+    tools = {"tcpsift fields": tcpsift_cmd() + ["fields", str(path), *ef]}
+    if shutil.which("tshark"):
+        tools["tshark -T fields"] = ["tshark", "-r", str(path), "-T", "fields", *ef]
+    times = {k: [] for k in tools}
+    for _ in range(repeat):
+        for k, cmd in tools.items():
+            times[k].append(run_wall(cmd, timeout))
+    out = {k: statistics.median(v) for k, v in times.items()}
+    if check and len(tools) == 2:
+        hashes = {k: run_hash(cmd, timeout) for k, cmd in tools.items()}
+        out["same"] = len(set(hashes.values())) == 1
+    return out
+
+
+def in_process(path: Path, repeat: int) -> dict:
+    """Each repeat in a fresh interpreter, so that neither run warms the other's caches."""
+    code = (
+        "import sys, time, json\n"
+        "import tcpsift, tcpsift.tcp\n"
+        "t = time.perf_counter(); cap = tcpsift.read(sys.argv[1]); d = time.perf_counter() - t\n"
+        "t = time.perf_counter(); tcp = cap.tcp; a = time.perf_counter() - t\n"
+        "print(json.dumps({'decode': d, 'analysis': a, 'frames': cap.packets.height,\n"
+        "                  'streams': int((tcp['stream'].max() or -1) + 1)}))\n")
+    runs = []
+    for _ in range(repeat):
+        p = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True,
+                           text=True, check=True)
+        runs.append(json.loads(p.stdout))
+    return {"decode": statistics.median(r["decode"] for r in runs),
+            "analysis": statistics.median(r["analysis"] for r in runs),
+            "frames": runs[0]["frames"], "streams": runs[0]["streams"]}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("captures", nargs="*", type=Path)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--fields", default=" ".join(TCP_FIELDS))
+    ap.add_argument("--no-check", action="store_true",
+                    help="skip the extra runs that compare the two outputs")
+    ap.add_argument("--no-tshark", action="store_true", help="in-process table only")
+    ap.add_argument("--timeout", type=float, default=3600)
+    ap.add_argument("--json", type=Path, help="also write the figures as JSON")
+    args = ap.parse_args(argv)
+
+    caps = args.captures or [DEFAULT_DIR / f for f in DEFAULT_FILES if (DEFAULT_DIR / f).exists()]
+    if not caps:
+        print(f"no capture given and none in {DEFAULT_DIR} (make them with "
+              "shared/bench/gen_captures.sh)", file=sys.stderr)
+        return 2
+    fields = args.fields.split()
+    result = {}
+    print(f"fields ({len(fields)}): {' '.join(fields)}")
+    print(f"{'capture':<16} {'frames':>9} {'streams':>8} {'decode s':>9} {'analysis s':>10} "
+          f"{'analysis/decode':>15}", end="")
+    print("" if args.no_tshark else f" {'tcpsift fields s':>16} {'tshark s':>9} {'speed-up':>8} "
+          f"{'same':>5}")
+    for path in caps:
+        warm(path)
+        ip = in_process(path, args.repeat)
+        row = {"in_process": ip}
+        line = (f"{path.name:<16} {ip['frames']:>9} {ip['streams']:>8} {ip['decode']:>9.3f} "
+                f"{ip['analysis']:>10.3f} {ip['analysis'] / ip['decode']:>14.0%}")
+        if not args.no_tshark:
+            wp = whole_process(path, fields, args.repeat, args.timeout, not args.no_check)
+            row["whole_process"] = wp
+            ts = wp.get("tshark -T fields")
+            line += f" {wp['tcpsift fields']:>16.2f}"
+            line += (f" {ts:>9.2f} {ts / wp['tcpsift fields']:>7.1f}x" if ts else
+                     f" {'missing':>9} {'':>8}")
+            line += f" {('yes' if wp['same'] else 'NO') if 'same' in wp else '':>5}"
+        print(line, flush=True)
+        result[str(path)] = row
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
