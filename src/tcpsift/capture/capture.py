@@ -9,12 +9,11 @@ import numpy as np
 import polars as pl
 
 from tcpsift import schema
-from tcpsift.capture.files import RecordStats, linktype_name  # noqa: F401
+from tcpsift.capture.files import RecordStats, capture_paths, each_file
 from tcpsift.capture.reader import SourceWalk
 from tcpsift.capture.source import open_source
 from tcpsift.capture.table import encode_addresses, layer_table, packet_table
 from tcpsift.decode import _decode, reassembly
-from tcpsift.errors import CaptureError
 
 @dataclass
 class CaptureInfo:
@@ -174,11 +173,7 @@ def read(paths: str | os.PathLike | Iterable[str | os.PathLike], columns=None) -
     Raises CaptureError when a file is not a capture at all. A file damaged part-way
     keeps every packet before the fault; `Capture.warnings` says where it stopped.
     """
-    if isinstance(paths, (str, os.PathLike)):
-        paths = [paths]
-    paths = [os.fspath(p) for p in paths]
-    if not paths:
-        raise ValueError("no capture file given")
+    paths = capture_paths(paths)
     if columns is not None:
         columns = set(columns) | FRAME_ACCESS_COLUMNS
         unknown = columns - set(schema.PACKET_COLUMN_NAMES)
@@ -187,24 +182,17 @@ def read(paths: str | os.PathLike | Iterable[str | os.PathLike], columns=None) -
     addrs = _decode.AddressTable()
     layers = _decode.LayerBuffer()
     files: list[_File] = []
-    warnings: list[str] = []
-    complete = True
-    row = 0
-    for p in paths:
-        try:
-            f = _read_file(p, len(files), row, addrs, layers, columns, len(paths) > 1)
-        except CaptureError as e:
-            if len(paths) == 1:
-                raise
-            warnings.append(str(e))
-            complete = False
-            continue
-        files.append(f)
+
+    def read_one(path):
+        first_row = sum(f.info["packets"] for f in files)
+        files.append(_read_file(path, len(files), first_row, addrs, layers, columns,
+                                len(paths) > 1))
+        return files[-1]
+
+    _, warnings, complete = each_file(paths, read_one)
+    for f in files:
         warnings.extend(f.warnings)
         complete &= f.complete
-        row += f.info["packets"]
-    if not files:
-        raise CaptureError(paths[0], "none of the files could be read")
 
     chunks = [c for f in files for c in f.chunks]
     packets = pl.concat(chunks, rechunk=False) if len(chunks) > 1 else chunks[0]

@@ -1,19 +1,12 @@
-"""Read capture files into decoded arrays: everything before the Polars tables.
-
-`read_files` is what `tcpsift.read` and `tcpsift info` share; it needs NumPy only, so
-commands that summarise a capture do not pay for importing Polars.
-"""
+"""What `tcpsift.read` and `tcpsift info` share about capture files: the list of paths
+and the policy for bad ones, per-file record totals, link-type names. NumPy only."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from typing import Iterable
+from typing import Callable
 
 import numpy as np
 
-from tcpsift.capture.reader import FileResult, read_source
-from tcpsift.capture.source import open_source
-from tcpsift.decode import _decode
 from tcpsift.decode._decode import SUPPORTED_LINKTYPES
 from tcpsift.errors import CaptureError
 
@@ -31,48 +24,34 @@ def linktype_name(lt: int) -> str:
     return LINKTYPE_NAMES.get(lt, f"LINKTYPE_{lt}")
 
 
-@dataclass
-class DecodedFiles:
-    """The decoded arrays of every file that could be read, and what went wrong."""
-    results: list[FileResult]
-    addresses: object          # _decode.AddressTable shared by all files
-    layers: object             # _decode.LayerBuffer shared by all files
-    warnings: list[str]
-    complete: bool
-
-
-def read_files(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> DecodedFiles:
-    """Walk and decode each file. Raises CaptureError when a single file (or every
-    file) is not a capture; with several files a bad one becomes a warning."""
+def capture_paths(paths) -> list[str]:
+    """One path or several, as a list of strings."""
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     paths = [os.fspath(p) for p in paths]
     if not paths:
         raise ValueError("no capture file given")
-    addrs = _decode.AddressTable()
-    layers = _decode.LayerBuffer()
-    results: list[FileResult] = []
-    warnings: list[str] = []
-    complete = True
-    row = 0
-    for p in paths:
+    return paths
+
+
+def each_file(paths: list[str], read_one: Callable[[str], object]):
+    """read_one(path) for each file, with tcpsift's policy for files that are not captures:
+    a single such file raises CaptureError; among several, it becomes a warning (and the
+    capture incomplete), and only when none can be read does it raise.
+
+    Returns (results of the files that were read, warnings, complete)."""
+    results, warnings, complete = [], [], True
+    for path in paths:
         try:
-            src = open_source(p)
-            res = read_source(src, addrs, layers, row)
+            results.append(read_one(path))
         except CaptureError as e:
             if len(paths) == 1:
                 raise
             warnings.append(str(e))
             complete = False
-            continue
-        results.append(res)
-        warnings.extend(res.warnings)
-        complete &= res.complete
-        row += len(res.records["offset"])
     if not results:
         raise CaptureError(paths[0], "none of the files could be read")
-    warnings.extend(unsupported_warnings(results))
-    return DecodedFiles(results, addrs, layers, warnings, complete)
+    return results, warnings, complete
 
 
 class RecordStats:
@@ -114,18 +93,3 @@ class RecordStats:
             "warnings": list(warnings), "complete": complete,
         })
         return out
-
-
-def file_info(res: FileResult) -> dict:
-    stats = RecordStats()
-    stats.add(res.records)
-    return stats.describe(res.info, res.warnings, res.complete)
-
-
-def unsupported_warnings(results: list[FileResult]) -> list[str]:
-    out = []
-    for res in results:
-        stats = RecordStats()
-        stats.add(res.records)
-        out += stats.unsupported_warnings(res.source.path)
-    return out

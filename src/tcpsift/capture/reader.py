@@ -2,13 +2,11 @@
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
 
-import numpy as np
 
 from tcpsift.capture import _records
 from tcpsift.capture.source import PCAP_MAGICS, Source
-from tcpsift.decode import _decode, reassembly
+from tcpsift.decode import _decode
 from tcpsift.errors import CaptureError
 
 # Records per walk: an upper bound from the buffer size (a record takes 16 bytes or
@@ -19,20 +17,6 @@ MAX_CHUNK_RECORDS = 1 << 27
 # LINKTYPE values are assigned well below this; 65000 and up are reserved, and no
 # reader (wiretap included) accepts them.
 RESERVED_LINKTYPES = 65000
-
-
-@dataclass
-class FileResult:
-    """One file's decoded arrays and what was learned about the file."""
-    source: Source
-    records: dict                     # record arrays (offset, cap_len, len, ts_ns, has_ts, iface, linktype)
-    packets: dict                     # decoder arrays (see _decode.new_packet_arrays)
-    sack_edges: np.ndarray
-    info: dict
-    warnings: list[str] = field(default_factory=list)
-    complete: bool = True
-    reassembled_rows: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
-    reassembled_layers: np.ndarray | None = None
 
 
 def _pcap_header(src: Source):
@@ -55,12 +39,6 @@ def _pcap_header(src: Source):
         "snaplen": snaplen, "linktype": ltfield & 0xFFFF, "big": big, "nsec": nsec,
         "swap_lens": 1 if minor < 3 else 2 if minor == 3 else 0,
     }
-
-
-def _concat(chunks: list[dict]) -> dict:
-    if len(chunks) == 1:
-        return chunks[0]
-    return {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
 
 
 def _trim(arrays: dict, n: int) -> dict:
@@ -136,15 +114,3 @@ class SourceWalk:
                                         "tsresol": 9 if hdr["nsec"] else 6,
                                         "tsresol_pow2": False, "tsoffset": 0, "name": None,
                                         "section": 0}]
-
-
-def read_source(src: Source, addrs, layers, first_row: int) -> FileResult:
-    """Walk and decode every record of `src`. `first_row` numbers layer rows globally."""
-    walk = SourceWalk(src)
-    sack_edges = _decode.U32Buffer()
-    chunks = list(walk.chunks(addrs, layers, sack_edges, first_row))
-    rec = _concat([c[0] for c in chunks])
-    pkt = _concat([c[1] for c in chunks])
-    rows, layer_rows = reassembly.reassemble(walk.view, rec, pkt, addrs, first_row)
-    return FileResult(src, rec, pkt, sack_edges.to_numpy(), walk.info, walk.warnings,
-                      walk.complete, rows, layer_rows)

@@ -7,17 +7,14 @@ own headers (reassembly, which `tcpsift.read` does, is not needed for a summary)
 """
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 from tcpsift import schema
-from tcpsift.capture.files import RecordStats
+from tcpsift.capture.files import RecordStats, capture_paths, each_file
 from tcpsift.capture.reader import SourceWalk
 from tcpsift.capture.source import open_source
 from tcpsift.decode import _decode
 from tcpsift.decode._decode import PRESENCE
-from tcpsift.errors import CaptureError
 
 CHUNK = 1 << 16
 COUNTS = ("frames", "ipv4", "ipv6", "tcp", "udp", "icmp", "tunnelled", "vlan_tagged",
@@ -48,35 +45,29 @@ def summarize(paths) -> dict:
     """Per-file facts, counts over all files, decode status, warnings (JSON-ready).
 
     Raises CaptureError like `tcpsift.read` (a single file, or every file, unreadable)."""
-    if isinstance(paths, (str, os.PathLike)):
-        paths = [paths]
-    paths = [os.fspath(p) for p in paths]
+    paths = capture_paths(paths)
     addrs, layers, sacks = _decode.AddressTable(), _decode.LayerBuffer(), _decode.U32Buffer()
     totals = dict.fromkeys(COUNTS, 0)
     status = np.zeros(len(schema.DECODE_STATUS), np.int64)
-    files, warnings, unsupported, complete = [], [], [], True
-    for path in paths:
+
+    def read_one(path):
         stats = RecordStats()
-        try:
-            walk = SourceWalk(open_source(path))
-            for rec, pkt in walk.chunks(addrs, layers, sacks, 0, CHUNK, reuse=True):
-                stats.add(rec)
-                _add_counts(totals, pkt)
-                status += np.bincount(pkt["status"], minlength=len(status))[:len(status)]
-                layers.clear()
-                sacks.clear()
-        except CaptureError as e:
-            if len(paths) == 1:
-                raise
-            warnings.append(str(e))
-            complete = False
-            continue
+        walk = SourceWalk(open_source(path))
+        for rec, pkt in walk.chunks(addrs, layers, sacks, 0, CHUNK, reuse=True):
+            stats.add(rec)
+            _add_counts(totals, pkt)
+            status[:] += np.bincount(pkt["status"], minlength=len(status))[:len(status)]
+            layers.clear()
+            sacks.clear()
+        return stats, walk
+
+    done, warnings, complete = each_file(paths, read_one)
+    files, unsupported = [], []
+    for stats, walk in done:
         files.append(stats.describe(walk.info, walk.warnings, walk.complete))
         warnings += walk.warnings
-        unsupported += stats.unsupported_warnings(path)
+        unsupported += stats.unsupported_warnings(walk.src.path)
         complete &= walk.complete
-    if not files:
-        raise CaptureError(paths[0], "none of the files could be read")
     return {
         "files": files,
         "counts": totals,

@@ -38,7 +38,7 @@ def render(summary: dict) -> str:
             f"Data size:           {f['bytes']} bytes captured, {f['wire_bytes']} bytes on the wire",
             f"First packet time:   {_time(f['first_ns'])}",
             f"Last packet time:    {_time(f['last_ns'])}",
-            f"Capture duration:    " + (f"{dur / 1e9:.9f} seconds" if dur is not None else "n/a"),
+            "Capture duration:    " + (f"{dur / 1e9:.9f} seconds" if dur is not None else "n/a"),
         ]
         if dur:
             lines.append(f"Average packet rate: {n / (dur / 1e9):.2f} packets/s")
