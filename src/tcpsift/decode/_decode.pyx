@@ -1219,83 +1219,85 @@ cdef inline bint is_supported(uint16_t lt) noexcept nogil:
             or lt == 107 or lt == 10 or lt == 129 or lt == 239 or lt == 242 or lt == 258)
 
 
-cdef class LayerBuffer:
-    """Growable array of Layer rows for frames with repeated headers."""
-    cdef Layer* rows
-    cdef Py_ssize_t count, cap
+cdef class GrowBuffer:
+    """A growable array of fixed-size items, appended to without the GIL."""
+    cdef char* data
+    cdef Py_ssize_t count, cap, itemsize
+    cdef object dtype
 
-    def __cinit__(self):
-        self.cap = 256
+    def __cinit__(self, *args):
         self.count = 0
-        self.rows = <Layer*>malloc(self.cap * sizeof(Layer))
-        if self.rows == NULL:
-            raise MemoryError()
-
-    def __dealloc__(self):
-        free(self.rows)
-
-    cdef int add(self, Layer* src, int n, uint32_t row) noexcept nogil:
-        cdef Layer* nr
-        cdef int i
-        while self.count + n > self.cap:
-            nr = <Layer*>realloc(self.rows, self.cap * 2 * sizeof(Layer))
-            if nr == NULL:
-                return -1
-            self.rows = nr
-            self.cap *= 2
-        for i in range(n):
-            self.rows[self.count] = src[i]
-            self.rows[self.count].row = row
-            self.count += 1
-        return 0
-
-    def clear(self):
-        self.count = 0
-
-    def to_numpy(self):
-        out = np.empty(self.count, LAYER_DTYPE)
-        cdef uint8_t[:] view = out.view(np.uint8)
-        if self.count:
-            memcpy(&view[0], self.rows, self.count * sizeof(Layer))
-        return out
-
-
-cdef class U32Buffer:
-    """Growable uint32 array filled without the GIL (SACK edges)."""
-    cdef uint32_t* data
-    cdef Py_ssize_t count, cap
-
-    def __cinit__(self):
-        self.cap = 1024
-        self.count = 0
-        self.data = <uint32_t*>malloc(self.cap * sizeof(uint32_t))
-        if self.data == NULL:
-            raise MemoryError()
+        self.cap = 0
+        self.data = NULL
 
     def __dealloc__(self):
         free(self.data)
 
-    cdef int extend(self, const uint32_t* src, Py_ssize_t n) noexcept nogil:
-        cdef uint32_t* nd
-        while self.count + n > self.cap:
-            nd = <uint32_t*>realloc(self.data, self.cap * 2 * sizeof(uint32_t))
-            if nd == NULL:
-                return -1
-            self.data = nd
-            self.cap *= 2
-        memcpy(&self.data[self.count], src, n * sizeof(uint32_t))
-        self.count += n
+    cdef int setup(self, object dtype, Py_ssize_t cap) except -1:
+        self.dtype = np.dtype(dtype)
+        self.itemsize = self.dtype.itemsize
+        self.cap = cap
+        self.data = <char*>malloc(cap * self.itemsize)
+        if self.data == NULL:
+            raise MemoryError()
         return 0
+
+    cdef char* reserve(self, Py_ssize_t n) noexcept nogil:
+        """Room for n more items (counted as used), or NULL when memory runs out."""
+        cdef char* nd
+        cdef Py_ssize_t cap = self.cap
+        while self.count + n > cap:
+            cap *= 2
+        if cap != self.cap:
+            nd = <char*>realloc(self.data, cap * self.itemsize)
+            if nd == NULL:
+                return NULL
+            self.data = nd
+            self.cap = cap
+        nd = self.data + self.count * self.itemsize
+        self.count += n
+        return nd
 
     def clear(self):
         self.count = 0
 
     def to_numpy(self):
-        out = np.empty(self.count, np.uint32)
-        cdef uint32_t[:] view = out
+        out = np.empty(self.count, self.dtype)
+        cdef uint8_t[:] view = out.view(np.uint8)
         if self.count:
-            memcpy(&view[0], self.data, self.count * sizeof(uint32_t))
+            memcpy(&view[0], self.data, self.count * self.itemsize)
         return out
+
+
+cdef class LayerBuffer(GrowBuffer):
+    """Layer rows of the frames with repeated headers (LAYER_DTYPE)."""
+
+    def __init__(self):
+        self.setup(LAYER_DTYPE, 256)
+
+    cdef int add(self, Layer* src, int n, uint32_t row) noexcept nogil:
+        cdef Layer* dst = <Layer*>self.reserve(n)
+        cdef int i
+        if dst == NULL:
+            return -1
+        for i in range(n):
+            dst[i] = src[i]
+            dst[i].row = row
+        return 0
+
+
+cdef class U32Buffer(GrowBuffer):
+    """uint32 values (SACK edges)."""
+
+    def __init__(self):
+        self.setup(np.uint32, 1024)
+
+    cdef int extend(self, const uint32_t* src, Py_ssize_t n) noexcept nogil:
+        cdef char* dst = self.reserve(n)
+        if dst == NULL:
+            return -1
+        memcpy(dst, src, n * sizeof(uint32_t))
+        return 0
 
 
 def new_packet_arrays(Py_ssize_t n):
