@@ -70,10 +70,10 @@ def warm(path: Path) -> None:
 
 
 def whole_process(path: Path, fields: list[str], repeat: int, timeout: float,
-                  check: bool) -> dict:
+                  check: bool, tshark: bool = True) -> dict:
     ef = [x for f in fields for x in ("-e", f)]
     tools = {"tcpsift fields": tcpsift_cmd() + ["fields", str(path), *ef]}
-    if shutil.which("tshark"):
+    if tshark and shutil.which("tshark"):
         tools["tshark -T fields"] = ["tshark", "-r", str(path), "-T", "fields", *ef]
     times = {k: [] for k in tools}
     for _ in range(repeat):
@@ -112,7 +112,7 @@ def main(argv=None) -> int:
     ap.add_argument("--fields", default=" ".join(TCP_FIELDS))
     ap.add_argument("--no-check", action="store_true",
                     help="skip the extra runs that compare the two outputs")
-    ap.add_argument("--no-tshark", action="store_true", help="in-process table only")
+    ap.add_argument("--no-tshark", action="store_true", help="do not run tshark")
     ap.add_argument("--timeout", type=float, default=3600)
     ap.add_argument("--json", type=Path, help="also write the figures as JSON")
     args = ap.parse_args(argv)
@@ -127,22 +127,21 @@ def main(argv=None) -> int:
     print(f"fields ({len(fields)}): {' '.join(fields)}")
     print(f"{'capture':<16} {'frames':>9} {'streams':>8} {'decode s':>9} {'analysis s':>10} "
           f"{'analysis/decode':>15}", end="")
-    print("" if args.no_tshark else f" {'tcpsift fields s':>16} {'tshark s':>9} {'speed-up':>8} "
-          f"{'same':>5}")
+    print(f" {'tcpsift fields s':>16} {'tshark s':>9} {'speed-up':>8} {'same':>5}")
     for path in caps:
         warm(path)
         ip = in_process(path, args.repeat)
         row = {"in_process": ip}
         line = (f"{path.name:<16} {ip['frames']:>9} {ip['streams']:>8} {ip['decode']:>9.3f} "
                 f"{ip['analysis']:>10.3f} {ip['analysis'] / ip['decode']:>14.0%}")
-        if not args.no_tshark:
-            wp = whole_process(path, fields, args.repeat, args.timeout, not args.no_check)
-            row["whole_process"] = wp
-            ts = wp.get("tshark -T fields")
-            line += f" {wp['tcpsift fields']:>16.2f}"
-            line += (f" {ts:>9.2f} {ts / wp['tcpsift fields']:>7.1f}x" if ts else
-                     f" {'missing':>9} {'':>8}")
-            line += f" {('yes' if wp['same'] else 'NO') if 'same' in wp else '':>5}"
+        wp = whole_process(path, fields, args.repeat, args.timeout, not args.no_check,
+                           not args.no_tshark)
+        row["whole_process"] = wp
+        ts = wp.get("tshark -T fields")
+        line += f" {wp['tcpsift fields']:>16.2f}"
+        line += (f" {ts:>9.2f} {ts / wp['tcpsift fields']:>7.1f}x" if ts else
+                 f" {'-':>9} {'':>8}")
+        line += f" {('yes' if wp['same'] else 'NO') if 'same' in wp else '':>5}"
         print(line, flush=True)
         result[str(path)] = row
     if args.json:

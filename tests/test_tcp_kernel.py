@@ -229,3 +229,73 @@ def test_kernel_equals_reference_on_generated_conversations(recs):
         fh.flush()
         cap = tcpsift.read(fh.name)
         assert_same(cap, "generated")
+
+
+@st.composite
+def bulk_transfers(draw):
+    """One long transfer: many segments in flight, ACKs lagging behind, old segments
+    retransmitted, copies seen twice, SACK blocks, sequence numbers that wrap: the
+    kernel's ordered list of unacknowledged segments and its fallback are exercised."""
+    isn = draw(st.sampled_from([0, 1000, 2**32 - 3000, 2**31 - 500,
+                                draw(st.integers(0, 2**32 - 1))]))
+    peer = draw(st.integers(0, 2**32 - 1))
+    mss = draw(st.sampled_from([100, 1000, 1460]))
+    a, b = "192.0.2.7", "198.51.100.9"
+    ts = 1_700_000_000_000_000_000
+
+    def seg(src, dst, sport, dport, seq, ack, flags, payload=b"", options=b""):
+        return cw.ether(cw.ipv4(cw.tcp(payload, sport=sport, dport=dport, seq=seq % 2**32,
+                                       ack=ack % 2**32, flags=flags, window=8192,
+                                       options=options), src=src, dst=dst))
+
+    recs = [cw.Record(ts, seg(a, b, 5000, 80, isn, 0, cw.TCP_SYN, options=cw.opt_ws(3))),
+            cw.Record(ts + 1000, seg(b, a, 80, 5000, peer, isn + 1, cw.TCP_SYN | cw.TCP_ACK,
+                                     options=cw.opt_ws(5))),
+            cw.Record(ts + 2000, seg(a, b, 5000, 80, isn + 1, peer + 1, cw.TCP_ACK))]
+    ts += 3000
+    sent = []          # starts of the chunks sent
+    nxt = isn + 1
+    acked = isn + 1
+    for _ in range(draw(st.integers(10, 150))):
+        ts += draw(st.sampled_from([10_000, 500_000, 4_000_000]))
+        ev = draw(st.sampled_from(["send", "send", "send", "send", "ack", "ack", "old",
+                                   "dup", "sack", "fin"]))
+        if ev == "send" or (ev in ("old", "dup") and not sent):
+            n = draw(st.sampled_from([mss, mss, mss // 2, 1]))
+            sent.append((nxt, n))
+            recs.append(cw.Record(ts, seg(a, b, 5000, 80, nxt, peer + 1,
+                                          cw.TCP_ACK | cw.TCP_PSH, b"x" * n)))
+            nxt += n
+        elif ev == "old":
+            s0, n = draw(st.sampled_from(sent))
+            recs.append(cw.Record(ts, seg(a, b, 5000, 80, s0, peer + 1, cw.TCP_ACK, b"r" * n)))
+        elif ev == "dup":
+            # the last few segments seen again (a capture point that sees them twice)
+            for s0, n in sent[-draw(st.integers(1, 4)):]:
+                recs.append(cw.Record(ts, seg(a, b, 5000, 80, s0, peer + 1, cw.TCP_ACK,
+                                              b"d" * n)))
+        elif ev in ("ack", "sack"):
+            if sent:
+                s0, n = draw(st.sampled_from(sent))
+                acked = s0 + n if draw(st.booleans()) else s0 + n // 2
+            opts = b""
+            if ev == "sack" and sent:
+                l0, n0 = draw(st.sampled_from(sent))
+                opts = cw.opt_nop() + cw.opt_nop() + cw.opt_sack([(l0 % 2**32,
+                                                                    (l0 + n0) % 2**32)])
+            recs.append(cw.Record(ts, seg(b, a, 80, 5000, peer + 1, acked, cw.TCP_ACK,
+                                          options=opts)))
+        elif ev == "fin":
+            recs.append(cw.Record(ts, seg(a, b, 5000, 80, nxt, peer + 1,
+                                          cw.TCP_ACK | cw.TCP_FIN)))
+    return recs
+
+
+@settings(max_examples=max(EXAMPLES // 3, 10), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(bulk_transfers())
+def test_kernel_equals_reference_on_generated_bulk_transfers(recs):
+    with tempfile.NamedTemporaryFile(suffix=".pcap") as fh:
+        fh.write(cw.pcap_file(recs, nsec=True))
+        fh.flush()
+        assert_same(tcpsift.read(fh.name), "generated bulk")

@@ -205,39 +205,28 @@ def analyze_tables(packets: pl.DataFrame, layers: pl.DataFrame | None = None) ->
     a = _inputs(packets, layers)
     out = _empty_outputs(n)
     K.analyze_arrays(n, a, out)
+    # nulls: the kernel's values are used in place (a masked array gives Polars the
+    # values without a copy and only a validity bitmap to build)
     v = K.V_BITS
-    valid = pl.Series("_valid", out.pop("_valid"))
-    raw = pl.DataFrame({name: pl.Series(name, arr) for name, arr in out.items()}
-                       | {"_valid": valid})
-    row = (C("_valid") & v["row"]) != 0
-
-    def when(cond, name):
-        return pl.when(cond).then(C(name)).alias(name)
-
-    nonzero = {"dup_ack_num", "acks_frame", "initial_rtt_ns", "bytes_in_flight"}
-    exprs = []
+    valid = out.pop("_valid")
+    row = (valid & v["row"]) != 0
+    has = {"seq": row & ((valid & v["seq"]) != 0), "ack": row & ((valid & v["ack"]) != 0),
+           "wscale": row & ((valid & v["wscale"]) != 0),
+           "analysis": row & ((valid & v["analysis"]) != 0)}
+    keep = {"rel_seq": has["seq"], "next_seq": has["seq"], "rel_ack": has["ack"],
+            "win_scale": has["wscale"], "analysis": has["analysis"]}
+    # columns whose 0 means "none" (the kernel writes 0 on non-TCP rows too)
+    for name, key in (("dup_ack_num", "dup_ack_num"), ("dup_ack_of_frame", "dup_ack_num"),
+                      ("acks_frame", "acks_frame"), ("ack_rtt_ns", "acks_frame"),
+                      ("initial_rtt_ns", "initial_rtt_ns"),
+                      ("bytes_in_flight", "bytes_in_flight"),
+                      ("push_bytes_sent", "bytes_in_flight")):
+        keep[name] = row & (out[key] != 0)
+    cols = []
     for c in TCP_COLUMNS:
-        name = c.name
-        if name in ("rel_seq", "next_seq"):
-            cond = (C("_valid") & v["seq"]) != 0
-        elif name == "rel_ack":
-            cond = (C("_valid") & v["ack"]) != 0
-        elif name == "win_scale":
-            cond = (C("_valid") & v["wscale"]) != 0
-        elif name == "analysis":
-            cond = (C("_valid") & v["analysis"]) != 0
-        elif name in nonzero:
-            cond = C(name) != 0
-        elif name == "dup_ack_of_frame":
-            cond = C("dup_ack_num") != 0
-        elif name == "ack_rtt_ns":
-            cond = C("acks_frame") != 0
-        elif name == "push_bytes_sent":
-            cond = C("bytes_in_flight") != 0
-        else:
-            cond = row
-        exprs.append(when(row & cond, name))
-    return raw.select(exprs)
+        k = keep.get(c.name, row)
+        cols.append(pl.Series(c.name, np.ma.masked_array(out[c.name], mask=~k)))
+    return pl.DataFrame(cols)
 
 
 def analyze(capture) -> pl.DataFrame:

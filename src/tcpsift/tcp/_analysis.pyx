@@ -21,7 +21,7 @@ Nothing per packet is a Python object; the loop runs without the GIL. State:
   bytes in flight: O(segments in flight) per packet, seconds on a bulk capture. Each
   segment's fate under an ACK depends only on that segment, and of several segments
   the ACK matches exactly the oldest one is reported (the last one Wireshark's walk
-  visits, the lowest frame), so the order of the list is free. It is kept in seq order
+  visits, the lowest row), so the order of the list is free. It is kept in seq order
   (doubly linked; a retransmission is inserted where it belongs): every segment from the
   first one that starts at or after the ACK on is untouched, so the walk stops there,
   and the span of the list (bytes in flight) is its first seq to its highest end, kept
@@ -140,6 +140,7 @@ ctypedef struct Seg:             # tcp_unacked_t
     uint32_t nextseq
     int32_t next
     int32_t prev
+    int64_t row                  # the row that sent it: "oldest" is the lowest row
     int64_t ts
 
 
@@ -363,13 +364,14 @@ cdef int seg_insert(State* st, Flow* f, int32_t i) noexcept nogil:
 # --- tcp_analyze_sequence_number() --------------------------------------------------------
 
 cdef int analyze_sequence_number(State* st, TA* ta, Conv* conv, Flow* fwd, Flow* rev,
-                                 uint32_t frame, int64_t ts, uint32_t seq, uint32_t ack,
+                                 int64_t row, uint32_t frame, int64_t ts, uint32_t seq, uint32_t ack,
                                  uint32_t seglen, uint32_t flags, uint32_t window) noexcept nogil:
     """The verdicts in Wireshark's order of tests (see the reference for each rule).
     Returns -1 when out of memory."""
     cdef bint zwp = False, done, seq_not_advanced, is_zwp, found, fast, kept, keep_ok
     cdef int32_t keep_first
     cdef uint32_t keep_end
+    cdef int64_t oldest = 0
     cdef Seg* h
     cdef uint32_t shift, edge, end, nextseq, first, last, v, in_flight, delivered
     cdef uint64_t t, ooo_thres
@@ -481,6 +483,7 @@ cdef int analyze_sequence_number(State* st, TA* ta, Conv* conv, Flow* fwd, Flow*
             return -1
         u = &st.segs[i]
         u.frame = frame
+        u.row = row
         u.seq = seq
         u.nextseq = nextseq
         u.ts = ts
@@ -504,7 +507,7 @@ cdef int analyze_sequence_number(State* st, TA* ta, Conv* conv, Flow* fwd, Flow*
     fwd.lastsegmentflags = ta.flags if ta.present else 0
 
     # the other side's segments this ack covers; of several exact matches the oldest (the
-    # lowest frame) is reported: the last one Wireshark's newest-first walk visits
+    # lowest row) is reported: the last one Wireshark's newest-first walk visits
     found = False
     prev = -1
     cur = rev.seg_head
@@ -520,8 +523,9 @@ cdef int analyze_sequence_number(State* st, TA* ta, Conv* conv, Flow* fwd, Flow*
         if fast and LE(ack, u.seq):
             break                # (and so are all the later ones: untouched)
         if ack == u.nextseq:
-            if not found or u.frame < ta.frame_acked:
+            if not found or u.row < oldest:
                 found = True
+                oldest = u.row
                 get_ta(ta)
                 ta.frame_acked = u.frame
                 ta.ack_rtt = ts - u.ts
@@ -725,7 +729,7 @@ cdef int run(State* st, Py_ssize_t n,
             if not rev.base_set and (fl & ACK):
                 rev.base_seq = ack - 1
                 rev.base_set = 1
-            if analyze_sequence_number(st, &ta, conv, fwd, rev, frame[i], ts, seq, ack,
+            if analyze_sequence_number(st, &ta, conv, fwd, rev, i, frame[i], ts, seq, ack,
                                        seglen, fl, rwin) < 0:
                 return -1
             o_rseq[i] = seq - fwd.base_seq
