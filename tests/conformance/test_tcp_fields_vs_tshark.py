@@ -3,8 +3,10 @@ the corpus (../shared/captures/public and ../shared/lab/captures).
 
 Like test_fields_vs_tshark.py (same harness, same known_differences.toml), for the fields
 that need the TCP analysis: tcp.stream, relative seq/ack/nxtseq, scaled windows, relative
-times and every tcp.analysis.* field, plus the relative SACK edges. Lab captures are named
-"lab/<file>" in known_differences.toml. tshark's output is cached (see harness.py).
+times and every tcp.analysis.* field, plus the relative SACK edges. tcpsift's side runs
+the `tcpsift fields` command itself (Click's runner, in process), so the CLI's own path
+(it reads only the packet columns the fields need) is the one compared. Lab captures are
+named "lab/<file>" in known_differences.toml. tshark's output is cached (see harness.py).
 """
 from __future__ import annotations
 
@@ -14,8 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from harness import (LINES, READ, captures, corpus, known_differences, run, tshark_fields,
-                     tshark_version, undocumented)
+from click.testing import CliRunner
+
+from harness import (LINES, READ, Diff, captures, compare, corpus, known_differences,
+                     tshark_fields, tshark_version, undocumented)
 
 TCP_FIELDS = [
     "frame.number", "tcp.stream", "tcp.seq", "tcp.ack", "tcp.nxtseq", "tcp.len",
@@ -67,9 +71,16 @@ def _warm():
                          ids=[c for c, _ in CAPTURES] or ["<none>"])
 def test_tcp_fields_match_tshark(tcp_capture, root):
     capture = tcp_capture   # (not "capture": conftest.py warms the header-field cache for those)
+    from tcpsift.cli.main import cli
+
     path = _path(capture, root)
-    _, diffs = run(str(path.relative_to(root)), root, TCP_FIELDS)
-    diffs = [d.__class__(capture, d.frame, d.field, d.tshark, d.ours) for d in diffs]
+    rc, theirs = tshark_fields(path, TCP_FIELDS)
+    res = CliRunner().invoke(cli, ["fields", str(path), *[x for f in TCP_FIELDS
+                                                          for x in ("-e", f)]])
+    if res.exit_code == 2:
+        diffs = [Diff(capture, 0, READ, f"tshark exit {rc}", res.output.strip())]
+    else:
+        _, diffs = compare(capture, theirs, res.stdout_bytes, TCP_FIELDS)
     assert not [d for d in diffs if d.field in (LINES, READ)], diffs[:3]
     bad = undocumented(diffs, KNOWN)
     if bad:
