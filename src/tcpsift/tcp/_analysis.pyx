@@ -120,6 +120,7 @@ ctypedef struct Flow:            # tcp_flow_t + its tcp_analyze_seq_flow_info_t
     uint8_t sorted               # segments in insertion order have non-decreasing seq,
                                  # all within 2^29 of the oldest (see the ACK walk)
     uint32_t max_end             # then: the highest nextseq among them
+    int32_t finger               # the segment inserted last out of order (-1: none)
     int32_t sack_n
     uint32_t sack[6]             # (left, right) x 3 of the last SACK option
 
@@ -191,6 +192,7 @@ cdef inline void flow_init(Flow* f) noexcept nogil:
     f.valid_bif = 1
     f.seg_head = -1
     f.seg_tail = -1
+    f.finger = -1
     f.sorted = 1
 
 
@@ -310,6 +312,8 @@ cdef inline void seg_link_after(State* st, Flow* f, int32_t i, int32_t after) no
 
 cdef inline void seg_unlink(State* st, Flow* f, int32_t i) noexcept nogil:
     cdef int32_t p = st.segs[i].prev, n = st.segs[i].next
+    if f.finger == i:
+        f.finger = -1
     if p >= 0:
         st.segs[p].next = n
     else:
@@ -322,8 +326,8 @@ cdef inline void seg_unlink(State* st, Flow* f, int32_t i) noexcept nogil:
 
 cdef int seg_insert(State* st, Flow* f, int32_t i) noexcept nogil:
     """Add segment i to the flow's list: in seq order while the list is ordered (equal
-    seqs in insertion order), found from both ends at once (a retransmission goes near
-    the oldest end, a copy seen twice near the newest); appended once it is not."""
+    seqs in insertion order: after the last one with a seq not above it); appended once
+    it is not."""
     cdef Seg* u = &st.segs[i]
     cdef uint32_t lo, hi_end
     cdef int32_t a, b
@@ -345,17 +349,29 @@ cdef int seg_insert(State* st, Flow* f, int32_t i) noexcept nogil:
                 if GE(u.seq, st.segs[f.seg_tail].seq):
                     seg_link_after(st, f, i, f.seg_tail)
                     return 0
+                # a retransmission of the oldest segments goes at the head
                 a = f.seg_head
-                b = f.seg_tail
-                while True:
-                    if GT(st.segs[a].seq, u.seq):
-                        seg_link_after(st, f, i, st.segs[a].prev)
-                        return 0
-                    if LE(st.segs[b].seq, u.seq):
-                        seg_link_after(st, f, i, b)
-                        return 0
-                    a = st.segs[a].next
-                    b = st.segs[b].prev
+                if GT(st.segs[a].seq, u.seq):
+                    seg_link_after(st, f, i, -1)
+                    return 0
+                b = st.segs[a].next
+                if b < 0 or GT(st.segs[b].seq, u.seq):
+                    seg_link_after(st, f, i, a)
+                    return 0
+                # else from the last out-of-order insertion: copies of segments seen
+                # twice (two capture points) arrive in order, each just after the last
+                a = f.finger if f.finger >= 0 else f.seg_tail
+                if LE(st.segs[a].seq, u.seq):
+                    b = st.segs[a].next
+                    while b >= 0 and LE(st.segs[b].seq, u.seq):
+                        a = b
+                        b = st.segs[a].next
+                else:
+                    while a >= 0 and GT(st.segs[a].seq, u.seq):
+                        a = st.segs[a].prev
+                seg_link_after(st, f, i, a)
+                f.finger = i
+                return 0
         f.sorted = 0
     seg_link_after(st, f, i, f.seg_tail)
     return 0
