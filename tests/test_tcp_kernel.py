@@ -67,6 +67,16 @@ def assert_same(cap, where: str) -> None:
                         f"{want[c].gather(rows).to_list()} kernel {got[c].gather(rows).to_list()}")
 
 
+def test_analysis_bits_agree():
+    from support import tcp_reference as ref
+    from tcpsift.tcp import _analysis as K
+
+    names = {**tcpsift.tcp.FLAG_BITS, "HAS_ANALYSIS": tcpsift.tcp.HAS_ANALYSIS,
+             "NOT_SHOWN": tcpsift.tcp.NOT_SHOWN, "QUOTED": tcpsift.tcp.QUOTED}
+    assert names == K.ANALYSIS_BITS
+    assert tcpsift.tcp.FLAG_BITS == {**ref.FLAG_BITS, "retransmission": ref.RETRANSMISSION}
+
+
 def test_columns_match_schema_and_reference():
     assert [c.name for c in TCP_COLUMNS] == list(COLUMNS)
     assert tcpsift.tcp.schema() == dict(COLUMNS)

@@ -81,14 +81,22 @@ cdef enum:
     V_WSCALE = 8       # win_scale
     V_ANALYSIS = 16    # analysis (null when the header length is bogus)
 
-DEF MAX_UNACKED = 10000
-DEF MAX_SACK_STORED = 3
+cdef enum:
+    MAX_UNACKED = 10000          # TCP_MAX_UNACKED_SEGMENTS
+    MAX_SACK_STORED = 3          # SACK blocks 1..3 of an option are remembered
 
-PY_RETRANSMISSION = RETRANSMISSION
-PY_HAS_ANALYSIS = HAS_ANALYSIS
-PY_NOT_SHOWN = NOT_SHOWN
-PY_QUOTED = QUOTED
-PY_DUPLICATE_ACK = DUPLICATE_ACK
+# the analysis bits, for tcpsift.tcp to check its names against
+ANALYSIS_BITS = {
+    "retransmission": RETRANSMISSION, "lost_segment": LOST_SEGMENT,
+    "ack_lost_segment": ACK_LOST_SEGMENT, "keep_alive": KEEP_ALIVE,
+    "duplicate_ack": DUPLICATE_ACK, "zero_window": ZERO_WINDOW,
+    "zero_window_probe": ZERO_WINDOW_PROBE, "zero_window_probe_ack": ZERO_WINDOW_PROBE_ACK,
+    "keep_alive_ack": KEEP_ALIVE_ACK, "out_of_order": OUT_OF_ORDER,
+    "fast_retransmission": FAST_RETRANSMISSION, "window_update": WINDOW_UPDATE,
+    "window_full": WINDOW_FULL, "reused_ports": REUSED_PORTS,
+    "spurious_retransmission": SPURIOUS_RETRANSMISSION, "HAS_ANALYSIS": HAS_ANALYSIS,
+    "NOT_SHOWN": NOT_SHOWN, "QUOTED": QUOTED,
+}
 V_BITS = {"row": V_ROW, "seq": V_SEQ, "ack": V_ACK, "wscale": V_WSCALE,
           "analysis": V_ANALYSIS}
 ROW_BITS = {"tcp": KIND_TCP, "quoted": KIND_QUOTED, "has_seglen": RF_HAS_SEGLEN,
