@@ -104,7 +104,8 @@ PACKET_COLUMNS: tuple[Column, ...] = (
     Column("wscale", "UInt8", "", "window scale option shift count", "tcp.options.wscale.shift"),
     Column("sack_perm", "Boolean", "", "SACK-permitted option present", "tcp.options.sack_perm"),
     Column("sack_blocks", "List:UInt32", "", "SACK option edges, flattened: left1, right1, "
-           "left2, right2, ... (raw sequence numbers)", "tcp.options.sack_le / sack_re"),
+           "left2, right2, ... (raw sequence numbers); a block cut in half by the snapshot "
+           "length keeps its left edge only", "tcp.options.sack_le / sack_re"),
     Column("tsval", "UInt32", "", "timestamp option TSval", "tcp.options.timestamp.tsval"),
     Column("tsecr", "UInt32", "", "timestamp option TSecr", "tcp.options.timestamp.tsecr"),
     Column("udp_len", "UInt16", "bytes", "UDP length field", "udp.length"),

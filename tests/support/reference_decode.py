@@ -579,9 +579,11 @@ class _Decoder:
             elif kind == 4 and ln == 2:
                 r["sack_perm"] = True
             elif kind == 5 and ln >= 10:
-                n = min((ln - 2) // 8, (have - 2) // 8)
+                # edges as far as captured: tshark shows the left edge of a block the
+                # snapshot length cuts in half
+                n = min((ln - 2) // 4, (have - 2) // 4)
                 if n:
-                    blocks = list(struct.unpack_from("!%dI" % (2 * n), self.b, off + 2))
+                    blocks = list(struct.unpack_from("!%dI" % n, self.b, off + 2))
                     r["sack_blocks"] = (r["sack_blocks"] or []) + blocks
             elif kind == 8 and ln == 10:
                 if have >= 6:

@@ -766,7 +766,7 @@ cdef class _Decoder:
         cdef uint32_t hl
         cdef Py_ssize_t o, oend, cend
         cdef uint8_t kind, olen
-        cdef int i, nblocks
+        cdef int i, nedges
         cdef Layer* L
         if avail < 4:
             if not quoted:
@@ -848,16 +848,17 @@ cdef class _Decoder:
             elif kind == 4 and olen == 2:
                 k.present |= P_SACKP
             elif kind == 5 and olen >= 10:
-                nblocks = (olen - 2) // 8
-                if nblocks > 4:
-                    nblocks = 4
-                if nblocks > (cend - o - 2) // 8:
-                    nblocks = <int>((cend - o - 2) // 8)
-                for i in range(nblocks):
-                    k.sack[2 * i] = be32(self.pkt + o + 2 + 8 * i)
-                    k.sack[2 * i + 1] = be32(self.pkt + o + 6 + 8 * i)
-                k.sack_n = <uint8_t>(2 * nblocks)
-                if nblocks:
+                # edges as far as captured: a block the snapshot length cuts in half
+                # keeps its left edge, as tshark shows it
+                nedges = (olen - 2) // 4
+                if nedges > 8:
+                    nedges = 8
+                if nedges > (cend - o - 2) // 4:
+                    nedges = <int>((cend - o - 2) // 4)
+                for i in range(nedges):
+                    k.sack[i] = be32(self.pkt + o + 2 + 4 * i)
+                k.sack_n = <uint8_t>nedges
+                if nedges:
                     k.present |= P_SACK
             elif kind == 8 and olen == 10:
                 if cend - o >= 6:
