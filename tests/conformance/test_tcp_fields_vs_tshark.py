@@ -11,6 +11,7 @@ named "lab/<file>" in known_differences.toml. tshark's output is cached (see har
 from __future__ import annotations
 
 import os
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -18,23 +19,15 @@ import pytest
 
 from click.testing import CliRunner
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from support.tcp_conformance import FIELDS as REFERENCE_FIELDS  # noqa: E402
+
 from harness import (LINES, READ, Diff, captures, compare, corpus, known_differences,
                      tshark_fields, tshark_version, undocumented)
 
-TCP_FIELDS = [
-    "frame.number", "tcp.stream", "tcp.seq", "tcp.ack", "tcp.nxtseq", "tcp.len",
-    "tcp.window_size", "tcp.window_size_scalefactor", "tcp.time_relative", "tcp.time_delta",
-    "tcp.analysis.retransmission", "tcp.analysis.fast_retransmission",
-    "tcp.analysis.spurious_retransmission", "tcp.analysis.out_of_order",
-    "tcp.analysis.lost_segment", "tcp.analysis.ack_lost_segment",
-    "tcp.analysis.duplicate_ack", "tcp.analysis.duplicate_ack_num",
-    "tcp.analysis.duplicate_ack_frame", "tcp.analysis.zero_window",
-    "tcp.analysis.zero_window_probe", "tcp.analysis.zero_window_probe_ack",
-    "tcp.analysis.window_full", "tcp.analysis.window_update", "tcp.analysis.keep_alive",
-    "tcp.analysis.keep_alive_ack", "tcp.analysis.reused_ports", "tcp.analysis.ack_rtt",
-    "tcp.analysis.acks_frame", "tcp.analysis.initial_rtt", "tcp.analysis.bytes_in_flight",
-    "tcp.analysis.push_bytes_sent", "tcp.options.sack_le", "tcp.options.sack_re",
-]
+# the reference's fields (tests/support/tcp_conformance.py), plus those only the CLI prints
+TCP_FIELDS = ["frame.number", *REFERENCE_FIELDS, "tcp.time_delta", "tcp.analysis.push_bytes_sent",
+              "tcp.options.sack_le", "tcp.options.sack_re"]
 
 LAB = Path(os.environ.get("TCPSIFT_LAB") or corpus().parent.parent / "lab" / "captures")
 
