@@ -216,6 +216,19 @@ cdef inline Layer* new_layer(Pkt* k, uint8_t kind, bint quoted) noexcept nogil:
     return L
 
 
+cdef inline void enter_ip(Pkt* k) noexcept nogil:
+    """A new (non-quoted) IP header becomes the frame's: the first one seen is kept as
+    the outer header, and transport facts of an outer packet are forgotten."""
+    if k.ip_count > 0 and not (k.present & P_OUTER):
+        k.outer_src = k.src
+        k.outer_dst = k.dst
+        k.present |= P_OUTER
+    k.ip_count += 1
+    k.present |= P_IP
+    k.present &= ~(P_TCP | P_UDP | P_ICMP | P_MSS | P_WS | P_SACKP | P_TS | P_PAYLOAD
+                   | P_TCPLEN | P_SACK | P_FLAGS | P_SEQ | P_ACK | P_TSECR)
+
+
 # ---------------------------------------------------------------- addresses
 
 cdef class AddressTable:
@@ -534,14 +547,8 @@ cdef class _Decoder:
             L.mf = (fl >> 13) & 1
             L.frag = fl & 0x1FFF
         if not quoted:
-            if k.ip_count > 0 and not (k.present & P_OUTER):
-                k.outer_src = k.src
-                k.outer_dst = k.dst
-                k.present |= P_OUTER
-            k.ip_count += 1
-            k.present |= P_IP | P_IPID
-            k.present &= ~(P_TCP | P_UDP | P_ICMP | P_MSS | P_WS | P_SACKP | P_TS | P_PAYLOAD
-                           | P_TCPLEN | P_SACK | P_FLAGS | P_SEQ | P_ACK | P_TSECR)
+            enter_ip(k)
+            k.present |= P_IPID
             k.ip_version = 4
             k.src = src
             k.dst = dst
@@ -699,14 +706,8 @@ cdef class _Decoder:
             L.mf = fm
             L.frag = fo
         if not quoted:
-            if k.ip_count > 0 and not (k.present & P_OUTER):
-                k.outer_src = k.src
-                k.outer_dst = k.dst
-                k.present |= P_OUTER
-            k.ip_count += 1
-            k.present |= P_IP
-            k.present &= ~(P_TCP | P_UDP | P_ICMP | P_MSS | P_WS | P_SACKP | P_TS | P_PAYLOAD
-                           | P_TCPLEN | P_SACK | P_FLAGS | P_SEQ | P_ACK | P_IPID | P_TSECR)
+            enter_ip(k)
+            k.present &= ~P_IPID
             k.ip_version = 6
             k.src = src
             k.dst = dst
