@@ -484,6 +484,8 @@ cdef class _Decoder:
                 problem(k, ST_MALFORMED)
                 return
         if end - off < 1:
+            if off < self.rep_end:
+                problem(k, ST_TRUNC)    # a payload was on the wire, the capture cut it
             return
         nib = self.pkt[off] >> 4
         if nib == 4 or nib == 6:
