@@ -202,6 +202,21 @@ def undocumented(diffs: list[Diff], known: list[Known]) -> list[Diff]:
     return [d for d in diffs if not any(k.covers(d) for k in known)]
 
 
+def fail_on_undocumented(capture: str, diffs: list[Diff], known: list[Known]) -> None:
+    """Fail the test on a frame-count or read difference, or on any difference that
+    known_differences.toml does not cover (the first 25 shown)."""
+    import pytest
+
+    assert not [d for d in diffs if d.field in (LINES, READ)], diffs[:3]
+    bad = undocumented(diffs, known)
+    if bad:
+        shown = "\n".join(f"  frame {d.frame} {d.field}: tshark {d.tshark!r} tcpsift {d.ours!r}"
+                          for d in bad[:25])
+        fields = sorted({d.field for d in bad})
+        pytest.fail(f"{len(bad)} undocumented difference(s) in {capture} "
+                    f"(fields: {', '.join(fields)}):\n{shown}", pytrace=False)
+
+
 def covering(d: Diff, known: list[Known]) -> Known | None:
     return next((k for k in known if k.covers(d)), None)
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness import (LINES, READ, captures, corpus, covering, known_differences, run,
-                     tshark_version, undocumented)
+from harness import (captures, corpus, covering, fail_on_undocumented, known_differences,
+                     run, tshark_version)
 
 KNOWN = known_differences()
 CAPTURES = captures()
@@ -30,14 +30,7 @@ def test_tshark_is_the_reference_version():
 def test_fields_match_tshark(capture):
     _, diffs = run(capture)
     # the frame count and readability are never "known" differences
-    assert not [d for d in diffs if d.field in (LINES, READ)], diffs[:3]
-    bad = undocumented(diffs, KNOWN)
-    if bad:
-        shown = "\n".join(f"  frame {d.frame} {d.field}: tshark {d.tshark!r} tcpsift {d.ours!r}"
-                          for d in bad[:25])
-        fields = sorted({d.field for d in bad})
-        pytest.fail(f"{len(bad)} undocumented difference(s) in {capture} "
-                    f"(fields: {', '.join(fields)}):\n{shown}", pytrace=False)
+    fail_on_undocumented(capture, diffs, KNOWN)
     bugs = {covering(d, KNOWN).reason for d in diffs if covering(d, KNOWN).kind == "decoder"}
     if bugs:
         pytest.xfail("decoder bug (notes/fields-conformance.md): " + " | ".join(sorted(bugs)))

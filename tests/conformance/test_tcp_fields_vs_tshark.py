@@ -22,8 +22,8 @@ from click.testing import CliRunner
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from support.tcp_conformance import FIELDS as REFERENCE_FIELDS  # noqa: E402
 
-from harness import (LINES, READ, Diff, captures, compare, corpus, known_differences,
-                     tshark_fields, tshark_version, undocumented)
+from harness import (READ, Diff, captures, compare, corpus, fail_on_undocumented,
+                     known_differences, tshark_fields, tshark_version)
 
 # the reference's fields (tests/support/tcp_conformance.py), plus those only the CLI prints
 TCP_FIELDS = ["frame.number", *REFERENCE_FIELDS, "tcp.time_delta", "tcp.analysis.push_bytes_sent",
@@ -74,11 +74,4 @@ def test_tcp_fields_match_tshark(tcp_capture, root):
         diffs = [Diff(capture, 0, READ, f"tshark exit {rc}", res.output.strip())]
     else:
         _, diffs = compare(capture, theirs, res.stdout_bytes, TCP_FIELDS)
-    assert not [d for d in diffs if d.field in (LINES, READ)], diffs[:3]
-    bad = undocumented(diffs, KNOWN)
-    if bad:
-        shown = "\n".join(f"  frame {d.frame} {d.field}: tshark {d.tshark!r} tcpsift {d.ours!r}"
-                          for d in bad[:25])
-        fields = sorted({d.field for d in bad})
-        pytest.fail(f"{len(bad)} undocumented difference(s) in {capture} "
-                    f"(fields: {', '.join(fields)}):\n{shown}", pytrace=False)
+    fail_on_undocumented(capture, diffs, KNOWN)
