@@ -49,18 +49,27 @@ def new_record_arrays(Py_ssize_t capacity):
 
 
 def walk_pcap(const uint8_t[:] buf, Py_ssize_t pos, bint big, bint nsec, uint16_t linktype,
-              dict out, Py_ssize_t capacity, int swap_lens=0):
-    """Walk classic pcap records from `pos`.
+              dict out, Py_ssize_t capacity, int swap_lens=0, Py_ssize_t at=0,
+              int64_t base=0, bint final=True):
+    """Walk classic pcap records from `pos`, writing them at index `at` of `out`.
 
     `swap_lens`: pcap versions before 2.3 wrote the original length before the
     captured length; 1 swaps them always (2.0-2.2), 2 when captured > original (2.3),
     as wiretap does.
 
-    Returns (count, next_pos, error): error is None, or a message for a record that
-    could not be read (the walk stops before it; next_pos is its offset).
+    `buf` is the part of the file that starts at file offset `base`; record offsets
+    are file offsets. When `final` is false more of the file follows `buf`, and a
+    record cut by the end of `buf` is not an error: the walk stops before it.
+
+    Returns (count, next_pos, error, need): error is None, or a message for a record
+    that could not be read (the walk stops before it; next_pos is its offset); need is
+    how many bytes from next_pos the next record takes when `buf` ended inside it
+    (0 otherwise).
     """
     cdef Py_ssize_t end = buf.shape[0]
-    cdef Py_ssize_t n = 0
+    cdef Py_ssize_t n = at
+    _check_room(out, at, capacity)
+    capacity += at
     cdef const uint8_t* p
     cdef uint32_t caplen, origlen, sec, frac
     cdef int64_t[:] offset = out["offset"]
@@ -85,7 +94,7 @@ def walk_pcap(const uint8_t[:] buf, Py_ssize_t pos, bint big, bint nsec, uint16_
                 caplen, origlen = origlen, caplen
             if caplen > MAX_FRAME_C or caplen > end - pos - 16:
                 break
-            offset[n] = pos + 16
+            offset[n] = base + pos + 16
             cap_len[n] = caplen
             wire_len[n] = origlen
             ts[n] = <int64_t>sec * 1000000000 + <int64_t>frac * mult
@@ -94,22 +103,33 @@ def walk_pcap(const uint8_t[:] buf, Py_ssize_t pos, bint big, bint nsec, uint16_
             lt[n] = linktype
             n += 1
             pos += 16 + caplen
+    need = 0
     if n < capacity and pos < end:
         remaining = end - pos
         if remaining < 16:
-            error = f"cut short in a record header at offset {pos}"
+            if final:
+                error = f"cut short in a record header at offset {base + pos}"
+            else:
+                need = 16
         else:
             caplen = rd32(&buf[pos + 8], big)
             origlen = rd32(&buf[pos + 12], big)
             if swap_lens == 1 or (swap_lens == 2 and caplen > origlen):
                 caplen = origlen
             if caplen > MAX_FRAME:
-                error = (f"corrupt record at offset {pos}: captured length {caplen} "
+                error = (f"corrupt record at offset {base + pos}: captured length {caplen} "
                          f"exceeds the {MAX_FRAME}-byte maximum")
-            else:
-                error = (f"cut short in the middle of a packet at offset {pos} "
+            elif final:
+                error = (f"cut short in the middle of a packet at offset {base + pos} "
                          f"({caplen} bytes announced, {remaining - 16} present)")
-    return n, pos, error
+            else:
+                need = 16 + caplen
+    return n - at, pos, error, need
+
+
+def _check_room(dict out, Py_ssize_t at, Py_ssize_t capacity):
+    if at < 0 or capacity < 0 or at + capacity > out["offset"].shape[0]:
+        raise ValueError(f"no room for {capacity} records at index {at}")
 
 
 cdef class PcapngState:
@@ -224,14 +244,18 @@ cdef object _idb(const uint8_t[:] buf, Py_ssize_t pos, Py_ssize_t blen, PcapngSt
 
 
 def walk_pcapng(const uint8_t[:] buf, Py_ssize_t pos, PcapngState st, dict out,
-                Py_ssize_t capacity):
+                Py_ssize_t capacity, Py_ssize_t at=0, int64_t base=0, bint final=True):
     """Walk pcapng blocks from `pos` (at a block boundary).
 
-    Returns (count, next_pos, error) like walk_pcap. Section headers and interface
-    descriptions update `st`; blocks that are neither packets nor frames are skipped.
+    `at`, `base` and `final`, and the returned (count, next_pos, error, need), are as
+    for walk_pcap. Section headers and interface descriptions update `st`; blocks
+    that are neither packets nor frames are skipped.
     """
     cdef Py_ssize_t end = buf.shape[0]
-    cdef Py_ssize_t n = 0
+    cdef Py_ssize_t n = at
+    cdef Py_ssize_t need = 0
+    _check_room(out, at, capacity)
+    capacity += at
     cdef const uint8_t* p
     cdef uint32_t btype, blen, blen2, caplen, origlen, iid, snap
     cdef uint64_t t
@@ -249,46 +273,56 @@ def walk_pcapng(const uint8_t[:] buf, Py_ssize_t pos, PcapngState st, dict out,
     error = None
     while n < capacity and pos < end:
         if end - pos < 12:
-            error = f"cut short in a block header at offset {pos}"
+            if final:
+                error = f"cut short in a block header at offset {base + pos}"
+            else:
+                need = 12
             break
         p = &buf[pos]
         btype = rd32(p, False)
         if btype == 0x0A0D0D0A:
             if end - pos < 28:
-                error = f"cut short in a section header block at offset {pos}"
+                if final:
+                    error = f"cut short in a section header block at offset {base + pos}"
+                else:
+                    need = 28
                 break
             magic = rd32(p + 8, False)
             big = magic == 0x4D3C2B1A
             blen = rd32(p + 4, big)
         else:
             if not st.in_section:
-                return n, pos, "not a pcapng file"
+                return n - at, pos, "not a pcapng file", 0
             big = st.big
             btype = rd32(p, big)
             blen = rd32(p + 4, big)
         if blen < 12 or blen % 4 != 0:
-            error = f"corrupt block at offset {pos}: total length {blen}"
+            error = f"corrupt block at offset {base + pos}: total length {blen}"
             break
         if blen > end - pos:
-            error = f"cut short in the middle of a block at offset {pos} ({blen} bytes announced, {end - pos} present)"
+            if final:
+                error = (f"cut short in the middle of a block at offset {base + pos} "
+                         f"({blen} bytes announced, {end - pos} present)")
+            else:
+                need = blen
             break
         blen2 = rd32(p + blen - 4, big)
         if blen2 != blen:
-            error = f"corrupt block at offset {pos}: total lengths {blen} and {blen2} differ"
+            error = f"corrupt block at offset {base + pos}: total lengths {blen} and {blen2} differ"
             break
         if btype == 0x0A0D0D0A:
             msg = _shb(buf, pos, blen, st)
             if msg is not None:
-                error = f"{msg} at offset {pos}"
+                error = f"{msg} at offset {base + pos}"
                 break
         elif btype == 1:
             msg = _idb(buf, pos, blen, st)
             if msg is not None:
-                error = f"{msg} at offset {pos}"
+                error = f"{msg} at offset {base + pos}"
                 break
         elif btype == 6 or btype == 2:
             if blen < 32:
-                error = f"corrupt packet block at offset {pos}: total length {blen} is below the minimum 32"
+                error = f"corrupt packet block at offset {base + pos}: total length {blen} is below the minimum 32"
                 break
             if btype == 6:
                 iid = rd32(p + 8, big)
@@ -299,19 +333,19 @@ def walk_pcapng(const uint8_t[:] buf, Py_ssize_t pos, PcapngState st, dict out,
             origlen = rd32(p + 24, big)
             nif = len(st.interfaces) - st.section_first
             if iid >= nif:
-                error = (f"corrupt packet block at offset {pos}: interface {iid} is not defined "
+                error = (f"corrupt packet block at offset {base + pos}: interface {iid} is not defined "
                          f"({nif} interfaces in this section)")
                 break
             if caplen > blen - 32:
-                error = (f"corrupt packet block at offset {pos}: captured length {caplen} does not "
+                error = (f"corrupt packet block at offset {base + pos}: captured length {caplen} does not "
                          f"fit in a block of {blen} bytes")
                 break
             if caplen > MAX_FRAME:
-                error = f"corrupt packet block at offset {pos}: captured length {caplen} exceeds {MAX_FRAME}"
+                error = f"corrupt packet block at offset {base + pos}: captured length {caplen} exceeds {MAX_FRAME}"
                 break
             gidx = st.section_first + iid
             info = st.interfaces[gidx]
-            offset[n] = pos + 28
+            offset[n] = base + pos + 28
             cap_len[n] = caplen
             wire_len[n] = origlen
             ts[n] = ts_to_ns(t, info["tsresol"], info["tsresol_pow2"]) + <int64_t>info["tsoffset"] * 1000000000
@@ -321,11 +355,11 @@ def walk_pcapng(const uint8_t[:] buf, Py_ssize_t pos, PcapngState st, dict out,
             n += 1
         elif btype == 3:
             if blen < 16:
-                error = f"corrupt simple packet block at offset {pos}: total length {blen}"
+                error = f"corrupt simple packet block at offset {base + pos}: total length {blen}"
                 break
             nif = len(st.interfaces) - st.section_first
             if nif < 1:
-                error = f"simple packet block at offset {pos} before any interface description"
+                error = f"simple packet block at offset {base + pos} before any interface description"
                 break
             info = st.interfaces[st.section_first]
             origlen = rd32(p + 8, big)
@@ -335,7 +369,7 @@ def walk_pcapng(const uint8_t[:] buf, Py_ssize_t pos, PcapngState st, dict out,
                 caplen = snap
             if caplen > blen - 16:
                 caplen = blen - 16
-            offset[n] = pos + 12
+            offset[n] = base + pos + 12
             cap_len[n] = caplen
             wire_len[n] = origlen
             ts[n] = 0
@@ -346,9 +380,9 @@ def walk_pcapng(const uint8_t[:] buf, Py_ssize_t pos, PcapngState st, dict out,
         elif btype == 0x00000BAD or btype == 0x40000BAD:
             # tshark 4.0 shows a custom block as a frame of the bytes after its PEN
             if blen < 16:
-                error = f"corrupt custom block at offset {pos}: total length {blen}"
+                error = f"corrupt custom block at offset {base + pos}: total length {blen}"
                 break
-            offset[n] = pos + 12
+            offset[n] = base + pos + 12
             cap_len[n] = blen - 16
             wire_len[n] = blen - 16
             ts[n] = 0
@@ -357,4 +391,4 @@ def walk_pcapng(const uint8_t[:] buf, Py_ssize_t pos, PcapngState st, dict out,
             lt[n] = NO_LINKTYPE
             n += 1
         pos += blen
-    return n, pos, error
+    return n - at, pos, error, need

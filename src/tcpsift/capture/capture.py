@@ -13,7 +13,7 @@ from tcpsift.capture.files import RecordStats, capture_paths, each_file
 from tcpsift.capture.reader import SourceWalk
 from tcpsift.capture.source import open_source
 from tcpsift.capture.table import encode_addresses, layer_table, packet_table
-from tcpsift.decode import _decode, reassembly
+from tcpsift.decode import _decode
 
 @dataclass
 class CaptureInfo:
@@ -62,17 +62,16 @@ class Capture:
         if not 1 <= frame <= len(self.packets):
             raise IndexError(f"no frame {frame} (the capture has {len(self.packets)})")
         row = self.packets.row(frame - 1, named=True)
-        return row, self._results[row["file_id"]].source.data
+        return row, self._results[row["file_id"]].source
 
     def frame_bytes(self, frame: int) -> bytes:
         """The captured bytes of one frame (frame numbers are 1-based)."""
-        row, data = self._locate(frame)
-        start = row["file_offset"]
-        return bytes(data[start:start + row["cap_len"]])
+        row, source = self._locate(frame)
+        return source.read_at(row["file_offset"], row["cap_len"])
 
     def payload(self, frame: int) -> bytes:
         """The captured part of the frame's TCP or UDP payload (b"" when it has none)."""
-        row, data = self._locate(frame)
+        row, source = self._locate(frame)
         if row["payload_offset"] is None:
             return b""
         start = row["file_offset"] + row["payload_offset"]
@@ -81,7 +80,7 @@ class Capture:
             end = min(end, start + row["tcp_len"])
         elif row["udp_len"] is not None and row["udp_len"] >= 8:
             end = min(end, start + row["udp_len"] - 8)
-        return bytes(data[start:end])
+        return source.read_at(start, max(end - start, 0))
 
 
 FRAME_ACCESS_COLUMNS = {"frame", "file_id", "file_offset", "cap_len", "payload_offset",
@@ -108,10 +107,9 @@ class _File:
 
 def _read_file(path, file_id: int, first_row: int, addrs, layers, columns, keep_times: bool) -> _File:
     src = open_source(path)
-    walk = SourceWalk(src)
+    walk = SourceWalk(src, reassemble=True)
     stats = RecordStats()
     sacks = _decode.U32Buffer()
-    pending: dict = {}
     out = _File(src, {}, [], True)
     row = first_row
     # fresh arrays per chunk: Polars keeps NumPy buffers without copying (a column may
@@ -119,10 +117,6 @@ def _read_file(path, file_id: int, first_row: int, addrs, layers, columns, keep_
     for rec, pkt in walk.chunks(addrs, layers, sacks, first_row, CHUNK):
         n = len(rec["offset"])
         stats.add(rec)
-        rows, layer_rows = reassembly.reassemble(walk.view, rec, pkt, addrs, row, pending)
-        if len(rows):
-            out.reassembled_rows.append(rows)
-            out.reassembled_layers.append(layer_rows)
         file_frame = np.arange(row - first_row + 1, row - first_row + n + 1, dtype=np.uint32)
         out.chunks.append(packet_table(
             rec, pkt, sacks.to_numpy(), np.arange(row + 1, row + n + 1, dtype=np.uint32),
@@ -132,6 +126,8 @@ def _read_file(path, file_id: int, first_row: int, addrs, layers, columns, keep_
             out.has_ts.append(rec["has_ts"].copy())
         sacks.clear()
         row += n
+    out.reassembled_rows = walk.reassembled_rows
+    out.reassembled_layers = walk.reassembled_layers
     out.info = stats.describe(walk.info, walk.warnings, walk.complete)
     out.warnings = walk.warnings + stats.unsupported_warnings(src.path)
     out.complete = walk.complete

@@ -6,33 +6,31 @@ import struct
 
 from tcpsift.capture import _records
 from tcpsift.capture.source import PCAP_MAGICS, Source
-from tcpsift.decode import _decode
+from tcpsift.decode import _decode, reassembly
 from tcpsift.errors import CaptureError
 
-# Records per walk: an upper bound from the buffer size (a record takes 16 bytes or
-# more), so one walk usually takes the whole file. np.empty only reserves address
-# space; pages that no record reaches are never touched. The cap keeps the
-# reservation reasonable for huge files, which are then walked in several chunks.
+# Records per chunk when the caller does not say: an upper bound from the file size
+# (a record takes 16 bytes or more), capped so that the reservation stays reasonable;
+# np.empty only reserves address space, and pages no record reaches are never touched.
 MAX_CHUNK_RECORDS = 1 << 27
 # LINKTYPE values are assigned well below this; 65000 and up are reserved, and no
 # reader (wiretap included) accepts them.
 RESERVED_LINKTYPES = 65000
 
 
-def _pcap_header(src: Source):
-    buf = src.data
+def _pcap_header(path: str, buf):
     if len(buf) < 24:
-        raise CaptureError(src.path, f"not a pcap or pcapng file (cut short in the pcap file "
-                                     f"header: {len(buf)} of 24 bytes)")
+        raise CaptureError(path, f"not a pcap or pcapng file (cut short in the pcap file "
+                                 f"header: {len(buf)} of 24 bytes)")
     big, nsec = PCAP_MAGICS[bytes(buf[:4])]
     e = ">" if big else "<"
     major, minor, _zone, _sigfigs, snaplen, ltfield = struct.unpack(e + "HHiIII", buf[4:24])
     if major != 2:
-        raise CaptureError(src.path, f"unsupported pcap version {major}.{minor}")
+        raise CaptureError(path, f"unsupported pcap version {major}.{minor}")
     if ltfield & 0x03FF0000:
-        raise CaptureError(src.path, f"pcap link-type field {ltfield:#010x} has reserved bits set")
+        raise CaptureError(path, f"pcap link-type field {ltfield:#010x} has reserved bits set")
     if ltfield & 0xFFFF >= RESERVED_LINKTYPES:
-        raise CaptureError(src.path, f"unknown link type {ltfield & 0xFFFF} (reserved range)")
+        raise CaptureError(path, f"unknown link type {ltfield & 0xFFFF} (reserved range)")
     return {
         "byte_order": "big-endian" if big else "little-endian",
         "ts_resolution": "ns" if nsec else "us", "version": f"{major}.{minor}",
@@ -47,62 +45,112 @@ def _trim(arrays: dict, n: int) -> dict:
 
 class SourceWalk:
     """Walks and decodes one source chunk by chunk; after the walk, `info`, `warnings`
-    and `complete` say what was learned about the file."""
+    and `complete` say what was learned about the file.
 
-    def __init__(self, src: Source):
+    With `reassemble`, IP fragments are reassembled while their bytes are at hand;
+    `reassembled_rows` and `reassembled_layers` then list the re-decoded rows and the
+    layer rows that replace theirs (see tcpsift.decode.reassembly)."""
+
+    def __init__(self, src: Source, reassemble: bool = False):
         self.src = src
-        self.view = memoryview(src.data).cast("B") if not isinstance(src.data, bytes) else src.data
         self.warnings = [f"{src.path}: {w}" for w in src.warnings]
         self.complete = not src.warnings
         self.info: dict = {"path": src.path, "format": src.container,
                            "compression": src.compression, "file_size": src.file_size}
+        self.reassemble = reassemble
+        self.pending: dict = {}
+        self.reassembled_rows: list = []
+        self.reassembled_layers: list = []
+        self.blocks = src.blocks()
+        self.blocks.next()
         if src.container == "pcap":
-            self.hdr = _pcap_header(src)
+            try:
+                self.hdr = _pcap_header(src.path, self.blocks.view()[:24])
+            except CaptureError:
+                self.blocks.close()
+                raise
             self.info.update({k: self.hdr[k] for k in ("byte_order", "ts_resolution", "version",
                                                         "snaplen")})
             self.state = None
         else:
+            self.hdr = None
             self.state = _records.PcapngState()
+
+    def _walk(self, view, pos, out, at, room):
+        b = self.blocks
+        if self.state is None:
+            hdr = self.hdr
+            return _records.walk_pcap(view, pos, hdr["big"], hdr["nsec"], hdr["linktype"], out,
+                                      room, hdr["swap_lens"], at, b.base, b.final)
+        return _records.walk_pcapng(view, pos, self.state, out, room, at, b.base, b.final)
 
     def chunks(self, addrs, layers, sack_edges, first_row: int, capacity: int | None = None,
                reuse: bool = False):
         """Yield (records, packets) array dicts of up to `capacity` frames each (default:
         the whole file at once). With `reuse`, every chunk is written into the same
         arrays (valid until the next chunk): memory stays in cache, for aggregates."""
-        view, state, hdr = self.view, self.state, getattr(self, "hdr", None)
-        pos = 24 if state is None else 0
+        blocks = self.blocks
         if capacity is None:
-            capacity = min(len(view) // 16 + 1, MAX_CHUNK_RECORDS)
+            capacity = min(self.src.file_size // 16 + 1, MAX_CHUNK_RECORDS)
+        pos = 24 if self.state is None else 0
         row = first_row
         out = pkt_out = None
-        while True:
-            if out is None or not reuse:
-                out = _records.new_record_arrays(capacity)
-                pkt_out = _decode.new_packet_arrays(capacity)
-            if state is None:
-                n, pos, error = _records.walk_pcap(view, pos, hdr["big"], hdr["nsec"],
-                                                   hdr["linktype"], out, capacity, hdr["swap_lens"])
-            else:
-                n, pos, error = _records.walk_pcapng(view, pos, state, out, capacity)
-            rec, pkt = _trim(out, n), _trim(pkt_out, n)
-            _decode.decode_frames(view, rec["offset"], rec["cap_len"], rec["len"],
-                                  rec["linktype"], addrs, pkt, layers, row, sack_edges)
-            row += n
-            if error is not None:
-                if state is not None and not state.sections and "version" not in error:
-                    raise CaptureError(self.src.path, f"not a pcap or pcapng file ({error})")
-                if row == first_row:
-                    raise CaptureError(self.src.path, error)
-            yield rec, pkt
-            if error is not None:
-                self.warnings.append(f"{self.src.path}: {error}; kept the {row - first_row} "
-                                     f"packets before it")
-                self.complete = False
-                break
-            if n < capacity:
-                break
+        filled = 0
+        yielded = False
+        error = None
+        try:
+            while True:
+                if out is None:
+                    out = _records.new_record_arrays(capacity)
+                    pkt_out = _decode.new_packet_arrays(capacity)
+                view = blocks.view()
+                n, pos, error, need = self._walk(view, pos, out, filled, capacity - filled)
+                if n:
+                    self._decode(view, out, pkt_out, filled, n, addrs, layers, sack_edges, row)
+                filled += n
+                row += n
+                if error is not None:
+                    if self.state is not None and not self.state.sections and "version" not in error:
+                        raise CaptureError(self.src.path, f"not a pcap or pcapng file ({error})")
+                    if row == first_row:
+                        raise CaptureError(self.src.path, error)
+                    break
+                if filled == capacity:
+                    yield _trim(out, filled), _trim(pkt_out, filled)
+                    yielded = True
+                    filled = 0
+                    if not reuse:
+                        out = None
+                    continue
+                view.release()
+                if not blocks.next(pos, need):
+                    break
+                pos = 0
+            if filled or not yielded:
+                if out is None:
+                    out = _records.new_record_arrays(0)
+                    pkt_out = _decode.new_packet_arrays(0)
+                yield _trim(out, filled), _trim(pkt_out, filled)
+        finally:
+            blocks.close()
+        if error is not None:
+            self.warnings.append(f"{self.src.path}: {error}; kept the {row - first_row} "
+                                 f"packets before it")
+            self.complete = False
         self._finish_info()
 
+    def _decode(self, view, out, pkt_out, at, n, addrs, layers, sack_edges, row):
+        base = self.blocks.base
+        rec = {k: v[at:at + n] for k, v in out.items()}
+        _decode.decode_frames(view, rec["offset"], rec["cap_len"], rec["len"], rec["linktype"],
+                              addrs, pkt_out, layers, row, sack_edges, base=base, at=at)
+        if self.reassemble:
+            pkt = {k: v[at:at + n] for k, v in pkt_out.items()}
+            rows, layer_rows = reassembly.reassemble(view, base, rec, pkt, addrs, row,
+                                                     self.pending)
+            if len(rows):
+                self.reassembled_rows.append(rows)
+                self.reassembled_layers.append(layer_rows)
     def _finish_info(self):
         if self.state is not None:
             self.info.update({"byte_order": "big-endian" if self.state.big else "little-endian",

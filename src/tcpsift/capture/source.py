@@ -1,12 +1,11 @@
 """Open a capture file: detect its container by content, undo compression.
 
-The only module that touches the file system for captures. A plain file is
-memory-mapped (no copy); a gzip or zstd file is decompressed into memory, keeping
-every byte that decompressed cleanly before a fault.
+The only module that touches the file system for captures. A plain file is read in
+blocks through one reused buffer; a gzip or zstd file is decompressed into memory,
+keeping every byte that decompressed cleanly before a fault.
 """
 from __future__ import annotations
 
-import mmap
 import os
 import zlib
 from dataclasses import dataclass, field
@@ -31,21 +30,27 @@ OTHER_FORMATS = {
 
 @dataclass
 class Source:
-    """A capture's bytes and what the container layer learned opening it."""
+    """A capture file and what the container layer learned opening it. A compressed
+    file is held decompressed in `data`; a plain one is read in blocks (`blocks()`)."""
     path: str
-    data: object                      # bytes-like supporting the buffer protocol
-    _mmap: mmap.mmap | None = None
+    data: bytes | None = None
     container: str = "pcap"           # "pcap" or "pcapng"
     compression: str | None = None    # None, "gzip" or "zstd"
     file_size: int = 0
     warnings: list[str] = field(default_factory=list)
 
-    def close(self):
-        if self._mmap is not None:
-            try:
-                self._mmap.close()
-            except BufferError:
-                pass    # a table still views the bytes; the map goes with it
+    def blocks(self, block: int | None = None) -> Blocks:
+        return Blocks(self, block or BLOCK_SIZE)
+
+    def read_at(self, offset: int, length: int) -> bytes:
+        """`length` bytes of the (decompressed) capture from `offset`."""
+        if self.data is not None:
+            return bytes(self.data[offset:offset + length])
+        try:
+            with open(self.path, "rb") as fh:
+                return os.pread(fh.fileno(), length, offset)
+        except OSError as e:
+            raise CaptureError(self.path, e.strerror or str(e)) from None
 
 
 def _gunzip(raw, path, warnings):
@@ -100,31 +105,71 @@ def _container(head: bytes, path: str) -> str:
     raise CaptureError(path, "not a pcap or pcapng file")
 
 
-def _available_memory() -> int:
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
+# Bytes read at a time: large enough that a syscall per block costs nothing, small
+# enough to stay in the CPU cache while the block is walked and decoded.
+BLOCK_SIZE = 1 << 22
 
 
-def _map(fh, size):
-    """Memory-map a file. Pre-fault it when it fits easily in memory: one populate is
-    ~30x cheaper than a page fault per 4 KiB while walking; a larger file streams."""
-    flags = mmap.MAP_SHARED
-    populate = getattr(mmap, "MAP_POPULATE", 0)
-    if populate and size * 4 < _available_memory():
-        flags |= populate
-    mm = mmap.mmap(fh.fileno(), 0, flags=flags, prot=mmap.PROT_READ)
-    if not flags & populate:
+class Blocks:
+    """The file's bytes, one block at a time, into a buffer that is used again and again.
+
+    Reading blocks that stay in the CPU cache is as fast as `cat`, and faster than
+    walking a memory map (each 4 KiB page mapped costs a TLB fill on a VM); it also
+    bounds memory for files larger than RAM. `next(keep_from, need)` keeps the bytes
+    of a record cut by the block's end (from `keep_from`) and reads on behind them,
+    with room for at least `need` bytes from there.
+    """
+
+    def __init__(self, source: "Source", block: int):
+        self.source = source
+        self.block = max(block, 64)     # the first block holds any file header
+        self.base = 0               # file offset of buf[0]
+        self.have = 0               # bytes of buf that hold file data
+        self.final = False          # buf reaches the end of the data
+        if source.data is not None:
+            self.buf = source.data
+            self.have, self.final = len(source.data), True
+            self.fh = None
+        else:
+            self.buf = bytearray(block)
+            self.fh = open(source.path, "rb", buffering=0)
+
+    def close(self):
+        if self.fh is not None:
+            self.fh.close()
+            self.fh = None
+
+    def view(self):
+        return memoryview(self.buf)[:self.have]
+
+    def next(self, keep_from: int = 0, need: int = 0):
+        """Drop buf[:keep_from], read on; False once nothing more can come."""
+        if self.final:
+            return False
+        kept = self.have - keep_from
+        size = max(self.block, 2 * need)
+        if len(self.buf) < size:
+            grown = bytearray(size)
+            grown[:kept] = self.buf[keep_from:self.have]
+            self.buf = grown
+        elif kept:
+            self.buf[:kept] = self.buf[keep_from:self.have]
+        self.base += keep_from
+        self.have = kept
+        view = memoryview(self.buf)
         try:
-            mm.madvise(mmap.MADV_SEQUENTIAL)
-        except (AttributeError, OSError):
-            pass
-    return mm, mm
+            while self.have < len(self.buf):
+                got = self.fh.readinto(view[self.have:])
+                if not got:
+                    self.final = True
+                    break
+                self.have += got
+        except OSError as e:
+            raise CaptureError(self.source.path, f"read error at offset {self.base + self.have}: "
+                                                 f"{e.strerror or e}") from None
+        finally:
+            view.release()
+        return True
 
 
 def open_source(path) -> Source:
@@ -149,6 +194,6 @@ def open_source(path) -> Source:
                 raise CaptureError(path, f"{compression} data holds no capture"
                                    + (f" ({warnings[0]})" if warnings else ""))
             container = _container(data[:8], path)
-            return Source(path, data, None, container, compression, size, warnings)
+            return Source(path, data, container, compression, size, warnings)
         container = _container(head + fh.read(4), path)
-        return Source(path, *_map(fh, size), container=container, file_size=size)
+        return Source(path, None, container, file_size=size)

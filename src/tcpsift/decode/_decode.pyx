@@ -1329,16 +1329,18 @@ def new_packet_arrays(Py_ssize_t n):
 def decode_frames(const uint8_t[::1] buf, const int64_t[::1] offsets, const uint32_t[::1] cap_lens,
                   const uint32_t[::1] wire_lens, const uint16_t[::1] linktypes, AddressTable addrs, dict out, LayerBuffer layers,
                   uint32_t first_row, U32Buffer sack_edges, Py_ssize_t reasm_off=-1,
-                  Py_ssize_t reasm_len=0):
-    """Decode frames [0, len(offsets)) of `buf` into the arrays of `out`.
+                  Py_ssize_t reasm_len=0, int64_t base=0, Py_ssize_t at=0):
+    """Decode frames [0, len(offsets)) of `buf` into the arrays of `out` from index `at`.
 
-    `first_row` is added to layer rows so that chunks share one layer buffer.
+    `buf` holds the file's bytes from file offset `base` (offsets are file offsets).
+    `first_row` (the row of the first frame) is added to layer rows so that chunks
+    share one layer buffer.
     `reasm_off`/`reasm_len` describe a synthetic reassembled frame (see _Decoder).
     SACK edges are appended to `sack_edges` in frame order; `out["sack_count"]`
     says how many each frame has.
     """
     cdef Py_ssize_t n = offsets.shape[0]
-    cdef Py_ssize_t i
+    cdef Py_ssize_t i, j
     cdef int failed = 0
     cdef Pkt k
     cdef _Decoder d = _Decoder()
@@ -1383,16 +1385,22 @@ def decode_frames(const uint8_t[::1] buf, const int64_t[::1] offsets, const uint
     cdef uint32_t[::1] ip_offset = out["ip_offset"]
     cdef uint32_t[::1] frag_data_offset = out["frag_data_offset"]
     cdef uint8_t[::1] ipv6_nxt = out["ipv6_nxt"]
+    if at < 0 or at + n > out["status"].shape[0]:
+        raise ValueError(f"no room for {n} frames at index {at}")
     for i in range(n):
         if cap_lens[i] == 0:
             continue
-        d.pkt = &buf[offsets[i]]
+        if offsets[i] >= base and offsets[i] - base < buf.shape[0]:
+            d.pkt = &buf[offsets[i] - base]
         break
     with nogil:
       for i in range(n):
         memset(&k, 0, sizeof(Pkt) - sizeof(k.layers))
         if cap_lens[i] > 0:
-            d.pkt = &buf[offsets[i]]
+            if offsets[i] < base or offsets[i] - base + cap_lens[i] > buf.shape[0]:
+                failed = 2
+                break
+            d.pkt = &buf[offsets[i] - base]
             d.rep_end = wire_lens[i] if wire_lens[i] > cap_lens[i] else cap_lens[i]
             d.frame(&k, linktypes[i], cap_lens[i])
             if k.any_quoted or k.any_odd_tag or k.ip_count > 1 or k.l4_count > 1 or k.vlan_depth > 1:
@@ -1404,44 +1412,45 @@ def decode_frames(const uint8_t[::1] buf, const int64_t[::1] offsets, const uint
             k.status = ST_TRUNC
         else:
             k.status = ST_UNSUPPORTED
-        status[i] = k.status
-        present[i] = k.present
-        vlan_id[i] = k.vlan_id
-        vlan_depth[i] = k.vlan_depth
-        encap[i] = k.encap
-        outer_src[i] = k.outer_src
-        outer_dst[i] = k.outer_dst
-        ip_version[i] = k.ip_version
-        src[i] = k.src
-        dst[i] = k.dst
-        ip_hdr_len[i] = k.ip_hdr_len
-        ip_len[i] = k.ip_len
-        ip_id[i] = k.ip_id
-        ttl[i] = k.ttl
-        ip_proto[i] = k.ip_proto
-        df[i] = k.df
-        mf[i] = k.mf
-        frag[i] = k.frag
-        sport[i] = k.sport
-        dport[i] = k.dport
-        tcp_flags[i] = k.tcp_flags
-        seq[i] = k.seq
-        ack[i] = k.ack
-        tcp_hdr_len[i] = k.tcp_hdr_len
-        window[i] = k.window
-        tcp_len[i] = k.tcp_len
-        mss[i] = k.mss
-        wscale[i] = k.wscale
-        tsval[i] = k.tsval
-        tsecr[i] = k.tsecr
-        udp_len[i] = k.udp_len
-        icmp_type[i] = k.icmp_type
-        icmp_code[i] = k.icmp_code
-        payload_offset[i] = k.payload_off
-        sack_count[i] = k.sack_n
-        ip_offset[i] = k.ip_off
-        frag_data_offset[i] = k.frag_data_off
-        ipv6_nxt[i] = k.ipv6_nxt
+        j = at + i
+        status[j] = k.status
+        present[j] = k.present
+        vlan_id[j] = k.vlan_id
+        vlan_depth[j] = k.vlan_depth
+        encap[j] = k.encap
+        outer_src[j] = k.outer_src
+        outer_dst[j] = k.outer_dst
+        ip_version[j] = k.ip_version
+        src[j] = k.src
+        dst[j] = k.dst
+        ip_hdr_len[j] = k.ip_hdr_len
+        ip_len[j] = k.ip_len
+        ip_id[j] = k.ip_id
+        ttl[j] = k.ttl
+        ip_proto[j] = k.ip_proto
+        df[j] = k.df
+        mf[j] = k.mf
+        frag[j] = k.frag
+        sport[j] = k.sport
+        dport[j] = k.dport
+        tcp_flags[j] = k.tcp_flags
+        seq[j] = k.seq
+        ack[j] = k.ack
+        tcp_hdr_len[j] = k.tcp_hdr_len
+        window[j] = k.window
+        tcp_len[j] = k.tcp_len
+        mss[j] = k.mss
+        wscale[j] = k.wscale
+        tsval[j] = k.tsval
+        tsecr[j] = k.tsecr
+        udp_len[j] = k.udp_len
+        icmp_type[j] = k.icmp_type
+        icmp_code[j] = k.icmp_code
+        payload_offset[j] = k.payload_off
+        sack_count[j] = k.sack_n
+        ip_offset[j] = k.ip_off
+        frag_data_offset[j] = k.frag_data_off
+        ipv6_nxt[j] = k.ipv6_nxt
         if k.sack_n:
             if sack_edges.extend(k.sack, k.sack_n) != 0:
                 failed = 1
@@ -1450,5 +1459,7 @@ def decode_frames(const uint8_t[::1] buf, const int64_t[::1] offsets, const uint
             if layers.add(k.layers, k.nlayers, first_row + <uint32_t>i) != 0:
                 failed = 1
                 break
+    if failed == 2:
+        raise ValueError(f"frame at offset {offsets[i]} is not in the buffer")
     if failed:
         raise MemoryError()

@@ -45,10 +45,13 @@ class _Datagram:
         return reach >= self.total
 
 
-def reassemble(view, rec: dict, pkt: dict, addrs, first_row: int, pending: dict | None = None):
-    """Reassemble the IP fragments of a chunk of one file, patching `pkt` rows in place.
+def reassemble(view, base: int, rec: dict, pkt: dict, addrs, first_row: int,
+               pending: dict | None = None):
+    """Reassemble the IP fragments of frames just decoded, patching `pkt` rows in place.
 
-    `pending` carries the datagrams still incomplete from chunk to chunk of a file.
+    `view` holds the file's bytes from file offset `base` (record offsets are file
+    offsets).
+    `pending` carries the datagrams still incomplete from block to block of a file.
     Returns (rows, layer_rows): the global row numbers that were re-decoded and the
     layer-table rows their synthetic decode produced (to replace their old ones).
     """
@@ -65,7 +68,7 @@ def reassemble(view, rec: dict, pkt: dict, addrs, first_row: int, pending: dict 
         data_off = int(pkt["frag_data_offset"][i])
         # payload bytes of this fragment per its IP header, as far as they were captured
         length = int(pkt["ip_len"][i]) - (data_off - int(pkt["ip_offset"][i]))
-        start = int(rec["offset"][i])
+        start = int(rec["offset"][i]) - base
         captured = int(rec["cap_len"][i]) - data_off
         if length < 0 or captured < length:
             continue        # cut by the snapshot length: cannot be reassembled

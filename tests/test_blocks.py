@@ -1,0 +1,57 @@
+"""Files are read in blocks through one buffer: a record cut by a block's end must be
+decoded as if the file had been read whole, and a fault found at the same offset."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import tcpsift
+from tcpsift.capture import capture as capmod
+from tcpsift.capture import source as srcmod
+from tcpsift.errors import CaptureError
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "captures"
+FILES = sorted(p for d in ("public", "malformed") if (SHARED / d).exists()
+               for p in (SHARED / d).rglob("*") if p.is_file()
+               and p.suffix not in (".md", ".tsv", ".json", ".txt", ".py"))
+FILES = FILES or [ROOT / "samples" / "sample.pcap"]
+
+
+def _read(path):
+    try:
+        cap = tcpsift.read(path)
+    except CaptureError as e:
+        return str(e)
+    return cap
+
+
+@pytest.fixture(scope="module")
+def whole():
+    return {p: _read(p) for p in FILES}
+
+
+@pytest.mark.parametrize("block", [1, 61, 4099])
+def test_small_blocks_read_like_one_block(monkeypatch, whole, block):
+    monkeypatch.setattr(srcmod, "BLOCK_SIZE", block)
+    monkeypatch.setattr(capmod, "CHUNK", 53)
+    for path, expect in whole.items():
+        got = _read(path)
+        if isinstance(expect, str):
+            assert got == expect, path
+            continue
+        assert not isinstance(got, str), f"{path}: {got}"
+        assert got.packets.equals(expect.packets), path
+        assert got.layers.equals(expect.layers), path
+        assert got.warnings == expect.warnings, path
+        assert got.complete == expect.complete, path
+
+
+def test_frame_bytes_come_from_the_file():
+    path = ROOT / "samples" / "sample.pcap"
+    cap = tcpsift.read(path)
+    data = path.read_bytes()
+    for row in cap.packets.head(50).iter_rows(named=True):
+        start = row["file_offset"]
+        assert cap.frame_bytes(row["frame"]) == data[start:start + row["cap_len"]]
