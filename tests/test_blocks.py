@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 import tcpsift
+from tcpsift.capture import blocks
 from tcpsift.capture import capture as capmod
 from tcpsift.capture import source as srcmod
 from tcpsift.errors import CaptureError
@@ -32,9 +33,16 @@ def whole():
     return {p: _read(p) for p in FILES}
 
 
-@pytest.mark.parametrize("block", [1, 61, 4099])
-def test_small_blocks_read_like_one_block(monkeypatch, whole, block):
+@pytest.mark.parametrize("block,prefetch,head", [(1, False, None), (61, False, 16),
+                                                 (1024, True, 24), (4099, True, None)])
+def test_small_blocks_read_like_one_block(monkeypatch, whole, block, prefetch, head):
+    """`head` small: records are carried over by joining blocks instead of in the
+    room before the next block."""
     monkeypatch.setattr(srcmod, "BLOCK_SIZE", block)
+    if prefetch:
+        monkeypatch.setattr(blocks, "PREFETCH_MIN_SIZE", 0)
+    if head is not None:
+        monkeypatch.setattr(blocks, "HEAD", head)
     monkeypatch.setattr(capmod, "CHUNK", 53)
     for path, expect in whole.items():
         got = _read(path)

@@ -107,6 +107,7 @@ class SourceWalk:
                 n, pos, error, need = self._walk(view, pos, out, filled, capacity - filled)
                 if n:
                     self._decode(view, out, pkt_out, filled, n, addrs, layers, sack_edges, row)
+                del view
                 filled += n
                 row += n
                 if error is not None:
@@ -122,7 +123,6 @@ class SourceWalk:
                     if not reuse:
                         out = None
                     continue
-                view.release()
                 if not blocks.next(pos, need):
                     break
                 pos = 0

@@ -28,6 +28,11 @@ OTHER_FORMATS = {
 }
 
 
+# Bytes read at a time: large enough that a syscall per block costs nothing, small
+# enough to stay in the CPU cache while the block is walked and decoded.
+BLOCK_SIZE = 1 << 22
+
+
 @dataclass
 class Source:
     """A capture file and what the container layer learned opening it. A compressed
@@ -39,7 +44,9 @@ class Source:
     file_size: int = 0
     warnings: list[str] = field(default_factory=list)
 
-    def blocks(self, block: int | None = None) -> Blocks:
+    def blocks(self, block: int | None = None):
+        """The bytes one block at a time (tcpsift.capture.blocks.Blocks)."""
+        from tcpsift.capture.blocks import Blocks
         return Blocks(self, block or BLOCK_SIZE)
 
     def read_at(self, offset: int, length: int) -> bytes:
@@ -103,73 +110,6 @@ def _container(head: bytes, path: str) -> str:
         if head.startswith(magic):
             raise CaptureError(path, f"not a pcap or pcapng file ({name})")
     raise CaptureError(path, "not a pcap or pcapng file")
-
-
-# Bytes read at a time: large enough that a syscall per block costs nothing, small
-# enough to stay in the CPU cache while the block is walked and decoded.
-BLOCK_SIZE = 1 << 22
-
-
-class Blocks:
-    """The file's bytes, one block at a time, into a buffer that is used again and again.
-
-    Reading blocks that stay in the CPU cache is as fast as `cat`, and faster than
-    walking a memory map (each 4 KiB page mapped costs a TLB fill on a VM); it also
-    bounds memory for files larger than RAM. `next(keep_from, need)` keeps the bytes
-    of a record cut by the block's end (from `keep_from`) and reads on behind them,
-    with room for at least `need` bytes from there.
-    """
-
-    def __init__(self, source: "Source", block: int):
-        self.source = source
-        self.block = max(block, 64)     # the first block holds any file header
-        self.base = 0               # file offset of buf[0]
-        self.have = 0               # bytes of buf that hold file data
-        self.final = False          # buf reaches the end of the data
-        if source.data is not None:
-            self.buf = source.data
-            self.have, self.final = len(source.data), True
-            self.fh = None
-        else:
-            self.buf = bytearray(block)
-            self.fh = open(source.path, "rb", buffering=0)
-
-    def close(self):
-        if self.fh is not None:
-            self.fh.close()
-            self.fh = None
-
-    def view(self):
-        return memoryview(self.buf)[:self.have]
-
-    def next(self, keep_from: int = 0, need: int = 0):
-        """Drop buf[:keep_from], read on; False once nothing more can come."""
-        if self.final:
-            return False
-        kept = self.have - keep_from
-        size = max(self.block, 2 * need)
-        if len(self.buf) < size:
-            grown = bytearray(size)
-            grown[:kept] = self.buf[keep_from:self.have]
-            self.buf = grown
-        elif kept:
-            self.buf[:kept] = self.buf[keep_from:self.have]
-        self.base += keep_from
-        self.have = kept
-        view = memoryview(self.buf)
-        try:
-            while self.have < len(self.buf):
-                got = self.fh.readinto(view[self.have:])
-                if not got:
-                    self.final = True
-                    break
-                self.have += got
-        except OSError as e:
-            raise CaptureError(self.source.path, f"read error at offset {self.base + self.have}: "
-                                                 f"{e.strerror or e}") from None
-        finally:
-            view.release()
-        return True
 
 
 def open_source(path) -> Source:
