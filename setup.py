@@ -7,6 +7,7 @@ KERNELS = {
     "tcpsift.capture._records": "src/tcpsift/capture/_records.pyx",
     "tcpsift.decode._decode": "src/tcpsift/decode/_decode.pyx",
     "tcpsift.tcp._analysis": "src/tcpsift/tcp/_analysis.pyx",
+    "tcpsift.textstream._lines": "src/tcpsift/textstream/_lines.pyx",
 }
 
 extensions = [

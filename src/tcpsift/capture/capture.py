@@ -14,6 +14,7 @@ from tcpsift.capture.reader import SourceWalk
 from tcpsift.capture.source import open_source
 from tcpsift.capture.table import encode_addresses, layer_table, packet_table
 from tcpsift.decode import _decode
+from tcpsift.decode.reassembly import merge_reassembled
 
 @dataclass
 class CaptureInfo:
@@ -150,16 +151,6 @@ def _merge_order(files: list[_File]) -> np.ndarray | None:
     return None if np.array_equal(order, np.arange(len(key))) else order
 
 
-def _merge_reassembled(layer_rows: np.ndarray, files: list[_File]) -> np.ndarray:
-    """Replace the layer rows of re-decoded (reassembled) frames with their new ones."""
-    replaced = [r for f in files for r in f.reassembled_rows]
-    if not replaced:
-        return layer_rows
-    gone = np.isin(layer_rows["row"], np.concatenate(replaced))
-    merged = np.concatenate([layer_rows[~gone]] + [r for f in files for r in f.reassembled_layers])
-    return merged[np.argsort(merged["row"], kind="stable")]
-
-
 def read(paths: str | os.PathLike | Iterable[str | os.PathLike], columns=None) -> Capture:
     """Decode one capture file, or several read as one capture in timestamp order.
 
@@ -201,7 +192,9 @@ def read(paths: str | os.PathLike | Iterable[str | os.PathLike], columns=None) -
     frame_of_row = np.arange(1, n + 1, dtype=np.uint32)
     if order is not None:
         frame_of_row[order] = frame_of_row.copy()
-    layer_df = layer_table(_merge_reassembled(layers.to_numpy(), files), frame_of_row, texts)
+    layer_rows = merge_reassembled(layers.to_numpy(), [r for f in files for r in f.reassembled_rows],
+                                   [r for f in files for r in f.reassembled_layers])
+    layer_df = layer_table(layer_rows, frame_of_row, texts)
     if order is not None and len(layer_df):
         layer_df = layer_df.sort(["frame", "index"])
     info = CaptureInfo([f.info for f in files])

@@ -12,6 +12,7 @@ import polars as pl
 
 from tcpsift import schema
 from tcpsift.capture._records import NO_LINKTYPE
+from tcpsift.capture.presence import COLUMN_PRESENCE
 from tcpsift.decode._decode import PRESENCE
 
 FLAG_LETTERS = "FSRPAUECN"
@@ -33,25 +34,14 @@ def _lookup(words, dtype, codes: pl.Expr) -> pl.Expr:
     return pl.lit(pl.Series(list(words), dtype=dtype)).gather(codes)
 
 
-# Presence of each packet column: a tuple of presence bits (present when any is set), or
-# an expression. Columns not listed are always present.
+# Presence of each packet column: the presence bits of COLUMN_PRESENCE (present when
+# any is set), or an expression. Columns not listed are always present.
 PACKET_MASKS = {
+    **COLUMN_PRESENCE,
     "ts_ns": C("has_ts"), "iface": C("linktype") != NO_LINKTYPE,
     "linktype": C("linktype") != NO_LINKTYPE,
-    "vlan_id": ("vlan",), "outer_src": ("outer",), "outer_dst": ("outer",),
-    "ip_version": ("ip", "ip_hdr"), "src": ("ip",), "dst": ("ip",),
-    "ip_hdr_len": ("ip", "ip_hdr"),
     "ip_len": _has("ip") | (_has("ip_hdr") & ~_has("no_ip_len")),
-    "ip_id": ("ip_id",), "ttl": ("ip",), "ip_proto": ("ip",),
     "ipv6_nxt": _has("ip") & (C("ip_version") == 6),
-    "dont_fragment": ("ip",), "more_fragments": ("ip",), "frag_offset": ("ip",),
-    "sport": ("tcp", "udp"), "dport": ("tcp", "udp"),
-    "tcp_flags": ("tcp_flags",), "flags": ("tcp_flags",), "seq": ("seq",),
-    "ack": ("ack",), "tcp_hdr_len": ("tcp_flags",), "window": ("tcp_flags",),
-    "tcp_len": ("tcp_len",), "mss": ("mss",), "wscale": ("wscale",),
-    "sack_perm": ("tcp",), "tsval": ("ts",), "tsecr": ("tsecr",),
-    "udp_len": ("udp",), "icmp_type": ("icmp",), "icmp_code": ("icmp",),
-    "payload_offset": ("payload",),
 }
 
 

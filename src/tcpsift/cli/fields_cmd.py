@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+from contextlib import contextmanager
 
 import click
 
@@ -21,6 +22,12 @@ def _fail(msg: str, code: int = 2):
 def fields(files, names, display_filter, list_fields):
     """Print FIELDs of every frame of FILE(s), tab-separated, like
     `tshark -r FILE -T fields -e FIELD ...` (several files are merged by time)."""
+    from tcpsift.textstream.fields import can_stream
+
+    if files and names and not list_fields and can_stream(list(names), list(files),
+                                                          display_filter is not None):
+        _stream(files[0], list(names))
+        return
     # Heavy imports only here, so that `tcpsift --help` stays light.
     from tcpsift.fields import FieldError, field_names, packet_columns, resolve, write
     from tcpsift.fields.filter import compile_filter
@@ -50,20 +57,44 @@ def fields(files, names, display_filter, list_fields):
         _fail(str(e))
 
     mask = flt(cap) if flt is not None else None
+    with _output() as out:
+        write(cap, list(names), out, mask)
+    _finish(cap.warnings, cap.complete)
+
+
+def _stream(path: str, names: list[str]):
+    """Plain header fields of one file: printed chunk by chunk, no tables."""
+    from tcpsift.errors import CaptureError
+    from tcpsift.textstream.fields import stream_fields
+
+    try:
+        with _output() as out:
+            warnings, complete = stream_fields(path, names, out)
+    except CaptureError as e:
+        _fail(str(e))
+    _finish(warnings, complete)
+
+
+def _finish(warnings: list[str], complete: bool):
+    if not complete:
+        for w in warnings:
+            click.echo(f"tcpsift: {w}", err=True)
+        sys.exit(1)
+
+
+@contextmanager
+def _output():
+    """stdout as a binary file; a reader that went away (| head) ends the run quietly."""
     out = sys.stdout.buffer
     try:
-        write(cap, list(names), out, mask)
+        yield out
         out.flush()
     except OSError as e:
-        # Polars raises a plain OSError for EPIPE. The reader went away (| head): not an
-        # error, and stdout goes to /dev/null so that the exit flush does not fail again.
+        # Polars raises a plain OSError for EPIPE. Not an error, and stdout goes to
+        # /dev/null so that the exit flush does not fail again.
         import errno
         import os
         if e.errno != errno.EPIPE and "Broken pipe" not in str(e):
             _fail(f"writing output: {e}")
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(0)
-    if not cap.complete:
-        for w in cap.warnings:
-            click.echo(f"tcpsift: {w}", err=True)
-        sys.exit(1)

@@ -13,6 +13,14 @@ from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int64_t
 from libc.string cimport memset, memcpy, memcmp
 from libc.stdlib cimport malloc, realloc, free
 
+cdef extern from *:
+    void prefetch "__builtin_prefetch"(const void* addr) noexcept nogil
+
+# Frames ahead whose headers are fetched into the cache while this one is decoded:
+# a block was just copied in by the reading thread, so its lines are not in this
+# core's cache yet.
+DEF PREFETCH_AHEAD = 4
+
 import ipaddress
 import numpy as np
 
@@ -357,11 +365,12 @@ cdef class AddressTable:
         self.key_cap *= 2
         return 0
 
-    def texts(self):
-        """Text of every address, by id (IPv4 dotted quad, IPv6 RFC 5952)."""
+    def texts(self, Py_ssize_t start=0):
+        """Text of every address from id `start` on, by id (IPv4 dotted quad, IPv6
+        RFC 5952)."""
         out = []
         cdef Py_ssize_t i
-        for i in range(self.count):
+        for i in range(max(start, 0), self.count):
             if self.ver[i] == 4:
                 out.append(str(ipaddress.IPv4Address(<uint32_t>(self.lo[i] & 0xFFFFFFFF))))
             else:
@@ -1395,6 +1404,10 @@ def decode_frames(const uint8_t[::1] buf, const int64_t[::1] offsets, const uint
         break
     with nogil:
       for i in range(n):
+        if i + PREFETCH_AHEAD < n and offsets[i + PREFETCH_AHEAD] >= base \
+                and offsets[i + PREFETCH_AHEAD] - base + 128 <= buf.shape[0]:
+            prefetch(&buf[offsets[i + PREFETCH_AHEAD] - base])
+            prefetch(&buf[offsets[i + PREFETCH_AHEAD] - base + 64])
         memset(&k, 0, sizeof(Pkt) - sizeof(k.layers))
         if cap_lens[i] > 0:
             if offsets[i] < base or offsets[i] - base + cap_lens[i] > buf.shape[0]:

@@ -94,3 +94,13 @@ def reassemble(view, base: int, rec: dict, pkt: dict, addrs, first_row: int,
         pkt["present"][i] &= np.uint32(~(_decode.PRESENCE["payload"] | _decode.PRESENCE["sack"]) & 0xFFFFFFFF)
         done_rows.append(first_row + i)
     return np.array(done_rows, np.int64), layers.to_numpy()
+
+
+def merge_reassembled(layer_rows: np.ndarray, replaced: list, replacements: list) -> np.ndarray:
+    """Layer rows with those of re-decoded (reassembled) frames replaced: `replaced` and
+    `replacements` are what reassemble() returned, call by call."""
+    if not replaced:
+        return layer_rows
+    gone = np.isin(layer_rows["row"], np.concatenate(replaced))
+    merged = np.concatenate([layer_rows[~gone]] + list(replacements))
+    return merged[np.argsort(merged["row"], kind="stable")]

@@ -1,0 +1,1 @@
+"""Text output streamed chunk by chunk from the decoder, without building tables."""

@@ -1,0 +1,148 @@
+"""`tcpsift fields` for plain header fields, streamed: decode a chunk, print it, go on.
+
+Most exports ask for header fields of one file without a filter. Those need neither
+the packet table nor Polars: the decoder's arrays of each chunk are formatted by a
+Cython kernel (_lines.pyx) into the exact text tshark prints, in reused memory. A
+chunk with frames that carry a header more than once (tunnels, stacked tags, headers
+quoted in ICMP errors) or that were reassembled is printed through the table path
+(tcpsift.fields.write), which knows how tshark joins repeated fields, so the text is
+the same either way. NumPy only until such a chunk comes.
+"""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+
+from tcpsift.capture.files import RecordStats
+from tcpsift.capture.presence import presence_bits
+from tcpsift.capture.reader import SourceWalk
+from tcpsift.capture.source import open_source
+from tcpsift.decode import _decode
+from tcpsift.decode.reassembly import merge_reassembled
+from tcpsift.textstream import _lines
+
+# Frames per chunk: the arrays are reused, so they stay warm in the cache.
+CHUNK = 1 << 16
+
+SOURCES = {"frame": 0, "ts_ns": 1, "len": 2, "cap_len": 3, "src": 4, "dst": 5, "ip_id": 6,
+           "ttl": 7, "ip_proto": 8, "sport": 9, "dport": 10, "seq": 11, "ack": 12,
+           "tcp_flags": 13, "tcp_len": 14, "tcp_hdr_len": 15, "window": 16, "udp_len": 17}
+ALWAYS, V4, V6, TCP, UDP = range(5)
+DEC, HEX4, ADDR, EPOCH = range(4)
+
+# field -> (packet column, condition, format): the same rules as the field's packet
+# expression in tcpsift.fields.FIELDS (a test holds the two paths equal on every capture
+# of the corpus, and the conformance suite holds that path equal to tshark).
+STREAMED = {
+    "frame.number": ("frame", ALWAYS, DEC),
+    "frame.time_epoch": ("ts_ns", ALWAYS, EPOCH),
+    "frame.len": ("len", ALWAYS, DEC),
+    "frame.cap_len": ("cap_len", ALWAYS, DEC),
+    "ip.src": ("src", V4, ADDR),
+    "ip.dst": ("dst", V4, ADDR),
+    "ip.id": ("ip_id", V4, HEX4),
+    "ip.ttl": ("ttl", V4, DEC),
+    "ip.proto": ("ip_proto", V4, DEC),
+    "ipv6.src": ("src", V6, ADDR),
+    "ipv6.dst": ("dst", V6, ADDR),
+    "tcp.srcport": ("sport", TCP, DEC),
+    "tcp.dstport": ("dport", TCP, DEC),
+    "tcp.seq_raw": ("seq", TCP, DEC),
+    "tcp.ack_raw": ("ack", TCP, DEC),
+    "tcp.flags": ("tcp_flags", TCP, HEX4),
+    "tcp.len": ("tcp_len", TCP, DEC),
+    "tcp.hdr_len": ("tcp_hdr_len", TCP, DEC),
+    "tcp.window_size_value": ("window", TCP, DEC),
+    "udp.srcport": ("sport", UDP, DEC),
+    "udp.dstport": ("dport", UDP, DEC),
+    "udp.length": ("udp_len", UDP, DEC),
+}
+
+
+def can_stream(names: list[str], files: list[str], has_filter: bool) -> bool:
+    return not has_filter and len(files) == 1 and all(n in STREAMED for n in names)
+
+
+def _program(names: list[str]) -> np.ndarray:
+    """One row per field for _lines.LineWriter.write_rows."""
+    # what a condition reads must be present: ip_version for V4/V6; ip_proto and a
+    # transport header (sport) for TCP/UDP, as IS_TCP/IS_UDP say
+    cond_bits = {ALWAYS: (0, 0), V4: (presence_bits("ip_version"), 0),
+                 V6: (presence_bits("ip_version"), 0),
+                 TCP: (presence_bits("ip_proto"), presence_bits("sport")),
+                 UDP: (presence_bits("ip_proto"), presence_bits("sport"))}
+    rows = []
+    for n in names:
+        column, cond, fmt = STREAMED[n]
+        rows.append((SOURCES[column], presence_bits(column), cond, fmt, *cond_bits[cond]))
+    return np.array(rows, np.int32).reshape(len(rows), 6)
+
+
+class _AddressTexts:
+    """The address dictionary's texts as one byte string and end offsets, grown as the
+    decoder meets new addresses."""
+
+    def __init__(self, addrs):
+        self.addrs = addrs
+        self.texts: list[str] = []
+        self.blob = b""
+        self.ends = np.zeros(0, np.int64)
+
+    def update(self):
+        new = self.addrs.texts(len(self.texts))
+        if new:
+            self.texts += new
+            encoded = [t.encode() for t in new]
+            base = int(self.ends[-1]) if len(self.ends) else 0
+            self.ends = np.concatenate([self.ends, base + np.cumsum([len(e) for e in encoded])])
+            self.blob += b"".join(encoded)
+
+
+def _write_through_table(names, rec, pkt, sacks, layer_rows, first_row, texts, fh):
+    """Print one chunk the table way (frames with repeated headers)."""
+    from tcpsift.capture.table import encode_addresses, layer_table, packet_table
+    from tcpsift.fields import write
+
+    n = len(rec["offset"])
+    frame = np.arange(first_row + 1, first_row + n + 1, dtype=np.uint32)
+    packets = packet_table(rec, pkt, sacks, frame, np.zeros(n, np.uint16), frame, None)
+    packets = encode_addresses(packets, texts)
+    layer_rows = layer_rows.copy()
+    layer_rows["row"] -= first_row
+    layers = layer_table(layer_rows, frame, texts)
+    write(SimpleNamespace(packets=packets, layers=layers, info=None), names, fh)
+
+
+def stream_fields(path: str, names: list[str], fh) -> tuple[list[str], bool]:
+    """Print `names` for every frame of the capture at `path` to the binary file `fh`,
+    as `tshark -T fields` does. Returns (warnings, complete) like tcpsift.read.
+    Raises CaptureError when the file is not a capture."""
+    walk = SourceWalk(open_source(path), reassemble=True)
+    addrs, layers, sacks = _decode.AddressTable(), _decode.LayerBuffer(), _decode.U32Buffer()
+    texts = _AddressTexts(addrs)
+    program = _program(names)
+    lines = _lines.LineWriter(fh.write)
+    stats = RecordStats()
+    row = 0
+    reassembled = 0
+    for rec, pkt in walk.chunks(addrs, layers, sacks, 0, CHUNK, reuse=True):
+        n = len(rec["offset"])
+        stats.add(rec)
+        texts.update()
+        layer_rows = layers.to_numpy()
+        if len(layer_rows) or len(walk.reassembled_rows) > reassembled:
+            lines.flush()
+            layer_rows = merge_reassembled(layer_rows, walk.reassembled_rows[reassembled:],
+                                           walk.reassembled_layers[reassembled:])
+            reassembled = len(walk.reassembled_rows)
+            _write_through_table(names, rec, pkt, sacks.to_numpy(), layer_rows, row,
+                                 texts.texts, fh)
+        else:
+            lines.write_rows(program, row + 1, rec, pkt, texts.blob, texts.ends)
+        layers.clear()
+        sacks.clear()
+        row += n
+    lines.flush()
+    warnings = walk.warnings + stats.unsupported_warnings(path)
+    return warnings, walk.complete
