@@ -96,7 +96,7 @@ class Blocks:
     one, `base` the file offset of its first byte, `final` true when it reaches the
     end of the data. Compressed sources are one view of their decompressed bytes."""
 
-    def __init__(self, source, block: int):
+    def __init__(self, source, block: int, read_ahead: bool = True):
         self.path = source.path
         self.base = 0
         self.final = False
@@ -112,7 +112,7 @@ class Blocks:
             self.fh = open(source.path, "rb", buffering=0)
         except OSError as e:
             raise CaptureError(source.path, e.strerror or str(e)) from None
-        big = source.file_size > max(block, PREFETCH_MIN_SIZE)
+        big = read_ahead and source.file_size > max(block, PREFETCH_MIN_SIZE)
         self.filler = _ThreadFiller(self.fh, block) if big else _SyncFiller(self.fh, block)
 
     def view(self) -> memoryview:

@@ -45,13 +45,14 @@ def _trim(arrays: dict, n: int) -> dict:
 
 class SourceWalk:
     """Walks and decodes one source chunk by chunk; after the walk, `info`, `warnings`
-    and `complete` say what was learned about the file.
+    and `complete` say what was learned about the file. `read_ahead`: the next block is
+    read by a thread of its own (see tcpsift.capture.blocks).
 
     With `reassemble`, IP fragments are reassembled while their bytes are at hand;
     `reassembled_rows` and `reassembled_layers` then list the re-decoded rows and the
     layer rows that replace theirs (see tcpsift.decode.reassembly)."""
 
-    def __init__(self, src: Source, reassemble: bool = False):
+    def __init__(self, src: Source, reassemble: bool = False, read_ahead: bool = True):
         self.src = src
         self.warnings = [f"{src.path}: {w}" for w in src.warnings]
         self.complete = not src.warnings
@@ -61,7 +62,7 @@ class SourceWalk:
         self.pending: dict = {}
         self.reassembled_rows: list = []
         self.reassembled_layers: list = []
-        self.blocks = src.blocks()
+        self.blocks = src.blocks(read_ahead=read_ahead)
         self.blocks.next()
         if src.container == "pcap":
             try:
@@ -85,24 +86,31 @@ class SourceWalk:
         return _records.walk_pcapng(view, pos, self.state, out, room, at, b.base, b.final)
 
     def chunks(self, addrs, layers, sack_edges, first_row: int, capacity: int | None = None,
-               reuse: bool = False):
+               reuse: int = 0):
         """Yield (records, packets) array dicts of up to `capacity` frames each (default:
-        the whole file at once). With `reuse`, every chunk is written into the same
-        arrays (valid until the next chunk): memory stays in cache, for aggregates."""
+        the whole file at once). With `reuse` = K > 0, the chunks are written into K
+        sets of arrays in turn (a chunk's arrays are valid until K more chunks have
+        come): memory stays in cache, for consumers that do not keep the arrays."""
         blocks = self.blocks
         if capacity is None:
             capacity = min(self.src.file_size // 16 + 1, MAX_CHUNK_RECORDS)
         pos = 24 if self.state is None else 0
         row = first_row
         out = pkt_out = None
+        sets: list = []
         filled = 0
         yielded = False
         error = None
         try:
             while True:
                 if out is None:
-                    out = _records.new_record_arrays(capacity)
-                    pkt_out = _decode.new_packet_arrays(capacity)
+                    if reuse and len(sets) == reuse:
+                        out, pkt_out = sets.pop(0)
+                    else:
+                        out = _records.new_record_arrays(capacity)
+                        pkt_out = _decode.new_packet_arrays(capacity)
+                    if reuse:
+                        sets.append((out, pkt_out))
                 view = blocks.view()
                 n, pos, error, need = self._walk(view, pos, out, filled, capacity - filled)
                 if n:
@@ -120,8 +128,7 @@ class SourceWalk:
                     yield _trim(out, filled), _trim(pkt_out, filled)
                     yielded = True
                     filled = 0
-                    if not reuse:
-                        out = None
+                    out = None
                     continue
                 if not blocks.next(pos, need):
                     break

@@ -53,7 +53,7 @@ def summarize(paths) -> dict:
     def read_one(path):
         stats = RecordStats()
         walk = SourceWalk(open_source(path))
-        for rec, pkt in walk.chunks(addrs, layers, sacks, 0, CHUNK, reuse=True):
+        for rec, pkt in walk.chunks(addrs, layers, sacks, 0, CHUNK, reuse=1):
             stats.add(rec)
             _add_counts(totals, pkt)
             status[:] += np.bincount(pkt["status"], minlength=len(status))[:len(status)]

@@ -48,10 +48,49 @@ DEF MAX_FIELDS = 64
 DEF FIELD_ROOM = 40
 
 
+# "00" "01" ... "99": two digits per division
+cdef const char* PAIRS = (b"00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+                          b"40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+                          b"8081828384858687888990919293949596979899")
+
+
+cdef inline int digits32(uint32_t v) noexcept nogil:
+    if v < 10: return 1
+    if v < 100: return 2
+    if v < 1000: return 3
+    if v < 10000: return 4
+    if v < 100000: return 5
+    if v < 1000000: return 6
+    if v < 10000000: return 7
+    if v < 100000000: return 8
+    if v < 1000000000: return 9
+    return 10
+
+
+cdef inline Py_ssize_t put_dec32(char* p, uint32_t v) noexcept nogil:
+    cdef int n = digits32(v)
+    cdef char* q = p + n
+    cdef uint32_t r
+    while v >= 100:
+        r = v % 100
+        v //= 100
+        q -= 2
+        q[0] = PAIRS[2 * r]
+        q[1] = PAIRS[2 * r + 1]
+    if v >= 10:
+        q[-2] = PAIRS[2 * v]
+        q[-1] = PAIRS[2 * v + 1]
+    else:
+        q[-1] = <char>(48 + v)
+    return n
+
+
 cdef inline Py_ssize_t put_dec(char* p, uint64_t v) noexcept nogil:
     cdef char tmp[24]
     cdef int n = 0
     cdef int i
+    if v <= 0xFFFFFFFFU:
+        return put_dec32(p, <uint32_t>v)
     while True:
         tmp[n] = <char>(48 + v % 10)
         n += 1
@@ -100,9 +139,12 @@ cdef inline Py_ssize_t put_epoch(char* p, int64_t ns) noexcept nogil:
     p[k] = 46
     k += 1
     frac = u % 1000000000
-    for i in range(8, -1, -1):
-        p[k + i] = <char>(48 + frac % 10)
-        frac //= 10
+    p[k + 8] = <char>(48 + frac % 10)
+    frac //= 10
+    for i in range(6, -1, -2):
+        p[k + i] = PAIRS[2 * (frac % 100)]
+        p[k + i + 1] = PAIRS[2 * (frac % 100) + 1]
+        frac //= 100
     return k + 9
 
 

@@ -14,6 +14,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from tcpsift.capture.background import in_background
 from tcpsift.capture.files import RecordStats
 from tcpsift.capture.presence import presence_bits
 from tcpsift.capture.reader import SourceWalk
@@ -83,14 +84,12 @@ class _AddressTexts:
     """The address dictionary's texts as one byte string and end offsets, grown as the
     decoder meets new addresses."""
 
-    def __init__(self, addrs):
-        self.addrs = addrs
+    def __init__(self):
         self.texts: list[str] = []
         self.blob = b""
         self.ends = np.zeros(0, np.int64)
 
-    def update(self):
-        new = self.addrs.texts(len(self.texts))
+    def add(self, new: list[str]):
         if new:
             self.texts += new
             encoded = [t.encode() for t in new]
@@ -114,35 +113,47 @@ def _write_through_table(names, rec, pkt, sacks, layer_rows, first_row, texts, f
     write(SimpleNamespace(packets=packets, layers=layers, info=None), names, fh)
 
 
+def _decoded(walk: SourceWalk, stats: RecordStats):
+    """Per chunk: (rec, pkt, sack edges, layer rows, reassembled rows, their layer rows,
+    new address texts), each a snapshot that stays valid while the next two chunks are
+    decoded (the decoder's shared buffers are copied out and cleared here)."""
+    addrs, layers, sacks = _decode.AddressTable(), _decode.LayerBuffer(), _decode.U32Buffer()
+    known = reassembled = 0
+    # three array sets: one printed, one waiting, one being decoded (in_background(ahead=1))
+    for rec, pkt in walk.chunks(addrs, layers, sacks, 0, CHUNK, reuse=3):
+        stats.add(rec)
+        texts = addrs.texts(known)
+        known += len(texts)
+        new_rows = walk.reassembled_rows[reassembled:]
+        new_layers = walk.reassembled_layers[reassembled:]
+        reassembled = len(walk.reassembled_rows)
+        yield rec, pkt, sacks.to_numpy(), layers.to_numpy(), new_rows, new_layers, texts
+        layers.clear()
+        sacks.clear()
+
+
 def stream_fields(path: str, names: list[str], fh) -> tuple[list[str], bool]:
     """Print `names` for every frame of the capture at `path` to the binary file `fh`,
     as `tshark -T fields` does. Returns (warnings, complete) like tcpsift.read.
-    Raises CaptureError when the file is not a capture."""
-    walk = SourceWalk(open_source(path), reassemble=True)
-    addrs, layers, sacks = _decode.AddressTable(), _decode.LayerBuffer(), _decode.U32Buffer()
-    texts = _AddressTexts(addrs)
+    Raises CaptureError when the file is not a capture.
+
+    A second thread reads and decodes the next chunk while this one prints."""
+    walk = SourceWalk(open_source(path), reassemble=True, read_ahead=False)
+    stats = RecordStats()
+    texts = _AddressTexts()
     program = _program(names)
     lines = _lines.LineWriter(fh.write)
-    stats = RecordStats()
     row = 0
-    reassembled = 0
-    for rec, pkt in walk.chunks(addrs, layers, sacks, 0, CHUNK, reuse=True):
-        n = len(rec["offset"])
-        stats.add(rec)
-        texts.update()
-        layer_rows = layers.to_numpy()
-        if len(layer_rows) or len(walk.reassembled_rows) > reassembled:
+    for rec, pkt, sacks, layer_rows, new_rows, new_layers, new_texts in in_background(
+            lambda: _decoded(walk, stats)):
+        texts.add(new_texts)
+        if len(layer_rows) or new_rows:
             lines.flush()
-            layer_rows = merge_reassembled(layer_rows, walk.reassembled_rows[reassembled:],
-                                           walk.reassembled_layers[reassembled:])
-            reassembled = len(walk.reassembled_rows)
-            _write_through_table(names, rec, pkt, sacks.to_numpy(), layer_rows, row,
-                                 texts.texts, fh)
+            layer_rows = merge_reassembled(layer_rows, new_rows, new_layers)
+            _write_through_table(names, rec, pkt, sacks, layer_rows, row, texts.texts, fh)
         else:
             lines.write_rows(program, row + 1, rec, pkt, texts.blob, texts.ends)
-        layers.clear()
-        sacks.clear()
-        row += n
+        row += len(rec["offset"])
     lines.flush()
     warnings = walk.warnings + stats.unsupported_warnings(path)
     return warnings, walk.complete
