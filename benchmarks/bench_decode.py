@@ -282,10 +282,10 @@ def run_once(cmd: list[str], timeout: float, parse_stdout=None) -> Run:
 READ_SNIPPET = r"""
 import sys, time
 t0 = time.perf_counter()
-import tcpsift
 import polars
+from tcpsift import read    # the package loads its modules on first use: import them here
 t1 = time.perf_counter()
-cap = tcpsift.read(sys.argv[1])
+cap = read(sys.argv[1])
 n = cap.packets.height
 t2 = time.perf_counter()
 print(f"{t1 - t0:.6f} {t2 - t1:.6f} {n}")

@@ -42,6 +42,11 @@ TCP_FIELDS = ("frame.number tcp.stream tcp.seq tcp.ack tcp.nxtseq tcp.len tcp.wi
 
 
 def tcpsift_cmd() -> list[str]:
+    # the console script next to this interpreter first: a pyenv shim on PATH would add
+    # its own start-up (a bash script and `pyenv exec`) to every run
+    exe = Path(sys.executable).parent / "tcpsift"
+    if exe.exists():
+        return [str(exe)]
     exe = shutil.which("tcpsift")
     return [exe] if exe else [sys.executable, "-m", "tcpsift"]
 

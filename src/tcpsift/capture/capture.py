@@ -9,6 +9,7 @@ import numpy as np
 import polars as pl
 
 from tcpsift import schema
+from tcpsift.capture.background import in_background
 from tcpsift.capture.files import RecordStats, capture_paths, each_file
 from tcpsift.capture.reader import SourceWalk
 from tcpsift.capture.source import open_source
@@ -108,24 +109,30 @@ class _File:
 
 def _read_file(path, file_id: int, first_row: int, addrs, layers, columns, keep_times: bool) -> _File:
     src = open_source(path)
-    walk = SourceWalk(src, reassemble=True)
+    walk = SourceWalk(src, reassemble=True, read_ahead=False)
     stats = RecordStats()
-    sacks = _decode.U32Buffer()
     out = _File(src, {}, [], True)
     row = first_row
-    # fresh arrays per chunk: Polars keeps NumPy buffers without copying (a column may
-    # be the decoder's array itself), so a chunk's arrays must outlive it
-    for rec, pkt in walk.chunks(addrs, layers, sacks, first_row, CHUNK):
+
+    def decoded():
+        # in a thread of its own (the table of chunk k is built while chunk k+1 is
+        # decoded); fresh arrays per chunk: Polars keeps NumPy buffers without copying
+        # (a column may be the decoder's array itself), so a chunk's arrays must outlive it
+        sacks = _decode.U32Buffer()
+        for rec, pkt in walk.chunks(addrs, layers, sacks, first_row, CHUNK):
+            yield rec, pkt, sacks.to_numpy()
+            sacks.clear()
+
+    for rec, pkt, sack_edges in in_background(decoded):
         n = len(rec["offset"])
         stats.add(rec)
         file_frame = np.arange(row - first_row + 1, row - first_row + n + 1, dtype=np.uint32)
         out.chunks.append(packet_table(
-            rec, pkt, sacks.to_numpy(), np.arange(row + 1, row + n + 1, dtype=np.uint32),
+            rec, pkt, sack_edges, np.arange(row + 1, row + n + 1, dtype=np.uint32),
             np.full(n, file_id, np.uint16), file_frame, None, columns))
         if keep_times:
             out.ts_ns.append(rec["ts_ns"].copy())
             out.has_ts.append(rec["has_ts"].copy())
-        sacks.clear()
         row += n
     out.reassembled_rows = walk.reassembled_rows
     out.reassembled_layers = walk.reassembled_layers

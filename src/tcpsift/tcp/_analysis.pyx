@@ -173,6 +173,7 @@ ctypedef struct State:
     uint64_t* key_hi
     int32_t* slot_conv           # -1 empty
     Py_ssize_t slot_cap, slot_used
+    int64_t row_base             # rows of the earlier chunks (a segment's row is global)
 
 
 # --- sequence-number comparisons (wrap-aware, like GT_SEQ & co.) ---------------------------
@@ -753,7 +754,7 @@ cdef int run(State* st, Py_ssize_t n,
             if not rev.base_set and (fl & ACK):
                 rev.base_seq = ack - 1
                 rev.base_set = 1
-            if analyze_sequence_number(st, &ta, conv, fwd, rev, i, frame[i], ts, seq, ack,
+            if analyze_sequence_number(st, &ta, conv, fwd, rev, st.row_base + i, frame[i], ts, seq, ack,
                                        seglen, fl, rwin) < 0:
                 return -1
             o_rseq[i] = seq - fwd.base_seq
@@ -825,86 +826,113 @@ cdef int run(State* st, Py_ssize_t n,
         if not bogus:
             valid |= V_ANALYSIS
         o_valid[i] = valid
+    st.row_base += n
     return 0
+
+
+cdef class Analyzer:
+    """The analysis state of one capture, fed its rows chunk by chunk in frame order:
+    the same results as one call over all rows (nothing refers back to earlier rows
+    but through this state)."""
+    cdef State st
+
+    def __cinit__(self):
+        memset(&self.st, 0, sizeof(State))
+        self.st.free_seg = -1
+        self.st.slot_cap = 1024
+        self.st.key_lo = <uint64_t*>malloc(self.st.slot_cap * sizeof(uint64_t))
+        self.st.key_hi = <uint64_t*>malloc(self.st.slot_cap * sizeof(uint64_t))
+        self.st.slot_conv = <int32_t*>malloc(self.st.slot_cap * sizeof(int32_t))
+        if self.st.key_lo == NULL or self.st.key_hi == NULL or self.st.slot_conv == NULL:
+            raise MemoryError()
+        cdef Py_ssize_t i
+        for i in range(self.st.slot_cap):
+            self.st.slot_conv[i] = -1
+
+    def __dealloc__(self):
+        free(self.st.convs)
+        free(self.st.segs)
+        free(self.st.key_lo)
+        free(self.st.key_hi)
+        free(self.st.slot_conv)
+
+    @property
+    def streams(self):
+        return self.st.nconv
+
+    def feed(self, Py_ssize_t n, dict a, dict out):
+        """Analyse the next `n` rows: input arrays `a` (see tcpsift.tcp._inputs) into the
+        output arrays `out` (tcpsift.tcp._empty_outputs), both of at least n rows."""
+        cdef int rc
+        cdef Py_ssize_t i
+        cdef const uint8_t[::1] m_rowbits = a["rf"]
+        cdef const uint32_t[::1] m_frame = a["frame"]
+        cdef const int64_t[::1] m_ts = a["ts_ns"]
+        cdef const uint32_t[::1] m_src = a["src"]
+        cdef const uint32_t[::1] m_dst = a["dst"]
+        cdef const uint32_t[::1] m_rank = a["addr_rank"]
+        cdef const uint16_t[::1] m_sport = a["sport"]
+        cdef const uint16_t[::1] m_dport = a["dport"]
+        cdef const uint16_t[::1] m_tflags = a["tflags"]
+        cdef const uint32_t[::1] m_seq = a["seq"]
+        cdef const uint32_t[::1] m_ack = a["ack"]
+        cdef const uint16_t[::1] m_win = a["window"]
+        cdef const uint8_t[::1] m_hlen = a["hlen"]
+        cdef const uint32_t[::1] m_seglen = a["seglen"]
+        cdef const uint8_t[::1] m_ws = a["wscale"]
+        cdef const uint8_t[::1] m_sack_n = a["sack_n"]
+        cdef const uint32_t[::1] m_sack_edges = a["sack_edges"]
+        cdef uint32_t[::1] o_stream = out["stream"]
+        cdef uint8_t[::1] o_dir = out["direction"]
+        cdef int64_t[::1] o_trel = out["time_relative_ns"]
+        cdef int64_t[::1] o_tdelta = out["time_delta_ns"]
+        cdef uint32_t[::1] o_rseq = out["rel_seq"]
+        cdef uint32_t[::1] o_rack = out["rel_ack"]
+        cdef uint32_t[::1] o_nseq = out["next_seq"]
+        cdef int16_t[::1] o_wscale = out["win_scale"]
+        cdef uint32_t[::1] o_win = out["window_scaled"]
+        cdef uint32_t[::1] o_analysis = out["analysis"]
+        cdef uint32_t[::1] o_dupnum = out["dup_ack_num"]
+        cdef uint32_t[::1] o_dupframe = out["dup_ack_of_frame"]
+        cdef uint32_t[::1] o_acks = out["acks_frame"]
+        cdef int64_t[::1] o_rtt = out["ack_rtt_ns"]
+        cdef int64_t[::1] o_irtt = out["initial_rtt_ns"]
+        cdef uint32_t[::1] o_bif = out["bytes_in_flight"]
+        cdef uint32_t[::1] o_push = out["push_bytes_sent"]
+        cdef uint8_t[::1] o_valid = out["_valid"]
+        cdef Py_ssize_t nedges = 0
+        inputs = (m_rowbits.shape[0], m_frame.shape[0], m_ts.shape[0], m_src.shape[0],
+                  m_dst.shape[0], m_sport.shape[0], m_dport.shape[0], m_tflags.shape[0],
+                  m_seq.shape[0], m_ack.shape[0], m_win.shape[0], m_hlen.shape[0],
+                  m_seglen.shape[0], m_ws.shape[0], m_sack_n.shape[0])
+        outputs = (o_stream.shape[0], o_dir.shape[0], o_trel.shape[0], o_tdelta.shape[0],
+                   o_rseq.shape[0], o_rack.shape[0], o_nseq.shape[0], o_wscale.shape[0],
+                   o_win.shape[0], o_analysis.shape[0], o_dupnum.shape[0],
+                   o_dupframe.shape[0], o_acks.shape[0], o_rtt.shape[0], o_irtt.shape[0],
+                   o_bif.shape[0], o_push.shape[0], o_valid.shape[0])
+        if min(inputs) < n or min(outputs) < n:
+            raise ValueError("TCP analysis: arrays shorter than the rows")
+        for i in range(n):
+            nedges += m_sack_n[i]
+        if nedges > m_sack_edges.shape[0]:
+            raise ValueError("TCP analysis: fewer SACK edges than the rows announce")
+        for i in range(n):
+            if m_src[i] >= <uint32_t>m_rank.shape[0] or m_dst[i] >= <uint32_t>m_rank.shape[0]:
+                raise ValueError("TCP analysis: address code outside the rank table")
+        with nogil:
+            rc = run(&self.st, n, m_rowbits, m_frame, m_ts, m_src, m_dst, m_rank, m_sport,
+                     m_dport, m_tflags, m_seq, m_ack, m_win, m_hlen, m_seglen, m_ws, m_sack_n,
+                     m_sack_edges, o_stream, o_dir, o_trel, o_tdelta, o_rseq,
+                     o_rack, o_nseq, o_wscale, o_win, o_analysis, o_dupnum, o_dupframe,
+                     o_acks, o_rtt, o_irtt, o_bif, o_push, o_valid)
+        if rc < 0:
+            raise MemoryError("TCP analysis: out of memory")
 
 
 def analyze_arrays(Py_ssize_t n, dict a, dict out):
     """Run the analysis over the input arrays `a` (see tcpsift.tcp._inputs) into the
     preallocated output arrays `out` (tcpsift.tcp._empty_outputs). Returns the number of
     streams."""
-    cdef State st
-    cdef int rc
-    cdef Py_ssize_t i
-    cdef const uint8_t[::1] m_rowbits = a["rf"]
-    cdef const uint32_t[::1] m_frame = a["frame"]
-    cdef const int64_t[::1] m_ts = a["ts_ns"]
-    cdef const uint32_t[::1] m_src = a["src"]
-    cdef const uint32_t[::1] m_dst = a["dst"]
-    cdef const uint32_t[::1] m_rank = a["addr_rank"]
-    cdef const uint16_t[::1] m_sport = a["sport"]
-    cdef const uint16_t[::1] m_dport = a["dport"]
-    cdef const uint16_t[::1] m_tflags = a["tflags"]
-    cdef const uint32_t[::1] m_seq = a["seq"]
-    cdef const uint32_t[::1] m_ack = a["ack"]
-    cdef const uint16_t[::1] m_win = a["window"]
-    cdef const uint8_t[::1] m_hlen = a["hlen"]
-    cdef const uint32_t[::1] m_seglen = a["seglen"]
-    cdef const uint8_t[::1] m_ws = a["wscale"]
-    cdef const uint8_t[::1] m_sack_n = a["sack_n"]
-    cdef const uint32_t[::1] m_sack_edges = a["sack_edges"]
-    cdef uint32_t[::1] o_stream = out["stream"]
-    cdef uint8_t[::1] o_dir = out["direction"]
-    cdef int64_t[::1] o_trel = out["time_relative_ns"]
-    cdef int64_t[::1] o_tdelta = out["time_delta_ns"]
-    cdef uint32_t[::1] o_rseq = out["rel_seq"]
-    cdef uint32_t[::1] o_rack = out["rel_ack"]
-    cdef uint32_t[::1] o_nseq = out["next_seq"]
-    cdef int16_t[::1] o_wscale = out["win_scale"]
-    cdef uint32_t[::1] o_win = out["window_scaled"]
-    cdef uint32_t[::1] o_analysis = out["analysis"]
-    cdef uint32_t[::1] o_dupnum = out["dup_ack_num"]
-    cdef uint32_t[::1] o_dupframe = out["dup_ack_of_frame"]
-    cdef uint32_t[::1] o_acks = out["acks_frame"]
-    cdef int64_t[::1] o_rtt = out["ack_rtt_ns"]
-    cdef int64_t[::1] o_irtt = out["initial_rtt_ns"]
-    cdef uint32_t[::1] o_bif = out["bytes_in_flight"]
-    cdef uint32_t[::1] o_push = out["push_bytes_sent"]
-    cdef uint8_t[::1] o_valid = out["_valid"]
-    cdef Py_ssize_t nedges = 0
-    for i in range(n):
-        nedges += m_sack_n[i]
-    if nedges > m_sack_edges.shape[0]:
-        raise ValueError("TCP analysis: fewer SACK edges than the rows announce")
-    for i in range(n):
-        if m_src[i] >= <uint32_t>m_rank.shape[0] or m_dst[i] >= <uint32_t>m_rank.shape[0]:
-            raise ValueError("TCP analysis: address code outside the rank table")
-
-    memset(&st, 0, sizeof(State))
-    st.free_seg = -1
-    st.slot_cap = 1024
-    st.key_lo = <uint64_t*>malloc(st.slot_cap * sizeof(uint64_t))
-    st.key_hi = <uint64_t*>malloc(st.slot_cap * sizeof(uint64_t))
-    st.slot_conv = <int32_t*>malloc(st.slot_cap * sizeof(int32_t))
-    if st.key_lo == NULL or st.key_hi == NULL or st.slot_conv == NULL:
-        free(st.key_lo)
-        free(st.key_hi)
-        free(st.slot_conv)
-        raise MemoryError()
-    for i in range(st.slot_cap):
-        st.slot_conv[i] = -1
-
-    with nogil:
-        rc = run(&st, n, m_rowbits, m_frame, m_ts, m_src, m_dst, m_rank, m_sport, m_dport,
-                 m_tflags, m_seq, m_ack, m_win, m_hlen, m_seglen, m_ws, m_sack_n,
-                 m_sack_edges, o_stream, o_dir, o_trel, o_tdelta, o_rseq,
-                 o_rack, o_nseq, o_wscale, o_win, o_analysis, o_dupnum, o_dupframe, o_acks,
-                 o_rtt, o_irtt, o_bif, o_push, o_valid)
-    nconv = st.nconv
-    free(st.convs)
-    free(st.segs)
-    free(st.key_lo)
-    free(st.key_hi)
-    free(st.slot_conv)
-    if rc < 0:
-        raise MemoryError("TCP analysis: out of memory")
-    return nconv
+    analyzer = Analyzer()
+    analyzer.feed(n, a, out)
+    return analyzer.streams

@@ -6,7 +6,7 @@ presence bits that column needs, the condition the frame must meet (IPv4, IPv6, 
 UDP) and how the value is printed. Lines go into a C buffer that is handed to a
 Python writer when it fills; nothing is allocated per frame.
 """
-from libc.stdint cimport uint8_t, uint16_t, int32_t, uint32_t, uint64_t, int64_t
+from libc.stdint cimport uint8_t, int16_t, uint16_t, int32_t, uint32_t, uint64_t, int64_t
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy
 
@@ -31,6 +31,38 @@ DEF S_TCPLEN = 14
 DEF S_HDRLEN = 15
 DEF S_WINDOW = 16
 DEF S_UDPLEN = 17
+# TCP analysis (the kernel's output arrays); tshark's rules are in tcpsift.fields
+DEF S_STREAM = 20
+DEF S_TSEQ = 21
+DEF S_TACK = 22
+DEF S_NXTSEQ = 23
+DEF S_WINSIZE = 24
+DEF S_SCALE = 25
+DEF S_TREL = 26
+DEF S_TDELTA = 27
+DEF S_FLAG = 28
+DEF S_DUP = 29
+DEF S_DUPNUM = 30
+DEF S_DUPFRAME = 31
+DEF S_ACKS = 32
+DEF S_RTT = 33
+DEF S_IRTT = 34
+DEF S_BIF = 35
+DEF S_PUSH = 36
+# entries of the `consts` argument
+DEF K_V_ROW = 0
+DEF K_V_SEQ = 1
+DEF K_V_ACK = 2
+DEF K_V_WSCALE = 3
+DEF K_V_ANALYSIS = 4
+DEF K_HAS_ANALYSIS = 5
+DEF K_NOT_SHOWN = 6
+DEF K_DUPLICATE_ACK = 7
+DEF K_P_IP = 8
+DEF K_P_PORTS = 9
+DEF K_P_SEQ = 10
+DEF K_P_ACK = 11
+DEF N_CONSTS = 12
 # conditions
 DEF C_ALWAYS = 0
 DEF C_V4 = 1
@@ -78,10 +110,10 @@ cdef inline Py_ssize_t put_dec32(char* p, uint32_t v) noexcept nogil:
         q[0] = PAIRS[2 * r]
         q[1] = PAIRS[2 * r + 1]
     if v >= 10:
-        q[-2] = PAIRS[2 * v]
-        q[-1] = PAIRS[2 * v + 1]
+        p[0] = PAIRS[2 * v]
+        p[1] = PAIRS[2 * v + 1]
     else:
-        q[-1] = <char>(48 + v)
+        p[0] = <char>(48 + v)
     return n
 
 
@@ -148,6 +180,28 @@ cdef inline Py_ssize_t put_epoch(char* p, int64_t ns) noexcept nogil:
     return k + 9
 
 
+cdef int64_t _EMPTY = 0        # what a column pointer of no rows points at
+
+
+ctypedef struct TcpCols:         # the analysis kernel's output columns, as raw pointers
+    const uint32_t* stream
+    const uint32_t* rel_seq
+    const uint32_t* rel_ack
+    const uint32_t* next_seq
+    const uint32_t* window
+    const int16_t* scale
+    const int64_t* trel
+    const int64_t* tdelta
+    const uint32_t* dupnum
+    const uint32_t* dupframe
+    const uint32_t* acks
+    const int64_t* rtt
+    const int64_t* irtt
+    const uint32_t* bif
+    const uint32_t* push
+    int64_t k[N_CONSTS]
+
+
 cdef class LineWriter:
     """Formats rows into a C buffer; `sink(bytes-like)` receives it when full."""
     cdef char* buf
@@ -171,9 +225,13 @@ cdef class LineWriter:
             self.used = 0
 
     def write_rows(self, const int32_t[:, ::1] program, uint64_t first_frame, dict rec,
-                   dict pkt, const char* texts, const int64_t[::1] text_ends):
+                   dict pkt, const char* texts, const int64_t[::1] text_ends,
+                   dict tcp=None, const int64_t[::1] consts=None):
         """Write one line per row of `rec`/`pkt` (frames first_frame, first_frame+1, ...).
 
+        `tcp`: the TCP analysis kernel's output arrays for these rows, and `consts` the
+        bits that read them (see tcpsift.textstream.fields), when a field needs them.
+        A TCP field's program row holds its analysis bits in entry 4.
         program rows: (source, presence bits the column needs (any of them; 0: none),
         condition, format, two sets of presence bits the condition needs (each: any of
         them; 0: none)).
@@ -219,6 +277,38 @@ cdef class LineWriter:
             raise ValueError("line too long")
         if program.shape[1] != 6:
             raise ValueError("a program row has 6 entries")
+        cdef const uint32_t[::1] t_ana
+        cdef const uint8_t[::1] t_valid
+        cdef TcpCols tc
+        cdef bint with_tcp = False
+        cdef uint32_t tv = 0, ta = 0
+        cdef bint t_row = False, t_ok = False, shown = False
+        for f in range(nf):
+            if program[f, 0] >= S_STREAM:
+                with_tcp = True
+        if with_tcp:
+            if tcp is None or consts is None or consts.shape[0] != N_CONSTS:
+                raise ValueError("TCP fields need the analysis arrays and their bits")
+            t_ana, t_valid = tcp["analysis"], tcp["_valid"]
+            for f in range(N_CONSTS):
+                tc.k[f] = consts[f]
+            tc.stream = _u32(tcp, "stream", n)
+            tc.rel_seq = _u32(tcp, "rel_seq", n)
+            tc.rel_ack = _u32(tcp, "rel_ack", n)
+            tc.next_seq = _u32(tcp, "next_seq", n)
+            tc.window = _u32(tcp, "window_scaled", n)
+            tc.dupnum = _u32(tcp, "dup_ack_num", n)
+            tc.dupframe = _u32(tcp, "dup_ack_of_frame", n)
+            tc.acks = _u32(tcp, "acks_frame", n)
+            tc.bif = _u32(tcp, "bytes_in_flight", n)
+            tc.push = _u32(tcp, "push_bytes_sent", n)
+            tc.trel = _i64(tcp, "time_relative_ns", n)
+            tc.tdelta = _i64(tcp, "time_delta_ns", n)
+            tc.rtt = _i64(tcp, "ack_rtt_ns", n)
+            tc.irtt = _i64(tcp, "initial_rtt_ns", n)
+            tc.scale = _i16(tcp, "win_scale", n)
+            if t_valid.shape[0] < n or t_ana.shape[0] < n:
+                raise ValueError("fewer TCP analysis rows than frames")
         with nogil:
             for i in range(n):
                 if self.cap - self.used < room:
@@ -227,6 +317,13 @@ cdef class LineWriter:
                 p = self.buf + self.used
                 k = 0
                 bits = present[i]
+                if with_tcp:
+                    tv = t_valid[i]
+                    ta = t_ana[i]
+                    t_row = (tv & tc.k[K_V_ROW]) != 0
+                    t_ok = t_row and (tv & tc.k[K_V_ANALYSIS]) != 0
+                    shown = t_ok and (ta & tc.k[K_HAS_ANALYSIS]) != 0 \
+                        and (ta & tc.k[K_NOT_SHOWN]) == 0
                 for f in range(nf):
                     if f:
                         p[k] = 9
@@ -254,6 +351,10 @@ cdef class LineWriter:
                             ok = ip_proto[i] == 17
                         if not ok:
                             continue
+                    if src_ >= S_STREAM:
+                        k += put_tcp(p + k, &tc, src_, <uint32_t>program[f, 4], i, bits, tv,
+                                     ta, t_row, t_ok, shown, ip_proto[i], seq[i], ack[i])
+                        continue
                     if src_ == S_TS:
                         if not has_ts[i]:
                             continue
@@ -303,4 +404,106 @@ cdef class LineWriter:
                         k += put_dec(p + k, v)
                 p[k] = 10
                 self.used += k + 1
+
+
+
+cdef inline Py_ssize_t put_tcp(char* p, const TcpCols* c, int src_, uint32_t flag_bits,
+                               Py_ssize_t i, uint32_t bits, uint32_t tv, uint32_t ta,
+                               bint t_row, bint t_ok, bint shown, uint8_t proto,
+                               uint32_t raw_seq, uint32_t raw_ack) noexcept nogil:
+    """One TCP analysis field of row i, as tcpsift.fields prints it (its _TCP_FIELD_LIST)."""
+    # the frame's own TCP header (no quoted headers here: such chunks print the table way)
+    cdef bint is_tcp = (bits & c.k[K_P_IP]) != 0 and proto == 6 \
+        and (bits & c.k[K_P_PORTS]) != 0
+    cdef int16_t sc
+    if src_ == S_STREAM:
+        return put_dec(p, c.stream[i]) if t_row else 0
+    if src_ == S_TSEQ:
+        if t_row and (tv & c.k[K_V_SEQ]):
+            return put_dec(p, c.rel_seq[i])
+        if is_tcp and (bits & c.k[K_P_SEQ]):
+            return put_dec(p, raw_seq)
+        return 0
+    if src_ == S_TACK:
+        if not t_ok:
+            return 0
+        if tv & c.k[K_V_ACK]:
+            return put_dec(p, c.rel_ack[i])
+        if is_tcp and (bits & c.k[K_P_ACK]):
+            return put_dec(p, raw_ack)
+        return 0
+    if src_ == S_NXTSEQ:
+        return put_dec(p, c.next_seq[i]) if t_ok and (tv & c.k[K_V_SEQ]) else 0
+    if src_ == S_WINSIZE:
+        return put_dec(p, c.window[i]) if t_ok else 0
+    if src_ == S_SCALE:
+        if not (t_ok and (tv & c.k[K_V_WSCALE])):
+            return 0
+        sc = c.scale[i]
+        if sc < 0:
+            p[0] = 45
+            return 1 + put_dec(p + 1, <uint64_t>(-sc))
+        return put_dec(p, (<uint64_t>1) << sc)
+    if src_ == S_TREL:
+        return put_epoch(p, c.trel[i]) if t_ok else 0
+    if src_ == S_TDELTA:
+        return put_epoch(p, c.tdelta[i]) if t_ok else 0
+    if not shown:
+        return 0
+    if src_ == S_FLAG:
+        if ta & flag_bits:
+            p[0] = 49
+            return 1
+        return 0
+    if src_ == S_DUP:
+        if c.dupnum[i] == 0:
+            return 0
+        p[0] = 49
+        if ta & c.k[K_DUPLICATE_ACK]:
+            p[1] = 44
+            p[2] = 49
+            return 3
+        return 1
+    if src_ == S_DUPNUM:
+        return put_dec(p, c.dupnum[i]) if c.dupnum[i] else 0
+    if src_ == S_DUPFRAME:
+        return put_dec(p, c.dupframe[i]) if c.dupnum[i] else 0
+    if src_ == S_ACKS:
+        return put_dec(p, c.acks[i]) if c.acks[i] else 0
+    if src_ == S_RTT:
+        return put_epoch(p, c.rtt[i]) if c.acks[i] and c.rtt[i] != 0 else 0
+    if src_ == S_IRTT:
+        return put_epoch(p, c.irtt[i]) if c.irtt[i] != 0 else 0
+    if src_ == S_BIF:
+        return put_dec(p, c.bif[i]) if c.bif[i] else 0
+    if src_ == S_PUSH:
+        return put_dec(p, c.push[i]) if c.bif[i] else 0
+    return 0
+
+
+cdef const uint32_t* _u32(dict cols, str name, Py_ssize_t n) except NULL:
+    cdef const uint32_t[::1] v = cols[name]
+    if v.shape[0] < n or n == 0:
+        if n == 0:
+            return <const uint32_t*>&_EMPTY
+        raise ValueError(f"TCP column {name} is too short")
+    return &v[0]
+
+
+cdef const int64_t* _i64(dict cols, str name, Py_ssize_t n) except NULL:
+    cdef const int64_t[::1] v = cols[name]
+    if v.shape[0] < n or n == 0:
+        if n == 0:
+            return <const int64_t*>&_EMPTY
+        raise ValueError(f"TCP column {name} is too short")
+    return &v[0]
+
+
+cdef const int16_t* _i16(dict cols, str name, Py_ssize_t n) except NULL:
+    cdef const int16_t[::1] v = cols[name]
+    if v.shape[0] < n or n == 0:
+        if n == 0:
+            return <const int16_t*>&_EMPTY
+        raise ValueError(f"TCP column {name} is too short")
+    return &v[0]
 

@@ -21,10 +21,15 @@ from tcpsift.capture.reader import SourceWalk
 from tcpsift.capture.source import open_source
 from tcpsift.decode import _decode
 from tcpsift.decode.reassembly import merge_reassembled
+from tcpsift.tcp import FLAG_BITS, HAS_ANALYSIS, NOT_SHOWN
+from tcpsift.tcp import _analysis as K
+from tcpsift.tcp.chunks import chunk_inputs, empty_outputs
 from tcpsift.textstream import _lines
 
 # Frames per chunk: the arrays are reused, so they stay warm in the cache.
 CHUNK = 1 << 16
+# The decoding thread has a reading thread of its own (see tcpsift.capture.blocks).
+READ_AHEAD = False
 
 SOURCES = {"frame": 0, "ts_ns": 1, "len": 2, "cap_len": 3, "src": 4, "dst": 5, "ip_id": 6,
            "ttl": 7, "ip_proto": 8, "sport": 9, "dport": 10, "seq": 11, "ack": 12,
@@ -61,8 +66,41 @@ STREAMED = {
 }
 
 
+# TCP analysis fields -> (source in _lines.pyx, analysis bits for the verdict flags); the
+# rules are those of tcpsift.fields' TCP field list
+_FLAG = 28
+TCP_STREAMED = {
+    "tcp.stream": (20, 0), "tcp.seq": (21, 0), "tcp.ack": (22, 0), "tcp.nxtseq": (23, 0),
+    "tcp.window_size": (24, 0), "tcp.window_size_scalefactor": (25, 0),
+    "tcp.time_relative": (26, 0), "tcp.time_delta": (27, 0),
+    # the fast and spurious verdicts also carry the generic retransmission item
+    "tcp.analysis.retransmission": (_FLAG, FLAG_BITS["retransmission"]
+                                    | FLAG_BITS["fast_retransmission"]
+                                    | FLAG_BITS["spurious_retransmission"]),
+    **{f"tcp.analysis.{n}": (_FLAG, FLAG_BITS[n]) for n in (
+        "fast_retransmission", "spurious_retransmission", "out_of_order", "lost_segment",
+        "ack_lost_segment", "zero_window", "zero_window_probe", "zero_window_probe_ack",
+        "window_full", "window_update", "keep_alive", "keep_alive_ack", "reused_ports")},
+    "tcp.analysis.duplicate_ack": (29, 0), "tcp.analysis.duplicate_ack_num": (30, 0),
+    "tcp.analysis.duplicate_ack_frame": (31, 0), "tcp.analysis.acks_frame": (32, 0),
+    "tcp.analysis.ack_rtt": (33, 0), "tcp.analysis.initial_rtt": (34, 0),
+    "tcp.analysis.bytes_in_flight": (35, 0), "tcp.analysis.push_bytes_sent": (36, 0),
+}
+
+
 def can_stream(names: list[str], files: list[str], has_filter: bool) -> bool:
-    return not has_filter and len(files) == 1 and all(n in STREAMED for n in names)
+    return not has_filter and len(files) == 1 and all(
+        n in STREAMED or n in TCP_STREAMED for n in names)
+
+
+def _tcp_consts() -> np.ndarray:
+    """The bits _lines.pyx reads the analysis with (its K_* entries, in order)."""
+    from tcpsift.decode._decode import PRESENCE
+    v = K.V_BITS
+    return np.array([v["row"], v["seq"], v["ack"], v["wscale"], v["analysis"], HAS_ANALYSIS,
+                     NOT_SHOWN, FLAG_BITS["duplicate_ack"], PRESENCE["ip"],
+                     PRESENCE["tcp"] | PRESENCE["udp"], PRESENCE["seq"], PRESENCE["ack"]],
+                    np.int64)
 
 
 def _program(names: list[str]) -> np.ndarray:
@@ -75,6 +113,10 @@ def _program(names: list[str]) -> np.ndarray:
                  UDP: (presence_bits("ip_proto"), presence_bits("sport"))}
     rows = []
     for n in names:
+        if n in TCP_STREAMED:
+            source, flag_bits = TCP_STREAMED[n]
+            rows.append((source, 0, ALWAYS, DEC, flag_bits, 0))
+            continue
         column, cond, fmt = STREAMED[n]
         rows.append((SOURCES[column], presence_bits(column), cond, fmt, *cond_bits[cond]))
     return np.array(rows, np.int32).reshape(len(rows), 6)
@@ -98,8 +140,9 @@ class _AddressTexts:
             self.blob += b"".join(encoded)
 
 
-def _write_through_table(names, rec, pkt, sacks, layer_rows, first_row, texts, fh):
-    """Print one chunk the table way (frames with repeated headers)."""
+def _write_through_table(names, rec, pkt, sacks, layer_rows, first_row, texts, fh, tcp=None):
+    """Print one chunk the table way (frames with repeated headers); `tcp`: the chunk's
+    TCP analysis output arrays, when a field needs them."""
     from tcpsift.capture.table import encode_addresses, layer_table, packet_table
     from tcpsift.fields import write
 
@@ -110,26 +153,38 @@ def _write_through_table(names, rec, pkt, sacks, layer_rows, first_row, texts, f
     layer_rows = layer_rows.copy()
     layer_rows["row"] -= first_row
     layers = layer_table(layer_rows, frame, texts)
-    write(SimpleNamespace(packets=packets, layers=layers, info=None), names, fh)
+    cap = SimpleNamespace(packets=packets, layers=layers, info=None)
+    if tcp is not None:
+        from tcpsift.tcp import output_table
+        cap.tcp = output_table(tcp)
+    write(cap, names, fh)
 
 
-def _decoded(walk: SourceWalk, stats: RecordStats):
-    """Per chunk: (rec, pkt, sack edges, layer rows, reassembled rows, their layer rows,
-    new address texts), each a snapshot that stays valid while the next two chunks are
+def _decoded(walk: SourceWalk, stats: RecordStats, with_tcp: bool):
+    """Per chunk: (rec, pkt, sack edges, layer rows, new address texts, TCP analysis
+    inputs or None), each a snapshot that stays valid while the next two chunks are
     decoded (the decoder's shared buffers are copied out and cleared here)."""
     addrs, layers, sacks = _decode.AddressTable(), _decode.LayerBuffer(), _decode.U32Buffer()
-    known = reassembled = 0
+    known = reassembled = row = 0
     # three array sets: one printed, one waiting, one being decoded (in_background(ahead=1))
     for rec, pkt in walk.chunks(addrs, layers, sacks, 0, CHUNK, reuse=3):
         stats.add(rec)
         texts = addrs.texts(known)
         known += len(texts)
-        new_rows = walk.reassembled_rows[reassembled:]
-        new_layers = walk.reassembled_layers[reassembled:]
-        reassembled = len(walk.reassembled_rows)
-        yield rec, pkt, sacks.to_numpy(), layers.to_numpy(), new_rows, new_layers, texts
+        layer_rows = layers.to_numpy()
+        if len(walk.reassembled_rows) > reassembled:
+            layer_rows = merge_reassembled(layer_rows, walk.reassembled_rows[reassembled:],
+                                           walk.reassembled_layers[reassembled:])
+            reassembled = len(walk.reassembled_rows)
+            special = True
+        else:
+            special = len(layer_rows) > 0
+        edges = sacks.to_numpy()
+        inputs = chunk_inputs(rec, pkt, edges, layer_rows, row, len(addrs)) if with_tcp else None
+        yield rec, pkt, edges, layer_rows, special, texts, inputs
         layers.clear()
         sacks.clear()
+        row += len(rec["offset"])
 
 
 def stream_fields(path: str, names: list[str], fh) -> tuple[list[str], bool]:
@@ -137,23 +192,35 @@ def stream_fields(path: str, names: list[str], fh) -> tuple[list[str], bool]:
     as `tshark -T fields` does. Returns (warnings, complete) like tcpsift.read.
     Raises CaptureError when the file is not a capture.
 
-    A second thread reads and decodes the next chunk while this one prints."""
-    walk = SourceWalk(open_source(path), reassemble=True, read_ahead=False)
+    A second thread reads and decodes the next chunk while this one is analysed (TCP)
+    and printed."""
+    walk = SourceWalk(open_source(path), reassemble=True, read_ahead=READ_AHEAD)
     stats = RecordStats()
     texts = _AddressTexts()
     program = _program(names)
+    with_tcp = any(n in TCP_STREAMED for n in names)
+    analyzer = K.Analyzer() if with_tcp else None
+    consts = _tcp_consts() if with_tcp else None
     lines = _lines.LineWriter(fh.write)
     row = 0
-    for rec, pkt, sacks, layer_rows, new_rows, new_layers, new_texts in in_background(
-            lambda: _decoded(walk, stats)):
+    tcp = None
+    for rec, pkt, sacks, layer_rows, special, new_texts, inputs in in_background(
+            lambda: _decoded(walk, stats, with_tcp)):
+        n = len(rec["offset"])
         texts.add(new_texts)
-        if len(layer_rows) or new_rows:
+        if with_tcp:
+            # fresh outputs for a chunk printed the table way: its table keeps them
+            if special or tcp is None or len(tcp["_valid"]) < n:
+                tcp = empty_outputs(n)
+            analyzer.feed(n, inputs, tcp)
+        if special:
             lines.flush()
-            layer_rows = merge_reassembled(layer_rows, new_rows, new_layers)
-            _write_through_table(names, rec, pkt, sacks, layer_rows, row, texts.texts, fh)
+            _write_through_table(names, rec, pkt, sacks, layer_rows, row, texts.texts, fh,
+                                 {k: v[:n] for k, v in tcp.items()} if with_tcp else None)
+            tcp = None
         else:
-            lines.write_rows(program, row + 1, rec, pkt, texts.blob, texts.ends)
-        row += len(rec["offset"])
+            lines.write_rows(program, row + 1, rec, pkt, texts.blob, texts.ends, tcp, consts)
+        row += n
     lines.flush()
     warnings = walk.warnings + stats.unsupported_warnings(path)
     return warnings, walk.complete

@@ -1,0 +1,127 @@
+"""The analysis kernel's input arrays straight from the decoder's arrays, chunk by chunk.
+
+`tcpsift.tcp._inputs` builds the inputs from the packet table (Polars); this builds the
+same from one chunk of decoder output (NumPy only), so that a capture can be analysed
+while it is decoded, without tables (`tcpsift fields` streams this way). The rules are
+those of `_inputs`; a test holds the two paths' results equal on every capture of the
+corpus.
+
+Addresses enter the kernel as their address-table ids: the kernel compares endpoints
+only for equality and to pick which of a conversation's two flows is "flow 1", and the
+two flows are treated alike, so any one-to-one numbering gives the same results.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from tcpsift.decode._decode import PRESENCE
+from tcpsift.schema import DECODE_STATUS, LAYER_KINDS, TCP_COLUMNS
+from tcpsift.tcp import _analysis as K
+
+_TRUNCATED = DECODE_STATUS.index("truncated")
+_KIND = {name: i for i, name in enumerate(LAYER_KINDS)}
+
+
+def _bits(*names: str) -> int:
+    out = 0
+    for n in names:
+        out |= PRESENCE[n]
+    return out
+
+
+def _quoted(layer_rows: np.ndarray, first_row: int, n: int):
+    """The first TCP header quoted (with at least 16 bytes) in each ICMP error of the
+    chunk, with the quoted IP addresses before it; frames of ICMPv4 redirects excluded,
+    as tcpsift.tcp._quoted_tcp says. {chunk row: layer row of the TCP header, src, dst}."""
+    out: dict = {}
+    if not len(layer_rows):
+        return out
+    ip: dict = {}
+    redirected = set()
+    for r in layer_rows[np.argsort(layer_rows["row"], kind="stable")]:
+        row = int(r["row"]) - first_row
+        if not 0 <= row < n:
+            continue
+        if not r["quoted"]:
+            if r["kind"] == _KIND["icmp"] and r["icmp_type"] == 5:
+                redirected.add(row)
+            continue
+        if row in redirected:
+            continue
+        if r["kind"] in (_KIND["ipv4"], _KIND["ipv6"]):
+            ip[row] = (int(r["src"]), int(r["dst"]))
+        elif r["kind"] == _KIND["tcp"] and row not in out and row in ip and r["has_tcp_hdr"]:
+            out[row] = (r, *ip[row])
+    return out
+
+
+def chunk_inputs(rec: dict, pkt: dict, sack_edges: np.ndarray, layer_rows: np.ndarray,
+                 first_row: int, addresses: int) -> dict:
+    """Kernel inputs for the frames of one chunk (rows first_row, first_row+1, ...);
+    `layer_rows` are the chunk's layer rows (for headers quoted in ICMP errors),
+    `addresses` the number of addresses the decoder has met so far."""
+    n = len(rec["offset"])
+    present = pkt["present"]
+
+    def has(*names):
+        return (present & _bits(*names)) != 0
+
+    ip, ip_hdr = has("ip"), has("ip", "ip_hdr")
+    hlen_ok = has("tcp_flags")
+    fragmented = ip & ((pkt["more_fragments"] != 0) | (pkt["frag_offset"] != 0))
+    ip_len_ok = ip | (has("ip_hdr") & ~has("no_ip_len"))
+    ip_payload = pkt["ip_len"].astype(np.int64) - pkt["ip_hdr_len"].astype(np.int64)
+    hlen = pkt["tcp_hdr_len"].astype(np.int64)
+    alt_ok = (hlen_ok & ip_len_ok & ip_hdr & ~fragmented & (hlen < 20)
+              & (ip_payload >= hlen))
+    has_len = has("tcp_len")
+    seglen_ok = has_len | alt_ok
+    seglen = np.where(has_len, pkt["tcp_len"], np.where(alt_ok, ip_payload - hlen, 0))
+    ports = has("tcp", "udp")
+    is_tcp = ip & (pkt["ip_proto"] == 6) & ports & hlen_ok
+    header_cut = (pkt["status"] == _TRUNCATED) & ~has("payload") & has_len
+    b = K.ROW_BITS
+    rf = (np.where(is_tcp, b["tcp"], 0) | np.where(seglen_ok, b["has_seglen"], 0)
+          | np.where(header_cut, b["header_cut"], 0) | np.where(hlen_ok, b["has_hlen"], 0)
+          | np.where(has("wscale"), b["has_wscale"], 0)).astype(np.uint8)
+    a = {
+        "rf": rf,
+        "frame": np.arange(first_row + 1, first_row + n + 1, dtype=np.uint32),
+        "ts_ns": np.where(rec["has_ts"], rec["ts_ns"], 0),
+        "src": np.where(ip, pkt["src"], 0).astype(np.uint32),
+        "dst": np.where(ip, pkt["dst"], 0).astype(np.uint32),
+        "sport": np.where(ports, pkt["sport"], 0).astype(np.uint16),
+        "dport": np.where(ports, pkt["dport"], 0).astype(np.uint16),
+        "tflags": np.where(hlen_ok, pkt["tcp_flags"], 0).astype(np.uint16),
+        "seq": np.where(has("seq"), pkt["seq"], 0).astype(np.uint32),
+        "ack": np.where(has("ack"), pkt["ack"], 0).astype(np.uint32),
+        "window": np.where(hlen_ok, pkt["window"], 0).astype(np.uint16),
+        "hlen": np.where(hlen_ok, pkt["tcp_hdr_len"], 0).astype(np.uint8),
+        "seglen": seglen.astype(np.uint32),
+        "wscale": np.where(has("wscale"), pkt["wscale"], 0).astype(np.uint8),
+        "sack_n": np.ascontiguousarray(pkt["sack_count"], dtype=np.uint8),
+        "addr_rank": np.arange(max(addresses, 1), dtype=np.uint32),
+        "sack_edges": np.ascontiguousarray(sack_edges if len(sack_edges) else np.zeros(1),
+                                           dtype=np.uint32),
+    }
+    own_tcp = ip & (pkt["ip_proto"] == 6) & ports
+    for row, (r, src, dst) in _quoted(layer_rows, first_row, n).items():
+        if own_tcp[row]:
+            continue    # a row with a TCP header of its own is never an ICMP error
+        a["rf"][row] = b["quoted"] | b["has_hlen"]
+        a["src"][row], a["dst"][row] = src, dst
+        a["sport"][row] = r["sport"] if r["has_ports"] else 0
+        a["dport"][row] = r["dport"] if r["has_ports"] else 0
+        a["tflags"][row], a["ack"][row] = r["tcp_flags"], r["ack"]
+        a["window"][row], a["hlen"][row] = r["window"], r["tcp_hdr_len"]
+        a["seq"][row] = r["seq"] if r["has_seq"] else 0
+        a["seglen"][row] = 0
+    return a
+
+
+def empty_outputs(n: int) -> dict:
+    """The kernel's output arrays for n rows (zeroed: rows it skips read as absent)."""
+    dt = {"UInt32": np.uint32, "UInt8": np.uint8, "Int64": np.int64, "Int16": np.int16}
+    out = {c.name: np.zeros(n, dt[c.dtype]) for c in TCP_COLUMNS}
+    out["_valid"] = np.zeros(n, np.uint8)
+    return out

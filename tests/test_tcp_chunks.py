@@ -1,0 +1,61 @@
+"""The TCP analysis fed chunk by chunk from decoder arrays (tcpsift.tcp.chunks, for the
+streamed output) gives the table path's analysis (Capture.tcp, checked against tshark
+by the conformance suite), on every capture of the corpus and the lab."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+import tcpsift
+from tcpsift.capture.reader import SourceWalk
+from tcpsift.capture.source import open_source
+from tcpsift.decode import _decode
+from tcpsift.decode.reassembly import merge_reassembled
+from tcpsift.errors import CaptureError
+from tcpsift.tcp import _analysis as K
+from tcpsift.tcp import output_table
+from tcpsift.tcp.chunks import empty_outputs as _empty_outputs
+from tcpsift.tcp.chunks import chunk_inputs
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+FILES = sorted(p for d in ("captures/public", "captures/malformed", "lab")
+               if (SHARED / d).exists() for p in (SHARED / d).rglob("*") if p.is_file()
+               and p.suffix not in (".md", ".tsv", ".json", ".txt", ".py", ".sh"))
+FILES = FILES or [ROOT / "samples" / "sample.pcap"]
+
+
+def chunked_analysis(path, chunk: int) -> pl.DataFrame:
+    walk = SourceWalk(open_source(path), reassemble=True)
+    addrs, layers, sacks = _decode.AddressTable(), _decode.LayerBuffer(), _decode.U32Buffer()
+    analyzer = K.Analyzer()
+    tables, row, seen = [], 0, 0
+    for rec, pkt in walk.chunks(addrs, layers, sacks, 0, chunk):
+        n = len(rec["offset"])
+        layer_rows = merge_reassembled(layers.to_numpy(), walk.reassembled_rows[seen:],
+                                       walk.reassembled_layers[seen:])
+        seen = len(walk.reassembled_rows)
+        a = chunk_inputs(rec, pkt, sacks.to_numpy(), layer_rows, row, len(addrs))
+        out = _empty_outputs(n)
+        analyzer.feed(n, a, out)
+        tables.append(output_table(out))
+        layers.clear()
+        sacks.clear()
+        row += n
+    return pl.concat(tables)
+
+
+@pytest.mark.parametrize("chunk", [1 << 16, 5])
+def test_chunked_analysis_equals_the_table_path(chunk):
+    checked = 0
+    for path in FILES:
+        try:
+            cap = tcpsift.read(path)
+        except CaptureError:
+            continue
+        got = chunked_analysis(path, chunk)
+        assert got.equals(cap.tcp), path
+        checked += cap.tcp["stream"].is_not_null().sum()
+    assert checked > 1000
