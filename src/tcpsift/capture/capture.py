@@ -109,7 +109,7 @@ class _File:
 
 def _read_file(path, file_id: int, first_row: int, addrs, layers, columns, keep_times: bool) -> _File:
     src = open_source(path)
-    walk = SourceWalk(src, reassemble=True, read_ahead=False)
+    walk = SourceWalk(src, reassemble=True)
     stats = RecordStats()
     out = _File(src, {}, [], True)
     row = first_row
