@@ -160,12 +160,12 @@ def _write_through_table(names, rec, pkt, sacks, layer_rows, first_row, texts, f
     write(cap, names, fh)
 
 
-def _decoded(walk: SourceWalk, stats: RecordStats, with_tcp: bool):
-    """Per chunk: (rec, pkt, sack edges, layer rows, new address texts, TCP analysis
-    inputs or None), each a snapshot that stays valid while the next two chunks are
-    decoded (the decoder's shared buffers are copied out and cleared here)."""
+def _decoded(walk: SourceWalk, stats: RecordStats):
+    """Per chunk: (rec, pkt, sack edges, layer rows, whether the chunk needs the table way,
+    new address texts, addresses so far), each a snapshot that stays valid while the next
+    two chunks are decoded (the decoder's shared buffers are copied out and cleared here)."""
     addrs, layers, sacks = _decode.AddressTable(), _decode.LayerBuffer(), _decode.U32Buffer()
-    known = reassembled = row = 0
+    known = reassembled = 0
     # three array sets: one printed, one waiting, one being decoded (in_background(ahead=1))
     for rec, pkt in walk.chunks(addrs, layers, sacks, 0, CHUNK, reuse=3):
         stats.add(rec)
@@ -179,12 +179,9 @@ def _decoded(walk: SourceWalk, stats: RecordStats, with_tcp: bool):
             special = True
         else:
             special = len(layer_rows) > 0
-        edges = sacks.to_numpy()
-        inputs = chunk_inputs(rec, pkt, edges, layer_rows, row, len(addrs)) if with_tcp else None
-        yield rec, pkt, edges, layer_rows, special, texts, inputs
+        yield rec, pkt, sacks.to_numpy(), layer_rows, special, texts, len(addrs)
         layers.clear()
         sacks.clear()
-        row += len(rec["offset"])
 
 
 def stream_fields(path: str, names: list[str], fh) -> tuple[list[str], bool]:
@@ -204,11 +201,13 @@ def stream_fields(path: str, names: list[str], fh) -> tuple[list[str], bool]:
     lines = _lines.LineWriter(fh.write)
     row = 0
     tcp = None
-    for rec, pkt, sacks, layer_rows, special, new_texts, inputs in in_background(
-            lambda: _decoded(walk, stats, with_tcp)):
+    for rec, pkt, sacks, layer_rows, special, new_texts, addresses in in_background(
+            lambda: _decoded(walk, stats)):
         n = len(rec["offset"])
         texts.add(new_texts)
         if with_tcp:
+            # here rather than in the decoding thread, which has more to do
+            inputs = chunk_inputs(rec, pkt, sacks, layer_rows, row, addresses)
             # fresh outputs for a chunk printed the table way: its table keeps them
             if special or tcp is None or len(tcp["_valid"]) < n:
                 tcp = empty_outputs(n)
