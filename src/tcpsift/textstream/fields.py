@@ -28,7 +28,9 @@ from tcpsift.textstream import _lines
 
 # Frames per chunk: the arrays are reused, so they stay warm in the cache.
 CHUNK = 1 << 16
-# The decoding thread has a reading thread of its own (see tcpsift.capture.blocks).
+# Whether the decoding thread gets a reading thread of its own (tcpsift.capture.blocks):
+# no, three busy threads on two cores measured slower than two here (read() uses three:
+# its table building waits more).
 READ_AHEAD = False
 
 SOURCES = {"frame": 0, "ts_ns": 1, "len": 2, "cap_len": 3, "src": 4, "dst": 5, "ip_id": 6,
