@@ -143,18 +143,16 @@ cdef void release_list_array(ArrowArray* a) noexcept nogil:
     a.release = NULL
 
 
-cdef void capsule_release_schema(object capsule) noexcept:
+cdef void capsule_release(object capsule) noexcept:
+    """Destructor of both capsules: release what the consumer did not take, then free."""
     cdef ArrowSchema* s
+    cdef ArrowArray* a
     if PyCapsule_IsValid(capsule, b"arrow_schema"):
         s = <ArrowSchema*>PyCapsule_GetPointer(capsule, b"arrow_schema")
         if s.release != NULL:
             s.release(s)
         free(s)
-
-
-cdef void capsule_release_array(object capsule) noexcept:
-    cdef ArrowArray* a
-    if PyCapsule_IsValid(capsule, b"arrow_array"):
+    elif PyCapsule_IsValid(capsule, b"arrow_array"):
         a = <ArrowArray*>PyCapsule_GetPointer(capsule, b"arrow_array")
         if a.release != NULL:
             a.release(a)
@@ -235,5 +233,5 @@ cdef class UInt32Lists:
         array.children = d.children
         array.release = release_list_array
         array.private_data = d
-        return (PyCapsule_New(schema, b"arrow_schema", capsule_release_schema),
-                PyCapsule_New(array, b"arrow_array", capsule_release_array))
+        return (PyCapsule_New(schema, b"arrow_schema", capsule_release),
+                PyCapsule_New(array, b"arrow_array", capsule_release))
