@@ -180,9 +180,6 @@ cdef inline Py_ssize_t put_epoch(char* p, int64_t ns) noexcept nogil:
     return k + 9
 
 
-cdef int64_t _EMPTY = 0        # what a column pointer of no rows points at
-
-
 ctypedef struct TcpCols:         # the analysis kernel's output columns, as raw pointers
     const uint32_t* stream
     const uint32_t* rel_seq
@@ -226,6 +223,7 @@ cdef class LineWriter:
 
     def write_rows(self, const int32_t[:, ::1] program, uint64_t first_frame, dict rec,
                    dict pkt, const char* texts, const int64_t[::1] text_ends,
+                   Py_ssize_t longest,
                    dict tcp=None, const int64_t[::1] consts=None):
         """Write one line per row of `rec`/`pkt` (frames first_frame, first_frame+1, ...).
 
@@ -235,11 +233,12 @@ cdef class LineWriter:
         program rows: (source, presence bits the column needs (any of them; 0: none),
         condition, format, two sets of presence bits the condition needs (each: any of
         them; 0: none)).
-        texts/text_ends: address texts concatenated, text i ends at text_ends[i].
+        texts/text_ends: address texts concatenated, text i ends at text_ends[i];
+        `longest`: the length of the longest of them (it sizes a line's room).
         """
         cdef Py_ssize_t nf = program.shape[0]
         cdef Py_ssize_t n = rec["offset"].shape[0]
-        cdef Py_ssize_t i, f, k, room, longest = 0
+        cdef Py_ssize_t i, f, k, room
         cdef const int64_t[::1] ts = rec["ts_ns"]
         cdef const uint8_t[::1] has_ts = rec["has_ts"].view(np.uint8)
         cdef const uint32_t[::1] wire_len = rec["len"]
@@ -268,10 +267,6 @@ cdef class LineWriter:
         cdef char* p
         if nf > MAX_FIELDS:
             raise ValueError("too many fields")
-        for i in range(text_ends.shape[0]):
-            start = text_ends[i - 1] if i else 0
-            if text_ends[i] - start > longest:
-                longest = text_ends[i] - start
         room = nf * (FIELD_ROOM + longest) + 1
         if room > self.cap:
             raise ValueError("line too long")
@@ -292,21 +287,21 @@ cdef class LineWriter:
             t_ana, t_valid = tcp["analysis"], tcp["_valid"]
             for f in range(N_CONSTS):
                 tc.k[f] = consts[f]
-            tc.stream = _u32(tcp, "stream", n)
-            tc.rel_seq = _u32(tcp, "rel_seq", n)
-            tc.rel_ack = _u32(tcp, "rel_ack", n)
-            tc.next_seq = _u32(tcp, "next_seq", n)
-            tc.window = _u32(tcp, "window_scaled", n)
-            tc.dupnum = _u32(tcp, "dup_ack_num", n)
-            tc.dupframe = _u32(tcp, "dup_ack_of_frame", n)
-            tc.acks = _u32(tcp, "acks_frame", n)
-            tc.bif = _u32(tcp, "bytes_in_flight", n)
-            tc.push = _u32(tcp, "push_bytes_sent", n)
-            tc.trel = _i64(tcp, "time_relative_ns", n)
-            tc.tdelta = _i64(tcp, "time_delta_ns", n)
-            tc.rtt = _i64(tcp, "ack_rtt_ns", n)
-            tc.irtt = _i64(tcp, "initial_rtt_ns", n)
-            tc.scale = _i16(tcp, "win_scale", n)
+            tc.stream = <const uint32_t*>_column(tcp, "stream", n, np.uint32)
+            tc.rel_seq = <const uint32_t*>_column(tcp, "rel_seq", n, np.uint32)
+            tc.rel_ack = <const uint32_t*>_column(tcp, "rel_ack", n, np.uint32)
+            tc.next_seq = <const uint32_t*>_column(tcp, "next_seq", n, np.uint32)
+            tc.window = <const uint32_t*>_column(tcp, "window_scaled", n, np.uint32)
+            tc.dupnum = <const uint32_t*>_column(tcp, "dup_ack_num", n, np.uint32)
+            tc.dupframe = <const uint32_t*>_column(tcp, "dup_ack_of_frame", n, np.uint32)
+            tc.acks = <const uint32_t*>_column(tcp, "acks_frame", n, np.uint32)
+            tc.bif = <const uint32_t*>_column(tcp, "bytes_in_flight", n, np.uint32)
+            tc.push = <const uint32_t*>_column(tcp, "push_bytes_sent", n, np.uint32)
+            tc.trel = <const int64_t*>_column(tcp, "time_relative_ns", n, np.int64)
+            tc.tdelta = <const int64_t*>_column(tcp, "time_delta_ns", n, np.int64)
+            tc.rtt = <const int64_t*>_column(tcp, "ack_rtt_ns", n, np.int64)
+            tc.irtt = <const int64_t*>_column(tcp, "initial_rtt_ns", n, np.int64)
+            tc.scale = <const int16_t*>_column(tcp, "win_scale", n, np.int16)
             if t_valid.shape[0] < n or t_ana.shape[0] < n:
                 raise ValueError("fewer TCP analysis rows than frames")
         with nogil:
@@ -481,29 +476,13 @@ cdef inline Py_ssize_t put_tcp(char* p, const TcpCols* c, int src_, uint32_t fla
     return 0
 
 
-cdef const uint32_t* _u32(dict cols, str name, Py_ssize_t n) except NULL:
-    cdef const uint32_t[::1] v = cols[name]
-    if v.shape[0] < n or n == 0:
-        if n == 0:
-            return <const uint32_t*>&_EMPTY
-        raise ValueError(f"TCP column {name} is too short")
-    return &v[0]
-
-
-cdef const int64_t* _i64(dict cols, str name, Py_ssize_t n) except NULL:
-    cdef const int64_t[::1] v = cols[name]
-    if v.shape[0] < n or n == 0:
-        if n == 0:
-            return <const int64_t*>&_EMPTY
-        raise ValueError(f"TCP column {name} is too short")
-    return &v[0]
-
-
-cdef const int16_t* _i16(dict cols, str name, Py_ssize_t n) except NULL:
-    cdef const int16_t[::1] v = cols[name]
-    if v.shape[0] < n or n == 0:
-        if n == 0:
-            return <const int16_t*>&_EMPTY
-        raise ValueError(f"TCP column {name} is too short")
-    return &v[0]
-
+cdef const void* _column(dict cols, str name, Py_ssize_t n, object dtype) except? NULL:
+    """The data of column `name` (NumPy, of `dtype`, at least n rows) as a raw pointer;
+    NULL for n == 0 (nothing is read then)."""
+    arr = cols[name]
+    if arr.dtype != dtype or arr.shape[0] < n:
+        raise ValueError(f"TCP column {name} is not {n} values of {dtype}")
+    if n == 0:
+        return NULL
+    cdef const uint8_t[::1] raw = arr.view(np.uint8)
+    return &raw[0]

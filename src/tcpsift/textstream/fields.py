@@ -132,6 +132,7 @@ class _AddressTexts:
         self.texts: list[str] = []
         self.blob = b""
         self.ends = np.zeros(0, np.int64)
+        self.longest = 0
 
     def add(self, new: list[str]):
         if new:
@@ -140,6 +141,7 @@ class _AddressTexts:
             base = int(self.ends[-1]) if len(self.ends) else 0
             self.ends = np.concatenate([self.ends, base + np.cumsum([len(e) for e in encoded])])
             self.blob += b"".join(encoded)
+            self.longest = max(self.longest, *(len(e) for e in encoded))
 
 
 def _write_through_table(names, rec, pkt, sacks, layer_rows, first_row, texts, fh, tcp=None):
@@ -220,7 +222,8 @@ def stream_fields(path: str, names: list[str], fh) -> tuple[list[str], bool]:
                                  {k: v[:n] for k, v in tcp.items()} if with_tcp else None)
             tcp = None
         else:
-            lines.write_rows(program, row + 1, rec, pkt, texts.blob, texts.ends, tcp, consts)
+            lines.write_rows(program, row + 1, rec, pkt, texts.blob, texts.ends,
+                             texts.longest, tcp, consts)
         row += n
     lines.flush()
     warnings = walk.warnings + stats.unsupported_warnings(path)
