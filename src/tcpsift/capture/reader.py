@@ -133,10 +133,7 @@ class SourceWalk:
                 if not blocks.next(pos, need):
                     break
                 pos = 0
-            if filled or not yielded:
-                if out is None:
-                    out = _records.new_record_arrays(0)
-                    pkt_out = _decode.new_packet_arrays(0)
+            if filled or not yielded:       # (every pass of the loop has arrays)
                 yield _trim(out, filled), _trim(pkt_out, filled)
         finally:
             blocks.close()
@@ -158,6 +155,7 @@ class SourceWalk:
             if len(rows):
                 self.reassembled_rows.append(rows)
                 self.reassembled_layers.append(layer_rows)
+
     def _finish_info(self):
         if self.state is not None:
             self.info.update({"byte_order": "big-endian" if self.state.big else "little-endian",
