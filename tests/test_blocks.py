@@ -2,6 +2,7 @@
 decoded as if the file had been read whole, and a fault found at the same offset."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,12 +13,10 @@ from tcpsift.capture import capture as capmod
 from tcpsift.capture import source as srcmod
 from tcpsift.errors import CaptureError
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "captures"
-FILES = sorted(p for d in ("public", "malformed") if (SHARED / d).exists()
-               for p in (SHARED / d).rglob("*") if p.is_file()
-               and p.suffix not in (".md", ".tsv", ".json", ".txt", ".py"))
-FILES = FILES or [ROOT / "samples" / "sample.pcap"]
+sys.path.insert(0, str(Path(__file__).parent))
+from support.corpus import SAMPLE, capture_files  # noqa: E402
+
+FILES = capture_files("captures/public", "captures/malformed")
 
 
 def _read(path):
@@ -57,7 +56,7 @@ def test_small_blocks_read_like_one_block(monkeypatch, whole, block, prefetch, h
 
 
 def test_frame_bytes_come_from_the_file():
-    path = ROOT / "samples" / "sample.pcap"
+    path = SAMPLE
     cap = tcpsift.read(path)
     data = path.read_bytes()
     for row in cap.packets.head(50).iter_rows(named=True):

@@ -3,6 +3,7 @@ streamed output) gives the table path's analysis (Capture.tcp, checked against t
 by the conformance suite), on every capture of the corpus and the lab."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import polars as pl
@@ -19,12 +20,10 @@ from tcpsift.tcp import output_table
 from tcpsift.tcp.chunks import empty_outputs as _empty_outputs
 from tcpsift.tcp.chunks import chunk_inputs
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
-FILES = sorted(p for d in ("captures/public", "captures/malformed", "lab")
-               if (SHARED / d).exists() for p in (SHARED / d).rglob("*") if p.is_file()
-               and p.suffix not in (".md", ".tsv", ".json", ".txt", ".py", ".sh"))
-FILES = FILES or [ROOT / "samples" / "sample.pcap"]
+sys.path.insert(0, str(Path(__file__).parent))
+from support.corpus import capture_files  # noqa: E402
+
+FILES = capture_files("captures/public", "captures/malformed", "lab")
 
 
 def chunked_analysis(path, chunk: int) -> pl.DataFrame:

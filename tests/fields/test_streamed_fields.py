@@ -15,12 +15,10 @@ from tcpsift.errors import CaptureError
 from tcpsift.fields import render
 from tcpsift.textstream import fields as streamed
 
-ROOT = Path(__file__).resolve().parents[2]
-SHARED = ROOT.parent / "shared"
-FILES = sorted(p for d in ("captures/public", "captures/malformed", "lab")
-               if (SHARED / d).exists() for p in (SHARED / d).rglob("*") if p.is_file()
-               and p.suffix not in (".md", ".tsv", ".json", ".txt", ".py", ".sh"))
-FILES = FILES or [ROOT / "samples" / "sample.pcap"]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from support.corpus import SAMPLE, capture_files  # noqa: E402
+
+FILES = capture_files("captures/public", "captures/malformed", "lab")
 NAMES = list(streamed.STREAMED)
 TCP_NAMES = ["frame.number", *streamed.TCP_STREAMED, "ip.src", "tcp.len"]
 
@@ -40,22 +38,15 @@ def _both(path, names):
     return out.getvalue(), render(cap, names)
 
 
-@pytest.mark.parametrize("chunk", [streamed.CHUNK, 7])
-def test_streamed_fields_equal_the_table_path_on_every_capture(monkeypatch, chunk):
-    """Small chunks mix streamed chunks with chunks printed the table way."""
+@pytest.mark.parametrize("names,chunk", [(NAMES, streamed.CHUNK), (NAMES, 7),
+                                         (TCP_NAMES, streamed.CHUNK), (TCP_NAMES, 11)],
+                         ids=["header", "header-tiny-chunks", "tcp", "tcp-tiny-chunks"])
+def test_streamed_fields_equal_the_table_path_on_every_capture(monkeypatch, names, chunk):
+    """Small chunks mix streamed chunks with chunks printed the table way; with TCP
+    fields, the analysis runs chunk by chunk and those chunks take its output."""
     monkeypatch.setattr(streamed, "CHUNK", chunk)
     for path in FILES:
-        got = _both(path, NAMES)
-        if got is not None:
-            assert got[0] == got[1], path
-
-
-@pytest.mark.parametrize("chunk", [streamed.CHUNK, 11])
-def test_streamed_tcp_fields_equal_the_table_path_on_every_capture(monkeypatch, chunk):
-    """The analysis runs chunk by chunk; chunks printed the table way take its output."""
-    monkeypatch.setattr(streamed, "CHUNK", chunk)
-    for path in FILES:
-        got = _both(path, TCP_NAMES)
+        got = _both(path, names)
         if got is not None:
             assert got[0] == got[1], path
 
@@ -88,7 +79,7 @@ def test_streamed_cli_prints_what_tshark_prints():
              "tcp.analysis.acks_frame", "tcp.analysis.ack_rtt", "tcp.analysis.initial_rtt",
              "tcp.analysis.bytes_in_flight"]
     ef = [a for n in names for a in ("-e", n)]
-    path = ROOT / "samples" / "sample.pcap"
+    path = SAMPLE
     ours = subprocess.run([sys.executable, "-m", "tcpsift", "fields", str(path), *ef],
                           capture_output=True, check=True).stdout
     theirs = subprocess.run(["tshark", "-n", "-r", str(path), "-T", "fields", *ef],
