@@ -19,11 +19,17 @@ COLUMN_PRESENCE = {
 }
 
 
-def presence_bits(column: str) -> int:
-    """The bits of COLUMN_PRESENCE[column] as one mask (0: always present)."""
+def bits_of(*names: str) -> int:
+    """The decoder presence bits of these names (tcpsift.decode._decode.PRESENCE) as
+    one mask."""
     from tcpsift.decode._decode import PRESENCE
 
     bits = 0
-    for name in COLUMN_PRESENCE.get(column, ()):
+    for name in names:
         bits |= PRESENCE[name]
     return bits
+
+
+def presence_bits(column: str) -> int:
+    """The bits of COLUMN_PRESENCE[column] as one mask (0: always present)."""
+    return bits_of(*COLUMN_PRESENCE.get(column, ()))

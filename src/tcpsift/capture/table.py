@@ -13,7 +13,7 @@ import polars as pl
 from tcpsift import schema
 from tcpsift.capture._arrow import UInt32Lists
 from tcpsift.capture._records import NO_LINKTYPE
-from tcpsift.capture.presence import COLUMN_PRESENCE
+from tcpsift.capture.presence import COLUMN_PRESENCE, bits_of
 from tcpsift.decode._decode import PRESENCE
 
 FLAG_LETTERS = "FSRPAUECN"
@@ -24,10 +24,7 @@ C = pl.col
 
 
 def _has(*names: str) -> pl.Expr:
-    bits = 0
-    for n in names:
-        bits |= PRESENCE[n]
-    return (C("present") & bits) != 0
+    return (C("present") & bits_of(*names)) != 0
 
 
 def _lookup(words, dtype, codes: pl.Expr) -> pl.Expr:

@@ -14,19 +14,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from tcpsift.decode._decode import PRESENCE
+from tcpsift.capture.presence import bits_of
 from tcpsift.schema import DECODE_STATUS, LAYER_KINDS, TCP_COLUMNS
 from tcpsift.tcp import _analysis as K
 
 _TRUNCATED = DECODE_STATUS.index("truncated")
 _KIND = {name: i for i, name in enumerate(LAYER_KINDS)}
-
-
-def _bits(*names: str) -> int:
-    out = 0
-    for n in names:
-        out |= PRESENCE[n]
-    return out
 
 
 def _quoted(layer_rows: np.ndarray, first_row: int, n: int):
@@ -64,7 +57,7 @@ def chunk_inputs(rec: dict, pkt: dict, sack_edges: np.ndarray, layer_rows: np.nd
     present = pkt["present"]
 
     def has(*names):
-        return (present & _bits(*names)) != 0
+        return (present & bits_of(*names)) != 0
 
     ip, ip_hdr = has("ip"), has("ip", "ip_hdr")
     hlen_ok = has("tcp_flags")

@@ -16,7 +16,7 @@ import numpy as np
 
 from tcpsift.capture.background import in_background
 from tcpsift.capture.files import RecordStats
-from tcpsift.capture.presence import presence_bits
+from tcpsift.capture.presence import bits_of, presence_bits
 from tcpsift.capture.reader import SourceWalk
 from tcpsift.capture.source import open_source
 from tcpsift.decode import _decode
@@ -97,12 +97,10 @@ def can_stream(names: list[str], files: list[str], has_filter: bool) -> bool:
 
 def _tcp_consts() -> np.ndarray:
     """The bits _lines.pyx reads the analysis with (its K_* entries, in order)."""
-    from tcpsift.decode._decode import PRESENCE
     v = K.V_BITS
     return np.array([v["row"], v["seq"], v["ack"], v["wscale"], v["analysis"], HAS_ANALYSIS,
-                     NOT_SHOWN, FLAG_BITS["duplicate_ack"], PRESENCE["ip"],
-                     PRESENCE["tcp"] | PRESENCE["udp"], PRESENCE["seq"], PRESENCE["ack"]],
-                    np.int64)
+                     NOT_SHOWN, FLAG_BITS["duplicate_ack"], bits_of("ip"),
+                     bits_of("tcp", "udp"), bits_of("seq"), bits_of("ack")], np.int64)
 
 
 def _program(names: list[str]) -> np.ndarray:
