@@ -22,12 +22,12 @@ def _fail(msg: str, code: int = 2):
 def fields(files, names, display_filter, list_fields):
     """Print FIELDs of every frame of FILE(s), tab-separated, like
     `tshark -r FILE -T fields -e FIELD ...` (several files are merged by time)."""
-    from tcpsift.textstream.fields import can_stream
+    if files and names and not list_fields and display_filter is None:
+        from tcpsift.textstream.fields import can_stream
 
-    if files and names and not list_fields and can_stream(list(names), list(files),
-                                                          display_filter is not None):
-        _stream(files[0], list(names))
-        return
+        if can_stream(list(names), list(files), False):
+            _stream(files[0], list(names))
+            return
     # Heavy imports only here, so that `tcpsift --help` stays light.
     from tcpsift.fields import FieldError, field_names, packet_columns, resolve, write
     from tcpsift.fields.filter import compile_filter
