@@ -45,3 +45,27 @@ def test_leaving_early_stops_the_thread():
     it.close()
     assert threading.active_count() == before
     assert len(produced) <= 4      # one taken, one queued, one being put, one made
+
+
+def test_the_consumer_does_the_idle_work_while_it_waits():
+    """The consumer runs `idle` only while no item is ready, and gets every item in
+    order whether or not idle has work."""
+    gate = threading.Event()
+    idle_calls = []
+
+    def items():
+        yield 0
+        gate.wait(5)            # item 1 comes only after the consumer has idled
+        yield 1
+        yield 2
+
+    def idle():
+        idle_calls.append(threading.current_thread().name)
+        if len(idle_calls) == 3:
+            gate.set()
+        return len(idle_calls) < 3      # work for three calls, then nothing to do
+
+    got = list(in_background(items, idle=idle))
+    assert got == [0, 1, 2]
+    assert len(idle_calls) >= 3
+    assert set(idle_calls) == {threading.current_thread().name}

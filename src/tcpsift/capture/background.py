@@ -18,6 +18,8 @@ _END = object()
 # time of `tcpsift fields` with the TCP analysis by ~10 % on the benchmark captures.
 # The interval is process-wide: it is set while any pipeline runs and then restored.
 SWITCH_INTERVAL = 0.0005
+# How often a waiting consumer with an `idle` task looks again for work there.
+IDLE_POLL = 0.001
 _switch_lock = threading.Lock()
 _switch_users = 0
 _switch_saved = 0.0
@@ -37,10 +39,31 @@ def _quick_handoffs(on: bool):
                 sys.setswitchinterval(_switch_saved)
 
 
-def in_background(make_items: Callable[[], Iterator], ahead: int = 1) -> Iterator:
+def _next(items: queue.Queue, idle):
+    if idle is None:
+        return items.get()
+    while True:
+        try:
+            return items.get_nowait()
+        except queue.Empty:
+            pass
+        if not idle():
+            try:
+                return items.get(timeout=IDLE_POLL)
+            except queue.Empty:
+                pass
+
+
+def in_background(make_items: Callable[[], Iterator], ahead: int = 1,
+                  idle: Callable[[], bool] | None = None) -> Iterator:
     """Yield what make_items() yields, computed in a thread that runs at most `ahead`
     items in front of the consumer (plus the one it is making). An exception in the
-    thread is raised here; leaving the loop early stops the thread."""
+    thread is raised here; leaving the loop early stops the thread.
+
+    `idle`, if given, is called while the consumer waits for an item: work done there
+    for the producer (reading its input ahead) uses a core that would be idle. It
+    returns False when it has nothing to do; it is then called again every
+    IDLE_POLL seconds."""
     items: queue.Queue = queue.Queue(maxsize=ahead)
     stop = threading.Event()
 
@@ -67,7 +90,7 @@ def in_background(make_items: Callable[[], Iterator], ahead: int = 1) -> Iterato
     thread.start()
     try:
         while True:
-            item = items.get()
+            item = _next(items, idle)
             if item is _END:
                 return
             if isinstance(item, BaseException):

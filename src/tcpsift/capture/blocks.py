@@ -2,9 +2,9 @@
 
 Reading blocks that stay in the CPU cache is as fast as `cat`, and faster than
 walking a memory map (on a VM each 4 KiB page mapped costs a TLB fill); it also
-bounds memory for files larger than RAM. A second thread reads the next block while
-the caller walks and decodes this one: the copy from the page cache and the decode
-overlap (both run without the GIL).
+bounds memory for files larger than RAM. Another thread of the caller's may read
+blocks ahead of the one being walked while it would otherwise wait (`help()`): the
+copy from the page cache and the decode then overlap (both run without the GIL).
 
 A record cut by a block's end is carried over: `next(keep_from)` copies the bytes
 from `keep_from` to the end of the view in front of the next block, so that the
@@ -13,7 +13,7 @@ for that; a longer carry (a pcapng block of more than 256 KiB) is joined by copy
 """
 from __future__ import annotations
 
-import queue
+import os
 import threading
 
 from tcpsift.errors import CaptureError
@@ -21,74 +21,113 @@ from tcpsift.errors import CaptureError
 # Room before each block for the carried part of a record: a whole pcap record of
 # the largest frame tshark accepts (262144 bytes + 16) fits.
 HEAD = (1 << 18) + 4096
-# Smaller files are read in the caller's thread: a thread would not pay for itself.
-PREFETCH_MIN_SIZE = 1 << 23
+# Buffers per file: the consumer holds one or two, helpers fill the others ahead.
+BUFFERS = 4
 
 
-def _fill(fh, buf: bytearray, size: int):
-    """Read up to `size` bytes into buf[HEAD:]; (bytes read, end of file reached)."""
-    view = memoryview(buf)
-    have = 0
-    try:
-        while have < size:
-            got = fh.readinto(view[HEAD + have:HEAD + size])
-            if not got:
-                return have, True
-            have += got
-        return have, False
-    finally:
-        view.release()
+class _Filler:
+    """Fills block i (the file's bytes from i * block, read with pread) in whichever
+    thread gets to it first: the consumer when it needs the block, or another thread
+    that calls help() while it has nothing else to do (the table-building or printing
+    thread of a pipeline, waiting for its next chunk). Unlike a reading thread of its
+    own, this never puts a third busy thread on two cores; without helpers, the
+    consumer reads every block itself."""
 
+    def __init__(self, fd: int, block: int):
+        self.fd, self.block = fd, block
+        self.lock = threading.Lock()
+        self.changed = threading.Condition(self.lock)
+        self.free: list = []
+        self.allocated = 0
+        self.claimed = 0            # blocks claimed for filling so far
+        self.taken = 0              # blocks handed to the consumer so far
+        self.ready: dict = {}       # block index -> (buf, got, eof) or OSError
+        self.last = None            # index of the block that reached the end or failed
+        self.helping = 0            # helpers reading now
+        self.closed = False
 
-class _SyncFiller:
-    """Fills buffers when asked, in the caller's thread (files of one block)."""
+    def _buffer(self):
+        """Under the lock: a free buffer, or a new one (None if BUFFERS are out)."""
+        if self.free:
+            return self.free.pop()
+        if self.allocated < BUFFERS:
+            self.allocated += 1
+            return bytearray(HEAD + self.block)
+        return None
 
-    def __init__(self, fh, block: int):
-        self.fh, self.block, self.free = fh, block, []
+    def _fill(self, index: int, buf: bytearray):
+        """(buf, bytes read, end of file reached), or the OSError met."""
+        view = memoryview(buf)
+        have = 0
+        try:
+            while have < self.block:
+                got = os.preadv(self.fd, [view[HEAD + have:HEAD + self.block]],
+                                index * self.block + have)
+                if not got:
+                    return buf, have, True
+                have += got
+            return buf, have, False
+        except OSError as e:
+            return e
+        finally:
+            view.release()
+
+    def _note_last(self, index: int, result):
+        """Under the lock: no block after the end of the file or a read error is read."""
+        if isinstance(result, OSError) or result[2]:
+            self.last = index if self.last is None else min(self.last, index)
 
     def give(self, buf):
-        self.free.append(buf)
+        with self.lock:
+            self.free.append(buf)
 
     def take(self):
-        buf = self.free.pop() if self.free else bytearray(HEAD + self.block)
-        return (buf, *_fill(self.fh, buf, self.block))
+        """The next block: (buffer, bytes read into it after HEAD, end of file reached)."""
+        with self.lock:
+            index = self.taken
+            self.taken += 1
+            while index not in self.ready and index < self.claimed:
+                self.changed.wait()     # a helper is filling it
+            result = self.ready.pop(index, None)
+            if result is None:          # nobody has claimed it: fill it here
+                self.claimed += 1
+                buf = self._buffer() or bytearray(HEAD + self.block)
+        if result is None:
+            result = self._fill(index, buf)
+            with self.lock:
+                self._note_last(index, result)
+        if isinstance(result, OSError):
+            raise result
+        return result
+
+    def help(self) -> bool:
+        """Fill the next block ahead of the consumer if a buffer is free; False if not."""
+        with self.lock:
+            if self.closed or (self.last is not None and self.claimed > self.last):
+                return False
+            buf = self._buffer()
+            if buf is None:
+                return False
+            index = self.claimed
+            self.claimed += 1
+            self.helping += 1
+        result = OSError("interrupted")     # what the consumer gets if this is cut short
+        try:
+            result = self._fill(index, buf)
+        finally:
+            with self.lock:
+                self.ready[index] = result
+                self._note_last(index, result)
+                self.helping -= 1
+                self.changed.notify_all()
+        return True
 
     def close(self):
-        pass
-
-
-class _ThreadFiller:
-    """Fills the buffers it is given in order, in a thread of its own."""
-
-    def __init__(self, fh, block: int, count: int = 2):
-        self.fh, self.block = fh, block
-        self.todo: queue.SimpleQueue = queue.SimpleQueue()
-        self.done: queue.SimpleQueue = queue.SimpleQueue()
-        self.thread = threading.Thread(target=self._run, name="tcpsift-read", daemon=True)
-        self.thread.start()
-        for _ in range(count):
-            self.give(bytearray(HEAD + block))
-
-    def _run(self):
-        while (buf := self.todo.get()) is not None:
-            try:
-                self.done.put((buf, *_fill(self.fh, buf, self.block)))
-            except OSError as e:
-                self.done.put(e)
-                return
-
-    def give(self, buf):
-        self.todo.put(buf)
-
-    def take(self):
-        item = self.done.get()
-        if isinstance(item, OSError):
-            raise item
-        return item
-
-    def close(self):
-        self.todo.put(None)
-        self.thread.join()
+        """Once this returns, no helper reads the file any more."""
+        with self.lock:
+            self.closed = True
+            while self.helping:
+                self.changed.wait()
 
 
 class Blocks:
@@ -96,7 +135,7 @@ class Blocks:
     one, `base` the file offset of its first byte, `final` true when it reaches the
     end of the data. Compressed sources are one view of their decompressed bytes."""
 
-    def __init__(self, source, block: int, read_ahead: bool = True):
+    def __init__(self, source, block: int):
         self.path = source.path
         self.base = 0
         self.final = False
@@ -112,8 +151,7 @@ class Blocks:
             self.fh = open(source.path, "rb", buffering=0)
         except OSError as e:
             raise CaptureError(source.path, e.strerror or str(e)) from None
-        big = read_ahead and source.file_size > max(block, PREFETCH_MIN_SIZE)
-        self.filler = _ThreadFiller(self.fh, block) if big else _SyncFiller(self.fh, block)
+        self.filler = _Filler(self.fh.fileno(), block)
 
     def view(self) -> memoryview:
         return self._view
@@ -150,6 +188,12 @@ class Blocks:
         except OSError as e:
             raise CaptureError(self.path, f"read error near offset {self.base}: "
                                           f"{e.strerror or e}") from None
+
+    def help(self) -> bool:
+        """Read a block ahead of the consumer, in the calling thread (any thread); False
+        when there is nothing to do now."""
+        filler = self.filler
+        return filler is not None and filler.help()
 
     def close(self):
         if self.filler is not None:

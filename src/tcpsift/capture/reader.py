@@ -45,14 +45,14 @@ def _trim(arrays: dict, n: int) -> dict:
 
 class SourceWalk:
     """Walks and decodes one source chunk by chunk; after the walk, `info`, `warnings`
-    and `complete` say what was learned about the file. `read_ahead`: the next block is
-    read by a thread of its own (see tcpsift.capture.blocks).
+    and `complete` say what was learned about the file. Another thread may read
+    blocks ahead of the walk with `blocks.help()` (see tcpsift.capture.blocks).
 
     With `reassemble`, IP fragments are reassembled while their bytes are at hand;
     `reassembled_rows` and `reassembled_layers` then list the re-decoded rows and the
     layer rows that replace theirs (see tcpsift.decode.reassembly)."""
 
-    def __init__(self, src: Source, reassemble: bool = False, read_ahead: bool = True):
+    def __init__(self, src: Source, reassemble: bool = False):
         self.src = src
         self.warnings = [f"{src.path}: {w}" for w in src.warnings]
         self.complete = not src.warnings
@@ -62,7 +62,7 @@ class SourceWalk:
         self.pending: dict = {}
         self.reassembled_rows: list = []
         self.reassembled_layers: list = []
-        self.blocks = src.blocks(read_ahead=read_ahead)
+        self.blocks = src.blocks()
         self.blocks.next()
         if src.container == "pcap":
             try:

@@ -44,10 +44,10 @@ class Source:
     file_size: int = 0
     warnings: list[str] = field(default_factory=list)
 
-    def blocks(self, block: int | None = None, read_ahead: bool = True):
+    def blocks(self, block: int | None = None):
         """The bytes one block at a time (tcpsift.capture.blocks.Blocks)."""
         from tcpsift.capture.blocks import Blocks
-        return Blocks(self, block or BLOCK_SIZE, read_ahead)
+        return Blocks(self, block or BLOCK_SIZE)
 
     def read_at(self, offset: int, length: int) -> bytes:
         """`length` bytes of the (decompressed) capture from `offset`."""

@@ -28,10 +28,6 @@ from tcpsift.textstream import _lines
 
 # Frames per chunk: the arrays are reused, so they stay warm in the cache.
 CHUNK = 1 << 16
-# Whether the decoding thread gets a reading thread of its own (tcpsift.capture.blocks):
-# no, three busy threads on two cores measured slower than two here (read() uses three:
-# its table building waits more).
-READ_AHEAD = False
 
 SOURCES = {"frame": 0, "ts_ns": 1, "len": 2, "cap_len": 3, "src": 4, "dst": 5, "ip_id": 6,
            "ttl": 7, "ip_proto": 8, "sport": 9, "dport": 10, "seq": 11, "ack": 12,
@@ -203,8 +199,9 @@ def stream_fields(path: str, names: list[str], fh) -> tuple[list[str], bool]:
     Raises CaptureError when the file is not a capture.
 
     A second thread reads and decodes the next chunk while this one is analysed (TCP)
-    and printed."""
-    walk = SourceWalk(open_source(path), reassemble=True, read_ahead=READ_AHEAD)
+    and printed; this thread reads blocks ahead for it while it waits (a reading thread
+    of its own measured slower: three busy threads on two cores)."""
+    walk = SourceWalk(open_source(path), reassemble=True)
     stats = RecordStats()
     texts = _AddressTexts()
     program = _program(names)
@@ -215,7 +212,7 @@ def stream_fields(path: str, names: list[str], fh) -> tuple[list[str], bool]:
     row = 0
     tcp = None
     for rec, pkt, sacks, layer_rows, special, new_texts, addresses in in_background(
-            lambda: _decoded(walk, stats)):
+            lambda: _decoded(walk, stats), idle=walk.blocks.help):
         n = len(rec["offset"])
         texts.add(new_texts)
         if with_tcp:
