@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 
 import pytest
 
@@ -47,25 +48,41 @@ def test_leaving_early_stops_the_thread():
     assert len(produced) <= 4      # one taken, one queued, one being put, one made
 
 
-def test_the_consumer_does_the_idle_work_while_it_waits():
-    """The consumer runs `idle` only while no item is ready, and gets every item in
-    order whether or not idle has work."""
-    gate = threading.Event()
-    idle_calls = []
+def test_the_consumer_helps_while_it_waits_and_is_woken_for_work():
+    """The consumer does the helper's work only while no item is ready, is woken when
+    work is posted, and gets every item in order."""
+    class Helper:
+        def __init__(self):
+            self.wake = threading.Condition()
+            self.posted = 0
+            self.done = []
+
+        def post(self):
+            with self.wake:
+                self.posted += 1
+                self.wake.notify_all()
+
+        def help_ready(self):
+            return self.posted > len(self.done)
+
+        def help(self):
+            if not self.help_ready():
+                return False
+            self.done.append(threading.current_thread().name)
+            return True
+
+    helper = Helper()
 
     def items():
         yield 0
-        gate.wait(5)            # item 1 comes only after the consumer has idled
+        for _ in range(3):
+            helper.post()
+            deadline = time.monotonic() + 5
+            while len(helper.done) < helper.posted and time.monotonic() < deadline:
+                time.sleep(0.001)       # the consumer, waiting for item 1, does the work
         yield 1
         yield 2
 
-    def idle():
-        idle_calls.append(threading.current_thread().name)
-        if len(idle_calls) == 3:
-            gate.set()
-        return len(idle_calls) < 3      # work for three calls, then nothing to do
-
-    got = list(in_background(items, idle=idle))
+    got = list(in_background(items, helper=helper))
     assert got == [0, 1, 2]
-    assert len(idle_calls) >= 3
-    assert set(idle_calls) == {threading.current_thread().name}
+    assert helper.done == [threading.current_thread().name] * 3

@@ -5,14 +5,19 @@ from __future__ import annotations
 import random
 import sys
 import threading
+import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import tcpsift
 from tcpsift.capture import blocks
 from tcpsift.capture import capture as capmod
+from tcpsift.capture import reader
+from tcpsift.capture.reader import SourceWalk
 from tcpsift.capture import source as srcmod
+from tcpsift.decode import _decode
 from tcpsift.errors import CaptureError
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -103,3 +108,65 @@ def test_blocks_read_ahead_by_a_helper_thread_join_up_to_the_file(block):
     assert bytes(got) == data
     assert any(helped)
     assert blk.help() is False          # closed: nothing more is read
+
+
+def _walk_all(path, helper: bool):
+    """Every chunk's record and packet arrays, the address texts, layer rows and SACK
+    edges of one walk; with a thread calling help() all along if `helper`."""
+    walk = SourceWalk(srcmod.open_source(str(path)), reassemble=True)
+    walk._helped = helper
+    addrs, layers, sacks = _decode.AddressTable(), _decode.LayerBuffer(), _decode.U32Buffer()
+    done = threading.Event()
+    thread = threading.Thread(target=lambda: [walk.help() or time.sleep(0) for _ in iter(
+        done.is_set, True)], name="helper")
+    if helper:
+        thread.start()
+    chunks = []
+    try:
+        for rec, pkt in walk.chunks(addrs, layers, sacks, 0, 50):
+            chunks.append({k: v.copy() for k, v in (rec | pkt).items()})
+    finally:
+        done.set()
+        if helper:
+            thread.join()
+    return chunks, addrs.texts(), layers.to_numpy(), sacks.to_numpy(), walk.warnings
+
+
+@pytest.mark.parametrize("block", [4099, 1 << 16])
+def test_blocks_decoded_in_two_parts_by_two_threads_equal_one_thread(monkeypatch, block):
+    """The helper decodes the end of each block with addresses, layer rows and SACK
+    edges of its own; merged, they are what one thread decodes (address ids included)."""
+    monkeypatch.setattr(srcmod, "BLOCK_SIZE", block)
+    monkeypatch.setattr(reader, "SPLIT_MIN", 2)
+    helper_parts = []
+    run = SourceWalk._run
+
+    def counted_run(self, part):
+        if threading.current_thread().name == "helper":
+            helper_parts.append(part.n)
+        run(self, part)
+
+    monkeypatch.setattr(SourceWalk, "_run", counted_run)
+    for path in FILES:
+        try:
+            one = _walk_all(path, helper=False)
+        except CaptureError:
+            continue
+        two = _walk_all(path, helper=True)
+        assert len(one[0]) == len(two[0]), path
+        for a, b in zip(one[0], two[0]):
+            present = a["present"]
+            for name in a:
+                if name in ("src", "dst"):      # ids only where the frame has addresses
+                    keep = (present & _decode.PRESENCE["ip"]) != 0
+                    assert np.array_equal(a[name][keep], b[name][keep]), (path, name)
+                elif name in ("outer_src", "outer_dst"):
+                    keep = (present & _decode.PRESENCE["outer"]) != 0
+                    assert np.array_equal(a[name][keep], b[name][keep]), (path, name)
+                else:
+                    assert np.array_equal(a[name], b[name]), (path, name)
+        assert one[1] == two[1], path
+        assert np.array_equal(one[2], two[2]), path
+        assert np.array_equal(one[3], two[3]), path
+        assert one[4] == two[4], path
+    assert helper_parts, "the helper thread decoded no part"

@@ -5,10 +5,10 @@ decodes chunk k+1 while its consumer prints chunk k keeps both cores busy.
 """
 from __future__ import annotations
 
-import queue
 import sys
 import threading
-from typing import Callable, Iterator
+from collections import deque
+from typing import Callable, Iterator, Protocol
 
 _END = object()
 
@@ -18,7 +18,7 @@ _END = object()
 # time of `tcpsift fields` with the TCP analysis by ~10 % on the benchmark captures.
 # The interval is process-wide: it is set while any pipeline runs and then restored.
 SWITCH_INTERVAL = 0.0005
-# How often a waiting consumer with an `idle` task looks again for work there.
+# How often a waiting consumer with a helper looks again for work it was not woken for.
 IDLE_POLL = 0.001
 _switch_lock = threading.Lock()
 _switch_users = 0
@@ -39,42 +39,41 @@ def _quick_handoffs(on: bool):
                 sys.setswitchinterval(_switch_saved)
 
 
-def _next(items: queue.Queue, idle):
-    if idle is None:
-        return items.get()
-    while True:
-        try:
-            return items.get_nowait()
-        except queue.Empty:
-            pass
-        if not idle():
-            try:
-                return items.get(timeout=IDLE_POLL)
-            except queue.Empty:
-                pass
+class Helper(Protocol):
+    """Work a waiting consumer can do for the producer (see in_background)."""
+    wake: threading.Condition       # notified when there is work (or an item)
+
+    def help_ready(self) -> bool:
+        """Whether help() has work now; called with `wake` held."""
+
+    def help(self) -> bool:
+        """Do one piece of work; False if there was none."""
 
 
 def in_background(make_items: Callable[[], Iterator], ahead: int = 1,
-                  idle: Callable[[], bool] | None = None) -> Iterator:
+                  helper: Helper | None = None) -> Iterator:
     """Yield what make_items() yields, computed in a thread that runs at most `ahead`
     items in front of the consumer (plus the one it is making). An exception in the
     thread is raised here; leaving the loop early stops the thread.
 
-    `idle`, if given, is called while the consumer waits for an item: work done there
-    for the producer (reading its input ahead) uses a core that would be idle. It
-    returns False when it has nothing to do; it is then called again every
-    IDLE_POLL seconds."""
-    items: queue.Queue = queue.Queue(maxsize=ahead)
-    stop = threading.Event()
+    With a `helper`, the consumer works for the producer while it waits for an item
+    (reads its input ahead, decodes part of it): a core that would idle does it. The
+    producer wakes it through `helper.wake`; work that appears without a wake-up is
+    looked for every IDLE_POLL seconds."""
+    cv = helper.wake if helper is not None else threading.Condition()
+    items: deque = deque()
+    stopped = False
 
     def put(item) -> bool:
-        while not stop.is_set():
-            try:
-                items.put(item, timeout=0.05)
-                return True
-            except queue.Full:
-                pass
-        return False
+        with cv:
+            while len(items) >= ahead and not stopped and item is not _END \
+                    and not isinstance(item, BaseException):
+                cv.wait()
+            if stopped:
+                return False
+            items.append(item)
+            cv.notify_all()
+            return True
 
     def run():
         try:
@@ -85,18 +84,33 @@ def in_background(make_items: Callable[[], Iterator], ahead: int = 1,
         except BaseException as e:      # handed to the consumer, raised there
             put(e)
 
+    def next_item():
+        while True:
+            with cv:
+                while not items:
+                    if helper is not None and helper.help_ready():
+                        break
+                    cv.wait(IDLE_POLL if helper is not None else None)
+                if items:
+                    item = items.popleft()
+                    cv.notify_all()     # room for the producer
+                    return item
+            helper.help()
+
     thread = threading.Thread(target=run, name="tcpsift-decode", daemon=True)
     _quick_handoffs(True)
     thread.start()
     try:
         while True:
-            item = _next(items, idle)
+            item = next_item()
             if item is _END:
                 return
             if isinstance(item, BaseException):
                 raise item
             yield item
     finally:
-        stop.set()
+        with cv:
+            stopped = True
+            cv.notify_all()
         thread.join()
         _quick_handoffs(False)

@@ -100,6 +100,11 @@ class _Filler:
             raise result
         return result
 
+    def can_help(self) -> bool:
+        with self.lock:
+            return not self.closed and (self.last is None or self.claimed <= self.last) \
+                and (bool(self.free) or self.allocated < BUFFERS)
+
     def help(self) -> bool:
         """Fill the next block ahead of the consumer if a buffer is free; False if not."""
         with self.lock:
@@ -188,6 +193,11 @@ class Blocks:
         except OSError as e:
             raise CaptureError(self.path, f"read error near offset {self.base}: "
                                           f"{e.strerror or e}") from None
+
+    def can_help(self) -> bool:
+        """Whether help() would read a block now."""
+        filler = self.filler
+        return filler is not None and filler.can_help()
 
     def help(self) -> bool:
         """Read a block ahead of the consumer, in the calling thread (any thread); False

@@ -123,8 +123,8 @@ def _read_file(path, file_id: int, first_row: int, addrs, layers, columns, keep_
             yield rec, pkt, sacks.to_numpy()
             sacks.clear()
 
-    # this thread reads blocks ahead for the decoding thread while it waits for chunks
-    for rec, pkt, sack_edges in in_background(decoded, idle=walk.blocks.help):
+    # this thread helps the decoding thread while it waits for chunks
+    for rec, pkt, sack_edges in in_background(decoded, helper=walk):
         n = len(rec["offset"])
         stats.add(rec)
         file_frame = np.arange(row - first_row + 1, row - first_row + n + 1, dtype=np.uint32)

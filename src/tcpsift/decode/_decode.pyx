@@ -365,6 +365,18 @@ cdef class AddressTable:
         self.key_cap *= 2
         return 0
 
+    def absorb(self, AddressTable other, Py_ssize_t start):
+        """Intern `other`'s addresses from its id `start` on, in id order (so that ids
+        are given as if this table had met them itself); their ids in this table."""
+        cdef Py_ssize_t i, n = max(other.count - start, 0)
+        out = np.empty(n, np.uint32)
+        cdef uint32_t[::1] ids = out
+        for i in range(n):
+            ids[i] = self.lookup(other.hi[start + i], other.lo[start + i], other.ver[start + i])
+            if ids[i] == <uint32_t>NO_ADDR:
+                raise MemoryError()
+        return out
+
     def texts(self, Py_ssize_t start=0):
         """Text of every address from id `start` on, by id (IPv4 dotted quad, IPv6
         RFC 5952)."""
@@ -1274,6 +1286,20 @@ cdef class GrowBuffer:
     def clear(self):
         self.count = 0
 
+    def __len__(self):
+        return self.count
+
+    def take_from(self, GrowBuffer other):
+        """Append `other`'s items (of the same dtype) and empty it."""
+        if other.itemsize != self.itemsize:
+            raise TypeError("buffers of different item types")
+        cdef char* dst = self.reserve(other.count)
+        if dst == NULL:
+            raise MemoryError()
+        if other.count:
+            memcpy(dst, other.data, other.count * self.itemsize)
+        other.count = 0
+
     def to_numpy(self):
         out = np.empty(self.count, self.dtype)
         cdef uint8_t[:] view = out.view(np.uint8)
@@ -1297,6 +1323,39 @@ cdef class LayerBuffer(GrowBuffer):
             dst[i] = src[i]
             dst[i].row = row
         return 0
+
+    def remap_addresses(self, Py_ssize_t start, const uint32_t[::1] ids):
+        """Rows from `start` on: address ids translated through `ids`."""
+        cdef Layer* rows = <Layer*>self.data
+        cdef Py_ssize_t i
+        for i in range(start, self.count):
+            rows[i].src = remapped(rows[i].src, ids)
+            rows[i].dst = remapped(rows[i].dst, ids)
+
+
+def remap_addresses(dict out, Py_ssize_t start, Py_ssize_t stop, const uint32_t[::1] ids):
+    """Address columns of rows [start, stop) of decode_frames' arrays: ids translated
+    through `ids` (frames decoded with another AddressTable, see AddressTable.absorb).
+    Only addresses the frame has are touched (the others hold no id)."""
+    cdef const uint32_t[::1] present = out["present"]
+    cdef uint32_t[::1] src = out["src"]
+    cdef uint32_t[::1] dst = out["dst"]
+    cdef uint32_t[::1] outer_src = out["outer_src"]
+    cdef uint32_t[::1] outer_dst = out["outer_dst"]
+    cdef Py_ssize_t i
+    with nogil:
+        for i in range(start, stop):
+            if present[i] & P_IP:
+                src[i] = remapped(src[i], ids)
+                dst[i] = remapped(dst[i], ids)
+            if present[i] & P_OUTER:
+                outer_src[i] = remapped(outer_src[i], ids)
+                outer_dst[i] = remapped(outer_dst[i], ids)
+
+
+cdef inline uint32_t remapped(uint32_t id, const uint32_t[::1] ids) noexcept nogil:
+    """`id` through `ids`; NO_ADDR (an address that could not be interned) stays."""
+    return ids[id] if id < ids.shape[0] else id
 
 
 cdef class U32Buffer(GrowBuffer):

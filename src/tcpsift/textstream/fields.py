@@ -212,7 +212,7 @@ def stream_fields(path: str, names: list[str], fh) -> tuple[list[str], bool]:
     row = 0
     tcp = None
     for rec, pkt, sacks, layer_rows, special, new_texts, addresses in in_background(
-            lambda: _decoded(walk, stats), idle=walk.blocks.help):
+            lambda: _decoded(walk, stats), helper=walk):
         n = len(rec["offset"])
         texts.add(new_texts)
         if with_tcp:
