@@ -34,14 +34,28 @@ def test_help_imports_neither_polars_nor_numpy():
     assert out.stdout.strip().splitlines()[-1] == "[]"
 
 
-def test_info_json_counts_agree_with_the_table():
+def test_info_json_counts_agree_with_the_table(monkeypatch):
+    """Small chunks and blocks: the summary is counted while a thread decodes ahead
+    (and is helped), over many chunks."""
+    from tcpsift.capture import source, summary as summary_mod
+
+    monkeypatch.setattr(summary_mod, "CHUNK", 97)
+    monkeypatch.setattr(source, "BLOCK_SIZE", 4099)
     out = subprocess.run([sys.executable, "-m", "tcpsift", "info", "--json", str(SAMPLE)],
                          capture_output=True, text=True, check=True)
-    summary = json.loads(out.stdout)
-    pkts = tcpsift.read(SAMPLE).packets
-    assert summary["files"][0]["packets"] == len(pkts)
-    assert summary["counts"]["tcp"] == pkts.filter(pl.col("ip_proto") == 6).height
-    assert summary["files"][0]["format"] == "pcap"
+    assert json.loads(out.stdout)["counts"] == summary_mod.summarize(str(SAMPLE))["counts"]
+    paths = [SAMPLE, *sorted((ROOT.parent / "shared" / "lab" / "captures").glob("*.pcap*"))[:6]]
+    for path in paths:
+        summary = summary_mod.summarize(str(path))
+        cap = tcpsift.read(path)
+        pkts = cap.packets
+        ip = pl.col("ip_version").is_not_null()
+        assert summary["files"][0]["packets"] == len(pkts), path
+        assert summary["counts"]["tcp"] == pkts.filter(ip & (pl.col("ip_proto") == 6)).height
+        assert summary["counts"]["ipv4"] == pkts.filter(ip & (pl.col("ip_version") == 4)).height
+        assert summary["counts"]["ipv6"] == pkts.filter(ip & (pl.col("ip_version") == 6)).height
+        assert summary["warnings"] == cap.warnings, path
+    assert summary_mod.summarize(str(SAMPLE))["files"][0]["format"] == "pcap"
 
 
 def test_payload_is_the_tcp_payload_bytes():

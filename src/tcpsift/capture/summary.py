@@ -1,8 +1,9 @@
 """What `tcpsift info` reports: per-file facts and protocol counts.
 
-The files are walked and decoded in small chunks written into the same arrays, so
+The files are walked and decoded in small chunks written into the same few arrays, so
 the work stays in the CPU cache and memory stays flat whatever the file size; no
-Polars table is built. Counts are per frame as decoded: an IP fragment counts by its
+Polars table is built. A thread decodes chunk k+1 while this one counts chunk k and
+helps it (reads blocks ahead, decodes part of blocks of small frames). Counts are per frame as decoded: an IP fragment counts by its
 own headers (reassembly, which `tcpsift.read` does, is not needed for a summary).
 """
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from tcpsift import schema
+from tcpsift.capture.background import in_background
 from tcpsift.capture.files import RecordStats, capture_paths, each_file
 from tcpsift.capture.reader import SourceWalk
 from tcpsift.capture.source import open_source
@@ -53,12 +55,18 @@ def summarize(paths) -> dict:
     def read_one(path):
         stats = RecordStats()
         walk = SourceWalk(open_source(path))
-        for rec, pkt in walk.chunks(addrs, layers, sacks, 0, CHUNK, reuse=1):
+
+        def decoded():
+            # three array sets: one counted, one waiting, one being decoded
+            for rec, pkt in walk.chunks(addrs, layers, sacks, 0, CHUNK, reuse=3):
+                layers.clear()
+                sacks.clear()
+                yield rec, pkt
+
+        for rec, pkt in in_background(decoded, helper=walk):
             stats.add(rec)
             _add_counts(totals, pkt)
             status[:] += np.bincount(pkt["status"], minlength=len(status))[:len(status)]
-            layers.clear()
-            sacks.clear()
         return stats, walk
 
     done, warnings, complete = each_file(paths, read_one)
