@@ -13,7 +13,7 @@ from tcpsift.capture.background import in_background
 from tcpsift.capture.files import RecordStats, capture_paths, each_file
 from tcpsift.capture.reader import SourceWalk
 from tcpsift.capture.source import open_source
-from tcpsift.capture.table import encode_addresses, layer_table, packet_table
+from tcpsift.capture.table import AddressWords, layer_table, packet_table
 from tcpsift.decode import _decode
 from tcpsift.decode.reassembly import merge_reassembled
 
@@ -107,7 +107,8 @@ class _File:
     reassembled_layers: list = field(default_factory=list)
 
 
-def _read_file(path, file_id: int, first_row: int, addrs, layers, columns, keep_times: bool) -> _File:
+def _read_file(path, file_id: int, first_row: int, addrs, words: AddressWords, layers, columns,
+               keep_times: bool) -> _File:
     src = open_source(path)
     walk = SourceWalk(src, reassemble=True)
     stats = RecordStats()
@@ -117,20 +118,26 @@ def _read_file(path, file_id: int, first_row: int, addrs, layers, columns, keep_
     def decoded():
         # in a thread of its own (the table of chunk k is built while chunk k+1 is
         # decoded); fresh arrays per chunk: Polars keeps NumPy buffers without copying
-        # (a column may be the decoder's array itself), so a chunk's arrays must outlive it
+        # (a column may be the decoder's array itself), so a chunk's arrays must outlive it.
+        # The addresses met so far are in `words` when this starts (earlier files are
+        # done); the texts of new ones come with each chunk.
         sacks = _decode.U32Buffer()
+        known = len(addrs)
         for rec, pkt in walk.chunks(addrs, layers, sacks, first_row, CHUNK):
-            yield rec, pkt, sacks.to_numpy()
+            texts = addrs.texts(known)
+            known += len(texts)
+            yield rec, pkt, sacks.to_numpy(), texts
             sacks.clear()
 
     # this thread helps the decoding thread while it waits for chunks
-    for rec, pkt, sack_edges in in_background(decoded, helper=walk):
+    for rec, pkt, sack_edges, new_texts in in_background(decoded, helper=walk):
         n = len(rec["offset"])
+        words.add(new_texts)
         stats.add(rec)
         file_frame = np.arange(row - first_row + 1, row - first_row + n + 1, dtype=np.uint32)
         out.chunks.append(packet_table(
             rec, pkt, sack_edges, np.arange(row + 1, row + n + 1, dtype=np.uint32),
-            np.full(n, file_id, np.uint16), file_frame, None, columns))
+            np.full(n, file_id, np.uint16), file_frame, words.series, columns))
         if keep_times:
             out.ts_ns.append(rec["ts_ns"].copy())
             out.has_ts.append(rec["has_ts"].copy())
@@ -175,12 +182,13 @@ def read(paths: str | os.PathLike | Iterable[str | os.PathLike], columns=None) -
         if unknown:
             raise ValueError(f"no such packet columns: {', '.join(sorted(unknown))}")
     addrs = _decode.AddressTable()
+    words = AddressWords()
     layers = _decode.LayerBuffer()
     files: list[_File] = []
 
     def read_one(path):
         first_row = sum(f.info["packets"] for f in files)
-        files.append(_read_file(path, len(files), first_row, addrs, layers, columns,
+        files.append(_read_file(path, len(files), first_row, addrs, words, layers, columns,
                                 len(paths) > 1))
         return files[-1]
 
@@ -195,14 +203,12 @@ def read(paths: str | os.PathLike | Iterable[str | os.PathLike], columns=None) -
     order = _merge_order(files) if len(files) > 1 else None
     if order is not None:
         packets = packets[order].with_columns(pl.Series("frame", np.arange(1, n + 1, dtype=np.uint32)))
-    texts = addrs.texts()
-    packets = encode_addresses(packets, texts)
     frame_of_row = np.arange(1, n + 1, dtype=np.uint32)
     if order is not None:
         frame_of_row[order] = frame_of_row.copy()
     layer_rows = merge_reassembled(layers.to_numpy(), [r for f in files for r in f.reassembled_rows],
                                    [r for f in files for r in f.reassembled_layers])
-    layer_df = layer_table(layer_rows, frame_of_row, texts)
+    layer_df = layer_table(layer_rows, frame_of_row, words.series)
     if order is not None and len(layer_df):
         layer_df = layer_df.sort(["frame", "index"])
     info = CaptureInfo([f.info for f in files])

@@ -28,8 +28,25 @@ def _has(*names: str) -> pl.Expr:
 
 
 def _lookup(words, dtype, codes: pl.Expr) -> pl.Expr:
-    """Dictionary-encode: codes index into `words` (a Categorical or Enum dictionary)."""
-    return pl.lit(pl.Series(list(words), dtype=dtype)).gather(codes)
+    """Dictionary-encode: codes index into `words` (a Categorical or Enum dictionary;
+    a list of texts or a Series of that dtype)."""
+    if not isinstance(words, pl.Series):
+        words = pl.Series(list(words), dtype=dtype)
+    return pl.lit(words).gather(codes)
+
+
+class AddressWords:
+    """The address dictionary's texts as one Categorical Series, grown as the decoder
+    meets new addresses: a chunk can be encoded as soon as it is decoded, since every
+    address id in it is known by then."""
+
+    def __init__(self):
+        self.series = pl.Series("words", [], dtype=pl.Categorical)
+
+    def add(self, texts: list[str]):
+        if texts:
+            new = pl.Series("words", texts, dtype=pl.Categorical)
+            self.series = pl.concat([self.series, new], rechunk=True)
 
 
 # Presence of each packet column: the presence bits of COLUMN_PRESENCE (present when
@@ -87,15 +104,15 @@ ADDRESS_COLUMNS = ("src", "dst", "outer_src", "outer_dst")
 
 
 def packet_table(rec: dict, pkt: dict, sack_edges: np.ndarray, frame: np.ndarray,
-                 file_id: np.ndarray, file_frame: np.ndarray, address_texts: list[str] | None,
+                 file_id: np.ndarray, file_frame: np.ndarray, address_texts,
                  columns=None) -> pl.DataFrame:
     """The packet table from record and decoder arrays (all of equal length).
 
     `columns` limits the table to those columns (in schema order): a consumer that
     needs a few columns of a large capture does not pay for the others. With
-    `address_texts` None, the address columns stay UInt32 dictionary codes (null where
-    absent): chunks of a file are built before its dictionary is complete, and
-    `encode_addresses` turns the codes into text once, at the end."""
+    `address_texts` (texts by address id: a list, or AddressWords.series) the address
+    columns are Categorical; with None, they stay UInt32 dictionary codes (null where
+    absent), which `encode_addresses` turns into text."""
     raw = {k: v for k, v in pkt.items() if k not in ("sack_count",)}
     raw.update({
         "frame": frame, "file_id": file_id, "file_frame": file_frame,
