@@ -170,3 +170,37 @@ def test_blocks_decoded_in_two_parts_by_two_threads_equal_one_thread(monkeypatch
         assert np.array_equal(one[3], two[3]), path
         assert one[4] == two[4], path
     assert helper_parts, "the helper thread decoded no part"
+
+
+def test_a_consumer_whose_block_a_helper_is_reading_reads_the_next_one_meanwhile():
+    data = SAMPLE.read_bytes()
+    block = 1000
+    with open(SAMPLE, "rb") as fh:
+        filler = blocks._Filler(fh.fileno(), block)
+        release = threading.Event()
+        started = threading.Event()
+        filled_by = {}
+        fill = filler._fill
+
+        def slow_fill(index, buf):
+            filled_by[index] = threading.current_thread().name
+            if index == 0:
+                started.set()
+                release.wait(5)         # the helper's read of block 0 takes long
+            return fill(index, buf)
+
+        filler._fill = slow_fill
+        helper = threading.Thread(target=filler.help, name="helper")
+        helper.start()
+        assert started.wait(5)
+        threading.Timer(0.2, release.set).start()
+        got = []
+        for _ in range(3):
+            buf, n, eof = filler.take()
+            got.append(bytes(buf[blocks.HEAD:blocks.HEAD + n]))
+            filler.give(buf)
+        helper.join()
+        filler.close()
+    assert got == [data[i * block:(i + 1) * block] for i in range(3)]
+    me = threading.current_thread().name
+    assert filled_by[0] == "helper" and filled_by[1] == me, filled_by

@@ -31,7 +31,9 @@ class _Filler:
     that calls help() while it has nothing else to do (the table-building or printing
     thread of a pipeline, waiting for its next chunk). Unlike a reading thread of its
     own, this never puts a third busy thread on two cores; without helpers, the
-    consumer reads every block itself."""
+    consumer reads every block itself. A consumer whose next block a helper is still
+    reading reads a block further ahead meanwhile rather than wait (in bulk.pcap's
+    streamed `fields`, the walking thread had waited 0.2 s in all for such blocks)."""
 
     def __init__(self, fd: int, block: int):
         self.fd, self.block = fd, block
@@ -86,12 +88,22 @@ class _Filler:
         with self.lock:
             index = self.taken
             self.taken += 1
-            while index not in self.ready and index < self.claimed:
-                self.changed.wait()     # a helper is filling it
-            result = self.ready.pop(index, None)
-            if result is None:          # nobody has claimed it: fill it here
-                self.claimed += 1
-                buf = self._buffer() or bytearray(HEAD + self.block)
+        while True:
+            with self.lock:
+                if index in self.ready:
+                    result = self.ready.pop(index)
+                    break
+                if index >= self.claimed:       # nobody has claimed it: fill it here
+                    self.claimed += 1
+                    buf = self._buffer() or bytearray(HEAD + self.block)
+                    result = None
+                    break
+                # a helper is filling it: rather than wait, read a block further ahead
+                ahead = self._claim()
+                if ahead is None:
+                    self.changed.wait()
+                    continue
+            self._fill_claimed(*ahead)
         if result is None:
             result = self._fill(index, buf)
             with self.lock:
@@ -105,17 +117,18 @@ class _Filler:
             return not self.closed and (self.last is None or self.claimed <= self.last) \
                 and (bool(self.free) or self.allocated < BUFFERS)
 
-    def help(self) -> bool:
-        """Fill the next block ahead of the consumer if a buffer is free; False if not."""
-        with self.lock:
-            if self.closed or (self.last is not None and self.claimed > self.last):
-                return False
-            buf = self._buffer()
-            if buf is None:
-                return False
-            index = self.claimed
-            self.claimed += 1
-            self.helping += 1
+    def _claim(self):
+        """Under the lock: (index, buffer) of the next block to read ahead, or None."""
+        if self.closed or (self.last is not None and self.claimed > self.last):
+            return None
+        buf = self._buffer()
+        if buf is None:
+            return None
+        self.claimed += 1
+        self.helping += 1
+        return self.claimed - 1, buf
+
+    def _fill_claimed(self, index: int, buf: bytearray):
         result = OSError("interrupted")     # what the consumer gets if this is cut short
         try:
             result = self._fill(index, buf)
@@ -125,6 +138,14 @@ class _Filler:
                 self._note_last(index, result)
                 self.helping -= 1
                 self.changed.notify_all()
+
+    def help(self) -> bool:
+        """Fill the next block ahead of the consumer if a buffer is free; False if not."""
+        with self.lock:
+            claim = self._claim()
+        if claim is None:
+            return False
+        self._fill_claimed(*claim)
         return True
 
     def close(self):
