@@ -13,6 +13,7 @@ import pytest
 import tcpsift
 from tcpsift.errors import CaptureError
 from tcpsift.fields import render
+from tcpsift.fields.filter import compile_filter
 from tcpsift.textstream import fields as streamed
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -23,19 +24,20 @@ NAMES = list(streamed.STREAMED)
 TCP_NAMES = ["frame.number", *streamed.TCP_STREAMED, "ip.src", "tcp.len"]
 
 
-def _both(path, names):
+def _both(path, names, display_filter=None):
+    flt = compile_filter(display_filter) if display_filter else None
     try:
         cap = tcpsift.read(path)
     except CaptureError as e:
         with pytest.raises(CaptureError) as got:
-            streamed.stream_fields(str(path), names, io.BytesIO())
+            streamed.stream_fields(str(path), names, io.BytesIO(), flt)
         assert str(got.value) == str(e)
         return None
     out = io.BytesIO()
-    warnings, complete = streamed.stream_fields(str(path), names, out)
+    warnings, complete = streamed.stream_fields(str(path), names, out, flt)
     assert warnings == cap.warnings, path
     assert complete == cap.complete, path
-    return out.getvalue(), render(cap, names)
+    return out.getvalue(), render(cap, names, flt(cap) if flt else None)
 
 
 @pytest.mark.parametrize("names,chunk", [(NAMES, streamed.CHUNK), (NAMES, 7),
@@ -47,6 +49,32 @@ def test_streamed_fields_equal_the_table_path_on_every_capture(monkeypatch, name
     monkeypatch.setattr(streamed, "CHUNK", chunk)
     for path in FILES:
         got = _both(path, names)
+        if got is not None:
+            assert got[0] == got[1], path
+
+
+# fields the Cython formatter does not print (layer-aware, SACK lists, the interface),
+# which take every chunk through its tables
+TABLE_NAMES = ["frame.number", "frame.interface_id", "vlan.id", "ip.src", "ip.proto",
+               "tcp.options.sack_le", "tcp.options.sack_re", "icmp.type", "udp.srcport",
+               "tcp.seq", "tcp.analysis.retransmission", "tcp.analysis.ack_rtt"]
+
+
+@pytest.mark.parametrize("names,display_filter,chunk", [
+    (NAMES, "tcp", streamed.CHUNK),
+    (TABLE_NAMES, None, 211),
+    (TCP_NAMES, "tcp.analysis.retransmission or tcp.analysis.duplicate_ack", 307),
+    (TABLE_NAMES, "not tcp.len == 0 and ip", streamed.CHUNK),
+    (NAMES, "udp or icmp or vlan", 97),
+], ids=["filter-tcp", "table-fields", "filter-tcp-analysis", "table-filter", "filter-udp"])
+def test_chunked_fields_with_any_field_or_filter_equal_the_whole_table(
+        monkeypatch, names, display_filter, chunk):
+    """A filter or a field the formatter does not print takes every chunk through its
+    tables (with its slice of the streamed TCP analysis): the same text as the whole
+    capture's table."""
+    monkeypatch.setattr(streamed, "CHUNK", chunk)
+    for path in FILES:
+        got = _both(path, names, display_filter)
         if got is not None:
             assert got[0] == got[1], path
 

@@ -46,6 +46,11 @@ def fields(files, names, display_filter, list_fields):
         flt = compile_filter(display_filter) if display_filter else None
     except FieldError as e:
         _fail(str(e))
+    if len(files) == 1:
+        # one file: chunk by chunk, in memory bounded by the chunk (several files are
+        # merged by time, which needs them whole)
+        _stream(files[0], list(names), flt)
+        return
 
     import tcpsift
 
@@ -62,14 +67,14 @@ def fields(files, names, display_filter, list_fields):
     _finish(cap.warnings, cap.complete)
 
 
-def _stream(path: str, names: list[str]):
-    """Plain header fields of one file: printed chunk by chunk, no tables."""
+def _stream(path: str, names: list[str], flt=None):
+    """One file, printed chunk by chunk (tcpsift.textstream.fields)."""
     from tcpsift.errors import CaptureError
     from tcpsift.textstream.fields import stream_fields
 
     try:
         with _output() as out:
-            warnings, complete = stream_fields(path, names, out)
+            warnings, complete = stream_fields(path, names, out, flt)
     except CaptureError as e:
         _fail(str(e))
     _finish(warnings, complete)

@@ -199,4 +199,5 @@ def compile_filter(text: str):
         packets = with_tcp(cap) if needs_tcp else cap.packets
         return evaluate(packets, layers, tree)
 
+    mask.needs_tcp = needs_tcp
     return mask

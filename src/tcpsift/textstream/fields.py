@@ -149,24 +149,28 @@ class _AddressTexts:
         self.longest = max(self.longest, int(lengths.max()))
 
 
-def _write_through_table(names, rec, pkt, sacks, layer_rows, first_row, texts, fh, tcp=None):
-    """Print one chunk the table way (frames with repeated headers); `tcp`: the chunk's
-    TCP analysis output arrays, when a field needs them."""
-    from tcpsift.capture.table import encode_addresses, layer_table, packet_table
+def _write_through_table(names, rec, pkt, sacks, layer_rows, first_row, texts, fh, tcp=None,
+                         flt=None, info=None):
+    """Print one chunk the table way (frames with repeated headers, or every chunk when
+    a filter or a field needs it): the chunk's packet and layer tables, its slice of the
+    streamed TCP analysis (`tcp`: output arrays, when a field or the filter needs them)
+    and `info`, are a Capture to tcpsift.fields. Every field and filter is per frame
+    (frame.interface_id reads the file's format from `info`), so chunk by chunk prints
+    what the whole capture prints. `texts`: address texts by id (list or Series)."""
+    from tcpsift.capture.table import layer_table, packet_table
     from tcpsift.fields import write
 
     n = len(rec["offset"])
     frame = np.arange(first_row + 1, first_row + n + 1, dtype=np.uint32)
-    packets = packet_table(rec, pkt, sacks, frame, np.zeros(n, np.uint16), frame, None)
-    packets = encode_addresses(packets, texts)
+    packets = packet_table(rec, pkt, sacks, frame, np.zeros(n, np.uint16), frame, texts)
     layer_rows = layer_rows.copy()
     layer_rows["row"] -= first_row
     layers = layer_table(layer_rows, frame, texts)
-    cap = SimpleNamespace(packets=packets, layers=layers, info=None)
+    cap = SimpleNamespace(packets=packets, layers=layers, info=info)
     if tcp is not None:
         from tcpsift.tcp import output_table
         cap.tcp = output_table(tcp)
-    write(cap, names, fh)
+    write(cap, names, fh, flt(cap) if flt is not None else None)
 
 
 def _decoded(walk: SourceWalk, stats: RecordStats):
@@ -193,19 +197,34 @@ def _decoded(walk: SourceWalk, stats: RecordStats):
         sacks.clear()
 
 
-def stream_fields(path: str, names: list[str], fh) -> tuple[list[str], bool]:
+def stream_fields(path: str, names: list[str], fh, flt=None) -> tuple[list[str], bool]:
     """Print `names` for every frame of the capture at `path` to the binary file `fh`,
-    as `tshark -T fields` does. Returns (warnings, complete) like tcpsift.read.
+    as `tshark -T fields` does; with `flt` (tcpsift.fields.filter.compile_filter), only
+    the frames it keeps. Returns (warnings, complete) like tcpsift.read.
     Raises CaptureError when the file is not a capture.
+
+    Header and TCP analysis fields without a filter are formatted by _lines.pyx; any
+    other field, or a filter, takes every chunk through its tables (Polars): slower,
+    but memory still stays bounded by the chunk, not the capture.
 
     A second thread reads and decodes the next chunk while this one is analysed (TCP)
     and printed; this thread reads blocks ahead for it while it waits (a reading thread
     of its own measured slower: three busy threads on two cores)."""
+    fast = flt is None and all(n in STREAMED or n in TCP_STREAMED for n in names)
+    if fast:
+        with_tcp = any(n in TCP_STREAMED for n in names)
+        program = _program(names)
+        words = None
+    else:
+        from tcpsift.capture.table import AddressWords
+        from tcpsift.fields import resolve
+        with_tcp = any(resolve(n).needs_tcp for n in names) or bool(
+            flt is not None and flt.needs_tcp)
+        words = AddressWords()
     walk = SourceWalk(open_source(path), reassemble=True)
+    info = SimpleNamespace(files=[{"format": walk.info["format"]}])
     stats = RecordStats()
     texts = _AddressTexts()
-    program = _program(names)
-    with_tcp = any(n in TCP_STREAMED for n in names)
     analyzer = K.Analyzer() if with_tcp else None
     consts = _tcp_consts() if with_tcp else None
     lines = _lines.LineWriter(fh.write)
@@ -214,18 +233,23 @@ def stream_fields(path: str, names: list[str], fh) -> tuple[list[str], bool]:
     for rec, pkt, sacks, layer_rows, special, new_texts, addresses in in_background(
             lambda: _decoded(walk, stats), helper=walk):
         n = len(rec["offset"])
-        texts.add(new_texts)
+        if fast:
+            texts.add(new_texts)
+        else:
+            words.add(new_texts)
         if with_tcp:
             # here rather than in the decoding thread, which has more to do
             inputs = chunk_inputs(rec, pkt, sacks, layer_rows, row, addresses)
             # fresh outputs for a chunk printed the table way: its table keeps them
-            if special or tcp is None or len(tcp["_valid"]) < n:
+            if special or not fast or tcp is None or len(tcp["_valid"]) < n:
                 tcp = empty_outputs(n)
             analyzer.feed(n, inputs, tcp)
-        if special:
+        if special or not fast:
             lines.flush()
-            _write_through_table(names, rec, pkt, sacks, layer_rows, row, texts.texts, fh,
-                                 {k: v[:n] for k, v in tcp.items()} if with_tcp else None)
+            _write_through_table(names, rec, pkt, sacks, layer_rows, row,
+                                 texts.texts if fast else words.series, fh,
+                                 {k: v[:n] for k, v in tcp.items()} if with_tcp else None,
+                                 flt, info)
             tcp = None
         else:
             lines.write_rows(program, row + 1, rec, pkt, texts.blob, texts.ends,
