@@ -17,6 +17,7 @@ cdef extern from *:
 # just copied in, and each record's place depends on the one before (no other way for
 # the CPU to know where the next headers are).
 DEF PREFETCH_BYTES = 4096
+DEF PREFETCH_RECORDS = 6
 
 # Largest frame tshark 4.0 accepts; a larger record is a corrupt length field.
 DEF MAX_FRAME_C = 262144
@@ -104,6 +105,11 @@ def walk_pcap(const uint8_t[:] buf, Py_ssize_t pos, bint big, bint nsec, uint16_
                 caplen, origlen = origlen, caplen
             if caplen > MAX_FRAME_C or caplen > end - pos - 16:
                 break
+            # where the record PREFETCH_RECORDS ahead starts if they are all this size
+            # (bulk transfers: full-size frames); the fixed distance above serves small
+            # records, whose headers share lines
+            if end - pos > PREFETCH_RECORDS * (16 + caplen):
+                prefetch(p + PREFETCH_RECORDS * (16 + caplen))
             offset[n] = base + pos + 16
             cap_len[n] = caplen
             wire_len[n] = origlen
