@@ -112,18 +112,21 @@ class _Filler:
             raise result
         return result
 
+    def _can_claim(self) -> bool:
+        """Under the lock: whether a block can be read ahead now (not closed, not past
+        the end, a buffer to spare)."""
+        return not self.closed and (self.last is None or self.claimed <= self.last) \
+            and (bool(self.free) or self.allocated < BUFFERS)
+
     def can_help(self) -> bool:
         with self.lock:
-            return not self.closed and (self.last is None or self.claimed <= self.last) \
-                and (bool(self.free) or self.allocated < BUFFERS)
+            return self._can_claim()
 
     def _claim(self):
         """Under the lock: (index, buffer) of the next block to read ahead, or None."""
-        if self.closed or (self.last is not None and self.claimed > self.last):
+        if not self._can_claim():
             return None
         buf = self._buffer()
-        if buf is None:
-            return None
         self.claimed += 1
         self.helping += 1
         return self.claimed - 1, buf

@@ -3,8 +3,9 @@
 The files are walked and decoded in small chunks written into the same few arrays, so
 the work stays in the CPU cache and memory stays flat whatever the file size; no
 Polars table is built. A thread decodes chunk k+1 while this one counts chunk k and
-helps it (reads blocks ahead, decodes part of blocks of small frames). Counts are per frame as decoded: an IP fragment counts by its
-own headers (reassembly, which `tcpsift.read` does, is not needed for a summary).
+helps it (reads blocks ahead, decodes part of blocks of small frames). Counts are per
+frame as decoded: an IP fragment counts by its own headers (reassembly, which
+`tcpsift.read` does, is not needed for a summary).
 """
 from __future__ import annotations
 

@@ -28,8 +28,8 @@ def _has(*names: str) -> pl.Expr:
 
 
 def _lookup(words, dtype, codes: pl.Expr) -> pl.Expr:
-    """Dictionary-encode: codes index into `words` (a Categorical or Enum dictionary;
-    a list of texts or a Series of that dtype)."""
+    """Dictionary-encode: codes index into `words` (a Categorical or Enum dictionary:
+    texts, or a Series of that dtype already)."""
     if not isinstance(words, pl.Series):
         words = pl.Series(list(words), dtype=dtype)
     return pl.lit(words).gather(codes)
@@ -104,15 +104,14 @@ ADDRESS_COLUMNS = ("src", "dst", "outer_src", "outer_dst")
 
 
 def packet_table(rec: dict, pkt: dict, sack_edges: np.ndarray, frame: np.ndarray,
-                 file_id: np.ndarray, file_frame: np.ndarray, address_texts,
+                 file_id: np.ndarray, file_frame: np.ndarray, address_texts: pl.Series,
                  columns=None) -> pl.DataFrame:
-    """The packet table from record and decoder arrays (all of equal length).
+    """The packet table from record and decoder arrays (all of equal length), with the
+    address columns encoded by `address_texts` (AddressWords.series: every address id
+    of the chunk is known when it is built).
 
     `columns` limits the table to those columns (in schema order): a consumer that
-    needs a few columns of a large capture does not pay for the others. With
-    `address_texts` (texts by address id: a list, or AddressWords.series) the address
-    columns are Categorical; with None, they stay UInt32 dictionary codes (null where
-    absent), which `encode_addresses` turns into text."""
+    needs a few columns of a large capture does not pay for the others."""
     raw = {k: v for k, v in pkt.items() if k not in ("sack_count",)}
     raw.update({
         "frame": frame, "file_id": file_id, "file_frame": file_frame,
@@ -126,11 +125,9 @@ def packet_table(rec: dict, pkt: dict, sack_edges: np.ndarray, frame: np.ndarray
         "encap": (schema.ENCAPSULATIONS, C("encap")),
         "flags": (FLAG_TEXT, C("tcp_flags") & 0x1FF),
     }
-    polars_address = pl.Categorical if address_texts is not None else pl.UInt32
     for name in ADDRESS_COLUMNS:
-        if address_texts is not None:
-            dictionaries[name] = (address_texts, C(name))
-    polars_types = schema.polars_schema() | {n: polars_address for n in ADDRESS_COLUMNS}
+        dictionaries[name] = (address_texts, C(name))
+    polars_types = schema.polars_schema()
     masks = _masks_for(pkt["present"], rec)
     exprs = []
     wanted = schema.PACKET_COLUMNS if columns is None else [
@@ -147,14 +144,7 @@ def packet_table(rec: dict, pkt: dict, sack_edges: np.ndarray, frame: np.ndarray
     return df.select(exprs)
 
 
-def encode_addresses(packets: pl.DataFrame, address_texts: list[str]) -> pl.DataFrame:
-    """Address columns from UInt32 codes to dictionary-encoded text (Categorical)."""
-    present = [n for n in ADDRESS_COLUMNS if n in packets.columns]
-    return packets.with_columns([_lookup(address_texts, pl.Categorical, C(n)).alias(n)
-                                 for n in present])
-
-
-def layer_table(layers: np.ndarray, frame: np.ndarray, address_texts: list[str]) -> pl.DataFrame:
+def layer_table(layers: np.ndarray, frame: np.ndarray, address_texts: pl.Series) -> pl.DataFrame:
     """The layer table from the decoder's layer rows (row = index into the merged arrays)."""
     raw = {name: np.ascontiguousarray(layers[name]) for name in layers.dtype.names}
     raw["frame"] = frame[layers["row"]] if len(layers) else np.empty(0, np.uint32)

@@ -156,7 +156,7 @@ def _write_through_table(names, rec, pkt, sacks, layer_rows, first_row, texts, f
     streamed TCP analysis (`tcp`: output arrays, when a field or the filter needs them)
     and `info`, are a Capture to tcpsift.fields. Every field and filter is per frame
     (frame.interface_id reads the file's format from `info`), so chunk by chunk prints
-    what the whole capture prints. `texts`: address texts by id (list or Series)."""
+    what the whole capture prints. `texts`: address texts by id (AddressWords.series)."""
     from tcpsift.capture.table import layer_table, packet_table
     from tcpsift.fields import write
 
@@ -211,10 +211,14 @@ def stream_fields(path: str, names: list[str], fh, flt=None) -> tuple[list[str],
     and printed; this thread reads blocks ahead for it while it waits (a reading thread
     of its own measured slower: three busy threads on two cores)."""
     fast = flt is None and all(n in STREAMED or n in TCP_STREAMED for n in names)
+    # the address texts as the formatter reads them (`texts`, fast path) and as the
+    # tables encode them (`words`: Polars, so on the fast path made from `texts` when a
+    # chunk first goes the table way)
+    texts = _AddressTexts()
+    words = None
     if fast:
         with_tcp = any(n in TCP_STREAMED for n in names)
         program = _program(names)
-        words = None
     else:
         from tcpsift.capture.table import AddressWords
         from tcpsift.fields import resolve
@@ -224,7 +228,6 @@ def stream_fields(path: str, names: list[str], fh, flt=None) -> tuple[list[str],
     walk = SourceWalk(open_source(path), reassemble=True)
     info = SimpleNamespace(files=[{"format": walk.info["format"]}])
     stats = RecordStats()
-    texts = _AddressTexts()
     analyzer = K.Analyzer() if with_tcp else None
     consts = _tcp_consts() if with_tcp else None
     lines = _lines.LineWriter(fh.write)
@@ -235,7 +238,7 @@ def stream_fields(path: str, names: list[str], fh, flt=None) -> tuple[list[str],
         n = len(rec["offset"])
         if fast:
             texts.add(new_texts)
-        else:
+        if words is not None:
             words.add(new_texts)
         if with_tcp:
             # here rather than in the decoding thread, which has more to do
@@ -245,11 +248,13 @@ def stream_fields(path: str, names: list[str], fh, flt=None) -> tuple[list[str],
                 tcp = empty_outputs(n)
             analyzer.feed(n, inputs, tcp)
         if special or not fast:
+            if words is None:
+                from tcpsift.capture.table import AddressWords
+                words = AddressWords()
+                words.add(texts.texts)
             lines.flush()
-            _write_through_table(names, rec, pkt, sacks, layer_rows, row,
-                                 texts.texts if fast else words.series, fh,
-                                 {k: v[:n] for k, v in tcp.items()} if with_tcp else None,
-                                 flt, info)
+            _write_through_table(names, rec, pkt, sacks, layer_rows, row, words.series, fh,
+                                 tcp, flt, info)     # (tcp: fresh, of n rows, see above)
             tcp = None
         else:
             lines.write_rows(program, row + 1, rec, pkt, texts.blob, texts.ends,
