@@ -134,10 +134,11 @@ def _read_file(path, file_id: int, first_row: int, addrs, words: AddressWords, l
         n = len(rec["offset"])
         words.add(new_texts)
         stats.add(rec)
-        file_frame = np.arange(row - first_row + 1, row - first_row + n + 1, dtype=np.uint32)
+        file_frame = None if first_row == 0 else np.arange(
+            row - first_row + 1, row - first_row + n + 1, dtype=np.uint32)
         out.chunks.append(packet_table(
             rec, pkt, sack_edges, np.arange(row + 1, row + n + 1, dtype=np.uint32),
-            np.full(n, file_id, np.uint16), file_frame, words.series, columns))
+            file_id, file_frame, words.series, columns))
         if keep_times:
             out.ts_ns.append(rec["ts_ns"].copy())
             out.has_ts.append(rec["has_ts"].copy())

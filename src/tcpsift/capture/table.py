@@ -60,26 +60,40 @@ PACKET_MASKS = {
 }
 
 
-def _masks_for(present: np.ndarray, rec: dict) -> dict:
-    """PACKET_MASKS as expressions, without the ones that hold for every row: an
-    unmasked column of the right dtype enters the table without a copy."""
+# A column null in every row of a chunk is this mask: the column is a constant then,
+# which Polars keeps as one value until something needs the values (header-only
+# captures have no VLAN, tunnel, MSS, UDP or ICMP fields at all).
+NEVER = object()
+
+
+def _masks_for(present: np.ndarray, rec: dict, pkt: dict) -> dict:
+    """PACKET_MASKS as expressions, without the ones that hold for every row (an
+    unmasked column of the right dtype enters the table without a copy), and NEVER for
+    the ones that hold for no row."""
     every = int(np.bitwise_and.reduce(present)) if len(present) else 0
+    some = int(np.bitwise_or.reduce(present)) if len(present) else 0
     known = {"ts_ns": bool(rec["has_ts"].all()),
              "iface": bool((rec["linktype"] != NO_LINKTYPE).all())}
     known["linktype"] = known["iface"]
     known["ip_len"] = bool(every & PRESENCE["ip"])
+    if not some & PRESENCE["ip"] or not (pkt["ip_version"] == 6).any():
+        known["ipv6_nxt"] = NEVER
     out = {}
     for name, mask in PACKET_MASKS.items():
         if isinstance(mask, tuple):
             if any(every & PRESENCE[bit] for bit in mask):
                 continue
-            out[name] = _has(*mask)
+            out[name] = _has(*mask) if any(some & PRESENCE[bit] for bit in mask) else NEVER
+        elif known.get(name) is NEVER:
+            out[name] = NEVER
         elif not known.get(name, False):
             out[name] = mask
     return out
 
 
 def _column_expr(c: schema.Column, masks: dict, dictionaries: dict, polars_types: dict) -> pl.Expr:
+    if masks.get(c.name, True) is NEVER:
+        return pl.lit(None, dtype=polars_types[c.name]).alias(c.name)
     base = C(c.name)
     if c.name in dictionaries:
         words, codes = dictionaries[c.name]
@@ -104,17 +118,18 @@ ADDRESS_COLUMNS = ("src", "dst", "outer_src", "outer_dst")
 
 
 def packet_table(rec: dict, pkt: dict, sack_edges: np.ndarray, frame: np.ndarray,
-                 file_id: np.ndarray, file_frame: np.ndarray, address_texts: pl.Series,
+                 file_id: int, file_frame: np.ndarray | None, address_texts: pl.Series,
                  columns=None) -> pl.DataFrame:
     """The packet table from record and decoder arrays (all of equal length), with the
     address columns encoded by `address_texts` (AddressWords.series: every address id
-    of the chunk is known when it is built).
+    of the chunk is known when it is built). All the rows are of file `file_id`;
+    `file_frame` None means the frame numbers in the file are `frame` (the first file).
 
     `columns` limits the table to those columns (in schema order): a consumer that
     needs a few columns of a large capture does not pay for the others."""
     raw = {k: v for k, v in pkt.items() if k not in ("sack_count",)}
     raw.update({
-        "frame": frame, "file_id": file_id, "file_frame": file_frame,
+        "frame": frame, "file_frame": frame if file_frame is None else file_frame,
         "file_offset": rec["offset"].view(np.uint64), "ts_ns": rec["ts_ns"],
         "has_ts": rec["has_ts"], "cap_len": rec["cap_len"], "len": rec["len"],
         "iface": rec["iface"], "linktype": rec["linktype"],
@@ -128,17 +143,21 @@ def packet_table(rec: dict, pkt: dict, sack_edges: np.ndarray, frame: np.ndarray
     for name in ADDRESS_COLUMNS:
         dictionaries[name] = (address_texts, C(name))
     polars_types = schema.polars_schema()
-    masks = _masks_for(pkt["present"], rec)
+    masks = _masks_for(pkt["present"], rec, pkt)
     exprs = []
     wanted = schema.PACKET_COLUMNS if columns is None else [
         c for c in schema.PACKET_COLUMNS if c.name in set(columns)]
     for c in wanted:
-        if c.name == "sack_perm":
+        if c.name == "sack_perm" and masks.get(c.name, True) is not NEVER:
             value = _has("sack_perm")
             exprs.append((pl.when(masks["sack_perm"]).then(value) if "sack_perm" in masks
                           else value).alias(c.name))
+        elif c.name == "file_id":
+            exprs.append(pl.lit(file_id, dtype=polars_types[c.name]).alias(c.name))
         elif c.name == "sack_blocks":
-            exprs.append(pl.lit(_sack_lists(pkt["sack_count"], sack_edges)).alias(c.name))
+            exprs.append(pl.lit(None, dtype=polars_types[c.name]).alias(c.name)
+                         if not len(sack_edges) else
+                         pl.lit(_sack_lists(pkt["sack_count"], sack_edges)).alias(c.name))
         else:
             exprs.append(_column_expr(c, masks, dictionaries, polars_types))
     return df.select(exprs)

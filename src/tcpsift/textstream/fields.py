@@ -162,7 +162,7 @@ def _write_through_table(names, rec, pkt, sacks, layer_rows, first_row, texts, f
 
     n = len(rec["offset"])
     frame = np.arange(first_row + 1, first_row + n + 1, dtype=np.uint32)
-    packets = packet_table(rec, pkt, sacks, frame, np.zeros(n, np.uint16), frame, texts)
+    packets = packet_table(rec, pkt, sacks, frame, 0, None, texts)
     layer_rows = layer_rows.copy()
     layer_rows["row"] -= first_row
     layers = layer_table(layer_rows, frame, texts)
