@@ -17,6 +17,7 @@ from tcpsift.capture import capture as capmod
 from tcpsift.capture import reader
 from tcpsift.capture.reader import SourceWalk
 from tcpsift.capture import source as srcmod
+from tcpsift.capture import table
 from tcpsift.decode import _decode
 from tcpsift.errors import CaptureError
 
@@ -204,3 +205,24 @@ def test_a_consumer_whose_block_a_helper_is_reading_reads_the_next_one_meanwhile
     assert got == [data[i * block:(i + 1) * block] for i in range(3)]
     me = threading.current_thread().name
     assert filled_by[0] == "helper" and filled_by[1] == me, filled_by
+
+
+def test_columns_kept_as_constants_equal_arrays(monkeypatch, whole):
+    """A chunk's column that is null in every row, or one value in every row, is kept
+    as a constant (Polars materializes it when it is read): the table must be the one
+    built with every column an array, chunk boundaries anywhere (53-frame chunks make
+    many such chunks, 262144-frame chunks few)."""
+    multi = [[str(p) for p in sorted(Path(FILES[0]).parent.glob("*.pcap*"))[:3]]]
+    for chunk in (53, capmod.CHUNK):
+        monkeypatch.setattr(capmod, "CHUNK", chunk)
+        for path in list(whole) + multi:
+            monkeypatch.setattr(table, "CONSTANT_COLUMNS", True)
+            got = _read(path)
+            if isinstance(got, str):
+                continue
+            monkeypatch.setattr(table, "CONSTANT_COLUMNS", False)
+            plain = _read(path)
+            assert got.packets.schema == plain.packets.schema, path
+            assert got.packets.equals(plain.packets), (path, chunk)
+            for name in ("mss", "vlan_id", "status", "iface", "file_id", "ip_version"):
+                assert got.packets[name].to_list() == plain.packets[name].to_list(), path

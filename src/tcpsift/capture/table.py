@@ -64,6 +64,8 @@ PACKET_MASKS = {
 # which Polars keeps as one value until something needs the values (header-only
 # captures have no VLAN, tunnel, MSS, UDP or ICMP fields at all).
 NEVER = object()
+# False: every column is an array of its own (for the test that holds both ways equal)
+CONSTANT_COLUMNS = True
 
 
 def _masks_for(present: np.ndarray, rec: dict, pkt: dict) -> dict:
@@ -72,11 +74,13 @@ def _masks_for(present: np.ndarray, rec: dict, pkt: dict) -> dict:
     the ones that hold for no row."""
     every = int(np.bitwise_and.reduce(present)) if len(present) else 0
     some = int(np.bitwise_or.reduce(present)) if len(present) else 0
+    if not CONSTANT_COLUMNS:
+        some = -1
     known = {"ts_ns": bool(rec["has_ts"].all()),
              "iface": bool((rec["linktype"] != NO_LINKTYPE).all())}
     known["linktype"] = known["iface"]
     known["ip_len"] = bool(every & PRESENCE["ip"])
-    if not some & PRESENCE["ip"] or not (pkt["ip_version"] == 6).any():
+    if CONSTANT_COLUMNS and (not some & PRESENCE["ip"] or not (pkt["ip_version"] == 6).any()):
         known["ipv6_nxt"] = NEVER
     out = {}
     for name, mask in PACKET_MASKS.items():
@@ -91,9 +95,32 @@ def _masks_for(present: np.ndarray, rec: dict, pkt: dict) -> dict:
     return out
 
 
-def _column_expr(c: schema.Column, masks: dict, dictionaries: dict, polars_types: dict) -> pl.Expr:
+# Columns that often hold one value in every row of a chunk (one interface and link
+# type, no tunnel or VLAN, one IP version, no fragments): such a column is a constant
+# too, so its array is freed instead of being kept or copied.
+CONSTANT_CANDIDATES = ("iface", "linktype", "status", "encap", "vlan_depth", "ip_version",
+                       "ip_hdr_len", "frag_offset")
+
+
+def _constants(raw: dict, masks: dict) -> dict:
+    """CONSTANT_CANDIDATES present in every row with one value -> that value."""
+    out = {}
+    for name in CONSTANT_CANDIDATES if CONSTANT_COLUMNS else ():
+        values = raw[name]
+        if name not in masks and len(values) and values.min() == values.max():
+            out[name] = int(values[0])
+    return out
+
+
+def _column_expr(c: schema.Column, masks: dict, dictionaries: dict, polars_types: dict,
+                 constants: dict = {}) -> pl.Expr:   # noqa: B006 (read only)
     if masks.get(c.name, True) is NEVER:
         return pl.lit(None, dtype=polars_types[c.name]).alias(c.name)
+    if c.name in constants:
+        value = constants[c.name]
+        if c.name in dictionaries:
+            value = dictionaries[c.name][0][value]
+        return pl.lit(value, dtype=polars_types[c.name]).alias(c.name)
     base = C(c.name)
     if c.name in dictionaries:
         words, codes = dictionaries[c.name]
@@ -134,6 +161,8 @@ def packet_table(rec: dict, pkt: dict, sack_edges: np.ndarray, frame: np.ndarray
         "has_ts": rec["has_ts"], "cap_len": rec["cap_len"], "len": rec["len"],
         "iface": rec["iface"], "linktype": rec["linktype"],
     })
+    if not CONSTANT_COLUMNS:
+        raw["file_id"] = np.full(len(frame), file_id, np.uint16)
     df = pl.DataFrame(raw)
     dictionaries = {
         "status": (schema.DECODE_STATUS, C("status")),
@@ -144,6 +173,7 @@ def packet_table(rec: dict, pkt: dict, sack_edges: np.ndarray, frame: np.ndarray
         dictionaries[name] = (address_texts, C(name))
     polars_types = schema.polars_schema()
     masks = _masks_for(pkt["present"], rec, pkt)
+    constants = _constants(raw, masks)
     exprs = []
     wanted = schema.PACKET_COLUMNS if columns is None else [
         c for c in schema.PACKET_COLUMNS if c.name in set(columns)]
@@ -152,14 +182,14 @@ def packet_table(rec: dict, pkt: dict, sack_edges: np.ndarray, frame: np.ndarray
             value = _has("sack_perm")
             exprs.append((pl.when(masks["sack_perm"]).then(value) if "sack_perm" in masks
                           else value).alias(c.name))
-        elif c.name == "file_id":
+        elif c.name == "file_id" and CONSTANT_COLUMNS:
             exprs.append(pl.lit(file_id, dtype=polars_types[c.name]).alias(c.name))
         elif c.name == "sack_blocks":
             exprs.append(pl.lit(None, dtype=polars_types[c.name]).alias(c.name)
-                         if not len(sack_edges) else
+                         if not len(sack_edges) and CONSTANT_COLUMNS else
                          pl.lit(_sack_lists(pkt["sack_count"], sack_edges)).alias(c.name))
         else:
-            exprs.append(_column_expr(c, masks, dictionaries, polars_types))
+            exprs.append(_column_expr(c, masks, dictionaries, polars_types, constants))
     return df.select(exprs)
 
 
