@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections import deque
 
 from tcpsift.errors import CaptureError
 
@@ -159,23 +160,123 @@ class _Filler:
                 self.changed.wait()
 
 
+class _InflateFiller:
+    """The blocks of a compressed file's decompressed bytes, in order: block i is the
+    next `block` bytes of the stream (tcpsift.capture.compressed.Inflate). The same
+    take/give/help protocol as _Filler; one thread at a time decompresses (the stream
+    is sequential), the consumer or a helper ahead of it, while the other decodes."""
+
+    def __init__(self, stream, block: int):
+        self.stream, self.block = stream, block
+        self.lock = threading.Lock()
+        self.changed = threading.Condition(self.lock)
+        self.free: list = []
+        self.allocated = 0
+        self.ready: deque = deque()     # blocks filled ahead, in order
+        self.busy = False               # a thread is decompressing
+        self.ended = False              # a block reached the end (or an error came)
+        self.closed = False
+
+    _buffer = _Filler._buffer
+    give = _Filler.give
+
+    def _fill(self, buf: bytearray):
+        """(buf, bytes read into it after HEAD, end of data reached) or the OSError met;
+        under no lock, by the thread that set `busy`, which then calls _filled."""
+        view = memoryview(buf)
+        have = 0
+        try:
+            while have < self.block:
+                got = self.stream.readinto(view[HEAD + have:HEAD + self.block])
+                if not got:
+                    break
+                have += got
+            result = buf, have, have < self.block
+        except OSError as e:
+            result = e
+        finally:
+            view.release()
+        return result
+
+    def _filled(self, result, ahead: bool):
+        """Under the lock: the fill is over (a block read ahead joins `ready` at once,
+        so that no other thread fills the block after it first)."""
+        self.busy = False
+        self.ended = self.ended or isinstance(result, OSError) or result[2]
+        if ahead:
+            self.ready.append(result)
+        self.changed.notify_all()
+
+    def take(self):
+        with self.lock:
+            while not self.ready and self.busy:
+                self.changed.wait()
+            if self.ready:
+                result = self.ready.popleft()
+            elif self.ended:
+                result = (self._buffer() or bytearray(HEAD + self.block), 0, True)
+            else:
+                self.busy = True
+                result = None
+                buf = self._buffer() or bytearray(HEAD + self.block)
+        if result is None:
+            result = self._fill(buf)
+            with self.lock:
+                self._filled(result, ahead=False)
+        if isinstance(result, OSError):
+            raise result
+        return result
+
+    def _can_claim(self) -> bool:
+        return not (self.closed or self.busy or self.ended) \
+            and (bool(self.free) or self.allocated < BUFFERS)
+
+    def can_help(self) -> bool:
+        with self.lock:
+            return self._can_claim()
+
+    def help(self) -> bool:
+        with self.lock:
+            if not self._can_claim():
+                return False
+            self.busy = True
+            buf = self._buffer()
+        result = self._fill(buf)
+        with self.lock:
+            self._filled(result, ahead=True)
+        return True
+
+    @property
+    def warnings(self) -> list[str]:
+        return self.stream.warnings
+
+    def close(self):
+        with self.lock:
+            self.closed = True
+            while self.busy:
+                self.changed.wait()
+        self.stream.close()
+
+
 class Blocks:
-    """The bytes of `source` in views of about `block` bytes: `view()` is the current
-    one, `base` the file offset of its first byte, `final` true when it reaches the
-    end of the data. Compressed sources are one view of their decompressed bytes."""
+    """The bytes of `source` (decompressed) in views of about `block` bytes: `view()`
+    is the current one, `base` the offset of its first byte, `final` true when it
+    reaches the end of the data; `warnings`, once it has, why the decompressed data
+    ended early."""
 
     def __init__(self, source, block: int):
         self.path = source.path
         self.base = 0
         self.final = False
         self.fh = self.filler = None
+        self.warnings: list[str] = []
         self._owner = None          # the pool buffer the view lies in, if any
-        if source.data is not None:
-            self._view = memoryview(source.data)
-            self.final = True
-            return
         self._view = memoryview(b"")
         block = max(block, 64)      # the first block holds any file header
+        if source.compression is not None:
+            self.filler = _InflateFiller(source.inflate(), block)
+            self.warnings = self.filler.warnings
+            return
         try:
             self.fh = open(source.path, "rb", buffering=0)
         except OSError as e:

@@ -169,6 +169,9 @@ class SourceWalk:
                 yield _trim(out, filled), _trim(pkt_out, filled)
         finally:
             blocks.close()
+        if blocks.warnings:     # the decompressed data ended early: say so first
+            self.warnings.extend(f"{self.src.path}: {w}" for w in blocks.warnings)
+            self.complete = False
         if error is not None:
             self.warnings.append(f"{self.src.path}: {error}; kept the {row - first_row} "
                                  f"packets before it")

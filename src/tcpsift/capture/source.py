@@ -1,15 +1,15 @@
-"""Open a capture file: detect its container by content, undo compression.
+"""Open a capture file: detect its container by content, through any compression.
 
-The only module that touches the file system for captures. A plain file is read in
-blocks through one reused buffer; a gzip or zstd file is decompressed into memory,
-keeping every byte that decompressed cleanly before a fault.
+The only module that opens capture files. A plain file is read in blocks through a
+few reused buffers; a gzip or zstd file is decompressed block by block the same way
+(tcpsift.capture.compressed).
 """
 from __future__ import annotations
 
 import os
-import zlib
 from dataclasses import dataclass, field
 
+from tcpsift.capture.compressed import Inflate, compression_of
 from tcpsift.errors import CaptureError
 
 PCAP_MAGICS = {
@@ -20,8 +20,6 @@ PCAP_MAGICS = {
     b"\xa1\xb2\x3c\x4d": (True, True),
 }
 PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
-GZIP_MAGIC = b"\x1f\x8b"
-ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 OTHER_FORMATS = {
     b"snoop\x00\x00\x00": "snoop",
     b"\x89PNG": "a PNG image",
@@ -35,24 +33,35 @@ BLOCK_SIZE = 1 << 22
 
 @dataclass
 class Source:
-    """A capture file and what the container layer learned opening it. A compressed
-    file is held decompressed in `data`; a plain one is read in blocks (`blocks()`)."""
+    """A capture file and what the container layer learned opening it; its bytes
+    (decompressed) come one block at a time from `blocks()`."""
     path: str
-    data: bytes | None = None
     container: str = "pcap"           # "pcap" or "pcapng"
     compression: str | None = None    # None, "gzip" or "zstd"
     file_size: int = 0
     warnings: list[str] = field(default_factory=list)
+    _inflated: bytes | None = None    # the whole decompressed data, once read_at needs it
 
     def blocks(self, block: int | None = None):
         """The bytes one block at a time (tcpsift.capture.blocks.Blocks)."""
         from tcpsift.capture.blocks import Blocks
         return Blocks(self, block or BLOCK_SIZE)
 
+    def inflate(self) -> Inflate:
+        """The decompressed bytes of a compressed source, from the start."""
+        return Inflate(_open_fd(self.path), self.file_size, self.compression)
+
     def read_at(self, offset: int, length: int) -> bytes:
-        """`length` bytes of the (decompressed) capture from `offset`."""
-        if self.data is not None:
-            return bytes(self.data[offset:offset + length])
+        """`length` bytes of the (decompressed) capture from `offset`. For a compressed
+        file the first call decompresses it whole (kept for the next calls)."""
+        if self.compression is not None:
+            if self._inflated is None:
+                stream = self.inflate()
+                try:
+                    self._inflated = stream.read_all()
+                finally:
+                    stream.close()
+            return bytes(self._inflated[offset:offset + length])
         try:
             with open(self.path, "rb") as fh:
                 return os.pread(fh.fileno(), length, offset)
@@ -60,45 +69,11 @@ class Source:
             raise CaptureError(self.path, e.strerror or str(e)) from None
 
 
-def _gunzip(raw, path, warnings):
-    """Decompress every gzip member; keep all output that came before a fault.
-
-    zlib checks the CRC when it reads a member's 8-byte trailer and discards the
-    output of the call that fails, so the data goes in pieces and the trailer alone.
-    """
-    out = bytearray()
-    data = memoryview(bytes(raw))
-    step = 1 << 20
-    while len(data):
-        d = zlib.decompressobj(wbits=31)
-        pos = 0
-        try:
-            while pos < len(data) and not d.eof:
-                piece = data[pos:pos + step] if len(data) - pos > step + 8 else data[pos:-8] or data[pos:]
-                out += d.decompress(piece)
-                pos += len(piece)
-        except zlib.error as e:
-            warnings.append(f"compressed data is damaged ({e}); kept what decompressed before it")
-            return bytes(out)
-        if not d.eof:
-            warnings.append("compressed stream cut short; kept what decompressed before the end")
-            return bytes(out)
-        data = memoryview(d.unused_data)
-        if len(data) and bytes(data[:2]) != GZIP_MAGIC:
-            break       # trailing garbage after the last member, as gzip(1) ignores it
-    return bytes(out)
-
-
-def _unzstd(raw, path, warnings):
-    import zstandard
-
-    out = bytearray()
-    d = zstandard.ZstdDecompressor().decompressobj()
+def _open_fd(path: str) -> int:
     try:
-        out += d.decompress(bytes(raw))
-    except zstandard.ZstdError as e:
-        warnings.append(f"compressed data is damaged ({e}); kept what decompressed before it")
-    return bytes(out)
+        return os.open(path, os.O_RDONLY)
+    except OSError as e:
+        raise CaptureError(path, e.strerror or str(e)) from None
 
 
 def _container(head: bytes, path: str) -> str:
@@ -112,28 +87,43 @@ def _container(head: bytes, path: str) -> str:
     raise CaptureError(path, "not a pcap or pcapng file")
 
 
+def _decompressed_head(path: str, size: int, compression: str) -> bytes:
+    """The first 8 decompressed bytes (fewer if the data holds fewer)."""
+    stream = Inflate(_open_fd(path), size, compression)
+    try:
+        head = bytearray(8)
+        view = memoryview(head)
+        got = 0
+        while got < 8:
+            n = stream.readinto(view[got:])
+            if not n:
+                break
+            got += n
+        view.release()
+        if not got:
+            raise CaptureError(path, f"{compression} data holds no capture"
+                               + (f" ({stream.warnings[0]})" if stream.warnings else ""))
+        return bytes(head[:got])
+    except OSError as e:
+        raise CaptureError(path, e.strerror or str(e)) from None
+    finally:
+        stream.close()
+
+
 def open_source(path) -> Source:
     """Open `path` as a capture. Raises CaptureError when it is not one."""
     path = os.fspath(path)
+    fd = _open_fd(path)
     try:
-        fh = open(path, "rb")
-    except OSError as e:
-        raise CaptureError(path, e.strerror or str(e)) from None
-    with fh:
-        size = os.fstat(fh.fileno()).st_size
+        size = os.fstat(fd).st_size
         if size == 0:
             raise CaptureError(path, "empty file: not a pcap or pcapng file")
-        head = fh.read(4)
-        if head[:2] == GZIP_MAGIC or head == ZSTD_MAGIC:
-            fh.seek(0)
-            raw = fh.read()
-            warnings: list[str] = []
-            compression = "gzip" if head[:2] == GZIP_MAGIC else "zstd"
-            data = (_gunzip if compression == "gzip" else _unzstd)(raw, path, warnings)
-            if not data:
-                raise CaptureError(path, f"{compression} data holds no capture"
-                                   + (f" ({warnings[0]})" if warnings else ""))
-            container = _container(data[:8], path)
-            return Source(path, data, container, compression, size, warnings)
-        container = _container(head + fh.read(4), path)
-        return Source(path, None, container, file_size=size)
+        head = os.pread(fd, 8, 0)
+    except OSError as e:
+        raise CaptureError(path, e.strerror or str(e)) from None
+    finally:
+        os.close(fd)
+    compression = compression_of(head)
+    if compression is not None:
+        head = _decompressed_head(path, size, compression)
+    return Source(path, _container(head, path), compression, size)

@@ -1,0 +1,145 @@
+"""The decompressed bytes of a gzip or zstd capture, read piece by piece.
+
+A compressed capture is never inflated whole: the walk reads it block by block like a
+plain file (tcpsift.capture.blocks), so memory stays bounded by the blocks, and a
+helper thread can decompress the next block while the walking thread decodes (zlib and
+zstd work without the GIL).
+
+Every gzip member and zstd frame is read in turn, as gzip(1) and zstd(1) do; zeros
+after the last one are ignored, other bytes that do not start another are ignored with
+a warning. A fault (damaged data, a stream cut short) ends the data with a warning,
+keeping every byte decompressed before it.
+"""
+from __future__ import annotations
+
+import os
+import zlib
+
+GZIP_MAGIC = b"\x1f\x8b"
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+MAGICS = {"gzip": GZIP_MAGIC, "zstd": ZSTD_MAGIC}
+# Compressed bytes given to the decompressor at a time: a fault loses the output of
+# the call that meets it (zlib and zstd discard it), so pieces are small; smaller still
+# for zstd, whose output per call has no limit.
+INPUT_STEP = {"gzip": 1 << 16, "zstd": 1 << 14}
+# A gzip member ends with its CRC and length. The file's last bytes are given to zlib
+# alone, so that a bad CRC (zlib discards the output of the call that fails) costs no data.
+GZIP_TRAILER = 8
+
+
+def compression_of(head: bytes) -> str | None:
+    for name, magic in MAGICS.items():
+        if head.startswith(magic):
+            return name
+    return None
+
+
+class Inflate:
+    """`readinto(view)` fills `view` with the next decompressed bytes (0 at the end);
+    `warnings` says why the data ended early, if it did. Owns `fd` (close())."""
+
+    def __init__(self, fd: int, size: int, compression: str):
+        self.fd, self.size, self.compression = fd, size, compression
+        self.pos = 0                    # file offset of the next compressed bytes
+        self.pending = b""              # compressed bytes not given to the decompressor yet
+        self.out = memoryview(b"")      # decompressed bytes not handed out yet
+        self.decompressor = None        # of the current member or frame
+        self.ended = False
+        self.warnings: list[str] = []
+        self.errors: tuple = (zlib.error,)
+        if compression == "zstd":
+            import zstandard
+            self.errors += (zstandard.ZstdError,)
+
+    def _read_input(self) -> bytes:
+        left = self.size - self.pos
+        step = INPUT_STEP[self.compression]
+        n = min(step, left - GZIP_TRAILER) if left > GZIP_TRAILER else left
+        data = os.pread(self.fd, n, self.pos) if n > 0 else b""
+        self.pos = self.pos + len(data) if data else self.size     # (a file that shrank ends)
+        return data
+
+    def _start(self) -> bool:
+        """A decompressor for the member or frame at the input, if one starts there.
+        Other bytes end the data: zeros (padding) silently, anything else with a
+        warning (it may be a damaged member or frame)."""
+        while len(self.pending) < 4 and self.pos < self.size:
+            self.pending += self._read_input()
+        if not self.pending.startswith(MAGICS[self.compression]):
+            offset = self.pos - len(self.pending)
+            while not self.pending.strip(b"\0") and self.pos < self.size:
+                self.pending = self._read_input()
+            if self.pending.strip(b"\0"):
+                self.warnings.append(f"the bytes from offset {offset} of the file are not "
+                                     f"{self.compression} data; ignored them")
+            return False
+        if self.compression == "gzip":
+            self.decompressor = zlib.decompressobj(wbits=31)
+        else:
+            import zstandard
+            self.decompressor = zstandard.ZstdDecompressor().decompressobj()
+        return True
+
+    def _fail(self, message: str):
+        self.warnings.append(message)
+        self.ended = True
+
+    def _decompress(self, limit: int) -> bytes:
+        """More decompressed bytes (about `limit` at most for gzip), b"" at the end."""
+        while not self.ended:
+            d = self.decompressor
+            if d is None:
+                if not self._start():
+                    self.ended = True
+                    break
+                continue
+            try:
+                if self.pending:
+                    if self.compression == "gzip":
+                        out = d.decompress(self.pending, limit)
+                        self.pending = d.unconsumed_tail
+                    else:
+                        out, self.pending = d.decompress(self.pending), b""
+                elif self.pos < self.size:
+                    self.pending = self._read_input()
+                    continue
+                else:                   # all the input given: what the decompressor holds
+                    out = d.flush() if self.compression == "gzip" else b""
+                    if not out and not d.eof:
+                        self._fail("compressed stream cut short; kept what decompressed "
+                                   "before the end")
+                        break
+            except self.errors as e:
+                self._fail(f"compressed data is damaged ({e}); kept what decompressed "
+                           f"before it")
+                break
+            if d.eof:
+                # the input after the member or frame (zlib may leave a copy of it in
+                # unconsumed_tail too when an output limit was reached: not used)
+                self.pending = d.unused_data
+                self.decompressor = None
+            if out:
+                return out
+        return b""
+
+    def readinto(self, view) -> int:
+        if not self.out:
+            self.out = memoryview(self._decompress(len(view)))
+        n = min(len(view), len(self.out))
+        view[:n] = self.out[:n]
+        self.out = self.out[n:]
+        return n
+
+    def read_all(self) -> bytes:
+        pieces = []
+        while True:
+            piece = self._decompress(1 << 22)
+            if not piece:
+                return b"".join(pieces)
+            pieces.append(piece)
+
+    def close(self):
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
