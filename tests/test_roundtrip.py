@@ -387,7 +387,8 @@ def test_spb_length_is_min_of_original_and_snaplen(tmp_path):
 def test_several_files_merged_in_timestamp_order(tmp_path):
     """Interleaved timestamps across a pcap and a pcapng: rows come out in timestamp
     order; file_id is the position in the list, file_frame the frame inside its file.
-    Equal timestamps keep the order of the files (mergecap's rule)."""
+    On equal timestamps the later file's frame comes first (mergecap's rule; the
+    mergecap test in tests/fields/test_ring_buffer_fields.py checks it with tshark)."""
     a_pk, b_pk = PACKETS[:4], PACKETS[4:8]
     a_ts = [ts(0), ts(2), ts(4), ts(6)]
     b_ts = [ts(1), ts(2), ts(5), ts(9)]
@@ -400,7 +401,7 @@ def test_several_files_merged_in_timestamp_order(tmp_path):
     assert pk["frame"].to_list() == list(range(1, 9))
     assert pk["ts_ns"].to_list() == sorted(a_ts + b_ts)
     assert list(zip(pk["file_id"].to_list(), pk["file_frame"].to_list())) == [
-        (0, 1), (1, 1), (0, 2), (1, 2), (0, 3), (1, 3), (0, 4), (1, 4)]
+        (0, 1), (1, 1), (1, 2), (0, 2), (0, 3), (1, 3), (0, 4), (1, 4)]
     # each row decodes the packet of its own file
     single_a = tcpsift.read(pa).packets
     single_b = tcpsift.read(pb).packets
@@ -415,7 +416,7 @@ def test_several_files_merged_in_timestamp_order(tmp_path):
     rev = tcpsift.read([pb, pa]).packets
     assert rev["ts_ns"].to_list() == sorted(a_ts + b_ts)
     assert rev.filter(rev["file_id"] == 0)["file_frame"].to_list() == [1, 2, 3, 4]
-    assert rev.row(2, named=True)["file_id"] == 0   # tie at ts(2): first file given first
+    assert rev.row(2, named=True)["file_id"] == 1   # tie at ts(2): the later file first
 
 
 def test_single_path_and_list_of_one_agree(tmp_path):

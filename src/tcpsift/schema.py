@@ -42,7 +42,7 @@ ENCAPSULATIONS = (
 
 PACKET_COLUMNS: tuple[Column, ...] = (
     Column("frame", "UInt32", "", "frame number, 1-based, in the order tshark numbers frames "
-           "(several files: in merged timestamp order)", "frame.number"),
+           "(several files: in the order mergecap merges them)", "frame.number"),
     Column("file_id", "UInt16", "", "index of the file this frame came from, in the order the "
            "files were given"),
     Column("file_frame", "UInt32", "", "frame number inside its own file, 1-based"),

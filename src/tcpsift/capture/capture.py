@@ -10,7 +10,7 @@ import polars as pl
 
 from tcpsift import schema
 from tcpsift.capture.background import in_background
-from tcpsift.capture.files import RecordStats, capture_paths, each_file
+from tcpsift.capture.files import RecordStats, capture_paths, each_file, merge_keys
 from tcpsift.capture.reader import SourceWalk
 from tcpsift.capture.source import open_source
 from tcpsift.capture.table import AddressWords, layer_table, packet_table
@@ -152,18 +152,13 @@ def _read_file(path, file_id: int, first_row: int, addrs, words: AddressWords, l
 
 
 def _merge_order(files: list[_File]) -> np.ndarray | None:
-    """Row order merging several files by time (stable); frames without a timestamp
-    (SPB, custom blocks) stay right after the frame before them in their own file."""
-    keys = []
-    for f in files:
-        if not f.ts_ns:
-            continue
-        ts, known = np.concatenate(f.ts_ns), np.concatenate(f.has_ts)
-        idx = np.where(known, np.arange(len(ts)), 0)
-        np.maximum.accumulate(idx, out=idx)
-        keys.append(np.where(known | (idx > 0), ts[idx], np.iinfo(np.int64).min))
+    """Row order merging several files as mergecap does (see merge_keys): by key, then
+    the later file first, then position (rows are the files' frames in file order)."""
+    keys = [merge_keys(np.concatenate(f.ts_ns), np.concatenate(f.has_ts))
+            for f in files if f.ts_ns]
     key = np.concatenate(keys)
-    order = np.argsort(key, kind="stable")
+    later_first = np.concatenate([np.full(len(k), -i, np.int32) for i, k in enumerate(keys)])
+    order = np.lexsort((later_first, key))      # (stable: position within a file kept)
     return None if np.array_equal(order, np.arange(len(key))) else order
 
 

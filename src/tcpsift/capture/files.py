@@ -93,3 +93,48 @@ class RecordStats:
             "warnings": list(warnings), "complete": complete,
         })
         return out
+
+
+def merge_keys(ts: np.ndarray, known: np.ndarray, before=None) -> np.ndarray:
+    """The key of each frame of one file (in file order) by which several files merge:
+    the greatest timestamp up to and including it in its file (`before`: the greatest
+    of the file's earlier frames, if any). Files merge as mergecap merges them: it
+    takes the frame at the head of whichever file has the earliest one (the last such
+    file on a tie: Wireshark 4.0's merge.c compares with <=), and never reorders a
+    file's own frames. That order is the files' frames sorted by this key, then by
+    file (the later first), then by position in the file. (A frame without a
+    timestamp, SPB or custom block, so stays right after the frame before it.)"""
+    keys = np.where(known, ts, np.iinfo(np.int64).min)
+    if len(keys) and before is not None:
+        keys[0] = max(int(keys[0]), before)
+    return np.maximum.accumulate(keys)
+
+
+def in_merge_order(paths: list[str]) -> bool:
+    """Whether the frames of `paths`, one file after the other, are already in the
+    order several files merge in (by merge_keys, stably): a ring buffer's files, given
+    in order, are. Then they can be streamed one after the other. Reads every file's
+    record headers (no decoding); False if a file cannot be read as a capture."""
+    from tcpsift.capture.reader import SourceWalk
+    from tcpsift.capture.source import open_source
+    from tcpsift.decode import _decode
+
+    last = np.iinfo(np.int64).min              # the greatest key of the files so far
+    for path in paths:
+        try:
+            walk = SourceWalk(open_source(path))
+            before = None                       # the greatest key of this file so far
+            for rec, _ in walk.chunks(_decode.AddressTable(), _decode.LayerBuffer(),
+                                      _decode.U32Buffer(), 0, 1 << 16, reuse=1,
+                                      decode=False):
+                if not len(rec["ts_ns"]):
+                    continue
+                keys = merge_keys(rec["ts_ns"], rec["has_ts"], before)
+                if before is None and keys[0] <= last:   # it goes before (ties: the later file)
+                    walk.blocks.close()
+                    return False
+                before = int(keys[-1])
+            last = max(last, before if before is not None else last)
+        except CaptureError:
+            return False
+    return True

@@ -118,11 +118,12 @@ class SourceWalk:
         return _records.walk_pcapng(view, pos, self.state, out, room, at, b.base, b.final)
 
     def chunks(self, addrs, layers, sack_edges, first_row: int, capacity: int | None = None,
-               reuse: int = 0):
+               reuse: int = 0, decode: bool = True):
         """Yield (records, packets) array dicts of up to `capacity` frames each (default:
         the whole file at once). With `reuse` = K > 0, the chunks are written into K
         sets of arrays in turn (a chunk's arrays are valid until K more chunks have
-        come): memory stays in cache, for consumers that do not keep the arrays."""
+        come): memory stays in cache, for consumers that do not keep the arrays.
+        Without `decode`, only the record arrays are filled (packets: not written)."""
         blocks = self.blocks
         if capacity is None:
             capacity = min(self.src.file_size // 16 + 1, MAX_CHUNK_RECORDS)
@@ -145,7 +146,7 @@ class SourceWalk:
                         sets.append((out, pkt_out))
                 view = blocks.view()
                 n, pos, error, need = self._walk(view, pos, out, filled, capacity - filled)
-                if n:
+                if n and decode:
                     self._decode(view, out, pkt_out, filled, n, addrs, layers, sack_edges, row)
                 del view
                 filled += n

@@ -22,12 +22,17 @@ def _fail(msg: str, code: int = 2):
 def fields(files, names, display_filter, list_fields):
     """Print FIELDs of every frame of FILE(s), tab-separated, like
     `tshark -r FILE -T fields -e FIELD ...` (several files are merged by time)."""
-    if files and names and not list_fields and display_filter is None:
-        from tcpsift.textstream.fields import can_stream
+    from tcpsift.capture.files import in_merge_order
 
-        if can_stream(list(names), list(files), False):
-            _stream(files[0], list(names))
-            return
+    ordered = None      # whether the files, one after the other, are in merge order
+    if files and names and not list_fields and display_filter is None:
+        from tcpsift.textstream.fields import can_format
+
+        if can_format(list(names)):     # the fast path: no Polars imported at all
+            ordered = len(files) == 1 or in_merge_order(list(files))
+            if ordered:
+                _stream(list(files), list(names))
+                return
     # Heavy imports only here, so that `tcpsift --help` stays light.
     from tcpsift.fields import FieldError, field_names, packet_columns, resolve, write
     from tcpsift.fields.filter import compile_filter
@@ -46,18 +51,21 @@ def fields(files, names, display_filter, list_fields):
         flt = compile_filter(display_filter) if display_filter else None
     except FieldError as e:
         _fail(str(e))
-    if len(files) == 1:
-        # one file: chunk by chunk, in memory bounded by the chunk (several files are
-        # merged by time, which needs them whole)
-        _stream(files[0], list(names), flt)
+    if ordered is None:
+        ordered = len(files) == 1 or in_merge_order(list(files))
+    if ordered:
+        # chunk by chunk, in memory bounded by the chunk; several files one after the
+        # other when that is their merge order (a ring buffer's files, given in order)
+        _stream(list(files), list(names), flt)
         return
 
     import tcpsift
 
     try:
-        # without a filter, only the columns the fields read are built
+        # files whose frames interleave in time are merged whole; without a filter,
+        # only the columns the fields read are built
         columns = None if flt is not None else packet_columns(list(names))
-        cap = tcpsift.read(list(files) if len(files) > 1 else files[0], columns=columns)
+        cap = tcpsift.read(list(files), columns=columns)
     except tcpsift.CaptureError as e:
         _fail(str(e))
 
@@ -67,14 +75,14 @@ def fields(files, names, display_filter, list_fields):
     _finish(cap.warnings, cap.complete)
 
 
-def _stream(path: str, names: list[str], flt=None):
-    """One file, printed chunk by chunk (tcpsift.textstream.fields)."""
+def _stream(paths: list[str], names: list[str], flt=None):
+    """Files printed chunk by chunk, one after the other (tcpsift.textstream.fields)."""
     from tcpsift.errors import CaptureError
     from tcpsift.textstream.fields import stream_fields
 
     try:
         with _output() as out:
-            warnings, complete = stream_fields(path, names, out, flt)
+            warnings, complete = stream_fields(paths, names, out, flt)
     except CaptureError as e:
         _fail(str(e))
     _finish(warnings, complete)

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from tcpsift.capture.background import in_background
-from tcpsift.capture.files import RecordStats
+from tcpsift.capture.files import RecordStats, each_file
 from tcpsift.capture.presence import bits_of, presence_bits
 from tcpsift.capture.reader import SourceWalk
 from tcpsift.capture.source import open_source
@@ -86,9 +86,9 @@ TCP_STREAMED = {
 }
 
 
-def can_stream(names: list[str], files: list[str], has_filter: bool) -> bool:
-    return not has_filter and len(files) == 1 and all(
-        n in STREAMED or n in TCP_STREAMED for n in names)
+def can_format(names: list[str]) -> bool:
+    """Whether _lines.pyx prints every one of these fields (no Polars needed)."""
+    return all(n in STREAMED or n in TCP_STREAMED for n in names)
 
 
 def _tcp_consts() -> np.ndarray:
@@ -150,19 +150,21 @@ class _AddressTexts:
 
 
 def _write_through_table(names, rec, pkt, sacks, layer_rows, first_row, texts, fh, tcp=None,
-                         flt=None, info=None):
+                         flt=None, info=None, file_id=0, file_first_row=0):
     """Print one chunk the table way (frames with repeated headers, or every chunk when
     a filter or a field needs it): the chunk's packet and layer tables, its slice of the
     streamed TCP analysis (`tcp`: output arrays, when a field or the filter needs them)
     and `info`, are a Capture to tcpsift.fields. Every field and filter is per frame
     (frame.interface_id reads the file's format from `info`), so chunk by chunk prints
-    what the whole capture prints. `texts`: address texts by id (AddressWords.series)."""
+    what the whole capture prints. `texts`: address texts by id (AddressWords.series).
+    The chunk's frames are of file `file_id`, whose first frame is row `file_first_row`."""
     from tcpsift.capture.table import layer_table, packet_table
     from tcpsift.fields import write
 
     n = len(rec["offset"])
     frame = np.arange(first_row + 1, first_row + n + 1, dtype=np.uint32)
-    packets = packet_table(rec, pkt, sacks, frame, 0, None, texts)
+    packets = packet_table(rec, pkt, sacks, frame, file_id,
+                           None if file_first_row == 0 else frame - file_first_row, texts)
     layer_rows = layer_rows.copy()
     layer_rows["row"] -= first_row
     layers = layer_table(layer_rows, frame, texts)
@@ -173,14 +175,17 @@ def _write_through_table(names, rec, pkt, sacks, layer_rows, first_row, texts, f
     write(cap, names, fh, flt(cap) if flt is not None else None)
 
 
-def _decoded(walk: SourceWalk, stats: RecordStats):
+def _decoded(walk: SourceWalk, stats: RecordStats, addrs, first_row: int):
     """Per chunk: (rec, pkt, sack edges, layer rows, whether the chunk needs the table way,
     new address texts, addresses so far), each a snapshot that stays valid while the next
-    two chunks are decoded (the decoder's shared buffers are copied out and cleared here)."""
-    addrs, layers, sacks = _decode.AddressTable(), _decode.LayerBuffer(), _decode.U32Buffer()
-    known = reassembled = 0
+    two chunks are decoded (the decoder's shared buffers are copied out and cleared here).
+    `addrs` is shared by the files of one run (one address id per address, as the TCP
+    analysis needs); the file's rows start at `first_row`."""
+    layers, sacks = _decode.LayerBuffer(), _decode.U32Buffer()
+    known = len(addrs)
+    reassembled = 0
     # three array sets: one printed, one waiting, one being decoded (in_background(ahead=1))
-    for rec, pkt in walk.chunks(addrs, layers, sacks, 0, CHUNK, reuse=3):
+    for rec, pkt in walk.chunks(addrs, layers, sacks, first_row, CHUNK, reuse=3):
         stats.add(rec)
         texts = addrs.texts(known)
         known += len(texts)
@@ -197,11 +202,14 @@ def _decoded(walk: SourceWalk, stats: RecordStats):
         sacks.clear()
 
 
-def stream_fields(path: str, names: list[str], fh, flt=None) -> tuple[list[str], bool]:
-    """Print `names` for every frame of the capture at `path` to the binary file `fh`,
-    as `tshark -T fields` does; with `flt` (tcpsift.fields.filter.compile_filter), only
-    the frames it keeps. Returns (warnings, complete) like tcpsift.read.
-    Raises CaptureError when the file is not a capture.
+def stream_fields(paths: list[str], names: list[str], fh, flt=None) -> tuple[list[str], bool]:
+    """Print `names` for every frame of the capture files `paths` to the binary file
+    `fh`, as `tshark -T fields` does; with `flt` (tcpsift.fields.filter.compile_filter),
+    only the frames it keeps. Several files are printed one after the other, as one
+    capture (frame numbers and TCP analysis go on across them): the caller has checked
+    that this is their merge order (tcpsift.capture.files.in_merge_order). Returns
+    (warnings, complete) like tcpsift.read. Raises CaptureError when the file (or every
+    file) is not a capture.
 
     Header and TCP analysis fields without a filter are formatted by _lines.pyx; any
     other field, or a filter, takes every chunk through its tables (Polars): slower,
@@ -210,56 +218,80 @@ def stream_fields(path: str, names: list[str], fh, flt=None) -> tuple[list[str],
     A second thread reads and decodes the next chunk while this one is analysed (TCP)
     and printed; this thread reads blocks ahead for it while it waits (a reading thread
     of its own measured slower: three busy threads on two cores)."""
-    fast = flt is None and all(n in STREAMED or n in TCP_STREAMED for n in names)
-    # the address texts as the formatter reads them (`texts`, fast path) and as the
-    # tables encode them (`words`: Polars, so on the fast path made from `texts` when a
-    # chunk first goes the table way)
-    texts = _AddressTexts()
-    words = None
-    if fast:
-        with_tcp = any(n in TCP_STREAMED for n in names)
-        program = _program(names)
-    else:
-        from tcpsift.capture.table import AddressWords
-        from tcpsift.fields import resolve
-        with_tcp = any(resolve(n).needs_tcp for n in names) or bool(
-            flt is not None and flt.needs_tcp)
-        words = AddressWords()
-    walk = SourceWalk(open_source(path), reassemble=True)
-    info = SimpleNamespace(files=[{"format": walk.info["format"]}])
-    stats = RecordStats()
-    analyzer = K.Analyzer() if with_tcp else None
-    consts = _tcp_consts() if with_tcp else None
-    lines = _lines.LineWriter(fh.write)
-    row = 0
-    tcp = None
-    for rec, pkt, sacks, layer_rows, special, new_texts, addresses in in_background(
-            lambda: _decoded(walk, stats), helper=walk):
-        n = len(rec["offset"])
-        if fast:
-            texts.add(new_texts)
-        if words is not None:
-            words.add(new_texts)
-        if with_tcp:
-            # here rather than in the decoding thread, which has more to do
-            inputs = chunk_inputs(rec, pkt, sacks, layer_rows, row, addresses)
-            # fresh outputs for a chunk printed the table way: its table keeps them
-            if special or not fast or tcp is None or len(tcp["_valid"]) < n:
-                tcp = empty_outputs(n)
-            analyzer.feed(n, inputs, tcp)
-        if special or not fast:
-            if words is None:
-                from tcpsift.capture.table import AddressWords
-                words = AddressWords()
-                words.add(texts.texts)
-            lines.flush()
-            _write_through_table(names, rec, pkt, sacks, layer_rows, row, words.series, fh,
-                                 tcp, flt, info)     # (tcp: fresh, of n rows, see above)
-            tcp = None
+    run = _Run(names, fh, flt)
+
+    def stream_one(path):
+        run.file(path, len(run.formats))
+
+    _, warnings, complete = each_file(list(paths), stream_one)
+    run.lines.flush()
+    return warnings + run.warnings, complete and run.complete
+
+
+class _Run:
+    """What the files of one `stream_fields` share: the output, the address texts,
+    the TCP analysis state, the frame count."""
+
+    def __init__(self, names: list[str], fh, flt):
+        self.names, self.fh, self.flt = names, fh, flt
+        self.fast = flt is None and all(n in STREAMED or n in TCP_STREAMED for n in names)
+        # the address texts as the formatter reads them (`texts`, fast path) and as the
+        # tables encode them (`words`: Polars, so on the fast path made from `texts` when
+        # a chunk first goes the table way)
+        self.texts = _AddressTexts()
+        self.words = None
+        if self.fast:
+            self.with_tcp = any(n in TCP_STREAMED for n in names)
+            self.program = _program(names)
         else:
-            lines.write_rows(program, row + 1, rec, pkt, texts.blob, texts.ends,
-                             texts.longest, tcp, consts)
-        row += n
-    lines.flush()
-    warnings = walk.warnings + stats.unsupported_warnings(path)
-    return warnings, walk.complete
+            from tcpsift.capture.table import AddressWords
+            from tcpsift.fields import resolve
+            self.with_tcp = any(resolve(n).needs_tcp for n in names) or bool(
+                flt is not None and flt.needs_tcp)
+            self.words = AddressWords()
+        self.addrs = _decode.AddressTable()
+        self.analyzer = K.Analyzer() if self.with_tcp else None
+        self.consts = _tcp_consts() if self.with_tcp else None
+        self.lines = _lines.LineWriter(fh.write)
+        self.row = 0
+        self.formats: list[dict] = []       # per file read, for frame.interface_id
+        self.warnings: list[str] = []
+        self.complete = True
+
+    def file(self, path: str, file_id: int):
+        walk = SourceWalk(open_source(path), reassemble=True)
+        self.formats.append({"format": walk.info["format"]})
+        info = SimpleNamespace(files=self.formats)
+        stats = RecordStats()
+        first_row = self.row
+        tcp = None
+        for rec, pkt, sacks, layer_rows, special, new_texts, addresses in in_background(
+                lambda: _decoded(walk, stats, self.addrs, first_row), helper=walk):
+            n = len(rec["offset"])
+            if self.fast:
+                self.texts.add(new_texts)
+            if self.words is not None:
+                self.words.add(new_texts)
+            if self.with_tcp:
+                # here rather than in the decoding thread, which has more to do
+                inputs = chunk_inputs(rec, pkt, sacks, layer_rows, self.row, addresses)
+                # fresh outputs for a chunk printed the table way: its table keeps them
+                if special or not self.fast or tcp is None or len(tcp["_valid"]) < n:
+                    tcp = empty_outputs(n)
+                self.analyzer.feed(n, inputs, tcp)
+            if special or not self.fast:
+                if self.words is None:
+                    from tcpsift.capture.table import AddressWords
+                    self.words = AddressWords()
+                    self.words.add(self.texts.texts)
+                self.lines.flush()
+                _write_through_table(self.names, rec, pkt, sacks, layer_rows, self.row,
+                                     self.words.series, self.fh, tcp, self.flt, info,
+                                     file_id, first_row)   # (tcp: fresh, of n rows, see above)
+                tcp = None
+            else:
+                self.lines.write_rows(self.program, self.row + 1, rec, pkt, self.texts.blob,
+                                      self.texts.ends, self.texts.longest, tcp, self.consts)
+            self.row += n
+        self.warnings += walk.warnings + stats.unsupported_warnings(path)
+        self.complete &= walk.complete

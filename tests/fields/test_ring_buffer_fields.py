@@ -1,0 +1,152 @@
+"""Several files given together are one capture merged by time. When the files are
+already in that order (a ring buffer's files, in order), `tcpsift fields` prints them
+one after the other, chunk by chunk; otherwise it merges whole tables. Either way the
+text must be what the capture printed whole prints: frame numbers and the TCP analysis
+go on across the files (and the whole file's text is held equal to tshark's by the
+conformance suite)."""
+from __future__ import annotations
+
+import random
+import shutil
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from tcpsift.capture.files import in_merge_order
+from tcpsift.cli.main import cli
+from tcpsift.textstream import fields as streamed
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from support.corpus import SAMPLE, SHARED  # noqa: E402
+
+LAB = sorted((SHARED / "lab").rglob("*.pcap")) if (SHARED / "lab").is_dir() else []
+CAPTURES = [SAMPLE, *LAB[:3]]
+FIELDS = ["frame.number", "frame.time_epoch", "ip.src", "tcp.srcport", "tcp.stream",
+          "tcp.seq", "tcp.ack", "tcp.analysis.retransmission", "tcp.analysis.ack_rtt",
+          "tcp.analysis.bytes_in_flight", "tcp.time_relative"]
+TABLE_FIELDS = ["frame.number", "frame.interface_id", "vlan.id", "tcp.options.sack_le",
+                "tcp.stream", "tcp.analysis.duplicate_ack"]
+
+
+def _split(path: Path, out_dir: Path, parts: int) -> list[Path]:
+    """The classic pcap `path` cut into `parts` files of consecutive records, each with
+    the file header: a ring buffer of it."""
+    data = path.read_bytes()
+    header, endian = data[:24], "<" if data[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
+    records, off = [], 24
+    while off + 16 <= len(data):
+        caplen = struct.unpack_from(endian + "I", data, off + 8)[0]
+        records.append(data[off:off + 16 + caplen])
+        off += 16 + caplen
+    cut = [len(records) * i // parts for i in range(parts + 1)]
+    paths = []
+    for i, (a, b) in enumerate(zip(cut, cut[1:])):
+        p = out_dir / f"{path.stem}_{i:05d}.pcap"
+        p.write_bytes(header + b"".join(records[a:b]))
+        paths.append(p)
+    return paths
+
+
+def _fields(paths, names, *extra) -> tuple[int, str]:
+    args = ["fields", *map(str, paths), *[a for n in names for a in ("-e", n)], *extra]
+    result = CliRunner().invoke(cli, args)
+    return result.exit_code, result.stdout
+
+
+@pytest.mark.parametrize("path", CAPTURES, ids=lambda p: p.name)
+@pytest.mark.parametrize("names", [FIELDS, TABLE_FIELDS], ids=["fast", "table"])
+def test_ring_buffer_prints_what_the_whole_capture_prints(tmp_path, monkeypatch, path, names):
+    monkeypatch.setattr(streamed, "CHUNK", 97)
+    parts = _split(path, tmp_path, 4)
+    assert in_merge_order([str(p) for p in parts])
+    whole = _fields([path], names)
+    assert whole[0] == 0
+    assert _fields(parts, names) == whole
+    # with a filter too
+    assert _fields(parts, names, "-Y", "tcp.len > 0") == _fields([path], names, "-Y",
+                                                                 "tcp.len > 0")
+
+
+def test_files_out_of_order_are_merged_by_time(tmp_path, monkeypatch):
+    """Given last file first, the files are not in merge order: they are merged whole,
+    which puts the frames back in time order (the streamed path must not be taken)."""
+    parts = _split(SAMPLE, tmp_path, 3)
+    shuffled = [parts[2], parts[0], parts[1]]
+    assert not in_merge_order([str(p) for p in shuffled])
+    whole = _fields([SAMPLE], FIELDS)
+    calls = []
+    monkeypatch.setattr(streamed, "stream_fields", lambda *a: calls.append(a))
+    assert _fields(shuffled, FIELDS) == whole
+    assert not calls
+
+
+def test_in_merge_order_follows_the_merge_keys(tmp_path):
+    """Overlapping files are not in order; a file whose own timestamps go back is (the
+    merge never reorders a file's frames), but the next file must start after its
+    greatest time (on a tie mergecap takes the later file's frame first)."""
+    from support import capwriter as cw
+
+    def capture(name, times):
+        p = tmp_path / name
+        frame = cw.eth_ipv4_tcp(b"x")
+        p.write_bytes(cw.pcap_file([cw.Record(t * 1000, frame) for t in times]))
+        return str(p)
+
+    a, b = capture("a.pcap", [1, 2, 3]), capture("b.pcap", [4, 4, 5])
+    c, back = capture("c.pcap", [2, 6]), capture("back.pcap", [7, 6])
+    assert in_merge_order([a, b])
+    assert not in_merge_order([b, a])
+    assert not in_merge_order([a, c])
+    assert not in_merge_order([a, capture("tie.pcap", [3, 4])])
+    assert in_merge_order([back])
+    assert in_merge_order([back, capture("d.pcap", [8, 9])])
+    assert not in_merge_order([back, capture("e.pcap", [7, 9])])
+    assert not in_merge_order([a, str(tmp_path / "missing.pcap")])
+
+
+def test_a_bad_file_among_ring_buffer_files_is_a_warning(tmp_path):
+    """As with merged files: the others are printed, the bad one named, exit code 1."""
+    parts = _split(SAMPLE, tmp_path, 2)
+    bad = tmp_path / "bad.pcap"
+    bad.write_bytes(b"this is not a capture at all")
+    code, out = _fields([parts[0], bad, parts[1]], ["frame.number"])
+    assert code == 1
+    whole = _fields([SAMPLE], ["frame.number"])[1]
+    assert out == whole
+
+
+@pytest.mark.skipif(not shutil.which("mergecap") or not shutil.which("tshark"),
+                    reason="mergecap and tshark not installed")
+def test_merged_files_are_in_mergecap_order(tmp_path):
+    """Files whose timestamps interleave, and go back within a file: tcpsift merges them
+    as mergecap does (the earliest head frame first, the first file on a tie, a file's
+    own frames never reordered), so its text is tshark's on mergecap's output."""
+    from support import capwriter as cw
+
+    rng = random.Random(5)
+    files, ident = [], 0
+    for k in range(3):
+        times, t = [], 1_700_000_000_000_000_000
+        for _ in range(60):
+            t += rng.choice([-3, 1, 2, 5, 0]) * 1000    # microseconds, some backwards
+            times.append(t)
+        records = []
+        for t in times:
+            ident += 1
+            records.append(cw.Record(t, cw.eth_ipv4_tcp(b"x", ip_ident=ident)))
+        path = tmp_path / f"part{k}.pcap"
+        path.write_bytes(cw.pcap_file(records))
+        files.append(path)
+    merged = tmp_path / "merged.pcap"
+    subprocess.run(["mergecap", "-F", "pcap", "-w", str(merged), *map(str, files)],
+                   check=True)
+    names = ["frame.number", "frame.time_epoch", "ip.id"]
+    tshark = subprocess.run(["tshark", "-r", str(merged), "-T", "fields",
+                             *[a for n in names for a in ("-e", n)]],
+                            capture_output=True, text=True, check=True).stdout
+    assert not in_merge_order([str(p) for p in files])
+    assert _fields(files, names) == (0, tshark)
