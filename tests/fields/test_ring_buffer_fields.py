@@ -105,18 +105,26 @@ def test_in_merge_order_follows_the_merge_keys(tmp_path):
     assert in_merge_order([back])
     assert in_merge_order([back, capture("d.pcap", [8, 9])])
     assert not in_merge_order([back, capture("e.pcap", [7, 9])])
-    assert not in_merge_order([a, str(tmp_path / "missing.pcap")])
+    assert in_merge_order([a, str(tmp_path / "missing.pcap"), b])    # (skipped, as read skips it)
 
 
-def test_a_bad_file_among_ring_buffer_files_is_a_warning(tmp_path):
-    """As with merged files: the others are printed, the bad one named, exit code 1."""
+@pytest.mark.parametrize("names", [["frame.number"], ["frame.number", "vlan.id"]])
+def test_a_bad_file_among_ring_buffer_files_is_a_warning(tmp_path, names):
+    """As with merged files: the others are printed (streamed), the bad one named in a
+    warning, exit code 1, the same text and warnings as the merged tables give."""
+    import tcpsift
+
     parts = _split(SAMPLE, tmp_path, 2)
     bad = tmp_path / "bad.pcap"
     bad.write_bytes(b"this is not a capture at all")
-    code, out = _fields([parts[0], bad, parts[1]], ["frame.number"])
-    assert code == 1
-    whole = _fields([SAMPLE], ["frame.number"])[1]
-    assert out == whole
+    files = [parts[0], bad, parts[1]]
+    result = CliRunner().invoke(cli, ["fields", *map(str, files),
+                                      *[a for n in names for a in ("-e", n)]])
+    assert result.exit_code == 1
+    assert result.stdout == _fields([SAMPLE], names)[1]
+    expected = tcpsift.read(list(map(str, files))).warnings
+    assert result.stderr.splitlines() == [f"tcpsift: {w}" for w in expected]
+    assert len(expected) == 1 and str(bad) in expected[0]
 
 
 @pytest.mark.skipif(not shutil.which("mergecap") or not shutil.which("tshark"),

@@ -114,7 +114,8 @@ def in_merge_order(paths: list[str]) -> bool:
     """Whether the frames of `paths`, one file after the other, are already in the
     order several files merge in (by merge_keys, stably): a ring buffer's files, given
     in order, are. Then they can be streamed one after the other. Reads every file's
-    record headers (no decoding); False if a file cannot be read as a capture."""
+    record headers (no decoding). A file that is not a capture does not count: both
+    ways of reading several files skip it with a warning (each_file)."""
     from tcpsift.capture.reader import SourceWalk
     from tcpsift.capture.source import open_source
     from tcpsift.decode import _decode
@@ -136,5 +137,5 @@ def in_merge_order(paths: list[str]) -> bool:
                 before = int(keys[-1])
             last = max(last, before if before is not None else last)
         except CaptureError:
-            return False
+            continue
     return True
