@@ -258,3 +258,34 @@ def test_mutated_compressed_captures_never_crash(tmp_path, kind):
             assert w.startswith(str(path)) and "\n" not in w
 
     check()
+
+
+@pytest.mark.parametrize("helper", [False, True])
+def test_an_error_while_decompressing_reaches_the_caller_without_a_hang(tmp_path, monkeypatch,
+                                                                       helper):
+    """Whichever thread meets it, an unexpected error in the decompressor is raised in
+    the walking thread, and closing the blocks afterwards returns."""
+    path = tmp_path / "cap.pcap.gz"
+    path.write_bytes(gzip.compress(RAW))
+    blk = srcmod.open_source(path).blocks(1000)
+    calls = []
+    readinto = compressed.Inflate.readinto
+
+    def failing(self, view):
+        calls.append(1)
+        if len(calls) > 3:
+            raise MemoryError("no room")
+        return readinto(self, view)
+
+    monkeypatch.setattr(compressed.Inflate, "readinto", failing)
+    with pytest.raises(MemoryError):
+        blk.next()
+        while True:
+            if helper:
+                blk.help()
+            if not blk.next(len(blk.view())):
+                break
+    done = threading.Event()
+    closer = threading.Thread(target=lambda: (blk.close(), done.set()), daemon=True)
+    closer.start()
+    assert done.wait(5), "close() hung"

@@ -181,8 +181,9 @@ class _InflateFiller:
     give = _Filler.give
 
     def _fill(self, buf: bytearray):
-        """(buf, bytes read into it after HEAD, end of data reached) or the OSError met;
-        under no lock, by the thread that set `busy`, which then calls _filled."""
+        """(buf, bytes read into it after HEAD, end of data reached) or the exception
+        met (raised in the consumer by take()); under no lock, by the thread that set
+        `busy`, which then calls _filled."""
         view = memoryview(buf)
         have = 0
         try:
@@ -192,7 +193,7 @@ class _InflateFiller:
                     break
                 have += got
             result = buf, have, have < self.block
-        except OSError as e:
+        except BaseException as e:      # whatever it is, `busy` must be cleared
             result = e
         finally:
             view.release()
@@ -202,7 +203,7 @@ class _InflateFiller:
         """Under the lock: the fill is over (a block read ahead joins `ready` at once,
         so that no other thread fills the block after it first)."""
         self.busy = False
-        self.ended = self.ended or isinstance(result, OSError) or result[2]
+        self.ended = self.ended or isinstance(result, BaseException) or result[2]
         if ahead:
             self.ready.append(result)
         self.changed.notify_all()
@@ -223,7 +224,7 @@ class _InflateFiller:
             result = self._fill(buf)
             with self.lock:
                 self._filled(result, ahead=False)
-        if isinstance(result, OSError):
+        if isinstance(result, BaseException):
             raise result
         return result
 
