@@ -105,6 +105,28 @@ def test_in_merge_order_follows_the_merge_keys(tmp_path):
     assert in_merge_order([back])
     assert in_merge_order([back, capture("d.pcap", [8, 9])])
     assert not in_merge_order([back, capture("e.pcap", [7, 9])])
+
+
+def test_in_merge_order_reads_files_whole_only_when_it_must(tmp_path, monkeypatch):
+    """First frames out of order need no whole file; the last file is never walked
+    whole (its own order does not matter)."""
+    from support import capwriter as cw
+    from tcpsift.capture import files
+
+    def capture(name, times):
+        p = tmp_path / name
+        p.write_bytes(cw.pcap_file([cw.Record(t * 1000, cw.eth_ipv4_tcp(b"x")) for t in times]))
+        return str(p)
+
+    a, b, c = capture("a.pcap", [1, 2]), capture("b.pcap", [3, 9]), capture("c.pcap", [10, 4])
+    whole = []
+    greatest = files._greatest_key
+    monkeypatch.setattr(files, "_greatest_key", lambda p, first_only=False: (
+        whole.append(p) if not first_only else None) or greatest(p, first_only))
+    assert not in_merge_order([b, a])
+    assert whole == []
+    assert in_merge_order([a, b, c])
+    assert whole == [a, b]
     assert in_merge_order([a, str(tmp_path / "missing.pcap"), b])    # (skipped, as read skips it)
 
 

@@ -110,32 +110,49 @@ def merge_keys(ts: np.ndarray, known: np.ndarray, before=None) -> np.ndarray:
     return np.maximum.accumulate(keys)
 
 
-def in_merge_order(paths: list[str]) -> bool:
-    """Whether the frames of `paths`, one file after the other, are already in the
-    order several files merge in (by merge_keys, stably): a ring buffer's files, given
-    in order, are. Then they can be streamed one after the other. Reads every file's
-    record headers (no decoding). A file that is not a capture does not count: both
-    ways of reading several files skip it with a warning (each_file)."""
+def _greatest_key(path: str, first_only: bool = False) -> int | None:
+    """The greatest merge key of the file's frames (with `first_only`, the first
+    frame's key, reading one small block); None for a file without frames or that is
+    not a capture. Walks record headers only (no decoding)."""
     from tcpsift.capture.reader import SourceWalk
     from tcpsift.capture.source import open_source
     from tcpsift.decode import _decode
 
-    last = np.iinfo(np.int64).min              # the greatest key of the files so far
-    for path in paths:
-        try:
-            walk = SourceWalk(open_source(path))
-            before = None                       # the greatest key of this file so far
-            for rec, _ in walk.chunks(_decode.AddressTable(), _decode.LayerBuffer(),
-                                      _decode.U32Buffer(), 0, 1 << 16, reuse=1,
-                                      decode=False):
-                if not len(rec["ts_ns"]):
-                    continue
-                keys = merge_keys(rec["ts_ns"], rec["has_ts"], before)
-                if before is None and keys[0] <= last:   # it goes before (ties: the later file)
+    try:
+        walk = SourceWalk(open_source(path), block=1 << 16 if first_only else None)
+        before = None
+        for rec, _ in walk.chunks(_decode.AddressTable(), _decode.LayerBuffer(),
+                                  _decode.U32Buffer(), 0, 1 if first_only else 1 << 16,
+                                  reuse=1, decode=False):
+            if len(rec["ts_ns"]):
+                before = int(merge_keys(rec["ts_ns"], rec["has_ts"], before)[-1])
+                if first_only:
                     walk.blocks.close()
-                    return False
-                before = int(keys[-1])
-            last = max(last, before if before is not None else last)
-        except CaptureError:
-            continue
+                    break
+        return before
+    except CaptureError:
+        return None
+
+
+def in_merge_order(paths: list[str]) -> bool:
+    """Whether the frames of `paths`, one file after the other, are already in the
+    order several files merge in (merge_keys): each file's first frame comes after
+    every frame of the files before it (a tie goes to the later file), as a ring
+    buffer's files given in order do. Then they can be streamed one after the other.
+    The first frames are read first (files that overlap are found without reading
+    them whole); then every file but the last is walked, record headers only. A file
+    without frames, or that is not a capture, does not count: both ways of reading
+    several files skip the latter with a warning (each_file)."""
+    firsts = [(p, _greatest_key(p, first_only=True)) for p in paths]
+    firsts = [(p, k) for p, k in firsts if k is not None]
+    if any(b <= a for (_, a), (_, b) in zip(firsts, firsts[1:])):
+        return False
+    last = None                     # the greatest key of the files so far
+    for i, (path, first) in enumerate(firsts):
+        if last is not None and first <= last:
+            return False
+        if i < len(firsts) - 1:     # (the last file's own order does not matter)
+            greatest = _greatest_key(path)
+            if greatest is not None:
+                last = greatest if last is None else max(last, greatest)
     return True

@@ -79,7 +79,7 @@ class SourceWalk:
     decodes the first. The helper decodes with addresses, layer rows and SACK edges of
     its own, merged after the walker's part as if one thread had decoded in order."""
 
-    def __init__(self, src: Source, reassemble: bool = False):
+    def __init__(self, src: Source, reassemble: bool = False, block: int | None = None):
         self.src = src
         self.warnings = [f"{src.path}: {w}" for w in src.warnings]
         self.complete = not src.warnings
@@ -89,7 +89,7 @@ class SourceWalk:
         self.pending: dict = {}
         self.reassembled_rows: list = []
         self.reassembled_layers: list = []
-        self.blocks = src.blocks()
+        self.blocks = src.blocks(block)
         self.wake = threading.Condition()
         self._part: _Part | None = None
         self._helped = False
