@@ -160,11 +160,11 @@ class _Filler:
                 self.changed.wait()
 
 
-class _InflateFiller:
-    """The blocks of a compressed file's decompressed bytes, in order: block i is the
-    next `block` bytes of the stream (tcpsift.capture.compressed.Inflate). The same
-    take/give/help protocol as _Filler; one thread at a time decompresses (the stream
-    is sequential), the consumer or a helper ahead of it, while the other decodes."""
+class _StreamFiller:
+    """The blocks of a stream read in order (a compressed file's decompressed bytes,
+    tcpsift.capture.compressed.Inflate, or standard input): block i is the next `block`
+    bytes. The same take/give/help protocol as _Filler; one thread at a time reads (the
+    stream is sequential), the consumer or a helper ahead of it, while the other decodes."""
 
     def __init__(self, stream, block: int):
         self.stream, self.block = stream, block
@@ -274,8 +274,13 @@ class Blocks:
         self._owner = None          # the pool buffer the view lies in, if any
         self._view = memoryview(b"")
         block = max(block, 64)      # the first block holds any file header
-        if source.compression is not None:
-            self.filler = _InflateFiller(source.inflate(), block)
+        if source.compression is not None or source.pipe is not None:
+            if source.pipe is not None:
+                if source.pipe.taken:
+                    raise CaptureError(source.path, "standard input can be read only once")
+                source.pipe.taken = True
+            stream = source.pipe or source.inflate()
+            self.filler = _StreamFiller(stream, block)
             self.warnings = self.filler.warnings
             return
         try:

@@ -143,6 +143,8 @@ def in_merge_order(paths: list[str]) -> bool:
     them whole); then every file but the last is walked, record headers only. A file
     without frames, or that is not a capture, does not count: both ways of reading
     several files skip the latter with a warning (each_file)."""
+    if "-" in paths:                # standard input is read once: merged, not checked
+        return False
     firsts = [(p, _greatest_key(p, first_only=True)) for p in paths]
     firsts = [(p, k) for p, k in firsts if k is not None]
     if any(b <= a for (_, a), (_, b) in zip(firsts, firsts[1:])):

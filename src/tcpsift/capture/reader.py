@@ -259,6 +259,8 @@ class SourceWalk:
         sack_edges.take_from(own_sacks)
 
     def _finish_info(self):
+        if self.src.pipe is not None:       # its size is known now
+            self.info["file_size"] = self.src.pipe.count
         if self.state is not None:
             self.info.update({"byte_order": "big-endian" if self.state.big else "little-endian",
                               "sections": self.state.sections,

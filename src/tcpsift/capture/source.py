@@ -29,6 +29,32 @@ OTHER_FORMATS = {
 # Bytes read at a time: large enough that a syscall per block costs nothing, small
 # enough to stay in the CPU cache while the block is walked and decoded.
 BLOCK_SIZE = 1 << 22
+# The path that means standard input, as for tshark -r.
+STDIN = "-"
+
+
+class _Pipe:
+    """Standard input as a stream (`readinto`), read once: the bytes read to sniff the
+    format come first. `count`: the bytes handed out so far."""
+
+    def __init__(self, fd: int, head: bytes):
+        self.fd, self.head = fd, memoryview(head)
+        self.count = 0
+        self.warnings: list[str] = []
+        self.taken = False
+
+    def readinto(self, view) -> int:
+        if len(self.head):
+            n = min(len(view), len(self.head))
+            view[:n] = self.head[:n]
+            self.head = self.head[n:]
+        else:
+            n = os.readv(self.fd, [view])
+        self.count += n
+        return n
+
+    def close(self):
+        pass        # standard input stays open (it is not ours)
 
 
 @dataclass
@@ -40,6 +66,7 @@ class Source:
     compression: str | None = None    # None, "gzip" or "zstd"
     file_size: int = 0
     warnings: list[str] = field(default_factory=list)
+    pipe: _Pipe | None = None         # standard input (read once, from the start)
     _inflated: bytes | None = None    # the whole decompressed data, once read_at needs it
 
     def blocks(self, block: int | None = None):
@@ -54,6 +81,9 @@ class Source:
     def read_at(self, offset: int, length: int) -> bytes:
         """`length` bytes of the (decompressed) capture from `offset`. For a compressed
         file the first call decompresses it whole (kept for the next calls)."""
+        if self.pipe is not None:
+            raise CaptureError(self.path, "frame bytes are not kept from standard input; "
+                                          "save the capture to a file first")
         if self.compression is not None:
             if self._inflated is None:
                 stream = self.inflate()
@@ -110,9 +140,31 @@ def _decompressed_head(path: str, size: int, compression: str) -> bytes:
         stream.close()
 
 
+def _open_stdin() -> Source:
+    head = bytearray()
+    try:
+        while len(head) < 8:
+            got = os.read(0, 8 - len(head))
+            if not got:
+                break
+            head += got
+    except OSError as e:
+        raise CaptureError(STDIN, e.strerror or str(e)) from None
+    if not head:
+        raise CaptureError(STDIN, "empty input: not a pcap or pcapng file")
+    compression = compression_of(bytes(head))
+    if compression is not None:
+        raise CaptureError(STDIN, f"{compression}-compressed data on standard input is not "
+                                  f"read (decompress it first, or give the file's name)")
+    return Source(STDIN, _container(bytes(head), STDIN), pipe=_Pipe(0, bytes(head)))
+
+
 def open_source(path) -> Source:
-    """Open `path` as a capture. Raises CaptureError when it is not one."""
+    """Open `path` as a capture ("-": standard input). Raises CaptureError when it is
+    not one."""
     path = os.fspath(path)
+    if path == STDIN:
+        return _open_stdin()
     fd = _open_fd(path)
     try:
         size = os.fstat(fd).st_size

@@ -1,0 +1,119 @@
+"""`-` reads the capture from standard input, as `tshark -r -` does (`tcpdump -w - |
+tcpsift fields - ...`): the same text, summary and connections as from the file, also
+when the pipe delivers the bytes in small pieces; a clear error for what it cannot read."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from support.corpus import SAMPLE, SHARED  # noqa: E402
+
+LAB = SHARED / "lab" / "captures"
+CAPTURES = [SAMPLE] + [p for p in (LAB / "client-resets.pcapng", LAB / "loss-retrans.pcap")
+                       if p.exists()]
+FAST = ["frame.number", "frame.time_epoch", "ip.src", "tcp.srcport", "tcp.stream", "tcp.seq",
+        "tcp.analysis.retransmission", "tcp.analysis.ack_rtt"]
+TABLE = ["frame.number", "frame.interface_id", "vlan.id", "tcp.options.sack_le", "tcp.stream"]
+
+
+def _tcpsift(args, data: bytes | None = None, pieces: int = 0):
+    """Run `python -m tcpsift args` with `data` on its standard input, written in
+    `pieces` small writes with pauses (0: at once). (exit code, stdout, stderr)"""
+    proc = subprocess.Popen([sys.executable, "-m", "tcpsift", *args], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def feed():
+        try:
+            if pieces:
+                step = max(1, len(data) // pieces)
+                for i in range(0, len(data), step):
+                    proc.stdin.write(data[i:i + step])
+                    proc.stdin.flush()
+                    time.sleep(0.002)
+            elif data:
+                proc.stdin.write(data)
+        except BrokenPipeError:
+            pass
+        finally:
+            proc.stdin.close()
+
+    writer = threading.Thread(target=feed)
+    writer.start()
+    result = {}
+    readers = [threading.Thread(target=lambda k=k, f=f: result.__setitem__(k, f.read()))
+               for k, f in (("out", proc.stdout), ("err", proc.stderr))]
+    for r in readers:
+        r.start()
+    code = proc.wait(timeout=120)
+    for r in readers + [writer]:
+        r.join()
+    return code, result["out"].decode(), result["err"].decode()
+
+
+def _e(names):
+    return [a for n in names for a in ("-e", n)]
+
+
+@pytest.mark.parametrize("path", CAPTURES, ids=lambda p: p.name)
+@pytest.mark.parametrize("names,extra", [(FAST, []), (TABLE, []), (FAST, ["-Y", "tcp.len > 0"])],
+                         ids=["fast", "table", "filter"])
+def test_fields_from_stdin_equal_fields_from_the_file(path, names, extra):
+    from_file = _tcpsift(["fields", str(path), *_e(names), *extra])
+    assert from_file[0] == 0
+    assert _tcpsift(["fields", "-", *_e(names), *extra], path.read_bytes()) == from_file
+
+
+def test_a_pipe_that_delivers_small_pieces():
+    data = SAMPLE.read_bytes()
+    assert _tcpsift(["fields", "-", *_e(FAST)], data, pieces=300) == \
+        _tcpsift(["fields", str(SAMPLE), *_e(FAST)])
+
+
+def test_info_and_conns_from_stdin():
+    data = SAMPLE.read_bytes()
+    code, out, _ = _tcpsift(["info", "-"], data)
+    assert code == 0
+    assert f"File size:           {len(data)} bytes" in out
+    assert "Number of packets:   174" in out
+    assert _tcpsift(["conns", "-"], data) == _tcpsift(["conns", str(SAMPLE)])
+
+
+def test_stdin_cut_short_keeps_the_packets_before():
+    data = SAMPLE.read_bytes()
+    code, out, err = _tcpsift(["fields", "-", "-e", "frame.number"], data[:len(data) // 2])
+    assert code == 1
+    assert err.startswith("tcpsift: -: cut short") and err.count("\n") == 1
+    frames = out.split()
+    assert frames == [str(i) for i in range(1, len(frames) + 1)] and len(frames) > 10
+
+
+@pytest.mark.parametrize("data,message", [
+    (b"", "empty input: not a pcap or pcapng file"),
+    (b"hello, this is not a capture\n" * 3, "not a pcap or pcapng file"),
+])
+def test_what_stdin_cannot_be(data, message):
+    code, out, err = _tcpsift(["fields", "-", "-e", "frame.number"], data)
+    assert (code, out) == (2, "")
+    assert err == f"tcpsift: -: {message}\n"
+
+
+def test_compressed_stdin_is_refused_with_a_hint():
+    import gzip
+    code, out, err = _tcpsift(["fields", "-", "-e", "frame.number"],
+                              gzip.compress(SAMPLE.read_bytes()))
+    assert code == 2 and "decompress it first" in err and err.startswith("tcpsift: -: ")
+
+
+def test_stdin_merged_with_a_file():
+    other = LAB / "seed-like.pcap"
+    if not other.exists():
+        pytest.skip("no lab captures")
+    names = ["frame.number", "frame.time_epoch", "ip.src", "tcp.stream"]
+    assert _tcpsift(["fields", "-", str(other), *_e(names)], SAMPLE.read_bytes()) == \
+        _tcpsift(["fields", str(SAMPLE), str(other), *_e(names)])
