@@ -117,3 +117,41 @@ def test_stdin_merged_with_a_file():
     names = ["frame.number", "frame.time_epoch", "ip.src", "tcp.stream"]
     assert _tcpsift(["fields", "-", str(other), *_e(names)], SAMPLE.read_bytes()) == \
         _tcpsift(["fields", str(SAMPLE), str(other), *_e(names)])
+
+
+def test_a_live_capture_is_printed_as_it_comes():
+    """tcpdump -w - | tcpsift fields -: when the input pauses, the frames so far are
+    printed, not held until 65,536 have come or the input ends."""
+    import struct
+
+    data = SAMPLE.read_bytes()
+    off = 24
+    for _ in range(10):                 # the file header and the first 10 records
+        off += 16 + struct.unpack_from("<I", data, off + 8)[0]
+    proc = subprocess.Popen([sys.executable, "-m", "tcpsift", "fields", "-", "-e",
+                             "frame.number", "-e", "tcp.stream"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    lines: list[str] = []
+    got_ten = threading.Event()
+
+    def read():
+        for line in proc.stdout:
+            lines.append(line.decode())
+            if len(lines) == 10:
+                got_ten.set()
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        proc.stdin.write(data[:off])
+        proc.stdin.flush()
+        assert got_ten.wait(30), f"{len(lines)} lines while the input paused"
+        assert len(lines) == 10
+        proc.stdin.write(data[off:])
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=60)
+        reader.join()
+    assert proc.returncode == 0
+    assert "".join(lines) == _tcpsift(["fields", str(SAMPLE), "-e", "frame.number", "-e",
+                                       "tcp.stream"])[1]

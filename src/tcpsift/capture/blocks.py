@@ -173,7 +173,7 @@ class _StreamFiller:
         self.free: list = []
         self.allocated = 0
         self.ready: deque = deque()     # blocks filled ahead, in order
-        self.busy = False               # a thread is decompressing
+        self.busy = False               # a thread is reading
         self.ended = False              # a block reached the end (or an error came)
         self.closed = False
 
@@ -186,13 +186,18 @@ class _StreamFiller:
         `busy`, which then calls _filled."""
         view = memoryview(buf)
         have = 0
+        eof = False
+        more_soon = getattr(self.stream, "more_soon", None)    # (standard input)
         try:
             while have < self.block:
                 got = self.stream.readinto(view[HEAD + have:HEAD + self.block])
                 if not got:
+                    eof = True
                     break
                 have += got
-            result = buf, have, have < self.block
+                if more_soon is not None and have < self.block and not more_soon():
+                    break       # a live source paused: a short block, decoded now
+            result = buf, have, eof
         except BaseException as e:      # whatever it is, `busy` must be cleared
             result = e
         finally:
@@ -237,6 +242,9 @@ class _StreamFiller:
             return self._can_claim()
 
     def help(self) -> bool:
+        more_soon = getattr(self.stream, "more_soon", None)
+        if more_soon is not None and not more_soon(0):
+            return False        # a helper must not wait for a live source: it has work
         with self.lock:
             if not self._can_claim():
                 return False
@@ -269,6 +277,7 @@ class Blocks:
         self.path = source.path
         self.base = 0
         self.final = False
+        self.paused = False         # the view ends where a live source paused
         self.fh = self.filler = None
         self.warnings: list[str] = []
         self._owner = None          # the pool buffer the view lies in, if any
@@ -318,6 +327,7 @@ class Blocks:
                 if self._owner is not None:
                     self.filler.give(self._owner)
                 self._view, self._owner, self.final = view, owner, eof
+                self.paused = not eof and got < self.filler.block
                 if eof or len(view) >= need:
                     return True
                 tail = view

@@ -157,7 +157,8 @@ class SourceWalk:
                     if row == first_row:
                         raise CaptureError(self.src.path, error)
                     break
-                if filled == capacity:
+                # a full chunk, or the frames so far when a live source paused
+                if filled == capacity or (filled and blocks.paused):
                     yield _trim(out, filled), _trim(pkt_out, filled)
                     yielded = True
                     filled = 0

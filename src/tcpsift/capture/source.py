@@ -7,6 +7,7 @@ few reused buffers; a gzip or zstd file is decompressed block by block the same 
 from __future__ import annotations
 
 import os
+import select
 from dataclasses import dataclass, field
 
 from tcpsift.capture.compressed import Inflate, compression_of
@@ -31,6 +32,10 @@ OTHER_FORMATS = {
 BLOCK_SIZE = 1 << 22
 # The path that means standard input, as for tshark -r.
 STDIN = "-"
+# Standard input that brings nothing for this long is paused (a live capture).
+STALL = 0.01
+# The pipe buffer asked for on standard input (Linux allows up to 1 MiB unprivileged).
+PIPE_SIZE = 1 << 20
 
 
 class _Pipe:
@@ -52,6 +57,12 @@ class _Pipe:
             n = os.readv(self.fd, [view])
         self.count += n
         return n
+
+    def more_soon(self, within: float = STALL) -> bool:
+        """Whether more bytes (or the end) come within `within` seconds (a live
+        capture may pause: then the frames read so far are decoded and printed
+        rather than held, and a thread with other work does not wait for it)."""
+        return bool(len(self.head)) or bool(select.select([self.fd], [], [], within)[0])
 
     def close(self):
         pass        # standard input stays open (it is not ours)
@@ -141,6 +152,11 @@ def _decompressed_head(path: str, size: int, compression: str) -> bytes:
 
 
 def _open_stdin() -> Source:
+    try:        # a larger pipe: fewer switches between the writer and us
+        import fcntl
+        fcntl.fcntl(0, getattr(fcntl, "F_SETPIPE_SZ", 1031), PIPE_SIZE)
+    except (ImportError, OSError):
+        pass    # not a pipe, or not Linux
     head = bytearray()
     try:
         while len(head) < 8:

@@ -299,5 +299,8 @@ class _Run:
                 self.lines.write_rows(self.program, self.row + 1, rec, pkt, self.texts.blob,
                                       self.texts.ends, self.texts.longest, tcp, self.consts)
             self.row += n
+            if walk.src.pipe is not None:       # (a live capture: print as it comes)
+                self.lines.flush()
+                self.fh.flush()
         self.warnings += walk.warnings + stats.unsupported_warnings(path)
         self.complete &= walk.complete
