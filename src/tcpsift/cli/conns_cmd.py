@@ -24,7 +24,8 @@ SUMMARY = ("stream", "client", "client_port", "server", "server_port", "first_fr
               "\"syn_to_synack_ns > 300e6\" or \"ended_by = 'rst_client'\".")
 def conns(files, fmt, output, where):
     """One row per TCP connection of FILES: roles, handshake times, per-direction counts and
-    tcp.analysis verdicts, Zeek conn_state and history (columns: docs/schema.md)."""
+    tcp.analysis verdicts, Zeek conn_state and history (columns: docs/schema.md); - is
+    standard input."""
     import polars as pl
 
     import tcpsift

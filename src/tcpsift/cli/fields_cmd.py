@@ -21,7 +21,9 @@ def _fail(msg: str, code: int = 2):
 @click.option("--list", "list_fields", is_flag=True, help="List the supported fields and exit.")
 def fields(files, names, display_filter, list_fields):
     """Print FIELDs of every frame of FILE(s), tab-separated, like
-    `tshark -r FILE -T fields -e FIELD ...` (several files are merged by time)."""
+    `tshark -r FILE -T fields -e FIELD ...`. Several files are one capture, merged as
+    mergecap merges them; FILE - is standard input (e.g. tcpdump -U -w - | tcpsift
+    fields - -e ...)."""
     from tcpsift.capture.files import in_merge_order
 
     ordered = None      # whether the files, one after the other, are in merge order

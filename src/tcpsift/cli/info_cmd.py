@@ -57,7 +57,8 @@ def render(summary: dict) -> str:
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def info(files, as_json):
-    """Summarise capture FILES (read together as one capture), like capinfos."""
+    """Summarise capture FILES (read together as one capture), like capinfos; - is
+    standard input."""
     # NumPy only: a summary needs the decoded arrays, not the Polars tables
     import tcpsift
     from tcpsift.capture.summary import summarize
