@@ -155,3 +155,21 @@ def test_a_live_capture_is_printed_as_it_comes():
     assert proc.returncode == 0
     assert "".join(lines) == _tcpsift(["fields", str(SAMPLE), "-e", "frame.number", "-e",
                                        "tcp.stream"])[1]
+
+
+def test_the_python_api_reads_stdin_but_keeps_no_frame_bytes():
+    code = ("import tcpsift\n"
+            "cap = tcpsift.read('-')\n"
+            "print(len(cap.packets), cap.info.files[0]['file_size'])\n"
+            "try:\n"
+            "    cap.frame_bytes(1)\n"
+            "except tcpsift.CaptureError as e:\n"
+            "    print(e)\n")
+    data = SAMPLE.read_bytes()
+    run = subprocess.run([sys.executable, "-c", code], input=data, capture_output=True,
+                         timeout=120)
+    assert run.returncode == 0, run.stderr
+    count, message = run.stdout.decode().splitlines()
+    assert count == f"174 {len(data)}"
+    assert message == "-: frame bytes are not kept from standard input; save the capture " \
+                      "to a file first"
