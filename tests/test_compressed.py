@@ -208,7 +208,9 @@ def test_inflate_pieces_join_to_zlib_output(tmp_path):
     """Inflate.readinto with views of every size from 1 byte up gives the same bytes."""
     path = tmp_path / "cap.pcap.gz"
     path.write_bytes(_gzip_members(RAW, 2))
-    stream = compressed.Inflate(os.open(path, os.O_RDONLY), path.stat().st_size, "gzip")
+    fd = os.open(path, os.O_RDONLY)
+    stream = compressed.Inflate(lambda n: os.read(fd, n), path.stat().st_size, "gzip",
+                                close=lambda: os.close(fd))
     got = bytearray()
     size = 1
     try:

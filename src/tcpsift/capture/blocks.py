@@ -288,7 +288,7 @@ class Blocks:
                 if source.pipe.taken:
                     raise CaptureError(source.path, "standard input can be read only once")
                 source.pipe.taken = True
-            stream = source.pipe or source.inflate()
+            stream = source.pipe if source.pipe is not None else source.inflate()
             self.filler = _StreamFiller(stream, block)
             self.warnings = self.filler.warnings
             return

@@ -12,8 +12,8 @@ keeping every byte decompressed before it.
 """
 from __future__ import annotations
 
-import os
 import zlib
+from typing import Callable
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -36,11 +36,17 @@ def compression_of(head: bytes) -> str | None:
 
 class Inflate:
     """`readinto(view)` fills `view` with the next decompressed bytes (0 at the end);
-    `warnings` says why the data ended early, if it did. Owns `fd` (close())."""
+    `warnings` says why the data ended early, if it did. The compressed bytes come from
+    `read(n)` (up to n bytes, b"" at the end): `size` of them, or an unknown number
+    (None: a pipe; a bad CRC then loses the output of the last piece). `close` is
+    called by close()."""
 
-    def __init__(self, fd: int, size: int, compression: str):
-        self.fd, self.size, self.compression = fd, size, compression
-        self.pos = 0                    # file offset of the next compressed bytes
+    def __init__(self, read: Callable[[int], bytes], size: int | None, compression: str,
+                 close: Callable[[], None] | None = None):
+        self.read, self.size, self.compression = read, size, compression
+        self._close = close
+        self.pos = 0                    # compressed bytes read so far
+        self.exhausted = False          # every compressed byte has been read
         self.pending = b""              # compressed bytes not given to the decompressor yet
         self.out = memoryview(b"")      # decompressed bytes not handed out yet
         self.decompressor = None        # of the current member or frame
@@ -52,22 +58,25 @@ class Inflate:
             self.errors += (zstandard.ZstdError,)
 
     def _read_input(self) -> bytes:
-        left = self.size - self.pos
-        step = INPUT_STEP[self.compression]
-        n = min(step, left - GZIP_TRAILER) if left > GZIP_TRAILER else left
-        data = os.pread(self.fd, n, self.pos) if n > 0 else b""
-        self.pos = self.pos + len(data) if data else self.size     # (a file that shrank ends)
+        n = step = INPUT_STEP[self.compression]
+        if self.size is not None:
+            left = self.size - self.pos
+            n = min(step, left - GZIP_TRAILER) if left > GZIP_TRAILER else left
+        data = self.read(n) if n > 0 else b""
+        self.pos += len(data)
+        if not data or (self.size is not None and self.pos >= self.size):
+            self.exhausted = True       # (also a file that shrank since it was opened)
         return data
 
     def _start(self) -> bool:
         """A decompressor for the member or frame at the input, if one starts there.
         Other bytes end the data: zeros (padding) silently, anything else with a
         warning (it may be a damaged member or frame)."""
-        while len(self.pending) < 4 and self.pos < self.size:
+        while len(self.pending) < 4 and not self.exhausted:
             self.pending += self._read_input()
         if not self.pending.startswith(MAGICS[self.compression]):
             offset = self.pos - len(self.pending)
-            while not self.pending.strip(b"\0") and self.pos < self.size:
+            while not self.pending.strip(b"\0") and not self.exhausted:
                 self.pending = self._read_input()
             if self.pending.strip(b"\0"):
                 self.warnings.append(f"the bytes from offset {offset} of the file are not "
@@ -100,7 +109,7 @@ class Inflate:
                         self.pending = d.unconsumed_tail
                     else:
                         out, self.pending = d.decompress(self.pending), b""
-                elif self.pos < self.size:
+                elif not self.exhausted:
                     self.pending = self._read_input()
                     continue
                 else:                   # all the input given: what the decompressor holds
@@ -139,7 +148,7 @@ class Inflate:
             pieces.append(piece)
 
     def close(self):
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
+        if self._close is not None:
+            self._close()
+            self._close = None
 

@@ -38,23 +38,40 @@ STALL = 0.01
 PIPE_SIZE = 1 << 20
 
 
-class _Pipe:
-    """Standard input as a stream (`readinto`), read once: the bytes read to sniff the
-    format come first. `count`: the bytes handed out so far."""
+class _Stdin:
+    """Standard input, read once as a stream (`readinto`, `read`): the bytes read to
+    sniff the format come first again. `count`: the bytes read from it so far."""
 
-    def __init__(self, fd: int, head: bytes):
-        self.fd, self.head = fd, memoryview(head)
+    def __init__(self):
+        self.replay = b""
         self.count = 0
         self.warnings: list[str] = []
-        self.taken = False
+        self.taken = False          # a walk has it (it cannot be read twice)
+
+    def sniff(self, n: int) -> bytes:
+        """Up to n bytes (fewer only at the end), read again by the next reads."""
+        while len(self.replay) < n:
+            got = os.read(0, n - len(self.replay))
+            if not got:
+                break
+            self.count += len(got)
+            self.replay += got
+        return self.replay
+
+    def read(self, n: int) -> bytes:
+        if self.replay:
+            data, self.replay = self.replay[:n], self.replay[n:]
+            return data
+        data = os.read(0, n)
+        self.count += len(data)
+        return data
 
     def readinto(self, view) -> int:
-        if len(self.head):
-            n = min(len(view), len(self.head))
-            view[:n] = self.head[:n]
-            self.head = self.head[n:]
-        else:
-            n = os.readv(self.fd, [view])
+        if self.replay:
+            data = self.read(len(view))
+            view[:len(data)] = data
+            return len(data)
+        n = os.readv(0, [view])
         self.count += n
         return n
 
@@ -62,10 +79,38 @@ class _Pipe:
         """Whether more bytes (or the end) come within `within` seconds (a live
         capture may pause: then the frames read so far are decoded and printed
         rather than held, and a thread with other work does not wait for it)."""
-        return bool(len(self.head)) or bool(select.select([self.fd], [], [], within)[0])
+        return bool(self.replay) or bool(select.select([0], [], [], within)[0])
 
     def close(self):
         pass        # standard input stays open (it is not ours)
+
+
+class _InflatedStdin:
+    """Compressed standard input, decompressed: the same stream interface as _Stdin,
+    the decompressed bytes read to sniff the container first again."""
+
+    def __init__(self, stdin: _Stdin, stream: Inflate, head: bytes):
+        self.stdin, self.stream, self.head = stdin, stream, head
+        self.warnings = stream.warnings
+        self.taken = False
+
+    @property
+    def count(self) -> int:
+        return self.stdin.count
+
+    def readinto(self, view) -> int:
+        if self.head:
+            n = min(len(view), len(self.head))
+            view[:n] = self.head[:n]
+            self.head = self.head[n:]
+            return n
+        return self.stream.readinto(view)
+
+    def more_soon(self, within: float = STALL) -> bool:
+        return bool(self.head) or self.stdin.more_soon(within)
+
+    def close(self):
+        pass
 
 
 @dataclass
@@ -77,7 +122,7 @@ class Source:
     compression: str | None = None    # None, "gzip" or "zstd"
     file_size: int = 0
     warnings: list[str] = field(default_factory=list)
-    pipe: _Pipe | None = None         # standard input (read once, from the start)
+    pipe: _Stdin | _InflatedStdin | None = None   # standard input (read once)
     _inflated: bytes | None = None    # the whole decompressed data, once read_at needs it
 
     def blocks(self, block: int | None = None):
@@ -86,8 +131,10 @@ class Source:
         return Blocks(self, block or BLOCK_SIZE)
 
     def inflate(self) -> Inflate:
-        """The decompressed bytes of a compressed source, from the start."""
-        return Inflate(_open_fd(self.path), self.file_size, self.compression)
+        """The decompressed bytes of a compressed file, from the start."""
+        fd = _open_fd(self.path)
+        return Inflate(lambda n: os.read(fd, n), self.file_size, self.compression,
+                       close=lambda: os.close(fd))
 
     def read_at(self, offset: int, length: int) -> bytes:
         """`length` bytes of the (decompressed) capture from `offset`. For a compressed
@@ -128,9 +175,8 @@ def _container(head: bytes, path: str) -> str:
     raise CaptureError(path, "not a pcap or pcapng file")
 
 
-def _decompressed_head(path: str, size: int, compression: str) -> bytes:
+def _first_bytes(stream: Inflate, path: str) -> bytes:
     """The first 8 decompressed bytes (fewer if the data holds fewer)."""
-    stream = Inflate(_open_fd(path), size, compression)
     try:
         head = bytearray(8)
         view = memoryview(head)
@@ -141,14 +187,12 @@ def _decompressed_head(path: str, size: int, compression: str) -> bytes:
                 break
             got += n
         view.release()
-        if not got:
-            raise CaptureError(path, f"{compression} data holds no capture"
-                               + (f" ({stream.warnings[0]})" if stream.warnings else ""))
-        return bytes(head[:got])
     except OSError as e:
         raise CaptureError(path, e.strerror or str(e)) from None
-    finally:
-        stream.close()
+    if not got:
+        raise CaptureError(path, f"{stream.compression} data holds no capture"
+                           + (f" ({stream.warnings[0]})" if stream.warnings else ""))
+    return bytes(head[:got])
 
 
 def _open_stdin() -> Source:
@@ -157,22 +201,20 @@ def _open_stdin() -> Source:
         fcntl.fcntl(0, getattr(fcntl, "F_SETPIPE_SZ", 1031), PIPE_SIZE)
     except (ImportError, OSError):
         pass    # not a pipe, or not Linux
-    head = bytearray()
+    stdin = _Stdin()
     try:
-        while len(head) < 8:
-            got = os.read(0, 8 - len(head))
-            if not got:
-                break
-            head += got
+        head = stdin.sniff(8)
     except OSError as e:
         raise CaptureError(STDIN, e.strerror or str(e)) from None
     if not head:
         raise CaptureError(STDIN, "empty input: not a pcap or pcapng file")
-    compression = compression_of(bytes(head))
-    if compression is not None:
-        raise CaptureError(STDIN, f"{compression}-compressed data on standard input is not "
-                                  f"read (decompress it first, or give the file's name)")
-    return Source(STDIN, _container(bytes(head), STDIN), pipe=_Pipe(0, bytes(head)))
+    compression = compression_of(head)
+    if compression is None:
+        return Source(STDIN, _container(head, STDIN), pipe=stdin)
+    stream = Inflate(stdin.read, None, compression)
+    first = _first_bytes(stream, STDIN)
+    return Source(STDIN, _container(first, STDIN), compression,
+                  pipe=_InflatedStdin(stdin, stream, first))
 
 
 def open_source(path) -> Source:
@@ -193,5 +235,11 @@ def open_source(path) -> Source:
         os.close(fd)
     compression = compression_of(head)
     if compression is not None:
-        head = _decompressed_head(path, size, compression)
+        src = Source(path, compression=compression, file_size=size)
+        stream = src.inflate()
+        try:
+            src.container = _container(_first_bytes(stream, path), path)
+        finally:
+            stream.close()
+        return src
     return Source(path, _container(head, path), compression, size)
