@@ -234,17 +234,18 @@ class _StreamFiller:
         return result
 
     def _can_claim(self) -> bool:
+        """Under the lock: whether a helper may read the next block now (a helper must
+        not wait for a live source that has nothing yet: it has work of its own)."""
+        more_soon = getattr(self.stream, "more_soon", None)
         return not (self.closed or self.busy or self.ended) \
-            and (bool(self.free) or self.allocated < BUFFERS)
+            and (bool(self.free) or self.allocated < BUFFERS) \
+            and (more_soon is None or more_soon(0))
 
     def can_help(self) -> bool:
         with self.lock:
             return self._can_claim()
 
     def help(self) -> bool:
-        more_soon = getattr(self.stream, "more_soon", None)
-        if more_soon is not None and not more_soon(0):
-            return False        # a helper must not wait for a live source: it has work
         with self.lock:
             if not self._can_claim():
                 return False

@@ -131,6 +131,20 @@ class Inflate:
                 return out
         return b""
 
+    def peek(self, n: int) -> bytes:
+        """The next n decompressed bytes (fewer at the end), left to be read."""
+        while len(self.out) < n:
+            more = self._decompress(n - len(self.out))
+            if not more:
+                break
+            self.out = memoryview(bytes(self.out) + more)
+        return bytes(self.out[:n])
+
+    def holds_output(self) -> bool:
+        """Whether decompressed bytes are waiting to be read (peeked, or more than the
+        last readinto took)."""
+        return bool(self.out)
+
     def readinto(self, view) -> int:
         if not self.out:
             self.out = memoryview(self._decompress(len(view)))

@@ -81,8 +81,8 @@ class SourceWalk:
 
     def __init__(self, src: Source, reassemble: bool = False, block: int | None = None):
         self.src = src
-        self.warnings = [f"{src.path}: {w}" for w in src.warnings]
-        self.complete = not src.warnings
+        self.warnings: list[str] = []
+        self.complete = True
         self.info: dict = {"path": src.path, "format": src.container,
                            "compression": src.compression, "file_size": src.file_size}
         self.reassemble = reassemble

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import select
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from tcpsift.capture.compressed import Inflate, compression_of
 from tcpsift.errors import CaptureError
@@ -86,11 +86,11 @@ class _Stdin:
 
 
 class _InflatedStdin:
-    """Compressed standard input, decompressed: the same stream interface as _Stdin,
-    the decompressed bytes read to sniff the container first again."""
+    """Compressed standard input, decompressed: the same stream interface as _Stdin."""
 
-    def __init__(self, stdin: _Stdin, stream: Inflate, head: bytes):
-        self.stdin, self.stream, self.head = stdin, stream, head
+    def __init__(self, stdin: _Stdin, stream: Inflate):
+        self.stdin, self.stream = stdin, stream
+        self.readinto = stream.readinto
         self.warnings = stream.warnings
         self.taken = False
 
@@ -98,16 +98,8 @@ class _InflatedStdin:
     def count(self) -> int:
         return self.stdin.count
 
-    def readinto(self, view) -> int:
-        if self.head:
-            n = min(len(view), len(self.head))
-            view[:n] = self.head[:n]
-            self.head = self.head[n:]
-            return n
-        return self.stream.readinto(view)
-
     def more_soon(self, within: float = STALL) -> bool:
-        return bool(self.head) or self.stdin.more_soon(within)
+        return self.stream.holds_output() or self.stdin.more_soon(within)
 
     def close(self):
         pass
@@ -121,7 +113,6 @@ class Source:
     container: str = "pcap"           # "pcap" or "pcapng"
     compression: str | None = None    # None, "gzip" or "zstd"
     file_size: int = 0
-    warnings: list[str] = field(default_factory=list)
     pipe: _Stdin | _InflatedStdin | None = None   # standard input (read once)
     _inflated: bytes | None = None    # the whole decompressed data, once read_at needs it
 
@@ -176,23 +167,15 @@ def _container(head: bytes, path: str) -> str:
 
 
 def _first_bytes(stream: Inflate, path: str) -> bytes:
-    """The first 8 decompressed bytes (fewer if the data holds fewer)."""
+    """The first 8 decompressed bytes (fewer if the data holds fewer), left unread."""
     try:
-        head = bytearray(8)
-        view = memoryview(head)
-        got = 0
-        while got < 8:
-            n = stream.readinto(view[got:])
-            if not n:
-                break
-            got += n
-        view.release()
+        head = stream.peek(8)
     except OSError as e:
         raise CaptureError(path, e.strerror or str(e)) from None
-    if not got:
+    if not head:
         raise CaptureError(path, f"{stream.compression} data holds no capture"
                            + (f" ({stream.warnings[0]})" if stream.warnings else ""))
-    return bytes(head[:got])
+    return head
 
 
 def _open_stdin() -> Source:
@@ -212,9 +195,8 @@ def _open_stdin() -> Source:
     if compression is None:
         return Source(STDIN, _container(head, STDIN), pipe=stdin)
     stream = Inflate(stdin.read, None, compression)
-    first = _first_bytes(stream, STDIN)
-    return Source(STDIN, _container(first, STDIN), compression,
-                  pipe=_InflatedStdin(stdin, stream, first))
+    return Source(STDIN, _container(_first_bytes(stream, STDIN), STDIN), compression,
+                  pipe=_InflatedStdin(stdin, stream))
 
 
 def open_source(path) -> Source:

@@ -242,7 +242,7 @@ class _Run:
 
     def __init__(self, names: list[str], fh, flt):
         self.names, self.fh, self.flt = names, fh, flt
-        self.fast = flt is None and all(n in STREAMED or n in TCP_STREAMED for n in names)
+        self.fast = flt is None and can_format(names)
         # the address texts as the formatter reads them (`texts`, fast path) and as the
         # tables encode them (`words`: Polars, so on the fast path made from `texts` when
         # a chunk first goes the table way)
@@ -252,11 +252,10 @@ class _Run:
             self.with_tcp = any(n in TCP_STREAMED for n in names)
             self.program = _program(names)
         else:
-            from tcpsift.capture.table import AddressWords
             from tcpsift.fields import resolve
             self.with_tcp = any(resolve(n).needs_tcp for n in names) or bool(
                 flt is not None and flt.needs_tcp)
-            self.words = AddressWords()
+            self._table_words()
         self.addrs = _decode.AddressTable()
         self.analyzer = K.Analyzer() if self.with_tcp else None
         self.consts = _tcp_consts() if self.with_tcp else None
@@ -265,6 +264,13 @@ class _Run:
         self.formats: list[dict] = []       # per file read, for frame.interface_id
         self.warnings: list[str] = []
         self.complete = True
+
+    def _table_words(self):
+        """The address texts for tables (`words`), made from `texts` when first needed."""
+        if self.words is None:
+            from tcpsift.capture.table import AddressWords
+            self.words = AddressWords()
+            self.words.add(self.texts.texts)
 
     def file(self, path: str, file_id: int):
         walk = SourceWalk(open_source(path), reassemble=True)
@@ -286,10 +292,7 @@ class _Run:
                     tcp = empty_outputs(n)
                 self.analyzer.feed(n, inputs, tcp)
             if special or not self.fast:
-                if self.words is None:
-                    from tcpsift.capture.table import AddressWords
-                    self.words = AddressWords()
-                    self.words.add(self.texts.texts)
+                self._table_words()
                 self.lines.flush()
                 _write_through_table(self.names, rec, pkt, sacks, layer_rows, self.row,
                                      self.words.series, self.fh, tcp, self.flt, info,
