@@ -23,7 +23,7 @@ from tcpsift.errors import CaptureError
 # the largest frame tshark accepts (262144 bytes + 16) fits.
 HEAD = (1 << 18) + 4096
 # Buffers per file: the consumer holds one or two, helpers fill the others ahead.
-BUFFERS = 4
+BUFFERS = 8
 
 
 class _Filler:

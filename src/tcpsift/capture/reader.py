@@ -17,11 +17,11 @@ from tcpsift.errors import CaptureError
 MAX_CHUNK_RECORDS = 1 << 27
 # A block of at least SPLIT_MIN frames, while another thread helps (see SourceWalk.help),
 # is decoded in two parts at once: the helper decodes its last SPLIT_SHARE. Only small
-# frames make that many in a block (4 MiB: 6000 frames of 700 bytes); with large frames
+# frames make that many in a block (2 MiB: 3000 frames of 700 bytes); with large frames
 # the copy from the page cache costs more than the decode, and the helper does better
 # to read ahead (measured on the benchmark captures: 15-20 % faster on many.pcap, 5 %
 # on headers.pcap, and 5-10 % slower on bulk.pcap if split).
-SPLIT_MIN = 6000
+SPLIT_MIN = 3000
 SPLIT_SHARE = 0.45
 # LINKTYPE values are assigned well below this; 65000 and up are reserved, and no
 # reader (wiretap included) accepts them.

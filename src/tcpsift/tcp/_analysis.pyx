@@ -936,3 +936,103 @@ def analyze_arrays(Py_ssize_t n, dict a, dict out):
     analyzer = Analyzer()
     analyzer.feed(n, a, out)
     return analyzer.streams
+
+
+def fill_inputs(Py_ssize_t n, uint32_t first_frame, dict rec, dict pkt, dict a,
+                tuple masks, uint8_t truncated):
+    """The kernel's per-row inputs `a` (arrays of at least n rows) from one chunk of
+    decoder output, in one pass, by the rules tcpsift.tcp._inputs applies to the packet
+    table (a test holds the two equal on every capture of the corpus): a value the
+    frame lacks is 0; the segment length is tcp.len, or else the IP payload less the
+    TCP header when that header is shorter than 20 bytes and the IP length is known and
+    not of a fragment. (tcpsift.tcp.chunks.chunk_inputs then fills the rows of headers
+    quoted in ICMP errors.)
+    `masks`: the decoder presence bits of (ip, ip or ip_hdr, ip_hdr, tcp_flags,
+    no_ip_len, tcp_len, payload, wscale, tcp or udp, seq, ack); `truncated`: that
+    decode status."""
+    cdef uint32_t m_ip, m_ip_any, m_ip_hdr, m_flags, m_no_len, m_len, m_payload, m_ws
+    cdef uint32_t m_ports, m_seq, m_ack
+    m_ip, m_ip_any, m_ip_hdr, m_flags, m_no_len, m_len, m_payload, m_ws, m_ports, m_seq, \
+        m_ack = masks
+    cdef const uint8_t[::1] has_ts = rec["has_ts"].view("u1")
+    cdef const int64_t[::1] ts = rec["ts_ns"]
+    cdef const uint32_t[::1] present = pkt["present"]
+    cdef const uint8_t[::1] status = pkt["status"]
+    cdef const uint8_t[::1] more_fragments = pkt["more_fragments"]
+    cdef const uint16_t[::1] frag_offset = pkt["frag_offset"]
+    cdef const uint32_t[::1] ip_len = pkt["ip_len"]
+    cdef const uint16_t[::1] ip_hdr_len = pkt["ip_hdr_len"]
+    cdef const uint8_t[::1] ip_proto = pkt["ip_proto"]
+    cdef const uint32_t[::1] src = pkt["src"]
+    cdef const uint32_t[::1] dst = pkt["dst"]
+    cdef const uint16_t[::1] sport = pkt["sport"]
+    cdef const uint16_t[::1] dport = pkt["dport"]
+    cdef const uint16_t[::1] tcp_flags = pkt["tcp_flags"]
+    cdef const uint32_t[::1] seq = pkt["seq"]
+    cdef const uint32_t[::1] ack = pkt["ack"]
+    cdef const uint16_t[::1] window = pkt["window"]
+    cdef const uint8_t[::1] tcp_hdr_len = pkt["tcp_hdr_len"]
+    cdef const uint32_t[::1] tcp_len = pkt["tcp_len"]
+    cdef const uint8_t[::1] wscale = pkt["wscale"]
+    cdef uint8_t[::1] o_rf = a["rf"]
+    cdef uint32_t[::1] o_frame = a["frame"]
+    cdef int64_t[::1] o_ts = a["ts_ns"]
+    cdef uint32_t[::1] o_src = a["src"]
+    cdef uint32_t[::1] o_dst = a["dst"]
+    cdef uint16_t[::1] o_sport = a["sport"]
+    cdef uint16_t[::1] o_dport = a["dport"]
+    cdef uint16_t[::1] o_tflags = a["tflags"]
+    cdef uint32_t[::1] o_seq = a["seq"]
+    cdef uint32_t[::1] o_ack = a["ack"]
+    cdef uint16_t[::1] o_win = a["window"]
+    cdef uint8_t[::1] o_hlen = a["hlen"]
+    cdef uint32_t[::1] o_seglen = a["seglen"]
+    cdef uint8_t[::1] o_ws = a["wscale"]
+    cdef Py_ssize_t i
+    cdef uint32_t bits, hlen
+    cdef int64_t ip_payload
+    cdef bint ip, hlen_ok, has_len, alt_ok, ports, fragmented, ip_len_ok, has_ws
+    cdef uint8_t rf
+    if min(has_ts.shape[0], present.shape[0], o_rf.shape[0], o_seglen.shape[0],
+           o_ws.shape[0], o_frame.shape[0]) < n:
+        raise ValueError("TCP analysis inputs: arrays shorter than the rows")
+    with nogil:
+        for i in range(n):
+            bits = present[i]
+            ip = (bits & m_ip) != 0
+            hlen_ok = (bits & m_flags) != 0
+            has_len = (bits & m_len) != 0
+            ports = (bits & m_ports) != 0
+            has_ws = (bits & m_ws) != 0
+            hlen = tcp_hdr_len[i]
+            fragmented = ip and (more_fragments[i] != 0 or frag_offset[i] != 0)
+            ip_len_ok = ip or ((bits & m_ip_hdr) != 0 and (bits & m_no_len) == 0)
+            ip_payload = <int64_t>ip_len[i] - <int64_t>ip_hdr_len[i]
+            alt_ok = hlen_ok and ip_len_ok and (bits & m_ip_any) != 0 and not fragmented \
+                and hlen < 20 and ip_payload >= hlen
+            rf = 0
+            if ip and ip_proto[i] == 6 and ports and hlen_ok:
+                rf |= KIND_TCP
+            if has_len or alt_ok:
+                rf |= RF_HAS_SEGLEN
+            if status[i] == truncated and (bits & m_payload) == 0 and has_len:
+                rf |= RF_HEADER_CUT
+            if hlen_ok:
+                rf |= RF_HAS_HLEN
+            if has_ws:
+                rf |= RF_HAS_WSCALE
+            o_rf[i] = rf
+            o_frame[i] = first_frame + <uint32_t>i
+            o_ts[i] = ts[i] if has_ts[i] else 0
+            o_src[i] = src[i] if ip else 0
+            o_dst[i] = dst[i] if ip else 0
+            o_sport[i] = sport[i] if ports else 0
+            o_dport[i] = dport[i] if ports else 0
+            o_tflags[i] = tcp_flags[i] if hlen_ok else 0
+            o_seq[i] = seq[i] if (bits & m_seq) else 0
+            o_ack[i] = ack[i] if (bits & m_ack) else 0
+            o_win[i] = window[i] if hlen_ok else 0
+            o_hlen[i] = <uint8_t>hlen if hlen_ok else 0
+            o_seglen[i] = tcp_len[i] if has_len else (<uint32_t>(ip_payload - hlen)
+                                                      if alt_ok else 0)
+            o_ws[i] = wscale[i] if has_ws else 0

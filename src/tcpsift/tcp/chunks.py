@@ -1,10 +1,10 @@
 """The analysis kernel's input arrays straight from the decoder's arrays, chunk by chunk.
 
 `tcpsift.tcp._inputs` builds the inputs from the packet table (Polars); this builds the
-same from one chunk of decoder output (NumPy only), so that a capture can be analysed
-while it is decoded, without tables (`tcpsift fields` streams this way). The rules are
-those of `_inputs`; a test holds the two paths' results equal on every capture of the
-corpus.
+same from one chunk of decoder output (K.fill_inputs, one compiled pass), so that a
+capture can be analysed while it is decoded, without tables (`tcpsift fields` streams
+this way). The rules are those of `_inputs`; a test holds the two paths' results equal
+on every capture of the corpus.
 
 Addresses enter the kernel as their address-table ids: the kernel compares endpoints
 only for equality and to pick which of a conversation's two flows is "flow 1", and the
@@ -20,6 +20,15 @@ from tcpsift.tcp import _analysis as K
 
 _TRUNCATED = DECODE_STATUS.index("truncated")
 _KIND = {name: i for i, name in enumerate(LAYER_KINDS)}
+# the presence bits K.fill_inputs reads, in its order
+_MASKS = tuple(bits_of(*names) for names in (
+    ("ip",), ("ip", "ip_hdr"), ("ip_hdr",), ("tcp_flags",), ("no_ip_len",), ("tcp_len",),
+    ("payload",), ("wscale",), ("tcp", "udp"), ("seq",), ("ack",)))
+_INPUT_DTYPES = {"rf": np.uint8, "frame": np.uint32, "ts_ns": np.int64, "src": np.uint32,
+                 "dst": np.uint32, "sport": np.uint16, "dport": np.uint16,
+                 "tflags": np.uint16, "seq": np.uint32, "ack": np.uint32,
+                 "window": np.uint16, "hlen": np.uint8, "seglen": np.uint32,
+                 "wscale": np.uint8}
 
 
 def _quoted(layer_rows: np.ndarray, first_row: int, n: int):
@@ -54,50 +63,18 @@ def chunk_inputs(rec: dict, pkt: dict, sack_edges: np.ndarray, layer_rows: np.nd
     `layer_rows` are the chunk's layer rows (for headers quoted in ICMP errors),
     `addresses` the number of addresses the decoder has met so far."""
     n = len(rec["offset"])
-    present = pkt["present"]
-
-    def has(*names):
-        return (present & bits_of(*names)) != 0
-
-    ip, ip_hdr = has("ip"), has("ip", "ip_hdr")
-    hlen_ok = has("tcp_flags")
-    fragmented = ip & ((pkt["more_fragments"] != 0) | (pkt["frag_offset"] != 0))
-    ip_len_ok = ip | (has("ip_hdr") & ~has("no_ip_len"))
-    ip_payload = pkt["ip_len"].astype(np.int64) - pkt["ip_hdr_len"].astype(np.int64)
-    hlen = pkt["tcp_hdr_len"].astype(np.int64)
-    alt_ok = (hlen_ok & ip_len_ok & ip_hdr & ~fragmented & (hlen < 20)
-              & (ip_payload >= hlen))
-    has_len = has("tcp_len")
-    seglen_ok = has_len | alt_ok
-    seglen = np.where(has_len, pkt["tcp_len"], np.where(alt_ok, ip_payload - hlen, 0))
-    ports = has("tcp", "udp")
-    is_tcp = ip & (pkt["ip_proto"] == 6) & ports & hlen_ok
-    header_cut = (pkt["status"] == _TRUNCATED) & ~has("payload") & has_len
+    a = {name: np.empty(n, dtype) for name, dtype in _INPUT_DTYPES.items()}
+    K.fill_inputs(n, first_row + 1, rec, pkt, a, _MASKS, _TRUNCATED)
+    a["sack_n"] = np.ascontiguousarray(pkt["sack_count"], dtype=np.uint8)
+    a["addr_rank"] = np.arange(max(addresses, 1), dtype=np.uint32)
+    a["sack_edges"] = np.ascontiguousarray(sack_edges if len(sack_edges) else np.zeros(1),
+                                           dtype=np.uint32)
+    if not len(layer_rows):
+        return a
     b = K.ROW_BITS
-    rf = (np.where(is_tcp, b["tcp"], 0) | np.where(seglen_ok, b["has_seglen"], 0)
-          | np.where(header_cut, b["header_cut"], 0) | np.where(hlen_ok, b["has_hlen"], 0)
-          | np.where(has("wscale"), b["has_wscale"], 0)).astype(np.uint8)
-    a = {
-        "rf": rf,
-        "frame": np.arange(first_row + 1, first_row + n + 1, dtype=np.uint32),
-        "ts_ns": np.where(rec["has_ts"], rec["ts_ns"], 0),
-        "src": np.where(ip, pkt["src"], 0).astype(np.uint32),
-        "dst": np.where(ip, pkt["dst"], 0).astype(np.uint32),
-        "sport": np.where(ports, pkt["sport"], 0).astype(np.uint16),
-        "dport": np.where(ports, pkt["dport"], 0).astype(np.uint16),
-        "tflags": np.where(hlen_ok, pkt["tcp_flags"], 0).astype(np.uint16),
-        "seq": np.where(has("seq"), pkt["seq"], 0).astype(np.uint32),
-        "ack": np.where(has("ack"), pkt["ack"], 0).astype(np.uint32),
-        "window": np.where(hlen_ok, pkt["window"], 0).astype(np.uint16),
-        "hlen": np.where(hlen_ok, pkt["tcp_hdr_len"], 0).astype(np.uint8),
-        "seglen": seglen.astype(np.uint32),
-        "wscale": np.where(has("wscale"), pkt["wscale"], 0).astype(np.uint8),
-        "sack_n": np.ascontiguousarray(pkt["sack_count"], dtype=np.uint8),
-        "addr_rank": np.arange(max(addresses, 1), dtype=np.uint32),
-        "sack_edges": np.ascontiguousarray(sack_edges if len(sack_edges) else np.zeros(1),
-                                           dtype=np.uint32),
-    }
-    own_tcp = ip & (pkt["ip_proto"] == 6) & ports
+    present = pkt["present"]
+    own_tcp = ((present & _MASKS[0]) != 0) & (pkt["ip_proto"] == 6) \
+        & ((present & _MASKS[8]) != 0)
     for row, (r, src, dst) in _quoted(layer_rows, first_row, n).items():
         if own_tcp[row]:
             continue    # a row with a TCP header of its own is never an ICMP error
