@@ -275,6 +275,16 @@ cdef class LineWriter:
         cdef const uint32_t[::1] t_ana
         cdef const uint8_t[::1] t_valid
         cdef TcpCols tc
+        # the program in C arrays: read for every field of every row
+        cdef int f_src[MAX_FIELDS]
+        cdef int f_cond[MAX_FIELDS]
+        cdef int f_fmt[MAX_FIELDS]
+        cdef uint32_t f_need[MAX_FIELDS]
+        cdef uint32_t f_need1[MAX_FIELDS]
+        cdef uint32_t f_need2[MAX_FIELDS]
+        for f in range(nf):
+            f_src[f], f_need[f], f_cond[f] = program[f, 0], program[f, 1], program[f, 2]
+            f_fmt[f], f_need1[f], f_need2[f] = program[f, 3], program[f, 4], program[f, 5]
         cdef bint with_tcp = False
         cdef uint32_t tv = 0, ta = 0
         cdef bint t_row = False, t_ok = False, shown = False
@@ -323,17 +333,21 @@ cdef class LineWriter:
                     if f:
                         p[k] = 9
                         k += 1
-                    src_ = program[f, 0]
-                    need = <uint32_t>program[f, 1]
-                    cond = program[f, 2]
-                    fmt = program[f, 3]
+                    src_ = f_src[f]
+                    if src_ >= S_STREAM:
+                        k += put_tcp(p + k, &tc, src_, f_need1[f], i, bits, tv,
+                                     ta, t_row, t_ok, shown, ip_proto[i], seq[i], ack[i])
+                        continue
+                    need = f_need[f]
+                    cond = f_cond[f]
+                    fmt = f_fmt[f]
                     if need and not (bits & need):
                         continue
                     if cond != C_ALWAYS:
-                        need = <uint32_t>program[f, 4]
+                        need = f_need1[f]
                         if need and not (bits & need):
                             continue
-                        need = <uint32_t>program[f, 5]
+                        need = f_need2[f]
                         if need and not (bits & need):
                             continue
                         if cond == C_V4:
@@ -346,10 +360,6 @@ cdef class LineWriter:
                             ok = ip_proto[i] == 17
                         if not ok:
                             continue
-                    if src_ >= S_STREAM:
-                        k += put_tcp(p + k, &tc, src_, <uint32_t>program[f, 4], i, bits, tv,
-                                     ta, t_row, t_ok, shown, ip_proto[i], seq[i], ack[i])
-                        continue
                     if src_ == S_TS:
                         if not has_ts[i]:
                             continue
@@ -407,31 +417,31 @@ cdef inline Py_ssize_t put_tcp(char* p, const TcpCols* c, int src_, uint32_t fla
                                bint t_row, bint t_ok, bint shown, uint8_t proto,
                                uint32_t raw_seq, uint32_t raw_ack) noexcept nogil:
     """One TCP analysis field of row i, as tcpsift.fields prints it (its _TCP_FIELD_LIST)."""
-    # the frame's own TCP header (no quoted headers here: such chunks print the table way)
-    cdef bint is_tcp = (bits & c.k[K_P_IP]) != 0 and proto == 6 \
-        and (bits & c.k[K_P_PORTS]) != 0
+    # one if/elif chain on src_ (Cython makes it a C switch); the frame's own TCP
+    # header is read for tcp.seq/tcp.ack only (no quoted headers here: such chunks
+    # print the table way)
     cdef int16_t sc
     if src_ == S_STREAM:
         return put_dec(p, c.stream[i]) if t_row else 0
-    if src_ == S_TSEQ:
+    elif src_ == S_TSEQ:
         if t_row and (tv & c.k[K_V_SEQ]):
             return put_dec(p, c.rel_seq[i])
-        if is_tcp and (bits & c.k[K_P_SEQ]):
+        if _own_tcp(c, bits, proto) and (bits & c.k[K_P_SEQ]):
             return put_dec(p, raw_seq)
         return 0
-    if src_ == S_TACK:
+    elif src_ == S_TACK:
         if not t_ok:
             return 0
         if tv & c.k[K_V_ACK]:
             return put_dec(p, c.rel_ack[i])
-        if is_tcp and (bits & c.k[K_P_ACK]):
+        if _own_tcp(c, bits, proto) and (bits & c.k[K_P_ACK]):
             return put_dec(p, raw_ack)
         return 0
-    if src_ == S_NXTSEQ:
+    elif src_ == S_NXTSEQ:
         return put_dec(p, c.next_seq[i]) if t_ok and (tv & c.k[K_V_SEQ]) else 0
-    if src_ == S_WINSIZE:
+    elif src_ == S_WINSIZE:
         return put_dec(p, c.window[i]) if t_ok else 0
-    if src_ == S_SCALE:
+    elif src_ == S_SCALE:
         if not (t_ok and (tv & c.k[K_V_WSCALE])):
             return 0
         sc = c.scale[i]
@@ -439,9 +449,9 @@ cdef inline Py_ssize_t put_tcp(char* p, const TcpCols* c, int src_, uint32_t fla
             p[0] = 45
             return 1 + put_dec(p + 1, <uint64_t>(-sc))
         return put_dec(p, (<uint64_t>1) << sc)
-    if src_ == S_TREL:
+    elif src_ == S_TREL:
         return put_epoch(p, c.trel[i]) if t_ok else 0
-    if src_ == S_TDELTA:
+    elif src_ == S_TDELTA:
         return put_epoch(p, c.tdelta[i]) if t_ok else 0
     if not shown:
         return 0
@@ -450,7 +460,7 @@ cdef inline Py_ssize_t put_tcp(char* p, const TcpCols* c, int src_, uint32_t fla
             p[0] = 49
             return 1
         return 0
-    if src_ == S_DUP:
+    elif src_ == S_DUP:
         if c.dupnum[i] == 0:
             return 0
         p[0] = 49
@@ -459,21 +469,26 @@ cdef inline Py_ssize_t put_tcp(char* p, const TcpCols* c, int src_, uint32_t fla
             p[2] = 49
             return 3
         return 1
-    if src_ == S_DUPNUM:
+    elif src_ == S_DUPNUM:
         return put_dec(p, c.dupnum[i]) if c.dupnum[i] else 0
-    if src_ == S_DUPFRAME:
+    elif src_ == S_DUPFRAME:
         return put_dec(p, c.dupframe[i]) if c.dupnum[i] else 0
-    if src_ == S_ACKS:
+    elif src_ == S_ACKS:
         return put_dec(p, c.acks[i]) if c.acks[i] else 0
-    if src_ == S_RTT:
+    elif src_ == S_RTT:
         return put_epoch(p, c.rtt[i]) if c.acks[i] and c.rtt[i] != 0 else 0
-    if src_ == S_IRTT:
+    elif src_ == S_IRTT:
         return put_epoch(p, c.irtt[i]) if c.irtt[i] != 0 else 0
-    if src_ == S_BIF:
+    elif src_ == S_BIF:
         return put_dec(p, c.bif[i]) if c.bif[i] else 0
-    if src_ == S_PUSH:
+    elif src_ == S_PUSH:
         return put_dec(p, c.push[i]) if c.bif[i] else 0
     return 0
+
+
+cdef inline bint _own_tcp(const TcpCols* c, uint32_t bits, uint8_t proto) noexcept nogil:
+    """Whether the frame has a TCP header of its own (IP, protocol 6, ports)."""
+    return (bits & c.k[K_P_IP]) != 0 and proto == 6 and (bits & c.k[K_P_PORTS]) != 0
 
 
 cdef const void* _column(dict cols, str name, Py_ssize_t n, object dtype) except? NULL:
