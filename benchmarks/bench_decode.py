@@ -5,8 +5,8 @@
     python3 benchmarks/bench_decode.py --synthetic 1000000      # no capture at hand
 
 Every tool runs as a whole process (start-up included), with the capture in
-the page cache (read twice before the runs), round-robin over the tools
-(tool A, tool B, ..., then again), and each figure is the median of
+the page cache (read twice before the runs and once more before each run),
+round-robin over the tools (tool A, tool B, ..., then again), and each figure is the median of
 --repeat runs.  Wall seconds come from the parent's clock around spawn and
 wait; peak RSS is the child's maxrss (/usr/bin/time %M).  MB = 10^6
 bytes of the capture file; packets/s counts every frame of the file.
@@ -434,8 +434,8 @@ def make_slice(path: Path, n: int, workdir: Path) -> Path | None:
     return out
 
 
-def warm(path: Path) -> None:
-    for _ in range(2):
+def warm(path: Path, times: int = 2) -> None:
+    for _ in range(times):
         with open(path, "rb", buffering=0) as f:
             while f.read(1 << 22):
                 pass
@@ -455,6 +455,10 @@ def measure(tools: list[Tool], files: dict[str, Path], repeat: int, timeout: flo
             if f is None:
                 continue
             cmd = [str(f) if a == "{f}" else a for a in t.cmd]
+            # read it again just before each run: this VM trims its page cache (a few MB
+            # every 10 s while idle, more while tshark runs), and a run that meets pages
+            # gone reads them from disk (a 0.5 s run then took 1.1 s)
+            warm(f, times=1)
             runs[t.name].append(run_once(cmd, timeout, t.parse))
     return runs
 

@@ -8,7 +8,8 @@ shared/bench/gen_captures.sh; never commit captures).
 
 Two tables:
 
-1. Whole process, start-up included, output to /dev/null, the capture in the page cache:
+1. Whole process, start-up included, output to /dev/null, the capture in the page cache
+   (read again before each run):
      tcpsift fields FILE -e F ...          (F = the TCP analysis fields, --fields)
      tshark -r FILE -T fields -e F ...     (the same fields; tshark 4.0 default preferences)
    Each figure is the median of --repeat runs, the tools run round-robin. With --check
@@ -83,6 +84,7 @@ def whole_process(path: Path, fields: list[str], repeat: int, timeout: float,
     times = {k: [] for k in tools}
     for _ in range(repeat):
         for k, cmd in tools.items():
+            warm(path)      # (this VM trims its page cache: see bench_decode.measure)
             times[k].append(run_wall(cmd, timeout))
     out = {k: statistics.median(v) for k, v in times.items()}
     if check and len(tools) == 2:
