@@ -87,6 +87,7 @@ def whole_process(path: Path, fields: list[str], repeat: int, timeout: float,
             warm(path)      # (this VM trims its page cache: see bench_decode.measure)
             times[k].append(run_wall(cmd, timeout))
     out = {k: statistics.median(v) for k, v in times.items()}
+    out["runs"] = times
     if check and len(tools) == 2:
         hashes = {k: run_hash(cmd, timeout) for k, cmd in tools.items()}
         out["same"] = len(set(hashes.values())) == 1
@@ -150,6 +151,8 @@ def main(argv=None) -> int:
                  f" {'-':>9} {'':>8}")
         line += f" {('yes' if wp['same'] else 'NO') if 'same' in wp else '':>5}"
         print(line, flush=True)
+        for k, v in wp["runs"].items():
+            print(f"{'':<16} {k} runs: {' '.join(f'{x:.2f}' for x in v)}", flush=True)
         result[str(path)] = row
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
