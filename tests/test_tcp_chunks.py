@@ -58,3 +58,36 @@ def test_chunked_analysis_equals_the_table_path(chunk):
         assert got.equals(cap.tcp), path
         checked += cap.tcp["stream"].is_not_null().sum()
     assert checked > 1000
+
+
+def test_compiled_inputs_equal_the_table_inputs():
+    """K.fill_inputs (one compiled pass over decoder arrays) against tcpsift.tcp's
+    _inputs (Polars expressions over the packet table), row by row, on every capture;
+    addresses are numbered differently by the two (ids, ranks) and are held equal by the
+    analysis test above."""
+    from tcpsift.tcp.analysis import _inputs
+
+    compared = 0
+    for path in FILES:
+        try:
+            cap = tcpsift.read(path)
+        except CaptureError:
+            continue
+        walk = SourceWalk(open_source(path), reassemble=True)
+        addrs, layers, sacks = _decode.AddressTable(), _decode.LayerBuffer(), _decode.U32Buffer()
+        want = _inputs(cap.packets, cap.layers)
+        row = seen = 0
+        for rec, pkt in walk.chunks(addrs, layers, sacks, 0, 1000):
+            n = len(rec["offset"])
+            layer_rows = merge_reassembled(layers.to_numpy(), walk.reassembled_rows[seen:],
+                                           walk.reassembled_layers[seen:])
+            seen = len(walk.reassembled_rows)
+            got = chunk_inputs(rec, pkt, sacks.to_numpy(), layer_rows, row, len(addrs))
+            for name in ("rf", "frame", "ts_ns", "sport", "dport", "tflags", "seq", "ack",
+                         "window", "hlen", "seglen", "wscale", "sack_n"):
+                assert (got[name] == want[name][row:row + n]).all(), (path, name, row)
+            layers.clear()
+            sacks.clear()
+            row += n
+        compared += row
+    assert compared > 100_000

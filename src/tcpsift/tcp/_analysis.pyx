@@ -993,8 +993,15 @@ def fill_inputs(Py_ssize_t n, uint32_t first_frame, dict rec, dict pkt, dict a,
     cdef int64_t ip_payload
     cdef bint ip, hlen_ok, has_len, alt_ok, ports, fragmented, ip_len_ok, has_ws
     cdef uint8_t rf
-    if min(has_ts.shape[0], present.shape[0], o_rf.shape[0], o_seglen.shape[0],
-           o_ws.shape[0], o_frame.shape[0]) < n:
+    if min(has_ts.shape[0], ts.shape[0], present.shape[0], status.shape[0],
+           more_fragments.shape[0], frag_offset.shape[0], ip_len.shape[0],
+           ip_hdr_len.shape[0], ip_proto.shape[0], src.shape[0], dst.shape[0],
+           sport.shape[0], dport.shape[0], tcp_flags.shape[0], seq.shape[0], ack.shape[0],
+           window.shape[0], tcp_hdr_len.shape[0], tcp_len.shape[0], wscale.shape[0],
+           o_rf.shape[0], o_frame.shape[0], o_ts.shape[0], o_src.shape[0], o_dst.shape[0],
+           o_sport.shape[0], o_dport.shape[0], o_tflags.shape[0], o_seq.shape[0],
+           o_ack.shape[0], o_win.shape[0], o_hlen.shape[0], o_seglen.shape[0],
+           o_ws.shape[0]) < n:
         raise ValueError("TCP analysis inputs: arrays shorter than the rows")
     with nogil:
         for i in range(n):
