@@ -72,16 +72,14 @@ def test_ring_buffer_prints_what_the_whole_capture_prints(tmp_path, monkeypatch,
 
 
 def test_files_out_of_order_are_merged_by_time(tmp_path, monkeypatch):
-    """Given last file first, the files are not in merge order: they are merged whole,
-    which puts the frames back in time order (the streamed path must not be taken)."""
+    """Given last file first, the files are not in merge order: they are merged by time
+    (not printed one after the other), which puts the frames back in time order."""
+    monkeypatch.setattr(streamed, "CHUNK", 50)
     parts = _split(SAMPLE, tmp_path, 3)
     shuffled = [parts[2], parts[0], parts[1]]
     assert not in_merge_order([str(p) for p in shuffled])
-    whole = _fields([SAMPLE], FIELDS)
-    calls = []
-    monkeypatch.setattr(streamed, "stream_fields", lambda *a: calls.append(a))
-    assert _fields(shuffled, FIELDS) == whole
-    assert not calls
+    assert _fields(shuffled, FIELDS) == _fields([SAMPLE], FIELDS)
+    assert _fields(shuffled, TABLE_FIELDS) == _fields([SAMPLE], TABLE_FIELDS)
 
 
 def test_in_merge_order_follows_the_merge_keys(tmp_path):
@@ -131,15 +129,17 @@ def test_in_merge_order_reads_files_whole_only_when_it_must(tmp_path, monkeypatc
 
 
 @pytest.mark.parametrize("names", [["frame.number"], ["frame.number", "vlan.id"]])
-def test_a_bad_file_among_ring_buffer_files_is_a_warning(tmp_path, names):
-    """As with merged files: the others are printed (streamed), the bad one named in a
-    warning, exit code 1, the same text and warnings as the merged tables give."""
+@pytest.mark.parametrize("in_order", [True, False], ids=["in-order", "interleaved"])
+def test_a_bad_file_among_ring_buffer_files_is_a_warning(tmp_path, names, in_order):
+    """As tcpsift.read does: the others are printed (one after the other, or merged),
+    the bad one named in a warning, exit code 1, the same text and warnings as the
+    merged tables give."""
     import tcpsift
 
     parts = _split(SAMPLE, tmp_path, 2)
     bad = tmp_path / "bad.pcap"
     bad.write_bytes(b"this is not a capture at all")
-    files = [parts[0], bad, parts[1]]
+    files = [parts[0], bad, parts[1]] if in_order else [parts[1], bad, parts[0]]
     result = CliRunner().invoke(cli, ["fields", *map(str, files),
                                       *[a for n in names for a in ("-e", n)]])
     assert result.exit_code == 1
@@ -151,11 +151,15 @@ def test_a_bad_file_among_ring_buffer_files_is_a_warning(tmp_path, names):
 
 @pytest.mark.skipif(not shutil.which("mergecap") or not shutil.which("tshark"),
                     reason="mergecap and tshark not installed")
-def test_merged_files_are_in_mergecap_order(tmp_path):
-    """Files whose timestamps interleave, and go back within a file: tcpsift merges them
-    as mergecap does (the earliest head frame first, the first file on a tie, a file's
-    own frames never reordered), so its text is tshark's on mergecap's output."""
+@pytest.mark.parametrize("chunk", [3, 7, 1 << 16])
+def test_merged_files_are_in_mergecap_order(tmp_path, monkeypatch, chunk):
+    """Files whose timestamps interleave, tie and go back within a file: tcpsift merges
+    them as mergecap does (the earliest head frame first, the later file on a tie, a
+    file's own frames never reordered), so its text is tshark's on mergecap's output;
+    also when the streamed merge reads a few frames of each file at a time."""
     from support import capwriter as cw
+
+    monkeypatch.setattr(streamed, "CHUNK", chunk)
 
     rng = random.Random(5)
     files, ident = [], 0
@@ -180,3 +184,72 @@ def test_merged_files_are_in_mergecap_order(tmp_path):
                             capture_output=True, text=True, check=True).stdout
     assert not in_merge_order([str(p) for p in files])
     assert _fields(files, names) == (0, tshark)
+
+
+def _deal(path: Path, out_dir: Path, parts: int, seed: int) -> list[Path]:
+    """The classic pcap `path` dealt into `parts` files at random (each record to one
+    file, in order): files whose frames interleave in time, as two capture points'."""
+    data = path.read_bytes()
+    header, endian = data[:24], "<" if data[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
+    rng = random.Random(seed)
+    records: list[list[bytes]] = [[] for _ in range(parts)]
+    off = 24
+    while off + 16 <= len(data):
+        caplen = struct.unpack_from(endian + "I", data, off + 8)[0]
+        records[rng.randrange(parts)].append(data[off:off + 16 + caplen])
+        off += 16 + caplen
+    paths = []
+    for i, recs in enumerate(records):
+        p = out_dir / f"{path.stem}_dealt{i}.pcap"
+        p.write_bytes(header + b"".join(recs))
+        paths.append(p)
+    return paths
+
+
+def _whole_tables(paths, names, flt=None) -> str:
+    """What the merged whole tables print (tcpsift.read of all the files at once)."""
+    import io
+
+    import tcpsift
+    from tcpsift.fields import write
+    from tcpsift.fields.filter import compile_filter
+
+    cap = tcpsift.read([str(p) for p in paths])
+    out = io.BytesIO()
+    write(cap, names, out, compile_filter(flt)(cap) if flt else None)
+    return out.getvalue().decode()
+
+
+@pytest.mark.parametrize("path", CAPTURES, ids=lambda p: p.name)
+@pytest.mark.parametrize("names", [FIELDS, TABLE_FIELDS], ids=["fast", "table"])
+@pytest.mark.parametrize("chunk", [97, 1 << 16])
+def test_interleaved_files_stream_as_the_merged_tables(tmp_path, monkeypatch, path, names,
+                                                       chunk):
+    """Files whose frames interleave are merged chunk by chunk as they are read (not as
+    whole tables): the text is what the merged whole tables print (held equal to
+    tshark on mergecap's output below and by the conformance suite), with and without
+    a filter, for any chunk size."""
+    monkeypatch.setattr(streamed, "CHUNK", chunk)
+    parts = _deal(path, tmp_path, 3, seed=len(path.name))
+    assert not in_merge_order([str(p) for p in parts])
+    assert _fields(parts, names) == (0, _whole_tables(parts, names))
+    assert _fields(parts, names, "-Y", "tcp.len > 0") == (
+        0, _whole_tables(parts, names, "tcp.len > 0"))
+
+
+@pytest.mark.skipif(not shutil.which("mergecap") or not shutil.which("tshark"),
+                    reason="mergecap and tshark not installed")
+@pytest.mark.parametrize("path", CAPTURES[:2], ids=lambda p: p.name)
+def test_interleaved_files_print_what_tshark_prints_on_mergecap_output(tmp_path, monkeypatch,
+                                                                      path):
+    """The streamed merge against outside truth: tshark on mergecap's merge of the same
+    files, with the TCP analysis fields (which depend on the merged order)."""
+    monkeypatch.setattr(streamed, "CHUNK", 101)
+    parts = _deal(path, tmp_path, 3, seed=7)
+    merged = tmp_path / "merged.pcap"
+    subprocess.run(["mergecap", "-F", "nsecpcap", "-w", str(merged), *map(str, parts)],
+                   check=True)
+    tshark = subprocess.run(["tshark", "-r", str(merged), "-T", "fields",
+                             *[a for n in FIELDS for a in ("-e", n)]],
+                            capture_output=True, text=True, check=True).stdout
+    assert _fields(parts, FIELDS) == (0, tshark)

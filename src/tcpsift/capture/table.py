@@ -145,12 +145,14 @@ ADDRESS_COLUMNS = ("src", "dst", "outer_src", "outer_dst")
 
 
 def packet_table(rec: dict, pkt: dict, sack_edges: np.ndarray, frame: np.ndarray,
-                 file_id: int, file_frame: np.ndarray | None, address_texts: pl.Series,
+                 file_id: int | np.ndarray, file_frame: np.ndarray | None,
+                 address_texts: pl.Series,
                  columns=None) -> pl.DataFrame:
     """The packet table from record and decoder arrays (all of equal length), with the
     address columns encoded by `address_texts` (AddressWords.series: every address id
-    of the chunk is known when it is built). All the rows are of file `file_id`;
-    `file_frame` None means the frame numbers in the file are `frame` (the first file).
+    of the chunk is known when it is built). All the rows are of file `file_id` (or,
+    an array, each row of its own); `file_frame` None means the frame numbers in the
+    file are `frame` (the first file).
 
     `columns` limits the table to those columns (in schema order): a consumer that
     needs a few columns of a large capture does not pay for the others."""
@@ -161,8 +163,10 @@ def packet_table(rec: dict, pkt: dict, sack_edges: np.ndarray, frame: np.ndarray
         "has_ts": rec["has_ts"], "cap_len": rec["cap_len"], "len": rec["len"],
         "iface": rec["iface"], "linktype": rec["linktype"],
     })
-    if not CONSTANT_COLUMNS:
-        raw["file_id"] = np.full(len(frame), file_id, np.uint16)
+    per_row_files = isinstance(file_id, np.ndarray)
+    if per_row_files or not CONSTANT_COLUMNS:
+        raw["file_id"] = file_id.astype(np.uint16) if per_row_files else \
+            np.full(len(frame), file_id, np.uint16)
     df = pl.DataFrame(raw)
     dictionaries = {
         "status": (schema.DECODE_STATUS, C("status")),
@@ -182,7 +186,7 @@ def packet_table(rec: dict, pkt: dict, sack_edges: np.ndarray, frame: np.ndarray
             value = _has("sack_perm")
             exprs.append((pl.when(masks["sack_perm"]).then(value) if "sack_perm" in masks
                           else value).alias(c.name))
-        elif c.name == "file_id" and CONSTANT_COLUMNS:
+        elif c.name == "file_id" and CONSTANT_COLUMNS and not per_row_files:
             exprs.append(pl.lit(file_id, dtype=polars_types[c.name]).alias(c.name))
         elif c.name == "sack_blocks":
             exprs.append(pl.lit(None, dtype=polars_types[c.name]).alias(c.name)

@@ -32,11 +32,10 @@ def fields(files, names, display_filter, list_fields):
 
         if can_format(list(names)):     # the fast path: no Polars imported at all
             ordered = len(files) == 1 or in_merge_order(list(files))
-            if ordered:
-                _stream(list(files), list(names))
-                return
+            _stream(list(files), list(names), merge=not ordered)
+            return
     # Heavy imports only here, so that `tcpsift --help` stays light.
-    from tcpsift.fields import FieldError, field_names, packet_columns, resolve, write
+    from tcpsift.fields import FieldError, field_names, resolve
     from tcpsift.fields.filter import compile_filter
 
     if list_fields:
@@ -55,36 +54,19 @@ def fields(files, names, display_filter, list_fields):
         _fail(str(e))
     if ordered is None:
         ordered = len(files) == 1 or in_merge_order(list(files))
-    if ordered:
-        # chunk by chunk, in memory bounded by the chunk; several files one after the
-        # other when that is their merge order (a ring buffer's files, given in order)
-        _stream(list(files), list(names), flt)
-        return
-
-    import tcpsift
-
-    try:
-        # files whose frames interleave in time are merged whole; without a filter,
-        # only the columns the fields read are built
-        columns = None if flt is not None else packet_columns(list(names))
-        cap = tcpsift.read(list(files), columns=columns)
-    except tcpsift.CaptureError as e:
-        _fail(str(e))
-
-    mask = flt(cap) if flt is not None else None
-    with _output() as out:
-        write(cap, list(names), out, mask)
-    _finish(cap.warnings, cap.complete)
+    _stream(list(files), list(names), flt, merge=not ordered)
 
 
-def _stream(paths: list[str], names: list[str], flt=None):
-    """Files printed chunk by chunk, one after the other (tcpsift.textstream.fields)."""
+def _stream(paths: list[str], names: list[str], flt=None, merge=False):
+    """Files printed chunk by chunk, in memory bounded by the chunk
+    (tcpsift.textstream.fields): one after the other when that is their merge order (a
+    ring buffer's files, given in order), else merged by time as they are read."""
     from tcpsift.errors import CaptureError
     from tcpsift.textstream.fields import stream_fields
 
     try:
         with _output() as out:
-            warnings, complete = stream_fields(paths, names, out, flt)
+            warnings, complete = stream_fields(paths, names, out, flt, merge)
     except CaptureError as e:
         _fail(str(e))
     _finish(warnings, complete)

@@ -150,21 +150,24 @@ class _AddressTexts:
 
 
 def _write_through_table(names, rec, pkt, sacks, layer_rows, first_row, texts, fh, tcp=None,
-                         flt=None, info=None, file_id=0, file_first_row=0):
+                         flt=None, info=None, file_id=0, file_first_row=0, file_frame=None):
     """Print one chunk the table way (frames with repeated headers, or every chunk when
     a filter or a field needs it): the chunk's packet and layer tables, its slice of the
     streamed TCP analysis (`tcp`: output arrays, when a field or the filter needs them)
     and `info`, are a Capture to tcpsift.fields. Every field and filter is per frame
     (frame.interface_id reads the file's format from `info`), so chunk by chunk prints
     what the whole capture prints. `texts`: address texts by id (AddressWords.series).
-    The chunk's frames are of file `file_id`, whose first frame is row `file_first_row`."""
+    The chunk's frames are of file `file_id`, whose first frame is row `file_first_row`
+    (or, merged from several files, of the files `file_id` and numbered `file_frame` there,
+    per frame)."""
     from tcpsift.capture.table import layer_table, packet_table
     from tcpsift.fields import write
 
     n = len(rec["offset"])
     frame = np.arange(first_row + 1, first_row + n + 1, dtype=np.uint32)
-    packets = packet_table(rec, pkt, sacks, frame, file_id,
-                           None if file_first_row == 0 else frame - file_first_row, texts)
+    if file_frame is None and file_first_row:
+        file_frame = frame - file_first_row
+    packets = packet_table(rec, pkt, sacks, frame, file_id, file_frame, texts)
     layer_rows = layer_rows.copy()
     layer_rows["row"] -= first_row
     layers = layer_table(layer_rows, frame, texts)
@@ -210,12 +213,14 @@ def _decoded(walk: SourceWalk, stats: RecordStats, addrs, first_row: int, with_t
         sacks.clear()
 
 
-def stream_fields(paths: list[str], names: list[str], fh, flt=None) -> tuple[list[str], bool]:
+def stream_fields(paths: list[str], names: list[str], fh, flt=None,
+                  merge: bool = False) -> tuple[list[str], bool]:
     """Print `names` for every frame of the capture files `paths` to the binary file
     `fh`, as `tshark -T fields` does; with `flt` (tcpsift.fields.filter.compile_filter),
     only the frames it keeps. Several files are printed one after the other, as one
-    capture (frame numbers and TCP analysis go on across them): the caller has checked
-    that this is their merge order (tcpsift.capture.files.in_merge_order). Returns
+    capture (frame numbers and TCP analysis go on across them), when the caller has
+    checked that this is their merge order (tcpsift.capture.files.in_merge_order); with
+    `merge`, their frames are merged by time chunk by chunk (textstream/merge.py). Returns
     (warnings, complete) like tcpsift.read. Raises CaptureError when the file (or every
     file) is not a capture.
 
@@ -227,11 +232,15 @@ def stream_fields(paths: list[str], names: list[str], fh, flt=None) -> tuple[lis
     and printed; this thread reads blocks ahead for it while it waits (a reading thread
     of its own measured slower: three busy threads on two cores)."""
     run = _Run(names, fh, flt)
+    if merge and len(paths) > 1:
+        walks, warnings, complete = each_file(
+            list(paths), lambda path: (path, SourceWalk(open_source(path), reassemble=True)))
+        run.merged(walks)
+    else:
+        def stream_one(path):
+            run.file(path, len(run.formats))
 
-    def stream_one(path):
-        run.file(path, len(run.formats))
-
-    _, warnings, complete = each_file(list(paths), stream_one)
+        _, warnings, complete = each_file(list(paths), stream_one)
     run.lines.flush()
     return warnings + run.warnings, complete and run.complete
 
@@ -260,6 +269,7 @@ class _Run:
         self.analyzer = K.Analyzer() if self.with_tcp else None
         self.consts = _tcp_consts() if self.with_tcp else None
         self.lines = _lines.LineWriter(fh.write)
+        self._tcp_out = None                # the analysis outputs used again (_print)
         self.row = 0
         self.formats: list[dict] = []       # per file read, for frame.interface_id
         self.warnings: list[str] = []
@@ -272,36 +282,76 @@ class _Run:
             self.words = AddressWords()
             self.words.add(self.texts.texts)
 
+    def merged(self, walks: list):
+        """Print the frames of several files, (path, SourceWalk) each, merged by time."""
+        from tcpsift.textstream.merge import merged_chunks, open_files
+
+        for _, walk in walks:
+            self.formats.append({"format": walk.info["format"]})
+        info = SimpleNamespace(files=self.formats)
+        # each file holds a chunk or two of decoded frames: together about two chunks
+        files = open_files(walks, self.addrs, max(min(CHUNK, 1024), CHUNK // len(walks)))
+
+        def produce():
+            known = len(self.addrs)
+            for chunk in merged_chunks(files):
+                texts = self.addrs.texts(known)
+                known += len(texts)
+                inputs = chunk_inputs(chunk.rec, chunk.pkt, chunk.sack_edges,
+                                      chunk.layer_rows, chunk.first_row, len(self.addrs)) \
+                    if self.with_tcp else None
+                yield chunk, texts, inputs
+
+        for chunk, new_texts, inputs in in_background(produce):
+            self._print(chunk.rec, chunk.pkt, chunk.sack_edges, chunk.layer_rows,
+                        len(chunk.layer_rows) > 0, new_texts, inputs, info, chunk.file_id,
+                        file_frame=chunk.file_frame)
+        for f in files:
+            self.warnings += f.walk.warnings + f.stats.unsupported_warnings(f.path)
+            self.complete &= f.walk.complete
+
+    def _print(self, rec, pkt, sacks, layer_rows, special, new_texts, inputs, info, file_id,
+               file_first_row=0, file_frame=None):
+        """One chunk: analysed (TCP) and printed, the fast way or, for a chunk that needs
+        it (`special`) or fields/a filter that do, the table way. Its frames are of file
+        `file_id` from row `file_first_row`, or (merged) of the files `file_id`,
+        numbered `file_frame` there."""
+        n = len(rec["offset"])
+        if self.fast:
+            self.texts.add(new_texts)
+        if self.words is not None:
+            self.words.add(new_texts)
+        table_way = special or not self.fast
+        tcp = None
+        if self.with_tcp:
+            # the outputs are used again from chunk to chunk, except by a chunk printed
+            # the table way: its table keeps them
+            tcp = self._tcp_out
+            if table_way or tcp is None or len(tcp["_valid"]) < n:
+                tcp = empty_outputs(n)
+            self._tcp_out = None if table_way else tcp
+            self.analyzer.feed(n, inputs, tcp)
+        if table_way:
+            self._table_words()
+            self.lines.flush()
+            _write_through_table(self.names, rec, pkt, sacks, layer_rows, self.row,
+                                 self.words.series, self.fh, tcp, self.flt, info, file_id,
+                                 file_first_row, file_frame)
+        else:
+            self.lines.write_rows(self.program, self.row + 1, rec, pkt, self.texts.blob,
+                                  self.texts.ends, self.texts.longest, tcp, self.consts)
+        self.row += n
+
     def file(self, path: str, file_id: int):
         walk = SourceWalk(open_source(path), reassemble=True)
         self.formats.append({"format": walk.info["format"]})
         info = SimpleNamespace(files=self.formats)
         stats = RecordStats()
         first_row = self.row
-        tcp = None
         for rec, pkt, sacks, layer_rows, special, new_texts, inputs in in_background(
                 lambda: _decoded(walk, stats, self.addrs, first_row, self.with_tcp), helper=walk):
-            n = len(rec["offset"])
-            if self.fast:
-                self.texts.add(new_texts)
-            if self.words is not None:
-                self.words.add(new_texts)
-            if self.with_tcp:
-                # fresh outputs for a chunk printed the table way: its table keeps them
-                if special or not self.fast or tcp is None or len(tcp["_valid"]) < n:
-                    tcp = empty_outputs(n)
-                self.analyzer.feed(n, inputs, tcp)
-            if special or not self.fast:
-                self._table_words()
-                self.lines.flush()
-                _write_through_table(self.names, rec, pkt, sacks, layer_rows, self.row,
-                                     self.words.series, self.fh, tcp, self.flt, info,
-                                     file_id, first_row)   # (tcp: fresh, of n rows, see above)
-                tcp = None
-            else:
-                self.lines.write_rows(self.program, self.row + 1, rec, pkt, self.texts.blob,
-                                      self.texts.ends, self.texts.longest, tcp, self.consts)
-            self.row += n
+            self._print(rec, pkt, sacks, layer_rows, special, new_texts, inputs, info, file_id,
+                        file_first_row=first_row)
             if walk.src.pipe is not None:       # (a live capture: print as it comes)
                 self.lines.flush()
                 self.fh.flush()

@@ -1,0 +1,182 @@
+"""Capture files whose frames interleave in time, merged chunk by chunk as mergecap
+merges them, in memory bounded by a few chunks per file instead of the whole capture.
+
+Each file is walked and decoded in its own order (all in one thread, with one address
+table). A frame's merge key (tcpsift.capture.files.merge_keys: the greatest timestamp
+of its file up to it) never decreases along a file, so once every unfinished file has
+frames decoded ahead, a frame whose key is below the smallest of those files' last
+keys can be placed: no frame still to be read sorts before it. Those frames, from
+every file, sorted by (key, the later file first, position), are the next merged
+chunk: the order tcpsift.read gives the whole capture.
+
+What a chunk carries per frame is carried across: the decoder's arrays, the SACK
+edges (variable-length per frame), the layer rows (renumbered to the merged rows) and
+each frame's file and frame number in its file. IP fragments are reassembled within
+each file, as tcpsift.read does (a datagram whose fragments were captured in different
+files is not: docs/conformance.md).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from tcpsift.capture.files import RecordStats, merge_keys
+from tcpsift.capture.reader import SourceWalk
+from tcpsift.decode import _decode
+from tcpsift.decode.reassembly import merge_reassembled
+
+
+@dataclass
+class MergedChunk:
+    rec: dict                   # record arrays, in merged order
+    pkt: dict                   # decoder arrays, in merged order
+    sack_edges: np.ndarray      # the SACK edges of the chunk's frames, in merged order
+    layer_rows: np.ndarray      # layer rows, "row" = the merged row (from first_row)
+    file_id: np.ndarray         # each frame's file (index into the files given)
+    file_frame: np.ndarray      # each frame's number in its file (1-based)
+    first_row: int              # the merged row of the chunk's first frame
+
+
+@dataclass
+class _File:
+    """One file's frames decoded and not merged yet (file-local rows from `base_row`)."""
+    file_id: int
+    path: str
+    walk: SourceWalk
+    chunks: object              # the walk's chunk generator
+    layers: object = field(default_factory=_decode.LayerBuffer)
+    sacks: object = field(default_factory=_decode.U32Buffer)
+    stats: RecordStats = field(default_factory=RecordStats)
+    rec: dict | None = None
+    pkt: dict | None = None
+    keys: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    edges: np.ndarray = field(default_factory=lambda: np.empty(0, np.uint32))
+    edge_start: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))
+    layer_rows: np.ndarray | None = None
+    base_row: int = 0           # the file-local row of the first pending frame
+    reassembled_seen: int = 0
+    last_key: int | None = None     # the merge key of the last frame decoded
+    done: bool = False
+
+    @property
+    def count(self) -> int:
+        return len(self.keys)
+
+    def load(self):
+        """Decode the file's next chunk behind its pending frames (or note its end)."""
+        try:
+            rec, pkt = next(self.chunks)
+        except StopIteration:
+            self.done = True
+            return
+        n = len(rec["offset"])
+        self.stats.add(rec)
+        walk = self.walk
+        layer_rows = merge_reassembled(self.layers.to_numpy(),
+                                       walk.reassembled_rows[self.reassembled_seen:],
+                                       walk.reassembled_layers[self.reassembled_seen:])
+        self.reassembled_seen = len(walk.reassembled_rows)
+        edges = self.sacks.to_numpy()
+        self.layers.clear()
+        self.sacks.clear()
+        keys = merge_keys(rec["ts_ns"], rec["has_ts"], self.last_key)
+        if n:
+            self.last_key = int(keys[-1])
+        counts = pkt["sack_count"].astype(np.int64)
+        if self.rec is None or not self.count:
+            self.rec, self.pkt = rec, pkt
+            self.keys, self.edges = keys, edges
+            self.edge_start = np.concatenate([[0], np.cumsum(counts)])
+            self.layer_rows = layer_rows
+        else:
+            self.rec = {k: np.concatenate([v, rec[k]]) for k, v in self.rec.items()}
+            self.pkt = {k: np.concatenate([v, pkt[k]]) for k, v in self.pkt.items()}
+            self.keys = np.concatenate([self.keys, keys])
+            self.edge_start = np.concatenate(
+                [self.edge_start, self.edge_start[-1] + np.cumsum(counts)])
+            self.edges = np.concatenate([self.edges, edges])
+            self.layer_rows = np.concatenate([self.layer_rows, layer_rows])
+
+    def drop(self, t: int):
+        """Forget the first t pending frames (merged)."""
+        self.rec = {k: v[t:] for k, v in self.rec.items()}
+        self.pkt = {k: v[t:] for k, v in self.pkt.items()}
+        self.keys = self.keys[t:]
+        self.edges = self.edges[self.edge_start[t]:]
+        self.edge_start = self.edge_start[t:] - self.edge_start[t]
+        self.layer_rows = self.layer_rows[self.layer_rows["row"] >= self.base_row + t]
+        self.base_row += t
+
+
+def open_files(walks: list, addrs, chunk: int) -> list[_File]:
+    """A _File per (path, SourceWalk), decoding `chunk` frames at a time with `addrs`."""
+    files = []
+    for path, walk in walks:
+        f = _File(len(files), path, walk, None)
+        f.chunks = walk.chunks(addrs, f.layers, f.sacks, 0, chunk)
+        files.append(f)
+    return files
+
+
+def merged_chunks(files: list[_File]):
+    """Yield MergedChunk after MergedChunk: the frames of `files` in merge order."""
+    row = 0
+    while True:
+        for f in files:
+            while not f.done and not f.count:
+                f.load()
+        unfinished = [f for f in files if not f.done]
+        if not unfinished and not any(f.count for f in files):
+            return
+        bound = min(int(f.keys[-1]) for f in unfinished) if unfinished else None
+        take = [f.count if bound is None else int(np.searchsorted(f.keys, bound, "left"))
+                for f in files]
+        if not sum(take):
+            # every pending frame sorts at or after the bound: read on where it lies
+            for f in unfinished:
+                if int(f.keys[-1]) == bound:
+                    f.load()
+            continue
+        chunk = _merge([(f, t) for f, t in zip(files, take) if t], row)
+        row += len(chunk.file_id)
+        yield chunk
+
+
+def _merge(parts: list, first_row: int) -> MergedChunk:
+    """The first t pending frames of each (file, t) of `parts`, in merge order."""
+    key = np.concatenate([f.keys[:t] for f, t in parts])
+    file_id = np.concatenate([np.full(t, f.file_id, np.uint16) for f, t in parts])
+    position = np.concatenate([np.arange(t, dtype=np.int64) for _, t in parts])
+    order = np.lexsort((position, -file_id.astype(np.int32), key))
+    m = len(order)
+    rec = {k: np.concatenate([f.rec[k][:t] for f, t in parts])[order]
+           for k in parts[0][0].rec}
+    pkt = {k: np.concatenate([f.pkt[k][:t] for f, t in parts])[order]
+           for k in parts[0][0].pkt}
+    file_frame = np.concatenate([np.arange(f.base_row + 1, f.base_row + t + 1, dtype=np.uint32)
+                                 for f, t in parts])[order]
+    # SACK edges: each frame's run of edges, taken in the merged order
+    edges = np.concatenate([f.edges[:f.edge_start[t]] for f, t in parts]).astype(np.uint32)
+    offsets = np.cumsum([0] + [int(f.edge_start[t]) for f, t in parts[:-1]])
+    starts = np.concatenate([f.edge_start[:t] + o for (f, t), o in zip(parts, offsets)])[order]
+    counts = pkt["sack_count"].astype(np.int64)
+    if counts.sum():
+        within = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+        edges = edges[np.repeat(starts, counts) + within]
+    else:
+        edges = edges[:0]
+    # layer rows: file-local rows -> merged rows
+    merged_row = np.empty(m, np.int64)
+    merged_row[order] = np.arange(first_row, first_row + m)
+    layer_parts, candidate = [], 0
+    for f, t in parts:
+        lr = f.layer_rows[f.layer_rows["row"] < f.base_row + t].copy()
+        lr["row"] = merged_row[candidate + lr["row"] - f.base_row]
+        layer_parts.append(lr)
+        candidate += t
+    layer_rows = np.concatenate(layer_parts) if layer_parts else parts[0][0].layer_rows[:0]
+    layer_rows = layer_rows[np.argsort(layer_rows["row"], kind="stable")]
+    for f, t in parts:
+        f.drop(t)
+    return MergedChunk(rec, pkt, edges, layer_rows, file_id[order], file_frame, first_row)
