@@ -10,7 +10,8 @@ import polars as pl
 
 from tcpsift import schema
 from tcpsift.capture.background import in_background
-from tcpsift.capture.files import RecordStats, capture_paths, each_file, merge_keys
+from tcpsift.capture.files import RecordStats, capture_paths, each_file, in_merge_order
+from tcpsift.capture.merge import merged_chunks, open_files
 from tcpsift.capture.reader import SourceWalk
 from tcpsift.capture.source import open_source
 from tcpsift.capture.table import AddressWords, layer_table, packet_table
@@ -101,14 +102,12 @@ class _File:
     warnings: list
     complete: bool
     chunks: list = field(default_factory=list)          # pl.DataFrame per chunk
-    ts_ns: list = field(default_factory=list)           # for merging several files by time
-    has_ts: list = field(default_factory=list)
     reassembled_rows: list = field(default_factory=list)
     reassembled_layers: list = field(default_factory=list)
 
 
-def _read_file(path, file_id: int, first_row: int, addrs, words: AddressWords, layers, columns,
-               keep_times: bool) -> _File:
+def _read_file(path, file_id: int, first_row: int, addrs, words: AddressWords, layers,
+               columns) -> _File:
     src = open_source(path)
     walk = SourceWalk(src, reassemble=True)
     stats = RecordStats()
@@ -139,9 +138,6 @@ def _read_file(path, file_id: int, first_row: int, addrs, words: AddressWords, l
         out.chunks.append(packet_table(
             rec, pkt, sack_edges, np.arange(row + 1, row + n + 1, dtype=np.uint32),
             file_id, file_frame, words.series, columns))
-        if keep_times:
-            out.ts_ns.append(rec["ts_ns"].copy())
-            out.has_ts.append(rec["has_ts"].copy())
         row += n
     out.reassembled_rows = walk.reassembled_rows
     out.reassembled_layers = walk.reassembled_layers
@@ -151,15 +147,40 @@ def _read_file(path, file_id: int, first_row: int, addrs, words: AddressWords, l
     return out
 
 
-def _merge_order(files: list[_File]) -> np.ndarray | None:
-    """Row order merging several files as mergecap does (see merge_keys): by key, then
-    the later file first, then position (rows are the files' frames in file order)."""
-    keys = [merge_keys(np.concatenate(f.ts_ns), np.concatenate(f.has_ts))
-            for f in files if f.ts_ns]
-    key = np.concatenate(keys)
-    later_first = np.concatenate([np.full(len(k), -i, np.int32) for i, k in enumerate(keys)])
-    order = np.lexsort((later_first, key))      # (stable: position within a file kept)
-    return None if np.array_equal(order, np.arange(len(key))) else order
+def _read_merged(paths: list[str], addrs, words: AddressWords, columns):
+    """Files whose frames interleave in time, merged chunk by chunk as they are read
+    (tcpsift.capture.merge: mergecap's order) in a thread of their own while this one
+    builds each merged chunk's table. Returns (per-file _File, table chunks, layer rows
+    numbered by merged row, warnings of files that are not captures, complete)."""
+    walks, warnings, complete = each_file(
+        paths, lambda path: (path, SourceWalk(open_source(path), reassemble=True)))
+    files = open_files(walks, addrs, max(1024, CHUNK // len(walks)))
+
+    def produce():
+        known = len(addrs)
+        for chunk in merged_chunks(files):
+            texts = addrs.texts(known)
+            known += len(texts)
+            yield chunk, texts
+
+    chunks, layer_rows, row = [], [], 0
+    for chunk, new_texts in in_background(produce):
+        n = len(chunk.file_id)
+        words.add(new_texts)
+        chunks.append(packet_table(chunk.rec, chunk.pkt, chunk.sack_edges,
+                                   np.arange(row + 1, row + n + 1, dtype=np.uint32),
+                                   chunk.file_id, chunk.file_frame, words.series, columns))
+        layer_rows.append(chunk.layer_rows)
+        row += n
+    results = []
+    for f in files:
+        walk = f.walk
+        results.append(_File(walk.src, f.stats.describe(walk.info, walk.warnings,
+                                                        walk.complete),
+                             walk.warnings + f.stats.unsupported_warnings(f.path),
+                             walk.complete))
+    layers = np.concatenate(layer_rows) if layer_rows else _decode.LayerBuffer().to_numpy()
+    return results, chunks, layers, warnings, complete
 
 
 def read(paths: str | os.PathLike | Iterable[str | os.PathLike], columns=None) -> Capture:
@@ -179,33 +200,30 @@ def read(paths: str | os.PathLike | Iterable[str | os.PathLike], columns=None) -
             raise ValueError(f"no such packet columns: {', '.join(sorted(unknown))}")
     addrs = _decode.AddressTable()
     words = AddressWords()
-    layers = _decode.LayerBuffer()
-    files: list[_File] = []
+    if len(paths) > 1 and not in_merge_order(paths):
+        files, chunks, layer_rows, warnings, complete = _read_merged(paths, addrs, words,
+                                                                     columns)
+    else:
+        # one file, or files one after the other in merge order (a ring buffer's)
+        layers = _decode.LayerBuffer()
+        files = []
 
-    def read_one(path):
-        first_row = sum(f.info["packets"] for f in files)
-        files.append(_read_file(path, len(files), first_row, addrs, words, layers, columns,
-                                len(paths) > 1))
-        return files[-1]
+        def read_one(path):
+            first_row = sum(f.info["packets"] for f in files)
+            files.append(_read_file(path, len(files), first_row, addrs, words, layers,
+                                    columns))
+            return files[-1]
 
-    _, warnings, complete = each_file(paths, read_one)
+        _, warnings, complete = each_file(paths, read_one)
+        chunks = [c for f in files for c in f.chunks]
+        layer_rows = merge_reassembled(layers.to_numpy(),
+                                       [r for f in files for r in f.reassembled_rows],
+                                       [r for f in files for r in f.reassembled_layers])
     for f in files:
         warnings.extend(f.warnings)
         complete &= f.complete
-
-    chunks = [c for f in files for c in f.chunks]
     packets = pl.concat(chunks, rechunk=False) if len(chunks) > 1 else chunks[0]
     n = len(packets)
-    order = _merge_order(files) if len(files) > 1 else None
-    if order is not None:
-        packets = packets[order].with_columns(pl.Series("frame", np.arange(1, n + 1, dtype=np.uint32)))
-    frame_of_row = np.arange(1, n + 1, dtype=np.uint32)
-    if order is not None:
-        frame_of_row[order] = frame_of_row.copy()
-    layer_rows = merge_reassembled(layers.to_numpy(), [r for f in files for r in f.reassembled_rows],
-                                   [r for f in files for r in f.reassembled_layers])
-    layer_df = layer_table(layer_rows, frame_of_row, words.series)
-    if order is not None and len(layer_df):
-        layer_df = layer_df.sort(["frame", "index"])
+    layer_df = layer_table(layer_rows, np.arange(1, n + 1, dtype=np.uint32), words.series)
     info = CaptureInfo([f.info for f in files])
     return Capture(files, packets, layer_df, info, warnings, complete)

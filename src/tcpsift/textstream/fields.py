@@ -220,7 +220,7 @@ def stream_fields(paths: list[str], names: list[str], fh, flt=None,
     only the frames it keeps. Several files are printed one after the other, as one
     capture (frame numbers and TCP analysis go on across them), when the caller has
     checked that this is their merge order (tcpsift.capture.files.in_merge_order); with
-    `merge`, their frames are merged by time chunk by chunk (textstream/merge.py). Returns
+    `merge`, their frames are merged by time chunk by chunk (capture/merge.py). Returns
     (warnings, complete) like tcpsift.read. Raises CaptureError when the file (or every
     file) is not a capture.
 
@@ -284,7 +284,7 @@ class _Run:
 
     def merged(self, walks: list):
         """Print the frames of several files, (path, SourceWalk) each, merged by time."""
-        from tcpsift.textstream.merge import merged_chunks, open_files
+        from tcpsift.capture.merge import merged_chunks, open_files
 
         for _, walk in walks:
             self.formats.append({"format": walk.info["format"]})
