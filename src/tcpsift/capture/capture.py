@@ -152,19 +152,9 @@ def _read_merged(paths: list[str], addrs, words: AddressWords, columns):
     (tcpsift.capture.merge: mergecap's order) in a thread of their own while this one
     builds each merged chunk's table. Returns (per-file _File, table chunks, layer rows
     numbered by merged row, warnings of files that are not captures, complete)."""
-    walks, warnings, complete = each_file(
-        paths, lambda path: (path, SourceWalk(open_source(path), reassemble=True)))
-    files = open_files(walks, addrs, max(1024, CHUNK // len(walks)))
-
-    def produce():
-        known = len(addrs)
-        for chunk in merged_chunks(files):
-            texts = addrs.texts(known)
-            known += len(texts)
-            yield chunk, texts
-
+    files, warnings, complete = open_files(paths, addrs, CHUNK)
     chunks, layer_rows, row = [], [], 0
-    for chunk, new_texts in in_background(produce):
+    for chunk, new_texts in in_background(lambda: merged_chunks(files, addrs)):
         n = len(chunk.file_id)
         words.add(new_texts)
         chunks.append(packet_table(chunk.rec, chunk.pkt, chunk.sack_edges,
@@ -177,8 +167,7 @@ def _read_merged(paths: list[str], addrs, words: AddressWords, columns):
         walk = f.walk
         results.append(_File(walk.src, f.stats.describe(walk.info, walk.warnings,
                                                         walk.complete),
-                             walk.warnings + f.stats.unsupported_warnings(f.path),
-                             walk.complete))
+                             f.warnings, walk.complete))
     layers = np.concatenate(layer_rows) if layer_rows else _decode.LayerBuffer().to_numpy()
     return results, chunks, layers, warnings, complete
 

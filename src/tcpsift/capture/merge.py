@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tcpsift.capture.files import RecordStats, merge_keys
+from tcpsift.capture.files import RecordStats, each_file, merge_keys
 from tcpsift.capture.reader import SourceWalk
+from tcpsift.capture.source import open_source
 from tcpsift.decode import _decode
-from tcpsift.decode.reassembly import merge_reassembled
 
 
 @dataclass
@@ -55,7 +55,6 @@ class _File:
     edge_start: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))
     layer_rows: np.ndarray | None = None
     base_row: int = 0           # the file-local row of the first pending frame
-    reassembled_seen: int = 0
     last_key: int | None = None     # the merge key of the last frame decoded
     done: bool = False
 
@@ -72,19 +71,12 @@ class _File:
             return
         n = len(rec["offset"])
         self.stats.add(rec)
-        walk = self.walk
-        layer_rows = merge_reassembled(self.layers.to_numpy(),
-                                       walk.reassembled_rows[self.reassembled_seen:],
-                                       walk.reassembled_layers[self.reassembled_seen:])
-        self.reassembled_seen = len(walk.reassembled_rows)
-        edges = self.sacks.to_numpy()
-        self.layers.clear()
-        self.sacks.clear()
+        layer_rows, edges, _ = self.walk.chunk_extras(self.layers, self.sacks)
         keys = merge_keys(rec["ts_ns"], rec["has_ts"], self.last_key)
         if n:
             self.last_key = int(keys[-1])
         counts = pkt["sack_count"].astype(np.int64)
-        if self.rec is None or not self.count:
+        if not self.count:
             self.rec, self.pkt = rec, pkt
             self.keys, self.edges = keys, edges
             self.edge_start = np.concatenate([[0], np.cumsum(counts)])
@@ -98,6 +90,11 @@ class _File:
             self.edges = np.concatenate([self.edges, edges])
             self.layer_rows = np.concatenate([self.layer_rows, layer_rows])
 
+    @property
+    def warnings(self) -> list[str]:
+        """Once the walk has ended: what it met, and the link types it could not decode."""
+        return self.walk.warnings + self.stats.unsupported_warnings(self.path)
+
     def drop(self, t: int):
         """Forget the first t pending frames (merged)."""
         self.rec = {k: v[t:] for k, v in self.rec.items()}
@@ -109,19 +106,26 @@ class _File:
         self.base_row += t
 
 
-def open_files(walks: list, addrs, chunk: int) -> list[_File]:
-    """A _File per (path, SourceWalk), decoding `chunk` frames at a time with `addrs`."""
+def open_files(paths: list[str], addrs, chunk: int) -> tuple[list[_File], list[str], bool]:
+    """The files to merge, each decoding its frames with `addrs`, together about `chunk`
+    at a time; with the warnings about files that are not captures (skipped, as
+    tcpsift.capture.files.each_file says) and whether all could be opened."""
+    walks, warnings, complete = each_file(
+        paths, lambda path: (path, SourceWalk(open_source(path), reassemble=True)))
+    per_file = max(min(chunk, 1024), chunk // len(walks))
     files = []
     for path, walk in walks:
         f = _File(len(files), path, walk, None)
-        f.chunks = walk.chunks(addrs, f.layers, f.sacks, 0, chunk)
+        f.chunks = walk.chunks(addrs, f.layers, f.sacks, 0, per_file)
         files.append(f)
-    return files
+    return files, warnings, complete
 
 
-def merged_chunks(files: list[_File]):
-    """Yield MergedChunk after MergedChunk: the frames of `files` in merge order."""
+def merged_chunks(files: list[_File], addrs):
+    """Yield (MergedChunk, the texts of the addresses `addrs` met since the last one, in
+    id order) after another: the frames of `files` in merge order."""
     row = 0
+    known = len(addrs)
     while True:
         for f in files:
             while not f.done and not f.count:
@@ -140,7 +144,9 @@ def merged_chunks(files: list[_File]):
             continue
         chunk = _merge([(f, t) for f, t in zip(files, take) if t], row)
         row += len(chunk.file_id)
-        yield chunk
+        texts = addrs.texts(known)
+        known += len(texts)
+        yield chunk, texts
 
 
 def _merge(parts: list, first_row: int) -> MergedChunk:
@@ -175,7 +181,7 @@ def _merge(parts: list, first_row: int) -> MergedChunk:
         lr["row"] = merged_row[candidate + lr["row"] - f.base_row]
         layer_parts.append(lr)
         candidate += t
-    layer_rows = np.concatenate(layer_parts) if layer_parts else parts[0][0].layer_rows[:0]
+    layer_rows = np.concatenate(layer_parts)
     layer_rows = layer_rows[np.argsort(layer_rows["row"], kind="stable")]
     for f, t in parts:
         f.drop(t)

@@ -89,6 +89,7 @@ class SourceWalk:
         self.pending: dict = {}
         self.reassembled_rows: list = []
         self.reassembled_layers: list = []
+        self._extras_seen = 0           # reassembled frames chunk_extras() has handed on
         self.blocks = src.blocks(block)
         self.wake = threading.Condition()
         self._part: _Part | None = None
@@ -179,6 +180,21 @@ class SourceWalk:
                                  f"packets before it")
             self.complete = False
         self._finish_info()
+
+    def chunk_extras(self, layers, sack_edges):
+        """After a chunk of chunks(): its layer rows (with those of frames reassembled
+        since the last call in place of theirs) and SACK edges, copied out of the
+        decoder's buffers, which are then emptied; and whether frames were reassembled."""
+        seen = self._extras_seen
+        reassembled = len(self.reassembled_rows) > seen
+        layer_rows = reassembly.merge_reassembled(layers.to_numpy(),
+                                                  self.reassembled_rows[seen:],
+                                                  self.reassembled_layers[seen:])
+        self._extras_seen = len(self.reassembled_rows)
+        edges = sack_edges.to_numpy()
+        layers.clear()
+        sack_edges.clear()
+        return layer_rows, edges, reassembled
 
     def help_ready(self) -> bool:
         self._helped = True

@@ -20,7 +20,6 @@ from tcpsift.capture.presence import bits_of, presence_bits
 from tcpsift.capture.reader import SourceWalk
 from tcpsift.capture.source import open_source
 from tcpsift.decode import _decode
-from tcpsift.decode.reassembly import merge_reassembled
 from tcpsift.tcp import FLAG_BITS, HAS_ANALYSIS, NOT_SHOWN
 from tcpsift.tcp import _analysis as K
 from tcpsift.tcp.chunks import chunk_inputs, empty_outputs
@@ -187,30 +186,20 @@ def _decoded(walk: SourceWalk, stats: RecordStats, addrs, first_row: int, with_t
     analysis needs); the file's rows start at `first_row`."""
     layers, sacks = _decode.LayerBuffer(), _decode.U32Buffer()
     known = len(addrs)
-    reassembled = 0
     row = first_row
     # three array sets: one printed, one waiting, one being decoded (in_background(ahead=1))
     for rec, pkt in walk.chunks(addrs, layers, sacks, first_row, CHUNK, reuse=3):
         stats.add(rec)
         texts = addrs.texts(known)
         known += len(texts)
-        layer_rows = layers.to_numpy()
-        if len(walk.reassembled_rows) > reassembled:
-            layer_rows = merge_reassembled(layer_rows, walk.reassembled_rows[reassembled:],
-                                           walk.reassembled_layers[reassembled:])
-            reassembled = len(walk.reassembled_rows)
-            special = True
-        else:
-            special = len(layer_rows) > 0
-        sack_edges = sacks.to_numpy()
+        layer_rows, sack_edges, reassembled = walk.chunk_extras(layers, sacks)
+        special = reassembled or len(layer_rows) > 0
         # the TCP kernel's inputs, here: the printing thread has more to do (many.pcap,
         # 18 TCP fields: 0.49 -> 0.43 s; bulk.pcap: the same)
         inputs = chunk_inputs(rec, pkt, sack_edges, layer_rows, row, len(addrs)) \
             if with_tcp else None
         row += len(rec["offset"])
         yield rec, pkt, sack_edges, layer_rows, special, texts, inputs
-        layers.clear()
-        sacks.clear()
 
 
 def stream_fields(paths: list[str], names: list[str], fh, flt=None,
@@ -233,9 +222,7 @@ def stream_fields(paths: list[str], names: list[str], fh, flt=None,
     of its own measured slower: three busy threads on two cores)."""
     run = _Run(names, fh, flt)
     if merge and len(paths) > 1:
-        walks, warnings, complete = each_file(
-            list(paths), lambda path: (path, SourceWalk(open_source(path), reassemble=True)))
-        run.merged(walks)
+        warnings, complete = run.merged(list(paths))
     else:
         def stream_one(path):
             run.file(path, len(run.formats))
@@ -282,21 +269,18 @@ class _Run:
             self.words = AddressWords()
             self.words.add(self.texts.texts)
 
-    def merged(self, walks: list):
-        """Print the frames of several files, (path, SourceWalk) each, merged by time."""
+    def merged(self, paths: list[str]) -> tuple[list[str], bool]:
+        """Print the frames of several files merged by time; returns the warnings about
+        files that are not captures and whether all could be read."""
         from tcpsift.capture.merge import merged_chunks, open_files
 
-        for _, walk in walks:
-            self.formats.append({"format": walk.info["format"]})
+        files, warnings, complete = open_files(paths, self.addrs, CHUNK)
+        for f in files:
+            self.formats.append({"format": f.walk.info["format"]})
         info = SimpleNamespace(files=self.formats)
-        # each file holds a chunk or two of decoded frames: together about two chunks
-        files = open_files(walks, self.addrs, max(min(CHUNK, 1024), CHUNK // len(walks)))
 
         def produce():
-            known = len(self.addrs)
-            for chunk in merged_chunks(files):
-                texts = self.addrs.texts(known)
-                known += len(texts)
+            for chunk, texts in merged_chunks(files, self.addrs):
                 inputs = chunk_inputs(chunk.rec, chunk.pkt, chunk.sack_edges,
                                       chunk.layer_rows, chunk.first_row, len(self.addrs)) \
                     if self.with_tcp else None
@@ -307,8 +291,9 @@ class _Run:
                         len(chunk.layer_rows) > 0, new_texts, inputs, info, chunk.file_id,
                         file_frame=chunk.file_frame)
         for f in files:
-            self.warnings += f.walk.warnings + f.stats.unsupported_warnings(f.path)
+            self.warnings += f.warnings
             self.complete &= f.walk.complete
+        return warnings, complete
 
     def _print(self, rec, pkt, sacks, layer_rows, special, new_texts, inputs, info, file_id,
                file_first_row=0, file_frame=None):
