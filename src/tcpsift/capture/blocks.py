@@ -13,6 +13,7 @@ for that; a longer carry (a pcapng block of more than 256 KiB) is joined by copy
 """
 from __future__ import annotations
 
+import mmap
 import os
 import threading
 from collections import deque
@@ -24,6 +25,15 @@ from tcpsift.errors import CaptureError
 HEAD = (1 << 18) + 4096
 # Buffers per file: the consumer holds one or two, helpers fill the others ahead.
 BUFFERS = 8
+
+
+def _new_buffer(size: int):
+    """A buffer whose block (after HEAD, a whole number of pages) starts on a page
+    boundary, like the page cache's pages it is copied from: the kernel's copy is 20 %
+    faster so (2 MiB reads of a cached file: 0.085 s against 0.107 s per 600 MB into a
+    bytearray, whose bytes start 16 bytes past a boundary). Anonymous memory, mapped
+    page by page as it is first written."""
+    return mmap.mmap(-1, size)
 
 
 class _Filler:
@@ -55,10 +65,10 @@ class _Filler:
             return self.free.pop()
         if self.allocated < BUFFERS:
             self.allocated += 1
-            return bytearray(HEAD + self.block)
+            return _new_buffer(HEAD + self.block)
         return None
 
-    def _fill(self, index: int, buf: bytearray):
+    def _fill(self, index: int, buf):
         """(buf, bytes read, end of file reached), or the OSError met."""
         view = memoryview(buf)
         have = 0
@@ -96,7 +106,7 @@ class _Filler:
                     break
                 if index >= self.claimed:       # nobody has claimed it: fill it here
                     self.claimed += 1
-                    buf = self._buffer() or bytearray(HEAD + self.block)
+                    buf = self._buffer() or _new_buffer(HEAD + self.block)
                     result = None
                     break
                 # a helper is filling it: rather than wait, read a block further ahead
@@ -132,7 +142,7 @@ class _Filler:
         self.helping += 1
         return self.claimed - 1, buf
 
-    def _fill_claimed(self, index: int, buf: bytearray):
+    def _fill_claimed(self, index: int, buf):
         result = OSError("interrupted")     # what the consumer gets if this is cut short
         try:
             result = self._fill(index, buf)
@@ -180,7 +190,7 @@ class _StreamFiller:
     _buffer = _Filler._buffer
     give = _Filler.give
 
-    def _fill(self, buf: bytearray):
+    def _fill(self, buf):
         """(buf, bytes read into it after HEAD, end of data reached) or the exception
         met (raised in the consumer by take()); under no lock, by the thread that set
         `busy`, which then calls _filled."""
@@ -220,11 +230,11 @@ class _StreamFiller:
             if self.ready:
                 result = self.ready.popleft()
             elif self.ended:
-                result = (self._buffer() or bytearray(HEAD + self.block), 0, True)
+                result = (self._buffer() or _new_buffer(HEAD + self.block), 0, True)
             else:
                 self.busy = True
                 result = None
-                buf = self._buffer() or bytearray(HEAD + self.block)
+                buf = self._buffer() or _new_buffer(HEAD + self.block)
         if result is None:
             result = self._fill(buf)
             with self.lock:

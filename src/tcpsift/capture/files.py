@@ -66,12 +66,20 @@ class RecordStats:
         self.packets += len(rec["offset"])
         self.bytes += int(rec["cap_len"].sum(dtype=np.uint64))
         self.wire_bytes += int(rec["len"].sum(dtype=np.uint64))
-        ts = rec["ts_ns"][rec["has_ts"]]
+        # (without copies in the common case: every frame has a time, one link type)
+        ts = rec["ts_ns"]
+        if not rec["has_ts"].all():
+            ts = ts[rec["has_ts"]]
         if len(ts):
             lo, hi = int(ts.min()), int(ts.max())
             self.first_ns = lo if self.first_ns is None else min(self.first_ns, lo)
             self.last_ns = hi if self.last_ns is None else max(self.last_ns, hi)
-        for lt, cnt in zip(*np.unique(rec["linktype"], return_counts=True)):
+        linktypes = rec["linktype"]
+        if len(linktypes) and linktypes.min() == linktypes.max():
+            counts = [(linktypes[0], len(linktypes))]
+        else:
+            counts = zip(*np.unique(linktypes, return_counts=True))
+        for lt, cnt in counts:
             self.linktypes[int(lt)] = self.linktypes.get(int(lt), 0) + int(cnt)
 
     def unsupported_warnings(self, path: str) -> list[str]:
