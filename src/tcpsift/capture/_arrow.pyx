@@ -4,13 +4,14 @@
 Polars builds a List column from Python lists or expressions slowly (a SACK column of
 a million rows took a third of a header-only capture's read); an object with
 `__arrow_c_array__` is taken over without a copy. Here: a List<UInt32> column from
-per-row counts and the flat values, for `sack_blocks`.
+per-row counts and the flat values, for `sack_blocks`, with 64-bit offsets (Arrow's
+LargeList: Polars' own list layout; 32-bit offsets were converted, a copy).
 
 The buffers are copied into memory the exported structures own (freed by their
 release callbacks), so that no callback needs the GIL: Polars may release them from
 any thread.
 """
-from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t
+from libc.stdint cimport int64_t, uint8_t, uint32_t
 from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memcpy, memset
 from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_IsValid, PyCapsule_New
@@ -73,7 +74,7 @@ cdef extern from *:
     int ARROW_FLAG_NULLABLE
 
 
-# --- schema: list<item: uint32> --------------------------------------------------------
+# --- schema: large_list<item: uint32> --------------------------------------------------------
 
 ctypedef struct ListSchema:          # everything the exported schema points at
     ArrowSchema child
@@ -104,7 +105,7 @@ cdef int fill_list_schema(ArrowSchema* s) noexcept nogil:
     d.child.release = release_child_schema
     d.children[0] = &d.child
     memset(s, 0, sizeof(ArrowSchema))
-    s.format = b"+l"
+    s.format = b"+L"
     s.name = b""
     s.flags = ARROW_FLAG_NULLABLE
     s.n_children = 1
@@ -118,7 +119,7 @@ cdef int fill_list_schema(ArrowSchema* s) noexcept nogil:
 
 ctypedef struct ListArrayData:       # everything the exported array points at
     uint8_t* validity
-    int32_t* offsets
+    int64_t* offsets
     const void* buffers[2]
     ArrowArray child
     const void* child_buffers[2]
@@ -172,8 +173,6 @@ cdef class UInt32Lists:
             total += counts[i]
         if total > values.shape[0]:
             raise ValueError("fewer values than the counts announce")
-        if total > 0x7FFFFFFF:
-            raise ValueError("too many values for 32-bit list offsets")
         self.counts = counts
         self.values = values
 
@@ -182,7 +181,7 @@ cdef class UInt32Lists:
         cdef const uint32_t[::1] values = self.values
         cdef Py_ssize_t n = counts.shape[0], i
         cdef int64_t nulls = 0
-        cdef int32_t at = 0
+        cdef int64_t at = 0
         cdef ArrowSchema* schema = <ArrowSchema*>calloc(1, sizeof(ArrowSchema))
         cdef ArrowArray* array = <ArrowArray*>calloc(1, sizeof(ArrowArray))
         cdef ListArrayData* d = <ListArrayData*>calloc(1, sizeof(ListArrayData))
@@ -193,7 +192,7 @@ cdef class UInt32Lists:
             free(d)
             raise MemoryError()
         d.validity = <uint8_t*>calloc((n + 7) // 8 + 1, 1)
-        d.offsets = <int32_t*>malloc((n + 1) * sizeof(int32_t))
+        d.offsets = <int64_t*>malloc((n + 1) * sizeof(int64_t))
         vals = <uint32_t*>malloc(max(values.shape[0], 1) * sizeof(uint32_t))
         if d.validity == NULL or d.offsets == NULL or vals == NULL \
                 or fill_list_schema(schema) != 0:
