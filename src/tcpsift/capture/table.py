@@ -7,6 +7,8 @@ parallel; nothing here runs per row in Python.
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import polars as pl
 
@@ -33,6 +35,21 @@ def _lookup(words, dtype, codes: pl.Expr) -> pl.Expr:
     if not isinstance(words, pl.Series):
         words = pl.Series(list(words), dtype=dtype)
     return pl.lit(words).gather(codes)
+
+
+@functools.cache
+def _packet_types() -> dict:
+    return schema.polars_schema()
+
+
+@functools.cache
+def _fixed_dictionaries() -> dict:
+    """The dictionaries of the columns whose words never change, as Series of their
+    column's dtype: built once, not for every chunk."""
+    types = _packet_types()
+    words = {"status": schema.DECODE_STATUS, "encap": schema.ENCAPSULATIONS,
+             "flags": FLAG_TEXT}
+    return {name: pl.Series(list(w), dtype=types[name]) for name, w in words.items()}
 
 
 class AddressWords:
@@ -168,14 +185,15 @@ def packet_table(rec: dict, pkt: dict, sack_edges: np.ndarray, frame: np.ndarray
         raw["file_id"] = file_id.astype(np.uint16) if per_row_files else \
             np.full(len(frame), file_id, np.uint16)
     df = pl.DataFrame(raw)
+    fixed = _fixed_dictionaries()
     dictionaries = {
-        "status": (schema.DECODE_STATUS, C("status")),
-        "encap": (schema.ENCAPSULATIONS, C("encap")),
-        "flags": (FLAG_TEXT, C("tcp_flags") & 0x1FF),
+        "status": (fixed["status"], C("status")),
+        "encap": (fixed["encap"], C("encap")),
+        "flags": (fixed["flags"], C("tcp_flags") & 0x1FF),
     }
     for name in ADDRESS_COLUMNS:
         dictionaries[name] = (address_texts, C(name))
-    polars_types = schema.polars_schema()
+    polars_types = _packet_types()
     masks = _masks_for(pkt["present"], rec, pkt)
     constants = _constants(raw, masks)
     exprs = []
