@@ -63,6 +63,29 @@ def test_small_blocks_read_like_one_block(monkeypatch, whole, block, buffers, he
         assert got.complete == expect.complete, path
 
 
+def test_block_starts_on_a_page_boundary():
+    """The kernel copies from the page cache fastest into a page-aligned destination."""
+    buf = blocks._new_buffer(blocks.HEAD + 4096)
+    block = np.frombuffer(buf, np.uint8)[blocks.HEAD:]
+    assert block.ctypes.data % 4096 == 0
+
+
+def test_buffers_fall_back_to_bytearrays(monkeypatch, whole):
+    """A process that may map no more memory reads its blocks into bytearrays."""
+    def refuse(*args, **kwargs):
+        raise OSError(12, "Cannot allocate memory")
+
+    monkeypatch.setattr(blocks.mmap, "mmap", refuse)
+    monkeypatch.setattr(srcmod, "BLOCK_SIZE", 1024)
+    for path, expect in list(whole.items())[:40]:
+        got = _read(path)
+        if isinstance(expect, str):
+            assert got == expect, path
+            continue
+        assert got.packets.equals(expect.packets), path
+        assert got.warnings == expect.warnings, path
+
+
 def test_frame_bytes_come_from_the_file():
     path = SAMPLE
     cap = tcpsift.read(path)
