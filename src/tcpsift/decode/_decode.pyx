@@ -30,6 +30,11 @@ cdef extern from *:
 # a block was just copied in by the reading thread, so its lines are not in this
 # core's cache yet.
 DEF PREFETCH_AHEAD = 4
+# Frames are decoded into a tile of TILE rows, which is then written out column by
+# column: writing each frame's 38 columns in turn (38 interleaved store streams) took
+# 60 % of the decode. Decoding a header-only capture's 5.5 M frames: 0.43 s row by
+# row, 0.23 s through 8- or 16-row tiles, 0.29 s through 32-row tiles.
+DEF TILE = 16
 
 import ipaddress
 import numpy as np
@@ -154,8 +159,8 @@ assert LAYER_DTYPE.itemsize == sizeof(Layer)
 
 
 cdef struct Pkt:
-    # Fields by size, 8-byte aligned and without padding: a frame starts by zeroing
-    # everything before `sack` (zero_words: a few vector stores).
+    # One frame's columns, fields by size, 8-byte aligned and without padding: a frame
+    # starts by zeroing it (zero_words: a few vector stores).
     uint32_t present
     uint32_t outer_src
     uint32_t outer_dst
@@ -202,14 +207,17 @@ cdef struct Pkt:
     uint8_t icmp_type
     uint8_t icmp_code
     uint8_t sack_n
-    uint8_t _unused[4]      # (`sack` at a multiple of 8 bytes: zero_words zeroes words)
-    # not zeroed: read only up to sack_n and nlayers
+    uint8_t _unused[4]      # (a multiple of 8 bytes: zero_words zeroes words)
+
+
+cdef struct FrameScratch:
+    # A frame's SACK edges and layer rows: read only up to Pkt.sack_n and Pkt.nlayers,
+    # so never zeroed.
     uint32_t sack[8]
     Layer layers[MAX_LAYERS]
 
 
-cdef Pkt _layout
-assert (<char*>&_layout.sack - <char*>&_layout) % 8 == 0
+assert sizeof(Pkt) % 8 == 0
 
 
 cdef inline uint16_t be16(const uint8_t* p) noexcept nogil:
@@ -225,13 +233,13 @@ cdef inline void problem(Pkt* k, uint8_t st) noexcept nogil:
         k.status = st
 
 
-cdef inline Layer* new_layer(Pkt* k, uint8_t kind, bint quoted) noexcept nogil:
+cdef inline Layer* new_layer(Pkt* k, FrameScratch* x, uint8_t kind, bint quoted) noexcept nogil:
     cdef Layer* L
     if quoted:
         k.any_quoted = 1
     if not k.recording or k.nlayers >= MAX_LAYERS:
         return NULL
-    L = &k.layers[k.nlayers]
+    L = &x.layers[k.nlayers]
     memset(L, 0, sizeof(Layer))
     L.index = <uint8_t>k.nlayers
     L.kind = kind
@@ -423,6 +431,7 @@ cdef class _Decoder:
     # or its fragment header (IPv6) in a synthetic frame; decode through it.
     cdef Py_ssize_t reasm_off
     cdef Py_ssize_t reasm_len
+    cdef FrameScratch x
 
     cdef void ethertype(self, Pkt* k, uint16_t etype, Py_ssize_t off, Py_ssize_t end, int depth) noexcept nogil:
         cdef Layer* L
@@ -446,7 +455,7 @@ cdef class _Decoder:
                 k.vlan_depth += 1
             if etype != 0x8100:
                 k.any_odd_tag = 1
-            L = new_layer(k, K_VLAN, 0)
+            L = new_layer(k, &self.x, K_VLAN, 0)
             if L != NULL:
                 L.vlan_id = be16(self.pkt + off) & 0x0FFF
                 L.tpid = etype
@@ -575,7 +584,7 @@ cdef class _Decoder:
         if ihl > 20 and avail >= ihl:
             dst = self.source_route_destination(h, ihl, dst)
         fl = be16(h + 6)
-        L = new_layer(k, K_IPV4, quoted)
+        L = new_layer(k, &self.x, K_IPV4, quoted)
         if L != NULL:
             L.src = src
             L.dst = dst
@@ -734,7 +743,7 @@ cdef class _Decoder:
             hops += 1
         if plen == 0 and jumbo != 0:
             plen = jumbo
-        L = new_layer(k, K_IPV6, quoted)
+        L = new_layer(k, &self.x, K_IPV6, quoted)
         if L != NULL:
             L.src = src
             L.dst = dst
@@ -814,7 +823,7 @@ cdef class _Decoder:
             if not quoted:
                 problem(k, ST_TRUNC)
             return
-        L = new_layer(k, K_TCP, quoted)
+        L = new_layer(k, &self.x, K_TCP, quoted)
         if L != NULL:
             L.sport = be16(h)
             L.dport = be16(h + 2)
@@ -898,7 +907,7 @@ cdef class _Decoder:
                 if nedges > (cend - o - 2) // 4:
                     nedges = <int>((cend - o - 2) // 4)
                 for i in range(nedges):
-                    k.sack[i] = be32(self.pkt + o + 2 + 4 * i)
+                    self.x.sack[i] = be32(self.pkt + o + 2 + 4 * i)
                 k.sack_n = <uint8_t>nedges
                 if nedges:
                     k.present |= P_SACK
@@ -920,7 +929,7 @@ cdef class _Decoder:
             if not quoted:
                 problem(k, ST_TRUNC)
             if avail >= 4 and quoted:
-                L = new_layer(k, K_UDP, 1)
+                L = new_layer(k, &self.x, K_UDP, 1)
                 if L != NULL:
                     L.sport = be16(h)
                     L.dport = be16(h + 2)
@@ -928,7 +937,7 @@ cdef class _Decoder:
             return
         sp = be16(h)
         dp = be16(h + 2)
-        L = new_layer(k, K_UDP, quoted)
+        L = new_layer(k, &self.x, K_UDP, quoted)
         if L != NULL:
             L.sport = sp
             L.dport = dp
@@ -1105,7 +1114,7 @@ cdef class _Decoder:
                 problem(k, ST_TRUNC)
             return
         t = self.pkt[off]
-        L = new_layer(k, K_ICMPV6 if v6 else K_ICMP, quoted)
+        L = new_layer(k, &self.x, K_ICMPV6 if v6 else K_ICMP, quoted)
         if L != NULL:
             L.icmp_type = t
             if avail >= 2:
@@ -1412,6 +1421,248 @@ def new_packet_arrays(Py_ssize_t n):
     }
 
 
+cdef struct Columns:
+    # decode_frames' output arrays (new_packet_arrays), as pointers
+    uint8_t* status
+    uint32_t* present
+    uint16_t* vlan_id
+    uint8_t* vlan_depth
+    uint8_t* encap
+    uint32_t* outer_src
+    uint32_t* outer_dst
+    uint8_t* ip_version
+    uint32_t* src
+    uint32_t* dst
+    uint16_t* ip_hdr_len
+    uint32_t* ip_len
+    uint32_t* ip_id
+    uint8_t* ttl
+    uint8_t* ip_proto
+    uint8_t* df
+    uint8_t* mf
+    uint16_t* frag
+    uint16_t* sport
+    uint16_t* dport
+    uint16_t* tcp_flags
+    uint32_t* seq
+    uint32_t* ack
+    uint8_t* tcp_hdr_len
+    uint16_t* window
+    uint32_t* tcp_len
+    uint16_t* mss
+    uint8_t* wscale
+    uint32_t* tsval
+    uint32_t* tsecr
+    uint16_t* udp_len
+    uint8_t* icmp_type
+    uint8_t* icmp_code
+    uint32_t* payload_offset
+    uint8_t* sack_count
+    uint32_t* ip_offset
+    uint32_t* frag_data_offset
+    uint8_t* ipv6_nxt
+
+
+cdef void write_rows(Columns* c, const Pkt* rows, Py_ssize_t n, Py_ssize_t at) noexcept nogil:
+    """Rows [0, n) of a tile (n <= TILE) to index `at` of the columns, one column after
+    the other. (Loops of TILE steps that stop at n, which the compiler unrolls: loops of
+    n steps took 0.40 s instead of 0.23 s in the measurement above.)"""
+    cdef Py_ssize_t r
+    cdef uint8_t* status = c.status + at
+    cdef uint32_t* present = c.present + at
+    cdef uint16_t* vlan_id = c.vlan_id + at
+    cdef uint8_t* vlan_depth = c.vlan_depth + at
+    cdef uint8_t* encap = c.encap + at
+    cdef uint32_t* outer_src = c.outer_src + at
+    cdef uint32_t* outer_dst = c.outer_dst + at
+    cdef uint8_t* ip_version = c.ip_version + at
+    cdef uint32_t* src = c.src + at
+    cdef uint32_t* dst = c.dst + at
+    cdef uint16_t* ip_hdr_len = c.ip_hdr_len + at
+    cdef uint32_t* ip_len = c.ip_len + at
+    cdef uint32_t* ip_id = c.ip_id + at
+    cdef uint8_t* ttl = c.ttl + at
+    cdef uint8_t* ip_proto = c.ip_proto + at
+    cdef uint8_t* df = c.df + at
+    cdef uint8_t* mf = c.mf + at
+    cdef uint16_t* frag = c.frag + at
+    cdef uint16_t* sport = c.sport + at
+    cdef uint16_t* dport = c.dport + at
+    cdef uint16_t* tcp_flags = c.tcp_flags + at
+    cdef uint32_t* seq = c.seq + at
+    cdef uint32_t* ack = c.ack + at
+    cdef uint8_t* tcp_hdr_len = c.tcp_hdr_len + at
+    cdef uint16_t* window = c.window + at
+    cdef uint32_t* tcp_len = c.tcp_len + at
+    cdef uint16_t* mss = c.mss + at
+    cdef uint8_t* wscale = c.wscale + at
+    cdef uint32_t* tsval = c.tsval + at
+    cdef uint32_t* tsecr = c.tsecr + at
+    cdef uint16_t* udp_len = c.udp_len + at
+    cdef uint8_t* icmp_type = c.icmp_type + at
+    cdef uint8_t* icmp_code = c.icmp_code + at
+    cdef uint32_t* payload_offset = c.payload_offset + at
+    cdef uint8_t* sack_count = c.sack_count + at
+    cdef uint32_t* ip_offset = c.ip_offset + at
+    cdef uint32_t* frag_data_offset = c.frag_data_offset + at
+    cdef uint8_t* ipv6_nxt = c.ipv6_nxt + at
+    for r in range(TILE):
+        if r == n:
+            break
+        status[r] = rows[r].status
+    for r in range(TILE):
+        if r == n:
+            break
+        present[r] = rows[r].present
+    for r in range(TILE):
+        if r == n:
+            break
+        vlan_id[r] = rows[r].vlan_id
+    for r in range(TILE):
+        if r == n:
+            break
+        vlan_depth[r] = rows[r].vlan_depth
+    for r in range(TILE):
+        if r == n:
+            break
+        encap[r] = rows[r].encap
+    for r in range(TILE):
+        if r == n:
+            break
+        outer_src[r] = rows[r].outer_src
+    for r in range(TILE):
+        if r == n:
+            break
+        outer_dst[r] = rows[r].outer_dst
+    for r in range(TILE):
+        if r == n:
+            break
+        ip_version[r] = rows[r].ip_version
+    for r in range(TILE):
+        if r == n:
+            break
+        src[r] = rows[r].src
+    for r in range(TILE):
+        if r == n:
+            break
+        dst[r] = rows[r].dst
+    for r in range(TILE):
+        if r == n:
+            break
+        ip_hdr_len[r] = rows[r].ip_hdr_len
+    for r in range(TILE):
+        if r == n:
+            break
+        ip_len[r] = rows[r].ip_len
+    for r in range(TILE):
+        if r == n:
+            break
+        ip_id[r] = rows[r].ip_id
+    for r in range(TILE):
+        if r == n:
+            break
+        ttl[r] = rows[r].ttl
+    for r in range(TILE):
+        if r == n:
+            break
+        ip_proto[r] = rows[r].ip_proto
+    for r in range(TILE):
+        if r == n:
+            break
+        df[r] = rows[r].df
+    for r in range(TILE):
+        if r == n:
+            break
+        mf[r] = rows[r].mf
+    for r in range(TILE):
+        if r == n:
+            break
+        frag[r] = rows[r].frag
+    for r in range(TILE):
+        if r == n:
+            break
+        sport[r] = rows[r].sport
+    for r in range(TILE):
+        if r == n:
+            break
+        dport[r] = rows[r].dport
+    for r in range(TILE):
+        if r == n:
+            break
+        tcp_flags[r] = rows[r].tcp_flags
+    for r in range(TILE):
+        if r == n:
+            break
+        seq[r] = rows[r].seq
+    for r in range(TILE):
+        if r == n:
+            break
+        ack[r] = rows[r].ack
+    for r in range(TILE):
+        if r == n:
+            break
+        tcp_hdr_len[r] = rows[r].tcp_hdr_len
+    for r in range(TILE):
+        if r == n:
+            break
+        window[r] = rows[r].window
+    for r in range(TILE):
+        if r == n:
+            break
+        tcp_len[r] = rows[r].tcp_len
+    for r in range(TILE):
+        if r == n:
+            break
+        mss[r] = rows[r].mss
+    for r in range(TILE):
+        if r == n:
+            break
+        wscale[r] = rows[r].wscale
+    for r in range(TILE):
+        if r == n:
+            break
+        tsval[r] = rows[r].tsval
+    for r in range(TILE):
+        if r == n:
+            break
+        tsecr[r] = rows[r].tsecr
+    for r in range(TILE):
+        if r == n:
+            break
+        udp_len[r] = rows[r].udp_len
+    for r in range(TILE):
+        if r == n:
+            break
+        icmp_type[r] = rows[r].icmp_type
+    for r in range(TILE):
+        if r == n:
+            break
+        icmp_code[r] = rows[r].icmp_code
+    for r in range(TILE):
+        if r == n:
+            break
+        payload_offset[r] = rows[r].payload_off
+    for r in range(TILE):
+        if r == n:
+            break
+        sack_count[r] = rows[r].sack_n
+    for r in range(TILE):
+        if r == n:
+            break
+        ip_offset[r] = rows[r].ip_off
+    for r in range(TILE):
+        if r == n:
+            break
+        frag_data_offset[r] = rows[r].frag_data_off
+    for r in range(TILE):
+        if r == n:
+            break
+        ipv6_nxt[r] = rows[r].ipv6_nxt
+
+
+
+
+
 def decode_frames(const uint8_t[::1] buf, const int64_t[::1] offsets, const uint32_t[::1] cap_lens,
                   const uint32_t[::1] wire_lens, const uint16_t[::1] linktypes, AddressTable addrs, dict out, LayerBuffer layers,
                   uint32_t first_row, U32Buffer sack_edges, Py_ssize_t reasm_off=-1,
@@ -1426,9 +1677,11 @@ def decode_frames(const uint8_t[::1] buf, const int64_t[::1] offsets, const uint
     says how many each frame has.
     """
     cdef Py_ssize_t n = offsets.shape[0]
-    cdef Py_ssize_t i, j
+    cdef Py_ssize_t i, t = 0
     cdef int failed = 0
-    cdef Pkt k
+    cdef Pkt rows[TILE]
+    cdef Pkt* k
+    cdef Columns c
     cdef _Decoder d = _Decoder()
     d.addrs = addrs
     d.reasm_off = reasm_off
@@ -1473,6 +1726,46 @@ def decode_frames(const uint8_t[::1] buf, const int64_t[::1] offsets, const uint
     cdef uint8_t[::1] ipv6_nxt = out["ipv6_nxt"]
     if at < 0 or at + n > out["status"].shape[0]:
         raise ValueError(f"no room for {n} frames at index {at}")
+    if n == 0:
+        return
+    c.status = &status[0]
+    c.present = &present[0]
+    c.vlan_id = &vlan_id[0]
+    c.vlan_depth = &vlan_depth[0]
+    c.encap = &encap[0]
+    c.outer_src = &outer_src[0]
+    c.outer_dst = &outer_dst[0]
+    c.ip_version = &ip_version[0]
+    c.src = &src[0]
+    c.dst = &dst[0]
+    c.ip_hdr_len = &ip_hdr_len[0]
+    c.ip_len = &ip_len[0]
+    c.ip_id = &ip_id[0]
+    c.ttl = &ttl[0]
+    c.ip_proto = &ip_proto[0]
+    c.df = &df[0]
+    c.mf = &mf[0]
+    c.frag = &frag[0]
+    c.sport = &sport[0]
+    c.dport = &dport[0]
+    c.tcp_flags = &tcp_flags[0]
+    c.seq = &seq[0]
+    c.ack = &ack[0]
+    c.tcp_hdr_len = &tcp_hdr_len[0]
+    c.window = &window[0]
+    c.tcp_len = &tcp_len[0]
+    c.mss = &mss[0]
+    c.wscale = &wscale[0]
+    c.tsval = &tsval[0]
+    c.tsecr = &tsecr[0]
+    c.udp_len = &udp_len[0]
+    c.icmp_type = &icmp_type[0]
+    c.icmp_code = &icmp_code[0]
+    c.payload_offset = &payload_offset[0]
+    c.sack_count = &sack_count[0]
+    c.ip_offset = &ip_offset[0]
+    c.frag_data_offset = &frag_data_offset[0]
+    c.ipv6_nxt = &ipv6_nxt[0]
     for i in range(n):
         if cap_lens[i] == 0:
             continue
@@ -1485,70 +1778,38 @@ def decode_frames(const uint8_t[::1] buf, const int64_t[::1] offsets, const uint
                 and offsets[i + PREFETCH_AHEAD] - base + 128 <= buf.shape[0]:
             prefetch(&buf[offsets[i + PREFETCH_AHEAD] - base])
             prefetch(&buf[offsets[i + PREFETCH_AHEAD] - base + 64])
-        zero_words(&k, sizeof(Pkt) - sizeof(k.sack) - sizeof(k.layers))
+        k = &rows[t]
+        zero_words(k, sizeof(Pkt))
         if cap_lens[i] > 0:
             if offsets[i] < base or offsets[i] - base + cap_lens[i] > buf.shape[0]:
                 failed = 2
                 break
             d.pkt = &buf[offsets[i] - base]
             d.rep_end = wire_lens[i] if wire_lens[i] > cap_lens[i] else cap_lens[i]
-            d.frame(&k, linktypes[i], cap_lens[i])
+            d.frame(k, linktypes[i], cap_lens[i])
             if k.any_quoted or k.any_odd_tag or k.ip_count > 1 or k.l4_count > 1 or k.vlan_depth > 1:
-                zero_words(&k, sizeof(Pkt) - sizeof(k.sack) - sizeof(k.layers))
+                zero_words(k, sizeof(Pkt))
                 k.recording = 1
                 d.rep_end = wire_lens[i] if wire_lens[i] > cap_lens[i] else cap_lens[i]
-                d.frame(&k, linktypes[i], cap_lens[i])
+                d.frame(k, linktypes[i], cap_lens[i])
         elif is_supported(linktypes[i]):
             k.status = ST_TRUNC
         else:
             k.status = ST_UNSUPPORTED
-        j = at + i
-        status[j] = k.status
-        present[j] = k.present
-        vlan_id[j] = k.vlan_id
-        vlan_depth[j] = k.vlan_depth
-        encap[j] = k.encap
-        outer_src[j] = k.outer_src
-        outer_dst[j] = k.outer_dst
-        ip_version[j] = k.ip_version
-        src[j] = k.src
-        dst[j] = k.dst
-        ip_hdr_len[j] = k.ip_hdr_len
-        ip_len[j] = k.ip_len
-        ip_id[j] = k.ip_id
-        ttl[j] = k.ttl
-        ip_proto[j] = k.ip_proto
-        df[j] = k.df
-        mf[j] = k.mf
-        frag[j] = k.frag
-        sport[j] = k.sport
-        dport[j] = k.dport
-        tcp_flags[j] = k.tcp_flags
-        seq[j] = k.seq
-        ack[j] = k.ack
-        tcp_hdr_len[j] = k.tcp_hdr_len
-        window[j] = k.window
-        tcp_len[j] = k.tcp_len
-        mss[j] = k.mss
-        wscale[j] = k.wscale
-        tsval[j] = k.tsval
-        tsecr[j] = k.tsecr
-        udp_len[j] = k.udp_len
-        icmp_type[j] = k.icmp_type
-        icmp_code[j] = k.icmp_code
-        payload_offset[j] = k.payload_off
-        sack_count[j] = k.sack_n
-        ip_offset[j] = k.ip_off
-        frag_data_offset[j] = k.frag_data_off
-        ipv6_nxt[j] = k.ipv6_nxt
         if k.sack_n:
-            if sack_edges.extend(k.sack, k.sack_n) != 0:
+            if sack_edges.extend(d.x.sack, k.sack_n) != 0:
                 failed = 1
                 break
         if k.recording and k.nlayers > 0:
-            if layers.add(k.layers, k.nlayers, first_row + <uint32_t>i) != 0:
+            if layers.add(d.x.layers, k.nlayers, first_row + <uint32_t>i) != 0:
                 failed = 1
                 break
+        t += 1
+        if t == TILE:
+            write_rows(&c, rows, TILE, at + i + 1 - TILE)
+            t = 0
+      if not failed and t:
+        write_rows(&c, rows, t, at + n - t)
     if failed == 2:
         raise ValueError(f"frame at offset {offsets[i]} is not in the buffer")
     if failed:
