@@ -1663,29 +1663,11 @@ cdef void write_rows(Columns* c, const Pkt* rows, Py_ssize_t n, Py_ssize_t at) n
 
 
 
-def decode_frames(const uint8_t[::1] buf, const int64_t[::1] offsets, const uint32_t[::1] cap_lens,
-                  const uint32_t[::1] wire_lens, const uint16_t[::1] linktypes, AddressTable addrs, dict out, LayerBuffer layers,
-                  uint32_t first_row, U32Buffer sack_edges, Py_ssize_t reasm_off=-1,
-                  Py_ssize_t reasm_len=0, int64_t base=0, Py_ssize_t at=0):
-    """Decode frames [0, len(offsets)) of `buf` into the arrays of `out` from index `at`.
-
-    `buf` holds the file's bytes from file offset `base` (offsets are file offsets).
-    `first_row` (the row of the first frame) is added to layer rows so that chunks
-    share one layer buffer.
-    `reasm_off`/`reasm_len` describe a synthetic reassembled frame (see _Decoder).
-    SACK edges are appended to `sack_edges` in frame order; `out["sack_count"]`
-    says how many each frame has.
-    """
-    cdef Py_ssize_t n = offsets.shape[0]
-    cdef Py_ssize_t i, t = 0
-    cdef int failed = 0
-    cdef Pkt rows[TILE]
-    cdef Pkt* k
-    cdef Columns c
-    cdef _Decoder d = _Decoder()
-    d.addrs = addrs
-    d.reasm_off = reasm_off
-    d.reasm_len = reasm_len
+cdef Columns columns_of(dict out, Py_ssize_t at, Py_ssize_t n) except *:
+    """Pointers to the arrays of `out` (new_packet_arrays: each of its type), checked to
+    have room for `n` frames from index `at`. The arrays must outlive their use."""
+    if at < 0 or any(len(array) < at + n for array in out.values()):
+        raise ValueError(f"no room for {n} frames at index {at}")
     cdef uint8_t[::1] status = out["status"]
     cdef uint32_t[::1] present = out["present"]
     cdef uint16_t[::1] vlan_id = out["vlan_id"]
@@ -1724,10 +1706,7 @@ def decode_frames(const uint8_t[::1] buf, const int64_t[::1] offsets, const uint
     cdef uint32_t[::1] ip_offset = out["ip_offset"]
     cdef uint32_t[::1] frag_data_offset = out["frag_data_offset"]
     cdef uint8_t[::1] ipv6_nxt = out["ipv6_nxt"]
-    if at < 0 or at + n > out["status"].shape[0]:
-        raise ValueError(f"no room for {n} frames at index {at}")
-    if n == 0:
-        return
+    cdef Columns c
     c.status = &status[0]
     c.present = &present[0]
     c.vlan_id = &vlan_id[0]
@@ -1766,6 +1745,35 @@ def decode_frames(const uint8_t[::1] buf, const int64_t[::1] offsets, const uint
     c.ip_offset = &ip_offset[0]
     c.frag_data_offset = &frag_data_offset[0]
     c.ipv6_nxt = &ipv6_nxt[0]
+    return c
+
+
+def decode_frames(const uint8_t[::1] buf, const int64_t[::1] offsets, const uint32_t[::1] cap_lens,
+                  const uint32_t[::1] wire_lens, const uint16_t[::1] linktypes, AddressTable addrs, dict out, LayerBuffer layers,
+                  uint32_t first_row, U32Buffer sack_edges, Py_ssize_t reasm_off=-1,
+                  Py_ssize_t reasm_len=0, int64_t base=0, Py_ssize_t at=0):
+    """Decode frames [0, len(offsets)) of `buf` into the arrays of `out` from index `at`.
+
+    `buf` holds the file's bytes from file offset `base` (offsets are file offsets).
+    `first_row` (the row of the first frame) is added to layer rows so that chunks
+    share one layer buffer.
+    `reasm_off`/`reasm_len` describe a synthetic reassembled frame (see _Decoder).
+    SACK edges are appended to `sack_edges` in frame order; `out["sack_count"]`
+    says how many each frame has.
+    """
+    cdef Py_ssize_t n = offsets.shape[0]
+    cdef Py_ssize_t i, t = 0
+    cdef int failed = 0
+    cdef Pkt rows[TILE]
+    cdef Pkt* k
+    cdef Columns c
+    cdef _Decoder d = _Decoder()
+    d.addrs = addrs
+    d.reasm_off = reasm_off
+    d.reasm_len = reasm_len
+    if n == 0:
+        return
+    c = columns_of(out, at, n)
     for i in range(n):
         if cap_lens[i] == 0:
             continue
