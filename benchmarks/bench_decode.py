@@ -482,8 +482,9 @@ def summarize(t: Tool, rs: list[Run], packets: int, nbytes: int) -> dict:
         secs = median([r.inner["decode_s"] for r in good])
         imp = median([r.inner["import_s"] for r in good])
         rows = good[0].inner["rows"]
-        row["note"] = (f"tcpsift.read(FILE).packets in process; import {imp:.2f} s, "
-                       f"whole process {whole:.2f} s; {rows} rows")
+        runs = " ".join(f"{r.inner['decode_s']:.2f}" for r in good)
+        row["note"] = (f"tcpsift.read(FILE).packets in process (runs: {runs}); import "
+                       f"{imp:.2f} s, whole process {whole:.2f} s; {rows} rows")
         if rows != packets:
             row["note"] += f" (MISMATCH: file has {packets} packets)"
     row["seconds"] = secs
@@ -586,6 +587,31 @@ def machine_line() -> str:
     return f"{os.cpu_count()} CPUs ({model}), {mem:.1f} GiB RAM, {platform.platform()}"
 
 
+FIRST_TOUCH_SNIPPET = r"""
+import mmap, time
+size = 256 << 20
+buf = mmap.mmap(-1, size)
+view = memoryview(buf)
+t0 = time.perf_counter()
+for offset in range(0, size, 1 << 20):       # one byte per 4 KiB page, 256 at a time
+    view[offset:offset + (1 << 20):4096] = bytes(256)
+print(time.perf_counter() - t0)
+"""
+
+
+def first_touch_us() -> float:
+    """Microseconds per 4 KiB page of the first write to fresh anonymous memory, in a
+    new process: what every page of a table costs before anything is written in it (on
+    a VM with lazily backed guest memory, several times what it costs on bare metal, and
+    varying from run to run)."""
+    try:
+        r = subprocess.run([sys.executable, "-c", FIRST_TOUCH_SNIPPET], capture_output=True,
+                           text=True, timeout=60)
+        return float(r.stdout) / ((256 << 20) // 4096) * 1e6
+    except (OSError, ValueError, subprocess.SubprocessError):
+        return -1.0
+
+
 def cpu_busy() -> float:
     def snap():
         v = [int(x) for x in open("/proc/stat").readline().split()[1:]]
@@ -672,6 +698,10 @@ def main(argv=None) -> int:
         print(f"# method: whole process, file in page cache, median of {args.repeat} runs "
               "(round-robin over the tools), wall seconds; MB = 10^6 bytes of the file")
         print(f"# fields: {' '.join(fields)}")
+        touches = sorted(first_touch_us() for _ in range(3))
+        print(f"# memory: the first write to a fresh 4 KiB page costs "
+              f"{', '.join(f'{t:.2f}' for t in touches)} us (three new processes; "
+              f"tcpsift.read's table is ~110 bytes a packet, each of its pages written once)")
         if busy > 10:
             print(f"# WARNING: CPUs {busy:.0f}% busy; figures will be noisy", file=sys.stderr)
         print()
