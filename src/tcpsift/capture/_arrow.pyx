@@ -74,7 +74,7 @@ cdef extern from *:
     int ARROW_FLAG_NULLABLE
 
 
-# --- schema: large_list<item: uint32> --------------------------------------------------------
+# --- schema: large_list<item: uint32> -------------------------------------------------
 
 ctypedef struct ListSchema:          # everything the exported schema points at
     ArrowSchema child
