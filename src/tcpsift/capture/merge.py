@@ -71,7 +71,7 @@ class _File:
             return
         n = len(rec["offset"])
         self.stats.add(rec)
-        layer_rows, edges, _ = self.walk.chunk_extras(self.layers, self.sacks)
+        layer_rows, edges = self.walk.chunk_extras(self.layers, self.sacks)
         keys = merge_keys(rec["ts_ns"], rec["has_ts"], self.last_key)
         if n:
             self.last_key = int(keys[-1])

@@ -184,9 +184,8 @@ class SourceWalk:
     def chunk_extras(self, layers, sack_edges):
         """After a chunk of chunks(): its layer rows (with those of frames reassembled
         since the last call in place of theirs) and SACK edges, copied out of the
-        decoder's buffers, which are then emptied; and whether frames were reassembled."""
+        decoder's buffers, which are then emptied."""
         seen = self._extras_seen
-        reassembled = len(self.reassembled_rows) > seen
         layer_rows = reassembly.merge_reassembled(layers.to_numpy(),
                                                   self.reassembled_rows[seen:],
                                                   self.reassembled_layers[seen:])
@@ -194,7 +193,7 @@ class SourceWalk:
         edges = sack_edges.to_numpy()
         layers.clear()
         sack_edges.clear()
-        return layer_rows, edges, reassembled
+        return layer_rows, edges
 
     def help_ready(self) -> bool:
         self._helped = True

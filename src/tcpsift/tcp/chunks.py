@@ -73,8 +73,8 @@ def chunk_inputs(rec: dict, pkt: dict, sack_edges: np.ndarray, layer_rows: np.nd
         return a
     b = K.ROW_BITS
     present = pkt["present"]
-    own_tcp = ((present & _MASKS[0]) != 0) & (pkt["ip_proto"] == 6) \
-        & ((present & _MASKS[8]) != 0)
+    own_tcp = ((present & bits_of("ip")) != 0) & (pkt["ip_proto"] == 6) \
+        & ((present & bits_of("tcp", "udp")) != 0)
     for row, (r, src, dst) in _quoted(layer_rows, first_row, n).items():
         if own_tcp[row]:
             continue    # a row with a TCP header of its own is never an ICMP error

@@ -4,9 +4,10 @@ Most exports ask for header fields of one file without a filter. Those need neit
 the packet table nor Polars: the decoder's arrays of each chunk are formatted by a
 Cython kernel (_lines.pyx) into the exact text tshark prints, in reused memory. A
 chunk with frames that carry a header more than once (tunnels, stacked tags, headers
-quoted in ICMP errors) or that were reassembled is printed through the table path
-(tcpsift.fields.write), which knows how tshark joins repeated fields, so the text is
-the same either way. NumPy only until such a chunk comes.
+quoted in ICMP errors) is printed through the table path (tcpsift.fields.write), which
+knows how tshark joins repeated fields, so the text is the same either way. (A
+reassembled frame's row is its datagram's, decoded again: the fast way prints it too.)
+NumPy only until such a chunk comes.
 """
 from __future__ import annotations
 
@@ -192,8 +193,8 @@ def _decoded(walk: SourceWalk, stats: RecordStats, addrs, first_row: int, with_t
         stats.add(rec)
         texts = addrs.texts(known)
         known += len(texts)
-        layer_rows, sack_edges, reassembled = walk.chunk_extras(layers, sacks)
-        special = reassembled or len(layer_rows) > 0
+        layer_rows, sack_edges = walk.chunk_extras(layers, sacks)
+        special = len(layer_rows) > 0
         # the TCP kernel's inputs, here: the printing thread has more to do (many.pcap,
         # 18 TCP fields: 0.49 -> 0.43 s; bulk.pcap: the same)
         inputs = chunk_inputs(rec, pkt, sack_edges, layer_rows, row, len(addrs)) \
