@@ -8,7 +8,6 @@ import numpy as np
 import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from tcpsift.capture._arrow import UInt32Lists
 
 

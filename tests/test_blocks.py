@@ -12,12 +12,10 @@ import numpy as np
 import pytest
 
 import tcpsift
-from tcpsift.capture import blocks
+from tcpsift.capture import blocks, reader, table
 from tcpsift.capture import capture as capmod
-from tcpsift.capture import reader
-from tcpsift.capture.reader import SourceWalk
 from tcpsift.capture import source as srcmod
-from tcpsift.capture import table
+from tcpsift.capture.reader import SourceWalk
 from tcpsift.decode import _decode
 from tcpsift.errors import CaptureError
 

@@ -154,6 +154,7 @@ def test_a_fault_keeps_the_packets_before_it(tmp_path, kind, fault, message):
     assert cap.packets.drop("file_id").equals(plain.head(n).drop("file_id"))
     # the same through the CLI: the frames kept, a one-line warning, exit code 1
     from click.testing import CliRunner
+
     from tcpsift.cli.main import cli
     result = CliRunner().invoke(cli, ["fields", str(path), "-e", "frame.number"])
     assert result.exit_code == 1

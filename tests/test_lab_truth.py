@@ -18,8 +18,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from support import tcp_conformance as tc  # noqa: E402
-from support.tcp_reference import (FAST_RETRANSMISSION, FLAG_BITS, OUT_OF_ORDER,  # noqa: E402
-                                   RETRANSMISSION, ZERO_WINDOW)
+from support.tcp_reference import FAST_RETRANSMISSION, FLAG_BITS, OUT_OF_ORDER, RETRANSMISSION, ZERO_WINDOW  # noqa: E402
 
 LAB = tc.shared() / "lab" / "captures"
 pytestmark = pytest.mark.skipif(not LAB.is_dir(), reason="needs ../shared/lab/captures")
@@ -116,7 +115,7 @@ def test_client_reset_connections():
         frame = fc["rst_frame"]
         server_ip = endpoint(r["server"])[0]
 
-        def is_open(v):
+        def is_open(v, frame=frame):
             _, done, close = v
             return done is not None and done < frame and (close is None or close >= frame)
 

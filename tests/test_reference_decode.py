@@ -18,11 +18,10 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from support import capwriter as cw  # noqa: E402
-from support.reference_decode import COLUMNS, reassemble  # noqa: E402
-
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
+from support import capwriter as cw  # noqa: E402
+from support.reference_decode import COLUMNS, reassemble  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("TCPSIFT_SHARED", REPO.parent / "shared"))

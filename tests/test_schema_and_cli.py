@@ -37,7 +37,8 @@ def test_help_imports_neither_polars_nor_numpy():
 def test_info_json_counts_agree_with_the_table(monkeypatch):
     """Small chunks and blocks: the summary is counted while a thread decodes ahead
     (and is helped), over many chunks."""
-    from tcpsift.capture import source, summary as summary_mod
+    from tcpsift.capture import source
+    from tcpsift.capture import summary as summary_mod
 
     monkeypatch.setattr(summary_mod, "CHUNK", 97)
     monkeypatch.setattr(source, "BLOCK_SIZE", 4099)

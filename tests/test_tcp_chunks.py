@@ -17,8 +17,8 @@ from tcpsift.decode.reassembly import merge_reassembled
 from tcpsift.errors import CaptureError
 from tcpsift.tcp import _analysis as K
 from tcpsift.tcp import output_table
-from tcpsift.tcp.chunks import empty_outputs as _empty_outputs
 from tcpsift.tcp.chunks import chunk_inputs
+from tcpsift.tcp.chunks import empty_outputs as _empty_outputs
 
 sys.path.insert(0, str(Path(__file__).parent))
 from support.corpus import capture_files  # noqa: E402

@@ -24,11 +24,12 @@ from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import tcpsift  # noqa: E402
 from support import capwriter as cw  # noqa: E402
-from support.tcp_reference import COLUMNS, analyze as reference  # noqa: E402
+from support.tcp_reference import COLUMNS  # noqa: E402
+from support.tcp_reference import analyze as reference
+
+import tcpsift  # noqa: E402
 from tcpsift.schema import TCP_COLUMNS  # noqa: E402
-from tcpsift.tcp import analyze  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("TCPSIFT_SHARED", REPO.parent / "shared"))
@@ -69,6 +70,7 @@ def assert_same(cap, where: str) -> None:
 
 def test_analysis_bits_agree():
     from support import tcp_reference as ref
+
     from tcpsift.tcp import _analysis as K
 
     names = {**tcpsift.tcp.FLAG_BITS, "HAS_ANALYSIS": tcpsift.tcp.HAS_ANALYSIS,

@@ -20,7 +20,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from support import tcp_conformance as tc  # noqa: E402
-from support.tcp_reference import fmt_reltime, s32, GT, LT, LE, GE  # noqa: E402
+from support.tcp_reference import GE, GT, LE, LT, fmt_reltime, s32  # noqa: E402
 
 SUBSET = [
     "captures/public/tcp/dup-ack-fast-retransmit.pcapng",

@@ -175,7 +175,7 @@ TSHARK_FIELDS = tuple(f"tcp.analysis.{n}" for n in FLAG_BITS) + (
     "tcp.analysis.acks_frame", "tcp.analysis.ack_rtt", "tcp.analysis.bytes_in_flight")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def tshark_fields(path: Path) -> dict[int, dict[str, str]]:
     """{frame: {field: value}} for TSHARK_FIELDS, from one `tshark -T fields` run
     (default preferences); a field tshark does not show is ""."""

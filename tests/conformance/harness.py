@@ -15,9 +15,10 @@ import re
 import shutil
 import subprocess
 import tempfile
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+
+import tomllib
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -56,7 +57,7 @@ def captures(root: Path | None = None) -> list[str]:
 
 # --- tshark, cached ---------------------------------------------------------------------
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def tshark_version() -> str | None:
     exe = shutil.which("tshark")
     if exe is None:

@@ -8,9 +8,7 @@ cached (see harness.py), so only the first run pays for tshark.
 from __future__ import annotations
 
 import pytest
-
-from harness import (captures, corpus, covering, fail_on_undocumented, known_differences,
-                     run, tshark_version)
+from harness import captures, corpus, covering, fail_on_undocumented, known_differences, run, tshark_version
 
 KNOWN = known_differences()
 CAPTURES = captures()

@@ -10,7 +10,6 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-
 from harness import corpus, tcpsift_fields, tshark_fields, tshark_version
 
 CASES = {

@@ -8,7 +8,6 @@ from __future__ import annotations
 import struct
 
 import pytest
-
 from harness import tcpsift_fields, tshark_fields, tshark_version
 
 FIELDS = ["frame.number", "icmp.type", "icmpv6.type", "tcp.port", "tcp.seq_raw", "tcp.ack_raw",

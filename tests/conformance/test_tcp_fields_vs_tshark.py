@@ -16,14 +16,21 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-
 from click.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from harness import (
+    READ,
+    Diff,
+    captures,
+    compare,
+    corpus,
+    fail_on_undocumented,
+    known_differences,
+    tshark_fields,
+    tshark_version,
+)
 from support.tcp_conformance import FIELDS as REFERENCE_FIELDS  # noqa: E402
-
-from harness import (READ, Diff, captures, compare, corpus, fail_on_undocumented,
-                     known_differences, tshark_fields, tshark_version)
 
 # the reference's fields (tests/support/tcp_conformance.py), plus those only the CLI prints
 TCP_FIELDS = ["frame.number", *REFERENCE_FIELDS, "tcp.time_delta", "tcp.analysis.push_bytes_sent",

@@ -82,7 +82,7 @@ def test_layer_table_repeated_headers():
              ip_id=0xbeef, ttl=1, ip_proto=17),
         dict(frame=1, index=6, kind="udp", quoted=True, sport=4000, dport=53, udp_len=30),
     ]
-    cap = _cap([dict(TCP), row], layers=[dict(l, frame=2) for l in layers])
+    cap = _cap([dict(TCP), row], layers=[dict(layer, frame=2) for layer in layers])
     got = out(cap, "vlan.id", "ip.src", "ip.id", "ip.proto", "udp.port", "icmp.type",
               "tcp.srcport", "ip.version", "ieee8021ad.id")
     assert got.splitlines() == [

@@ -109,6 +109,7 @@ def test_in_merge_order_reads_files_whole_only_when_it_must(tmp_path, monkeypatc
     """First frames out of order need no whole file; the last file is never walked
     whole (its own order does not matter)."""
     from support import capwriter as cw
+
     from tcpsift.capture import files
 
     def capture(name, times):

@@ -485,7 +485,7 @@ def opt_sack_perm() -> bytes:
 def opt_sack(blocks) -> bytes:
     """blocks: list of (left, right) raw sequence numbers."""
     return struct.pack("!BB", 5, 2 + 8 * len(blocks)) + b"".join(
-        struct.pack("!II", l, r) for l, r in blocks)
+        struct.pack("!II", left, right) for left, right in blocks)
 
 
 def opt_ts(tsval: int, tsecr: int) -> bytes:

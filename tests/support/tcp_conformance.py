@@ -72,7 +72,7 @@ def _env():
     return {**os.environ, "LC_ALL": "C"}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def tshark_version() -> str | None:
     exe = shutil.which("tshark")
     if exe is None:
@@ -130,7 +130,6 @@ def tshark_rows(path: Path) -> dict[int, list[str]]:
 
 def reference_rows(path: Path) -> dict[int, list[str]]:
     import tcpsift
-
     from support.tcp_reference import analyze, tshark_text
 
     cap = tcpsift.read(str(path))

@@ -476,7 +476,7 @@ def analyze(packets: pl.DataFrame, layers: pl.DataFrame | None = None) -> pl.Dat
         else:
             direction = 1 if sport > dport else -1
 
-        def flows(c):
+        def flows(c, direction=direction):
             return (c.flow1, c.flow2) if direction >= 0 else (c.flow2, c.flow1)
 
         conv = convs.get(key)

@@ -8,7 +8,8 @@ from __future__ import annotations
 import sys
 import threading
 from collections import deque
-from typing import Callable, Iterator, Protocol
+from collections.abc import Callable, Iterator
+from typing import Protocol
 
 _END = object()
 

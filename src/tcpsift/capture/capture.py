@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 import numpy as np
 import polars as pl
@@ -17,6 +17,7 @@ from tcpsift.capture.source import open_source
 from tcpsift.capture.table import AddressWords, layer_table, packet_table
 from tcpsift.decode import _decode
 from tcpsift.decode.reassembly import merge_reassembled
+
 
 @dataclass
 class CaptureInfo:

@@ -3,7 +3,7 @@ and the policy for bad ones, per-file record totals, link-type names. NumPy only
 from __future__ import annotations
 
 import os
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

@@ -12,8 +12,8 @@ table take a second (still vectorised) pass that overwrites their cells.
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import polars as pl
 

@@ -20,8 +20,18 @@ from decimal import Decimal, InvalidOperation
 
 import polars as pl
 
-from . import (FIELDS, PROTOCOLS, Field, FieldError, _HIDDEN, in_kinds, layers_with_tcp,
-               prepare_layers, rows_of, with_tcp)
+from . import (
+    _HIDDEN,
+    FIELDS,
+    PROTOCOLS,
+    Field,
+    FieldError,
+    in_kinds,
+    layers_with_tcp,
+    prepare_layers,
+    rows_of,
+    with_tcp,
+)
 
 _TOKEN = re.compile(r"\s*(?:(&&|\|\||==|!=|~=|<=|>=|<|>|!|\(|\))|([A-Za-z0-9_.:/\-]+)|(\S))")
 _OPS = {"==": "==", "eq": "==", "!=": "!=", "ne": "!=", "~=": "~=", "any_ne": "~=",
