@@ -5,7 +5,6 @@ decodes chunk k+1 while its consumer prints chunk k keeps both cores busy.
 """
 from __future__ import annotations
 
-import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -13,31 +12,8 @@ from typing import Protocol
 
 _END = object()
 
-# While a pipeline runs, the threads hand the GIL to each other often (each kernel call
-# releases it); with CPython's default switch interval (5 ms) a thread that comes out of
-# a kernel can wait that long for a thread running Python code. 0.5 ms cut the wall
-# time of `tcpsift fields` with the TCP analysis by ~10 % on the benchmark captures.
-# The interval is process-wide: it is set while any pipeline runs and then restored.
-SWITCH_INTERVAL = 0.0005
 # How often a waiting consumer with a helper looks again for work it was not woken for.
 IDLE_POLL = 0.001
-_switch_lock = threading.Lock()
-_switch_users = 0
-_switch_saved = 0.0
-
-
-def _quick_handoffs(on: bool):
-    global _switch_users, _switch_saved
-    with _switch_lock:
-        if on:
-            if _switch_users == 0:
-                _switch_saved = sys.getswitchinterval()
-                sys.setswitchinterval(min(SWITCH_INTERVAL, _switch_saved))
-            _switch_users += 1
-        else:
-            _switch_users -= 1
-            if _switch_users == 0:
-                sys.setswitchinterval(_switch_saved)
 
 
 class Helper(Protocol):
@@ -99,7 +75,6 @@ def in_background(make_items: Callable[[], Iterator], ahead: int = 1,
             helper.help()
 
     thread = threading.Thread(target=run, name="tcpsift-decode", daemon=True)
-    _quick_handoffs(True)
     thread.start()
     try:
         while True:
@@ -114,4 +89,3 @@ def in_background(make_items: Callable[[], Iterator], ahead: int = 1,
             stopped = True
             cv.notify_all()
         thread.join()
-        _quick_handoffs(False)
