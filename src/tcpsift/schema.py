@@ -240,7 +240,9 @@ def _per_direction() -> tuple[Column, ...]:
         out += [Column(f"{d}_packets", "UInt32", "", f"packets {who}"),
                 Column(f"{d}_bytes", "UInt64", "bytes", f"frame bytes on the wire {who}"),
                 Column(f"{d}_payload", "UInt64", "bytes", f"TCP payload bytes {who}")]
-        out += [Column(f"{d}_{v}", "UInt32", "", f"segments {who} flagged {v}",
+        out += [Column(f"{d}_{v}", "UInt32", "", f"segments {who} that tshark's filter "
+                       f"tcp.analysis.{v} matches"
+                       + (" (fast and spurious ones included)" if v == "retransmission" else ""),
                        f"tcp.analysis.{v}") for v in VERDICTS]
     return tuple(out)
 

@@ -21,7 +21,7 @@ import numpy as np
 import polars as pl
 
 from tcpsift.schema import CONN_COLUMNS, polars_schema
-from tcpsift.tcp import FLAG_BITS
+from tcpsift.tcp import FLAG_BITS, verdict
 
 C = pl.col
 FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
@@ -69,7 +69,7 @@ def _history(df: pl.DataFrame) -> pl.DataFrame:
             .when((flags & RST) > 0).then(pl.lit("R"))
             .when(C("tcp_len") > 0).then(pl.lit("D"))
             .when((flags & ACK) > 0).then(pl.lit("A")))
-    retrans = (C("analysis") & FLAG_BITS["retransmission"]) > 0
+    retrans = verdict("retransmission")
     zero_win = (C("window") == 0) & ((flags & RST) == 0) & ((flags & SYN) == 0)
     parts = []
     for rank, (letter, cond) in enumerate((("main", None), ("T", retrans), ("W", zero_win))):
@@ -213,8 +213,8 @@ def connections(capture, hosts: dict | None = None) -> pl.DataFrame:
             side(C("len").cast(pl.UInt64), client).sum().alias(f"{name}_bytes"),
             side(C("tcp_len").cast(pl.UInt64), client).sum().alias(f"{name}_payload"),
         ]
-        for verdict, bit in FLAG_BITS.items():
-            aggs.append(side((C("analysis") & bit) > 0, client).sum().alias(f"{name}_{verdict}"))
+        # each count is what tshark's filter of the same name counts
+        aggs += [side(verdict(v), client).sum().alias(f"{name}_{v}") for v in FLAG_BITS]
     aggs += [
         side(C("ts_ns"), True).filter(side(syn, True)).first().alias("syn_ts_ns"),
         side(C("ts_ns"), False).filter(side(synack, False)).first().alias("synack_ts_ns"),
