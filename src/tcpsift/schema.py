@@ -249,11 +249,11 @@ def _per_direction() -> tuple[Column, ...]:
 
 CONN_COLUMNS: tuple[Column, ...] = (
     Column("stream", "UInt32", "", "connection id", "tcp.stream"),
-    Column("client", "Categorical", "", "client address: sender of the first SYN; without one "
+    Column("client", "String", "", "client address as text: sender of the first SYN; without one "
            "the receiver of the first SYN-ACK; without a handshake the side on the higher port "
            "(equal ports: the first sender)"),
     Column("client_port", "UInt16", "", "client port"),
-    Column("server", "Categorical", "", "server address"),
+    Column("server", "String", "", "server address as text"),
     Column("server_port", "UInt16", "", "server port"),
     Column("first_frame", "UInt32", "", "first frame of the connection"),
     Column("last_frame", "UInt32", "", "last frame of the connection"),

@@ -5,7 +5,7 @@ import sys
 
 import click
 
-from tcpsift.cli.common import EXIT_PARTIAL, fail
+from tcpsift.cli.common import EXIT_PARTIAL, fail, sql_where
 
 # what the text view shows; --format csv/json/parquet write every column
 SUMMARY = ("stream", "client", "client_port", "server", "server_port", "first_frame",
@@ -36,10 +36,7 @@ def conns(files, fmt, output, where):
         fail(str(e))
     table = cap.conns
     if where:
-        try:
-            table = table.sql(f"SELECT * FROM self WHERE {where}")
-        except Exception as e:  # Polars raises several error types for a bad condition
-            fail(f"--where: {str(e).splitlines()[0]}")
+        table = sql_where(table, where)
     if fmt == "parquet":
         if not output:
             fail("--format parquet needs -o FILE")
