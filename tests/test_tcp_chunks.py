@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -39,7 +40,8 @@ def chunked_analysis(path, chunk: int) -> pl.DataFrame:
         a = chunk_inputs(rec, pkt, sacks.to_numpy(), layer_rows, row, len(addrs))
         out = _empty_outputs(n)
         analyzer.feed(n, a, out)
-        tables.append(output_table(out))
+        keys = pl.DataFrame({"frame": np.arange(row + 1, row + n + 1, dtype=np.uint32)})
+        tables.append(output_table(out, keys))
         layers.clear()
         sacks.clear()
         row += n

@@ -124,6 +124,8 @@ LAYER_KINDS = ("vlan", "ipv4", "ipv6", "tcp", "udp", "icmp", "icmpv6")
 
 LAYER_COLUMNS: tuple[Column, ...] = (
     Column("frame", "UInt32", "", "frame number of the packet table row"),
+    Column("file_id", "UInt16", "", "index of the file the frame came from (packet table's "
+           "file_id)"),
     Column("index", "UInt8", "", "position of this header in the frame, 0 = outermost"),
     Column("kind", "Enum:" + ",".join(LAYER_KINDS), "", "header kind: " + ", ".join(LAYER_KINDS)),
     Column("quoted", "Boolean", "", "inside an ICMP/ICMPv6 error message"),
@@ -174,7 +176,15 @@ TCP_ANALYSIS_BITS = (
               "analysis)"),
 )
 
-TCP_COLUMNS: tuple[Column, ...] = (
+# The keys of the analysis table, the packet table's own arrays: join on `frame`.
+TCP_KEY_COLUMNS: tuple[Column, ...] = (
+    Column("frame", "UInt32", "", "frame number of the packet-table row", "frame.number"),
+    Column("file_id", "UInt16", "", "index of the file the frame came from (packet table's "
+           "file_id)"),
+)
+
+# What the analysis kernel computes (its output arrays, tcpsift.tcp.chunks.empty_outputs).
+TCP_ANALYSIS_COLUMNS: tuple[Column, ...] = (
     Column("stream", "UInt32", "", "connection index, 0-based, in order of first appearance; "
            "a pure SYN whose seq differs from the base seq of that side of the latest "
            "connection with the same addresses and ports starts a new stream (port reuse); "
@@ -222,6 +232,7 @@ TCP_COLUMNS: tuple[Column, ...] = (
            "bytes_in_flight)", "tcp.analysis.push_bytes_sent"),
 )
 
+TCP_COLUMNS: tuple[Column, ...] = (*TCP_KEY_COLUMNS, *TCP_ANALYSIS_COLUMNS)
 TCP_COLUMN_NAMES = tuple(c.name for c in TCP_COLUMNS)
 
 # Wireshark's tcp.analysis verdicts, in TCP_A_* bit order (tcpsift.tcp.FLAG_BITS).

@@ -152,9 +152,10 @@ def _read_merged(paths: list[str], addrs, words: AddressWords, columns):
     """Files whose frames interleave in time, merged chunk by chunk as they are read
     (tcpsift.capture.merge: mergecap's order) in a thread of their own while this one
     builds each merged chunk's table. Returns (per-file _File, table chunks, layer rows
-    numbered by merged row, warnings of files that are not captures, complete)."""
+    numbered by merged row, each row's file, warnings of files that are not captures,
+    complete)."""
     files, warnings, complete = open_files(paths, addrs, CHUNK)
-    chunks, layer_rows, row = [], [], 0
+    chunks, layer_rows, file_ids, row = [], [], [], 0
     for chunk, new_texts in in_background(lambda: merged_chunks(files, addrs)):
         n = len(chunk.file_id)
         words.add(new_texts)
@@ -162,6 +163,7 @@ def _read_merged(paths: list[str], addrs, words: AddressWords, columns):
                                    np.arange(row + 1, row + n + 1, dtype=np.uint32),
                                    chunk.file_id, chunk.file_frame, words.series, columns))
         layer_rows.append(chunk.layer_rows)
+        file_ids.append(chunk.file_id)
         row += n
     results = []
     for f in files:
@@ -170,7 +172,8 @@ def _read_merged(paths: list[str], addrs, words: AddressWords, columns):
                                                         walk.complete),
                              f.warnings, walk.complete))
     layers = np.concatenate(layer_rows) if layer_rows else _decode.LayerBuffer().to_numpy()
-    return results, chunks, layers, warnings, complete
+    file_id = np.concatenate(file_ids) if file_ids else 0
+    return results, chunks, layers, file_id, warnings, complete
 
 
 def read(paths: str | os.PathLike | Iterable[str | os.PathLike], columns=None) -> Capture:
@@ -191,8 +194,8 @@ def read(paths: str | os.PathLike | Iterable[str | os.PathLike], columns=None) -
     addrs = _decode.AddressTable()
     words = AddressWords()
     if len(paths) > 1 and not in_merge_order(paths):
-        files, chunks, layer_rows, warnings, complete = _read_merged(paths, addrs, words,
-                                                                     columns)
+        files, chunks, layer_rows, file_id, warnings, complete = _read_merged(
+            paths, addrs, words, columns)
     else:
         # one file, or files one after the other in merge order (a ring buffer's)
         layers = _decode.LayerBuffer()
@@ -205,6 +208,8 @@ def read(paths: str | os.PathLike | Iterable[str | os.PathLike], columns=None) -
             return files[-1]
 
         _, warnings, complete = each_file(paths, read_one)
+        file_id = 0 if len(files) == 1 else np.repeat(
+            np.arange(len(files), dtype=np.uint16), [f.info["packets"] for f in files])
         chunks = [c for f in files for c in f.chunks]
         layer_rows = merge_reassembled(layers.to_numpy(),
                                        [r for f in files for r in f.reassembled_rows],
@@ -214,6 +219,7 @@ def read(paths: str | os.PathLike | Iterable[str | os.PathLike], columns=None) -
         complete &= f.complete
     packets = pl.concat(chunks, rechunk=False) if len(chunks) > 1 else chunks[0]
     n = len(packets)
-    layer_df = layer_table(layer_rows, np.arange(1, n + 1, dtype=np.uint32), words.series)
+    layer_df = layer_table(layer_rows, np.arange(1, n + 1, dtype=np.uint32), words.series,
+                           file_id)
     info = CaptureInfo([f.info for f in files])
     return Capture(files, packets, layer_df, info, warnings, complete)

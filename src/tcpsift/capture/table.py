@@ -215,10 +215,14 @@ def packet_table(rec: dict, pkt: dict, sack_edges: np.ndarray, frame: np.ndarray
     return df.select(exprs)
 
 
-def layer_table(layers: np.ndarray, frame: np.ndarray, address_texts: pl.Series) -> pl.DataFrame:
-    """The layer table from the decoder's layer rows (row = index into the merged arrays)."""
+def layer_table(layers: np.ndarray, frame: np.ndarray, address_texts: pl.Series,
+                file_id: int | np.ndarray = 0) -> pl.DataFrame:
+    """The layer table from the decoder's layer rows (row = index into the merged arrays);
+    `frame` and `file_id` (an array, or one file for all) are per packet-table row."""
     raw = {name: np.ascontiguousarray(layers[name]) for name in layers.dtype.names}
     raw["frame"] = frame[layers["row"]] if len(layers) else np.empty(0, np.uint32)
+    raw["file_id"] = (file_id[layers["row"]] if isinstance(file_id, np.ndarray)
+                      else np.full(len(layers), file_id)).astype(np.uint16)
     df = pl.DataFrame(raw)
     kind = C("kind")
     is_ip = (kind == 1) | (kind == 2)

@@ -4,8 +4,9 @@
 
 (tcpsift.tcp loads this module on first use of analyze(): see its __init__.)
 
-One row per packet-table row, in the same order; rows without a TCP header are null.
-The columns are `tcpsift.schema.TCP_COLUMNS` (docs/schema.md): stream numbers, relative
+One row per packet-table row, in the same order, keyed by its `frame` (and `file_id`);
+the analysis columns of rows without a TCP header are null. The columns are
+`tcpsift.schema.TCP_COLUMNS` (docs/schema.md): stream numbers, relative
 sequence/ack numbers, scaled windows, the verdicts (`analysis` bitmask, bits below), RTTs
 and bytes in flight, as tshark 4.0 computes them in its single pass with default
 preferences. The work is done by the Cython kernel `_analysis` in one pass in frame
@@ -20,7 +21,7 @@ import socket
 import numpy as np
 import polars as pl
 
-from tcpsift.schema import TCP_COLUMNS, polars_schema
+from tcpsift.schema import TCP_ANALYSIS_COLUMNS, TCP_COLUMNS, TCP_KEY_COLUMNS, polars_schema
 from tcpsift.tcp.chunks import empty_outputs as _empty_outputs
 
 __all__ = ["analyze", "analyze_tables", "output_table"]
@@ -182,11 +183,13 @@ def analyze_tables(packets: pl.DataFrame, layers: pl.DataFrame | None = None) ->
     a = _inputs(packets, layers)
     out = _empty_outputs(n)
     K.analyze_arrays(n, a, out)
-    return output_table(out)
+    return output_table(out, packets)
 
 
-def output_table(out: dict) -> pl.DataFrame:
-    """The kernel's output arrays (of equal length) as the TCP table, nulls applied."""
+def output_table(out: dict, packets: pl.DataFrame) -> pl.DataFrame:
+    """The kernel's output arrays (of equal length) as the TCP table, nulls applied, keyed
+    by the packet-table rows they were computed from (`packets`: their key columns, the
+    same Series, not copies)."""
     from tcpsift.tcp import _analysis as K
 
     # nulls: the kernel's values are used in place (a masked array gives Polars the
@@ -207,11 +210,18 @@ def output_table(out: dict) -> pl.DataFrame:
                       ("bytes_in_flight", "bytes_in_flight"),
                       ("push_bytes_sent", "bytes_in_flight")):
         keep[name] = row & (out[key] != 0)
-    cols = []
-    for c in TCP_COLUMNS:
+    cols = [_key(packets, c.name) for c in TCP_KEY_COLUMNS]
+    for c in TCP_ANALYSIS_COLUMNS:
         k = keep.get(c.name, row)
         cols.append(pl.Series(c.name, np.ma.masked_array(out[c.name], mask=~k)))
     return pl.DataFrame(cols)
+
+
+def _key(packets: pl.DataFrame, name: str) -> pl.Series:
+    """A key column of the packet table; file_id 0 for a table made without it (one file)."""
+    if name in packets.columns:
+        return packets[name]
+    return pl.repeat(0, packets.height, dtype=pl.UInt16, eager=True).alias(name)
 
 
 def analyze(capture) -> pl.DataFrame:

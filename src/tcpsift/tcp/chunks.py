@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from tcpsift.capture.presence import bits_of
-from tcpsift.schema import DECODE_STATUS, LAYER_KINDS, TCP_COLUMNS
+from tcpsift.schema import DECODE_STATUS, LAYER_KINDS, TCP_ANALYSIS_COLUMNS
 from tcpsift.tcp import _analysis as K
 
 _TRUNCATED = DECODE_STATUS.index("truncated")
@@ -92,6 +92,6 @@ def chunk_inputs(rec: dict, pkt: dict, sack_edges: np.ndarray, layer_rows: np.nd
 def empty_outputs(n: int) -> dict:
     """The kernel's output arrays for n rows (zeroed: rows it skips read as absent)."""
     dt = {"UInt32": np.uint32, "UInt8": np.uint8, "Int64": np.int64, "Int16": np.int16}
-    out = {c.name: np.zeros(n, dt[c.dtype]) for c in TCP_COLUMNS}
+    out = {c.name: np.zeros(n, dt[c.dtype]) for c in TCP_ANALYSIS_COLUMNS}
     out["_valid"] = np.zeros(n, np.uint8)
     return out

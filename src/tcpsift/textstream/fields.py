@@ -170,11 +170,11 @@ def _write_through_table(names, rec, pkt, sacks, layer_rows, first_row, texts, f
     packets = packet_table(rec, pkt, sacks, frame, file_id, file_frame, texts)
     layer_rows = layer_rows.copy()
     layer_rows["row"] -= first_row
-    layers = layer_table(layer_rows, frame, texts)
+    layers = layer_table(layer_rows, frame, texts, file_id)
     cap = SimpleNamespace(packets=packets, layers=layers, info=info)
     if tcp is not None:
         from tcpsift.tcp import output_table
-        cap.tcp = output_table(tcp)
+        cap.tcp = output_table(tcp, packets)
     write(cap, names, fh, flt(cap) if flt is not None else None)
 
 
