@@ -3,7 +3,7 @@ and the policy for bad ones, per-file record totals, link-type names. NumPy only
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -35,23 +35,33 @@ def capture_paths(paths) -> list[str]:
 
 
 def each_file(paths: list[str], read_one: Callable[[str], object]):
-    """read_one(path) for each file, with tcpsift's policy for files that are not captures:
-    a single such file raises CaptureError; among several, it becomes a warning (and the
-    capture incomplete), and only when none can be read does it raise.
+    """read_one(path) for each file, with tcpsift's policy for files that are not captures
+    (each_file_in_turn). Returns (results of the files that were read, warnings,
+    complete)."""
+    warnings: list[str] = []
+    results = list(each_file_in_turn(paths, lambda path: [read_one(path)], warnings))
+    return results, warnings, not warnings
 
-    Returns (results of the files that were read, warnings, complete)."""
-    results, warnings, complete = [], [], True
+
+def each_file_in_turn(paths: list[str], read_one: Callable[[str], Iterable],
+                      warnings: list[str]) -> Iterator:
+    """What read_one(path) yields, for each file in turn, with tcpsift's policy for files
+    that are not captures: a single such file raises CaptureError; among several, it
+    becomes a warning (appended to `warnings`; the capture is then incomplete), and only
+    when none can be read does it raise. (A walk raises CaptureError before it yields
+    anything: a file is a capture or not from its first bytes.)"""
+    read = 0
     for path in paths:
         try:
-            results.append(read_one(path))
+            yield from read_one(path)
         except CaptureError as e:
             if len(paths) == 1:
                 raise
             warnings.append(str(e))
-            complete = False
-    if not results:
+            continue
+        read += 1
+    if not read:
         raise CaptureError(paths[0], "none of the files could be read")
-    return results, warnings, complete
 
 
 class RecordStats:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import struct
 import threading
+from typing import Protocol
 
 import numpy as np
 
@@ -53,6 +54,17 @@ def _trim(arrays: dict, n: int) -> dict:
     return {k: v[:n] for k, v in arrays.items()}
 
 
+class RecordFilter(Protocol):
+    """Which frames a reader wants, told from their records before they are decoded."""
+
+    def skips(self, ts_ns: np.ndarray, has_ts: np.ndarray, first_row: int) -> bool:
+        """Whether none of these consecutive frames (the first at row `first_row`) is
+        wanted."""
+
+    def ends(self, row: int) -> bool:
+        """Whether no frame at row `row` or after is wanted."""
+
+
 class _Part:
     """The part of a block's frames posted for a helper to decode."""
     __slots__ = ("args", "at", "n", "state", "error")
@@ -90,6 +102,8 @@ class SourceWalk:
         self.reassembled_rows: list = []
         self.reassembled_layers: list = []
         self._extras_seen = 0           # reassembled frames chunk_extras() has handed on
+        self.chunk_row = 0              # the row of the last chunk's first frame
+        self.frames = 0                 # frames walked, once the walk has ended
         self.blocks = src.blocks(block)
         self.wake = threading.Condition()
         self._part: _Part | None = None
@@ -119,12 +133,18 @@ class SourceWalk:
         return _records.walk_pcapng(view, pos, self.state, out, room, at, b.base, b.final)
 
     def chunks(self, addrs, layers, sack_edges, first_row: int, capacity: int | None = None,
-               reuse: int = 0, decode: bool = True):
+               reuse: int = 0, decode: bool = True, wanted: RecordFilter | None = None):
         """Yield (records, packets) array dicts of up to `capacity` frames each (default:
         the whole file at once). With `reuse` = K > 0, the chunks are written into K
         sets of arrays in turn (a chunk's arrays are valid until K more chunks have
         come): memory stays in cache, for consumers that do not keep the arrays.
-        Without `decode`, only the record arrays are filled (packets: not written)."""
+        Without `decode`, only the record arrays are filled (packets: not written).
+
+        With `wanted`, a block's records that it skips are walked but neither decoded
+        nor yielded, and the walk ends where it says no later frame is wanted: a
+        chunk's frames are then consecutive, but not always the ones after the last
+        chunk's; `chunk_row` is the row of the first frame of the chunk just yielded.
+        (IP fragments in skipped records are not reassembled with later ones.)"""
         blocks = self.blocks
         if capacity is None:
             capacity = min(self.src.file_size // 16 + 1, MAX_CHUNK_RECORDS)
@@ -145,12 +165,25 @@ class SourceWalk:
                         pkt_out = _decode.new_packet_arrays(capacity)
                     if reuse:
                         sets.append((out, pkt_out))
+                if wanted is not None and wanted.ends(row):
+                    break
                 view = blocks.view()
-                n, pos, error, need = self._walk(view, pos, out, filled, capacity - filled)
-                if n and decode:
+                room = capacity - filled
+                n, pos, error, need = self._walk(view, pos, out, filled, room)
+                skip = n and wanted is not None and wanted.skips(
+                    out["ts_ns"][filled:filled + n], out["has_ts"][filled:filled + n], row)
+                if n and decode and not skip:
                     self._decode(view, out, pkt_out, filled, n, addrs, layers, sack_edges, row)
                 del view
-                filled += n
+                if skip and filled:
+                    # the frames kept so far end here: hand them on as a chunk
+                    self.chunk_row = row - filled
+                    yield _trim(out, filled), _trim(pkt_out, filled)
+                    yielded = True
+                    filled = 0
+                    out = None
+                if not skip:
+                    filled += n
                 row += n
                 if error is not None:
                     if self.state is not None and not self.state.sections and "version" not in error:
@@ -160,18 +193,23 @@ class SourceWalk:
                     break
                 # a full chunk, or the frames so far when a live source paused
                 if filled == capacity or (filled and blocks.paused):
+                    self.chunk_row = row - filled
                     yield _trim(out, filled), _trim(pkt_out, filled)
                     yielded = True
                     filled = 0
                     out = None
                     continue
+                if skip and n == room:      # the room ran out inside the block
+                    continue
                 if not blocks.next(pos, need):
                     break
                 pos = 0
             if filled or not yielded:       # (every pass of the loop has arrays)
+                self.chunk_row = row - filled
                 yield _trim(out, filled), _trim(pkt_out, filled)
         finally:
             blocks.close()
+        self.frames = row - first_row
         if blocks.warnings:     # the decompressed data ended early: say so first
             self.warnings.extend(f"{self.src.path}: {w}" for w in blocks.warnings)
             self.complete = False

@@ -159,6 +159,10 @@ def _sack_lists(sack_count: np.ndarray, edges: np.ndarray) -> pl.Series:
 
 
 ADDRESS_COLUMNS = ("src", "dst", "outer_src", "outer_dst")
+# The columns packet_table takes from the record arrays and the frame numbering alone:
+# a table of these needs no decoding.
+RECORD_COLUMNS = frozenset({"frame", "file_id", "file_frame", "file_offset", "ts_ns",
+                            "cap_len", "len", "iface", "linktype"})
 
 
 def packet_table(rec: dict, pkt: dict, sack_edges: np.ndarray, frame: np.ndarray,

@@ -1,0 +1,169 @@
+"""A capture's frames as decoded chunks in capture order: the one loop around
+SourceWalk.chunks that tcpsift.read and tcpsift.scan share.
+
+Several files are read as one capture in one of two modes: "merge" (mergecap's
+order; files already in that order one after the other, a ring buffer's, are
+streamed one after the other, files that interleave are merged as they are read:
+tcpsift.capture.merge) or "concat" (the files one after the other as given). Frame
+numbers, file ids, frame numbers in the file and address texts are the same
+whichever reader asks; a reader that wants only some frames (a RecordFilter) gets
+chunks without the others, and the frames it can rule out from their records alone
+are not even decoded when files are read one after the other.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from tcpsift.capture.background import in_background
+from tcpsift.capture.files import RecordStats, capture_paths, each_file_in_turn, in_merge_order
+from tcpsift.capture.merge import merged_chunks, open_files
+from tcpsift.capture.reader import RecordFilter, SourceWalk
+from tcpsift.capture.source import open_source
+from tcpsift.capture.table import AddressWords, packet_table
+from tcpsift.decode import _decode
+
+MODES = ("merge", "concat")
+
+
+@dataclass
+class Chunk:
+    """Consecutive frames of the capture, decoded."""
+    rec: dict                       # record arrays (tcpsift.capture._records)
+    pkt: dict                       # decoder arrays; not written unless `decoded`
+    sack_edges: np.ndarray          # the SACK edges of the chunk's frames
+    layer_rows: np.ndarray          # layer rows, "row" = the capture row
+    first_row: int                  # the capture row (0-based) of the first frame
+    file_id: int | np.ndarray       # the frames' file: one for all, or one per frame
+    file_frame: np.ndarray | None   # frame numbers in the file; None: the capture's
+    addresses: pl.Series            # address texts (AddressWords.series), the chunk's ids included
+    decoded: bool = True
+
+    def __len__(self) -> int:
+        return len(self.rec["offset"])
+
+    @property
+    def frame(self) -> np.ndarray:
+        return np.arange(self.first_row + 1, self.first_row + len(self) + 1, dtype=np.uint32)
+
+    def table(self, columns=None) -> pl.DataFrame:
+        """The chunk's packet table (only `columns`, if given)."""
+        return packet_table(self.rec, self.pkt, self.sack_edges, self.frame, self.file_id,
+                            self.file_frame, self.addresses, columns)
+
+
+@dataclass
+class FileRead:
+    """What reading one file left: its source (for frame bytes), Capture.info's entry,
+    its warnings, whether it was read to its end without a fault, and how many frames
+    were walked (all of them, unless a RecordFilter ended the walk)."""
+    source: object
+    info: dict
+    warnings: list
+    complete: bool
+    frames: int
+
+
+class CaptureChunks:
+    """Iterating yields the capture's Chunks of about `chunk` frames; then `files` (the
+    files read, FileRead), `warnings` and `complete` say what was met.
+
+    `decode` False fills the record arrays only (for readers of record columns:
+    tcpsift.capture.table.RECORD_COLUMNS); merged files are decoded all the same.
+    `wanted` leaves out chunks and, read one after the other, blocks of frames that it
+    skips, and stops where it ends (then `files` describes the part read)."""
+
+    def __init__(self, paths, mode: str = "merge", chunk: int = 1 << 18, decode: bool = True,
+                 wanted: RecordFilter | None = None):
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+        self.paths = capture_paths(paths)
+        self.mode = mode
+        self.chunk = chunk
+        self.decode = decode
+        self.wanted = wanted
+        self.addrs = _decode.AddressTable()
+        self.words = AddressWords()
+        self.files: list[FileRead] = []
+        self._problems: list[str] = []  # the files that are not captures
+
+    @property
+    def warnings(self) -> list[str]:
+        """One line per problem met so far: files that are not captures, then each file's."""
+        return self._problems + [w for f in self.files for w in f.warnings]
+
+    @property
+    def complete(self) -> bool:
+        """Whether every file read so far was a capture, read without a fault."""
+        return not self._problems and all(f.complete for f in self.files)
+
+    def __iter__(self) -> Iterator[Chunk]:
+        if self.mode == "merge" and len(self.paths) > 1 and not in_merge_order(self.paths):
+            yield from self._merged()
+        else:
+            yield from each_file_in_turn(self.paths, self._one_file, self._problems)
+
+    def _one_file(self, path: str) -> Iterator[Chunk]:
+        """One file's chunks, after the frames of the files read before it."""
+        first_row = sum(f.frames for f in self.files)
+        wanted = self.wanted
+        if wanted is not None and wanted.ends(first_row):
+            return
+        src = open_source(path)
+        walk = SourceWalk(src, reassemble=True)
+        file_id = len(self.files)
+        stats = RecordStats()
+        addrs = self.addrs
+
+        def decoded():
+            # in a thread of its own: the caller's work on chunk k (building its table)
+            # overlaps the decoding of chunk k+1; fresh arrays per chunk (a table may be
+            # the decoder's arrays themselves, so they must outlive the chunk)
+            layers, sacks = _decode.LayerBuffer(), _decode.U32Buffer()
+            known = len(addrs)
+            for rec, pkt in walk.chunks(addrs, layers, sacks, first_row, self.chunk,
+                                        decode=self.decode, wanted=wanted):
+                row = walk.chunk_row
+                layer_rows, sack_edges = walk.chunk_extras(layers, sacks)
+                texts = addrs.texts(known)
+                known += len(texts)
+                yield rec, pkt, sack_edges, layer_rows, row, texts
+
+        # this thread helps the decoding thread while it waits for chunks
+        for rec, pkt, sack_edges, layer_rows, row, texts in in_background(decoded,
+                                                                          helper=walk):
+            self.words.add(texts)
+            stats.add(rec)
+            n = len(rec["offset"])
+            file_frame = None if first_row == 0 else np.arange(
+                row - first_row + 1, row - first_row + n + 1, dtype=np.uint32)
+            yield Chunk(rec, pkt, sack_edges, layer_rows, row, file_id, file_frame,
+                        self.words.series, self.decode)
+        self.files.append(FileRead(src, stats.describe(walk.info, walk.warnings, walk.complete),
+                                   walk.warnings + stats.unsupported_warnings(src.path),
+                                   walk.complete, walk.frames))
+
+    def _merged(self) -> Iterator[Chunk]:
+        """Files whose frames interleave, merged chunk by chunk as they are read (in a
+        thread of their own, tcpsift.capture.merge)."""
+        files, warnings, _ = open_files(self.paths, self.addrs, self.chunk)
+        self._problems.extend(warnings)
+        wanted = self.wanted
+        for merged, texts in in_background(lambda: merged_chunks(files, self.addrs)):
+            self.words.add(texts)
+            first_row = merged.first_row
+            if wanted is not None:
+                if wanted.ends(first_row):
+                    break
+                if wanted.skips(merged.rec["ts_ns"], merged.rec["has_ts"], first_row):
+                    continue
+            yield Chunk(merged.rec, merged.pkt, merged.sack_edges, merged.layer_rows,
+                        first_row, merged.file_id, merged.file_frame, self.words.series)
+        for f in files:
+            walk = f.walk
+            self.files.append(FileRead(walk.src, f.stats.describe(walk.info, walk.warnings,
+                                                                  walk.complete),
+                                       f.warnings, walk.complete, f.stats.packets))
