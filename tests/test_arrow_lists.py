@@ -6,6 +6,7 @@ import gc
 
 import numpy as np
 import polars as pl
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from tcpsift.capture._arrow import UInt32Lists
@@ -19,6 +20,7 @@ def _expected(counts, values):
     return pl.Series(out, dtype=pl.List(pl.UInt32))
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.integers(0, 9), max_size=300), st.data())
 def test_lists_equal_polars_own(counts, data):

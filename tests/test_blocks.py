@@ -38,6 +38,7 @@ def whole():
     return {p: _read(p) for p in FILES}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("block,buffers,head", [(1, 1, None), (61, 4, 16), (1024, 2, 24),
                                                 (4099, 4, None)])
 def test_small_blocks_read_like_one_block(monkeypatch, whole, block, buffers, head):
@@ -154,6 +155,7 @@ def _walk_all(path, helper: bool):
     return chunks, addrs.texts(), layers.to_numpy(), sacks.to_numpy(), walk.warnings
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("block", [4099, 1 << 16])
 def test_blocks_decoded_in_two_parts_by_two_threads_equal_one_thread(monkeypatch, block):
     """The helper decodes the end of each block with addresses, layer rows and SACK
@@ -228,6 +230,7 @@ def test_a_consumer_whose_block_a_helper_is_reading_reads_the_next_one_meanwhile
     assert filled_by[0] == "helper" and filled_by[1] == me, filled_by
 
 
+@pytest.mark.slow
 def test_columns_kept_as_constants_equal_arrays(monkeypatch, whole):
     """A chunk's column that is null in every row, or one value in every row, is kept
     as a constant (Polars materializes it when it is read): the table must be the one

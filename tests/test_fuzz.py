@@ -328,6 +328,7 @@ def test_seeds_walk():
         assert not impossible_values(s.packets, len(s.data)), name
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(mutant())
 def test_mutated_captures(m):
@@ -343,6 +344,7 @@ def test_mutated_captures_tcp_len_within_frame(m):
     check_mutant(*m, check_tcp_len=True)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", AVAILABLE)
 def test_every_truncation_point_of_a_small_seed(name):
     """Deterministic: cut the first 600 bytes at every offset (all of a small seed)."""

@@ -81,6 +81,7 @@ def _comparable(df: pl.DataFrame) -> pl.DataFrame:
     return df.with_columns([pl.col(c).cast(pl.String) for c in TEXT if c in df.columns])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", CAPTURES, ids=lambda p: p.name)
 @pytest.mark.parametrize("chunk", [5, 1 << 18])
 @pytest.mark.parametrize("reverse_last", [False, True], ids=["in-time", "time-goes-back"])

@@ -97,6 +97,7 @@ def _fmt(unknown, n=8):
 FILES = public_files()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not FILES, reason=f"no public corpus at {PUBLIC}")
 @pytest.mark.parametrize("path", FILES)
 def test_kernel_matches_reference_on_public_corpus(path):
@@ -201,6 +202,7 @@ def frame(draw):
     return cw.LINKTYPE_RAW, pkt
 
 
+@pytest.mark.slow
 @settings(max_examples=int(os.environ.get("TCPSIFT_REF_EXAMPLES", "60")), deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(st.lists(frame(), min_size=1, max_size=12), st.integers(0, 96))

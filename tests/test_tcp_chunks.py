@@ -48,6 +48,7 @@ def chunked_analysis(path, chunk: int) -> pl.DataFrame:
     return pl.concat(tables)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("chunk", [1 << 16, 5])
 def test_chunked_analysis_equals_the_table_path(chunk):
     checked = 0
@@ -62,6 +63,7 @@ def test_chunked_analysis_equals_the_table_path(chunk):
     assert checked > 1000
 
 
+@pytest.mark.slow
 def test_compiled_inputs_equal_the_table_inputs():
     """K.fill_inputs (one compiled pass over decoder arrays) against tcpsift.tcp's
     _inputs (Polars expressions over the packet table), row by row, on every capture;

@@ -84,6 +84,7 @@ def test_columns_match_schema_and_reference():
     assert tcpsift.tcp.schema() == dict(COLUMNS)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not CAPTURES, reason=f"capture corpus not found under {SHARED}")
 @pytest.mark.parametrize("capture", CAPTURES or ["<none>"])
 def test_kernel_equals_reference_on_corpus(capture):
@@ -232,6 +233,7 @@ def conversations(draw):
     return recs
 
 
+@pytest.mark.slow
 @settings(max_examples=EXAMPLES, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(conversations())
@@ -303,6 +305,7 @@ def bulk_transfers(draw):
     return recs
 
 
+@pytest.mark.slow
 @settings(max_examples=max(EXAMPLES // 3, 10), deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(bulk_transfers())

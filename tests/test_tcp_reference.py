@@ -63,6 +63,7 @@ def _warm():
         tc.warm_cache(_selected())
 
 
+@pytest.mark.slow
 @needs_corpus
 @pytest.mark.parametrize("capture", _selected() or ["<none>"])
 def test_agreement_with_tshark(capture):

@@ -214,6 +214,7 @@ def _params():
         yield pytest.param(name, marks=marks, id=name)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(_params()))
 def test_verdict(name, tmp_path):
     sc = SCENARIOS[name]

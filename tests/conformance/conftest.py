@@ -18,3 +18,12 @@ def _tshark_cache(request):
             and "capture" in getattr(getattr(item, "callspec", None), "params", {})]
     if caps and harness.tshark_version() and harness.corpus().is_dir():
         harness.warm_cache(sorted(set(caps)))
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every test here runs tshark over the capture corpus: the slow tier (the quick
+    tier, `-m 'not slow'`, is what a developer runs after each change)."""
+    here = Path(__file__).parent
+    for item in items:
+        if Path(str(item.fspath)).parent == here:
+            item.add_marker(pytest.mark.slow)

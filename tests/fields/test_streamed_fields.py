@@ -40,6 +40,7 @@ def _both(path, names, display_filter=None):
     return out.getvalue(), render(cap, names, flt(cap) if flt else None)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("names,chunk", [(NAMES, streamed.CHUNK), (NAMES, 7),
                                          (TCP_NAMES, streamed.CHUNK), (TCP_NAMES, 11)],
                          ids=["header", "header-tiny-chunks", "tcp", "tcp-tiny-chunks"])
@@ -60,6 +61,7 @@ TABLE_NAMES = ["frame.number", "frame.interface_id", "vlan.id", "ip.src", "ip.pr
                "tcp.seq", "tcp.analysis.retransmission", "tcp.analysis.ack_rtt"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("names,display_filter,chunk", [
     (NAMES, "tcp", streamed.CHUNK),
     (TABLE_NAMES, None, 211),
