@@ -42,7 +42,7 @@ def test_tcp_rows_joined_on_frame_are_tsharks_frames():
     tcp = tcpsift.read(path).tcp.sample(fraction=1.0, shuffle=True, seed=1)
     got = truth.join(tcp.select("frame", "stream", "rel_seq"), on="frame", how="left",
                      suffix="_got")
-    assert got.height > 1000
+    assert got.height > 100
     assert got["stream"].equals(got["stream_got"].alias("stream"))
     assert got["rel_seq"].equals(got["rel_seq_got"].alias("rel_seq"))
 

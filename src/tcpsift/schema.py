@@ -50,6 +50,8 @@ PACKET_COLUMNS: tuple[Column, ...] = (
            "(decompressed) file"),
     Column("ts_ns", "Int64", "ns", "capture time, nanoseconds since the Unix epoch (UTC), "
            "if_tsoffset applied", "frame.time_epoch"),
+    Column("time", "Datetime:ns:UTC", "", "ts_ns as a Polars Datetime (the same buffer, no "
+           "copy), for dt.* and time-based group-bys", "frame.time"),
     Column("cap_len", "UInt32", "bytes", "bytes captured", "frame.cap_len"),
     Column("len", "UInt32", "bytes", "bytes on the wire (original length)", "frame.len"),
     Column("iface", "UInt32", "", "interface id (pcapng: IDB index in its section; pcap: 0)",
@@ -320,6 +322,9 @@ def polars_schema(columns=PACKET_COLUMNS):
             out[c.name] = pl.Enum(c.dtype[5:].split(","))
         elif c.dtype.startswith("List:"):
             out[c.name] = pl.List(getattr(pl, c.dtype[5:]))
+        elif c.dtype.startswith("Datetime:"):
+            _, unit, zone = c.dtype.split(":")
+            out[c.name] = pl.Datetime(unit, zone)
         else:
             out[c.name] = getattr(pl, c.dtype)
     return out

@@ -210,6 +210,9 @@ def packet_table(rec: dict, pkt: dict, sack_edges: np.ndarray, frame: np.ndarray
                           else value).alias(c.name))
         elif c.name == "file_id" and CONSTANT_COLUMNS and not per_row_files:
             exprs.append(pl.lit(file_id, dtype=polars_types[c.name]).alias(c.name))
+        elif c.name == "time":      # a view of ts_ns: a cast that shares its buffer
+            ts = _column_expr(schema.PACKET_COLUMN["ts_ns"], masks, dictionaries, polars_types)
+            exprs.append(ts.cast(polars_types[c.name]).alias(c.name))
         elif c.name == "sack_blocks":
             exprs.append(pl.lit(None, dtype=polars_types[c.name]).alias(c.name)
                          if not len(sack_edges) and CONSTANT_COLUMNS else
