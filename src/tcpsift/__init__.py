@@ -3,15 +3,16 @@
     import tcpsift, polars as pl
     cap = tcpsift.read("trace.pcapng")
     cap.packets.filter(pl.col("src") == "192.168.1.137")
+    tcpsift.scan("trace.pcapng").filter(pl.col("dport") == 443).select("ts_ns", "src").collect()
 """
 from tcpsift.errors import CaptureError
 
-__all__ = ["read", "Capture", "CaptureError"]
+__all__ = ["read", "scan", "Capture", "ScanReport", "CaptureError"]
 
 
 def __getattr__(name):
     # Lazy: `import tcpsift` (and so the CLI's start-up) does not import Polars or NumPy.
-    if name in ("read", "Capture"):
+    if name in ("read", "scan", "Capture", "ScanReport"):
         from tcpsift import capture
 
         return getattr(capture, name)

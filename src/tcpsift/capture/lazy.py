@@ -1,0 +1,247 @@
+"""`tcpsift.scan()`: the packet table as a Polars LazyFrame (a Polars IO source).
+
+Polars hands the source what the query needs: the columns (only those are built;
+when all of them come from the record walk, tcpsift.capture.table.RECORD_COLUMNS,
+nothing is decoded), a predicate (applied to each chunk's table; its conditions on
+`ts_ns` and `frame` also rule out whole blocks of frames from their records, before
+they are decoded), a row limit and a batch size (the chunk size). The chunks are
+tcpsift.capture.chunks', the same as read()'s, so the rows are read()'s rows.
+
+Warnings (a file damaged part-way: its frames before the fault are kept, as read()
+keeps them) cannot travel with a LazyFrame. They go to a ScanReport when one is
+given, else to the `tcpsift` logger (logging.WARNING), which prints nothing unless
+the application configures logging (a library's logger has only a NullHandler); never
+to Python's warnings machinery, whose filters are the whole process's.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+from polars.io.plugins import register_io_source
+
+from tcpsift import schema
+from tcpsift.capture.chunks import MODES, CaptureChunks
+from tcpsift.capture.files import capture_paths
+from tcpsift.capture.table import RECORD_COLUMNS
+
+log = logging.getLogger("tcpsift")
+log.addHandler(logging.NullHandler())
+
+# Frames per batch when Polars gives no batch size (read()'s chunk).
+CHUNK = 1 << 18
+
+
+@dataclass
+class ScanReport:
+    """What the collections of a scan met: one line per problem (Capture.warnings' lines,
+    each once however often the scan is collected), and whether every file was read to
+    its end without a fault (False once one was not)."""
+    warnings: list[str] = field(default_factory=list)
+    complete: bool = True
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, warnings: Iterable[str], complete: bool):
+        with self._lock:
+            self.warnings.extend(w for w in dict.fromkeys(warnings) if w not in self.warnings)
+            self.complete &= complete
+
+
+# The columns whose values a block's records give before it is decoded, with the
+# range of their values.
+RECORD_STATISTICS = {"ts_ns": (int(np.iinfo(np.int64).min), int(np.iinfo(np.int64).max)),
+                     "frame": (1, int(np.iinfo(np.uint32).max))}
+# Points of a range a search tests at once (one Polars evaluation per step)
+PROBES = 1024
+
+
+def _conjuncts(predicate: pl.Expr) -> list[pl.Expr]:
+    """The terms of a predicate's top-level `&` chain (the predicate itself if it is not
+    one, or if Polars cannot show its structure)."""
+    try:
+        tree = json.loads(predicate.meta.serialize(format="json"))
+    except Exception:       # an expression Polars cannot serialise (a Python function)
+        return [predicate]
+    if tree.get("BinaryExpr", {}).get("op") == "And":
+        return [c for term in predicate.meta.pop() for c in _conjuncts(term)]
+    return [predicate]
+
+
+def _search(holds, lo: int, hi: int, greatest: bool) -> int | None:
+    """The greatest (or least) t in [lo, hi] for which holds(array of t) is True, where
+    it holds up to (or from) some point: PROBES points of the range left at a time.
+    Only a point where it was seen to hold is returned."""
+    best = None
+    while lo <= hi:
+        points = sorted({lo + (hi - lo) * i // PROBES for i in range(PROBES + 1)})
+        held = np.flatnonzero(holds(points))
+        if not len(held):
+            break
+        j = int(held[-1] if greatest else held[0])
+        best = points[j]
+        if greatest and j + 1 < len(points):
+            lo, hi = points[j] + 1, points[j + 1] - 1
+        elif not greatest and j > 0:
+            lo, hi = points[j - 1] + 1, points[j] - 1
+        else:
+            break
+    return best
+
+
+class _Range:
+    """What a predicate's conditions on one record column (alone) rule out: every value
+    up to `below` and from `above` (None: no such bound), and null values if
+    `nulls_out`. Polars rewrites the conditions into tests on a block's statistics
+    (min, max, null count) that hold when no row of the block can pass (its tests for
+    skipping Parquet row groups); each bound is a range on which such a test was seen to
+    hold, so it is sound even if the test is not monotone."""
+
+    def __init__(self, name: str, terms: list[pl.Expr], dtype):
+        self.below = self.above = None
+        self.nulls_out = False
+        tests = []
+        for term in terms:
+            try:    # Polars' own (unstable) rewriting: without it, nothing is ruled out
+                test = term._skip_batch_predicate({name: dtype})
+            except Exception:
+                test = None
+            if test is not None:
+                tests.append(test)
+        if not tests:
+            return
+        rule_out = pl.any_horizontal(tests).fill_null(False)
+        types = {f"{name}_min": dtype, f"{name}_max": dtype, f"{name}_nc": pl.UInt32,
+                 "len": pl.UInt32}
+
+        def holds(mins, maxs, nulls=0):
+            stats = pl.DataFrame({f"{name}_min": mins, f"{name}_max": maxs,
+                                  f"{name}_nc": [nulls] * len(mins), "len": [1] * len(mins)},
+                                 schema=types)
+            return stats.select(rule_out).to_series().to_numpy()
+
+        lo, hi = RECORD_STATISTICS[name]
+        self.below = _search(lambda ts: holds([lo] * len(ts), ts), lo, hi, greatest=True)
+        self.above = _search(lambda ts: holds(ts, [hi] * len(ts)), lo, hi, greatest=False)
+        self.nulls_out = bool(holds([None], [None], nulls=1)[0])
+
+    def rules_out(self, least: int | None, greatest: int | None, nulls: bool) -> bool:
+        """Whether no row of a block whose values lie in [least, greatest] (None: the
+        block has no value), with or without nulls, is wanted."""
+        if nulls and not self.nulls_out:
+            return False
+        return least is None or (self.below is not None and greatest <= self.below) or \
+            (self.above is not None and least >= self.above)
+
+
+class RecordBounds:
+    """A RecordFilter (tcpsift.capture.reader) from a Polars predicate: the frames its
+    conditions on `ts_ns` alone and on `frame` alone rule out (each _Range), and with
+    `rows`, the frames from that row on. The walk does not decode what it rules out."""
+
+    def __init__(self, ts: _Range | None, frames: _Range | None, rows: int | None):
+        self._ts = ts
+        self._frames = frames
+        self._end = rows
+        if frames is not None and frames.above is not None:
+            self._end = min(self._end, frames.above - 1) if rows is not None else \
+                frames.above - 1
+
+    @classmethod
+    def of(cls, predicate: pl.Expr | None, rows: int | None = None) -> RecordBounds | None:
+        """The bounds of `predicate` and of a limit of `rows` frames, or None when there
+        are none."""
+        terms: dict[str, list[pl.Expr]] = {name: [] for name in RECORD_STATISTICS}
+        for term in [] if predicate is None else _conjuncts(predicate):
+            roots = set(term.meta.root_names())
+            if len(roots) == 1 and next(iter(roots)) in terms:
+                terms[next(iter(roots))].append(term)
+        types = schema.polars_schema()
+        ts, frames = (_Range(name, terms[name], types[name]) if terms[name] else None
+                      for name in RECORD_STATISTICS)
+        if ts is None and frames is None and rows is None:
+            return None
+        return cls(ts, frames, rows)
+
+    def skips(self, ts_ns: np.ndarray, has_ts: np.ndarray, first_row: int) -> bool:
+        frames = self._frames
+        if frames is not None and frames.rules_out(first_row + 1, first_row + len(ts_ns),
+                                                   False):
+            return True
+        if self._ts is None:
+            return False
+        timed = ts_ns if has_ts.all() else ts_ns[has_ts]
+        if not len(timed):
+            return self._ts.rules_out(None, None, True)
+        return self._ts.rules_out(int(timed.min()), int(timed.max()), len(timed) < len(ts_ns))
+
+    def ends(self, row: int) -> bool:
+        return self._end is not None and row >= self._end
+
+
+def _batches(paths: list[str], mode: str, report: ScanReport | None, with_columns,
+             predicate: pl.Expr | None, n_rows: int | None,
+             batch_size: int | None) -> Iterator[pl.DataFrame]:
+    """The IO source: the packet table's rows that `predicate` keeps, at most `n_rows`,
+    of `with_columns` (all if None), one DataFrame per chunk of about `batch_size`
+    frames read."""
+    if n_rows is not None and n_rows <= 0:
+        return
+    columns = set(schema.PACKET_COLUMN_NAMES if with_columns is None else with_columns)
+    if predicate is not None:
+        columns |= set(predicate.meta.root_names())
+    # without a predicate, the first n_rows frames are the rows: no more are read
+    limit = n_rows if predicate is None else None
+    chunk = min(batch_size or CHUNK, limit or CHUNK)
+    chunks = CaptureChunks(paths, mode, chunk=chunk, decode=not columns <= RECORD_COLUMNS,
+                           wanted=RecordBounds.of(predicate, limit))
+    left = n_rows
+    try:
+        for chunk in chunks:
+            table = chunk.table(columns)
+            if predicate is not None:
+                table = table.filter(predicate)
+            if with_columns is not None:
+                table = table.select(with_columns)
+            if left is not None:
+                table = table.head(left)
+                left -= table.height
+            yield table
+            if left == 0:
+                return
+    finally:
+        if report is not None:
+            report.add(chunks.warnings, chunks.complete)
+        else:
+            for line in chunks.warnings:
+                log.warning("%s", line)
+
+
+def scan(paths: str | os.PathLike | Iterable[str | os.PathLike], mode: str = "merge",
+         report: ScanReport | None = None) -> pl.LazyFrame:
+    """The packet table of one capture file, or of several read as one capture, as a
+    Polars LazyFrame: `scan(path).collect()` equals `read(path).packets`, and a query
+    reads what it needs (only the columns it uses; with a condition on `ts_ns` or
+    `frame`, the frames outside it are not decoded; with a row limit, the files are
+    read until it is reached).
+
+    `mode` for several files: "merge" (mergecap's order, as read()) or "concat" (one
+    after the other as given, frame numbers going on). Files are opened when the frame
+    is collected: CaptureError is raised then. A file damaged part-way keeps every
+    packet before the fault; the warning goes to `report` (a ScanReport) if given, else
+    to the `tcpsift` logger."""
+    paths = capture_paths(paths)
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+
+    def source(with_columns, predicate, n_rows, batch_size):
+        return _batches(paths, mode, report, with_columns, predicate, n_rows, batch_size)
+
+    detail = paths[0] if len(paths) == 1 else f"{len(paths)} files, {mode}"
+    return register_io_source(source, schema=schema.polars_schema(), explain_name="tcpsift",
+                              explain_detail=detail)
