@@ -1,0 +1,109 @@
+"""`tcpsift plot`: a picture of one TCP connection (tcpsift.workflow.plots), and with
+--data the plotted series as CSV."""
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+
+import click
+
+from tcpsift.cli.common import EXIT_PARTIAL, fail
+
+FORMATS = ("png", "svg", "pdf")
+# Dates left out of the files, so that the same capture draws the same bytes.
+METADATA = {"svg": {"Date": None}, "pdf": {"CreationDate": None}, "png": {}}
+
+
+class _Staged:
+    """A temporary file beside `path`, renamed over it only when everything is written,
+    so that a failure leaves nothing half-written."""
+
+    def __init__(self, path: str):
+        self.path = path
+        folder = os.path.dirname(os.path.abspath(path))
+        try:
+            fd, self.temp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.",
+                                             suffix=".part")
+        except OSError as e:
+            fail(f"{path}: cannot write here ({e.strerror or e})")
+        os.close(fd)
+
+    def commit(self) -> None:
+        os.replace(self.temp, self.path)
+
+    def discard(self) -> None:
+        try:
+            os.unlink(self.temp)
+        except FileNotFoundError:
+            pass
+
+
+@click.command("plot")
+@click.argument("files", nargs=-1, required=True)
+@click.argument("kind")
+@click.option("--stream", type=int, metavar="N", help="The connection: its tcp.stream number "
+              "(tcpsift conns lists them).")
+@click.option("-o", "--output", metavar="OUT.{png,svg,pdf}",
+              help="The picture; the format follows the extension.")
+@click.option("--direction", metavar="c2s|s2c", help="The data flow to study: client to "
+              "server or server to client (default: the one that carried more payload).")
+@click.option("--data", "data_path", metavar="OUT.csv",
+              help="Also write the plotted series as CSV (frame numbers included).")
+@click.option("--average", type=float, metavar="SECONDS",
+              help="throughput: moving-average period (default: a twentieth of the "
+              "connection, 1 ms to 1 s).")
+@click.option("--start", type=float, metavar="SECONDS",
+              help="Draw from this time on (seconds since the connection's first packet).")
+@click.option("--end", type=float, metavar="SECONDS", help="Draw up to this time.")
+def plot(files, kind, stream, output, direction, data_path, average, start, end):
+    """Draw KIND for one TCP connection of FILES: window (receive window over time),
+    window-ack (window and ACK number), tseq (time-sequence graph, tcptrace's marks), rtt
+    (ACK round-trip times), throughput (throughput and goodput), inflight (bytes in flight
+    against the receive window)."""
+    from tcpsift.workflow import plots
+
+    if kind not in plots.KINDS:
+        fail(f"unknown plot kind {kind!r}: one of {', '.join(plots.KINDS)}")
+    if stream is None:
+        fail("--stream N is required: the connection's tcp.stream number "
+             "(tcpsift conns FILE lists them)")
+    if not output:
+        fail(f"-o OUT is required, with one of the extensions {', '.join(FORMATS)}")
+    fmt = os.path.splitext(output)[1].lower().lstrip(".")
+    if fmt not in FORMATS:
+        fail(f"{output}: unknown picture format {fmt or '(no extension)'!r}: "
+             f"use .{', .'.join(FORMATS)}")
+    if direction is not None and direction not in plots.DIRECTIONS:
+        fail(f"unknown direction {direction!r}: use c2s or s2c")
+    if average is not None and not average > 0:
+        fail(f"--average {average}: must be a positive number of seconds")
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        fail(plots.INSTALL_HINT)
+
+    import tcpsift
+
+    staged = [_Staged(output)] + ([_Staged(data_path)] if data_path else [])
+    try:
+        try:
+            cap = tcpsift.read(list(files))
+            conn = plots.connection(cap, stream, direction)
+        except (tcpsift.CaptureError, plots.PlotError) as e:
+            fail(str(e))
+        series = plots.series(conn, kind, average, start, end)
+        fig = plots.figure(conn, kind, series)
+        fig.savefig(staged[0].temp, format=fmt, dpi=100, metadata=METADATA[fmt])
+        if data_path:
+            # times and RTTs in seconds to the nanosecond, as tshark prints them
+            series.write_csv(staged[1].temp, float_precision=9)
+        for s in staged:
+            s.commit()
+    finally:
+        for s in staged:
+            s.discard()
+    for w in cap.warnings:
+        click.echo(f"tcpsift: warning: {w}", err=True)
+    if not cap.complete:
+        sys.exit(EXIT_PARTIAL)

@@ -1,0 +1,1 @@
+"""The engineer's workflow on top of the tables: ladder, plots, report."""

@@ -1,0 +1,603 @@
+"""Plots of one TCP connection: the series (a Polars frame) and the picture (a matplotlib
+Figure), for `tcpsift plot` and for Python.
+
+    frame = plot_data(capture, stream, "window")           # what is drawn, frame by frame
+    fig = plot(capture, stream, "tseq", direction="s2c")   # matplotlib.figure.Figure
+
+`direction` names the data flow studied, as tcptrace's a2b/b2a graphs and Wireshark's
+stream graphs do: `s2c` is the data the server sends, together with the ACKs, windows and
+SACK blocks the client returns about it. Without one, the direction that carried more
+payload. Every series keeps `frame` (find the point in Wireshark) and the connection's
+relative time `time_rel_s` (tcp.time_relative).
+
+Series by kind (sender = packets in `direction`, receiver = the other way):
+  window      receiver's packets but RSTs (whose window means nothing): frame, time_rel_s, window
+  window-ack  the same plus ack
+  tseq        every packet: frame, time_rel_s, direction, flags, seq, next_seq, len, ack,
+              window, window_edge (ack + window), sack (relative left-right pairs), verdicts
+  rtt         receiver's ACKs with an ACK RTT: frame, time_rel_s, ack_rtt_s, acks_frame
+  throughput  every packet: frame, time_rel_s, direction, len, acked_bytes (how far this
+              ACK moved the cumulative ACK), throughput_bit_s (sender rows) and goodput_bit_s
+              (receiver rows) averaged over the trailing average_s seconds
+  inflight    every packet: frame, time_rel_s, direction, bytes_in_flight (sender rows,
+              tcp.analysis.bytes_in_flight), window (receiver rows)
+
+The library draws on a figure of its own (matplotlib's object API, no pyplot state, no
+backend chosen): a guest in the caller's matplotlib.
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+
+import polars as pl
+
+from tcpsift.tcp import FLAG_BITS
+
+C = pl.col
+
+KINDS = {
+    "window": "receive window over time",
+    "window-ack": "receive window and ACK number on twin axes",
+    "tseq": "time-sequence graph (tcptrace's marks)",
+    "rtt": "ACK round-trip time samples over time",
+    "throughput": "throughput and goodput, moving average",
+    "inflight": "bytes in flight against the receive window",
+}
+DIRECTIONS = ("c2s", "s2c")
+INSTALL_HINT = "plots need matplotlib: pip install 'tcpsift[plot]'"
+
+SYN, FIN, RST, ACK = 0x02, 0x01, 0x04, 0x10
+RETRANSMISSIONS = (FLAG_BITS["retransmission"] | FLAG_BITS["fast_retransmission"]
+                   | FLAG_BITS["spurious_retransmission"])
+
+
+class PlotError(ValueError):
+    """A request that cannot be drawn (unknown stream, kind or direction); the message is
+    one line that says what is valid."""
+
+
+# --- the connection's packets -----------------------------------------------------------
+
+@dataclass
+class Connection:
+    """One stream's packets (ladder columns and the analysis the plots need), its endpoints
+    and the data direction studied."""
+    stream: int
+    client: str
+    server: str
+    direction: str
+    packets: pl.DataFrame
+    source: str
+    # which end the capture point sits next to, judged from the handshake (None: unknown)
+    captured_near: str | None = None
+
+    @property
+    def sender(self) -> str:
+        return "client" if self.direction == "c2s" else "server"
+
+    @property
+    def receiver(self) -> str:
+        return "server" if self.direction == "c2s" else "client"
+
+    def endpoint(self, role: str) -> str:
+        return self.client if role == "client" else self.server
+
+    def sent(self) -> pl.DataFrame:
+        return self.packets.filter(C("direction") == self.direction)
+
+    def received(self) -> pl.DataFrame:
+        return self.packets.filter(C("direction") != self.direction)
+
+
+def _endpoint(addr: str, port: int) -> str:
+    return f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}"
+
+
+def _verdict_names() -> pl.Expr:
+    """tshark's tcp.analysis.* names of the row's verdicts, joined by ';' (tshark sets
+    tcp.analysis.retransmission on fast and spurious retransmissions too)."""
+    bits = C("analysis").fill_null(0)
+    bits = pl.when((bits & RETRANSMISSIONS) != 0).then(bits | FLAG_BITS["retransmission"]) \
+        .otherwise(bits)
+    names = [pl.when((bits & bit) != 0).then(pl.lit(name)) for name, bit in FLAG_BITS.items()]
+    joined = pl.concat_str(names, separator=";", ignore_nulls=True)
+    return pl.when(joined != "").then(joined)
+
+
+def _packets(capture, stream: int, client: str, client_port: int) -> pl.DataFrame:
+    """The stream's rows: the ladder's columns (frame, direction, time_rel_s, flags, seq,
+    ack, len, window, verdicts) and the analysis columns the plots draw."""
+    pk = capture.packets.select("frame", "src", "sport", "flags", "tcp_flags", "seq",
+                                C("ack").alias("raw_ack"), "tcp_len", "sack_blocks")
+    tcp = capture.tcp.select("stream", "time_relative_ns", "rel_seq", "rel_ack", "next_seq",
+                             "window_scaled", "analysis", "dup_ack_num", "acks_frame",
+                             "ack_rtt_ns", "bytes_in_flight")
+    rows = pl.concat([pk, tcp], how="horizontal").filter(C("stream") == stream)
+    is_c2s = (C("src").cast(pl.String) == client) & (C("sport") == client_port)
+    return rows.select(
+        "frame",
+        pl.when(is_c2s).then(pl.lit("c2s")).otherwise(pl.lit("s2c")).alias("direction"),
+        (C("time_relative_ns") / 1e9).alias("time_rel_s"),
+        C("flags").cast(pl.String),
+        # as tshark prints tcp.seq and tcp.ack: raw where there is no relative number
+        pl.coalesce(C("rel_seq"), C("seq")).alias("seq"),
+        pl.coalesce(C("rel_ack"), C("raw_ack")).alias("ack"),
+        C("tcp_len").alias("len"),
+        C("window_scaled").alias("window"),
+        _verdict_names().alias("verdicts"),
+        # what only the plots need
+        "tcp_flags", "next_seq", "analysis", "dup_ack_num", "acks_frame", "ack_rtt_ns",
+        "bytes_in_flight",
+        # the raw seq minus the relative one: the side's base, to make SACK edges relative
+        ((C("seq").cast(pl.Int64) - C("rel_seq").cast(pl.Int64)) % (1 << 32)).alias("_base"),
+        "sack_blocks",
+    )
+
+
+def connection(capture, stream: int, direction: str | None = None) -> Connection:
+    """Stream `stream` of `capture`; PlotError when there is no such stream."""
+    conns = capture.conns
+    row = conns.filter(C("stream") == stream)
+    if direction is not None and direction not in DIRECTIONS:
+        raise PlotError(f"unknown direction {direction!r}: use c2s or s2c")
+    source = ", ".join(os.path.basename(f["path"]) for f in capture.info.files)
+    if row.is_empty():
+        valid = (f"streams are 0-{conns['stream'].max()}" if len(conns)
+                 else "it has no TCP connection")
+        raise PlotError(f"no TCP stream {stream} in {source}: {valid}")
+    r = row.row(0, named=True)
+    client, server = str(r["client"]), str(r["server"])
+    packets = _packets(capture, stream, client, r["client_port"])
+    if direction is None:
+        direction = "s2c" if (r["s2c_payload"] or 0) > (r["c2s_payload"] or 0) else "c2s"
+    return Connection(stream, _endpoint(client, r["client_port"]),
+                      _endpoint(server, r["server_port"]), direction, packets, source,
+                      _captured_near(r["syn_to_synack_ns"], r["synack_to_ack_ns"]))
+
+
+def _captured_near(syn_to_synack_ns, synack_to_ack_ns) -> str | None:
+    """Next to the client, SYN to SYN-ACK takes the path's round trip and SYN-ACK to ACK
+    almost nothing; next to the server the other way round."""
+    if syn_to_synack_ns is None or synack_to_ack_ns is None:
+        return None
+    if synack_to_ack_ns * 5 < syn_to_synack_ns:
+        return "client"
+    if syn_to_synack_ns * 5 < synack_to_ack_ns:
+        return "server"
+    return None
+
+
+# --- the series -------------------------------------------------------------------------
+
+def _window_rows(conn: Connection) -> pl.DataFrame:
+    return conn.received().filter((C("tcp_flags") & RST) == 0)
+
+
+def _with_sack(conn: Connection, frame: pl.DataFrame) -> pl.DataFrame:
+    """A `sack` column: the receiver's SACK blocks relative to the sender's base."""
+    base = conn.sent().get_column("_base").drop_nulls()
+    sender_base = base[0] if len(base) else 0
+    flat = (frame.select("frame", "sack_blocks").explode("sack_blocks")
+            .drop_nulls("sack_blocks")
+            .with_columns(((C("sack_blocks").cast(pl.Int64) - sender_base) % (1 << 32))
+                          .alias("edge"))
+            .with_columns((pl.int_range(pl.len()).over("frame") // 2).alias("block")))
+    pairs = (flat.group_by("frame", "block", maintain_order=True)
+             .agg(C("edge").cast(pl.String).str.join("-").alias("pair"))
+             .group_by("frame", maintain_order=True)
+             .agg(C("pair").str.join(" ").alias("sack")))
+    return frame.join(pairs, on="frame", how="left")
+
+
+def default_average(duration_s: float) -> float:
+    """Moving-average period for throughput: a twentieth of the connection, on a 1-2-5
+    scale, between 1 ms and 1 s (Wireshark's fixed 1 s flattens a one-second transfer)."""
+    target = min(max(duration_s / 20, 0.001), 1.0)
+    exp = math.floor(math.log10(target))
+    for step in (1, 2, 5, 10):
+        if step * 10 ** exp >= target:
+            return round(step * 10 ** exp, 6)
+    return 1.0
+
+
+def _trailing_rate(times: list[float], amounts: list[int], period: float) -> list[int]:
+    """bit/s (whole) over the trailing `period` at each time: the sum of amounts in (t - period, t]."""
+    out, total, oldest = [], 0, 0
+    for t, a in zip(times, amounts):
+        total += a
+        while times[oldest] <= t - period:
+            total -= amounts[oldest]
+            oldest += 1
+        out.append(round(total * 8 / period))
+    return out
+
+
+def _throughput(conn: Connection, average_s: float | None) -> pl.DataFrame:
+    rows = conn.packets
+    if average_s is None:
+        span = rows["time_rel_s"].max() if len(rows) else 0
+        average_s = default_average(span or 0)
+    sent = C("direction") == conn.direction
+    ack_rows = ~sent & ((C("tcp_flags") & ACK) != 0)
+    # how far each of the receiver's ACKs moved the cumulative ACK (the first one starts it)
+    acks = rows.filter(ack_rows).select(
+        "frame", (C("ack").cast(pl.Int64) - C("ack").cast(pl.Int64).cum_max().shift(1))
+        .clip(lower_bound=0).fill_null(0).alias("acked_bytes"))
+    rows = rows.join(acks, on="frame", how="left").with_columns(
+        pl.when(sent).then(C("len")).otherwise(0).alias("_sent_bytes"),
+        C("acked_bytes").fill_null(0))
+    sender = rows.filter(sent)
+    receiver = rows.filter(~sent)
+    rates = pl.concat([
+        sender.select("frame", pl.Series("throughput_bit_s", _trailing_rate(
+            sender["time_rel_s"].to_list(), sender["_sent_bytes"].to_list(), average_s),
+            dtype=pl.Int64), pl.lit(None, pl.Int64).alias("goodput_bit_s")),
+        receiver.select("frame", pl.lit(None, pl.Int64).alias("throughput_bit_s"),
+                        pl.Series("goodput_bit_s", _trailing_rate(
+                            receiver["time_rel_s"].to_list(),
+                            receiver["acked_bytes"].to_list(), average_s),
+                            dtype=pl.Int64)),
+    ])
+    return (rows.join(rates, on="frame", how="left")
+            .select("frame", "time_rel_s", "direction", "len", "acked_bytes",
+                    "throughput_bit_s", "goodput_bit_s",
+                    pl.lit(average_s).alias("average_s")))
+
+
+def series(conn: Connection, kind: str, average_s: float | None = None,
+           start_s: float | None = None, end_s: float | None = None) -> pl.DataFrame:
+    """The plotted series of `kind` for a connection (see the module's docstring), the rows
+    between start_s and end_s (connection-relative seconds) when given."""
+    rows = _series(conn, kind, average_s)
+    if start_s is not None:
+        rows = rows.filter(C("time_rel_s") >= start_s)
+    if end_s is not None:
+        rows = rows.filter(C("time_rel_s") <= end_s)
+    return rows
+
+
+def _series(conn: Connection, kind: str, average_s: float | None) -> pl.DataFrame:
+    if kind == "window":
+        return _window_rows(conn).select("frame", "time_rel_s", "window")
+    if kind == "window-ack":
+        return _window_rows(conn).select("frame", "time_rel_s", "window", "ack")
+    if kind == "tseq":
+        rows = _with_sack(conn, conn.packets)
+        return rows.select(
+            "frame", "time_rel_s", "direction", "flags", "seq", "next_seq", "len", "ack",
+            "window",
+            pl.when((C("tcp_flags") & ACK) != 0)
+            .then(C("ack").cast(pl.Int64) + C("window")).alias("window_edge"),
+            "sack", "verdicts")
+    if kind == "rtt":
+        return conn.received().filter(C("ack_rtt_ns").is_not_null()).select(
+            "frame", "time_rel_s", (C("ack_rtt_ns") / 1e9).alias("ack_rtt_s"), "acks_frame")
+    if kind == "throughput":
+        return _throughput(conn, average_s)
+    if kind == "inflight":
+        sent = C("direction") == conn.direction
+        return conn.packets.filter(sent | ((C("tcp_flags") & RST) == 0)).select(
+            "frame", "time_rel_s", "direction",
+            pl.when(sent).then(C("bytes_in_flight")).alias("bytes_in_flight"),
+            pl.when(~sent).then(C("window")).alias("window"))
+    raise PlotError(f"unknown plot kind {kind!r}: one of {', '.join(KINDS)}")
+
+
+def plot_data(capture, stream: int, kind: str, direction: str | None = None,
+              average_s: float | None = None, start_s: float | None = None,
+              end_s: float | None = None) -> pl.DataFrame:
+    """The series `plot()` draws, one row per packet used (see the module's docstring)."""
+    _check_kind(kind)
+    return series(connection(capture, stream, direction), kind, average_s, start_s, end_s)
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in KINDS:
+        raise PlotError(f"unknown plot kind {kind!r}: one of {', '.join(KINDS)}")
+
+
+# --- the pictures -----------------------------------------------------------------------
+
+# One SI prefix per axis (ticks "0 200 400" with "(kB)" in the label read faster than
+# a prefix on every tick).
+_PREFIXES = ((1e9, "G"), (1e6, "M"), (1e3, "k"), (1.0, ""))
+_SECONDS = ((1.0, "s"), (1e-3, "ms"), (1e-6, "µs"))
+
+COLOURS = {"data": "#1f3b73", "retransmission": "#d62728", "out_of_order": "#1f9bd6",
+           "probe": "#ff7f0e", "ack": "#2ca02c", "window": "#b8860b", "sack": "#9467bd",
+           "zero": "#d62728", "goodput": "#2ca02c"}
+
+
+def _si_axis(axis, unit: str, largest: float, quantity: str) -> None:
+    """Label `axis` '<quantity> (<prefix><unit>)' and divide its ticks by the prefix."""
+    from matplotlib.ticker import FuncFormatter
+
+    if unit == "s":
+        factor, name = next(((f, n) for f, n in _SECONDS if largest >= f), _SECONDS[-1])
+    else:
+        factor, prefix = next(((f, p) for f, p in _PREFIXES if largest >= f), _PREFIXES[-1])
+        name = prefix + unit
+    axis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v / factor:g}"))
+    axis.set_label_text(f"{quantity} ({name})")
+
+
+def _largest(*columns) -> float:
+    values = [c.max() for c in columns if c is not None and c.len() and c.max() is not None]
+    return float(max(values, default=0) or 0)
+
+
+def _time_axis(ax, data: pl.DataFrame) -> None:
+    _si_axis(ax.xaxis, "s", _largest(data["time_rel_s"]),
+             "time since the connection's first packet")
+
+
+def _flags(data: pl.DataFrame, bit: int) -> pl.Expr:
+    return (C("analysis").fill_null(0) & bit) != 0
+
+
+def _no_data(ax, what: str) -> None:
+    ax.text(0.5, 0.5, f"no {what} in this direction (try --direction)", ha="center",
+            va="center", transform=ax.transAxes, color="grey")
+
+
+def _step(ax, frame: pl.DataFrame, y: str, **style):
+    return ax.step(frame["time_rel_s"].to_numpy(), frame[y].to_numpy(), where="post",
+                   **{"linewidth": 1.2, **style})[0]
+
+
+def _draw_window(ax, conn: Connection, data: pl.DataFrame) -> list:
+    if data.is_empty():
+        _no_data(ax, "window advertisements")
+        return []
+    handles = [_step(ax, data, "window", color=COLOURS["data"],
+                     label=f"window advertised by the {conn.receiver}")]
+    zero = data.filter(C("window") == 0)
+    if len(zero):
+        handles.append(ax.scatter(zero["time_rel_s"], zero["window"], marker="x", s=40,
+                                  color=COLOURS["zero"], zorder=3,
+                                  label=f"zero window ({len(zero)} frames)"))
+    dip = _deepest_dip(conn, data)
+    if dip is not None:
+        ax.annotate(f"deepest dip: {dip['window']:,} B, frame {dip['frame']}\n"
+                    f"(earlier peak {dip['peak']:,} B)", (dip["time_rel_s"], dip["window"]),
+                    xytext=(-30, 30), textcoords="offset points", fontsize=8, ha="right",
+                    arrowprops={"arrowstyle": "->", "color": "grey"})
+    _si_axis(ax.yaxis, "B", _largest(data["window"]), "receive window")
+    ax.set_ylim(bottom=0)
+    return handles
+
+
+def _deepest_dip(conn: Connection, data: pl.DataFrame) -> dict | None:
+    """The window furthest below the largest one advertised before it (a window still
+    growing after the handshake is no dip), when under 90 % of that peak; SYNs are left
+    out (their window is never scaled)."""
+    rows = (data.join(conn.packets.select("frame", "tcp_flags"), on="frame", how="left")
+            .filter((C("tcp_flags") & SYN) == 0)
+            .with_columns(C("window").cum_max().alias("peak")))
+    rows = rows.filter(C("peak") > 0).with_columns((C("window") / C("peak")).alias("ratio"))
+    if rows.is_empty() or rows["ratio"].min() >= 0.9:
+        return None
+    return rows.sort("ratio", "frame").row(0, named=True)
+
+
+def _draw_window_ack(ax, conn: Connection, data: pl.DataFrame) -> list:
+    handles = _draw_window(ax, conn, data)
+    if data.is_empty():
+        return handles
+    ax.yaxis.label.set_color(COLOURS["data"])
+    twin = ax.twinx()
+    handles.append(_step(twin, data, "ack", color=COLOURS["ack"],
+                         label=f"ACK number sent by the {conn.receiver} (relative)"))
+    _si_axis(twin.yaxis, "B", _largest(data["ack"]), "acknowledged up to (relative)")
+    twin.yaxis.label.set_color(COLOURS["ack"])
+    twin.set_ylim(bottom=0)
+    return handles
+
+
+def _draw_tseq(ax, conn: Connection, data: pl.DataFrame) -> list:
+    """tcptrace's marks: segments as bars from seq to next_seq, retransmissions red with an
+    R, out-of-order O, window probes P; the receiver's ACK line, window edge (ACK + window),
+    SACK blocks, duplicate-ACK ticks and zero windows; SYN/FIN/RST named."""
+    sent = data.filter(C("direction") == conn.direction)
+    recv = data.filter(C("direction") != conn.direction)
+    with_analysis = conn.packets.select("frame", "analysis", "tcp_flags")
+    sent = sent.join(with_analysis, on="frame", how="left")
+    recv = recv.join(with_analysis, on="frame", how="left")
+    handles = []
+    segments = sent.filter(C("next_seq") != C("seq"))
+    kinds = [
+        ("retransmission", _flags(segments, RETRANSMISSIONS), "retransmission (R)", "$R$"),
+        ("out_of_order", _flags(segments, FLAG_BITS["out_of_order"]), "out of order (O)",
+         "$O$"),
+        ("probe", _flags(segments, FLAG_BITS["zero_window_probe"] | FLAG_BITS["keep_alive"]),
+         "window probe / keep-alive (P)", "$P$"),
+    ]
+    plain = segments
+    for _, cond, _, _ in kinds:
+        plain = plain.filter(~cond)
+    if len(plain):
+        handles.append(ax.vlines(plain["time_rel_s"], plain["seq"], plain["next_seq"],
+                                 color=COLOURS["data"], linewidth=1.4, zorder=3,
+                                 label=f"data segment ({conn.sender} → {conn.receiver})"))
+    for colour, cond, label, letter in kinds:
+        marked = segments.filter(cond)
+        if marked.is_empty():
+            continue
+        ax.vlines(marked["time_rel_s"], marked["seq"], marked["next_seq"],
+                  color=COLOURS[colour], linewidth=1.8, zorder=3)
+        handles.append(ax.scatter(marked["time_rel_s"], marked["next_seq"], marker=letter,
+                                  s=60, color=COLOURS[colour], zorder=4,
+                                  label=f"{label}: {len(marked)}"))
+    acks = recv.filter(((C("tcp_flags") & ACK) != 0) & ((C("tcp_flags") & RST) == 0))
+    if len(acks):
+        # under the segments: next to the receiver, each ACK follows its segment at once
+        handles.append(_step(ax, acks, "ack", color=COLOURS["ack"], zorder=2,
+                             label=f"ACK ({conn.receiver})"))
+        handles.append(_step(ax, acks, "window_edge", color=COLOURS["window"],
+                             label="receive window edge (ACK + window)"))
+    sacks = (recv.select("time_rel_s", C("sack").str.split(" ")).explode("sack")
+             .drop_nulls("sack")
+             .with_columns(C("sack").str.split_exact("-", 1)
+                           .struct.rename_fields(["left", "right"])).unnest("sack")
+             .with_columns(C("left").cast(pl.Int64), C("right").cast(pl.Int64)))
+    if len(sacks):
+        handles.append(ax.vlines(sacks["time_rel_s"], sacks["left"], sacks["right"],
+                                 color=COLOURS["sack"], linewidth=2.0,
+                                 label=f"SACK block ({conn.receiver})"))
+    dups = acks.filter(_flags(acks, FLAG_BITS["duplicate_ack"]))
+    if len(dups):
+        handles.append(ax.scatter(dups["time_rel_s"], dups["ack"], marker=3, s=40,
+                                  color=COLOURS["ack"], zorder=3,
+                                  label=f"duplicate ACK: {len(dups)}"))
+    zero = acks.filter(_flags(acks, FLAG_BITS["zero_window"]))
+    if len(zero):
+        handles.append(ax.scatter(zero["time_rel_s"], zero["ack"], marker="x", s=50,
+                                  color=COLOURS["zero"], zorder=4,
+                                  label=f"zero window: {len(zero)}"))
+    _label_syn_fin_rst(ax, sent, recv)
+    if not handles:
+        _no_data(ax, "segments or ACKs")
+    top = _largest(data["next_seq"], data["window_edge"])
+    _si_axis(ax.yaxis, "B", top, "relative sequence number")
+    return handles
+
+
+def _label_syn_fin_rst(ax, sent: pl.DataFrame, recv: pl.DataFrame) -> None:
+    """Name the SYN, FIN and RST packets: the sender's above its segment, the receiver's
+    below its ACK (both sides' SYN and FIN often fall on the same spot)."""
+    for rows, y, offset, colour in ((sent, "seq", (-4, 8), COLOURS["data"]),
+                                    (recv, "ack", (4, -12), COLOURS["ack"])):
+        for r in rows.filter((C("tcp_flags") & (SYN | FIN | RST)) != 0).iter_rows(named=True):
+            names = [n for n, bit in (("SYN", SYN), ("FIN", FIN), ("RST", RST))
+                     if r["tcp_flags"] & bit]
+            at = r[y] if r[y] is not None else 0
+            ax.annotate("+".join(names), (r["time_rel_s"], at), xytext=offset,
+                        textcoords="offset points", fontsize=7, color=colour,
+                        ha="right" if offset[0] < 0 else "left")
+
+
+def _draw_rtt(ax, conn: Connection, data: pl.DataFrame) -> list:
+    if data.is_empty():
+        _no_data(ax, "ACK RTT samples")
+        return []
+    handles = [ax.scatter(data["time_rel_s"], data["ack_rtt_s"], s=8,
+                          color=COLOURS["data"], label="ACK RTT (segment → its ACK)")]
+    median = data["ack_rtt_s"].median()
+    factor, unit = next(((f, n) for f, n in _SECONDS if median >= f), _SECONDS[-1])
+    handles.append(ax.axhline(median, color="grey", linestyle="--", linewidth=1,
+                              label=f"median {median / factor:.3g} {unit}"))
+    low, high = data["ack_rtt_s"].min(), data["ack_rtt_s"].max()
+    if high > 100 * low:
+        # ACK delays of microseconds beside RTTs of tens of milliseconds
+        ax.set_yscale("log")
+        _si_axis(ax.yaxis, "s", high, "round-trip time, log scale")
+    else:
+        _si_axis(ax.yaxis, "s", high, "round-trip time")
+        ax.set_ylim(bottom=0)
+    return handles
+
+
+def _draw_throughput(ax, conn: Connection, data: pl.DataFrame) -> list:
+    sent = data.filter(C("throughput_bit_s").is_not_null())
+    good = data.filter(C("goodput_bit_s").is_not_null())
+    if sent.filter(C("len") > 0).is_empty():
+        _no_data(ax, "data")
+        return []
+    handles = [_step(ax, sent, "throughput_bit_s", color=COLOURS["data"],
+                     label=f"throughput: bytes the {conn.sender} sent")]
+    if len(good):
+        handles.append(_step(ax, good, "goodput_bit_s", color=COLOURS["goodput"],
+                             label=f"goodput: bytes the {conn.receiver} acknowledged"))
+    _si_axis(ax.yaxis, "bit/s", _largest(data["throughput_bit_s"], data["goodput_bit_s"]),
+             "rate")
+    ax.set_ylim(bottom=0)
+    return handles
+
+
+def _draw_inflight(ax, conn: Connection, data: pl.DataFrame) -> list:
+    flight = data.filter(C("bytes_in_flight").is_not_null())
+    window = data.filter(C("window").is_not_null())
+    handles = []
+    if len(window):
+        handles.append(_step(ax, window, "window", color=COLOURS["window"],
+                             label=f"receive window advertised by the {conn.receiver}"))
+    if len(flight):
+        handles.append(_step(ax, flight, "bytes_in_flight", color=COLOURS["data"],
+                             label=f"bytes in flight ({conn.sender}, unacknowledged)"))
+    else:
+        _no_data(ax, "bytes in flight")
+    _si_axis(ax.yaxis, "B", _largest(data["bytes_in_flight"], data["window"]), "bytes")
+    ax.set_ylim(bottom=0)
+    return handles
+
+
+_DRAW = {"window": _draw_window, "window-ack": _draw_window_ack, "tseq": _draw_tseq,
+         "rtt": _draw_rtt, "throughput": _draw_throughput, "inflight": _draw_inflight}
+
+
+def _title(conn: Connection, kind: str, data: pl.DataFrame) -> str:
+    flow = f"{conn.sender} → {conn.receiver}"
+    if kind == "window":
+        return f"Receive window advertised by the {conn.receiver} (data {flow})"
+    if kind == "window-ack":
+        return f"Receive window and ACK number sent by the {conn.receiver} (data {flow})"
+    if kind == "tseq":
+        return f"Time-sequence graph, data {flow}"
+    if kind == "rtt":
+        return f"ACK round-trip time, data {flow}"
+    if kind == "throughput":
+        period = data["average_s"][0] if len(data) else default_average(0)
+        factor, unit = next(((f, n) for f, n in _SECONDS if period >= f), _SECONDS[-1])
+        return (f"Throughput and goodput, data {flow} "
+                f"(moving average over {period / factor:g} {unit})")
+    return f"Bytes in flight against the receive window, data {flow}"
+
+
+def _vantage_note(conn: Connection, kind: str) -> str | None:
+    """Where the capture point hides part of the picture: next to the receiver, an ACK
+    follows its segment at once and little is ever in flight."""
+    if conn.captured_near != conn.receiver or kind not in ("rtt", "inflight"):
+        return None
+    what = ("these RTTs are the " + conn.receiver + "'s ACK delay, not the path's"
+            if kind == "rtt" else "bytes in flight are counted after the path, at the "
+            + conn.receiver)
+    return (f"captured next to the {conn.receiver} (the receiver): {what};\n"
+            f"--direction {'c2s' if conn.direction == 's2c' else 's2c'} shows the other way")
+
+
+def figure(conn: Connection, kind: str, data: pl.DataFrame):
+    """Draw `data` (series(conn, kind)) on a new matplotlib Figure."""
+    try:
+        from matplotlib.figure import Figure
+    except ImportError as e:
+        raise ImportError(INSTALL_HINT) from e
+    _check_kind(kind)
+    fig = Figure(figsize=(10, 5.6), layout="constrained")
+    ax = fig.add_subplot()
+    handles = _DRAW[kind](ax, conn, data)
+    fig.suptitle(_title(conn, kind, data), fontsize=13)
+    ax.set_title(f"{conn.source} · TCP stream {conn.stream} · client {conn.client} ⇄ "
+                 f"server {conn.server} · {len(conn.packets)} packets",
+                 fontsize=9, color="dimgrey")
+    _time_axis(ax, conn.packets if data.is_empty() else data)
+    note = _vantage_note(conn, kind)
+    if note:
+        ax.text(0.99, 0.01, note, transform=ax.transAxes, ha="right", va="bottom",
+                fontsize=8, color="dimgrey", wrap=True,
+                bbox={"facecolor": "white", "edgecolor": "#cccccc", "alpha": 0.9})
+    ax.grid(True, color="#dddddd", linewidth=0.6)
+    ax.set_axisbelow(True)
+    if handles:
+        ax.legend(handles=handles, loc="best", fontsize=8, framealpha=0.9)
+    return fig
+
+
+def plot(capture, stream: int, kind: str, direction: str | None = None,
+         average_s: float | None = None, start_s: float | None = None,
+         end_s: float | None = None):
+    """A matplotlib Figure of `kind` for one stream (see the module's docstring)."""
+    _check_kind(kind)
+    conn = connection(capture, stream, direction)
+    return figure(conn, kind, series(conn, kind, average_s, start_s, end_s))
