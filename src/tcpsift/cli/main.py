@@ -22,6 +22,7 @@ COMMANDS = {
     "info": ("tcpsift.cli.info_cmd", "info", "Summarise capture files, like capinfos."),
     "fields": ("tcpsift.cli.fields_cmd", "fields", "Print fields per frame, like tshark -T fields."),
     "conns": ("tcpsift.cli.conns_cmd", "conns", "One row per TCP connection (states, times, verdicts)."),
+    "ladder": ("tcpsift.cli.ladder_cmd", "ladder", "The packets of one TCP connection as a ladder."),
     "plot": ("tcpsift.cli.plot_cmd", "plot", "Plot one TCP connection: window, tseq, rtt, throughput, ..."),
 }
 

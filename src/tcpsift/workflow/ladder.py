@@ -1,0 +1,394 @@
+"""The ladder of one TCP connection: its packets in order, one row each, as the classic
+hand-written scapy script prints them (`tcpsift ladder`), and as a Polars frame.
+
+    table = ladder(capture, stream=3)                       # or conn="A:P B:P", frame=N
+    lad = build(capture, conn="192.0.2.11:46057 198.51.100.21:80")
+    lad.connection.client, lad.connection.first_frame, lad.table
+
+Columns (`COLUMNS`, what `--format csv|json` writes, in this order):
+
+  frame       frame.number
+  direction   c2s (sent by the client) or s2c
+  time_rel_s  seconds since the connection's first packet (tcp.time_relative)
+  flags       TCP flags as letters in the order F S R P A U E C N (S, SA, PA, FA, R, RA ...)
+  seq, ack    relative sequence and acknowledgment numbers (tcp.seq, tcp.ack)
+  len         payload length (tcp.len)
+  window      the window with the connection's scale applied (tcp.window_size)
+  verdicts    the names of the tcp.analysis.* verdicts tshark gives the frame, joined by
+              ';' in `VERDICTS` order (tshark also names `retransmission` on fast and
+              spurious retransmissions)
+
+and two more: `dup_ack_num` (tcp.analysis.duplicate_ack_num: this is the n-th duplicate
+of the ACK), which the text view shows as `[Dup ACK #n]`, and `time_rel_ns`, the exact
+time_rel_s (a float has no room for nanoseconds beside the seconds of a time counted
+from 1970, which a connection whose first packet has no timestamp gives); the CSV prints
+its time from it.
+
+The values are those `tcpsift fields` prints for the same tshark fields (the expressions of
+tcpsift.fields), so they equal tshark's. A frame belongs to the connection when its
+tcp.stream is the connection's, as `tshark -Y "tcp.stream == N"` selects it: an ICMP error
+quoting one of the connection's TCP headers is one of its rows (with the quoted header's
+numbers).
+
+Client and server are those of the connection table (tcpsift.tcp.connections): the client
+is the sender of the first SYN (without ACK); without one, the receiver of the first
+SYN-ACK; without a handshake, the side on the higher port (equal ports: the first sender).
+`c2s` rows are those the client sent.
+"""
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+from types import SimpleNamespace
+
+import polars as pl
+
+from tcpsift import fields as F
+from tcpsift.tcp import INPUT_COLUMNS
+
+C = pl.col
+
+COLUMNS = ("frame", "direction", "time_rel_s", "flags", "seq", "ack", "len", "window",
+           "verdicts")
+
+# The tcp.analysis.* verdicts (the fields tshark prints as a bare "1"), in the order the
+# `verdicts` column lists them, with the label of the text view.
+VERDICTS = {
+    "retransmission": "Retransmission",
+    "fast_retransmission": "Fast retransmission",
+    "spurious_retransmission": "Spurious retransmission",
+    "out_of_order": "Out-of-order",
+    "lost_segment": "Previous segment not captured",
+    "ack_lost_segment": "ACKed unseen segment",
+    "zero_window": "Zero window",
+    "zero_window_probe": "Zero window probe",
+    "zero_window_probe_ack": "Zero window probe ACK",
+    "window_full": "Window full",
+    "window_update": "Window update",
+    "keep_alive": "Keep-alive",
+    "keep_alive_ack": "Keep-alive ACK",
+    "reused_ports": "Port numbers reused",
+    "duplicate_ack": "Dup ACK",
+}
+
+# tshark fields behind the columns
+_SOURCES = {"time_rel_s": "tcp.time_relative", "seq": "tcp.seq", "ack": "tcp.ack",
+            "len": "tcp.len", "window": "tcp.window_size",
+            "dup_ack_num": "tcp.analysis.duplicate_ack_num"}
+_FLAG_LETTERS = "FSRPAUECN"   # bit 0 first, as the packet table's `flags` spells them
+
+# The packet-table columns build() reads (for tcpsift.read(columns=...)): the TCP analysis'
+# inputs, the fields behind the columns, and what the connection table reads.
+PACKET_COLUMNS = frozenset(
+    set(INPUT_COLUMNS)
+    | F.packet_columns(["frame.number", *_SOURCES.values(), "tcp.flags",
+                        *(f"tcp.analysis.{v}" for v in VERDICTS)])
+    | {"len", "flags", "mss", "wscale", "sack_perm", "tsval", "ip_proto"})
+
+
+class LadderError(ValueError):
+    """No such connection (unknown stream, endpoints or frame); the message is one line that
+    says what is valid."""
+
+
+@dataclass(frozen=True)
+class Connection:
+    """The connection a ladder shows, as its header lines describe it."""
+    stream: int
+    client: str
+    client_port: int
+    server: str
+    server_port: int
+    packets: int            # frames of the connection
+    capture_packets: int    # frames of the capture
+    first_frame: int
+    last_frame: int
+    first_ts_ns: int        # absolute times, ns since the epoch
+    last_ts_ns: int
+
+
+@dataclass(frozen=True)
+class Ladder:
+    connection: Connection
+    table: pl.DataFrame     # COLUMNS + dup_ack_num, time_rel_ns; one row per frame
+
+
+def build(capture, *, stream: int | None = None, conn: str | None = None,
+          frame: int | None = None) -> Ladder:
+    """The ladder of the connection chosen by exactly one of `stream` (tcp.stream),
+    `conn` ("A:P B:P", either order; IPv6 as [addr]:port) or `frame` (the connection a frame
+    belongs to). Raises LadderError when there is no such connection."""
+    chosen = find_stream(capture, stream=stream, conn=conn, frame=frame)
+    rows = _rows(capture, chosen)
+    from tcpsift.tcp.connections import connections
+
+    c = connections(rows).row(0, named=True)
+    client, server = str(c["client"]), str(c["server"])
+    table = _table(rows, _client_direction(rows, client, c["client_port"], server,
+                                           c["server_port"]))
+    return Ladder(Connection(chosen, client, c["client_port"], server, c["server_port"],
+                             rows.packets.height, capture.packets.height, c["first_frame"],
+                             c["last_frame"], c["first_ts_ns"], c["last_ts_ns"]), table)
+
+
+def ladder(capture, *, stream: int | None = None, conn: str | None = None,
+           frame: int | None = None) -> pl.DataFrame:
+    """The ladder's rows (`COLUMNS` + dup_ack_num, time_rel_ns) of the connection chosen as in build()."""
+    return build(capture, stream=stream, conn=conn, frame=frame).table
+
+
+# --- choosing the connection -------------------------------------------------------------
+
+def find_stream(capture, *, stream: int | None = None, conn: str | None = None,
+                frame: int | None = None) -> int:
+    """The tcp.stream chosen by exactly one of stream / conn / frame (see build())."""
+    given = [name for name, v in (("stream", stream), ("conn", conn), ("frame", frame))
+             if v is not None]
+    if len(given) != 1:
+        raise LadderError("choose the connection with one of --stream N, --conn \"A:P B:P\" "
+                          "or --frame N")
+    streams = capture.tcp["stream"]
+    top = streams.max()
+    valid = f"its TCP streams are 0-{top}" if top is not None else "it has no TCP stream"
+    if stream is not None:
+        if not 0 <= stream <= (top if top is not None else -1):
+            raise LadderError(f"no TCP stream {stream} in the capture: {valid}")
+        return stream
+    if frame is not None:
+        n = capture.packets.height
+        if not 1 <= frame <= n:
+            raise LadderError(f"no frame {frame}: the capture has frames 1-{n}")
+        s = streams[_row_of_frame(capture, frame)]
+        if s is None:
+            raise LadderError(f"frame {frame} is not a TCP packet ({valid})")
+        return s
+    return _stream_between(capture, *parse_conn(conn), valid)
+
+
+def _row_of_frame(capture, frame: int) -> int:
+    # frame numbers are 1..n in row order (a merged capture is numbered after merging)
+    return frame - 1
+
+
+_ENDPOINT = re.compile(r"\[(?P<v6>[^\]]+)\]:(?P<p6>\d+)|(?P<addr>[^\s\[\]]+):(?P<port>\d+)")
+
+
+def parse_conn(text: str) -> tuple[tuple[str, int], tuple[str, int]]:
+    """"A:P B:P" (IPv6 as [addr]:port, or bare: the last colon starts the port) -> the two
+    endpoints, addresses in their canonical text."""
+    parts = text.replace(",", " ").split()
+    endpoints = []
+    for part in parts:
+        m = _ENDPOINT.fullmatch(part)
+        try:
+            if m is None:
+                raise ValueError
+            addr = ipaddress.ip_address(m["v6"] or m["addr"])
+            port = int(m["p6"] or m["port"])
+            if port > 65535:
+                raise ValueError
+        except ValueError:
+            endpoints = None
+            break
+        endpoints.append((str(addr), port))
+    if not endpoints or len(endpoints) != 2:
+        raise LadderError(f"--conn {text!r}: expected two endpoints \"ADDRESS:PORT ADDRESS:PORT\" "
+                          "(IPv6 as [ADDRESS]:PORT)")
+    return endpoints[0], endpoints[1]
+
+
+def _stream_between(capture, a: tuple[str, int], b: tuple[str, int], valid: str) -> int:
+    pk = capture.packets
+    src, dst = C("src").cast(pl.String), C("dst").cast(pl.String)
+
+    def sent(x, y):
+        return (src == x[0]) & (C("sport") == x[1]) & (dst == y[0]) & (C("dport") == y[1])
+
+    hit = pk.select((sent(a, b) | sent(b, a)).fill_null(False)).to_series()
+    found = capture.tcp["stream"].filter(hit).drop_nulls().unique().sort().to_list()
+    ends = f"{_endpoint(*a)} {_endpoint(*b)}"
+    if not found:
+        raise LadderError(f"no TCP connection between {ends} in the capture ({valid}; "
+                          "`tcpsift conns` lists them)")
+    if len(found) > 1:
+        shown = ", ".join(map(str, found[:10])) + (" ..." if len(found) > 10 else "")
+        raise LadderError(f"{ends} is {len(found)} connections (the ports were reused): "
+                          f"streams {shown}; choose one with --stream")
+    return found[0]
+
+
+def _endpoint(addr: str, port: int) -> str:
+    return f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}"
+
+
+# --- the rows -----------------------------------------------------------------------------
+
+def _rows(capture, stream: int) -> SimpleNamespace:
+    """The capture restricted to the stream's frames: what the connection table and the
+    field expressions read (packets, tcp, layers), row for row."""
+    picked = (capture.tcp["stream"] == stream).fill_null(False).arg_true()
+    return SimpleNamespace(packets=capture.packets[picked], tcp=capture.tcp[picked],
+                           layers=getattr(capture, "layers", None),
+                           info=getattr(capture, "info", None))
+
+
+def _client_direction(rows, client: str, client_port: int, server: str,
+                      server_port: int) -> int:
+    """The value of the TCP table's `direction` on the client's packets."""
+    pk, direction = rows.packets, rows.tcp["direction"]
+    own = pk.select(F.IS_TCP.fill_null(False)).to_series()
+    src = pk["src"].cast(pl.String)
+    for (addr, port), flip in (((client, client_port), 0), ((server, server_port), 1)):
+        if addr is None or port is None:
+            continue
+        sent = own & (src == addr).fill_null(False) & (pk["sport"] == port).fill_null(False)
+        first = direction.filter(sent).first() if sent.any() else None
+        if first is not None:
+            return int(first) ^ flip
+    return 0
+
+
+def _flag_letters(bits: pl.Expr) -> pl.Expr:
+    return pl.concat_str([pl.when((bits & (1 << i)) != 0).then(pl.lit(letter))
+                          for i, letter in enumerate(_FLAG_LETTERS)], ignore_nulls=True)
+
+
+def _table(rows, client_direction: int) -> pl.DataFrame:
+    wide = F.with_tcp(rows)
+
+    def value(name: str) -> pl.Expr:
+        return F.FIELDS[name].packet[0]
+
+    # a frame's own TCP header spells its flags in the packet table; an ICMP error's row
+    # takes the flags of the header it quotes
+    flags = pl.when(F.IS_TCP).then(C("flags").cast(pl.String))
+    if not wide.select(F.IS_TCP.fill_null(False).all()).item():
+        from tcpsift.tcp import _quoted_tcp
+
+        quoted = _quoted_tcp(rows.layers).select("frame", _q_flags="tcp_flags")
+        wide = wide.join(quoted, on="frame", how="left", maintain_order="left")
+        flags = flags.otherwise(_flag_letters(C("_q_flags")))
+    verdicts = pl.concat_str([pl.when(value(f"tcp.analysis.{v}").is_not_null()).then(pl.lit(v))
+                              for v in VERDICTS], separator=";", ignore_nulls=True)
+    return wide.select(
+        C("frame"),
+        pl.when(C("_t_direction") == client_direction).then(pl.lit("c2s"))
+        .otherwise(pl.lit("s2c")).alias("direction"),
+        (value("tcp.time_relative") / 1e9).alias("time_rel_s"),
+        flags.alias("flags"),
+        *(value(_SOURCES[c]).alias(c) for c in ("seq", "ack", "len", "window")),
+        verdicts.alias("verdicts"),
+        value(_SOURCES["dup_ack_num"]).alias("dup_ack_num"),
+        value("tcp.time_relative").alias("time_rel_ns"),
+    )
+
+
+# --- --where ---------------------------------------------------------------------------------
+
+# single-quoted SQL strings ('' is a quote inside), which may hold any word
+_SQL_STRING = re.compile(r"'(?:[^']|'')*'")
+
+
+def where(table: pl.DataFrame, condition: str) -> pl.DataFrame:
+    """The rows where an SQL condition on the table's columns holds (Polars' SQL), e.g.
+    "direction = 'c2s' and time_rel_s > 21.1 and window < 500000". A condition may use
+    functions and aggregates over the whole ladder (`window = min(window)`), not queries:
+    Polars would run a subquery while it parses, and one can read files (read_csv(...)).
+    Raises LadderError, naming the valid columns, for anything else."""
+    valid = ", ".join(table.columns)
+    unquoted = _SQL_STRING.sub("''", condition)
+    if re.search(r"\bselect\b", unquoted, re.IGNORECASE):
+        raise LadderError(f"--where: a condition on the columns, not a query (columns: {valid})")
+    try:
+        expr = pl.sql_expr(condition)
+        unknown = sorted(set(expr.meta.root_names()) - set(table.columns))
+        if unknown:
+            raise LadderError(f"--where: no column {', '.join(unknown)} (columns: {valid})")
+        return table.filter(expr)
+    except LadderError:
+        raise
+    except Exception as e:  # Polars raises several error types for a bad condition
+        raise LadderError(f"--where: {str(e).splitlines()[0]} (columns: {valid})") from None
+
+
+# --- output ---------------------------------------------------------------------------------
+
+def write_csv(table: pl.DataFrame, fh) -> None:
+    """`COLUMNS` as CSV; times exactly as tshark prints tcp.time_relative (9 decimals)."""
+    exact = F.FIELDS["tcp.time_relative"].fmt(C("time_rel_ns")).alias("time_rel_s")
+    # no quoting: no column holds a comma, quote or line break, and tshark quotes nothing
+    table.with_columns(exact).select(COLUMNS).write_csv(fh, quote_style="never")
+
+
+def write_json(table: pl.DataFrame, fh) -> None:
+    """`COLUMNS` as a JSON array of row objects."""
+    fh.write(table.select(COLUMNS).write_json() + "\n")
+
+
+def text_lines(table: pl.DataFrame) -> pl.DataFrame:
+    """The text view of the rows: (direction, main, verdicts) per row, main as the classic
+    script prints it (`[ 2588]  0.307359s flag=PA seq=1 ack=1 len=174 win=64128`, times to
+    the microsecond), verdicts as ` [Retransmission] [Dup ACK #2]` ("" when none; the
+    plain retransmission verdict is left out beside a fast or spurious one)."""
+    if table.is_empty():
+        return pl.DataFrame(schema={"direction": pl.String, "main": pl.String,
+                                    "verdicts": pl.String})
+    frame_width = len(str(table["frame"].max()))
+    us = (C("time_rel_s") * 1e6).round().cast(pl.Int64)
+    whole = (us // 1_000_000).cast(pl.String)
+    # a space before the widest time, as the classic script's {:9.6f} gives
+    time_width = len(str(int(table["time_rel_s"].max() or 0))) + 8
+    micros = (us % 1_000_000).cast(pl.String).str.pad_start(6, "0")
+    time = pl.concat_str([whole, pl.lit("."), micros]).str.pad_start(time_width)
+
+    def number(name: str) -> pl.Expr:
+        return C(name).cast(pl.String).fill_null("-")
+
+    main = pl.concat_str([
+        pl.lit("["), C("frame").cast(pl.String).str.pad_start(frame_width), pl.lit("] "),
+        time.fill_null(" " * time_width), pl.lit("s flag="), C("flags").fill_null("-"),
+        pl.lit(" seq="), number("seq"), pl.lit(" ack="), number("ack"),
+        pl.lit(" len="), number("len"), pl.lit(" win="), number("window")])
+    names = C("verdicts").str.split(";")
+    specific = names.list.contains("fast_retransmission") | names.list.contains(
+        "spurious_retransmission")
+    labels = []
+    for name, label in VERDICTS.items():
+        shown = names.list.contains(name)
+        if name == "retransmission":
+            shown = shown & ~specific
+        text = pl.lit(f" [{label}]")
+        if name == "duplicate_ack":
+            text = pl.concat_str([pl.lit(f" [{label} #"), C("dup_ack_num").cast(pl.String),
+                                  pl.lit("]")], ignore_nulls=True)
+        labels.append(pl.when(shown).then(text))
+    return table.select("direction", main.alias("main"),
+                        pl.concat_str(labels, ignore_nulls=True).alias("verdicts"))
+
+
+def header_lines(conn: Connection, shown: int | None = None, utc: bool = False) -> list[str]:
+    """The lines above the ladder: the endpoints, the packet counts, the first and last
+    frames with their absolute times (local time, or UTC), and how many rows a --where
+    kept (`shown`)."""
+    lines = [
+        f"TCP stream {conn.stream}: {_endpoint(conn.client, conn.client_port)} (client, -->) "
+        f"<-> {_endpoint(conn.server, conn.server_port)} (server, <--)",
+        f"packets: {conn.packets} in the connection, {conn.capture_packets} in the capture",
+        f"first: frame {conn.first_frame} at {absolute_time(conn.first_ts_ns, utc)}",
+        f"last:  frame {conn.last_frame} at {absolute_time(conn.last_ts_ns, utc)}",
+    ]
+    if shown is not None:
+        lines.append(f"rows where the condition holds: {shown}")
+    return lines
+
+
+def absolute_time(ns: int, utc: bool = False) -> str:
+    """ns since the epoch as `2018-09-26 21:21:02.883718124 CEST` (local time, or UTC)."""
+    from datetime import datetime, timezone
+
+    seconds, fraction = divmod(ns, 1_000_000_000)
+    t = datetime.fromtimestamp(seconds, timezone.utc)
+    if not utc:
+        t = t.astimezone()
+    return f"{t:%Y-%m-%d %H:%M:%S}.{fraction:09d} {t.tzname()}"
