@@ -28,8 +28,8 @@ steps = [("start", settings())]
 import tcpsift
 steps.append(("import tcpsift", settings()))
 paths = sys.argv[1:]
-for mode in ("merge",):
-    caps = tcpsift.read(paths)
+for mode in ("merge", "concat", "separate"):
+    caps = tcpsift.read(paths, mode=mode)
     for cap in caps if isinstance(caps, list) else [caps]:
         cap.tcp, cap.conns
     steps.append((f"read(mode={mode!r}) and its analyses", settings()))

@@ -31,9 +31,9 @@ class CaptureInfo:
 class Capture:
     """Decoded capture: the packet table, the layer table and access to frame bytes."""
 
-    def __init__(self, results: list, packets: pl.DataFrame, layers: pl.DataFrame,
+    def __init__(self, files: dict, packets: pl.DataFrame, layers: pl.DataFrame,
                  info: CaptureInfo, warnings: list[str], complete: bool):
-        self._results = results
+        self._files = files         # file_id -> _File
         self.packets = packets
         self.layers = layers
         self.info = info
@@ -60,13 +60,24 @@ class Capture:
         return cached
 
     def __repr__(self):
-        return f"<Capture {len(self.packets)} frames from {len(self._results)} file(s)>"
+        return f"<Capture {len(self.packets)} frames from {len(self._files)} file(s)>"
+
+    def _repr_html_(self):
+        """Jupyter's display: the summary and the connections that carried the most data."""
+        from tcpsift.workflow.report import summary_html
+        return summary_html(self)
+
+    def conn(self, stream: int):
+        """One TCP connection (tcp.stream): `.row`, `.ladder`, `.plot(kind)`; displays its
+        facts and ladder in Jupyter."""
+        from tcpsift.workflow.report import ConnectionView
+        return ConnectionView(self, stream)
 
     def _locate(self, frame: int):
         if not 1 <= frame <= len(self.packets):
             raise IndexError(f"no frame {frame} (the capture has {len(self.packets)})")
         row = self.packets.row(frame - 1, named=True)
-        return row, self._results[row["file_id"]].source
+        return row, self._files[row["file_id"]].source
 
     def frame_bytes(self, frame: int) -> bytes:
         """The captured bytes of one frame (frame numbers are 1-based)."""
@@ -176,40 +187,71 @@ def _read_merged(paths: list[str], addrs, words: AddressWords, columns):
     return results, chunks, layers, file_id, warnings, complete
 
 
-def read(paths: str | os.PathLike | Iterable[str | os.PathLike], columns=None) -> Capture:
-    """Decode one capture file, or several read as one capture in timestamp order.
+# How read() makes captures of several files (the CLI's --mode says the same).
+MODES = {
+    "merge": "by timestamp, like mergecap",
+    "concat": "one after the other, in the order given",
+    "separate": "one capture per file",
+}
+
+
+def read(paths: str | os.PathLike | Iterable[str | os.PathLike], columns=None,
+         mode: str = "merge") -> Capture | list[Capture]:
+    """Decode one capture file, or several.
+
+    `mode` says what several files become:
+      "merge" (default): one capture, frames in timestamp order as mergecap merges them
+        (a ring buffer's files, or captures taken at the same time on several links);
+      "concat": one capture, the files' frames one after the other in the order given
+        (`mergecap -a`), frame numbers going on from file to file;
+      "separate": a list of Captures, one per file, each analysed on its own (two
+        capture points of the same traffic: merged, every packet would look like its
+        own retransmission). `file_id` is still the file's position in `paths`.
 
     `columns` (optional) keeps only those packet-table columns, plus the ones frame and
     payload access need (FRAME_ACCESS_COLUMNS).
 
-    Raises CaptureError when a file is not a capture at all. A file damaged part-way
-    keeps every packet before the fault; `Capture.warnings` says where it stopped.
+    Raises CaptureError when a file is not a capture at all (with "merge" and "concat",
+    only when none of the files is; the others make the capture incomplete). A file
+    damaged part-way keeps every packet before the fault; `Capture.warnings` says where
+    it stopped.
     """
     paths = capture_paths(paths)
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
     if columns is not None:
         columns = set(columns) | FRAME_ACCESS_COLUMNS
         unknown = columns - set(schema.PACKET_COLUMN_NAMES)
         if unknown:
             raise ValueError(f"no such packet columns: {', '.join(sorted(unknown))}")
+    if mode == "separate":
+        return [_read_capture([path], columns, merge=False, first_file_id=file_id)
+                for file_id, path in enumerate(paths)]
+    return _read_capture(paths, columns, merge=mode == "merge")
+
+
+def _read_capture(paths: list[str], columns, merge: bool, first_file_id: int = 0) -> Capture:
+    """Files read as one capture: merged by time (when they are not in merge order one
+    after the other already), or one after the other; file ids from `first_file_id`."""
     addrs = _decode.AddressTable()
     words = AddressWords()
-    if len(paths) > 1 and not in_merge_order(paths):
+    if merge and len(paths) > 1 and not in_merge_order(paths):
         files, chunks, layer_rows, file_id, warnings, complete = _read_merged(
             paths, addrs, words, columns)
     else:
-        # one file, or files one after the other in merge order (a ring buffer's)
         layers = _decode.LayerBuffer()
         files = []
 
         def read_one(path):
             first_row = sum(f.info["packets"] for f in files)
-            files.append(_read_file(path, len(files), first_row, addrs, words, layers,
-                                    columns))
+            files.append(_read_file(path, first_file_id + len(files), first_row, addrs,
+                                    words, layers, columns))
             return files[-1]
 
         _, warnings, complete = each_file(paths, read_one)
-        file_id = 0 if len(files) == 1 else np.repeat(
-            np.arange(len(files), dtype=np.uint16), [f.info["packets"] for f in files])
+        file_id = first_file_id if len(files) == 1 else np.repeat(
+            np.arange(first_file_id, first_file_id + len(files), dtype=np.uint16),
+            [f.info["packets"] for f in files])
         chunks = [c for f in files for c in f.chunks]
         layer_rows = merge_reassembled(layers.to_numpy(),
                                        [r for f in files for r in f.reassembled_rows],
@@ -222,4 +264,5 @@ def read(paths: str | os.PathLike | Iterable[str | os.PathLike], columns=None) -
     layer_df = layer_table(layer_rows, np.arange(1, n + 1, dtype=np.uint32), words.series,
                            file_id)
     info = CaptureInfo([f.info for f in files])
-    return Capture(files, packets, layer_df, info, warnings, complete)
+    by_id = {first_file_id + i: f for i, f in enumerate(files)}
+    return Capture(by_id, packets, layer_df, info, warnings, complete)
