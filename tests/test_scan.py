@@ -100,6 +100,17 @@ def test_projection_and_time_filter(path, decoded):
     assert decoded[0] < everything / 2
 
 
+def test_filter_on_the_time_column(decoded):
+    """`time` (a Datetime view of ts_ns) compared with datetimes rules out blocks too."""
+    packets = tcpsift.read(str(SEED_LIKE)).packets
+    everything, decoded[0] = decoded[0], 0
+    lo, hi = (packets["time"].quantile(q) for q in (0.6, 0.7))
+    query = pl.col("time").is_between(lo, hi)
+    got = tcpsift.scan(str(SEED_LIKE)).filter(query).select("time", "sport").collect()
+    assert got.equals(packets.filter(query).select("time", "sport"))
+    assert got.height and decoded[0] < everything / 2
+
+
 def test_conditions_that_rule_out_no_block(decoded):
     """An `or` with other columns, and a condition on a column the walk does not know:
     every frame is decoded, the rows are still read()'s."""

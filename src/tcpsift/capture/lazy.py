@@ -53,10 +53,12 @@ class ScanReport:
             self.complete &= complete
 
 
-# The columns whose values a block's records give before it is decoded, with the
-# range of their values.
-RECORD_STATISTICS = {"ts_ns": (int(np.iinfo(np.int64).min), int(np.iinfo(np.int64).max)),
-                     "frame": (1, int(np.iinfo(np.uint32).max))}
+# The columns whose values a block's records give before it is decoded: column -> the
+# record value it shows (`time` is ts_ns as a Datetime), with the range of the values.
+RECORD_STATISTICS = {"ts_ns": "ts_ns", "time": "ts_ns", "frame": "frame"}
+VALUE_RANGES = {"ts_ns": (int(np.iinfo(np.int64).min), int(np.iinfo(np.int64).max)),
+                "frame": (1, int(np.iinfo(np.uint32).max))}
+VALUE_TYPES = {"ts_ns": pl.Int64, "frame": pl.UInt32}
 # Points of a range a search tests at once (one Polars evaluation per step)
 PROBES = 1024
 
@@ -116,16 +118,17 @@ class _Range:
         if not tests:
             return
         rule_out = pl.any_horizontal(tests).fill_null(False)
-        types = {f"{name}_min": dtype, f"{name}_max": dtype, f"{name}_nc": pl.UInt32,
-                 "len": pl.UInt32}
+        value = RECORD_STATISTICS[name]
 
         def holds(mins, maxs, nulls=0):
-            stats = pl.DataFrame({f"{name}_min": mins, f"{name}_max": maxs,
-                                  f"{name}_nc": [nulls] * len(mins), "len": [1] * len(mins)},
-                                 schema=types)
+            stats = pl.DataFrame([
+                pl.Series(f"{name}_min", mins, VALUE_TYPES[value]).cast(dtype),
+                pl.Series(f"{name}_max", maxs, VALUE_TYPES[value]).cast(dtype),
+                pl.Series(f"{name}_nc", [nulls] * len(mins), pl.UInt32),
+                pl.Series("len", [1] * len(mins), pl.UInt32)])
             return stats.select(rule_out).to_series().to_numpy()
 
-        lo, hi = RECORD_STATISTICS[name]
+        lo, hi = VALUE_RANGES[value]
         self.below = _search(lambda ts: holds([lo] * len(ts), ts), lo, hi, greatest=True)
         self.above = _search(lambda ts: holds(ts, [hi] * len(ts)), lo, hi, greatest=False)
         self.nulls_out = bool(holds([None], [None], nulls=1)[0])
@@ -141,10 +144,11 @@ class _Range:
 
 class RecordBounds:
     """A RecordFilter (tcpsift.capture.reader) from a Polars predicate: the frames its
-    conditions on `ts_ns` alone and on `frame` alone rule out (each _Range), and with
-    `rows`, the frames from that row on. The walk does not decode what it rules out."""
+    conditions on one record column alone (RECORD_STATISTICS) rule out (each _Range),
+    and with `rows`, the frames from that row on. The walk does not decode what it rules
+    out."""
 
-    def __init__(self, ts: _Range | None, frames: _Range | None, rows: int | None):
+    def __init__(self, ts: list[_Range], frames: _Range | None, rows: int | None):
         self._ts = ts
         self._frames = frames
         self._end = rows
@@ -162,9 +166,11 @@ class RecordBounds:
             if len(roots) == 1 and next(iter(roots)) in terms:
                 terms[next(iter(roots))].append(term)
         types = schema.polars_schema()
-        ts, frames = (_Range(name, terms[name], types[name]) if terms[name] else None
-                      for name in RECORD_STATISTICS)
-        if ts is None and frames is None and rows is None:
+        ranges = {name: _Range(name, terms[name], types[name])
+                  for name in RECORD_STATISTICS if terms[name]}
+        ts = [r for name, r in ranges.items() if RECORD_STATISTICS[name] == "ts_ns"]
+        frames = ranges.get("frame")
+        if not ts and frames is None and rows is None:
             return None
         return cls(ts, frames, rows)
 
@@ -173,12 +179,11 @@ class RecordBounds:
         if frames is not None and frames.rules_out(first_row + 1, first_row + len(ts_ns),
                                                    False):
             return True
-        if self._ts is None:
+        if not self._ts:
             return False
         timed = ts_ns if has_ts.all() else ts_ns[has_ts]
-        if not len(timed):
-            return self._ts.rules_out(None, None, True)
-        return self._ts.rules_out(int(timed.min()), int(timed.max()), len(timed) < len(ts_ns))
+        least, greatest = (int(timed.min()), int(timed.max())) if len(timed) else (None, None)
+        return any(r.rules_out(least, greatest, len(timed) < len(ts_ns)) for r in self._ts)
 
     def ends(self, row: int) -> bool:
         return self._end is not None and row >= self._end

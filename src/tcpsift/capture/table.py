@@ -161,7 +161,7 @@ def _sack_lists(sack_count: np.ndarray, edges: np.ndarray) -> pl.Series:
 ADDRESS_COLUMNS = ("src", "dst", "outer_src", "outer_dst")
 # The columns packet_table takes from the record arrays and the frame numbering alone:
 # a table of these needs no decoding.
-RECORD_COLUMNS = frozenset({"frame", "file_id", "file_frame", "file_offset", "ts_ns",
+RECORD_COLUMNS = frozenset({"frame", "file_id", "file_frame", "file_offset", "ts_ns", "time",
                             "cap_len", "len", "iface", "linktype"})
 
 
