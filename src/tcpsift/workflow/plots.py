@@ -72,6 +72,8 @@ class Connection:
     source: str
     # which end the capture point sits next to, judged from the handshake (None: unknown)
     captured_near: str | None = None
+    # SYN to handshake ACK, wherever the capture point is (None without a handshake)
+    handshake_rtt_s: float | None = None
 
     @property
     def sender(self) -> str:
@@ -154,7 +156,14 @@ def connection(capture, stream: int, direction: str | None = None) -> Connection
         direction = "s2c" if (r["s2c_payload"] or 0) > (r["c2s_payload"] or 0) else "c2s"
     return Connection(stream, _endpoint(client, r["client_port"]),
                       _endpoint(server, r["server_port"]), direction, packets, source,
-                      _captured_near(r["syn_to_synack_ns"], r["synack_to_ack_ns"]))
+                      _captured_near(r["syn_to_synack_ns"], r["synack_to_ack_ns"]),
+                      _handshake_rtt(r["syn_to_synack_ns"], r["synack_to_ack_ns"]))
+
+
+def _handshake_rtt(syn_to_synack_ns, synack_to_ack_ns) -> float | None:
+    if syn_to_synack_ns is None or synack_to_ack_ns is None:
+        return None
+    return (syn_to_synack_ns + synack_to_ack_ns) / 1e9
 
 
 def _captured_near(syn_to_synack_ns, synack_to_ack_ns) -> str | None:
@@ -191,13 +200,14 @@ def _with_sack(conn: Connection, frame: pl.DataFrame) -> pl.DataFrame:
     return frame.join(pairs, on="frame", how="left")
 
 
-def default_average(duration_s: float) -> float:
-    """Moving-average period for throughput: a twentieth of the connection, on a 1-2-5
-    scale, between 1 ms and 1 s (Wireshark's fixed 1 s flattens a one-second transfer)."""
-    target = min(max(duration_s / 20, 0.001), 1.0)
+def default_average(duration_s: float, rtt_s: float | None = None) -> float:
+    """Moving-average period for throughput: a twentieth of the connection and at least four
+    round trips (a sender sends in bursts once per round trip), on a 1-2-5 scale, between
+    1 ms and 1 s (Wireshark's fixed 1 s flattens a one-second transfer)."""
+    target = min(max(duration_s / 20, 4 * (rtt_s or 0), 0.001), 1.0)
     exp = math.floor(math.log10(target))
     for step in (1, 2, 5, 10):
-        if step * 10 ** exp >= target:
+        if step * 10 ** exp >= target * (1 - 1e-9):
             return round(step * 10 ** exp, 6)
     return 1.0
 
@@ -218,7 +228,7 @@ def _throughput(conn: Connection, average_s: float | None) -> pl.DataFrame:
     rows = conn.packets
     if average_s is None:
         span = rows["time_rel_s"].max() if len(rows) else 0
-        average_s = default_average(span or 0)
+        average_s = default_average(span or 0, conn.handshake_rtt_s)
     sent = C("direction") == conn.direction
     ack_rows = ~sent & ((C("tcp_flags") & ACK) != 0)
     # how far each of the receiver's ACKs moved the cumulative ACK (the first one starts it)
@@ -356,17 +366,32 @@ def _draw_window(ax, conn: Connection, data: pl.DataFrame) -> list:
     zero = data.filter(C("window") == 0)
     if len(zero):
         handles.append(ax.scatter(zero["time_rel_s"], zero["window"], marker="x", s=40,
-                                  color=COLOURS["zero"], zorder=3,
+                                  color=COLOURS["zero"], zorder=3, clip_on=False,
                                   label=f"zero window ({len(zero)} frames)"))
+        _label_zero_episodes(ax, data)
+    else:
+        _label_deepest_dip(ax, conn, data)
+    _si_axis(ax.yaxis, "B", _largest(data["window"]), "receive window")
+    ax.set_ylim(bottom=0)
+    return handles
+
+
+def _label_zero_episodes(ax, data: pl.DataFrame, most: int = 6) -> None:
+    """The first frame of each run of zero windows (the first few runs)."""
+    firsts = data.filter((C("window") == 0) & (C("window").shift(1).fill_null(1) != 0))
+    for r in firsts.head(most).iter_rows(named=True):
+        ax.annotate(f"zero window\nframe {r['frame']}", (r["time_rel_s"], 0), xytext=(4, 14),
+                    textcoords="offset points", fontsize=7, color=COLOURS["zero"])
+
+
+def _label_deepest_dip(ax, conn: Connection, data: pl.DataFrame) -> None:
     dip = _deepest_dip(conn, data)
     if dip is not None:
         ax.annotate(f"deepest dip: {dip['window']:,} B, frame {dip['frame']}\n"
                     f"(earlier peak {dip['peak']:,} B)", (dip["time_rel_s"], dip["window"]),
                     xytext=(-30, 30), textcoords="offset points", fontsize=8, ha="right",
+                    bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8},
                     arrowprops={"arrowstyle": "->", "color": "grey"})
-    _si_axis(ax.yaxis, "B", _largest(data["window"]), "receive window")
-    ax.set_ylim(bottom=0)
-    return handles
 
 
 def _deepest_dip(conn: Connection, data: pl.DataFrame) -> dict | None:
@@ -390,7 +415,7 @@ def _draw_window_ack(ax, conn: Connection, data: pl.DataFrame) -> list:
     twin = ax.twinx()
     handles.append(_step(twin, data, "ack", color=COLOURS["ack"],
                          label=f"ACK number sent by the {conn.receiver} (relative)"))
-    _si_axis(twin.yaxis, "B", _largest(data["ack"]), "acknowledged up to (relative)")
+    _si_axis(twin.yaxis, "B", _largest(data["ack"]), "ACK number, relative")
     twin.yaxis.label.set_color(COLOURS["ack"])
     twin.set_ylim(bottom=0)
     return handles
@@ -407,22 +432,23 @@ def _draw_tseq(ax, conn: Connection, data: pl.DataFrame) -> list:
     recv = recv.join(with_analysis, on="frame", how="left")
     handles = []
     segments = sent.filter(C("next_seq") != C("seq"))
-    kinds = [
-        ("retransmission", _flags(segments, RETRANSMISSIONS), "retransmission (R)", "$R$"),
-        ("out_of_order", _flags(segments, FLAG_BITS["out_of_order"]), "out of order (O)",
-         "$O$"),
-        ("probe", _flags(segments, FLAG_BITS["zero_window_probe"] | FLAG_BITS["keep_alive"]),
-         "window probe / keep-alive (P)", "$P$"),
+    # Linux probes a zero window with an empty segment just below the ACK, which
+    # Wireshark calls a keep-alive: probes are marked whatever their length
+    probing = _flags(sent, FLAG_BITS["zero_window_probe"] | FLAG_BITS["keep_alive"])
+    marks = [
+        (segments.filter(_flags(segments, RETRANSMISSIONS)), "retransmission",
+         "retransmission (R)", "$R$"),
+        (segments.filter(_flags(segments, FLAG_BITS["out_of_order"])), "out_of_order",
+         "out of order (O)", "$O$"),
+        (sent.filter(probing), "probe", "window probe / keep-alive (P)", "$P$"),
     ]
-    plain = segments
-    for _, cond, _, _ in kinds:
-        plain = plain.filter(~cond)
+    plain = segments.filter(~_flags(segments, RETRANSMISSIONS | FLAG_BITS["out_of_order"]
+                                    | FLAG_BITS["zero_window_probe"] | FLAG_BITS["keep_alive"]))
     if len(plain):
         handles.append(ax.vlines(plain["time_rel_s"], plain["seq"], plain["next_seq"],
                                  color=COLOURS["data"], linewidth=1.4, zorder=3,
                                  label=f"data segment ({conn.sender} → {conn.receiver})"))
-    for colour, cond, label, letter in kinds:
-        marked = segments.filter(cond)
+    for marked, colour, label, letter in marks:
         if marked.is_empty():
             continue
         ax.vlines(marked["time_rel_s"], marked["seq"], marked["next_seq"],
@@ -505,15 +531,31 @@ def _draw_throughput(ax, conn: Connection, data: pl.DataFrame) -> list:
     if sent.filter(C("len") > 0).is_empty():
         _no_data(ax, "data")
         return []
-    handles = [_step(ax, sent, "throughput_bit_s", color=COLOURS["data"],
-                     label=f"throughput: bytes the {conn.sender} sent")]
+    period = data["average_s"][0]
+    handles = [_rate_curve(ax, sent, "len", period, color=COLOURS["data"],
+                           label=f"throughput: bytes the {conn.sender} sent")]
     if len(good):
-        handles.append(_step(ax, good, "goodput_bit_s", color=COLOURS["goodput"],
-                             label=f"goodput: bytes the {conn.receiver} acknowledged"))
+        handles.append(_rate_curve(ax, good, "acked_bytes", period, color=COLOURS["goodput"],
+                                   label=f"goodput: bytes the {conn.receiver} acknowledged"))
     _si_axis(ax.yaxis, "bit/s", _largest(data["throughput_bit_s"], data["goodput_bit_s"]),
              "rate")
     ax.set_ylim(bottom=0)
     return handles
+
+
+def _rate_curve(ax, rows: pl.DataFrame, amount: str, period: float, **style):
+    """The trailing average drawn between packets too: it steps up when a packet enters the
+    window and down `period` later when it leaves (as Wireshark draws it); the series holds
+    the value just after each packet."""
+    import numpy as np
+
+    times = rows["time_rel_s"].to_numpy()
+    bytes_ = rows[amount].fill_null(0).to_numpy().astype(float)
+    at = np.concatenate([times + period, times])
+    change = np.concatenate([-bytes_, bytes_])
+    order = np.lexsort((np.r_[np.zeros(len(times)), np.ones(len(times))], at))
+    rate = np.cumsum(change[order]) * 8 / period
+    return ax.step(at[order], rate, where="post", linewidth=1.2, **style)[0]
 
 
 def _draw_inflight(ax, conn: Connection, data: pl.DataFrame) -> list:
