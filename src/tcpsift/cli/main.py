@@ -24,6 +24,7 @@ COMMANDS = {
     "conns": ("tcpsift.cli.conns_cmd", "conns", "One row per TCP connection (states, times, verdicts)."),
     "ladder": ("tcpsift.cli.ladder_cmd", "ladder", "The packets of one TCP connection as a ladder."),
     "plot": ("tcpsift.cli.plot_cmd", "plot", "Plot one TCP connection: window, tseq, rtt, throughput, ..."),
+    "report": ("tcpsift.cli.report_cmd", "report", "One self-contained HTML report of a capture."),
 }
 
 

@@ -1,0 +1,54 @@
+"""`tcpsift report`: one self-contained HTML page about a capture."""
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from tcpsift.cli.common import EXIT_PARTIAL, fail
+
+
+@click.command("report")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, metavar="FILE.html",
+              help="The HTML file to write (replaced whole, or left as it was on failure).")
+@click.option("--stream", "streams", type=int, multiple=True, metavar="N",
+              help="Show this tcp.stream in detail too (ladder and plots); repeatable.")
+def report(files, output, streams):
+    """An HTML report of FILES (read as one capture) that opens offline and can be mailed:
+    the capture summary, TCP analysis verdict counts, the slowest handshakes, the client
+    resets with the connections open then, every connection in a sortable, filterable
+    table, and the ladder and plots of the connections that matter (slowest handshake,
+    most retransmissions, zero windows, resets). - is standard input."""
+    import tcpsift
+    from tcpsift.cli.progress import progress
+    from tcpsift.workflow.report import write_report
+
+    # before the capture is read: a mistyped path should not cost the reading
+    folder = os.path.dirname(os.path.abspath(output))
+    if os.path.isdir(output):
+        fail(f"{output}: is a folder: give the HTML file to write")
+    if not os.path.isdir(folder) or not os.access(folder, os.W_OK | os.X_OK):
+        fail(f"{output}: cannot write: {folder} is not a writable folder")
+    with progress() as shown:
+        shown.step("reading the capture")
+        try:
+            cap = tcpsift.read(list(files))
+        except tcpsift.CaptureError as e:
+            fail(str(e))
+        shown.step("TCP analysis and connections")
+        conns = cap.conns
+        unknown = sorted(set(streams) - set(conns["stream"].to_list()))
+        if unknown:
+            valid = (f"streams are 0-{conns['stream'].max()}" if len(conns)
+                     else "the capture has no TCP connection")
+            fail(f"--stream {unknown[0]}: no such TCP stream ({valid})")
+        try:
+            write_report(cap, output, streams, progress=shown.update)
+        except OSError as e:
+            fail(f"{output}: cannot write: {e.strerror or e}")
+    for w in cap.warnings:
+        click.echo(f"tcpsift: warning: {w}", err=True)
+    if not cap.complete:
+        sys.exit(EXIT_PARTIAL)

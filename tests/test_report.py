@@ -1,0 +1,232 @@
+"""`tcpsift report`, the notebook display and the progress display, on the lab captures
+(../shared/lab/captures): the page is opened in a headless Chromium and its connection
+table held to tshark's conversation count, its summary and client resets to the lab's
+truth files; it must refer to nothing outside itself and escape what comes from a file."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import pty
+import select
+import shutil
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import tcpsift
+from tcpsift.cli.main import cli
+
+sys.path.insert(0, str(Path(__file__).parent))
+from support import tcp_conformance as tc  # noqa: E402
+
+LAB = tc.shared() / "lab" / "captures"
+pytestmark = pytest.mark.skipif(not LAB.is_dir(), reason="needs ../shared/lab/captures")
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="needs chromium (CI installs "
+                                    "Debian's chromium)")
+
+
+def truth(name: str) -> dict:
+    return json.loads((LAB / f"{name}.truth.json").read_text())
+
+
+def tshark_conversations(path: Path) -> int:
+    """tshark's TCP conversation count (`-z conv,tcp`)."""
+    out = subprocess.run(["tshark", "-r", str(path), "-q", "-z", "conv,tcp"], check=True,
+                         capture_output=True, text=True).stdout
+    return sum("<->" in line for line in out.splitlines())
+
+
+def make_report(*args):
+    return CliRunner().invoke(cli, ["report", *map(str, args)])
+
+
+class Page(HTMLParser):
+    """Every element's tag and attributes, the text of the client-resets table's cells."""
+
+    def __init__(self, text: str):
+        super().__init__(convert_charrefs=True)
+        self.elements: list[tuple[str, dict]] = []
+        self.section = None
+        self.cells: dict[str, list[list[str]]] = {}
+        self._cell = None
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        self.elements.append((tag, attrs))
+        if tag == "section":
+            self.section = attrs.get("id")
+        elif tag == "tr":
+            self.cells.setdefault(self.section, []).append([])
+        elif tag in ("td", "th"):
+            self._cell = []
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._cell is not None:
+            self.cells[self.section][-1].append("".join(self._cell).strip())
+            self._cell = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell.append(data)
+
+    def attributes(self, tag=None, **match) -> list[dict]:
+        return [a for t, a in self.elements if (tag is None or t == tag)
+                and all(a.get(k) == v for k, v in match.items())]
+
+
+# a capture file name is text from outside: the page must show it, not run it
+HOSTILE_NAME = '<img src=x onerror="alert(1)">&<script>x.pcapng'
+
+
+@pytest.fixture(scope="module")
+def client_resets_report(tmp_path_factory) -> tuple[Path, str]:
+    """The report of client-resets.pcapng, copied under HOSTILE_NAME."""
+    folder = tmp_path_factory.mktemp("report")
+    capture = folder / HOSTILE_NAME
+    shutil.copy(LAB / "client-resets.pcapng", capture)
+    out = folder / "client-resets.html"
+    result = make_report(capture, "-o", out)
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""      # not a terminal: no progress display, no warning
+    return out, out.read_text()
+
+
+def test_report_refers_to_nothing_outside_the_file(client_resets_report):
+    _, text = client_resets_report
+    page = Page(text)
+    for tag, attrs in page.elements:
+        assert tag not in ("link", "iframe", "object", "embed", "base", "frame")
+        for name in ("src", "href", "xlink:href", "action", "formaction", "poster", "data"):
+            value = attrs.get(name)
+            if value is not None:
+                assert value.startswith(("#", "data:")), (tag, name, value)
+    assert "@import" not in text
+    assert "url(" not in text.replace("url(#", "").replace("url(data:", "")
+
+
+def test_report_summary_and_client_resets_equal_the_lab_truth(client_resets_report):
+    _, text = client_resets_report
+    tr = truth("client-resets")
+    facts = tr["captures"][0]["from_capture"]
+    assert f"{facts['packets']:,}" in text
+    first = dt.datetime.fromtimestamp(facts["first_time"], dt.timezone.utc)
+    assert first.strftime("%Y-%m-%d %H:%M:%S.%f UTC") in text
+    # the client resets table: stream, client, server, RST frame, open counts (by address:
+    # the lab's client also has an IPv6 address, so its truth counts differ)
+    rows = Page(text).cells["resets"]
+    header, body = rows[0], rows[1:]
+    by_stream = {int(r[0]): dict(zip(header, r)) for r in body}
+    expected = tr["expected"]["resets"]
+    assert sorted(by_stream) == sorted(r["from_capture"]["tcp_stream"] for r in expected)
+    for r in expected:
+        fc = r["from_capture"]
+        row = by_stream[fc["tcp_stream"]]
+        assert int(row["RST frame"]) == fc["rst_frame"]
+
+
+def test_report_escapes_file_names(client_resets_report):
+    _, text = client_resets_report
+    page = Page(text)
+    assert not any("onerror" in attrs for _, attrs in page.elements)
+    assert not page.attributes("img", src="x")
+    # the page's own scripts only: the error hook, the table data, the table code
+    assert len(page.attributes("script")) == 3
+    assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;&amp;&lt;script&gt;x.pcapng" in text
+
+
+def test_report_bad_output_is_one_line_exit_2_and_writes_nothing(tmp_path):
+    capture = LAB / "client-resets.pcapng"
+    for output in (tmp_path / "missing" / "r.html", tmp_path):
+        result = make_report(capture, "-o", output)
+        assert result.exit_code == 2
+        assert result.stderr.count("\n") == 1 and result.stderr.startswith("tcpsift: ")
+    assert list(tmp_path.iterdir()) == []
+    result = make_report(capture, "-o", tmp_path / "r.html", "--stream", 99999)
+    assert result.exit_code == 2 and "streams are 0-23" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_report_file_is_replaced_whole_or_not_at_all(tmp_path):
+    from tcpsift.workflow.report import write_atomically
+
+    out = tmp_path / "r.html"
+    out.write_text("the previous report")
+    with pytest.raises(UnicodeEncodeError):
+        write_atomically(out, "<html>" + "x" * 100_000 + "\ud800")   # fails mid-write
+    assert out.read_text() == "the previous report"
+    assert [p.name for p in tmp_path.iterdir()] == ["r.html"]
+
+
+def test_notebook_display_shows_the_summary_numbers():
+    tr = truth("seed-like")
+    cap = tcpsift.read(LAB / "seed-like.pcap")
+    shown = cap._repr_html_()
+    facts = tr["captures"][0]["from_capture"]
+    conversations = tshark_conversations(LAB / "seed-like.pcap")
+    assert f'<div class="v">{facts["packets"]:,}</div><div class="k">Packets</div>' in shown
+    assert (f'<div class="v">{conversations}</div><div class="k">TCP connections</div>'
+            in shown)
+    span = facts["last_time"] - facts["first_time"]
+    assert f'<div class="v">{span:,.3f} s</div>' in shown
+    # the connection display: its ladder's first frame is the connection's first frame
+    view = cap.conn(0)
+    assert view.ladder["frame"][0] == view.row["first_frame"]
+    assert f"Stream 0: {view.row['client']}" in view._repr_html_()
+
+
+def _dump_dom(page: Path) -> str:
+    return subprocess.run([CHROMIUM, "--headless", "--disable-gpu", "--no-sandbox",
+                           "--dump-dom", page.as_uri()], capture_output=True, text=True,
+                          timeout=120, check=True).stdout
+
+
+@pytest.mark.slow
+@needs_chromium
+@pytest.mark.parametrize("name", ["client-resets.pcapng", "seed-like.pcap"])
+def test_report_opens_in_a_browser_with_every_connection(tmp_path, name):
+    out = tmp_path / "report.html"
+    result = make_report(LAB / name, "-o", out)
+    assert result.exit_code == 0, result.output
+    dom = Page(_dump_dom(out))
+    root = dom.attributes("html")[0]
+    assert root.get("data-errors") == "0", root.get("data-last-error")
+    assert root.get("data-ready") == "1"
+    count = dom.attributes(id="count")[0]
+    conversations = tshark_conversations(LAB / name)
+    assert int(count["data-all"]) == int(count["data-total"]) == conversations
+    rendered = [r for r in dom.cells["connections"][1:] if r]   # the first row is the heading
+    assert len(rendered) == int(count["data-rows"]) == min(conversations, 50)
+
+
+@pytest.mark.slow
+def test_progress_shows_on_a_terminal_only(tmp_path):
+    """On a terminal the report shows its steps on stderr (the display's delay set to 0);
+    CliRunner, not a terminal, saw nothing (client_resets_report)."""
+    controller, terminal = pty.openpty()
+    env = {**os.environ, "TCPSIFT_PROGRESS_DELAY": "0", "TERM": "xterm", "COLUMNS": "100"}
+    proc = subprocess.Popen([sys.executable, "-m", "tcpsift", "report",
+                             str(LAB / "client-resets.pcapng"), "-o", str(tmp_path / "r.html")],
+                            stderr=terminal, stdout=subprocess.DEVNULL, env=env)
+    os.close(terminal)
+    shown = b""
+    while True:
+        ready, _, _ = select.select([controller], [], [], 60)
+        if not ready:
+            break
+        try:
+            chunk = os.read(controller, 4096)
+        except OSError:     # the terminal closed with the process
+            break
+        if not chunk:
+            break
+        shown += chunk
+    assert proc.wait(timeout=60) == 0
+    os.close(controller)
+    assert b"reading the capture" in shown or b"connections" in shown
