@@ -12,6 +12,7 @@ from tcpsift import schema
 from tcpsift.capture.background import in_background
 from tcpsift.capture.files import RecordStats, capture_paths, each_file, in_merge_order
 from tcpsift.capture.merge import merged_chunks, open_files
+from tcpsift.capture.modes import DEFAULT_MODE, MODES
 from tcpsift.capture.reader import SourceWalk
 from tcpsift.capture.source import open_source
 from tcpsift.capture.table import AddressWords, layer_table, packet_table
@@ -187,16 +188,8 @@ def _read_merged(paths: list[str], addrs, words: AddressWords, columns):
     return results, chunks, layers, file_id, warnings, complete
 
 
-# How read() makes captures of several files (the CLI's --mode says the same).
-MODES = {
-    "merge": "by timestamp, like mergecap",
-    "concat": "one after the other, in the order given",
-    "separate": "one capture per file",
-}
-
-
 def read(paths: str | os.PathLike | Iterable[str | os.PathLike], columns=None,
-         mode: str = "merge") -> Capture | list[Capture]:
+         mode: str = DEFAULT_MODE) -> Capture | list[Capture]:
     """Decode one capture file, or several.
 
     `mode` says what several files become:

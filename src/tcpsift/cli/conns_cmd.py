@@ -6,6 +6,7 @@ import sys
 import click
 
 from tcpsift.cli.common import EXIT_PARTIAL, fail, sql_where
+from tcpsift.cli.modes import announce, mode_option
 
 # what the text view shows; --format csv/json/parquet write every column
 SUMMARY = ("stream", "client", "client_port", "server", "server_port", "first_frame",
@@ -22,7 +23,8 @@ SUMMARY = ("stream", "client", "client_port", "server", "server_port", "first_fr
               help="Write to this file (required for parquet).")
 @click.option("--where", metavar="EXPR", help="Keep rows where this SQL condition holds, e.g. "
               "\"syn_to_synack_ns > 300e6\" or \"ended_by = 'rst_client'\".")
-def conns(files, fmt, output, where):
+@mode_option(("merge", "concat"))
+def conns(files, fmt, output, where, mode):
     """One row per TCP connection of FILES: roles, handshake times, per-direction counts and
     tcp.analysis verdicts, Zeek conn_state and history (columns: docs/schema.md); - is
     standard input."""
@@ -30,8 +32,9 @@ def conns(files, fmt, output, where):
 
     import tcpsift
 
+    announce(files, mode)
     try:
-        cap = tcpsift.read(list(files))
+        cap = tcpsift.read(list(files), mode=mode)
     except tcpsift.CaptureError as e:
         fail(str(e))
     table = cap.conns

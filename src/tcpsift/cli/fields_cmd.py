@@ -6,6 +6,8 @@ from contextlib import contextmanager
 
 import click
 
+from tcpsift.cli.modes import announce, mode_option
+
 
 def _fail(msg: str, code: int = 2):
     click.echo(f"tcpsift: {msg}", err=True)
@@ -19,20 +21,18 @@ def _fail(msg: str, code: int = 2):
 @click.option("-Y", "display_filter", metavar="FILTER",
               help="Display filter (subset): tcp.port == 80 and not ip.src == 10.0.0.1")
 @click.option("--list", "list_fields", is_flag=True, help="List the supported fields and exit.")
-def fields(files, names, display_filter, list_fields):
+@mode_option()
+def fields(files, names, display_filter, list_fields, mode):
     """Print FIELDs of every frame of FILE(s), tab-separated, like
     `tshark -r FILE -T fields -e FIELD ...`. Several files are one capture, merged as
-    mergecap merges them; FILE - is standard input (e.g. tcpdump -U -w - | tcpsift
-    fields - -e ...)."""
-    from tcpsift.capture.files import in_merge_order
-
-    ordered = None      # whether the files, one after the other, are in merge order
+    mergecap merges them (--mode concat: one after the other; separate: each file
+    printed as a capture of its own, frame numbers from 1); FILE - is standard input
+    (e.g. tcpdump -U -w - | tcpsift fields - -e ...)."""
     if files and names and not list_fields and display_filter is None:
         from tcpsift.textstream.fields import can_format
 
         if can_format(list(names)):     # the fast path: no Polars imported at all
-            ordered = len(files) == 1 or in_merge_order(list(files))
-            _stream(list(files), list(names), merge=not ordered)
+            _stream(list(files), list(names), mode=mode)
             return
     # Heavy imports only here, so that `tcpsift --help` stays light.
     from tcpsift.fields import FieldError, field_names, resolve
@@ -52,21 +52,30 @@ def fields(files, names, display_filter, list_fields):
         flt = compile_filter(display_filter) if display_filter else None
     except FieldError as e:
         _fail(str(e))
-    if ordered is None:
-        ordered = len(files) == 1 or in_merge_order(list(files))
-    _stream(list(files), list(names), flt, merge=not ordered)
+    _stream(list(files), list(names), flt, mode=mode)
 
 
-def _stream(paths: list[str], names: list[str], flt=None, merge=False):
+def _stream(paths: list[str], names: list[str], flt=None, mode="merge"):
     """Files printed chunk by chunk, in memory bounded by the chunk
-    (tcpsift.textstream.fields): one after the other when that is their merge order (a
-    ring buffer's files, given in order), else merged by time as they are read."""
+    (tcpsift.textstream.fields), as `mode` says: merged by time as they are read (or
+    one after the other when that is their merge order: a ring buffer's files, given
+    in order), one after the other, or each on its own."""
+    from tcpsift.capture.files import each_file, in_merge_order
     from tcpsift.errors import CaptureError
     from tcpsift.textstream.fields import stream_fields
 
+    announce(paths, mode)
+    merge = mode == "merge" and len(paths) > 1 and not in_merge_order(paths)
     try:
         with _output() as out:
-            warnings, complete = stream_fields(paths, names, out, flt, merge)
+            if mode == "separate":
+                runs, warnings, complete = each_file(
+                    paths, lambda path: stream_fields([path], names, out, flt, False))
+                for run_warnings, run_complete in runs:
+                    warnings += run_warnings
+                    complete &= run_complete
+            else:
+                warnings, complete = stream_fields(paths, names, out, flt, merge)
     except CaptureError as e:
         _fail(str(e))
     _finish(warnings, complete)

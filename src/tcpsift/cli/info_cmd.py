@@ -7,6 +7,7 @@ import sys
 import click
 
 from tcpsift.cli.common import EXIT_PARTIAL, fail
+from tcpsift.cli.modes import announce, mode_option
 
 
 def _time(ns):
@@ -55,21 +56,33 @@ def render(summary: dict) -> str:
 
 @click.command("info")
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def info(files, as_json):
-    """Summarise capture FILES (read together as one capture), like capinfos; - is
-    standard input."""
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON (with "
+              "--mode separate, a list of summaries).")
+@mode_option()
+def info(files, as_json, mode):
+    """Summarise capture FILES (read together as one capture unless --mode separate),
+    like capinfos; - is standard input."""
     # NumPy only: a summary needs the decoded arrays, not the Polars tables
     import tcpsift
+    from tcpsift.capture.files import each_file
     from tcpsift.capture.summary import summarize
 
+    announce(files, mode)
+    # the counts do not depend on the order of the frames: merge and concat are alike
     try:
-        summary = summarize(list(files))
+        if mode == "separate":
+            summaries, warnings, complete = each_file(list(files), lambda p: summarize([p]))
+        else:
+            summaries, warnings, complete = [summarize(list(files))], [], True
     except tcpsift.CaptureError as e:
         fail(str(e))
-    out = json.dumps(summary, indent=2, default=str) + "\n" if as_json else render(summary)
+    if as_json:
+        out = json.dumps(summaries if mode == "separate" else summaries[0], indent=2,
+                         default=str) + "\n"
+    else:
+        out = "\n".join(render(s) for s in summaries)
     sys.stdout.write(out)
-    for w in summary["warnings"]:
+    for w in warnings + [w for s in summaries for w in s["warnings"]]:
         click.echo(f"tcpsift: warning: {w}", err=True)
-    if not summary["complete"]:
+    if not (complete and all(s["complete"] for s in summaries)):
         sys.exit(EXIT_PARTIAL)
