@@ -1,7 +1,10 @@
 """What every command does the same way: open captures, report problems, exit codes."""
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
+from contextlib import contextmanager
 
 import click
 
@@ -31,3 +34,64 @@ def sql_where(table, condition: str, option: str = "--where"):
     except Exception as e:  # Polars raises several error types for a bad condition
         fail(f"{option}: {str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}")
     return table[rows]
+
+
+def check_output(path: str | None, inputs=()) -> None:
+    """Fail early (before any reading) when `path` cannot be the output: one of the input
+    files (also through a symbolic or hard link), a directory, or in a directory that
+    does not exist or cannot be written."""
+    if path is None or path == "-":
+        return
+    for name in inputs:
+        if name != "-" and os.path.exists(path) and os.path.exists(name) \
+                and os.path.samefile(path, name):
+            fail(f"{path}: is the input file {name}; not writing over it")
+    if os.path.isdir(path):
+        fail(f"{path}: is a directory")
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        fail(f"{path}: no such directory: {directory}")
+    if not os.access(directory, os.W_OK | os.X_OK) or (os.path.exists(path)
+                                                        and not os.access(path, os.W_OK)):
+        fail(f"{path}: cannot write: Permission denied")
+
+
+@contextmanager
+def output_file(path: str | None, inputs=(), binary: bool = False):
+    """The file object a command writes its result to: standard output when `path` is
+    None or "-"; else `path`, written under a temporary name beside it and renamed only
+    once complete, so that a failed or interrupted run leaves nothing half-written (and
+    an existing file untouched). A failed write is one line on stderr and exit 2; a
+    closed pipe on standard output is left to the entry point (cli.main)."""
+    if path is None or path == "-":
+        yield sys.stdout.buffer if binary else sys.stdout
+        return
+    check_output(path, inputs)
+    if os.path.exists(path) and not os.path.isfile(path):
+        # a device, a FIFO, /dev/stdout: written in place (a rename would replace it)
+        try:
+            with open(path, "wb" if binary else "w") as fh:
+                yield fh
+        except OSError as e:
+            fail(f"{path}: cannot write: {e.strerror or str(e).strip()}")
+        return
+    directory, name = os.path.split(os.path.abspath(path))
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=directory)
+    except OSError as e:
+        fail(f"{path}: cannot write: {e.strerror}")
+    try:
+        with os.fdopen(fd, "wb" if binary else "w") as fh:
+            yield fh
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)   # mkstemp's 0600 is not what a plain open gives
+        os.replace(tmp, path)
+    except BaseException as e:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(e, OSError):
+            fail(f"{path}: cannot write: {e.strerror or str(e).strip()}")
+        raise

@@ -1,34 +1,51 @@
 """`tcpsift conns`: the connection table, one line per TCP connection."""
 from __future__ import annotations
 
+import io
 import sys
 
 import click
 
-from tcpsift.cli.common import EXIT_PARTIAL, fail, sql_where
+from tcpsift.cli.common import EXIT_PARTIAL, check_output, fail, output_file, sql_where
 from tcpsift.cli.modes import announce, mode_option
 
-# what the text view shows; --format csv/json/parquet write every column
-SUMMARY = ("stream", "client", "client_port", "server", "server_port", "first_frame",
-           "duration_ns", "syn_to_synack_ns", "c2s_packets", "s2c_packets", "c2s_payload",
-           "s2c_payload", "c2s_retransmission", "s2c_retransmission", "conn_state", "history",
-           "ended_by", "client_open_at_end")
+
+def _valid_columns() -> list[str]:
+    from tcpsift.schema import CONN_COLUMNS
+
+    return [c.name for c in CONN_COLUMNS]
 
 
 @click.command("conns")
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--format", "fmt", type=click.Choice(["text", "csv", "json", "parquet"]),
-              default="text", show_default=True, help="Output format.")
+              default="text", show_default=True,
+              help="text: a table for reading (milliseconds, readable times); csv, json and "
+                   "parquet: every column, exact integers (nanoseconds).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False),
-              help="Write to this file (required for parquet).")
+              help="Write to this file (required for parquet); it appears only when complete.")
 @click.option("--where", metavar="EXPR", help="Keep rows where this SQL condition holds, e.g. "
               "\"syn_to_synack_ns > 300e6\" or \"ended_by = 'rst_client'\".")
+@click.option("--sort", "sort_by", metavar="COL",
+              help="Sort by this column (any column of docs/schema.md's connection table).")
+@click.option("--desc", is_flag=True, help="Sort in descending order.")
+@click.option("--limit", type=click.IntRange(min=0), metavar="N",
+              help="Keep the first N rows (after --where and --sort). The text view shows "
+                   "200 rows unless this asks for more.")
+@click.option("--width", type=click.IntRange(min=20), metavar="N", envvar="TCPSIFT_WIDTH",
+              help="Width of the text view [default: the terminal's; 160 in a pipe; "
+                   "env TCPSIFT_WIDTH].")
+@click.option("--utc", is_flag=True, help="Times of the text view in UTC, not local time.")
 @mode_option(("merge", "concat"))
-def conns(files, fmt, output, where, mode):
+def conns(files, fmt, output, where, sort_by, desc, limit, width, utc, mode):
     """One row per TCP connection of FILES: roles, handshake times, per-direction counts and
     tcp.analysis verdicts, Zeek conn_state and history (columns: docs/schema.md); - is
     standard input."""
-    import polars as pl
+    if sort_by is not None and sort_by not in _valid_columns():
+        fail(f"--sort: unknown column {sort_by!r}; valid: {', '.join(_valid_columns())}")
+    if fmt == "parquet" and not output:
+        fail("--format parquet needs -o FILE")
+    check_output(output, files)
 
     import tcpsift
 
@@ -38,26 +55,84 @@ def conns(files, fmt, output, where, mode):
     except tcpsift.CaptureError as e:
         fail(str(e))
     table = cap.conns
+    total = len(table)
     if where:
         table = sql_where(table, where)
-    if fmt == "parquet":
-        if not output:
-            fail("--format parquet needs -o FILE")
-        table.write_parquet(output)
-    else:
-        out = open(output, "w") if output else sys.stdout
-        if fmt == "csv":
+    if sort_by is not None:
+        # nulls (e.g. no SYN-ACK seen) last in either order: they are not extremes
+        table = table.sort(sort_by, descending=desc, nulls_last=True, maintain_order=True)
+    if limit is not None:
+        table = table.head(limit)
+    with output_file(output, files, binary=fmt == "parquet") as out:
+        if fmt == "parquet":
+            # through memory: Polars reports a failed write to a file object as a
+            # format error, Python's own write as the OSError it is
+            encoded = io.BytesIO()
+            table.write_parquet(encoded)
+            out.write(encoded.getbuffer())
+        elif fmt == "csv":
             table.write_csv(out)
         elif fmt == "json":
             out.write(table.write_json() + "\n")
         else:
-            with pl.Config(tbl_rows=-1, tbl_cols=-1, tbl_width_chars=400,
-                           tbl_hide_dataframe_shape=True, tbl_formatting="ASCII_MARKDOWN",
-                           tbl_hide_column_data_types=True):
-                out.write(str(table.select(SUMMARY)) + "\n")
-        if output:
-            out.close()
+            _text_view(table, total, out, width, utc, sort_by, limit)
     for w in cap.warnings:
         click.echo(f"tcpsift: warning: {w}", err=True)
     if not cap.complete:
         sys.exit(EXIT_PARTIAL)
+
+
+def _text_view(table, total: int, out, width, utc: bool, sort_by, limit) -> None:
+    import polars as pl
+
+    from tcpsift.cli import textview as tv
+
+    C = pl.col
+    rows = len(table)
+    shown = table if limit is not None else table.head(tv.TEXT_ROWS)
+    first_ns = shown["first_ts_ns"].min() if len(shown) else None
+    days = shown.select(pl.from_epoch("first_ts_ns", time_unit="ns").dt.date().n_unique()).item() \
+        if len(shown) else 1
+    start, zone = tv.clock_text(C("first_ts_ns"), first_ns, utc, with_date=days > 1)
+
+    def endpoint(addr, port):
+        text = C(addr)
+        return pl.concat_str(pl.when(text.str.contains(":")).then("[" + text + "]")
+                             .otherwise(text), pl.lit(":"), C(port).cast(pl.String))
+
+    def pair(stat, fmt=lambda e: e.cast(pl.String)):
+        return pl.concat_str(fmt(C(f"c2s_{stat}")), pl.lit("/"), fmt(C(f"s2c_{stat}")))
+
+    V = tv.ViewColumn
+    view = [  # in the order shown; priority: which stay when the width is short
+        (V("stream", "stream", True, 100), C("stream").cast(pl.String)),
+        (V("client", "client", False, 99), endpoint("client", "client_port")),
+        (V("server", "server", False, 98), endpoint("server", "server_port")),
+        (V("start", f"start\n({'UTC' if utc else 'local'})", False, 60), start),
+        (V("duration", "duration\nms", True, 95), tv.ms_text(C("duration_ns"))),
+        (V("handshake", "SYN→SYN-ACK\nms", True, 94), tv.ms_text(C("syn_to_synack_ns"))),
+        (V("packets", "packets\nc→s/s→c", True, 80), pair("packets")),
+        (V("payload", "payload\nc→s/s→c", True, 70), pair("payload", tv.bytes_text)),
+        (V("retrans", "retrans\nc→s/s→c", True, 85), pair("retransmission")),
+        (V("state", "state", False, 93), C("conn_state").cast(pl.String)),
+        (V("ended", "ended\nby", False, 92), C("ended_by").cast(pl.String)),
+        (V("open", "open at\nend", True, 50), C("client_open_at_end").cast(pl.String)),
+        (V("frame", "first\nframe", True, 40), C("first_frame").cast(pl.String)),
+        (V("history", "history", False, 30), C("history")),
+    ]
+    if sort_by is not None and sort_by not in {"stream", "client", "server", "duration_ns",
+                                                "syn_to_synack_ns", "conn_state", "ended_by",
+                                                "client_open_at_end", "first_frame", "history"}:
+        # show what the rows are sorted by, right after the stream
+        heading, value = sort_by, C(sort_by).cast(pl.String)
+        if sort_by.endswith("_ns"):
+            heading, value = sort_by[:-3] + "\nms", tv.ms_text(C(sort_by))
+        view.insert(1, (V("_sorted", heading, True, 97), value))
+    cells = shown.select(expr.alias(col.name) for col, expr in view)
+    styles = ["red" if e.startswith("rst") else None for e in shown["ended_by"].cast(pl.String)]
+    what = f"{rows:,} of {total:,} connections" if rows != total else f"{total:,} connections"
+    if len(shown) < rows:
+        what = f"first {len(shown):,} of {what} (--limit N for more; --format csv for all)"
+    caption = f"{what}; times in ms; start: {zone}" if rows else what
+    tv.show(cells, [col for col, _ in view], out, tv.terminal_width(out, width), caption,
+            styles)

@@ -5,12 +5,15 @@ no NumPy at start-up).
 """
 from __future__ import annotations
 
+import errno
 import gc
 import importlib
 import os
 import sys
 
 import click
+
+from tcpsift.cli.common import EXIT_FAILED
 
 # The commands do no linear algebra. NumPy's OpenBLAS otherwise starts a worker thread
 # per core at import, which spins for ~0.1 s of CPU: on two cores, time taken from the
@@ -38,6 +41,15 @@ class LazyGroup(click.Group):
         module, attr, _ = COMMANDS[name]
         return getattr(importlib.import_module(module), attr)
 
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except OSError as e:
+            # past Click, which would end a closed pipe with exit 1
+            if broken_pipe(e):
+                raise ReaderGone from e
+            raise
+
     def format_commands(self, ctx, formatter):
         rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
         with formatter.section("Commands"):
@@ -62,6 +74,19 @@ def cli():
 SWITCH_INTERVAL = 0.0005
 
 
+# what a command ends with when its reader closed the pipe (128 + SIGPIPE, like cat)
+EXIT_BROKEN_PIPE = 141
+
+
+class ReaderGone(Exception):
+    """Standard output's reader closed the pipe."""
+
+
+def broken_pipe(error: OSError) -> bool:
+    # Polars raises a plain OSError for EPIPE, with the errno only in its message
+    return error.errno == errno.EPIPE or "os error 32" in str(error) or "Broken pipe" in str(error)
+
+
 def main(argv=None):
     sys.setswitchinterval(SWITCH_INTERVAL)
     # Once running, the commands make few Python objects (the work is in arrays), but
@@ -70,10 +95,37 @@ def main(argv=None):
     # fields`' time on the benchmark captures).
     gc.freeze()
     gc.set_threshold(50_000, 20, 20)
+    sys.exit(run(argv))
+
+
+def run(argv=None) -> int:
+    """Run one command; its exit code. Every command ends the same way on an output
+    problem: a reader that went away (`| head`) ends it quietly with 141, as SIGPIPE ends
+    `cat` (the shell's 128 + 13); a write that fails (a full disk, /dev/full) is one line
+    on stderr and exit 2, never a traceback."""
     try:
-        cli.main(args=argv, prog_name="tcpsift", standalone_mode=True)
-    except KeyboardInterrupt:
-        sys.exit(130)
+        try:
+            code = cli.main(args=argv, prog_name="tcpsift", standalone_mode=False)
+        except SystemExit as e:             # the commands' own exit codes (common.fail)
+            code = e.code
+        sys.stdout.flush()
+    except click.exceptions.Exit as e:   # --help, --version
+        code = e.exit_code
+    except click.ClickException as e:    # usage errors: Click's own message, exit 2
+        e.show()
+        code = e.exit_code
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        code = 130
+    except (OSError, ReaderGone) as e:
+        # nothing more can reach standard output; the exit's own flush must not fail again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        if isinstance(e, ReaderGone) or broken_pipe(e):
+            code = EXIT_BROKEN_PIPE
+        else:
+            where = e.filename or "standard output"
+            click.echo(f"tcpsift: {where}: {e.strerror or str(e).strip()}", err=True)
+            code = EXIT_FAILED
+    return 0 if code is None else code if isinstance(code, int) else 1
 
 
 if __name__ == "__main__":
