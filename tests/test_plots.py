@@ -86,6 +86,10 @@ def test_each_kind_drawn(tmp_path, kind, capture, fmt):
     assert result.exit_code == 0, result.output
     assert out.read_bytes().startswith(MAGIC[fmt])
     assert [p.name for p in tmp_path.iterdir()] == [out.name]
+    # the mode any new file gets, not the temporary file's private one
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask
 
 
 @pytest.mark.slow
@@ -209,7 +213,8 @@ def test_series_equal_the_ladders_columns(tmp_path):
 
     cap = tcpsift.read(str(LAB / "loss-retrans.pcap"))
     rungs = ladder.ladder(cap, stream=0)
-    for kind, columns in (("tseq", ["direction", "flags", "seq", "ack", "len", "window"]),
+    for kind, columns in (("tseq", ["direction", "flags", "seq", "ack", "len", "window",
+                                    "verdicts"]),
                           ("window-ack", ["window", "ack"])):
         data = plot_data(tmp_path, "loss-retrans", 0, kind)
         joined = data.join(rungs, on="frame", how="left", suffix="_ladder")

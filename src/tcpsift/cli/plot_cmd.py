@@ -28,6 +28,10 @@ class _Staged:
         except OSError as e:
             fail(f"{path}: cannot write here ({e.strerror or e})")
         os.close(fd)
+        # mkstemp makes the file private; the output gets the mode a new file would get
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(self.temp, 0o666 & ~umask)
 
     def commit(self) -> None:
         os.replace(self.temp, self.path)

@@ -8,7 +8,8 @@ Figure), for `tcpsift plot` and for Python.
 stream graphs do: `s2c` is the data the server sends, together with the ACKs, windows and
 SACK blocks the client returns about it. Without one, the direction that carried more
 payload. Every series keeps `frame` (find the point in Wireshark) and the connection's
-relative time `time_rel_s` (tcp.time_relative).
+relative time `time_rel_s` (tcp.time_relative). The per-packet columns are the ladder's
+(tcpsift.workflow.ladder): the same values, equal to tshark's.
 
 Series by kind (sender = packets in `direction`, receiver = the other way):
   window      receiver's packets but RSTs (whose window means nothing): frame, time_rel_s, window
@@ -97,45 +98,24 @@ def _endpoint(addr: str, port: int) -> str:
     return f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}"
 
 
-def _verdict_names() -> pl.Expr:
-    """tshark's tcp.analysis.* names of the row's verdicts, joined by ';' (tshark sets
-    tcp.analysis.retransmission on fast and spurious retransmissions too)."""
-    bits = C("analysis").fill_null(0)
-    bits = pl.when((bits & RETRANSMISSIONS) != 0).then(bits | FLAG_BITS["retransmission"]) \
-        .otherwise(bits)
-    names = [pl.when((bits & bit) != 0).then(pl.lit(name)) for name, bit in FLAG_BITS.items()]
-    joined = pl.concat_str(names, separator=";", ignore_nulls=True)
-    return pl.when(joined != "").then(joined)
+def _packets(capture, stream: int) -> pl.DataFrame:
+    """The stream's rows: the ladder's (frame, direction, time_rel_s, flags, seq, ack, len,
+    window, verdicts) and the analysis columns the plots draw besides."""
+    from tcpsift.workflow.ladder import COLUMNS, ladder
 
-
-def _packets(capture, stream: int, client: str, client_port: int) -> pl.DataFrame:
-    """The stream's rows: the ladder's columns (frame, direction, time_rel_s, flags, seq,
-    ack, len, window, verdicts) and the analysis columns the plots draw."""
-    pk = capture.packets.select("frame", "src", "sport", "flags", "tcp_flags", "seq",
-                                C("ack").alias("raw_ack"), "tcp_len", "sack_blocks")
-    tcp = capture.tcp.select("stream", "time_relative_ns", "rel_seq", "rel_ack", "next_seq",
-                             "window_scaled", "analysis", "dup_ack_num", "acks_frame",
-                             "ack_rtt_ns", "bytes_in_flight")
-    rows = pl.concat([pk, tcp], how="horizontal").filter(C("stream") == stream)
-    is_c2s = (C("src").cast(pl.String) == client) & (C("sport") == client_port)
-    return rows.select(
-        "frame",
-        pl.when(is_c2s).then(pl.lit("c2s")).otherwise(pl.lit("s2c")).alias("direction"),
-        (C("time_relative_ns") / 1e9).alias("time_rel_s"),
-        C("flags").cast(pl.String),
-        # as tshark prints tcp.seq and tcp.ack: raw where there is no relative number
-        pl.coalesce(C("rel_seq"), C("seq")).alias("seq"),
-        pl.coalesce(C("rel_ack"), C("raw_ack")).alias("ack"),
-        C("tcp_len").alias("len"),
-        C("window_scaled").alias("window"),
-        _verdict_names().alias("verdicts"),
-        # what only the plots need
-        "tcp_flags", "next_seq", "analysis", "dup_ack_num", "acks_frame", "ack_rtt_ns",
-        "bytes_in_flight",
+    keys = ["frame", "file_id"]
+    tcp = capture.tcp.filter(C("stream") == stream).select(
+        *keys, "next_seq", "analysis", "acks_frame", "ack_rtt_ns", "bytes_in_flight",
         # the raw seq minus the relative one: the side's base, to make SACK edges relative
-        ((C("seq").cast(pl.Int64) - C("rel_seq").cast(pl.Int64)) % (1 << 32)).alias("_base"),
-        "sack_blocks",
-    )
+        C("rel_seq").cast(pl.Int64).alias("_rel_seq"))
+    pk = capture.packets.select(*keys, "tcp_flags", C("seq").cast(pl.Int64).alias("_raw_seq"),
+                                "sack_blocks")
+    extra = tcp.join(pk, on=keys, how="left").select(
+        "frame", "tcp_flags", "next_seq", "analysis", "acks_frame", "ack_rtt_ns",
+        "bytes_in_flight", ((C("_raw_seq") - C("_rel_seq")) % (1 << 32)).alias("_base"),
+        "sack_blocks")
+    rungs = ladder(capture, stream=stream).select(*COLUMNS)
+    return rungs.join(extra, on="frame", how="left", maintain_order="left")
 
 
 def connection(capture, stream: int, direction: str | None = None) -> Connection:
@@ -151,7 +131,7 @@ def connection(capture, stream: int, direction: str | None = None) -> Connection
         raise PlotError(f"no TCP stream {stream} in {source}: {valid}")
     r = row.row(0, named=True)
     client, server = str(r["client"]), str(r["server"])
-    packets = _packets(capture, stream, client, r["client_port"])
+    packets = _packets(capture, stream)
     if direction is None:
         direction = "s2c" if (r["s2c_payload"] or 0) > (r["c2s_payload"] or 0) else "c2s"
     return Connection(stream, _endpoint(client, r["client_port"]),
@@ -389,8 +369,10 @@ def _label_deepest_dip(ax, conn: Connection, data: pl.DataFrame) -> None:
     if dip is not None:
         ax.annotate(f"deepest dip: {dip['window']:,} B, frame {dip['frame']}\n"
                     f"(earlier peak {dip['peak']:,} B)", (dip["time_rel_s"], dip["window"]),
-                    xytext=(-30, 30), textcoords="offset points", fontsize=8, ha="right",
-                    bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8},
+                    # below the dip, where the window just came down from, unless that
+                    # is the axis
+                    xytext=(-40, 30 if dip["window"] < 0.1 * data["window"].max() else -25),
+                    textcoords="offset points", fontsize=8, ha="right", va="center",
                     arrowprops={"arrowstyle": "->", "color": "grey"})
 
 
@@ -616,7 +598,7 @@ def figure(conn: Connection, kind: str, data: pl.DataFrame):
     except ImportError as e:
         raise ImportError(INSTALL_HINT) from e
     _check_kind(kind)
-    fig = Figure(figsize=(10, 5.6), layout="constrained")
+    fig = Figure(figsize=(10, 6), layout="constrained")
     ax = fig.add_subplot()
     handles = _DRAW[kind](ax, conn, data)
     fig.suptitle(_title(conn, kind, data), fontsize=13)
@@ -632,7 +614,9 @@ def figure(conn: Connection, kind: str, data: pl.DataFrame):
     ax.grid(True, color="#dddddd", linewidth=0.6)
     ax.set_axisbelow(True)
     if handles:
-        ax.legend(handles=handles, loc="best", fontsize=8, framealpha=0.9)
+        # below the axes: inside, a legend hides some curve or mark in one capture or another
+        fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 3),
+                   fontsize=8, frameon=False)
     return fig
 
 
