@@ -31,9 +31,10 @@ def lab_hosts(tr) -> dict:
 
 
 @needs_lab
-def test_client_resets_and_connections_open_at_that_instant():
+def test_client_resets_with_clients_mapped_to_hosts():
+    """client_by as a dict: the lab's client is one host with two addresses."""
     tr = truth("client-resets")
-    conns = connections(tcpsift.read(LAB / "client-resets.pcapng"), lab_hosts(tr))
+    conns = connections(tcpsift.read(LAB / "client-resets.pcapng"), client_by=lab_hosts(tr))
     resets = conns.filter(pl.col("ended_by") == "rst_client")
     expected = tr["expected"]["resets"]
     assert sorted(resets["stream"].to_list()) == sorted(r["from_capture"]["tcp_stream"]
@@ -44,7 +45,13 @@ def test_client_resets_and_connections_open_at_that_instant():
         assert row["close_frame"] == fc["rst_frame"]
         assert row["conn_state"] == "RSTO"
         assert row["client_open_to_other_servers_at_end"] == fc["open_to_other_servers"]
+        assert row["client_open_to_same_server_at_end"] == fc["open_to_same_server"]
         assert row["client_open_at_end"] == fc["open_to_other_servers"] + fc["open_to_same_server"]
+
+
+def test_client_by_names_its_valid_values():
+    with pytest.raises(ValueError, match="valid: 'ip', 'mac'"):
+        connections(tcpsift.read(ROOT / "samples" / "sample.pcap"), client_by="host")
 
 
 @needs_lab
@@ -147,3 +154,25 @@ def test_conns_command_filters_with_sql(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "tcpsift", "conns", str(ROOT / "samples" / "sample.pcap"),
                           "--where", "nonsense >"], capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.startswith("tcpsift: --where:") and "Traceback" not in bad.stderr
+
+
+def test_a_refused_connection_was_never_open(tmp_path):
+    """A connection refused (SYN, RST) before another ends is not subtracted from the
+    open count (it was never open); here: A open, B refused, C open, then A ends, with C
+    the one other connection open at that instant."""
+    def conn(port, flags, seq, ack, from_client=True):
+        (sa, sp), (da, dp) = ((CLIENT[0], port), SERVER) if from_client else (SERVER, (CLIENT[0], port))
+        return cw.ether(cw.ipv4(cw.tcp(b"", sport=sp, dport=dp, seq=seq, ack=ack, flags=flags),
+                                src=sa, dst=da))
+
+    def handshake(port):
+        return [conn(port, S, 100, 0), conn(port, S | A, 500, 101, False), conn(port, A, 101, 501)]
+
+    frames = (handshake(40001) + [conn(40002, S, 100, 0), conn(40002, R | A, 0, 101, False)]
+              + handshake(40003) + [conn(40001, F | A, 101, 501)])
+    path = tmp_path / "t.pcap"
+    path.write_bytes(cw.pcap_file([cw.Record(1_700_000_000_000_000_000 + i * 1_000_000, f)
+                                   for i, f in enumerate(frames)]))
+    conns = connections(tcpsift.read(path))
+    a = conns.filter(pl.col("client_port") == 40001).row(0, named=True)
+    assert (a["client_open_at_end"], a["client_open_to_same_server_at_end"]) == (1, 1)

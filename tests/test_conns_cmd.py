@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from tcpsift.cli.main import cli
+from tcpsift.schema import PACKET_COLUMN_NAMES
 
 ROOT = Path(__file__).resolve().parents[1]
 LAB = ROOT.parent / "shared" / "lab" / "captures"
@@ -135,3 +136,43 @@ def test_data_formats_keep_exact_nanoseconds(tmp_path):
         [r["syn_to_synack_ns"] for r in rows]
     as_json = json.loads(conns(SAMPLE, "--format", "json").stdout)
     assert [r["duration_ns"] for r in as_json] == [int(r["duration_ns"]) for r in rows]
+
+
+def client_resets(*args) -> dict[int, dict]:
+    rows = csv_rows(LAB / "client-resets.pcapng", "--where", "ended_by = 'rst_client'", *args)
+    return {int(r["stream"]): r for r in rows}
+
+
+def open_counts(row: dict) -> tuple[int, int]:
+    return (int(row["client_open_to_other_servers_at_end"]),
+            int(row["client_open_to_same_server_at_end"]))
+
+
+@needs_lab
+@pytest.mark.skipif("eth_src" not in PACKET_COLUMN_NAMES, reason="no eth_src column yet")
+def test_client_resets_by_mac_equal_the_truth_exactly():
+    """Question 2: the connections the client ended with a RST, and how many others it had
+    open at the RST frame, to other servers and to the same server."""
+    expected = truth("client-resets")["expected"]["resets"]
+    resets = client_resets("--client-by", "mac")
+    assert sorted(resets) == sorted(r["from_capture"]["tcp_stream"] for r in expected)
+    for r in expected:
+        fc = r["from_capture"]
+        row = resets[fc["tcp_stream"]]
+        assert int(row["close_frame"]) == fc["rst_frame"]
+        assert open_counts(row) == (fc["open_to_other_servers"], fc["open_to_same_server"])
+
+
+@needs_lab
+def test_client_resets_by_ip_count_the_address_family_of_the_reset():
+    """By address, the lab client's IPv4 and IPv6 addresses are two clients: each reset
+    counts the open connections of its own address family only (the truth's connections
+    of that IP version); the same server address implies the same family."""
+    tr = truth("client-resets")
+    version = {c["id"]: c["ip_version"] for c in tr["injected"]["connections"]}
+    resets = client_resets()   # --client-by ip is the default
+    assert sorted(resets) == sorted(r["from_capture"]["tcp_stream"] for r in tr["expected"]["resets"])
+    for r in tr["expected"]["resets"]:
+        family = [c for c in r["open_to_other_servers_ids"] if version[c] == version[r["connection"]]]
+        assert open_counts(resets[r["from_capture"]["tcp_stream"]]) == \
+            (len(family), r["from_capture"]["open_to_same_server"])

@@ -290,6 +290,9 @@ CONN_COLUMNS: tuple[Column, ...] = (
            "before, no FIN/RST yet"),
     Column("client_open_to_other_servers_at_end", "Int64", "", "the same, counting only "
            "connections to other server addresses"),
+    Column("client_open_to_same_server_at_end", "Int64", "", "the same, counting only "
+           "connections to this connection's server address (client_open_at_end minus "
+           "client_open_to_other_servers_at_end)"),
     *_per_direction(),
     Column("client_mss", "UInt16", "bytes", "MSS option of the client's SYN"),
     Column("server_mss", "UInt16", "bytes", "MSS option of the server's SYN-ACK"),

@@ -36,8 +36,12 @@ def _valid_columns() -> list[str]:
               help="Width of the text view [default: the terminal's; 160 in a pipe; "
                    "env TCPSIFT_WIDTH].")
 @click.option("--utc", is_flag=True, help="Times of the text view in UTC, not local time.")
+@click.option("--client-by", type=click.Choice(["ip", "mac"]), default="ip", show_default=True,
+              help="What one client is when counting the connections it had open at each "
+                   "connection's end: its IP address, or its Ethernet source address (one "
+                   "host with an IPv4 and an IPv6 address).")
 @mode_option(("merge", "concat"))
-def conns(files, fmt, output, where, sort_by, desc, limit, width, utc, mode):
+def conns(files, fmt, output, where, sort_by, desc, limit, width, utc, client_by, mode):
     """One row per TCP connection of FILES: roles, handshake times, per-direction counts and
     tcp.analysis verdicts, Zeek conn_state and history (columns: docs/schema.md); - is
     standard input."""
@@ -54,7 +58,15 @@ def conns(files, fmt, output, where, sort_by, desc, limit, width, utc, mode):
         cap = tcpsift.read(list(files), mode=mode)
     except tcpsift.CaptureError as e:
         fail(str(e))
-    table = cap.conns
+    if client_by == "ip":
+        table = cap.conns
+    else:
+        from tcpsift.tcp.connections import connections
+
+        try:
+            table = connections(cap, client_by=client_by)
+        except ValueError as e:
+            fail(f"--client-by {client_by}: {e}")
     total = len(table)
     if where:
         table = sql_where(table, where)
@@ -100,8 +112,11 @@ def _text_view(table, total: int, out, width, utc: bool, sort_by, limit) -> None
         return pl.concat_str(pl.when(text.str.contains(":")).then("[" + text + "]")
                              .otherwise(text), pl.lit(":"), C(port).cast(pl.String))
 
+    def pair_of(first, second, fmt=lambda e: e.cast(pl.String)):
+        return pl.concat_str(fmt(C(first)), pl.lit("/"), fmt(C(second)))
+
     def pair(stat, fmt=lambda e: e.cast(pl.String)):
-        return pl.concat_str(fmt(C(f"c2s_{stat}")), pl.lit("/"), fmt(C(f"s2c_{stat}")))
+        return pair_of(f"c2s_{stat}", f"s2c_{stat}", fmt)
 
     V = tv.ViewColumn
     view = [  # in the order shown; priority: which stay when the width is short
@@ -116,13 +131,16 @@ def _text_view(table, total: int, out, width, utc: bool, sort_by, limit) -> None
         (V("retrans", "retrans\nc→s/s→c", True, 85), pair("retransmission")),
         (V("state", "state", False, 93), C("conn_state").cast(pl.String)),
         (V("ended", "ended\nby", False, 92), C("ended_by").cast(pl.String)),
-        (V("open", "open at\nend", True, 50), C("client_open_at_end").cast(pl.String)),
+        (V("open", "open at end\nother/same srv", True, 90),
+         pair_of("client_open_to_other_servers_at_end", "client_open_to_same_server_at_end")),
         (V("frame", "first\nframe", True, 40), C("first_frame").cast(pl.String)),
         (V("history", "history", False, 30), C("history")),
     ]
     if sort_by is not None and sort_by not in {"stream", "client", "server", "duration_ns",
                                                 "syn_to_synack_ns", "conn_state", "ended_by",
-                                                "client_open_at_end", "first_frame", "history"}:
+                                                "client_open_to_other_servers_at_end",
+                                                "client_open_to_same_server_at_end",
+                                                "first_frame", "history"}:
         # show what the rows are sorted by, right after the stream
         heading, value = sort_by, C(sort_by).cast(pl.String)
         if sort_by.endswith("_ns"):

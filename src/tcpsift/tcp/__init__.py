@@ -35,20 +35,24 @@ FILTER_BITS = {**FLAG_BITS, "retransmission": FLAG_BITS["retransmission"]
                | FLAG_BITS["fast_retransmission"] | FLAG_BITS["spurious_retransmission"]}
 
 
+def shown_analysis(analysis="analysis"):
+    """The `analysis` bits tshark shows (0 where it shows none): a verdict computed but
+    not shown (the capture ends in the options) does not match its filter either."""
+    import polars as pl
+
+    bits = pl.col(analysis) if isinstance(analysis, str) else analysis
+    return (pl.when((bits & (HAS_ANALYSIS | NOT_SHOWN)) == HAS_ANALYSIS).then(bits)
+            .otherwise(0))
+
+
 def verdict(name: str, analysis="analysis"):
     """A Polars expression over the TCP table: True on the rows where tshark's filter
     `tcp.analysis.<name>` matches (False where the row has no TCP analysis), e.g.
     `cap.tcp.select(tcpsift.tcp.verdict("retransmission").sum())`. `analysis` is the
     column (name or expression) holding the `analysis` bits."""
-    import polars as pl
-
     if name not in FILTER_BITS:
         raise ValueError(f"unknown verdict {name!r}; valid: {', '.join(FILTER_BITS)}")
-    bits = pl.col(analysis) if isinstance(analysis, str) else analysis
-    # a verdict tshark computed but does not show (the capture ends in the options) does
-    # not match its filter either
-    shown = (bits & (HAS_ANALYSIS | NOT_SHOWN)) == HAS_ANALYSIS
-    return (shown & ((bits & FILTER_BITS[name]) != 0)).fill_null(False)
+    return (shown_analysis(analysis) & FILTER_BITS[name]) != 0
 
 
 _FROM_ANALYSIS = {"analyze", "analyze_tables", "output_table", "schema", "_inputs",

@@ -21,7 +21,7 @@ import numpy as np
 import polars as pl
 
 from tcpsift.schema import CONN_COLUMNS, polars_schema
-from tcpsift.tcp import FLAG_BITS, verdict
+from tcpsift.tcp import FILTER_BITS, FLAG_BITS, shown_analysis
 
 C = pl.col
 FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
@@ -30,13 +30,20 @@ FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
 INACTIVE, SYN_SENT, SYN_ACK_SENT, PARTIAL, ESTABLISHED, CLOSED, RESET = range(7)
 
 
-def _per_packet(capture) -> pl.DataFrame:
+def has_verdict(name: str) -> pl.Expr:
+    """tcpsift.tcp.verdict() on the `shown` column _per_packet computes once (the same
+    test, without redoing the shown mask for every verdict of every aggregation)."""
+    return (C("shown") & FILTER_BITS[name]) != 0
+
+
+def _per_packet(capture, with_macs: bool = False) -> pl.DataFrame:
     """Packet and analysis columns of the TCP rows, with the client side marked."""
     pk = capture.packets
     tcp = capture.tcp
+    macs = ("eth_src", "eth_dst") if with_macs else ()
     df = pl.concat([pk.select("frame", "ts_ns", "len", "src", "dst", "sport", "dport",
                               "tcp_flags", "tcp_len", "window", "mss", "wscale", "sack_perm",
-                              "tsval"),
+                              "tsval", *macs),
                     tcp.select("stream", "direction", "analysis", "window_scaled", "ack_rtt_ns")],
                    how="horizontal").filter(C("stream").is_not_null())
     syn = (C("tcp_flags") & (SYN | ACK)) == SYN
@@ -53,7 +60,8 @@ def _per_packet(capture) -> pl.DataFrame:
                     .when(C("port0") > C("port1")).then(0)
                     .otherwise(0)).cast(pl.UInt8).alias("client_dir"))
     return (df.join(roles.select("stream", "client_dir"), on="stream", how="left")
-              .with_columns((C("direction") == C("client_dir")).alias("c2s")))
+              .with_columns((C("direction") == C("client_dir")).alias("c2s"),
+                            shown_analysis().alias("shown")))
 
 
 def _history(df: pl.DataFrame) -> pl.DataFrame:
@@ -69,7 +77,7 @@ def _history(df: pl.DataFrame) -> pl.DataFrame:
             .when((flags & RST) > 0).then(pl.lit("R"))
             .when(C("tcp_len") > 0).then(pl.lit("D"))
             .when((flags & ACK) > 0).then(pl.lit("A")))
-    retrans = verdict("retransmission")
+    retrans = has_verdict("retransmission")
     zero_win = (C("window") == 0) & ((flags & RST) == 0) & ((flags & SYN) == 0)
     parts = []
     for rank, (letter, cond) in enumerate((("main", None), ("T", retrans), ("W", zero_win))):
@@ -148,46 +156,72 @@ def _conn_state(df: pl.DataFrame, history: pl.DataFrame) -> pl.DataFrame:
 
 def _open_counts(groups: np.ndarray, established: np.ndarray, closed: np.ndarray,
                  end: np.ndarray) -> np.ndarray:
-    """For each connection, how many other connections of its group were open at its end:
-    established (handshake completed) before that frame and not closed (FIN or RST in
-    either direction) by then. Frame numbers order events exactly."""
-    out = np.zeros(len(end), np.int64)
-    order = np.argsort(groups, kind="stable")
-    bounds = np.flatnonzero(groups[order][1:] != groups[order][:-1]) + 1
-    for rows in np.split(order, bounds):
-        est, clo = np.sort(established[rows]), np.sort(closed[rows])
-        t = end[rows]
-        # established before t, minus those also closed by t (a close follows its open)
-        out[rows] = np.searchsorted(est, t, "left") - np.searchsorted(clo, t, "right")
+    """For each connection, how many other connections of its group (integer codes) were
+    open at its end: established (handshake completed) before that frame and not closed
+    (FIN or RST in either direction) by then. Frame numbers order events exactly.
+
+    Vectorised over every group at once: each event is keyed (group, frame) in one int64,
+    so one sorted array per event kind answers "how many in my group before frame t"."""
+    span = np.int64(1) << 34          # above any frame number and the NEVER sentinel
+    base = groups.astype(np.int64) * span
+    # a connection closed before its handshake completed was never open
+    closed = np.maximum(closed, established)
+    est_keys, clo_keys = np.sort(base + established), np.sort(base + closed)
+    t = base + end
+    opened = np.searchsorted(est_keys, t, "left") - np.searchsorted(est_keys, base, "left")
+    shut = np.searchsorted(clo_keys, t, "right") - np.searchsorted(clo_keys, base, "left")
     itself = (established < end) & (closed > end)
-    return out - itself
+    return opened - shut - itself
 
 
-def _open_at_end(conns: pl.DataFrame, hosts: dict | None) -> tuple[np.ndarray, np.ndarray]:
-    """(all other connections of the client, those to other servers) open at each
-    connection's end: its first FIN or RST, else its last packet. `hosts` maps addresses
-    to host names, for clients (and servers) that use several addresses."""
-    never = np.iinfo(np.int64).max
-    hosts = hosts or {}
-    client = np.array([hosts.get(a, a) for a in conns["client"].cast(pl.String).to_list()])
-    server = np.array([hosts.get(a, a) for a in conns["server"].cast(pl.String).to_list()])
+NEVER = (1 << 33) - 1   # frame number of an event that never happens (frames are < 2^32)
+CLIENT_BY = ("ip", "mac")
+
+
+def _client_keys(conns: pl.DataFrame, client_by) -> pl.Series:
+    """What identifies each connection's client when counting its open connections: its
+    address ("ip"), its Ethernet address ("mac", the address where there is none), or
+    a mapping of addresses to host names (an address not in it is its own host)."""
+    if client_by == "ip":
+        return conns["client"]
+    if client_by == "mac":
+        return conns.select(pl.coalesce("_client_mac", "client")).to_series()
+    if isinstance(client_by, dict):
+        return conns["client"].replace(client_by)
+    raise ValueError(f"client_by: {client_by!r}; valid: 'ip', 'mac' or a dict of addresses "
+                     "to host names")
+
+
+def _open_at_end(conns: pl.DataFrame, client_by) -> tuple[np.ndarray, np.ndarray]:
+    """(all other connections of the client, those to the same server address) open at
+    each connection's end: its first FIN or RST, else its last packet."""
     first = conns["first_frame"].to_numpy().astype(np.int64)
     est = conns["established_frame"].fill_null(0).to_numpy().astype(np.int64)
     # no handshake seen (mid-stream): open from its first packet
-    est = np.where(conns["syn_ts_ns"].is_null().to_numpy(), first, np.where(est > 0, est, never))
-    closed = conns["close_frame"].fill_null(never).to_numpy().astype(np.int64)
-    end = np.where(closed < never, closed, conns["last_frame"].to_numpy().astype(np.int64))
+    est = np.where(conns["syn_ts_ns"].is_null().to_numpy(), first, np.where(est > 0, est, NEVER))
+    closed = conns["close_frame"].fill_null(NEVER).to_numpy().astype(np.int64)
+    end = np.where(closed < NEVER, closed, conns["last_frame"].to_numpy().astype(np.int64))
+    keys = pl.DataFrame({"client": _client_keys(conns, client_by).cast(pl.String),
+                         "server": conns["server"].cast(pl.String)})
+    client = keys.select(pl.col("client").rank("dense")).to_series().to_numpy()
+    client_server = keys.select(pl.struct("client", "server").rank("dense")).to_series().to_numpy()
     every = _open_counts(client, est, closed, end)
-    same_server = _open_counts(np.char.add(np.char.add(client, "|"), server), est, closed, end)
-    return every, every - same_server
+    return every, _open_counts(client_server, est, closed, end)
 
 
-def connections(capture, hosts: dict | None = None) -> pl.DataFrame:
+def connections(capture, client_by="ip") -> pl.DataFrame:
     """One row per TCP connection; columns in docs/schema.md (connection table).
 
-    `hosts` (optional) maps addresses to host names: a client with an IPv4 and an IPv6
-    address is then one client when counting the connections it had open."""
-    df = _per_packet(capture)
+    `client_by` says what one client is when counting the connections it had open at
+    each connection's end: "ip" its address; "mac" the Ethernet source address of its
+    packets (a host with an IPv4 and an IPv6 address is then one client; a connection
+    whose frames carry no Ethernet header keeps its address); or a dict mapping
+    addresses to host names."""
+    if client_by == "mac" and "eth_src" not in capture.packets.columns:
+        raise ValueError("client_by='mac' needs the packet table's eth_src column")
+    elif client_by not in CLIENT_BY and not isinstance(client_by, dict):
+        _client_keys(pl.DataFrame(), client_by)   # the error naming the valid values
+    df = _per_packet(capture, with_macs=client_by == "mac")
     if df.is_empty():
         return pl.DataFrame(schema=polars_schema(CONN_COLUMNS))
     c2s = C("c2s")
@@ -207,6 +241,12 @@ def connections(capture, hosts: dict | None = None) -> pl.DataFrame:
         side(C("dst"), False).first().alias("_client2"), side(C("dport"), False).first().alias("_cport2"),
         side(C("src"), False).first().alias("_server2"), side(C("sport"), False).first().alias("_sport2"),
     ]
+    if "eth_src" in df.columns:
+        # the client's Ethernet address: the source of its frames, else the destination
+        # of the server's
+        aggs.append(pl.coalesce(side(C("eth_src"), True).first().cast(pl.String),
+                                side(C("eth_dst"), False).first().cast(pl.String))
+                    .alias("_client_mac"))
     for name, client in (("c2s", True), ("s2c", False)):
         aggs += [
             side(C("frame"), client).count().alias(f"{name}_packets"),
@@ -214,7 +254,7 @@ def connections(capture, hosts: dict | None = None) -> pl.DataFrame:
             side(C("tcp_len").cast(pl.UInt64), client).sum().alias(f"{name}_payload"),
         ]
         # each count is what tshark's filter of the same name counts
-        aggs += [side(verdict(v), client).sum().alias(f"{name}_{v}") for v in FLAG_BITS]
+        aggs += [side(has_verdict(v), client).sum().alias(f"{name}_{v}") for v in FLAG_BITS]
     aggs += [
         side(C("ts_ns"), True).filter(side(syn, True)).first().alias("syn_ts_ns"),
         side(C("ts_ns"), False).filter(side(synack, False)).first().alias("synack_ts_ns"),
@@ -267,8 +307,9 @@ def connections(capture, hosts: dict | None = None) -> pl.DataFrame:
         (C("ack_ts_ns") - C("synack_ts_ns")).alias("synack_to_ack_ns"),
         ended.alias("ended_by"),
     )
-    every, other_servers = _open_at_end(conns, hosts)
+    every, same_server = _open_at_end(conns, client_by)
     conns = conns.with_columns(pl.Series("client_open_at_end", every),
-                               pl.Series("client_open_to_other_servers_at_end", other_servers))
+                               pl.Series("client_open_to_other_servers_at_end", every - same_server),
+                               pl.Series("client_open_to_same_server_at_end", same_server))
     types = polars_schema(CONN_COLUMNS)
     return conns.select([C(name).cast(dtype) for name, dtype in types.items()])
