@@ -47,12 +47,13 @@ def make_report(*args):
 
 
 class Page(HTMLParser):
-    """Every element's tag and attributes, the text of the client-resets table's cells."""
+    """Every element's tag and attributes; the text of each table's cells, by the table's id,
+    else by its section's."""
 
     def __init__(self, text: str):
         super().__init__(convert_charrefs=True)
         self.elements: list[tuple[str, dict]] = []
-        self.section = None
+        self.section = self.table = None
         self.cells: dict[str, list[list[str]]] = {}
         self._cell = None
         self.feed(text)
@@ -62,14 +63,16 @@ class Page(HTMLParser):
         self.elements.append((tag, attrs))
         if tag == "section":
             self.section = attrs.get("id")
+        elif tag == "table":
+            self.table = attrs.get("id") or self.section
         elif tag == "tr":
-            self.cells.setdefault(self.section, []).append([])
+            self.cells.setdefault(self.table, []).append([])
         elif tag in ("td", "th"):
             self._cell = []
 
     def handle_endtag(self, tag):
         if tag in ("td", "th") and self._cell is not None:
-            self.cells[self.section][-1].append("".join(self._cell).strip())
+            self.cells[self.table][-1].append("".join(self._cell).strip())
             self._cell = None
 
     def handle_data(self, data):
@@ -181,10 +184,10 @@ def test_notebook_display_shows_the_summary_numbers():
     assert f"Stream 0: {view.row['client']}" in view._repr_html_()
 
 
-def _dump_dom(page: Path) -> str:
+def _dump_dom(page: Path, fragment: str = "") -> str:
     return subprocess.run([CHROMIUM, "--headless", "--disable-gpu", "--no-sandbox",
-                           "--dump-dom", page.as_uri()], capture_output=True, text=True,
-                          timeout=120, check=True).stdout
+                           "--dump-dom", page.as_uri() + fragment], capture_output=True,
+                          text=True, timeout=120, check=True).stdout
 
 
 @pytest.mark.slow
@@ -201,8 +204,29 @@ def test_report_opens_in_a_browser_with_every_connection(tmp_path, name):
     count = dom.attributes(id="count")[0]
     conversations = tshark_conversations(LAB / name)
     assert int(count["data-all"]) == int(count["data-total"]) == conversations
-    rendered = [r for r in dom.cells["connections"][1:] if r]   # the first row is the heading
+    rendered = dom.cells["conns"][1:]      # the first row is the heading
     assert len(rendered) == int(count["data-rows"]) == min(conversations, 50)
+
+
+@pytest.mark.slow
+@needs_chromium
+def test_report_table_filters_and_sorts_in_the_browser(tmp_path):
+    """Opened as report.html#filter=hs>300&sort=start, the table holds the lab's slow
+    SYN-ACKs, the first one first."""
+    exp = truth("slow-synack")["expected"]
+    out = tmp_path / "report.html"
+    assert make_report(LAB / "slow-synack.pcap", "-o", out).exit_code == 0
+    threshold = exp["threshold_ms"]
+    dom = Page(_dump_dom(out, f"#filter=hs%3E{threshold}&sort=start"))
+    assert dom.attributes("html")[0].get("data-errors") == "0"
+    count = dom.attributes(id="count")[0]
+    assert int(count["data-total"]) == len(exp["connections_over_threshold"])
+    heading, first = dom.cells["conns"][:2]
+    row = dict(zip(heading, first))
+    fc = exp["first_connection_over_threshold"]["from_capture"]
+    assert int(row["Stream"]) == fc["tcp_stream"]
+    assert int(row["Frame"]) == fc["syn_frame"]
+    assert float(row["Handshake (ms)"]) == pytest.approx(fc["syn_to_syn_ack_ms"], abs=0.001)
 
 
 @pytest.mark.slow

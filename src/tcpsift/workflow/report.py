@@ -50,7 +50,7 @@ PLOT_KINDS = {"always": ("tseq", "throughput"), "retransmissions": ("rtt", "infl
               "zero window": ("window",), "asked for": ("window", "rtt", "inflight"),
               "most data": ("window", "rtt", "inflight")}
 TOP_LIMIT = 10          # rows of the slowest-handshakes and notebook tables
-RESET_ROWS = 50         # client resets listed (the table filters to all of them)
+RESET_ROWS = 20         # client resets listed (the table filters to all of them)
 
 
 # --- numbers and times as a reader wants them -------------------------------------------
@@ -67,8 +67,7 @@ def _id(n) -> str:
 def _ms(ns) -> str:
     if ns is None:
         return "–"
-    ms = ns / 1e6
-    return f"{ms:,.3f} ms" if ms < 100 else f"{ms:,.1f} ms"
+    return f"{ns / 1e6:,.3f} ms"
 
 
 def _bytes(n) -> str:
@@ -220,15 +219,15 @@ TABLE = [
     Column("cport", "Client port", "client port", "id", C("client_port"), hidden=True),
     Column("server", "Server", "server address and port", "addr", C("server"), port="sport"),
     Column("sport", "Server port", "server port", "id", C("server_port"), hidden=True),
-    Column("first", "First frame", "first frame of the connection (Wireshark: Go to packet)",
+    Column("first", "Frame", "first frame of the connection (Wireshark: Go to packet)",
            "id", C("first_frame")),
     Column("last", "Last frame", "last frame of the connection", "id", C("last_frame"),
            hidden=True),
     Column("start", "Start (s)", "first packet, seconds after the capture's first packet", "s"),
     Column("dur", "Duration (ms)", "last minus first packet time", "ms", C("duration_ns")),
-    Column("hs", "SYN→SYN-ACK (ms)", "handshake: the server's first SYN-ACK minus the "
+    Column("hs", "Handshake (ms)", "SYN to SYN-ACK: the server's first SYN-ACK minus the "
            "client's first SYN", "ms", C("syn_to_synack_ns")),
-    Column("rtt", "RTT median (ms)", "median of tcp.analysis.ack_rtt", "ms",
+    Column("rtt", "RTT (ms)", "median of tcp.analysis.ack_rtt", "ms",
            C("ack_rtt_median_ns")),
     Column("pkts_c2s", "Pkts →", "packets client to server", "int", C("c2s_packets")),
     Column("pkts_s2c", "Pkts ←", "packets server to client", "int", C("s2c_packets")),
@@ -273,6 +272,12 @@ def _table_exprs(first_ns) -> list[pl.Expr]:
             expr = col.expr
         exprs.append(expr.alias(col.key))
     return exprs
+
+
+def _filter_keys_html() -> str:
+    rows = [[f"<code>{c.key}</code>", esc(c.label), esc(c.title)] for c in TABLE]
+    return (f'<details class="keys"><summary>Filter keys</summary>'
+            f'{_html_table(["Key", "Column", "Meaning"], rows)}</details>')
 
 
 def table_json(conns: pl.DataFrame, first_ns) -> str:
@@ -657,8 +662,10 @@ Wireshark's (Go to packet, Ctrl-G); a stream opens with the display filter
 <select id="pagesize" aria-label="rows per page"><option>25</option><option selected>50</option>
 <option>100</option><option>500</option></select></span></div>
 <p class="note">Words match addresses, ports, state, history and who ended it;
-<code>key=value</code>, <code>key&gt;n</code>, <code>key&lt;n</code> test a column (keys: hover
-over a heading); click a heading to sort. Times in ms, start in s from the first packet.</p>
+<code>key=value</code>, <code>key!=value</code>, <code>key&gt;n</code>, <code>key&lt;n</code>
+test a column (times in ms, start in s); click a heading to sort. A link can open the table
+filtered: <code>report.html#filter=retx%3E0&amp;sort=-dur</code>.</p>
+{_filter_keys_html()}
 <div class="table-wrap"><table id="conns"><thead></thead><tbody></tbody></table></div>
 </section>
 <section id="details"><h2>Connections in detail</h2><ul>{toc}</ul>{"".join(detail_parts)}</section>

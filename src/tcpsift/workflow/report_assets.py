@@ -89,7 +89,6 @@ SCRIPT = r"""
     return d[i];
   }
   var nf = new Intl.NumberFormat("en-US");
-  var nf1 = new Intl.NumberFormat("en-US", {minimumFractionDigits: 1, maximumFractionDigits: 1});
   var nf3 = new Intl.NumberFormat("en-US", {minimumFractionDigits: 3, maximumFractionDigits: 3});
   function bytes(v) {
     var units = [["GB", 1e9], ["MB", 1e6], ["kB", 1e3]];
@@ -102,7 +101,7 @@ SCRIPT = r"""
     if (v === null || v === undefined) { return "–"; }
     if (kind === "id") { return String(v); }
     if (kind === "int") { return nf.format(v); }
-    if (kind === "ms") { return v < 100 ? nf3.format(v) : nf1.format(v); }
+    if (kind === "ms") { return nf3.format(v); }
     if (kind === "s") { return nf3.format(v / 1000); }
     if (kind === "bytes") { return bytes(v); }
     return String(v);
@@ -264,6 +263,13 @@ SCRIPT = r"""
   Array.prototype.forEach.call(document.querySelectorAll("a[data-filter]"), function (a) {
     a.addEventListener("click", function () { input.value = a.getAttribute("data-filter"); applyFilter(); });
   });
+  // a link can open the table filtered and sorted: report.html#filter=retx%3E0&sort=-dur
+  var asked = new URLSearchParams(location.hash.slice(1));
+  if (asked.get("filter")) { input.value = asked.get("filter"); }
+  var sortAsked = asked.get("sort") || "";
+  if (byKey[sortAsked.replace(/^-/, "")]) {
+    sortKey = sortAsked.replace(/^-/, ""); sortDesc = sortAsked.charAt(0) === "-";
+  }
   applyFilter();
   document.documentElement.setAttribute("data-ready", "1");
 })();
