@@ -275,3 +275,11 @@ def test_library_uses_no_pyplot_and_picks_no_backend():
                          capture_output=True, text=True, check=True,
                          env={**os.environ, "MPLBACKEND": "svg"}).stdout.split()
     assert out == ["matplotlib.figure", "False", "svg"]
+
+
+def test_help_imports_no_matplotlib():
+    probe = ("import sys\nfrom tcpsift.cli.main import run\nrun(['--help'])\n"
+             "print('matplotlib' in sys.modules, 'polars' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out[-2:] == ["False", "False"]

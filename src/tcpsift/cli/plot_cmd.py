@@ -9,6 +9,7 @@ import tempfile
 import click
 
 from tcpsift.cli.common import EXIT_PARTIAL, fail
+from tcpsift.cli.modes import announce, mode_option
 
 FORMATS = ("png", "svg", "pdf")
 # Dates left out of the files, so that the same capture draws the same bytes.
@@ -56,11 +57,12 @@ class _Staged:
               help="Also write the plotted series as CSV (frame numbers included).")
 @click.option("--average", type=float, metavar="SECONDS",
               help="throughput: moving-average period (default: a twentieth of the "
-              "connection, 1 ms to 1 s).")
+              "connection, at least four round trips, 1 ms to 1 s).")
 @click.option("--start", type=float, metavar="SECONDS",
               help="Draw from this time on (seconds since the connection's first packet).")
 @click.option("--end", type=float, metavar="SECONDS", help="Draw up to this time.")
-def plot(files, kind, stream, output, direction, data_path, average, start, end):
+@mode_option(("merge", "concat"))
+def plot(files, kind, stream, output, direction, data_path, average, start, end, mode):
     """Draw KIND for one TCP connection of FILES: window (receive window over time),
     window-ack (window and ACK number), tseq (time-sequence graph, tcptrace's marks), rtt
     (ACK round-trip times), throughput (throughput and goodput), inflight (bytes in flight
@@ -89,10 +91,11 @@ def plot(files, kind, stream, output, direction, data_path, average, start, end)
 
     import tcpsift
 
+    announce(files, mode)
     staged = [_Staged(output)] + ([_Staged(data_path)] if data_path else [])
     try:
         try:
-            cap = tcpsift.read(list(files))
+            cap = tcpsift.read(list(files), mode=mode)
             conn = plots.connection(cap, stream, direction)
         except (tcpsift.CaptureError, plots.PlotError) as e:
             fail(str(e))
