@@ -7,6 +7,7 @@ import sys
 import click
 
 from tcpsift.cli.common import EXIT_PARTIAL, fail
+from tcpsift.cli.modes import announce, mode_option
 
 
 @click.command("report")
@@ -15,7 +16,12 @@ from tcpsift.cli.common import EXIT_PARTIAL, fail
               help="The HTML file to write (replaced whole, or left as it was on failure).")
 @click.option("--stream", "streams", type=int, multiple=True, metavar="N",
               help="Show this tcp.stream in detail too (ladder and plots); repeatable.")
-def report(files, output, streams):
+@click.option("--client-by", type=click.Choice(["ip", "mac"]), default="ip", show_default=True,
+              help="What one client is when counting the connections it had open at a "
+              "reset: its IP address, or its Ethernet address (a host's IPv4 and IPv6 "
+              "addresses as one client).")
+@mode_option(("merge", "concat"))
+def report(files, output, streams, client_by, mode):
     """An HTML report of FILES (read as one capture) that opens offline and can be mailed:
     the capture summary, TCP analysis verdict counts, the slowest handshakes, the client
     resets with the connections open then, every connection in a sortable, filterable
@@ -31,10 +37,11 @@ def report(files, output, streams):
         fail(f"{output}: is a folder: give the HTML file to write")
     if not os.path.isdir(folder) or not os.access(folder, os.W_OK | os.X_OK):
         fail(f"{output}: cannot write: {folder} is not a writable folder")
+    announce(files, mode)
     with progress() as shown:
         shown.step("reading the capture")
         try:
-            cap = tcpsift.read(list(files))
+            cap = tcpsift.read(list(files), mode=mode)
         except tcpsift.CaptureError as e:
             fail(str(e))
         shown.step("TCP analysis and connections")
@@ -45,9 +52,12 @@ def report(files, output, streams):
                      else "the capture has no TCP connection")
             fail(f"--stream {unknown[0]}: no such TCP stream ({valid})")
         try:
-            write_report(cap, output, streams, progress=shown.update)
+            write_report(cap, output, streams, progress=shown.update, client_by=client_by,
+                         mode=mode)
         except OSError as e:
             fail(f"{output}: cannot write: {e.strerror or e}")
+        except ValueError as e:    # --client-by mac on a capture without Ethernet headers
+            fail(f"--client-by {client_by}: {e}")
     for w in cap.warnings:
         click.echo(f"tcpsift: warning: {w}", err=True)
     if not cap.complete:

@@ -358,6 +358,8 @@ def _summary_html(summary: dict) -> str:
     if len(summary["files"]) > 1 and summary["first_ns"] is not None:
         parts.append(f"<p>From {esc(_abs_time(summary['first_ns']))} to "
                      f"{esc(_abs_time(summary['last_ns']))}.</p>")
+    if summary.get("read_as"):
+        parts.append(f"<p>{esc(summary['read_as'])}.</p>")
     for w in summary["warnings"]:
         parts.append(f'<p class="warning">Warning: {esc(w)}</p>')
     return "\n".join(parts)
@@ -396,30 +398,30 @@ def _slowest_html(conns: pl.DataFrame, details: set[int]) -> str:
                         "SYN-ACK → ACK", "ACK frame"], rows, numeric=(0, 3, 4, 5, 6))
 
 
-def _resets_html(conns: pl.DataFrame, details: set[int]) -> str:
+CLIENT_IDENTITY = {"ip": "the same client address",
+                   "mac": "the same client Ethernet address (a host's IPv4 and IPv6 "
+                          "addresses are one client)"}
+
+
+def _resets_html(conns: pl.DataFrame, details: set[int], client_by) -> str:
     resets = conns.filter(C("ended_by") == "rst_client").sort("close_frame")
     if resets.is_empty():
         return "<p>No connection was ended by a RST from its client.</p>"
-    same = "client_open_to_same_server_at_end" in conns.columns
-    rows = []
-    for r in resets.head(RESET_ROWS).iter_rows(named=True):
-        row = [_stream_link(r["stream"], details), esc(_endpoint(r["client"], r["client_port"])),
-               esc(_endpoint(r["server"], r["server_port"])), _id(r["close_frame"]),
-               _int(r["client_open_to_other_servers_at_end"])]
-        if same:
-            row.append(_int(r["client_open_to_same_server_at_end"]))
-        row.append(_int(r["client_open_at_end"]))
-        rows.append(row)
-    headers = ["Stream", "Client", "Server", "RST frame", "Open to other servers"]
-    headers += ["Open to the same server"] if same else []
-    headers += ["Open in all"]
+    rows = [[_stream_link(r["stream"], details), esc(_endpoint(r["client"], r["client_port"])),
+             esc(_endpoint(r["server"], r["server_port"])), _id(r["close_frame"]),
+             _int(r["client_open_to_other_servers_at_end"]),
+             _int(r["client_open_to_same_server_at_end"]), _int(r["client_open_at_end"])]
+            for r in resets.head(RESET_ROWS).iter_rows(named=True)]
+    headers = ["Stream", "Client", "Server", "RST frame", "Open to other servers",
+               "Open to the same server", "Open in all"]
     more = ""
     if len(resets) > RESET_ROWS:
         more = (f'<p>{_int(len(resets) - RESET_ROWS)} more: <a href="#connections" '
                 f'data-filter="ended=rst_client">filter the connection table</a>.</p>')
+    identity = CLIENT_IDENTITY.get(client_by, "the same client")
     return (_html_table(headers, rows, numeric=range(3, len(headers))) + more
-            + '<p class="note">Open: the client\'s other connections whose handshake had '
-              "completed and that had no FIN or RST yet at the RST frame.</p>")
+            + f'<p class="note">Open: the other connections of {esc(identity)} whose '
+              "handshake had completed and that had no FIN or RST yet at the RST frame.</p>")
 
 
 # --- connections in detail -----------------------------------------------------------------
@@ -618,13 +620,26 @@ def _title(summary: dict) -> str:
 
 
 def report_html(cap, streams: Iterable[int] = (),
-                progress: Callable[[str, int, int], None] | None = None) -> str:
+                progress: Callable[[str, int, int], None] | None = None,
+                client_by="ip", mode: str | None = None) -> str:
     """The whole report page of `cap` as HTML text. `streams` adds connections to the
-    detailed ones; `progress(what, done, total)` is told as each detailed one is drawn."""
+    detailed ones; `progress(what, done, total)` is told as each detailed one is drawn;
+    `client_by` is what one client is when counting its open connections ("ip", "mac":
+    see tcpsift.tcp.connections); `mode`, how several files were read (tcpsift.read's),
+    is said under the files."""
     from importlib.metadata import version
 
-    conns = cap.conns
+    if client_by == "ip":
+        conns = cap.conns
+    else:
+        from tcpsift.tcp.connections import connections
+
+        conns = connections(cap, client_by=client_by)
     summary = capture_summary(cap)
+    if mode and len(summary["files"]) > 1:
+        from tcpsift.capture.modes import describe
+
+        summary["read_as"] = describe(len(summary["files"]), mode)
     details = connections_that_matter(conns, streams)
     detail_streams = {d.stream for d in details}
     detail_parts = []
@@ -651,7 +666,7 @@ Wireshark's (Go to packet, Ctrl-G); a stream opens with the display filter
 <section id="summary"><h2>Capture</h2>{_summary_html(summary)}</section>
 <section id="verdicts"><h2>TCP analysis verdicts</h2>{_verdicts_html(conns)}</section>
 <section id="handshakes"><h2>Slowest handshakes</h2>{_slowest_html(conns, detail_streams)}</section>
-<section id="resets"><h2>Client resets</h2>{_resets_html(conns, detail_streams)}</section>
+<section id="resets"><h2>Client resets</h2>{_resets_html(conns, detail_streams, client_by)}</section>
 <section id="connections"><h2>Connections</h2>
 <div class="controls"><input id="filter" type="search" size="40"
  placeholder="filter: 192.0.2.11  443  state=RSTO  hs>300  retx>0"
@@ -675,10 +690,11 @@ filtered: <code>report.html#filter=retx%3E0&amp;sort=-dur</code>.</p>
     return report_assets.page(f"TCP report: {title}", body)
 
 
-def write_report(cap, path, streams: Iterable[int] = (), progress=None) -> None:
+def write_report(cap, path, streams: Iterable[int] = (), progress=None, client_by="ip",
+                 mode: str | None = None) -> None:
     """Write the report page of `cap` to `path`, whole or not at all (a temporary file in the
     same folder, renamed over `path`)."""
-    text = report_html(cap, streams, progress)
+    text = report_html(cap, streams, progress, client_by, mode)
     write_atomically(path, text)
 
 
