@@ -123,4 +123,4 @@ def test_written_file_has_the_usual_permissions(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert target.stat().st_mode & 0o777 == 0o666 & ~umask
-    assert target.read_text().startswith("stream,client,")
+    assert target.read_text().startswith("stream,uid,client,")

@@ -150,7 +150,7 @@ def test_conns_command_filters_with_sql(tmp_path):
     out = subprocess.run([sys.executable, "-m", "tcpsift", "conns", str(ROOT / "samples" / "sample.pcap"),
                           "--format", "csv", "--where", "conn_state = 'REJ'"],
                          capture_output=True, text=True, check=True).stdout.splitlines()
-    assert len(out) == 3 and out[0].startswith("stream,client,")
+    assert len(out) == 3 and out[0].startswith("stream,uid,client,")
     bad = subprocess.run([sys.executable, "-m", "tcpsift", "conns", str(ROOT / "samples" / "sample.pcap"),
                           "--where", "nonsense >"], capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.startswith("tcpsift: --where:") and "Traceback" not in bad.stderr

@@ -104,7 +104,7 @@ def test_sort_desc_limit_finds_the_slow_synacks():
 def test_unknown_sort_column_lists_the_valid_ones():
     result = conns(SAMPLE, "--sort", "rtt")
     assert result.exit_code == 2 and result.stderr.count("\n") == 1
-    assert result.stderr.startswith("tcpsift: --sort: unknown column 'rtt'; valid: stream, client,")
+    assert result.stderr.startswith("tcpsift: --sort: unknown column 'rtt'; valid: stream, uid, client,")
     assert "syn_to_synack_ns" in result.stderr
 
 

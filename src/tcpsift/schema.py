@@ -261,13 +261,19 @@ def _per_direction() -> tuple[Column, ...]:
 
 
 CONN_COLUMNS: tuple[Column, ...] = (
-    Column("stream", "UInt32", "", "connection id", "tcp.stream"),
+    Column("stream", "UInt32", "", "connection id: its index in this read (shifts when files "
+           "are added)", "tcp.stream"),
+    Column("uid", "String", "", "stable connection id, like Zeek's uid: \"C\" + 11 base-62 "
+           "digits of a hash of the first packet's time and the client and server addresses "
+           "and ports (tcpsift.tcp.keys.uid): the same in every read of that connection"),
     Column("client", "String", "", "client address as text: sender of the first SYN; without one "
            "the receiver of the first SYN-ACK; without a handshake the side on the higher port "
            "(equal ports: the first sender)"),
     Column("client_port", "UInt16", "", "client port"),
     Column("server", "String", "", "server address as text"),
     Column("server_port", "UInt16", "", "server port"),
+    Column("community_id", "String", "", "Community ID v1 flow hash (seed 0), as Zeek, Suricata "
+           "and Arkime log it: joins with their logs"),
     Column("first_frame", "UInt32", "", "first frame of the connection"),
     Column("last_frame", "UInt32", "", "last frame of the connection"),
     Column("first_ts_ns", "Int64", "ns", "time of the first frame"),

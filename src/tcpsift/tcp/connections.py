@@ -21,7 +21,7 @@ import numpy as np
 import polars as pl
 
 from tcpsift.schema import CONN_COLUMNS, polars_schema
-from tcpsift.tcp import FILTER_BITS, FLAG_BITS, shown_analysis
+from tcpsift.tcp import FILTER_BITS, FLAG_BITS, keys, shown_analysis
 
 C = pl.col
 FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
@@ -307,6 +307,11 @@ def connections(capture, client_by="ip") -> pl.DataFrame:
         (C("ack_ts_ns") - C("synack_ts_ns")).alias("synack_to_ack_ns"),
         ended.alias("ended_by"),
     )
+    conns = conns.with_columns(
+        keys.uid(conns["first_ts_ns"], conns["client"], conns["client_port"], conns["server"],
+                 conns["server_port"]),
+        keys.community_id(conns["client"], conns["client_port"], conns["server"],
+                          conns["server_port"]))
     every, same_server = _open_at_end(conns, client_by)
     conns = conns.with_columns(pl.Series("client_open_at_end", every),
                                pl.Series("client_open_to_other_servers_at_end", every - same_server),
