@@ -403,6 +403,11 @@ def _draw_window_ack(ax, conn: Connection, data: pl.DataFrame) -> list:
     return handles
 
 
+def _segments(conn: Connection, data: pl.DataFrame) -> pl.DataFrame:
+    """The sender's rows that occupy sequence space (data, SYN, FIN)."""
+    return data.filter((C("direction") == conn.direction) & (C("next_seq") != C("seq")))
+
+
 def _draw_tseq(ax, conn: Connection, data: pl.DataFrame) -> list:
     """tcptrace's marks: segments as bars from seq to next_seq, retransmissions red with an
     R, out-of-order O, window probes P; the receiver's ACK line, window edge (ACK + window),
@@ -413,7 +418,7 @@ def _draw_tseq(ax, conn: Connection, data: pl.DataFrame) -> list:
     sent = sent.join(with_analysis, on="frame", how="left")
     recv = recv.join(with_analysis, on="frame", how="left")
     handles = []
-    segments = sent.filter(C("next_seq") != C("seq"))
+    segments = _segments(conn, sent)
     # Linux probes a zero window with an empty segment just below the ACK, which
     # Wireshark calls a keep-alive: probes are marked whatever their length
     probing = _flags(sent, FLAG_BITS["zero_window_probe"] | FLAG_BITS["keep_alive"])
@@ -456,8 +461,8 @@ def _draw_tseq(ax, conn: Connection, data: pl.DataFrame) -> list:
                                  label=f"SACK block ({conn.receiver})"))
     dups = acks.filter(_flags(acks, FLAG_BITS["duplicate_ack"]))
     if len(dups):
-        handles.append(ax.scatter(dups["time_rel_s"], dups["ack"], marker=3, s=40,
-                                  color=COLOURS["ack"], zorder=3,
+        handles.append(ax.scatter(dups["time_rel_s"], dups["ack"], marker=3, s=16,
+                                  linewidths=0.8, color=COLOURS["ack"], zorder=3,
                                   label=f"duplicate ACK: {len(dups)}"))
     zero = acks.filter(_flags(acks, FLAG_BITS["zero_window"]))
     if len(zero):
@@ -467,7 +472,9 @@ def _draw_tseq(ax, conn: Connection, data: pl.DataFrame) -> list:
     _label_syn_fin_rst(ax, sent, recv)
     if not handles:
         _no_data(ax, "segments or ACKs")
-    top = _largest(data["next_seq"], data["window_edge"])
+    # the receiver's own sequence numbers are not drawn: they must not set the scale
+    top = _largest(sent["next_seq"], acks["window_edge"] if len(acks) else None)
+
     _si_axis(ax.yaxis, "B", top, "relative sequence number")
     return handles
 
@@ -584,11 +591,22 @@ def _vantage_note(conn: Connection, kind: str) -> str | None:
     follows its segment at once and little is ever in flight."""
     if conn.captured_near != conn.receiver or kind not in ("rtt", "inflight"):
         return None
-    what = ("these RTTs are the " + conn.receiver + "'s ACK delay, not the path's"
-            if kind == "rtt" else "bytes in flight are counted after the path, at the "
-            + conn.receiver)
-    return (f"captured next to the {conn.receiver} (the receiver): {what};\n"
-            f"--direction {'c2s' if conn.direction == 's2c' else 's2c'} shows the other way")
+    other = "c2s" if conn.direction == "s2c" else "s2c"
+    what = (f"these RTTs are its ACK delay; --direction {other} shows the path's round trip"
+            if kind == "rtt" else "each segment is ACKed as soon as it is seen, so little "
+            f"is in flight here; the {conn.sender}'s own count is larger")
+    return f"Captured next to the {conn.receiver}, the receiver: {what}."
+
+
+def _zoom_note(conn: Connection, kind: str, data: pl.DataFrame) -> str | None:
+    """Hundreds of segments are one line in the time-sequence graph."""
+    if kind != "tseq":
+        return None
+    shown = len(_segments(conn, data))
+    if shown <= 400:
+        return None
+    return (f"{shown} segments: zoom in with --start/--end (start_s, end_s in Python) "
+            "to see each one and its marks.")
 
 
 def figure(conn: Connection, kind: str, data: pl.DataFrame):
@@ -602,15 +620,13 @@ def figure(conn: Connection, kind: str, data: pl.DataFrame):
     ax = fig.add_subplot()
     handles = _DRAW[kind](ax, conn, data)
     fig.suptitle(_title(conn, kind, data), fontsize=13)
-    ax.set_title(f"{conn.source} · TCP stream {conn.stream} · client {conn.client} ⇄ "
-                 f"server {conn.server} · {len(conn.packets)} packets",
+    # notes go under the title: inside the axes they hide what they are about
+    notes = [n for n in (_vantage_note(conn, kind), _zoom_note(conn, kind, data)) if n]
+    ax.set_title("\n".join([f"{conn.source} · TCP stream {conn.stream} · client "
+                            f"{conn.client} ⇄ server {conn.server} · "
+                            f"{len(conn.packets)} packets", *notes]),
                  fontsize=9, color="dimgrey")
     _time_axis(ax, conn.packets if data.is_empty() else data)
-    note = _vantage_note(conn, kind)
-    if note:
-        ax.text(0.99, 0.01, note, transform=ax.transAxes, ha="right", va="bottom",
-                fontsize=8, color="dimgrey", wrap=True,
-                bbox={"facecolor": "white", "edgecolor": "#cccccc", "alpha": 0.9})
     ax.grid(True, color="#dddddd", linewidth=0.6)
     ax.set_axisbelow(True)
     if handles:
