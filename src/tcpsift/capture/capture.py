@@ -9,15 +9,10 @@ import numpy as np
 import polars as pl
 
 from tcpsift import schema
-from tcpsift.capture.background import in_background
-from tcpsift.capture.files import RecordStats, capture_paths, each_file, in_merge_order
-from tcpsift.capture.merge import merged_chunks, open_files
+from tcpsift.capture.chunks import CaptureChunks
+from tcpsift.capture.files import capture_paths
 from tcpsift.capture.modes import DEFAULT_MODE, MODES
-from tcpsift.capture.reader import SourceWalk
-from tcpsift.capture.source import open_source
-from tcpsift.capture.table import AddressWords, layer_table, packet_table
-from tcpsift.decode import _decode
-from tcpsift.decode.reassembly import merge_reassembled
+from tcpsift.capture.table import layer_table
 
 
 @dataclass
@@ -107,87 +102,6 @@ FRAME_ACCESS_COLUMNS = {"frame", "file_id", "file_offset", "cap_len", "payload_o
 CHUNK = 1 << 18
 
 
-@dataclass
-class _File:
-    """One file read into table chunks."""
-    source: object
-    info: dict
-    warnings: list
-    complete: bool
-    chunks: list = field(default_factory=list)          # pl.DataFrame per chunk
-    reassembled_rows: list = field(default_factory=list)
-    reassembled_layers: list = field(default_factory=list)
-
-
-def _read_file(path, file_id: int, first_row: int, addrs, words: AddressWords, layers,
-               columns) -> _File:
-    src = open_source(path)
-    walk = SourceWalk(src, reassemble=True)
-    stats = RecordStats()
-    out = _File(src, {}, [], True)
-    row = first_row
-
-    def decoded():
-        # in a thread of its own (the table of chunk k is built while chunk k+1 is
-        # decoded); fresh arrays per chunk: Polars keeps NumPy buffers without copying
-        # (a column may be the decoder's array itself), so a chunk's arrays must outlive it.
-        # The addresses met so far are in `words` when this starts (earlier files are
-        # done); the texts of new ones come with each chunk.
-        sacks = _decode.U32Buffer()
-        known = len(addrs)
-        for rec, pkt in walk.chunks(addrs, layers, sacks, first_row, CHUNK):
-            texts = addrs.texts(known)
-            known += len(texts)
-            yield rec, pkt, sacks.to_numpy(), texts
-            sacks.clear()
-
-    # this thread helps the decoding thread while it waits for chunks
-    for rec, pkt, sack_edges, new_texts in in_background(decoded, helper=walk):
-        n = len(rec["offset"])
-        words.add(new_texts)
-        stats.add(rec)
-        file_frame = None if first_row == 0 else np.arange(
-            row - first_row + 1, row - first_row + n + 1, dtype=np.uint32)
-        out.chunks.append(packet_table(
-            rec, pkt, sack_edges, np.arange(row + 1, row + n + 1, dtype=np.uint32),
-            file_id, file_frame, words.series, columns))
-        row += n
-    out.reassembled_rows = walk.reassembled_rows
-    out.reassembled_layers = walk.reassembled_layers
-    out.info = stats.describe(walk.info, walk.warnings, walk.complete)
-    out.warnings = walk.warnings + stats.unsupported_warnings(src.path)
-    out.complete = walk.complete
-    return out
-
-
-def _read_merged(paths: list[str], addrs, words: AddressWords, columns):
-    """Files whose frames interleave in time, merged chunk by chunk as they are read
-    (tcpsift.capture.merge: mergecap's order) in a thread of their own while this one
-    builds each merged chunk's table. Returns (per-file _File, table chunks, layer rows
-    numbered by merged row, each row's file, warnings of files that are not captures,
-    complete)."""
-    files, warnings, complete = open_files(paths, addrs, CHUNK)
-    chunks, layer_rows, file_ids, row = [], [], [], 0
-    for chunk, new_texts in in_background(lambda: merged_chunks(files, addrs)):
-        n = len(chunk.file_id)
-        words.add(new_texts)
-        chunks.append(packet_table(chunk.rec, chunk.pkt, chunk.sack_edges,
-                                   np.arange(row + 1, row + n + 1, dtype=np.uint32),
-                                   chunk.file_id, chunk.file_frame, words.series, columns))
-        layer_rows.append(chunk.layer_rows)
-        file_ids.append(chunk.file_id)
-        row += n
-    results = []
-    for f in files:
-        walk = f.walk
-        results.append(_File(walk.src, f.stats.describe(walk.info, walk.warnings,
-                                                        walk.complete),
-                             f.warnings, walk.complete))
-    layers = np.concatenate(layer_rows) if layer_rows else _decode.LayerBuffer().to_numpy()
-    file_id = np.concatenate(file_ids) if file_ids else 0
-    return results, chunks, layers, file_id, warnings, complete
-
-
 def read(paths: str | os.PathLike | Iterable[str | os.PathLike], columns=None,
          mode: str = DEFAULT_MODE) -> Capture | list[Capture]:
     """Decode one capture file, or several.
@@ -224,38 +138,22 @@ def read(paths: str | os.PathLike | Iterable[str | os.PathLike], columns=None,
 
 
 def _read_capture(paths: list[str], columns, merge: bool, first_file_id: int = 0) -> Capture:
-    """Files read as one capture: merged by time (when they are not in merge order one
-    after the other already), or one after the other; file ids from `first_file_id`."""
-    addrs = _decode.AddressTable()
-    words = AddressWords()
-    if merge and len(paths) > 1 and not in_merge_order(paths):
-        files, chunks, layer_rows, file_id, warnings, complete = _read_merged(
-            paths, addrs, words, columns)
-    else:
-        layers = _decode.LayerBuffer()
-        files = []
-
-        def read_one(path):
-            first_row = sum(f.info["packets"] for f in files)
-            files.append(_read_file(path, first_file_id + len(files), first_row, addrs,
-                                    words, layers, columns))
-            return files[-1]
-
-        _, warnings, complete = each_file(paths, read_one)
-        file_id = first_file_id if len(files) == 1 else np.repeat(
-            np.arange(first_file_id, first_file_id + len(files), dtype=np.uint16),
-            [f.info["packets"] for f in files])
-        chunks = [c for f in files for c in f.chunks]
-        layer_rows = merge_reassembled(layers.to_numpy(),
-                                       [r for f in files for r in f.reassembled_rows],
-                                       [r for f in files for r in f.reassembled_layers])
-    for f in files:
-        warnings.extend(f.warnings)
-        complete &= f.complete
-    packets = pl.concat(chunks, rechunk=False) if len(chunks) > 1 else chunks[0]
+    """Files read as one capture (tcpsift.capture.chunks): merged by time, or one after
+    the other; file ids from `first_file_id`. Each chunk's table is built as it comes
+    (the next chunk is decoded meanwhile)."""
+    chunks = CaptureChunks(paths, "merge" if merge else "concat", CHUNK,
+                           first_file_id=first_file_id)
+    tables, layer_rows, file_ids = [], [], []
+    for chunk in chunks:
+        tables.append(chunk.table(columns))
+        layer_rows.append(chunk.layer_rows)
+        file_ids.append(chunk.file_id if isinstance(chunk.file_id, np.ndarray)
+                        else np.full(len(chunk), chunk.file_id, np.uint16))
+    packets = pl.concat(tables, rechunk=False) if len(tables) > 1 else tables[0]
     n = len(packets)
-    layer_df = layer_table(layer_rows, np.arange(1, n + 1, dtype=np.uint32), words.series,
-                           file_id)
-    info = CaptureInfo([f.info for f in files])
-    by_id = {first_file_id + i: f for i, f in enumerate(files)}
-    return Capture(by_id, packets, layer_df, info, warnings, complete)
+    file_id = first_file_id if len(chunks.files) == 1 else np.concatenate(file_ids)
+    layer_df = layer_table(np.concatenate(layer_rows), np.arange(1, n + 1, dtype=np.uint32),
+                           chunks.words.series, file_id)
+    info = CaptureInfo([f.info for f in chunks.files])
+    by_id = {first_file_id + i: f for i, f in enumerate(chunks.files)}
+    return Capture(by_id, packets, layer_df, info, chunks.warnings, chunks.complete)

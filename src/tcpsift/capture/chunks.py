@@ -74,10 +74,11 @@ class CaptureChunks:
     `decode` False fills the record arrays only (for readers of record columns:
     tcpsift.capture.table.RECORD_COLUMNS); merged files are decoded all the same.
     `wanted` leaves out chunks and, read one after the other, blocks of frames that it
-    skips, and stops where it ends (then `files` describes the part read)."""
+    skips, and stops where it ends (then `files` describes the part read). File ids
+    count the files read from `first_file_id`."""
 
     def __init__(self, paths, mode: str = "merge", chunk: int = 1 << 18, decode: bool = True,
-                 wanted: RecordFilter | None = None):
+                 wanted: RecordFilter | None = None, first_file_id: int = 0):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
         self.paths = capture_paths(paths)
@@ -85,6 +86,7 @@ class CaptureChunks:
         self.chunk = chunk
         self.decode = decode
         self.wanted = wanted
+        self.first_file_id = first_file_id
         self.addrs = _decode.AddressTable()
         self.words = AddressWords()
         self.files: list[FileRead] = []
@@ -114,7 +116,7 @@ class CaptureChunks:
             return
         src = open_source(path)
         walk = SourceWalk(src, reassemble=True)
-        file_id = len(self.files)
+        file_id = self.first_file_id + len(self.files)
         stats = RecordStats()
         addrs = self.addrs
 
@@ -160,8 +162,9 @@ class CaptureChunks:
                     break
                 if wanted.skips(merged.rec["ts_ns"], merged.rec["has_ts"], first_row):
                     continue
-            yield Chunk(merged.rec, merged.pkt, merged.sack_edges, merged.layer_rows,
-                        first_row, merged.file_id, merged.file_frame, self.words.series)
+            yield Chunk(merged.rec, merged.pkt, merged.sack_edges, merged.layer_rows, first_row,
+                        merged.file_id + np.uint16(self.first_file_id), merged.file_frame,
+                        self.words.series)
         for f in files:
             walk = f.walk
             self.files.append(FileRead(walk.src, f.stats.describe(walk.info, walk.warnings,
