@@ -176,3 +176,12 @@ def test_client_resets_by_ip_count_the_address_family_of_the_reset():
         family = [c for c in r["open_to_other_servers_ids"] if version[c] == version[r["connection"]]]
         assert open_counts(resets[r["from_capture"]["tcp_stream"]]) == \
             (len(family), r["from_capture"]["open_to_same_server"])
+
+
+def test_a_directory_or_missing_file_is_one_line(tmp_path):
+    for path in (tmp_path, tmp_path / "missing.pcap"):
+        result = conns(path)
+        assert result.exit_code == 2
+        assert result.stderr.startswith(f"tcpsift: {path}: ") and result.stderr.count("\n") == 1
+    result = conns(SAMPLE, "-o", tmp_path)
+    assert result.exit_code == 2 and result.stderr == f"tcpsift: {tmp_path}: is a directory\n"

@@ -17,12 +17,13 @@ def _valid_columns() -> list[str]:
 
 
 @click.command("conns")
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+# plain strings: a directory or a missing file is read()'s one-line error, not Click's usage text
+@click.argument("files", nargs=-1, required=True)
 @click.option("--format", "fmt", type=click.Choice(["text", "csv", "json", "parquet"]),
               default="text", show_default=True,
               help="text: a table for reading (milliseconds, readable times); csv, json and "
                    "parquet: every column, exact integers (nanoseconds).")
-@click.option("-o", "--output", type=click.Path(dir_okay=False),
+@click.option("-o", "--output",
               help="Write to this file (required for parquet); it appears only when complete.")
 @click.option("--where", metavar="EXPR", help="Keep rows where this SQL condition holds, e.g. "
               "\"syn_to_synack_ns > 300e6\" or \"ended_by = 'rst_client'\".")
