@@ -262,7 +262,11 @@ def test_without_matplotlib_says_how_to_install(tmp_path, monkeypatch):
 # --- a guest in the caller's matplotlib ------------------------------------------------------
 
 PROBE = """
-import sys, tcpsift
+import sys
+from tcpsift.cli.main import run
+run(["--help"])
+print("matplotlib" in sys.modules, "polars" in sys.modules)
+import tcpsift
 from tcpsift.workflow import plots
 fig = plots.plot(tcpsift.read(sys.argv[1]), 0, "tseq")
 import matplotlib
@@ -270,16 +274,8 @@ print(type(fig).__module__, "matplotlib.pyplot" in sys.modules, matplotlib.get_b
 """
 
 
-def test_library_uses_no_pyplot_and_picks_no_backend():
+def test_help_imports_no_matplotlib_and_the_library_uses_no_pyplot():
     out = subprocess.run([sys.executable, "-c", PROBE, str(LAB / "zero-window.pcap")],
                          capture_output=True, text=True, check=True,
-                         env={**os.environ, "MPLBACKEND": "svg"}).stdout.split()
-    assert out == ["matplotlib.figure", "False", "svg"]
-
-
-def test_help_imports_no_matplotlib():
-    probe = ("import sys\nfrom tcpsift.cli.main import run\nrun(['--help'])\n"
-             "print('matplotlib' in sys.modules, 'polars' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                         check=True).stdout.split()
-    assert out[-2:] == ["False", "False"]
+                         env={**os.environ, "MPLBACKEND": "svg"}).stdout.splitlines()
+    assert out[-2:] == ["False False", "matplotlib.figure False svg"]
