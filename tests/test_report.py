@@ -186,6 +186,15 @@ def test_notebook_display_shows_the_summary_numbers():
     assert f"Stream 0: {view.row['client']}" in view._repr_html_()
 
 
+def test_report_without_matplotlib_has_everything_but_the_figures(monkeypatch):
+    from tcpsift.workflow.report import report_html
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)     # import matplotlib fails
+    text = report_html(tcpsift.read(LAB / "seed-like.pcap"))
+    assert "Plots need matplotlib" in text and "<svg" not in text
+    assert 'id="stream-0"' in text        # the download is still shown in detail
+
+
 def _dump_dom(page: Path, fragment: str = "") -> str:
     return subprocess.run([CHROMIUM, "--headless", "--disable-gpu", "--no-sandbox",
                            "--dump-dom", page.as_uri() + fragment], capture_output=True,

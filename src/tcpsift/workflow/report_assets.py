@@ -39,6 +39,10 @@ td.n, th.n { text-align:right; }
 #conns { font-size:13px; margin:0; }
 #conns th, #conns td { padding:3px 7px; }
 #conns th { cursor:pointer; user-select:none; }
+#conns td:first-child, #conns th:first-child { position:sticky; left:0; background:#fff;
+  box-shadow:1px 0 0 var(--line); }
+#conns thead th:first-child { background:var(--head); z-index:1; }
+#conns tbody tr:nth-child(even) td:first-child { background:#fafbfd; }
 #conns th.sorted-asc::after { content:" ▲"; font-size:10px; }
 #conns th.sorted-desc::after { content:" ▼"; font-size:10px; }
 #conns td.hot { background:var(--bad); }
