@@ -699,12 +699,16 @@ def write_report(cap, path, streams: Iterable[int] = (), progress=None, client_b
 
 
 def write_atomically(path, text: str) -> None:
+    """`text` into `path` through a temporary file beside it, renamed when complete; the
+    file gets the mode a new file would get (mkstemp's is private)."""
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".tcpsift-", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             out.write(text)
-        os.chmod(tmp, 0o644)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
