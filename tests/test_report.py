@@ -146,6 +146,18 @@ def test_report_escapes_file_names(client_resets_report):
     assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;&amp;&lt;script&gt;x.pcapng" in text
 
 
+def test_table_data_cannot_end_its_script_element():
+    import polars as pl
+
+    from tcpsift.workflow.report import table_json
+
+    conns = tcpsift.read(LAB / "client-resets.pcapng").conns
+    hostile = "</script><script>alert(1)</script><!--"
+    text = table_json(conns.with_columns(pl.lit(hostile).alias("history")), 0)
+    assert "<" not in text and ">" not in text
+    assert json.loads(text)["data"]["history"][0] == hostile
+
+
 def test_report_bad_output_is_one_line_exit_2_and_writes_nothing(tmp_path):
     capture = LAB / "client-resets.pcapng"
     for output in (tmp_path / "missing" / "r.html", tmp_path):

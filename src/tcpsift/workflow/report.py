@@ -639,7 +639,9 @@ def report_html(cap, streams: Iterable[int] = (),
     if mode and len(summary["files"]) > 1:
         from tcpsift.capture.modes import describe
 
-        summary["read_as"] = describe(len(summary["files"]), mode)
+        summary["read_as"] = (f"{describe(len(summary['files']), mode)}; frame numbers are "
+                              "those of the files joined the same way (mergecap, or "
+                              "mergecap -a for concat)")
     details = connections_that_matter(conns, streams)
     detail_streams = {d.stream for d in details}
     detail_parts = []
