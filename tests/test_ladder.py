@@ -166,6 +166,23 @@ def header_client(output: str) -> str:
     return first.split(": ", 1)[1].split(" (client", 1)[0].replace("[", "").replace("]", "")
 
 
+@pytest.mark.parametrize("name", ["seed-like.pcap", "loss-retrans.pcap",
+                                  "twopoint-lossy-a.pcap"])
+def test_streamed_ladder_equals_the_table_one(name):
+    """read_ladder (what `--stream` runs: no capture tables) gives what build() gives on
+    the whole capture, for every stream."""
+    import tcpsift
+    from tcpsift.workflow import ladder as L
+
+    cap = tcpsift.read(str(LAB / name))
+    for stream in range(cap.tcp["stream"].max() + 1):
+        whole = L.build(cap, stream=stream)
+        streamed, warnings, complete = L.read_ladder(str(LAB / name), stream)
+        assert streamed.connection == whole.connection
+        assert streamed.table.equals(whole.table)
+        assert (warnings, complete) == (cap.warnings, cap.complete)
+
+
 # --- formats, colour, output file ----------------------------------------------------------
 
 def test_json_has_the_csv_columns_and_rows():

@@ -3,7 +3,8 @@ stream: frames, tcp.time_relative, tcp.seq, tcp.ack, tcp.len, tcp.window_size, t
 and the tcp.analysis verdicts (tests/support/ladder_oracle.py says how each is compared).
 
 tshark runs once per capture for all its streams (cached). This calls the ladder's function
-and the command's CSV writer for every TCP stream of every public and lab capture, and
+and the command's CSV writer for every TCP stream of every public and lab capture (and,
+for the first and last stream, what `--stream` runs, read_ladder: the same ladder), and
 compares its dup_ack_num (the text view's [Dup ACK #n]) with
 tcp.analysis.duplicate_ack_num; tests/test_ladder.py runs the command itself on one lab
 capture (quick tier).
@@ -61,6 +62,10 @@ def test_ladder_csv_equals_tshark_for_every_stream(name, path):
         c = lad.connection
         diffs += oracle.differences(name, expected[stream], out.getvalue(),
                                     f"{c.client}:{c.client_port}")
+        if stream in (0, top):
+            # what `--stream` runs, without the capture's tables: the same ladder
+            streamed, _, _ = L.read_ladder(str(path), stream)
+            assert streamed.connection == lad.connection and streamed.table.equals(lad.table)
         ours = dict(zip(lad.table["frame"], lad.table["dup_ack_num"].cast(str).fill_null("")))
         diffs += [Diff(name, int(r.frame), "tcp.analysis.duplicate_ack_num", r.dup_ack_num,
                        ours.get(int(r.frame), "")) for r in expected[stream]

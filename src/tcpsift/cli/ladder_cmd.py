@@ -39,9 +39,15 @@ def ladder(files, stream, conn, frame, where, fmt, output, utc):
     from tcpsift.workflow import ladder as L
 
     try:
-        # only the packet columns the ladder reads are built
-        cap = tcpsift.read(list(files), columns=L.PACKET_COLUMNS)
-        lad = L.build(cap, stream=stream, conn=conn, frame=frame)
+        L.check_choice(stream=stream, conn=conn, frame=frame)
+        if stream is not None:
+            # without tables: only the stream's frames are kept as they are decoded
+            lad, warnings, complete = L.read_ladder(list(files), stream)
+        else:
+            # only the packet columns the ladder reads are built
+            cap = tcpsift.read(list(files), columns=L.PACKET_COLUMNS)
+            lad = L.build(cap, conn=conn, frame=frame)
+            warnings, complete = cap.warnings, cap.complete
         table = L.where(lad.table, where) if where else lad.table
     except (tcpsift.CaptureError, L.LadderError) as e:
         fail(str(e))
@@ -52,9 +58,9 @@ def ladder(files, stream, conn, frame, where, fmt, output, utc):
             L.write_json(table, out)
         else:
             _text(out, lad.connection, table, where, utc, output is None)
-    for w in cap.warnings:
+    for w in warnings:
         click.echo(f"tcpsift: warning: {w}", err=True)
-    if not cap.complete:
+    if not complete:
         sys.exit(EXIT_PARTIAL)
 
 

@@ -120,7 +120,10 @@ def build(capture, *, stream: int | None = None, conn: str | None = None,
     `conn` ("A:P B:P", either order; IPv6 as [addr]:port) or `frame` (the connection a frame
     belongs to). Raises LadderError when there is no such connection."""
     chosen = find_stream(capture, stream=stream, conn=conn, frame=frame)
-    rows = _rows(capture, chosen)
+    return _ladder(_rows(capture, chosen), chosen, capture.packets.height)
+
+
+def _ladder(rows, chosen: int, capture_packets: int) -> Ladder:
     from tcpsift.tcp.connections import connections
 
     c = connections(_role_rows(rows)).row(0, named=True)
@@ -129,8 +132,52 @@ def build(capture, *, stream: int | None = None, conn: str | None = None,
                                            c["server_port"]))
     pk = rows.packets
     return Ladder(Connection(chosen, client, c["client_port"], server, c["server_port"],
-                             pk.height, capture.packets.height, pk["frame"].min(),
+                             pk.height, capture_packets, pk["frame"].min(),
                              pk["frame"].max(), pk["ts_ns"].min(), pk["ts_ns"].max()), table)
+
+
+def read_ladder(paths, stream: int, mode: str = "merge") -> tuple[Ladder, list[str], bool]:
+    """build(tcpsift.read(paths, mode=mode), stream=stream) without the capture's tables:
+    (the ladder, the capture's warnings, whether it was read completely). The frames are
+    decoded and analysed chunk by chunk (tcpsift.capture.chunks and the TCP kernel's
+    Analyzer, as the streamed `tcpsift fields` does); only the chunks that hold frames of
+    the stream become tables, of which those rows are kept. Raises CaptureError as read()
+    does, LadderError when the capture has no such stream."""
+    from tcpsift.capture.chunks import CaptureChunks
+    from tcpsift.capture.table import layer_table
+    from tcpsift.tcp import _analysis as K
+    from tcpsift.tcp import output_table
+    from tcpsift.tcp.chunks import chunk_inputs, empty_outputs
+
+    chunks = CaptureChunks(paths, mode)
+    analyzer = K.Analyzer()
+    packets, tcp, layers, frames = [], [], [], 0
+    for chunk in chunks:
+        n = len(chunk)
+        frames += n
+        out = empty_outputs(n)
+        analyzer.feed(n, chunk_inputs(chunk.rec, chunk.pkt, chunk.sack_edges, chunk.layer_rows,
+                                      chunk.first_row, len(chunks.addrs)), out)
+        hit = (out["stream"] == stream) & ((out["_valid"] & K.V_BITS["row"]) != 0)
+        if not hit.any():
+            continue
+        table = chunk.table(PACKET_COLUMNS)
+        keep = pl.Series(hit)
+        packets.append(table.filter(keep))
+        tcp.append(output_table(out, table).filter(keep))
+        if len(chunk.layer_rows):
+            # (an ICMP error's row reads the TCP header it quotes from its layer rows)
+            rows = chunk.layer_rows.copy()
+            rows["row"] -= chunk.first_row
+            layers.append(layer_table(rows, chunk.frame, chunk.addresses, chunk.file_id)
+                          .filter(C("frame").is_in(packets[-1]["frame"].implode())))
+    if not packets:
+        top = analyzer.streams - 1
+        valid = f"its TCP streams are 0-{top}" if top >= 0 else "it has no TCP stream"
+        raise LadderError(f"no TCP stream {stream} in the capture: {valid}")
+    rows = SimpleNamespace(packets=pl.concat(packets), tcp=pl.concat(tcp),
+                           layers=pl.concat(layers) if layers else None, info=None)
+    return _ladder(rows, stream, frames), chunks.warnings, chunks.complete
 
 
 def ladder(capture, *, stream: int | None = None, conn: str | None = None,
@@ -144,11 +191,7 @@ def ladder(capture, *, stream: int | None = None, conn: str | None = None,
 def find_stream(capture, *, stream: int | None = None, conn: str | None = None,
                 frame: int | None = None) -> int:
     """The tcp.stream chosen by exactly one of stream / conn / frame (see build())."""
-    given = [name for name, v in (("stream", stream), ("conn", conn), ("frame", frame))
-             if v is not None]
-    if len(given) != 1:
-        raise LadderError("choose the connection with one of --stream N, --conn \"A:P B:P\" "
-                          "or --frame N")
+    check_choice(stream=stream, conn=conn, frame=frame)
     streams = capture.tcp["stream"]
     top = streams.max()
     valid = f"its TCP streams are 0-{top}" if top is not None else "it has no TCP stream"
@@ -165,6 +208,14 @@ def find_stream(capture, *, stream: int | None = None, conn: str | None = None,
             raise LadderError(f"frame {frame} is not a TCP packet ({valid})")
         return s
     return _stream_between(capture, *parse_conn(conn), valid)
+
+
+def check_choice(*, stream: int | None = None, conn: str | None = None,
+                 frame: int | None = None) -> None:
+    """LadderError unless exactly one of stream / conn / frame is given."""
+    if sum(v is not None for v in (stream, conn, frame)) != 1:
+        raise LadderError("choose the connection with one of --stream N, --conn \"A:P B:P\" "
+                          "or --frame N")
 
 
 def _row_of_frame(capture, frame: int) -> int:
