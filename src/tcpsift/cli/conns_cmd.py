@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import re
 import sys
 
 import click
@@ -88,14 +89,21 @@ def conns(files, fmt, output, where, sort_by, desc, limit, width, utc, client_by
         elif fmt == "json":
             out.write(table.write_json() + "\n")
         else:
-            _text_view(table, total, out, width, utc, sort_by, limit)
+            asked = set(re.findall(r"\w+", where or "")) | {sort_by}
+            if client_by == "mac":
+                asked.add("client_open_to_other_servers_at_end")
+            _text_view(table, total, out, width, utc, sort_by, limit, asked)
     for w in cap.warnings:
         click.echo(f"tcpsift: warning: {w}", err=True)
     if not cap.complete:
         sys.exit(EXIT_PARTIAL)
 
 
-def _text_view(table, total: int, out, width, utc: bool, sort_by, limit) -> None:
+def _text_view(table, total: int, out, width, utc: bool, sort_by, limit,
+               asked: set[str]) -> None:
+    """`asked`: the columns the command's options are about (--where, --sort, ...)."""
+    from dataclasses import replace
+
     import polars as pl
 
     from tcpsift.cli import textview as tv
@@ -137,16 +145,18 @@ def _text_view(table, total: int, out, width, utc: bool, sort_by, limit) -> None
         (V("frame", "first\nframe", True, 40), C("first_frame").cast(pl.String)),
         (V("history", "history", False, 30), C("history")),
     ]
-    if sort_by is not None and sort_by not in {"stream", "client", "server", "duration_ns",
-                                                "syn_to_synack_ns", "conn_state", "ended_by",
-                                                "client_open_to_other_servers_at_end",
-                                                "client_open_to_same_server_at_end",
-                                                "first_frame", "history"}:
+    if sort_by is not None and not any(sort_by in expr.meta.root_names() for _, expr in view):
         # show what the rows are sorted by, right after the stream
         heading, value = sort_by, C(sort_by).cast(pl.String)
-        if sort_by.endswith("_ns"):
+        if sort_by.endswith("_ts_ns"):    # a time, not a duration
+            heading = sort_by[:-6] + "\ntime"
+            value = tv.clock_text(C(sort_by), first_ns, utc, with_date=days > 1)[0]
+        elif sort_by.endswith("_ns"):
             heading, value = sort_by[:-3] + "\nms", tv.ms_text(C(sort_by))
         view.insert(1, (V("_sorted", heading, True, 97), value))
+    # what the command asked about stays when the width is short
+    view = [(replace(col, priority=col.priority + 100) if asked & set(expr.meta.root_names())
+             else col, expr) for col, expr in view]
     cells = shown.select(expr.alias(col.name) for col, expr in view)
     styles = ["red" if e.startswith("rst") else None for e in shown["ended_by"].cast(pl.String)]
     what = f"{rows:,} of {total:,} connections" if rows != total else f"{total:,} connections"
