@@ -44,23 +44,26 @@ class _Shown(_Quiet):
 
     def __init__(self, delay: float):
         from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+        from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+        # the count only for steps with a total (rich's own column shows "0/?" otherwise)
         self.bar = Progress(SpinnerColumn(), TextColumn("{task.description}"),
-                            BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                            BarColumn(), TextColumn("{task.fields[count]}"), TimeElapsedColumn(),
                             console=Console(stderr=True), transient=True)
-        self.task = self.bar.add_task("", total=None)
+        self.task = self.bar.add_task("", total=None, count="")
         self.timer = threading.Timer(delay, self.bar.start)
         self.timer.daemon = True
 
     def step(self, description, total=None):
-        self.bar.update(self.task, description=description, total=total, completed=0)
+        self.update(description, 0, total)
 
     def advance(self, n=1):
-        self.bar.advance(self.task, n)
+        task = self.bar.tasks[0]
+        self.update(task.description, task.completed + n, task.total)
 
     def update(self, description, done, total):
-        self.bar.update(self.task, description=description, total=total, completed=done)
+        self.bar.update(self.task, description=description, total=total, completed=done,
+                        count=f"{done}/{total}" if total is not None else "")
 
     def __enter__(self):
         self.timer.start()
