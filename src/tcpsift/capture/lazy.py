@@ -45,7 +45,8 @@ class ScanReport:
     its end without a fault (False once one was not)."""
     warnings: list[str] = field(default_factory=list)
     complete: bool = True
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False,
+                                  compare=False)
 
     def add(self, warnings: Iterable[str], complete: bool):
         with self._lock:
