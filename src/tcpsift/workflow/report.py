@@ -652,7 +652,8 @@ def report_html(cap, streams: Iterable[int] = (),
     if progress:
         progress("drawing connections", len(details), len(details))
     toc = "".join(f'<li><a href="#stream-{d.stream}">Stream {d.stream}</a>: '
-                  f'{esc("; ".join(d.reasons))}</li>' for d in details)
+                  f'{esc("; ".join(d.reasons))}</li>' for d in details) \
+        or "<li>None: no TCP connection carried data, was reset or had a handshake.</li>"
     generated = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     title = _title(summary)
     body = f"""

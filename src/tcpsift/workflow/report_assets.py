@@ -252,7 +252,7 @@ SCRIPT = r"""
     count.textContent = rows.length
       ? "Connections " + nf.format(start + 1) + "–" + nf.format(end) + " of " + nf.format(rows.length)
         + (rows.length < n ? " (filtered from " + nf.format(n) + ")" : "")
-      : "No connection matches (" + nf.format(n) + " in all)";
+      : n ? "No connection matches (" + nf.format(n) + " in all)" : "No TCP connection in this capture";
     count.setAttribute("data-rows", String(shown));
     count.setAttribute("data-total", String(rows.length));
     count.setAttribute("data-all", String(n));
