@@ -136,6 +136,14 @@ def test_frame_range_stops_reading(decoded):
     assert tcpsift.scan(str(SEED_LIKE)).filter(query).collect().equals(packets.filter(query))
 
 
+def test_columns_constant_in_every_chunk():
+    """Columns a chunk holds as one value (no VLAN, one file, one link type) still have a
+    row per frame."""
+    columns = ["file_id", "vlan_id", "linktype"]
+    assert tcpsift.scan(str(SEED_LIKE)).select(columns).collect().equals(
+        tcpsift.read(str(SEED_LIKE)).packets.select(columns))
+
+
 def test_record_columns_need_no_decoding(decoded):
     columns = ["frame", "ts_ns", "len", "file_offset"]
     got = tcpsift.scan(str(SEED_LIKE)).select(columns).collect()

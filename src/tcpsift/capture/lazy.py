@@ -198,7 +198,9 @@ def _batches(paths: list[str], mode: str, report: ScanReport | None, with_column
     frames read."""
     if n_rows is not None and n_rows <= 0:
         return
+    # (`frame`, an array in every chunk, gives a table of constant columns its height)
     columns = set(schema.PACKET_COLUMN_NAMES if with_columns is None else with_columns)
+    columns.add("frame")
     if predicate is not None:
         columns |= set(predicate.meta.root_names())
     # without a predicate, the first n_rows frames are the rows: no more are read
