@@ -234,13 +234,15 @@ def scan(paths: str | os.PathLike | Iterable[str | os.PathLike], mode: str = "me
          report: ScanReport | None = None) -> pl.LazyFrame:
     """The packet table of one capture file, or of several read as one capture, as a
     Polars LazyFrame: `scan(path).collect()` equals `read(path).packets`, and a query
-    reads what it needs (only the columns it uses; with a condition on `ts_ns` or
-    `frame`, the frames outside it are not decoded; with a row limit, the files are
-    read until it is reached).
+    reads what it needs (only the columns it uses; with a condition on `ts_ns`, `time`
+    or `frame`, the frames outside it are not decoded; with a frame range, or a row
+    limit and no filter, the files are read up to there). `collect_batches()` gives
+    one DataFrame per chunk of Polars' batch size.
 
     `mode` for several files: "merge" (mergecap's order, as read()) or "concat" (one
-    after the other as given, frame numbers going on). Files are opened when the frame
-    is collected: CaptureError is raised then. A file damaged part-way keeps every
+    after the other as given, frame numbers going on); for read()'s "separate", scan
+    each file. Files are opened when the frame is collected: CaptureError is raised
+    then. A file damaged part-way keeps every
     packet before the fault; the warning goes to `report` (a ScanReport) if given, else
     to the `tcpsift` logger."""
     paths = capture_paths(paths)
