@@ -46,9 +46,10 @@ LADDER_HEAD, LADDER_TAIL, LADDER_CONTEXT, LADDER_MAX = 80, 40, 2, 900
 # time-sequence graph and throughput always, the rest for the reasons they explain; a
 # figure takes ~0.2 s to draw, so not all six for every connection
 PLOT_MIN_PACKETS = 30
-PLOT_KINDS = {"always": ("tseq", "throughput"), "retransmissions": ("rtt", "inflight"),
-              "zero window": ("window",), "asked for": ("window", "rtt", "inflight"),
-              "most data": ("window", "rtt", "inflight")}
+ALWAYS_PLOTTED = ("tseq", "throughput")
+PLOTS_FOR = {"data": ("window", "rtt", "inflight"), "handshake": (),
+             "retransmissions": ("rtt", "inflight"), "zero window": ("window",), "reset": (),
+             "asked": ("window", "rtt", "inflight")}
 TOP_LIMIT = 10          # rows of the slowest-handshakes and notebook tables
 RESET_ROWS = 20         # client resets listed (the table filters to all of them)
 
@@ -83,7 +84,10 @@ def _abs_time(ns) -> str:
     if ns is None:
         return "–"
     t = dt.datetime.fromtimestamp(ns // 1_000_000_000, dt.timezone.utc)
-    return f"{t:%Y-%m-%d %H:%M:%S}.{ns % 1_000_000_000 // 1000:06d} UTC"
+    fraction = ns % 1_000_000_000
+    # microseconds unless the capture has finer times (a nanosecond pcap)
+    fraction = f"{fraction:09d}" if fraction % 1000 else f"{fraction // 1000:06d}"
+    return f"{t:%Y-%m-%d %H:%M:%S}.{fraction} UTC"
 
 
 def _duration(ns) -> str:
@@ -113,7 +117,7 @@ class Detail:
     """A connection shown in detail, why, and the plots that show it."""
     stream: int
     reasons: list[str] = field(default_factory=list)
-    kinds: list[str] = field(default_factory=lambda: list(PLOT_KINDS["always"]))
+    kinds: list[str] = field(default_factory=lambda: list(ALWAYS_PLOTTED))
 
 
 def connections_that_matter(conns: pl.DataFrame, extra: Iterable[int] = ()) -> list[Detail]:
@@ -122,37 +126,35 @@ def connections_that_matter(conns: pl.DataFrame, extra: Iterable[int] = ()) -> l
     with its reasons."""
     picked: dict[int, Detail] = {}
 
-    def add(stream: int, reason: str) -> None:
+    def add(stream: int, topic: str, reason: str) -> None:
         detail = picked.setdefault(stream, Detail(stream))
         detail.reasons.append(reason)
-        for topic, kinds in PLOT_KINDS.items():
-            if topic in reason:
-                detail.kinds += [k for k in kinds if k not in detail.kinds]
+        detail.kinds += [k for k in PLOTS_FOR[topic] if k not in detail.kinds]
 
     data = conns.with_columns((C("c2s_payload") + C("s2c_payload")).alias("_data")).filter(
         C("_data") > 0).sort("_data", "stream", descending=[True, False])
     if len(data):
-        add(data["stream"][0], f"most data ({_bytes(data['_data'][0])})")
+        add(data["stream"][0], "data", f"most data ({_bytes(data['_data'][0])})")
     hs = conns.filter(C("syn_to_synack_ns").is_not_null()).sort("syn_to_synack_ns",
                                                                 descending=True)
     if len(hs):
-        add(hs["stream"][0], f"slowest handshake (SYN-ACK after {_ms(hs['syn_to_synack_ns'][0])})")
+        add(hs["stream"][0], "handshake", f"slowest handshake (SYN-ACK after {_ms(hs['syn_to_synack_ns'][0])})")
     counted = conns.with_columns(_both("retransmission").alias("_rtx"),
                                  _both("zero_window").alias("_zw"))
     rtx = counted.filter(C("_rtx") > 0).sort("_rtx", "stream", descending=[True, False])
     if len(rtx):
-        add(rtx["stream"][0], f"most retransmissions ({rtx['_rtx'][0]:,})")
+        add(rtx["stream"][0], "retransmissions", f"most retransmissions ({rtx['_rtx'][0]:,})")
     zw = counted.filter(C("_zw") > 0).sort("_zw", "stream", descending=[True, False])
     for stream, n in zw.select("stream", "_zw").head(DETAIL_ZERO_WINDOWS).iter_rows():
-        add(stream, f"zero window ({n:,} frames)")
+        add(stream, "zero window", f"zero window ({n:,} frames)")
     for who in ("client", "server"):
         resets = conns.filter(C("ended_by") == f"rst_{who}").sort("stream")
         for stream in resets["stream"].head(DETAIL_RESETS):
-            add(stream, f"reset by the {who}")
+            add(stream, "reset", f"reset by the {who}")
         if len(resets):
             break
     for stream in extra:
-        add(int(stream), "asked for (--stream)")
+        add(int(stream), "asked", "asked for (--stream)")
     return list(picked.values())
 
 
