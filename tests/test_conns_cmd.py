@@ -106,6 +106,8 @@ def test_unknown_sort_column_lists_the_valid_ones():
     assert result.exit_code == 2 and result.stderr.count("\n") == 1
     assert result.stderr.startswith("tcpsift: --sort: unknown column 'rtt'; valid: stream, uid, client,")
     assert "syn_to_synack_ns" in result.stderr
+    result = conns(SAMPLE, "--desc")
+    assert result.exit_code == 2 and result.stderr == "tcpsift: --desc needs --sort COL\n"
 
 
 def test_text_view_fits_the_width_and_says_what_it_left_out():

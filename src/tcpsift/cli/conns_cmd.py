@@ -49,6 +49,8 @@ def conns(files, fmt, output, where, sort_by, desc, limit, width, utc, client_by
     standard input."""
     if sort_by is not None and sort_by not in _valid_columns():
         fail(f"--sort: unknown column {sort_by!r}; valid: {', '.join(_valid_columns())}")
+    if desc and sort_by is None:
+        fail("--desc needs --sort COL")
     if fmt == "parquet" and not output:
         fail("--format parquet needs -o FILE")
     check_output(output, files)
