@@ -59,6 +59,14 @@ PACKET_COLUMNS: tuple[Column, ...] = (
     Column("linktype", "UInt16", "", "link-layer header type (LINKTYPE_*) of the frame's interface"),
     Column("status", "Enum:" + ",".join(DECODE_STATUS), "", "how far decoding got: "
            + ", ".join(DECODE_STATUS)),
+    Column("eth_src", "Categorical", "", "source MAC address of the innermost Ethernet header "
+           "(aa:bb:cc:dd:ee:ff; the link's own unless a tunnel carries Ethernet frames: "
+           "VXLAN, ERSPAN, GRE/Geneve bridging, MPLS pseudowires); null without Ethernet "
+           "(Linux cooked, raw IP, loopback links)", "eth.src"),
+    Column("eth_dst", "Categorical", "", "destination MAC address of that Ethernet header",
+           "eth.dst"),
+    Column("eth_type", "UInt16", "", "type field of that Ethernet header (0x8100 when a VLAN "
+           "tag follows); null for an 802.3 length field", "eth.type"),
     Column("vlan_id", "UInt16", "", "VLAN id of the outermost 802.1Q/802.1ad tag; null without tag",
            "vlan.id"),
     Column("vlan_depth", "UInt8", "", "number of VLAN tags"),
@@ -120,9 +128,9 @@ PACKET_COLUMNS: tuple[Column, ...] = (
 # Headers a frame carries more than once (tunnels, stacked VLAN tags, the IP/TCP/UDP
 # headers quoted inside ICMP errors) also appear in the layer table: for every such
 # frame, one row per header occurrence of these kinds, outermost first. The packet
-# table keeps the innermost IP and transport header of the frame itself (never a
-# quoted one). Wireshark prints repeated fields comma-joined in this order.
-LAYER_KINDS = ("vlan", "ipv4", "ipv6", "tcp", "udp", "icmp", "icmpv6")
+# table keeps the innermost Ethernet, IP and transport header of the frame itself (never
+# a quoted one). Wireshark prints repeated fields comma-joined in this order.
+LAYER_KINDS = ("vlan", "ipv4", "ipv6", "tcp", "udp", "icmp", "icmpv6", "eth")
 
 LAYER_COLUMNS: tuple[Column, ...] = (
     Column("frame", "UInt32", "", "frame number of the packet table row"),
@@ -134,6 +142,9 @@ LAYER_COLUMNS: tuple[Column, ...] = (
     Column("vlan_id", "UInt16", "", "vlan: VLAN id", "vlan.id"),
     Column("tpid", "UInt16", "", "vlan: tag protocol identifier (0x8100 802.1Q; 0x88a8 802.1ad "
            "S-tag, which Wireshark shows as ieee8021ad.id, not vlan.id)"),
+    Column("eth_src", "Categorical", "", "eth: source MAC address", "eth.src"),
+    Column("eth_dst", "Categorical", "", "eth: destination MAC address", "eth.dst"),
+    Column("eth_type", "UInt16", "", "eth: type field; null for an 802.3 length", "eth.type"),
     Column("src", "Categorical", "", "ipv4/ipv6: source address", "ip.src / ipv6.src"),
     Column("dst", "Categorical", "", "ipv4/ipv6: destination address", "ip.dst / ipv6.dst"),
     Column("ip_hdr_len", "UInt16", "bytes", "ipv4/ipv6: header length", "ip.hdr_len"),

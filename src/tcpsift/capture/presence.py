@@ -4,6 +4,7 @@ both the table builder and the streaming text writer read the same rule)."""
 # column -> presence bits (names of tcpsift.decode._decode.PRESENCE): the column has a
 # value when any of them is set. Columns with other rules are in table.PACKET_MASKS.
 COLUMN_PRESENCE = {
+    "eth_src": ("eth",), "eth_dst": ("eth",), "eth_type": ("eth_type",),
     "vlan_id": ("vlan",), "outer_src": ("outer",), "outer_dst": ("outer",),
     "ip_version": ("ip", "ip_hdr"), "src": ("ip",), "dst": ("ip",),
     "ip_hdr_len": ("ip", "ip_hdr"),

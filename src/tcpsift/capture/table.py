@@ -116,7 +116,7 @@ def _masks_for(present: np.ndarray, rec: dict, pkt: dict) -> dict:
 # type, no tunnel or VLAN, one IP version, no fragments): such a column is a constant
 # too, so its array is freed instead of being kept or copied.
 CONSTANT_CANDIDATES = ("iface", "linktype", "status", "encap", "vlan_depth", "ip_version",
-                       "ip_hdr_len", "frag_offset")
+                       "ip_hdr_len", "frag_offset", "eth_type")
 
 
 def _constants(raw: dict, masks: dict) -> dict:
@@ -158,7 +158,8 @@ def _sack_lists(sack_count: np.ndarray, edges: np.ndarray) -> pl.Series:
     return pl.Series(lists).alias("sack_blocks")
 
 
-ADDRESS_COLUMNS = ("src", "dst", "outer_src", "outer_dst")
+# The decoder's address ids, IP and MAC alike, are the codes of one dictionary.
+ADDRESS_COLUMNS = ("src", "dst", "outer_src", "outer_dst", "eth_src", "eth_dst")
 # The columns packet_table takes from the record arrays and the frame numbering alone:
 # a table of these needs no decoding.
 RECORD_COLUMNS = frozenset({"frame", "file_id", "file_frame", "file_offset", "ts_ns", "time",
@@ -235,6 +236,7 @@ def layer_table(layers: np.ndarray, frame: np.ndarray, address_texts: pl.Series,
     is_ip = (kind == 1) | (kind == 2)
     is_l4 = (kind == 3) | (kind == 4)
     is_icmp = (kind == 5) | (kind == 6)
+    is_eth = kind == schema.LAYER_KINDS.index("eth")
     tcp_hdr = (kind == 3) & (C("has_tcp_hdr") == 1)
     masks = {
         "vlan_id": kind == 0, "tpid": kind == 0, "src": is_ip, "dst": is_ip,
@@ -245,11 +247,15 @@ def layer_table(layers: np.ndarray, frame: np.ndarray, address_texts: pl.Series,
         "udp_len": kind == 4, "seq": (kind == 3) & (C("has_seq") == 1),
         "ack": tcp_hdr, "tcp_flags": tcp_hdr, "tcp_hdr_len": tcp_hdr, "window": tcp_hdr,
         "icmp_type": is_icmp, "icmp_code": is_icmp & (C("has_icmp_code") == 1),
+        "eth_src": is_eth, "eth_dst": is_eth, "eth_type": is_eth & (C("eth_type") != 0),
     }
+    # (an eth row's MAC ids are in the src/dst fields of the decoder's rows)
     renamed = {"ip_proto": "proto", "dont_fragment": "df", "more_fragments": "mf",
-               "frag_offset": "frag"}
+               "frag_offset": "frag", "eth_src": "src", "eth_dst": "dst"}
     df = df.with_columns([C(src).alias(dst) for dst, src in renamed.items()])
     dictionaries = {"kind": (schema.LAYER_KINDS, C("kind")),
-                    "src": (address_texts, C("src")), "dst": (address_texts, C("dst"))}
+                    "src": (address_texts, C("src")), "dst": (address_texts, C("dst")),
+                    "eth_src": (address_texts, C("eth_src")),
+                    "eth_dst": (address_texts, C("eth_dst"))}
     polars_types = schema.polars_schema(schema.LAYER_COLUMNS)
     return df.select([_column_expr(c, masks, dictionaries, polars_types) for c in schema.LAYER_COLUMNS])
