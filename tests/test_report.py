@@ -199,12 +199,20 @@ def test_notebook_display_shows_the_summary_numbers():
 
 
 def test_report_without_matplotlib_has_everything_but_the_figures(monkeypatch):
+    """Also: the zero-window capture's verdict count and its connection in detail are the
+    lab's truth."""
     from tcpsift.workflow.report import report_html
 
     monkeypatch.setitem(sys.modules, "matplotlib", None)     # import matplotlib fails
-    text = report_html(tcpsift.read(LAB / "seed-like.pcap"))
+    text = report_html(tcpsift.read(LAB / "zero-window.pcap"))
     assert "Plots need matplotlib" in text and "<svg" not in text
-    assert 'id="stream-0"' in text        # the download is still shown in detail
+    zero = truth("zero-window")["zero_window_connection"]["from_capture"]
+    rows = Page(text).cells["verdicts"]
+    counts = {r[0]: dict(zip(rows[0], r)) for r in rows[1:]}
+    assert int(counts["tcp.analysis.zero_window"]["Frames"]) == zero["zero_window_frames_tshark"]
+    detail = f'id="stream-{zero["tcp_stream"]}"'
+    assert detail in text
+    assert f"zero window ({zero['zero_window_frames_tshark']} frames)" in text.split(detail)[1]
 
 
 def _dump_dom(page: Path, fragment: str = "") -> str:
