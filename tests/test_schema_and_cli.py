@@ -29,7 +29,7 @@ def test_tables_have_exactly_the_declared_columns_and_dtypes():
 def test_help_imports_neither_polars_nor_numpy():
     code = ("import sys; from tcpsift.cli.main import main\n"
             "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
-            "print(sorted(m for m in ('polars', 'numpy', 'pyarrow') if m in sys.modules))")
+            "print(sorted(m for m in ('polars', 'numpy', 'pyarrow', 'rich') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "[]"
 
