@@ -9,6 +9,7 @@ import tempfile
 import click
 
 from tcpsift.cli.common import EXIT_PARTIAL, fail
+from tcpsift.cli.modes import announce, mode_option
 
 # the text view's lines: client-to-server at the left, server-to-client indented
 ARROWS = {"c2s": "-->", "s2c": " " * 8 + "<--"}
@@ -29,7 +30,8 @@ VERDICT_STYLE = "bold red"
               "frame,direction,time_rel_s,flags,seq,ack,len,window,verdicts.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to this file.")
 @click.option("--utc", is_flag=True, help="Absolute times in UTC (default: local time).")
-def ladder(files, stream, conn, frame, where, fmt, output, utc):
+@mode_option(("merge", "concat"))
+def ladder(files, stream, conn, frame, where, fmt, output, utc, mode):
     """The ladder of one TCP connection of FILES: per packet the frame number, the time since
     the connection's first packet, flags, relative seq and ack, payload length, scaled
     window and tshark's tcp.analysis verdicts; client-to-server lines at the left (-->),
@@ -38,14 +40,15 @@ def ladder(files, stream, conn, frame, where, fmt, output, utc):
     import tcpsift
     from tcpsift.workflow import ladder as L
 
+    announce(files, mode)
     try:
         L.check_choice(stream=stream, conn=conn, frame=frame)
         if stream is not None:
             # without tables: only the stream's frames are kept as they are decoded
-            lad, warnings, complete = L.read_ladder(list(files), stream)
+            lad, warnings, complete = L.read_ladder(list(files), stream, mode)
         else:
             # only the packet columns the ladder reads are built
-            cap = tcpsift.read(list(files), columns=L.PACKET_COLUMNS)
+            cap = tcpsift.read(list(files), columns=L.PACKET_COLUMNS, mode=mode)
             lad = L.build(cap, conn=conn, frame=frame)
             warnings, complete = cap.warnings, cap.complete
         table = L.where(lad.table, where) if where else lad.table
