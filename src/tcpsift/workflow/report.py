@@ -101,6 +101,10 @@ def _duration(ns) -> str:
     return f"{int(s // 60)} min {s % 60:04.1f} s"
 
 
+def _file_name(path) -> str:
+    return "standard input" if str(path) == "-" else os.path.basename(str(path))
+
+
 def _endpoint(addr, port) -> str:
     addr = str(addr)
     return f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}"
@@ -334,7 +338,7 @@ def _files_html(summary: dict) -> str:
     rows = []
     for f in summary["files"]:
         comp = f" ({f['compression']})" if f.get("compression") else ""
-        rows.append([esc(os.path.basename(str(f["path"]))), esc(f"{f['format']}{comp}"),
+        rows.append([esc(_file_name(f["path"])), esc(f"{f['format']}{comp}"),
                      _int(f["packets"]), _bytes(f["file_size"]), esc(_abs_time(f["first_ns"])),
                      esc(_abs_time(f["last_ns"])), _duration(f["duration_ns"])])
     return _html_table(["File", "Format", "Packets", "Size", "First packet", "Last packet",
@@ -617,7 +621,7 @@ class ConnectionView:
 # --- the page -------------------------------------------------------------------------------
 
 def _title(summary: dict) -> str:
-    names = [os.path.basename(str(f["path"])) for f in summary["files"]]
+    names = [_file_name(f["path"]) for f in summary["files"]]
     return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
 
 
