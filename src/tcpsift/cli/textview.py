@@ -15,7 +15,7 @@ import shutil
 from dataclasses import dataclass
 
 # Width of the text view when standard output is not a terminal (a pager, a file, a
-# test): wide enough for the whole default view with IPv4 addresses.
+# test): a wide terminal's; --width / TCPSIFT_WIDTH say otherwise.
 PIPE_WIDTH = 160
 # rich draws a row cheaply but not for free (~0.1-2 ms a row, by the machine's load):
 # the text view shows this many rows unless --limit asks for more.
@@ -43,8 +43,11 @@ def terminal_width(out, width: int | None) -> int:
 def fit(cells, columns: list[ViewColumn], width: int) -> tuple[list[ViewColumn], list[ViewColumn]]:
     """(the columns shown, those left out) so that the table's lines fit `width`: each
     column is its widest cell or heading, plus 3 characters between columns."""
-    need = {c.name: max([len(line) for line in c.heading.splitlines()] + ([cells[c.name].str.len_chars().max() or 0]
-                                             if len(cells) else [])) for c in columns}
+    def widest(c: ViewColumn) -> int:
+        cell = (cells[c.name].str.len_chars().max() or 0) if len(cells) else 0
+        return max(cell, *(len(line) for line in c.heading.splitlines()))
+
+    need = {c.name: widest(c) for c in columns}
     shown = list(columns)
     left_out = []
     while len(shown) > 1 and sum(need[c.name] for c in shown) + 3 * (len(shown) - 1) > width:

@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import hashlib
-import socket
 from base64 import b64encode
 
 import numpy as np
@@ -26,19 +25,13 @@ _BASE62 = np.frombuffer(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqr
 UID_DIGITS = 11   # 62**11 > 2**64
 
 
-def _packed(addresses: pl.Series, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """(rows x width uint8 address bytes, is IPv6) for an address text column: IPv4 in
-    its first 4 bytes (zeros after), IPv6 in 16. Each distinct address is packed once."""
-    distinct = addresses.unique().to_list()
-    table = np.zeros((len(distinct), width), np.uint8)
-    v6 = np.zeros(len(distinct), bool)
-    for i, text in enumerate(distinct):
-        v6[i] = ":" in text
-        raw = socket.inet_pton(socket.AF_INET6 if v6[i] else socket.AF_INET, text)
-        table[i, :len(raw)] = np.frombuffer(raw, np.uint8)
-    codes = addresses.replace_strict(distinct, list(range(len(distinct))),
-                                     return_dtype=pl.UInt32).to_numpy()
-    return table[codes], v6[codes]
+def _packed(addresses: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(rows x 16 uint8: the address's 16 bytes as tcpsift.addresses.pack gives them, IPv4
+    as ::ffff:a.b.c.d, so its own 4 bytes are the last; is IPv6) of an address column."""
+    from tcpsift.addresses import to_binary
+
+    packed = np.frombuffer(b"".join(to_binary(addresses).to_list()), np.uint8).reshape(-1, 16)
+    return packed, addresses.cast(pl.String).str.contains(":").to_numpy()
 
 
 def _port_bytes(ports: np.ndarray) -> np.ndarray:
@@ -59,8 +52,8 @@ def community_id(src: pl.Series, sport: pl.Series, dst: pl.Series, dport: pl.Ser
     n = len(src)
     if n == 0:
         return pl.Series("community_id", [], pl.String)
-    a, v6 = _packed(src.cast(pl.String), 16)
-    b, _ = _packed(dst.cast(pl.String), 16)
+    a, v6 = _packed(src)
+    b, _ = _packed(dst)
     pa, pb = sport.to_numpy().astype(np.uint16), dport.to_numpy().astype(np.uint16)
     # the lower endpoint first: by address bytes, on equal addresses by port
     swap = _lexicographic_less(b, a) | ((a == b).all(axis=1) & (pb < pa))
@@ -70,7 +63,7 @@ def community_id(src: pl.Series, sport: pl.Series, dst: pl.Series, dport: pl.Ser
     tail = np.column_stack([np.full(n, proto, np.uint8), np.zeros(n, np.uint8),
                             _port_bytes(plo), _port_bytes(phi)])
     v6_rows = np.concatenate([fixed, lo, hi, tail], axis=1)                    # 40 bytes
-    v4_rows = np.concatenate([fixed, lo[:, :4], hi[:, :4], tail], axis=1)     # 16 bytes
+    v4_rows = np.concatenate([fixed, lo[:, 12:], hi[:, 12:], tail], axis=1)   # 16 bytes
     v6_bytes, v4_bytes = v6_rows.tobytes(), v4_rows.tobytes()
     sha1 = hashlib.sha1
     out = ["1:" + b64encode(sha1(v6_bytes[i * 40:i * 40 + 40] if is6 else
@@ -82,13 +75,13 @@ def community_id(src: pl.Series, sport: pl.Series, dst: pl.Series, dport: pl.Ser
 def uid(first_ts_ns: pl.Series, client: pl.Series, client_port: pl.Series,
         server: pl.Series, server_port: pl.Series) -> pl.Series:
     """"C" + 11 base-62 digits of a 64-bit BLAKE2b hash of the connection's first packet
-    time (int64 ns, big-endian), client address, server address (16 bytes each, IPv4 in
-    the first 4), client port, server port (big-endian) and the protocol (TCP)."""
+    time (int64 ns, big-endian), client address, server address (16 bytes each, IPv4 as
+    ::ffff:a.b.c.d), client port, server port (big-endian) and the protocol (TCP)."""
     n = len(first_ts_ns)
     if n == 0:
         return pl.Series("uid", [], pl.String)
-    a, _ = _packed(client.cast(pl.String), 16)
-    b, _ = _packed(server.cast(pl.String), 16)
+    a, _ = _packed(client)
+    b, _ = _packed(server)
     ts = first_ts_ns.to_numpy().astype(">i8").view(np.uint8).reshape(-1, 8)
     rows = np.concatenate([ts, a, b, _port_bytes(client_port.to_numpy()),
                            _port_bytes(server_port.to_numpy()),
