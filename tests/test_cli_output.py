@@ -44,8 +44,8 @@ def test_closed_pipe_ends_quietly(command):
 
 
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
-@pytest.mark.parametrize("command", ["conns", pytest.param("conns-text", marks=pytest.mark.slow),
-                                     pytest.param("info", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("command", ["conns", *(pytest.param(c, marks=pytest.mark.slow) for c in
+                                                ("conns-text", "info", "fields", "fields-filtered"))])
 def test_full_standard_output_is_one_line(command):
     with open("/dev/full", "w") as full:
         proc = subprocess.run(TCPSIFT + COMMANDS[command], stdout=full, stderr=subprocess.PIPE,
