@@ -690,6 +690,8 @@ Wireshark's (Go to packet, Ctrl-G); a stream opens with the display filter
 test a column (times in ms, start in s); click a heading to sort. A link can open the table
 filtered: <code>report.html#filter=retx%3E0&amp;sort=-dur</code>.</p>
 {_filter_keys_html()}
+<noscript><p class="warning">The connection table is drawn by the page's script: allow
+scripts for this file to see it (everything else on the page is static).</p></noscript>
 <div class="table-wrap"><table id="conns"><thead></thead><tbody></tbody></table></div>
 </section>
 <section id="details"><h2>Connections in detail</h2><ul>{toc}</ul>{"".join(detail_parts)}</section>
