@@ -13,7 +13,6 @@ import pytest
 from click.testing import CliRunner
 
 from tcpsift.cli.main import cli
-from tcpsift.schema import PACKET_COLUMN_NAMES
 
 ROOT = Path(__file__).resolve().parents[1]
 LAB = ROOT.parent / "shared" / "lab" / "captures"
@@ -151,7 +150,6 @@ def open_counts(row: dict) -> tuple[int, int]:
 
 
 @needs_lab
-@pytest.mark.skipif("eth_src" not in PACKET_COLUMN_NAMES, reason="no eth_src column yet")
 def test_client_resets_by_mac_equal_the_truth_exactly():
     """Question 2: the connections the client ended with a RST, and how many others it had
     open at the RST frame, to other servers and to the same server."""
