@@ -4,10 +4,11 @@
     cap = tcpsift.read("trace.pcapng")
     cap.packets.filter(pl.col("src") == "192.168.1.137")
     tcpsift.scan("trace.pcapng").filter(pl.col("dport") == 443).select("ts_ns", "src").collect()
+    tcpsift.report(cap, "report.html")          # one HTML page to mail
 """
 from tcpsift.errors import CaptureError
 
-__all__ = ["read", "scan", "Capture", "ScanReport", "CaptureError"]
+__all__ = ["read", "scan", "report", "Capture", "ScanReport", "CaptureError"]
 
 
 def __getattr__(name):
@@ -16,4 +17,8 @@ def __getattr__(name):
         from tcpsift import capture
 
         return getattr(capture, name)
+    if name == "report":
+        from tcpsift.workflow.report import write_report
+
+        return write_report
     raise AttributeError(name)
