@@ -56,19 +56,20 @@ def conns(files, fmt, output, where, sort_by, desc, limit, width, utc, client_by
     check_output(output, files)
 
     import tcpsift
+    from tcpsift.cli.progress import progress
+    from tcpsift.tcp.connections import connections
 
     announce(files, mode)
-    try:
-        cap = tcpsift.read(list(files), mode=mode)
-    except tcpsift.CaptureError as e:
-        fail(str(e))
-    if client_by == "ip":
-        table = cap.conns
-    else:
-        from tcpsift.tcp.connections import connections
-
+    # on a terminal, after a second, a spinner on stderr; gone before the table is written
+    with progress() as shown:
+        shown.step("reading the capture")
         try:
-            table = connections(cap, client_by=client_by)
+            cap = tcpsift.read(list(files), mode=mode)
+        except tcpsift.CaptureError as e:
+            fail(str(e))
+        shown.step("TCP analysis and connections")
+        try:
+            table = cap.conns if client_by == "ip" else connections(cap, client_by=client_by)
         except ValueError as e:
             fail(f"--client-by {client_by}: {e}")
     total = len(table)
