@@ -36,7 +36,7 @@ def table(file: str) -> pl.DataFrame:
 
     cap = tcpsift.read(str(LAB / file))
     res = cap.tcp
-    t = pl.concat([cap.packets, res], how="horizontal")
+    t = cap.packets.join(res.drop("file_id"), on="frame", how="left", maintain_order="left")
     return t.filter(pl.col("stream").is_not_null()).with_columns(
         pl.col("src").cast(pl.String), pl.col("dst").cast(pl.String))
 

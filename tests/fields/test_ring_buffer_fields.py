@@ -136,6 +136,7 @@ def test_a_bad_file_among_ring_buffer_files_is_a_warning(tmp_path, names, in_ord
     the bad one named in a warning, exit code 1, the same text and warnings as the
     merged tables give."""
     import tcpsift
+    from tcpsift.capture.modes import describe
 
     parts = _split(SAMPLE, tmp_path, 2)
     bad = tmp_path / "bad.pcap"
@@ -146,7 +147,8 @@ def test_a_bad_file_among_ring_buffer_files_is_a_warning(tmp_path, names, in_ord
     assert result.exit_code == 1
     assert result.stdout == _fields([SAMPLE], names)[1]
     expected = tcpsift.read(list(map(str, files))).warnings
-    assert result.stderr.splitlines() == [f"tcpsift: {w}" for w in expected]
+    mode_line = f"tcpsift: {describe(len(files), 'merge')}"
+    assert result.stderr.splitlines() == [mode_line] + [f"tcpsift: {w}" for w in expected]
     assert len(expected) == 1 and str(bad) in expected[0]
 
 
