@@ -197,6 +197,9 @@ def test_several_files_merge(tmp_path):
         query = _time_window(packets, 0.3, 0.6) & (pl.col("file_id") == 1)
         assert tcpsift.scan(paths).filter(query).select("frame", "file_frame", "src").collect() \
             .equals(packets.filter(query).select("frame", "file_frame", "src"))
+        middle = pl.col("frame").is_between(packets.height // 2, packets.height // 2 + 300)
+        assert tcpsift.scan(paths).filter(middle).collect().equals(packets.filter(middle))
+        assert tcpsift.scan(paths).head(1234).collect().equals(packets.head(1234))
 
 
 def test_several_files_concat(tmp_path):
