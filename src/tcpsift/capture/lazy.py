@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
+from polars.exceptions import PanicException
 from polars.io.plugins import register_io_source
 
 from tcpsift import schema
@@ -108,14 +109,17 @@ class _Range:
     def __init__(self, name: str, terms: list[pl.Expr], dtype):
         self.below = self.above = None
         self.nulls_out = False
-        tests = []
-        for term in terms:
-            try:    # Polars' own (unstable) rewriting: without it, nothing is ruled out
-                test = term._skip_batch_predicate({name: dtype})
-            except Exception:
-                test = None
-            if test is not None:
-                tests.append(test)
+        # Polars' own rewriting is unstable API: if it is missing or fails (a panic is
+        # a BaseException), nothing is ruled out
+        try:
+            self._search(name, terms, dtype)
+        except (Exception, PanicException):
+            self.below = self.above = None
+            self.nulls_out = False
+
+    def _search(self, name: str, terms: list[pl.Expr], dtype):
+        tests = [t for t in (term._skip_batch_predicate({name: dtype}) for term in terms)
+                 if t is not None]
         if not tests:
             return
         rule_out = pl.any_horizontal(tests).fill_null(False)
