@@ -170,6 +170,7 @@ def test_batches():
     assert len(batches) == -(-packets.height // 500)
     assert all(b.height <= 500 for b in batches)
     assert pl.concat(batches).equals(packets)
+    assert tcpsift.scan(str(SEED_LIKE)).collect(engine="streaming").equals(packets)
 
 
 def _halves(path: Path, out: Path) -> list[Path]:
