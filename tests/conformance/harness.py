@@ -27,12 +27,13 @@ REPO = HERE.parents[1]
 # analysis (tcp.stream, tcp.seq, tcp.analysis.*, the relative SACK edges tcp.options.sack_le/
 # sack_re) are compared by test_tcp_fields_vs_tshark.py.
 FIELDS = [
-    "frame.number", "frame.time_epoch", "frame.len", "frame.cap_len", "frame.interface_id",
-    "vlan.id", "ieee8021ad.id", "ip.version", "ip.src", "ip.dst", "ip.hdr_len", "ip.len",
-    "ip.id", "ip.ttl",
+    "frame.number", "frame.time_epoch", "frame.time_relative", "frame.time_delta",
+    "frame.time_delta_displayed", "frame.len", "frame.cap_len", "frame.interface_id",
+    "eth.src", "eth.dst", "eth.type", "vlan.id", "ieee8021ad.id", "ip.version", "ip.src",
+    "ip.dst", "ip.hdr_len", "ip.len", "ip.id", "ip.ttl",
     "ip.proto", "ip.flags.df", "ip.flags.mf", "ip.frag_offset", "ipv6.src", "ipv6.dst",
     "ipv6.hlim", "ipv6.plen", "ipv6.nxt", "tcp.srcport", "tcp.dstport", "tcp.port",
-    "tcp.seq_raw", "tcp.ack_raw", "tcp.flags", "tcp.hdr_len", "tcp.len",
+    "tcp.seq_raw", "tcp.ack_raw", "tcp.flags", "tcp.flags.str", "tcp.hdr_len", "tcp.len",
     "tcp.window_size_value", "tcp.options.mss_val", "tcp.options.wscale.shift",
     "tcp.options.sack_perm", "tcp.options.timestamp.tsval", "tcp.options.timestamp.tsecr",
     "udp.srcport", "udp.dstport", "udp.port", "udp.length", "icmp.type", "icmp.code",

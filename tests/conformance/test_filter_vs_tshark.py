@@ -26,6 +26,9 @@ CASES = {
     "encap/vxlan-http.pcap": [
         "tcp.port == 80 and ip.addr == 54.86.237.188", "ip.dst == 172.16.11.201",
         "tcp.srcport == 80", "udp.port != 4789", "tcp.len > 0",
+        # two Ethernet headers a frame: any of them equal, none of them equal
+        "eth.src == 48:f1:7f:a3:b6:ff", "eth.dst != 12:42:cd:c5:e8:22",
+        "eth.type == 0x0800 and tcp.len > 0",
     ],
     "encap/6in4-tcp.pcap": [
         "ip and ipv6 and tcp.len > 0", "tcp && icmpv6", "icmp || icmpv6", "tcp.port != 443",
@@ -34,7 +37,7 @@ CASES = {
     ],
     "linktypes/ethernet-triple-vlan-http.pcap": [
         "vlan.id == 20", "vlan.id != 20", "vlan.id == 20 && tcp.dstport == 80", "vlan",
-        "vlan.id == 30 and frame.len < 100",
+        "vlan.id == 30 and frame.len < 100", "eth.type == 0x8100 and eth.src == 00-10-db-88-d2-ef",
     ],
     # the TCP analysis fields (computed only when the filter names one)
     "tcp/ssh-dups-fast-retransmissions.pcap": [
@@ -49,6 +52,7 @@ CASES = {
         "tcp.stream == 3", "tcp.stream > 100 and tcp.analysis.initial_rtt < 0.05",
         "tcp.analysis.lost_segment or tcp.analysis.ack_lost_segment",
         "tcp.time_relative > 1", "not tcp.analysis.acks_frame and tcp",
+        "frame.time_relative > 1 and frame.time_delta < 0.0001", "eth",
     ],
     "tcp/zero-window-recovery.pcapng": [
         "tcp.analysis.zero_window", "tcp.analysis.window_update", "tcp.ack == 1",
@@ -62,6 +66,14 @@ CASES = {
 FIELDS = ["frame.number"]
 
 pytestmark = pytest.mark.skipif(tshark_version() is None, reason="tshark is not installed")
+
+# frame.time_delta_displayed measures from the previous frame printed: under a filter, the
+# previous one the filter kept (also from the chunk before, in `tcpsift fields`)
+TIMES = ["frame.number", "frame.time_relative", "frame.time_delta", "frame.time_delta_displayed",
+         "tcp.flags.str"]
+TIMES_CASES = [("tcp/mixed-126-streams.pcap", "tcp.stream == 3 or tcp.stream == 90"),
+               ("pcapng/generator/be-102-all-block-types.pcapng", "frame.number > 3"),
+               ("l3l4/icmp-traceroute.pcapng", "icmp.type == 11")]
 
 
 @pytest.mark.parametrize("capture", sorted(CASES))
@@ -81,3 +93,24 @@ def test_filters_select_like_tshark(capture):
             wrong.append(f"{flt!r}: only tshark {sorted(a - b, key=int)[:8]}, "
                          f"only tcpsift {sorted(b - a, key=int)[:8]}")
     assert not wrong, "\n".join(wrong)
+
+
+@pytest.mark.parametrize("capture,display_filter", TIMES_CASES)
+def test_frame_times_under_a_filter_print_like_tshark(monkeypatch, capture, display_filter):
+    """The whole capture's table, and the command printing it 7 frames at a time."""
+    from click.testing import CliRunner
+
+    from tcpsift.cli.main import cli
+    from tcpsift.textstream import fields as streamed
+
+    path = corpus() / capture
+    if not path.exists():
+        pytest.skip(f"{path} not found")
+    theirs = tshark_fields(path, TIMES, display_filter)[1]
+    assert theirs, "the filter keeps some frames"
+    assert tcpsift_fields(path, TIMES, display_filter) == theirs
+    monkeypatch.setattr(streamed, "CHUNK", 7)
+    res = CliRunner().invoke(cli, ["fields", str(path), "-Y", display_filter,
+                                   *[a for f in TIMES for a in ("-e", f)]])
+    assert res.exit_code == 0, res.output
+    assert res.stdout_bytes == theirs

@@ -32,9 +32,12 @@ from harness import (
 )
 from support.tcp_conformance import FIELDS as REFERENCE_FIELDS  # noqa: E402
 
-# the reference's fields (tests/support/tcp_conformance.py), plus those only the CLI prints
+# the reference's fields (tests/support/tcp_conformance.py), plus those only the CLI prints,
+# and the frame and Ethernet fields the classic per-packet script reads with them
 TCP_FIELDS = ["frame.number", *REFERENCE_FIELDS, "tcp.time_delta", "tcp.analysis.push_bytes_sent",
-              "tcp.options.sack_le", "tcp.options.sack_re"]
+              "tcp.options.sack_le", "tcp.options.sack_re", "frame.time_relative",
+              "frame.time_delta", "frame.time_delta_displayed", "eth.src", "eth.dst",
+              "eth.type", "tcp.flags.str", "tcp.options.wscale.shift"]
 
 LAB = Path(os.environ.get("TCPSIFT_LAB") or corpus().parent.parent / "lab" / "captures")
 

@@ -55,17 +55,30 @@ def fmt_bool(e: pl.Expr) -> pl.Expr:
 _TABLES: dict[str, pl.Series] = {}
 
 
-def _lookup(e: pl.Expr, fmt: str) -> pl.Expr:
-    """Format a value of at most 16 bits through a 65536-entry table of strings: a gather
-    is ~5x faster than Polars' integer-to-string cast, and Polars has no hex format."""
+def _lookup(e: pl.Expr, fmt: str | Callable[[int], str]) -> pl.Expr:
+    """Format a value of at most 16 bits (by a format string or a function) through a
+    65536-entry table of strings: a gather is ~5x faster than Polars' integer-to-string
+    cast, and Polars has no hex format."""
     if fmt not in _TABLES:
-        _TABLES[fmt] = pl.Series(fmt, [fmt.format(i) for i in range(65536)])
+        text = fmt.format if isinstance(fmt, str) else fmt
+        _TABLES[fmt] = pl.Series("text", [text(i) for i in range(65536)])
     return pl.lit(_TABLES[fmt]).gather(e.cast(pl.Int64))
 
 
 def fmt_hex4(e: pl.Expr) -> pl.Expr:
     """0x%04x, as tshark prints 16-bit BASE_HEX fields (ip.id, tcp.flags)."""
     return _lookup(e, "0x{:04x}")
+
+
+def tcp_flags_str(flags: int) -> str:
+    """tcp.flags.str: bits 11 to 0 of the flags as R R R A C E U A P R S F (reserved, AE,
+    CWR, ECE, URG, ACK, PSH, RST, SYN, FIN), a middle dot for each bit that is clear."""
+    return "".join(ch if flags >> (11 - i) & 1 else "\u00b7"
+                   for i, ch in enumerate("RRRACEUAPRSF"))
+
+
+def fmt_flags_str(e: pl.Expr) -> pl.Expr:
+    return _lookup(e, tcp_flags_str)
 
 
 def fmt_u16(e: pl.Expr) -> pl.Expr:
@@ -104,6 +117,7 @@ class Field:
     layer: tuple[pl.Expr, ...] = ()             # typed value(s) on those layer rows
     doc: str = ""
     needs_tcp: bool = False                     # reads the TCP analysis columns (T_*)
+    needs_times: bool = False                   # reads the frame times (with_frame_times)
 
     def packet_text(self) -> pl.Expr:
         """String value on the packet table; two parts (tcp.port) are joined by ','."""
@@ -144,13 +158,34 @@ _LAYER_VERSION = pl.when(C("kind") == "ipv4").then(pl.lit(4, pl.UInt8)).otherwis
 _TCP_FLAG_BITS = {"fin": 0, "syn": 1, "reset": 2, "push": 3, "ack": 4, "urg": 5,
                   "ece": 6, "cwr": 7, "ae": 8}
 
+def _time_field(name: str, since: str) -> Field:
+    """A frame time field: the time Wireshark gives the frame minus the time `since`
+    (see with_frame_times), printed for frames with a timestamp."""
+    return Field(name, "time", fmt_reltime, (_when(C("ts_ns").is_not_null(),
+                                                    C("_wts") - C(since)),),
+                 needs_times=True)
+
+
+def fmt_reltime(e: pl.Expr) -> pl.Expr:
+    """Relative time in ns -> seconds with 9 decimals, sign first (-0.000100000), as tshark
+    prints FT_RELATIVE_TIME; the Decimal cast does it (see fmt_epoch)."""
+    return fmt_epoch(e)
+
+
 _FIELD_LIST = [
     _f("frame.number", "uint", fmt_dec, C("frame")),
     _f("frame.time_epoch", "time", fmt_epoch, C("ts_ns")),
+    _time_field("frame.time_relative", "_first_wts"),
+    _time_field("frame.time_delta", "_prev_wts"),
+    _time_field("frame.time_delta_displayed", "_prev_shown_wts"),
     _f("frame.len", "uint", fmt_dec, C("len")),
     _f("frame.cap_len", "uint", fmt_dec, C("cap_len")),
     # pcap files have no interface ids: tshark prints nothing there (see render())
     _f("frame.interface_id", "uint", fmt_dec, C("iface")),
+    # the innermost Ethernet header in the packet table; tunnels' in the layer table
+    _f("eth.src", "ether", fmt_dec, C("eth_src"), ("eth",), C("eth_src")),
+    _f("eth.dst", "ether", fmt_dec, C("eth_dst"), ("eth",), C("eth_dst")),
+    _f("eth.type", "uint", fmt_hex4, C("eth_type"), ("eth",), C("eth_type")),
     # 802.1ad S-tags (TPID 0x88a8) are ieee8021ad.id in Wireshark, not vlan.id; frames with
     # such a tag always have layer rows, so the packet table's vlan_id is a plain 802.1Q tag
     _f("vlan.id", "uint", fmt_u16, C("vlan_id"), ("vlan",), _when(~S_TAG, C("vlan_id"))),
@@ -195,6 +230,8 @@ _FIELD_LIST = [
        _when(NOT_REDIR, C("ack"))),
     _f("tcp.flags", "uint", fmt_hex4, _when(IS_TCP, C("tcp_flags")), ("tcp",),
        _when(NOT_REDIR, C("tcp_flags"))),
+    _f("tcp.flags.str", "text", fmt_flags_str, _when(IS_TCP, C("tcp_flags")), ("tcp",),
+       _when(NOT_REDIR, C("tcp_flags"))),
     *[_f(f"tcp.flags.{n}", "bool", fmt_bool,
          _when(IS_TCP, (C("tcp_flags") // (1 << b)) % 2 == 1), ("tcp",),
          _when(NOT_REDIR, (C("tcp_flags") // (1 << b)) % 2 == 1))
@@ -227,7 +264,7 @@ _FIELD_LIST = [
 FIELDS: dict[str, Field] = {f.name: f for f in _FIELD_LIST}
 
 # Protocol names usable in -Y: present when this field is present (any occurrence).
-PROTOCOLS = {"frame": "frame.number", "vlan": "vlan.id", "ieee8021ad": "ieee8021ad.id",
+PROTOCOLS = {"frame": "frame.number", "eth": "eth.src", "vlan": "vlan.id", "ieee8021ad": "ieee8021ad.id",
              "ip": "ip.version4",
              "ipv6": "ipv6.src", "tcp": "tcp.srcport", "udp": "udp.srcport",
              "icmp": "icmp.type", "icmpv6": "icmpv6.type"}
@@ -258,12 +295,6 @@ _RAW_SEQ = pl.coalesce(_when(IS_TCP, C("seq")), T("q_seq"))
 _RAW_ACK = pl.coalesce(_when(IS_TCP, C("ack")), T("q_ack"))
 # the other side's base sequence number (what relative ack and SACK edges subtract)
 _ACK_BASE = (_RAW_ACK.cast(pl.Int64) - T("rel_ack").cast(pl.Int64))
-
-
-def fmt_reltime(e: pl.Expr) -> pl.Expr:
-    """Relative time in ns -> seconds with 9 decimals, sign first (-0.000100000), as tshark
-    prints FT_RELATIVE_TIME; the Decimal cast does it (see fmt_epoch)."""
-    return fmt_epoch(e)
 
 
 def fmt_text(e: pl.Expr) -> pl.Expr:
@@ -363,6 +394,42 @@ def layers_with_tcp(cap, layers: pl.DataFrame) -> pl.DataFrame:
     tcp = pl.concat([cap.packets.select("frame"), cap.tcp.select(_t_rel_seq="rel_seq")],
                     how="horizontal")
     return layers.join(tcp, on="frame", how="left", maintain_order="left")
+
+def with_frame_times(packets: pl.DataFrame, times=None) -> pl.DataFrame:
+    """The packet table plus what the frame.time_* fields measure: `_wts`, the time
+    Wireshark gives each frame (its timestamp; 0 for a packet without one, a pcapng Simple
+    Packet Block; for a record that is no packet, a pcapng custom block, the previous
+    frame's: wiretap leaves the previous record's time there), `_first_wts` the capture's
+    first frame's and `_prev_wts` the previous frame's (frame 1: its own, a delta of 0).
+    `times` (textstream.fields.FrameTimes): those of the frames before these rows, when
+    they are a chunk of the capture."""
+    first, prev = (times.first_ns, times.prev_ns) if times is not None else (None, None)
+    wts = (pl.when(C("ts_ns").is_not_null()).then(C("ts_ns"))
+           .when(C("linktype").is_not_null()).then(pl.lit(0, pl.Int64))
+           .forward_fill().fill_null(0 if prev is None else prev))
+    packets = packets.with_columns(_wts=wts)
+    return packets.with_columns(
+        _first_wts=C("_wts").first() if first is None else pl.lit(first, pl.Int64),
+        _prev_wts=C("_wts").shift(1).fill_null(C("_wts") if prev is None else pl.lit(prev)))
+
+
+def _with_shown_times(shown: pl.DataFrame, times=None) -> pl.DataFrame:
+    """`shown` (rows of with_frame_times() that are printed) plus `_prev_shown_wts`, the
+    time of the previous frame printed (for the first one: its own)."""
+    prev = times.prev_shown_ns if times is not None else None
+    return shown.with_columns(_prev_shown_wts=C("_wts").shift(1).fill_null(
+        C("_wts") if prev is None else pl.lit(prev)))
+
+
+def _advance(times, packets: pl.DataFrame, shown: pl.DataFrame) -> None:
+    """FrameTimes past these rows (with_frame_times' columns), of which `shown` printed."""
+    if packets.height:
+        if times.first_ns is None:
+            times.first_ns = packets["_first_wts"][0]
+        times.prev_ns = packets["_wts"][-1]
+    if shown.height:
+        times.prev_shown_ns = shown["_wts"][-1]
+
 
 # Fields tshark has that tcpsift knows it cannot compute yet: {name: why}.
 NOT_YET: dict[str, str] = {}
@@ -480,17 +547,31 @@ def packet_columns(names: list[str]) -> set[str]:
         if f.needs_tcp:
             from tcpsift.tcp import INPUT_COLUMNS
             cols |= set(INPUT_COLUMNS)
+        if f.needs_times:
+            cols |= {"ts_ns", "linktype"}
     return cols
 
 
 def table(cap, names: list[str], mask: pl.Expr | pl.Series | None = None) -> pl.DataFrame:
-    """The String table tshark would print: one column per requested field (nulls = empty)."""
+    """The String table tshark would print: one column per requested field (nulls = empty).
+
+    `cap.frame_times` (optional; textstream.fields.FrameTimes): the cap is a chunk of a
+    capture, and those are the frame times before it; they are advanced past it."""
     fields = [resolve(n) for n in names]
     needs_tcp = any(f.needs_tcp for f in fields)
     # the TCP analysis runs only when a field needs it (plain fields stay fast)
     packets = with_tcp(cap) if needs_tcp else cap.packets
+    times = getattr(cap, "frame_times", None)
+    with_times = times is not None or any(f.needs_times for f in fields)
+    if with_times:
+        packets = with_frame_times(packets, times)
+    every = packets
     if mask is not None:
         packets = packets.filter(mask)
+    if with_times:
+        packets = _with_shown_times(packets, times)
+        if times is not None:
+            _advance(times, every, packets)
     layers = getattr(cap, "layers", None)
     has_layers = layers is not None and layers.height > 0
     exprs = []

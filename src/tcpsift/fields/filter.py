@@ -1,6 +1,6 @@
 """A small subset of Wireshark display filters (-Y), evaluated on the packet table.
 
-Supported: protocol names (frame vlan ip ipv6 tcp udp icmp icmpv6), any field of
+Supported: protocol names (frame eth vlan ip ipv6 tcp udp icmp icmpv6), any field of
 `tcpsift.fields.FIELDS` alone (present) or compared with == != ~= < > <= >= (also
 eq ne lt gt le ge), and / &&, or / ||, not / !, parentheses. The TCP analysis fields
 (tcp.stream, tcp.analysis.*, ...) are computed only when the filter names one; the
@@ -30,6 +30,7 @@ from . import (
     layers_with_tcp,
     prepare_layers,
     rows_of,
+    with_frame_times,
     with_tcp,
 )
 
@@ -110,9 +111,16 @@ class _Parser:
         return ("cmp", field, "present", None)
 
 
+# Which frames are displayed is what the filter decides.
+_NOT_IN_FILTERS = {"frame.time_delta_displayed"}
+_MAC = re.compile(r"[0-9a-f]{2}([:.\-]?)[0-9a-f]{2}(\1[0-9a-f]{2}){4}")
+
+
 def _field(name: str) -> Field:
     if name in PROTOCOLS:
         return FIELDS[PROTOCOLS[name]]
+    if name in _NOT_IN_FILTERS:
+        raise FieldError(f"display filter: {name} cannot be used in a filter")
     if name in FIELDS and name not in _HIDDEN:
         return FIELDS[name]
     raise FieldError(f"display filter: unsupported field or protocol {name!r}")
@@ -123,7 +131,7 @@ def _value(field: Field, op: str, text: str):
     vtype = field.vtype
     if vtype in ("none", "text"):
         raise FieldError(f"display filter: {field.name} can only be tested for presence")
-    if vtype in ("ipv4", "ipv6", "bytes", "bool") and op not in ("==", "!=", "~="):
+    if vtype in ("ipv4", "ipv6", "ether", "bytes", "bool") and op not in ("==", "!=", "~="):
         raise FieldError(f"display filter: {field.name} cannot be compared with {op}")
     try:
         if vtype == "int" and text.startswith("-"):
@@ -140,6 +148,9 @@ def _value(field: Field, op: str, text: str):
             return str(ipaddress.IPv4Address(text))
         if vtype == "ipv6":
             return ipaddress.IPv6Address(text).compressed   # RFC 5952, as tcpsift prints
+        if vtype == "ether" and _MAC.fullmatch(text.lower()):
+            digits = re.sub(r"[:.\-]", "", text.lower())
+            return ":".join(digits[i:i + 2] for i in range(0, 12, 2))
     except (ValueError, KeyError, InvalidOperation):
         pass
     raise FieldError(f"display filter: {text!r} is not a valid value for {field.name}")
@@ -177,10 +188,11 @@ def _atom(packets, layers, field: Field, op: str, value) -> pl.Series:
     return res["h"]
 
 
-def _uses_tcp(node) -> bool:
+def _uses(node, need: str) -> bool:
+    """Whether a field of the tree has the Field flag `need` (needs_tcp, needs_times)."""
     if node[0] == "cmp":
-        return node[1].needs_tcp
-    return any(_uses_tcp(n) for n in node[1:])
+        return getattr(node[1], need)
+    return any(_uses(n, need) for n in node[1:])
 
 
 def compile_filter(text: str):
@@ -197,7 +209,8 @@ def compile_filter(text: str):
             return ~evaluate(packets, layers, node[1])
         return _atom(packets, layers, *node[1:])
 
-    needs_tcp = _uses_tcp(tree)
+    needs_tcp = _uses(tree, "needs_tcp")
+    needs_times = _uses(tree, "needs_times")
 
     def mask(cap) -> pl.Series:
         layers = getattr(cap, "layers", None)
@@ -207,7 +220,10 @@ def compile_filter(text: str):
                 layers = layers_with_tcp(cap, layers)
         # the TCP analysis runs only when the filter names one of its fields
         packets = with_tcp(cap) if needs_tcp else cap.packets
+        if needs_times:
+            packets = with_frame_times(packets, getattr(cap, "frame_times", None))
         return evaluate(packets, layers, tree)
 
     mask.needs_tcp = needs_tcp
+    mask.needs_times = needs_times
     return mask

@@ -1,10 +1,11 @@
 # cython: language_level=3
 """Text lines of `tshark -T fields` straight from the decoder's arrays.
 
-A field is a small program (see tcpsift.fields.stream): which column it reads, the
-presence bits that column needs, the condition the frame must meet (IPv4, IPv6, TCP,
-UDP) and how the value is printed. Lines go into a C buffer that is handed to a
-Python writer when it fills; nothing is allocated per frame.
+A field is a small program (see tcpsift.textstream.fields): which column it reads
+(SOURCES), the presence bits that column needs, the condition the frame must meet
+(CONDITIONS: IPv4, IPv6, TCP, UDP) and how the value is printed (FORMATS). Lines go into
+a C buffer that is handed to a Python writer when it fills; nothing is allocated per
+frame.
 """
 from libc.stdint cimport uint8_t, int16_t, uint16_t, int32_t, uint32_t, uint64_t, int64_t
 from libc.stdlib cimport malloc, free
@@ -12,7 +13,7 @@ from libc.string cimport memcpy
 
 import numpy as np
 
-# sources (must match stream.SOURCES)
+# sources (by name in SOURCES and TCP_SOURCES)
 DEF S_FRAME = 0
 DEF S_TS = 1
 DEF S_LEN = 2
@@ -31,24 +32,38 @@ DEF S_TCPLEN = 14
 DEF S_HDRLEN = 15
 DEF S_WINDOW = 16
 DEF S_UDPLEN = 17
+DEF S_ETH_SRC = 18
+DEF S_ETH_DST = 19
+DEF S_ETH_TYPE = 20
+# the frame's time against the first frame, the previous one, the previous one printed
+# (see FrameClock below)
+DEF S_FRAME_REL = 21
+DEF S_FRAME_DELTA = 22
+DEF S_FRAME_DELTA_SHOWN = 23
+DEF S_IPVERSION = 24
+DEF S_IPHDRLEN = 25
+DEF S_MSS = 26
+DEF S_WSCALE = 27
+DEF S_TSVAL = 28
+DEF S_TSECR = 29
 # TCP analysis (the kernel's output arrays); tshark's rules are in tcpsift.fields
-DEF S_STREAM = 20
-DEF S_TSEQ = 21
-DEF S_TACK = 22
-DEF S_NXTSEQ = 23
-DEF S_WINSIZE = 24
-DEF S_SCALE = 25
-DEF S_TREL = 26
-DEF S_TDELTA = 27
-DEF S_FLAG = 28
-DEF S_DUP = 29
-DEF S_DUPNUM = 30
-DEF S_DUPFRAME = 31
-DEF S_ACKS = 32
-DEF S_RTT = 33
-DEF S_IRTT = 34
-DEF S_BIF = 35
-DEF S_PUSH = 36
+DEF S_STREAM = 32
+DEF S_TSEQ = 33
+DEF S_TACK = 34
+DEF S_NXTSEQ = 35
+DEF S_WINSIZE = 36
+DEF S_SCALE = 37
+DEF S_TREL = 38
+DEF S_TDELTA = 39
+DEF S_FLAG = 40
+DEF S_DUP = 41
+DEF S_DUPNUM = 42
+DEF S_DUPFRAME = 43
+DEF S_ACKS = 44
+DEF S_RTT = 45
+DEF S_IRTT = 46
+DEF S_BIF = 47
+DEF S_PUSH = 48
 # entries of the `consts` argument
 DEF K_V_ROW = 0
 DEF K_V_SEQ = 1
@@ -74,6 +89,36 @@ DEF F_DEC = 0
 DEF F_HEX4 = 1
 DEF F_ADDR = 2
 DEF F_EPOCH = 3
+DEF F_FLAGS_STR = 4
+
+# A record without a link type (a pcapng custom block): tcpsift.capture._records
+DEF NO_LINKTYPE = 0xFFFF
+
+# header sources: packet columns by name, and the frame times
+SOURCES = {
+    "frame": S_FRAME, "ts_ns": S_TS, "len": S_LEN, "cap_len": S_CAPLEN, "src": S_SRC,
+    "dst": S_DST, "ip_id": S_IPID, "ttl": S_TTL, "ip_proto": S_PROTO, "sport": S_SPORT,
+    "dport": S_DPORT, "seq": S_SEQ, "ack": S_ACK, "tcp_flags": S_FLAGS, "tcp_len": S_TCPLEN,
+    "tcp_hdr_len": S_HDRLEN, "window": S_WINDOW, "udp_len": S_UDPLEN, "eth_src": S_ETH_SRC,
+    "eth_dst": S_ETH_DST, "eth_type": S_ETH_TYPE, "frame_time_relative": S_FRAME_REL,
+    "frame_time_delta": S_FRAME_DELTA, "frame_time_delta_displayed": S_FRAME_DELTA_SHOWN,
+    "ip_version": S_IPVERSION, "ip_hdr_len": S_IPHDRLEN, "mss": S_MSS, "wscale": S_WSCALE,
+    "tsval": S_TSVAL, "tsecr": S_TSECR,
+}
+# TCP analysis sources
+TCP_SOURCES = {
+    "stream": S_STREAM, "seq": S_TSEQ, "ack": S_TACK, "nxtseq": S_NXTSEQ,
+    "window_size": S_WINSIZE, "scalefactor": S_SCALE, "time_relative": S_TREL,
+    "time_delta": S_TDELTA, "flag": S_FLAG, "duplicate_ack": S_DUP,
+    "duplicate_ack_num": S_DUPNUM, "duplicate_ack_frame": S_DUPFRAME, "acks_frame": S_ACKS,
+    "ack_rtt": S_RTT, "initial_rtt": S_IRTT, "bytes_in_flight": S_BIF,
+    "push_bytes_sent": S_PUSH,
+}
+CONDITIONS = {"always": C_ALWAYS, "ipv4": C_V4, "ipv6": C_V6, "tcp": C_TCP, "udp": C_UDP}
+# hex4: 0x%04x; epoch: seconds with 9 decimals, sign first (also relative times);
+# flags_str: tcp.flags.str, a letter per set bit of 12, a middle dot per clear one
+FORMATS = {"dec": F_DEC, "hex4": F_HEX4, "addr": F_ADDR, "epoch": F_EPOCH,
+           "flags_str": F_FLAGS_STR}
 
 DEF MAX_FIELDS = 64
 # room one field can take: 20 digits, a sign and 9 decimals; addresses are checked
@@ -155,6 +200,22 @@ cdef inline Py_ssize_t put_hex4(char* p, uint64_t v) noexcept nogil:
     return n + 2
 
 
+cdef inline Py_ssize_t put_flags_str(char* p, uint64_t flags) noexcept nogil:
+    """tcp.flags.str: bits 11 to 0 as R R R A C E U A P R S F, U+00B7 (UTF-8) when clear."""
+    cdef const char* letters = b"RRRACEUAPRSF"
+    cdef Py_ssize_t k = 0
+    cdef int b
+    for b in range(12):
+        if flags & (<uint64_t>0x800 >> b):
+            p[k] = letters[b]
+            k += 1
+        else:
+            p[k] = <char>0xC2
+            p[k + 1] = <char>0xB7
+            k += 2
+    return k
+
+
 cdef inline Py_ssize_t put_epoch(char* p, int64_t ns) noexcept nogil:
     """Seconds with 9 decimals, as a Decimal(38, 9) prints (sign only when negative)."""
     cdef Py_ssize_t k = 0
@@ -224,11 +285,13 @@ cdef class LineWriter:
     def write_rows(self, const int32_t[:, ::1] program, uint64_t first_frame, dict rec,
                    dict pkt, const char* texts, const int64_t[::1] text_ends,
                    Py_ssize_t longest,
-                   dict tcp=None, const int64_t[::1] consts=None):
+                   dict tcp=None, const int64_t[::1] consts=None, times=None):
         """Write one line per row of `rec`/`pkt` (frames first_frame, first_frame+1, ...).
 
         `tcp`: the TCP analysis kernel's output arrays for these rows, and `consts` the
         bits that read them (see tcpsift.textstream.fields), when a field needs them.
+        `times`: the frame times before these rows (textstream.fields.FrameTimes), when a
+        frame.time_* field is asked for; advanced past them.
         A TCP field's program row holds its analysis bits in entry 4.
         program rows: (source, presence bits the column needs (any of them; 0: none),
         condition, format, two sets of presence bits the condition needs (each: any of
@@ -259,6 +322,15 @@ cdef class LineWriter:
         cdef const uint8_t[::1] tcp_hdr_len = pkt["tcp_hdr_len"]
         cdef const uint16_t[::1] window = pkt["window"]
         cdef const uint16_t[::1] udp_len = pkt["udp_len"]
+        cdef const uint32_t[::1] eth_src = pkt["eth_src"]
+        cdef const uint32_t[::1] eth_dst = pkt["eth_dst"]
+        cdef const uint16_t[::1] eth_type = pkt["eth_type"]
+        cdef const uint16_t[::1] linktype = rec["linktype"]
+        cdef const uint16_t[::1] ip_hdr_len = pkt["ip_hdr_len"]
+        cdef const uint16_t[::1] mss = pkt["mss"]
+        cdef const uint8_t[::1] wscale = pkt["wscale"]
+        cdef const uint32_t[::1] tsval = pkt["tsval"]
+        cdef const uint32_t[::1] tsecr = pkt["tsecr"]
         cdef int src_, cond, fmt
         cdef uint32_t need, bits, code
         cdef uint64_t v
@@ -288,9 +360,24 @@ cdef class LineWriter:
         cdef bint with_tcp = False
         cdef uint32_t tv = 0, ta = 0
         cdef bint t_row = False, t_ok = False, shown = False
+        # the frame times (tcpsift.fields: frame_times): the time Wireshark gives the
+        # frame (`wts`), the first frame's, the previous frame's, the previous printed one's
+        cdef bint with_times = False, started = False, any_shown = False
+        cdef int64_t wts = 0, first_ts = 0, prev_ts = 0, prev_shown_ts = 0
         for f in range(nf):
             if program[f, 0] >= S_STREAM:
                 with_tcp = True
+            if S_FRAME_REL <= program[f, 0] <= S_FRAME_DELTA_SHOWN:
+                with_times = True
+        if with_times:
+            if times is None:
+                raise ValueError("frame.time_* fields need the frame times")
+            started = times.first_ns is not None
+            if started:
+                first_ts, prev_ts = times.first_ns, times.prev_ns
+            any_shown = times.prev_shown_ns is not None
+            if any_shown:
+                prev_shown_ts = times.prev_shown_ns
         if with_tcp:
             if tcp is None or consts is None or consts.shape[0] != N_CONSTS:
                 raise ValueError("TCP fields need the analysis arrays and their bits")
@@ -322,6 +409,20 @@ cdef class LineWriter:
                 p = self.buf + self.used
                 k = 0
                 bits = present[i]
+                if with_times:
+                    if has_ts[i]:
+                        wts = ts[i]
+                    elif linktype[i] != NO_LINKTYPE:
+                        wts = 0
+                    else:
+                        wts = prev_ts if started else 0
+                    if not started:
+                        first_ts = wts
+                        prev_ts = wts
+                        started = True
+                    if not any_shown:
+                        prev_shown_ts = wts
+                        any_shown = True
                 if with_tcp:
                     tv = t_valid[i]
                     ta = t_ana[i]
@@ -365,8 +466,22 @@ cdef class LineWriter:
                             continue
                         k += put_epoch(p + k, ts[i])
                         continue
-                    if src_ == S_SRC or src_ == S_DST:
-                        code = src[i] if src_ == S_SRC else dst[i]
+                    if S_FRAME_REL <= src_ <= S_FRAME_DELTA_SHOWN:
+                        if not has_ts[i]:
+                            continue
+                        k += put_epoch(p + k, wts - (first_ts if src_ == S_FRAME_REL else
+                                                     prev_ts if src_ == S_FRAME_DELTA else
+                                                     prev_shown_ts))
+                        continue
+                    if fmt == F_ADDR:
+                        if src_ == S_SRC:
+                            code = src[i]
+                        elif src_ == S_DST:
+                            code = dst[i]
+                        elif src_ == S_ETH_SRC:
+                            code = eth_src[i]
+                        else:
+                            code = eth_dst[i]
                         if code >= <uint32_t>text_ends.shape[0]:
                             continue
                         start = text_ends[code - 1] if code else 0
@@ -401,14 +516,35 @@ cdef class LineWriter:
                         v = tcp_hdr_len[i]
                     elif src_ == S_WINDOW:
                         v = window[i]
+                    elif src_ == S_ETH_TYPE:
+                        v = eth_type[i]
+                    elif src_ == S_IPVERSION:
+                        v = ip_version[i]
+                    elif src_ == S_IPHDRLEN:
+                        v = ip_hdr_len[i]
+                    elif src_ == S_MSS:
+                        v = mss[i]
+                    elif src_ == S_WSCALE:
+                        v = wscale[i]
+                    elif src_ == S_TSVAL:
+                        v = tsval[i]
+                    elif src_ == S_TSECR:
+                        v = tsecr[i]
                     else:
                         v = udp_len[i]
                     if fmt == F_HEX4:
                         k += put_hex4(p + k, v)
+                    elif fmt == F_FLAGS_STR:
+                        k += put_flags_str(p + k, v)
                     else:
                         k += put_dec(p + k, v)
                 p[k] = 10
                 self.used += k + 1
+                if with_times:
+                    prev_ts = wts
+                    prev_shown_ts = wts
+        if with_times and started:
+            times.first_ns, times.prev_ns, times.prev_shown_ns = first_ts, prev_ts, prev_shown_ts
 
 
 

@@ -11,6 +11,7 @@ NumPy only until such a chunk comes.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from types import SimpleNamespace
 
 import numpy as np
@@ -29,61 +30,88 @@ from tcpsift.textstream import _lines
 # Frames per chunk: the arrays are reused, so they stay warm in the cache.
 CHUNK = 1 << 16
 
-SOURCES = {"frame": 0, "ts_ns": 1, "len": 2, "cap_len": 3, "src": 4, "dst": 5, "ip_id": 6,
-           "ttl": 7, "ip_proto": 8, "sport": 9, "dport": 10, "seq": 11, "ack": 12,
-           "tcp_flags": 13, "tcp_len": 14, "tcp_hdr_len": 15, "window": 16, "udp_len": 17}
-ALWAYS, V4, V6, TCP, UDP = range(5)
-DEC, HEX4, ADDR, EPOCH = range(4)
+ALWAYS, V4, V6, TCP, UDP = "always", "ipv4", "ipv6", "tcp", "udp"
+DEC, HEX4, ADDR, EPOCH, FLAGS_STR = "dec", "hex4", "addr", "epoch", "flags_str"
 
-# field -> (packet column, condition, format): the same rules as the field's packet
+# field -> (source: a packet column or a frame time, condition, format), named as
+# _lines.SOURCES, CONDITIONS and FORMATS name them: the same rules as the field's packet
 # expression in tcpsift.fields.FIELDS (a test holds the two paths equal on every capture
 # of the corpus, and the conformance suite holds that path equal to tshark).
 STREAMED = {
     "frame.number": ("frame", ALWAYS, DEC),
     "frame.time_epoch": ("ts_ns", ALWAYS, EPOCH),
+    "frame.time_relative": ("frame_time_relative", ALWAYS, EPOCH),
+    "frame.time_delta": ("frame_time_delta", ALWAYS, EPOCH),
+    "frame.time_delta_displayed": ("frame_time_delta_displayed", ALWAYS, EPOCH),
     "frame.len": ("len", ALWAYS, DEC),
     "frame.cap_len": ("cap_len", ALWAYS, DEC),
+    "eth.src": ("eth_src", ALWAYS, ADDR),
+    "eth.dst": ("eth_dst", ALWAYS, ADDR),
+    "eth.type": ("eth_type", ALWAYS, HEX4),
+    "ip.version": ("ip_version", ALWAYS, DEC),
     "ip.src": ("src", V4, ADDR),
     "ip.dst": ("dst", V4, ADDR),
+    "ip.hdr_len": ("ip_hdr_len", V4, DEC),
     "ip.id": ("ip_id", V4, HEX4),
     "ip.ttl": ("ttl", V4, DEC),
     "ip.proto": ("ip_proto", V4, DEC),
     "ipv6.src": ("src", V6, ADDR),
     "ipv6.dst": ("dst", V6, ADDR),
+    "ipv6.hlim": ("ttl", V6, DEC),
     "tcp.srcport": ("sport", TCP, DEC),
     "tcp.dstport": ("dport", TCP, DEC),
     "tcp.seq_raw": ("seq", TCP, DEC),
     "tcp.ack_raw": ("ack", TCP, DEC),
     "tcp.flags": ("tcp_flags", TCP, HEX4),
+    "tcp.flags.str": ("tcp_flags", TCP, FLAGS_STR),
     "tcp.len": ("tcp_len", TCP, DEC),
     "tcp.hdr_len": ("tcp_hdr_len", TCP, DEC),
     "tcp.window_size_value": ("window", TCP, DEC),
+    "tcp.options.mss_val": ("mss", TCP, DEC),
+    "tcp.options.wscale.shift": ("wscale", TCP, DEC),
+    "tcp.options.timestamp.tsval": ("tsval", TCP, DEC),
+    "tcp.options.timestamp.tsecr": ("tsecr", TCP, DEC),
     "udp.srcport": ("sport", UDP, DEC),
     "udp.dstport": ("dport", UDP, DEC),
     "udp.length": ("udp_len", UDP, DEC),
 }
 
 
-# TCP analysis fields -> (source in _lines.pyx, analysis bits for the verdict flags); the
-# rules are those of tcpsift.fields' TCP field list
-_FLAG = 28
+# TCP analysis fields -> (source, as _lines.TCP_SOURCES names it; analysis bits for the
+# verdict flags); the rules are those of tcpsift.fields' TCP field list
 TCP_STREAMED = {
-    "tcp.stream": (20, 0), "tcp.seq": (21, 0), "tcp.ack": (22, 0), "tcp.nxtseq": (23, 0),
-    "tcp.window_size": (24, 0), "tcp.window_size_scalefactor": (25, 0),
-    "tcp.time_relative": (26, 0), "tcp.time_delta": (27, 0),
+    **{f"tcp.{n}": (n, 0) for n in ("stream", "seq", "ack", "nxtseq", "window_size",
+                                    "time_relative", "time_delta")},
+    "tcp.window_size_scalefactor": ("scalefactor", 0),
     # the fast and spurious verdicts also carry the generic retransmission item
-    "tcp.analysis.retransmission": (_FLAG, FLAG_BITS["retransmission"]
+    "tcp.analysis.retransmission": ("flag", FLAG_BITS["retransmission"]
                                     | FLAG_BITS["fast_retransmission"]
                                     | FLAG_BITS["spurious_retransmission"]),
-    **{f"tcp.analysis.{n}": (_FLAG, FLAG_BITS[n]) for n in (
+    **{f"tcp.analysis.{n}": ("flag", FLAG_BITS[n]) for n in (
         "fast_retransmission", "spurious_retransmission", "out_of_order", "lost_segment",
         "ack_lost_segment", "zero_window", "zero_window_probe", "zero_window_probe_ack",
         "window_full", "window_update", "keep_alive", "keep_alive_ack", "reused_ports")},
-    "tcp.analysis.duplicate_ack": (29, 0), "tcp.analysis.duplicate_ack_num": (30, 0),
-    "tcp.analysis.duplicate_ack_frame": (31, 0), "tcp.analysis.acks_frame": (32, 0),
-    "tcp.analysis.ack_rtt": (33, 0), "tcp.analysis.initial_rtt": (34, 0),
-    "tcp.analysis.bytes_in_flight": (35, 0), "tcp.analysis.push_bytes_sent": (36, 0),
+    **{f"tcp.analysis.{n}": (n, 0) for n in (
+        "duplicate_ack", "duplicate_ack_num", "duplicate_ack_frame", "acks_frame", "ack_rtt",
+        "initial_rtt", "bytes_in_flight", "push_bytes_sent")},
 }
+
+# the fields that read FrameTimes
+FRAME_TIME_FIELDS = frozenset(("frame.time_relative", "frame.time_delta",
+                               "frame.time_delta_displayed"))
+
+
+@dataclass
+class FrameTimes:
+    """What frame.time_relative, frame.time_delta and frame.time_delta_displayed of the
+    next frame are measured from: the time Wireshark gives the capture's first frame, the
+    previous frame and the previous frame printed (None: no such frame yet). A run keeps
+    one and both printing paths advance it (_lines.LineWriter.write_rows,
+    tcpsift.fields.table: `frame_times`), so that chunks print what the whole capture
+    prints."""
+    first_ns: int | None = None
+    prev_ns: int | None = None
+    prev_shown_ns: int | None = None
 
 
 def can_format(names: list[str]) -> bool:
@@ -107,14 +135,17 @@ def _program(names: list[str]) -> np.ndarray:
                  V6: (presence_bits("ip_version"), 0),
                  TCP: (presence_bits("ip_proto"), presence_bits("sport")),
                  UDP: (presence_bits("ip_proto"), presence_bits("sport"))}
+    cond_of, fmt_of = _lines.CONDITIONS, _lines.FORMATS
     rows = []
     for n in names:
         if n in TCP_STREAMED:
             source, flag_bits = TCP_STREAMED[n]
-            rows.append((source, 0, ALWAYS, DEC, flag_bits, 0))
+            rows.append((_lines.TCP_SOURCES[source], 0, cond_of[ALWAYS], fmt_of[DEC],
+                         flag_bits, 0))
             continue
         column, cond, fmt = STREAMED[n]
-        rows.append((SOURCES[column], presence_bits(column), cond, fmt, *cond_bits[cond]))
+        rows.append((_lines.SOURCES[column], presence_bits(column), cond_of[cond], fmt_of[fmt],
+                     *cond_bits[cond]))
     return np.array(rows, np.int32).reshape(len(rows), 6)
 
 
@@ -150,7 +181,8 @@ class _AddressTexts:
 
 
 def _write_through_table(names, rec, pkt, sacks, layer_rows, first_row, texts, fh, tcp=None,
-                         flt=None, info=None, file_id=0, file_first_row=0, file_frame=None):
+                         flt=None, info=None, file_id=0, file_first_row=0, file_frame=None,
+                         times=None):
     """Print one chunk the table way (frames with repeated headers, or every chunk when
     a filter or a field needs it): the chunk's packet and layer tables, its slice of the
     streamed TCP analysis (`tcp`: output arrays, when a field or the filter needs them)
@@ -159,7 +191,7 @@ def _write_through_table(names, rec, pkt, sacks, layer_rows, first_row, texts, f
     what the whole capture prints. `texts`: address texts by id (AddressWords.series).
     The chunk's frames are of file `file_id`, whose first frame is row `file_first_row`
     (or, merged from several files, of the files `file_id` and numbered `file_frame` there,
-    per frame)."""
+    per frame). `times`: the run's FrameTimes, advanced past the chunk."""
     from tcpsift.capture.table import layer_table, packet_table
     from tcpsift.fields import write
 
@@ -171,7 +203,7 @@ def _write_through_table(names, rec, pkt, sacks, layer_rows, first_row, texts, f
     layer_rows = layer_rows.copy()
     layer_rows["row"] -= first_row
     layers = layer_table(layer_rows, frame, texts, file_id)
-    cap = SimpleNamespace(packets=packets, layers=layers, info=info)
+    cap = SimpleNamespace(packets=packets, layers=layers, info=info, frame_times=times)
     if tcp is not None:
         from tcpsift.tcp import output_table
         cap.tcp = output_table(tcp, packets)
@@ -258,6 +290,8 @@ class _Run:
         self.consts = _tcp_consts() if self.with_tcp else None
         self.lines = _lines.LineWriter(fh.write)
         self._tcp_out = None                # the analysis outputs used again (_print)
+        self.times = FrameTimes() if (FRAME_TIME_FIELDS.intersection(names) or (
+            flt is not None and flt.needs_times)) else None
         self.row = 0
         self.formats: list[dict] = []       # per file read, for frame.interface_id
         self.warnings: list[str] = []
@@ -322,10 +356,11 @@ class _Run:
             self.lines.flush()
             _write_through_table(self.names, rec, pkt, sacks, layer_rows, self.row,
                                  self.words.series, self.fh, tcp, self.flt, info, file_id,
-                                 file_first_row, file_frame)
+                                 file_first_row, file_frame, self.times)
         else:
             self.lines.write_rows(self.program, self.row + 1, rec, pkt, self.texts.blob,
-                                  self.texts.ends, self.texts.longest, tcp, self.consts)
+                                  self.texts.ends, self.texts.longest, tcp, self.consts,
+                                  self.times)
         self.row += n
 
     def file(self, path: str, file_id: int):
