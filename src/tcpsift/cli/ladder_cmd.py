@@ -10,6 +10,7 @@ import click
 
 from tcpsift.cli.common import EXIT_PARTIAL, fail
 from tcpsift.cli.modes import announce, mode_option
+from tcpsift.cli.paths import CAPTURE_FILE
 
 # the text view's lines: client-to-server at the left, server-to-client indented
 ARROWS = {"c2s": "-->", "s2c": " " * 8 + "<--"}
@@ -18,7 +19,7 @@ VERDICT_STYLE = "bold red"
 
 
 @click.command("ladder")
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("files", nargs=-1, required=True, type=CAPTURE_FILE)
 @click.option("--stream", type=int, metavar="N", help="The connection with this tcp.stream.")
 @click.option("--conn", metavar='"A:P B:P"', help="The connection between these endpoints "
               "(either order; IPv6 as [ADDRESS]:PORT).")
@@ -26,8 +27,8 @@ VERDICT_STYLE = "bold red"
 @click.option("--where", metavar="EXPR", help="Keep rows where this SQL condition on the "
               "columns holds, e.g. \"direction = 'c2s' and window < 500000\".")
 @click.option("--format", "fmt", type=click.Choice(["text", "csv", "json"]), default="text",
-              show_default=True, help="Output format; csv and json write the columns "
-              "frame,direction,time_rel_s,flags,seq,ack,len,window,verdicts.")
+              show_default=True, help="Output format; csv and json write the columns frame, "
+              "direction, time_rel_s, flags, seq, ack, len, window, verdicts.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to this file.")
 @click.option("--utc", is_flag=True, help="Absolute times in UTC (default: local time).")
 @mode_option(("merge", "concat"))
