@@ -37,6 +37,8 @@ def test_filter_no_match_prints_nothing():
 def test_list():
     r = run("--list")
     assert r.exit_code == 0 and "tcp.seq_raw" in r.output.split()
+    assert {"eth.src", "eth.dst", "eth.type", "frame.time_relative", "frame.time_delta",
+            "frame.time_delta_displayed", "tcp.flags.str"} <= set(r.output.split())
 
 
 @pytest.mark.parametrize("args,msg", [
@@ -70,4 +72,6 @@ def test_truncated_file_prints_what_it_read_and_exits_1(tmp_path):
     r = CliRunner().invoke(cli, ["fields", str(cut), "-e", "frame.number"])
     assert r.exit_code == 1
     assert r.stdout.splitlines()[:2] == ["1", "2"]
-    assert "tcpsift: " in r.stderr
+    # the other commands' prefix for a file read only up to a fault
+    assert r.stderr.startswith(f"tcpsift: warning: {cut}: "), r.stderr
+    assert len(r.stderr.splitlines()) == 1

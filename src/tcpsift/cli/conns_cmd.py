@@ -9,6 +9,7 @@ import click
 
 from tcpsift.cli.common import EXIT_PARTIAL, check_output, fail, output_file, sql_where
 from tcpsift.cli.modes import announce, mode_option
+from tcpsift.cli.paths import CAPTURE_FILE
 
 
 def _valid_columns() -> list[str]:
@@ -18,8 +19,8 @@ def _valid_columns() -> list[str]:
 
 
 @click.command("conns")
-# plain strings: a directory or a missing file is read()'s one-line error, not Click's usage text
-@click.argument("files", nargs=-1, required=True)
+# a directory or a missing file: a one-line error, not Click's usage text (cli/paths.py)
+@click.argument("files", nargs=-1, required=True, type=CAPTURE_FILE)
 @click.option("--format", "fmt", type=click.Choice(["text", "csv", "json", "parquet"]),
               default="text", show_default=True,
               help="text: a table for reading (milliseconds, readable times); csv, json and "

@@ -7,6 +7,7 @@ from contextlib import contextmanager
 import click
 
 from tcpsift.cli.modes import announce, mode_option
+from tcpsift.cli.paths import CAPTURE_FILE
 
 
 def _fail(msg: str, code: int = 2):
@@ -15,7 +16,7 @@ def _fail(msg: str, code: int = 2):
 
 
 @click.command("fields")
-@click.argument("files", nargs=-1, type=click.Path(dir_okay=False))
+@click.argument("files", nargs=-1, type=CAPTURE_FILE)
 @click.option("-e", "names", multiple=True, metavar="FIELD",
               help="Wireshark field to print (repeatable), e.g. -e ip.src -e tcp.port.")
 @click.option("-Y", "display_filter", metavar="FILTER",
@@ -84,7 +85,7 @@ def _stream(paths: list[str], names: list[str], flt=None, mode="merge"):
 def _finish(warnings: list[str], complete: bool):
     if not complete:
         for w in warnings:
-            click.echo(f"tcpsift: {w}", err=True)
+            click.echo(f"tcpsift: warning: {w}", err=True)
         sys.exit(1)
 
 

@@ -8,6 +8,7 @@ import click
 
 from tcpsift.cli.common import EXIT_PARTIAL, fail
 from tcpsift.cli.modes import announce, mode_option
+from tcpsift.cli.paths import CAPTURE_FILE
 
 
 def _time(ns):
@@ -55,7 +56,7 @@ def render(summary: dict) -> str:
 
 
 @click.command("info")
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("files", nargs=-1, required=True, type=CAPTURE_FILE)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON (with "
               "--mode separate, a list of summaries).")
 @mode_option()

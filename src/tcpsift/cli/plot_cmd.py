@@ -10,6 +10,7 @@ import click
 
 from tcpsift.cli.common import EXIT_PARTIAL, fail
 from tcpsift.cli.modes import announce, mode_option
+from tcpsift.cli.paths import CAPTURE_FILE
 
 FORMATS = ("png", "svg", "pdf")
 # Dates left out of the files, so that the same capture draws the same bytes.
@@ -45,7 +46,7 @@ class _Staged:
 
 
 @click.command("plot")
-@click.argument("files", nargs=-1, required=True)
+@click.argument("files", nargs=-1, required=True, type=CAPTURE_FILE)
 @click.argument("kind")
 @click.option("--stream", type=int, metavar="N", help="The connection: its tcp.stream number "
               "(tcpsift conns lists them).")

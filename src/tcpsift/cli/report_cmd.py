@@ -8,10 +8,11 @@ import click
 
 from tcpsift.cli.common import EXIT_PARTIAL, fail
 from tcpsift.cli.modes import announce, mode_option
+from tcpsift.cli.paths import CAPTURE_FILE
 
 
 @click.command("report")
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("files", nargs=-1, required=True, type=CAPTURE_FILE)
 @click.option("-o", "--output", required=True, metavar="FILE.html",
               help="The HTML file to write (replaced whole, or left as it was on failure).")
 @click.option("--stream", "streams", type=int, multiple=True, metavar="N",

@@ -1,0 +1,38 @@
+"""The FILE arguments of every command that reads captures: a directory is the one-line
+error of any file that cannot be read (`tcpsift: PATH: ...`, exit 2), not Click's usage
+text, and nothing is written."""
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from tcpsift.cli.main import COMMANDS, cli
+
+# each command that reads captures, with the other arguments it needs to start
+ARGS = {
+    "fields": ["-e", "frame.number"],
+    "info": [],
+    "conns": [],
+    "ladder": ["--stream", "0"],
+    "report": ["-o", "{out}/report.html"],
+    "plot": ["window", "--stream", "0", "-o", "{out}/plot.png"],
+}
+
+
+def test_every_capture_command_is_covered():
+    assert set(ARGS) == set(COMMANDS)
+
+
+@pytest.mark.parametrize("command", sorted(ARGS))
+def test_a_directory_is_a_one_line_error(tmp_path, command):
+    folder = tmp_path / "captures"
+    folder.mkdir()
+    out = tmp_path / "out"
+    out.mkdir()
+    args = [a.format(out=out) for a in ARGS[command]]
+    # the file arguments come first (plot's KIND after them)
+    res = CliRunner().invoke(cli, [command, str(folder), *args])
+    assert res.exit_code == 2, res.output
+    assert res.stderr == f"tcpsift: {folder}: Is a directory\n"
+    assert res.stdout == ""
+    assert not list(out.iterdir())
