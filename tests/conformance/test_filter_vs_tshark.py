@@ -71,9 +71,10 @@ pytestmark = pytest.mark.skipif(tshark_version() is None, reason="tshark is not 
 # previous one the filter kept (also from the chunk before, in `tcpsift fields`)
 TIMES = ["frame.number", "frame.time_relative", "frame.time_delta", "frame.time_delta_displayed",
          "tcp.flags.str"]
-TIMES_CASES = [("tcp/mixed-126-streams.pcap", "tcp.stream == 3 or tcp.stream == 90"),
-               ("pcapng/generator/be-102-all-block-types.pcapng", "frame.number > 3"),
-               ("l3l4/icmp-traceroute.pcapng", "icmp.type == 11")]
+# (capture, filter, frames a chunk in the command: several chunks a capture)
+TIMES_CASES = [("tcp/mixed-126-streams.pcap", "tcp.stream == 3 or tcp.stream == 90", 701),
+               ("pcapng/generator/be-102-all-block-types.pcapng", "frame.number > 3", 3),
+               ("l3l4/icmp-traceroute.pcapng", "icmp.type == 11", 7)]
 
 
 @pytest.mark.parametrize("capture", sorted(CASES))
@@ -95,9 +96,10 @@ def test_filters_select_like_tshark(capture):
     assert not wrong, "\n".join(wrong)
 
 
-@pytest.mark.parametrize("capture,display_filter", TIMES_CASES)
-def test_frame_times_under_a_filter_print_like_tshark(monkeypatch, capture, display_filter):
-    """The whole capture's table, and the command printing it 7 frames at a time."""
+@pytest.mark.parametrize("capture,display_filter,chunk", TIMES_CASES)
+def test_frame_times_under_a_filter_print_like_tshark(monkeypatch, capture, display_filter,
+                                                      chunk):
+    """The whole capture's table, and the command printing it chunk by chunk."""
     from click.testing import CliRunner
 
     from tcpsift.cli.main import cli
@@ -109,7 +111,7 @@ def test_frame_times_under_a_filter_print_like_tshark(monkeypatch, capture, disp
     theirs = tshark_fields(path, TIMES, display_filter)[1]
     assert theirs, "the filter keeps some frames"
     assert tcpsift_fields(path, TIMES, display_filter) == theirs
-    monkeypatch.setattr(streamed, "CHUNK", 7)
+    monkeypatch.setattr(streamed, "CHUNK", chunk)
     res = CliRunner().invoke(cli, ["fields", str(path), "-Y", display_filter,
                                    *[a for f in TIMES for a in ("-e", f)]])
     assert res.exit_code == 0, res.output
