@@ -1,5 +1,6 @@
 """The connection table: one row per TCP connection (`tcp.stream`), built from the
-packet table and the TCP analysis with Polars aggregations (no per-packet Python).
+packet table and the TCP analysis by NumPy reductions keyed by stream and side
+(no per-packet Python, no group-by over the packet table).
 
     tcpsift.tcp.connections.connections(capture) -> polars.DataFrame   # also capture.conns
 
@@ -30,112 +31,219 @@ FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
 INACTIVE, SYN_SENT, SYN_ACK_SENT, PARTIAL, ESTABLISHED, CLOSED, RESET = range(7)
 
 
-def has_verdict(name: str) -> pl.Expr:
-    """tcpsift.tcp.verdict() on the `shown` column _per_packet computes once (the same
-    test, without redoing the shown mask for every verdict of every aggregation)."""
-    return (C("shown") & FILTER_BITS[name]) != 0
+class _Rows:
+    """The TCP rows of a capture as NumPy arrays (frame order), with each row's stream,
+    side (`c2s`: sent by the client) and the keys the per-stream reductions use:
+    `stream` (0 .. n-1) and `side` (2 * stream + c2s)."""
+
+    def __init__(self, capture, with_macs: bool):
+        pk, tcp = capture.packets, capture.tcp
+        keep = tcp["stream"].is_not_null()
+        macs = ("eth_src", "eth_dst") if with_macs else ()
+        self.packets = pk.select("src", "dst", "sport", "dport", "mss", "wscale", "sack_perm",
+                                 C("tsval").is_not_null().alias("timestamps"),
+                                 *macs).filter(keep)
+        num = pl.concat([pk.select("frame", "ts_ns", "len", "tcp_flags", "tcp_len", "window",
+                                   "sport", "dport"),
+                         tcp.select("stream", "direction", "window_scaled", "ack_rtt_ns",
+                                    shown_analysis().alias("shown"))],
+                        how="horizontal").filter(keep)
+        self.n_rows = num.height
+        # streams numbered 0 .. n-1 in the order of their numbers (a table of some
+        # streams only, as the ladder passes, has gaps): `numbers` maps back
+        numbers = num["stream"].to_numpy().astype(np.int64)
+        present = np.bincount(numbers) > 0
+        self.numbers = np.flatnonzero(present)
+        self.stream = (np.cumsum(present) - 1)[numbers]
+        self.n = len(self.numbers)
+        self.frame = num["frame"].to_numpy().astype(np.int64)
+        self.ts = num["ts_ns"].fill_null(NO_TIME).to_numpy()
+        self.len = num["len"].fill_null(0).to_numpy().astype(np.uint64)
+        # (a header cut before its flags has none: no test on them holds for its row)
+        self.has_flags = num["tcp_flags"].is_not_null().to_numpy()
+        self.flags = num["tcp_flags"].fill_null(0).to_numpy().astype(np.int64)
+        self.tcp_len = num["tcp_len"].fill_null(0).to_numpy().astype(np.int64)
+        self.window = num["window"].fill_null(-1).to_numpy().astype(np.int64)
+        self.window_scaled = num["window_scaled"].fill_null(NO_WINDOW).to_numpy().astype(np.int64)
+        self.shown = num["shown"].to_numpy().astype(np.int64)
+        self.has_rtt = num["ack_rtt_ns"].is_not_null().to_numpy()
+        self.rtt = num["ack_rtt_ns"].fill_null(0).to_numpy()
+        direction = num["direction"].fill_null(0).to_numpy().astype(np.int64)
+        flags = self.flags
+        self.syn = (flags & (SYN | ACK)) == SYN
+        self.synack = (flags & (SYN | ACK)) == (SYN | ACK)
+        # which `direction` is the client's: the first SYN's, else the one opposite the
+        # first SYN-ACK, else the one sending from the higher port (equal: direction 0)
+        syn_row = self.first(self.syn)
+        synack_row = self.first(self.synack)
+        dir0_row = self.first(direction == 0)
+        sport, dport = num["sport"].fill_null(0).to_numpy(), num["dport"].fill_null(0).to_numpy()
+        by_port = np.where((dir0_row >= 0) & (sport[dir0_row] < dport[dir0_row]), 1, 0)
+        client_dir = np.where(syn_row >= 0, direction[syn_row],
+                              np.where(synack_row >= 0, 1 - direction[synack_row], by_port))
+        self.c2s = direction == client_dir[self.stream]
+        self.side = 2 * self.stream + self.c2s
+
+    # --- reductions per stream (keys = self.stream, n) or per side (self.side, 2n) ----
+    def first(self, mask, keys=None, n=None) -> np.ndarray:
+        """The first row (frame order) of each key where `mask` holds; -1 where none."""
+        keys, n = (self.stream, self.n) if keys is None else (keys, n)
+        out = np.full(n, NO_ROW, np.int64)
+        rows = np.flatnonzero(mask)
+        np.minimum.at(out, keys[rows], rows)
+        out[out == NO_ROW] = -1
+        return out
+
+    def first_of_side(self, mask, client: bool) -> np.ndarray:
+        return self.first(mask & (self.c2s == client))
+
+    def count(self, mask=None, keys=None, n=None) -> np.ndarray:
+        keys, n = (self.side, 2 * self.n) if keys is None else (keys, n)
+        return np.bincount(keys if mask is None else keys[mask], minlength=n)
+
+    def total(self, values, keys=None, n=None) -> np.ndarray:
+        keys, n = (self.side, 2 * self.n) if keys is None else (keys, n)
+        out = np.zeros(n, np.uint64)
+        np.add.at(out, keys, values.astype(np.uint64))
+        return out
+
+    def extreme(self, values, ufunc, empty, mask=None, keys=None, n=None) -> np.ndarray:
+        keys, n = (self.stream, self.n) if keys is None else (keys, n)
+        out = np.full(n, empty, np.int64)
+        if mask is None:
+            ufunc.at(out, keys, values)
+        else:
+            ufunc.at(out, keys[mask], values[mask])
+        return out
 
 
-def _per_packet(capture, with_macs: bool = False) -> pl.DataFrame:
-    """Packet and analysis columns of the TCP rows, with the client side marked."""
-    pk = capture.packets
-    tcp = capture.tcp
-    macs = ("eth_src", "eth_dst") if with_macs else ()
-    df = pl.concat([pk.select("frame", "ts_ns", "len", "src", "dst", "sport", "dport",
-                              "tcp_flags", "tcp_len", "window", "mss", "wscale", "sack_perm",
-                              "tsval", *macs),
-                    tcp.select("stream", "direction", "analysis", "window_scaled", "ack_rtt_ns")],
-                   how="horizontal").filter(C("stream").is_not_null())
-    syn = (C("tcp_flags") & (SYN | ACK)) == SYN
-    synack = (C("tcp_flags") & (SYN | ACK)) == (SYN | ACK)
-    # which `direction` value is the client's, per stream
-    roles = df.group_by("stream").agg(
-        C("direction").filter(syn).first().alias("syn_dir"),
-        C("direction").filter(synack).first().alias("synack_dir"),
-        C("sport").filter(C("direction") == 0).first().alias("port0"),
-        C("dport").filter(C("direction") == 0).first().alias("port1"),
-    ).with_columns(
-        pl.coalesce(C("syn_dir"), 1 - C("synack_dir").cast(pl.Int16),
-                    pl.when(C("port0") < C("port1")).then(1)
-                    .when(C("port0") > C("port1")).then(0)
-                    .otherwise(0)).cast(pl.UInt8).alias("client_dir"))
-    return (df.join(roles.select("stream", "client_dir"), on="stream", how="left")
-              .with_columns((C("direction") == C("client_dir")).alias("c2s"),
-                            shown_analysis().alias("shown")))
+NO_ROW = np.iinfo(np.int64).max
+NO_TIME = np.iinfo(np.int64).min      # ts_ns of a frame without a time
+NO_TIME_MAX = np.iinfo(np.int64).max  # the empty value of a minimum of times
+NO_WINDOW = np.iinfo(np.int64).max
 
 
-def _history(df: pl.DataFrame) -> pl.DataFrame:
-    """Zeek-style history string per stream."""
-    flags = C("tcp_flags")
-    nflags = ((flags & SYN) > 0).cast(pl.UInt8) + ((flags & FIN) > 0).cast(pl.UInt8) \
-        + ((flags & RST) > 0).cast(pl.UInt8)
-    main = (pl.when(nflags > 1).then(pl.when((flags & (FIN | RST)) == (FIN | RST))
-                                     .then(pl.lit("I")).otherwise(pl.lit("Q")))
-            .when((flags & SYN) > 0).then(pl.when((flags & ACK) > 0).then(pl.lit("H"))
-                                          .otherwise(pl.lit("S")))
-            .when((flags & FIN) > 0).then(pl.lit("F"))
-            .when((flags & RST) > 0).then(pl.lit("R"))
-            .when(C("tcp_len") > 0).then(pl.lit("D"))
-            .when((flags & ACK) > 0).then(pl.lit("A")))
-    retrans = has_verdict("retransmission")
-    zero_win = (C("window") == 0) & ((flags & RST) == 0) & ((flags & SYN) == 0)
-    parts = []
-    for rank, (letter, cond) in enumerate((("main", None), ("T", retrans), ("W", zero_win))):
-        sel = df.select("stream", "frame", "c2s",
-                        (main if cond is None else pl.when(cond).then(pl.lit(letter))).alias("ch"))
-        parts.append(sel.drop_nulls("ch").with_columns(pl.lit(rank).alias("rank")))
-    letters = pl.concat(parts).with_columns(
-        pl.when(C("c2s")).then(C("ch")).otherwise(C("ch").str.to_lowercase()).alias("ch"))
-    letters = letters.sort("stream", "frame", "rank").with_columns(
-        (pl.int_range(pl.len()).over("stream", "ch") + 1).alias("nth"))
-    repeat = C("ch").str.to_uppercase().is_in(["T", "W"])
-    nth = C("nth")
-    keep = (nth == 1) | (repeat & ((nth == 10) | (nth == 100) | (nth == 1000) | (nth == 10000)))
-    return (letters.filter(keep).group_by("stream", maintain_order=True)
-            .agg(C("ch").str.join("").alias("history")))
+def _at(values: np.ndarray, rows: np.ndarray, missing):
+    """values[rows] with `missing` where rows is -1."""
+    return np.where(rows >= 0, values[np.maximum(rows, 0)], missing)
 
 
-def _endpoint_states(df: pl.DataFrame) -> pl.DataFrame:
-    """Final Zeek endpoint state of each side, from the last state-changing packet."""
-    flags = C("tcp_flags")
-    state = (pl.when((flags & RST) > 0).then(RESET)
-             .when((flags & FIN) > 0).then(CLOSED)
-             .when((flags & (SYN | ACK)) == SYN).then(SYN_SENT)
-             .when((flags & (SYN | ACK)) == (SYN | ACK))
-             .then(pl.when(C("c2s")).then(SYN_ACK_SENT).otherwise(ESTABLISHED))
-             .otherwise(None))
-    seen = df.with_columns(state.alias("st"))
-    per_side = seen.group_by("stream", "c2s").agg(
-        # RESET and CLOSED are final; else the latest handshake state; else data = PARTIAL
-        pl.when((C("st") == RESET).any()).then(RESET)
-        .when((C("st") == CLOSED).any()).then(CLOSED)
-        .otherwise(C("st").drop_nulls().last()).alias("st"),
-        ((C("tcp_flags") & (SYN | FIN | RST)) == 0).any().alias("plain"),
-        C("tcp_len").sum().alias("size"))
-    return per_side
+def _either(first: pl.Series, second: pl.Series) -> pl.Series:
+    """first, with second's values where first is null."""
+    return first.zip_with(first.is_not_null(), second)
 
 
-def _conn_state(df: pl.DataFrame, history: pl.DataFrame) -> pl.DataFrame:
-    sides = _endpoint_states(df)
-    o = sides.filter(C("c2s")).select("stream", C("st").alias("os"), C("plain").alias("o_plain"),
-                                      C("size").alias("o_size"))
-    r = sides.filter(~C("c2s")).select("stream", C("st").alias("rs"), C("plain").alias("r_plain"),
-                                       C("size").alias("r_size"))
-    s = (df.select("stream").unique().join(o, on="stream", how="left")
-         .join(r, on="stream", how="left").join(history, on="stream", how="left"))
-    # a client that only ever sent a SYN and then ACKs the SYN-ACK is established
+def _gather(series: pl.Series, rows: np.ndarray) -> pl.Series:
+    """series[rows], null where rows is -1."""
+    taken = series.gather(np.maximum(rows, 0))
+    return pl.select(pl.when(pl.Series(rows >= 0)).then(taken)).to_series().alias(series.name)
+
+
+def _rtt_statistics(r: _Rows) -> dict[str, pl.Series]:
+    """Smallest, median (Polars' median: the mean of the two middle values, truncated)
+    and largest ACK RTT of each stream; null where it has none."""
+    stream, rtt = r.stream[r.has_rtt], r.rtt[r.has_rtt]
+    order = np.lexsort((rtt, stream))
+    stream, rtt = stream[order], rtt[order]
+    counts = np.bincount(stream, minlength=r.n)
+    starts = np.r_[0, np.cumsum(counts)[:-1]]
+    some = counts > 0
+    last = np.maximum(starts + counts - 1, 0)
+    low = np.minimum(starts + (counts - 1) // 2, max(len(rtt) - 1, 0))
+    high = np.minimum(starts + counts // 2, max(len(rtt) - 1, 0))
+    values = rtt if len(rtt) else np.zeros(1, np.int64)
+    median = ((values[low].astype(np.float64) + values[high]) / 2).astype(np.int64)
+    none = pl.Series(~some)
+    return {"ack_rtt_min_ns": pl.Series(values[np.minimum(starts, len(values) - 1)]).set(none, None),
+            "ack_rtt_median_ns": pl.Series(median).set(none, None),
+            "ack_rtt_max_ns": pl.Series(values[last]).set(none, None)}
+
+
+HISTORY_LETTERS = "SHADFRIQ"
+_S, _H, _A, _D, _F, _R, _I, _Q = range(8)
+OCCURRENCES_SHOWN = np.array([0, 9, 99, 999, 9999])   # T and W at their 1st, 10th, 100th ...
+
+
+def _history(r: _Rows) -> pl.Series:
+    """Zeek-style history string per stream: each letter at its first appearance, T and
+    W also at their 10th, 100th, ... (per side), in frame order, the server's in lower
+    case; null for a stream with no letter."""
+    flags = r.flags
+    fin, rst, has_syn = (flags & FIN) > 0, (flags & RST) > 0, (flags & SYN) > 0
+    several = has_syn.astype(np.int8) + fin + rst > 1
+    main = np.select(
+        [several & fin & rst, several, has_syn & ((flags & ACK) > 0), has_syn, fin, rst,
+         r.tcp_len > 0, (flags & ACK) > 0],
+        [_I, _Q, _H, _S, _F, _R, _D, _A], -1)
+    server = (~r.c2s).astype(np.int64)
+    rows = np.arange(r.n_rows, dtype=np.int64)
+    # (stream, position, letter code) of every letter shown; position orders a frame's
+    # main letter before its T before its W; codes: 2 * letter index + server
+    events = []
+    lettered = np.flatnonzero(main >= 0)
+    code = 2 * main[lettered] + server[lettered]
+    _, first = np.unique(r.stream[lettered] * 16 + code, return_index=True)
+    events.append((r.stream[lettered[first]], 3 * lettered[first], code[first]))
+    retrans = (r.shown & FILTER_BITS["retransmission"]) != 0
+    zero_window = (r.window == 0) & ~rst & ~has_syn & r.has_flags
+    for rank, letter, mask in ((1, len(HISTORY_LETTERS), retrans),
+                               (2, len(HISTORY_LETTERS) + 1, zero_window)):
+        hit = rows[mask]
+        key = 2 * r.stream[hit] + server[hit]
+        order = np.argsort(key, kind="stable")
+        key, hit = key[order], hit[order]
+        starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+        nth = np.arange(len(key)) - np.repeat(starts, np.diff(np.r_[starts, len(key)]))
+        shown = np.isin(nth, OCCURRENCES_SHOWN)
+        events.append((r.stream[hit[shown]], 3 * hit[shown] + rank,
+                       2 * letter + server[hit[shown]]))
+    stream, position, code = (np.concatenate(parts) for parts in zip(*events, strict=True))
+    order = np.lexsort((position, stream))
+    alphabet = np.frombuffer("".join(c + c.lower() for c in HISTORY_LETTERS + "TW").encode(),
+                             np.uint8)
+    text = alphabet[code[order]].tobytes()
+    bounds = np.searchsorted(stream[order], np.arange(r.n + 1)).tolist()
+    return pl.Series("history", [text[a:b].decode() if b > a else None
+                                 for a, b in zip(bounds[:-1], bounds[1:], strict=True)],
+                     pl.String)
+
+
+def _endpoint_state(r: _Rows, client: bool) -> np.ndarray:
+    """Final Zeek endpoint state of one side of each stream (-1: none): RESET or CLOSED
+    once seen; else the state of its last SYN; else none (PARTIAL/INACTIVE later)."""
+    flags = r.flags
+    mine = r.c2s == client
+    rst, fin = mine & ((flags & RST) > 0), mine & ((flags & FIN) > 0)
+    last_syn = r.extreme(np.arange(r.n_rows, dtype=np.int64), np.maximum, -1,
+                         mask=mine & ((flags & SYN) > 0))
+    syn_state = np.where((_at(flags, last_syn, 0) & ACK) > 0,
+                         SYN_ACK_SENT if client else ESTABLISHED, SYN_SENT)
+    return np.select([r.count(rst, r.stream, r.n) > 0, r.count(fin, r.stream, r.n) > 0,
+                      last_syn >= 0], [RESET, CLOSED, syn_state], -1)
+
+
+def _conn_state(r: _Rows, history: pl.Series) -> pl.Series:
+    """Zeek's conn_state from both endpoints' final states."""
+    plain = ((r.flags & (SYN | FIN | RST)) == 0) & r.has_flags
+    size = r.total(r.tcp_len)
+    sides = pl.DataFrame({
+        "os": _endpoint_state(r, True), "rs": _endpoint_state(r, False),
+        "o_plain": r.count(plain)[1::2] > 0, "r_plain": r.count(plain)[0::2] > 0,
+        "o_size": size[1::2], "r_size": size[0::2], "history": history,
+    }).with_columns(C("os", "rs").replace(-1, None))
     os_, rs_ = C("os"), C("rs")
-    os_eff = (pl.when(os_.is_null() & C("o_plain").fill_null(False)).then(PARTIAL)
+    # a client that only ever sent a SYN and then ACKs the SYN-ACK is established
+    os_eff = (pl.when(os_.is_null() & C("o_plain")).then(PARTIAL)
               .when((os_ == SYN_SENT) & rs_.is_in([ESTABLISHED, CLOSED, RESET])
-                    & C("o_plain").fill_null(False)).then(ESTABLISHED)
+                    & C("o_plain")).then(ESTABLISHED)
               .when(os_ == SYN_ACK_SENT).then(ESTABLISHED)
               .otherwise(os_.fill_null(INACTIVE)))
-    rs_eff = (pl.when(rs_.is_null() & C("r_plain").fill_null(False)).then(PARTIAL)
+    rs_eff = (pl.when(rs_.is_null() & C("r_plain")).then(PARTIAL)
               .otherwise(rs_.fill_null(INACTIVE)))
-    s = s.with_columns(os_eff.alias("os"), rs_eff.alias("rs"))
+    s = sides.with_columns(os_eff.alias("os"), rs_eff.alias("rs"))
     o_inactive = C("os").is_in([INACTIVE, PARTIAL])
     r_inactive = C("rs").is_in([INACTIVE, PARTIAL])
-    sizes_zero = (C("o_size").fill_null(0) == 0) & (C("r_size").fill_null(0) == 0)
+    sizes_zero = (C("o_size") == 0) & (C("r_size") == 0)
     state = (
         pl.when(C("rs") == RESET).then(
             pl.when(C("os").is_in([SYN_SENT, SYN_ACK_SENT]) | ((C("os") == RESET) & sizes_zero))
@@ -151,7 +259,7 @@ def _conn_state(df: pl.DataFrame, history: pl.DataFrame) -> pl.DataFrame:
         .when((C("os") == SYN_SENT) & (C("rs") == INACTIVE)).then(pl.lit("S0"))
         .when((C("os") == ESTABLISHED) & (C("rs") == ESTABLISHED)).then(pl.lit("S1"))
         .otherwise(pl.lit("OTH")))
-    return s.select("stream", state.alias("conn_state"))
+    return s.select(state.alias("conn_state")).to_series()
 
 
 def _open_counts(groups: np.ndarray, established: np.ndarray, closed: np.ndarray,
@@ -221,91 +329,77 @@ def connections(capture, client_by="ip") -> pl.DataFrame:
         raise ValueError("client_by='mac' needs the packet table's eth_src column")
     elif client_by not in CLIENT_BY and not isinstance(client_by, dict):
         _client_keys(pl.DataFrame(), client_by)   # the error naming the valid values
-    df = _per_packet(capture, with_macs=client_by == "mac")
-    if df.is_empty():
+    r = _Rows(capture, with_macs=client_by == "mac")
+    if not r.n_rows:
         return pl.DataFrame(schema=polars_schema(CONN_COLUMNS))
-    c2s = C("c2s")
-    flags = C("tcp_flags")
-    syn = (flags & (SYN | ACK)) == SYN
-    synack = (flags & (SYN | ACK)) == (SYN | ACK)
-    pure_ack = ((flags & (SYN | FIN | RST | ACK)) == ACK) & (C("tcp_len") == 0)
-
-    def side(expr, client: bool):
-        return expr.filter(c2s if client else ~c2s)
-
-    aggs = [
-        C("frame").min().alias("first_frame"), C("frame").max().alias("last_frame"),
-        C("ts_ns").min().alias("first_ts_ns"), C("ts_ns").max().alias("last_ts_ns"),
-        side(C("src"), True).first().alias("client"), side(C("sport"), True).first().alias("client_port"),
-        side(C("dst"), True).first().alias("server"), side(C("dport"), True).first().alias("server_port"),
-        side(C("dst"), False).first().alias("_client2"), side(C("dport"), False).first().alias("_cport2"),
-        side(C("src"), False).first().alias("_server2"), side(C("sport"), False).first().alias("_sport2"),
-    ]
-    if "eth_src" in df.columns:
-        # the client's Ethernet address: the source of its frames, else the destination
-        # of the server's
-        aggs.append(pl.coalesce(side(C("eth_src"), True).first().cast(pl.String),
-                                side(C("eth_dst"), False).first().cast(pl.String))
-                    .alias("_client_mac"))
-    for name, client in (("c2s", True), ("s2c", False)):
-        aggs += [
-            side(C("frame"), client).count().alias(f"{name}_packets"),
-            side(C("len").cast(pl.UInt64), client).sum().alias(f"{name}_bytes"),
-            side(C("tcp_len").cast(pl.UInt64), client).sum().alias(f"{name}_payload"),
-        ]
+    pk, flags, n = r.packets, r.flags, r.n
+    first_c2s, first_s2c = r.first(r.c2s), r.first(~r.c2s)
+    syn_row = r.first(r.syn & r.c2s)
+    synack_row = r.first(r.synack & ~r.c2s)
+    cols = {
+        "stream": r.numbers,
+        "first_frame": r.extreme(r.frame, np.minimum, NO_ROW),
+        "last_frame": r.extreme(r.frame, np.maximum, -1),
+    }
+    timed = r.ts != NO_TIME
+    for name, ufunc, empty in (("first_ts_ns", np.minimum, NO_TIME_MAX),
+                               ("last_ts_ns", np.maximum, NO_TIME)):
+        cols[name] = pl.Series(r.extreme(r.ts, ufunc, empty, mask=timed)).replace(empty, None)
+    # a side that never sent still has its addresses: from the other side's packets
+    cols["client"] = _either(_gather(pk["src"], first_c2s), _gather(pk["dst"], first_s2c))
+    cols["server"] = _either(_gather(pk["dst"], first_c2s), _gather(pk["src"], first_s2c))
+    cols["client_port"] = _either(_gather(pk["sport"], first_c2s),
+                                      _gather(pk["dport"], first_s2c))
+    cols["server_port"] = _either(_gather(pk["dport"], first_c2s),
+                                      _gather(pk["sport"], first_s2c))
+    if "eth_src" in pk.columns:
+        cols["_client_mac"] = _either(_gather(pk["eth_src"], first_c2s).cast(pl.String),
+                                          _gather(pk["eth_dst"], first_s2c).cast(pl.String))
+    packets, frame_bytes, payload = r.count(), r.total(r.len), r.total(r.tcp_len)
+    verdicts = {v: r.count((r.shown & FILTER_BITS[v]) != 0) for v in FLAG_BITS}
+    for name, side in (("c2s", 1), ("s2c", 0)):
+        cols[f"{name}_packets"] = packets[side::2]
+        cols[f"{name}_bytes"] = frame_bytes[side::2]
+        cols[f"{name}_payload"] = payload[side::2]
         # each count is what tshark's filter of the same name counts
-        aggs += [side(has_verdict(v), client).sum().alias(f"{name}_{v}") for v in FLAG_BITS]
-    aggs += [
-        side(C("ts_ns"), True).filter(side(syn, True)).first().alias("syn_ts_ns"),
-        side(C("ts_ns"), False).filter(side(synack, False)).first().alias("synack_ts_ns"),
-        side(C("mss"), True).filter(side(syn, True)).first().alias("client_mss"),
-        side(C("mss"), False).filter(side(synack, False)).first().alias("server_mss"),
-        side(C("wscale"), True).filter(side(syn, True)).first().alias("client_wscale"),
-        side(C("wscale"), False).filter(side(synack, False)).first().alias("server_wscale"),
-        side(C("sack_perm"), True).filter(side(syn, True)).first().alias("client_sack_perm"),
-        side(C("sack_perm"), False).filter(side(synack, False)).first().alias("server_sack_perm"),
-        side(C("tsval").is_not_null(), True).filter(side(syn, True)).first().alias("client_timestamps"),
-        side(C("tsval").is_not_null(), False).filter(side(synack, False)).first()
-        .alias("server_timestamps"),
-        side(C("window_scaled"), True).filter(side(~((flags & SYN) > 0), True)).min()
-        .alias("client_min_window"),
-        side(C("window_scaled"), False).filter(side(~((flags & SYN) > 0), False)).min()
-        .alias("server_min_window"),
-        C("ack_rtt_ns").min().alias("ack_rtt_min_ns"),
-        C("ack_rtt_ns").median().cast(pl.Int64).alias("ack_rtt_median_ns"),
-        C("ack_rtt_ns").max().alias("ack_rtt_max_ns"),
-        side((flags & FIN) > 0, True).any().alias("_fin_c"),
-        side((flags & FIN) > 0, False).any().alias("_fin_s"),
-        C("c2s").filter((flags & RST) > 0).first().alias("_rst_by_client"),
-        C("frame").filter((flags & (FIN | RST)) > 0).first().alias("close_frame"),
-    ]
-    conns = df.group_by("stream").agg(aggs)
-    # the first pure ACK from the client after the SYN-ACK completes the handshake
-    ack_ts = (df.join(conns.select("stream", "synack_ts_ns"), on="stream")
-              .filter(c2s & pure_ack & (C("ts_ns") >= C("synack_ts_ns")))
-              .group_by("stream").agg(C("ts_ns").min().alias("ack_ts_ns"),
-                                      C("frame").min().alias("established_frame")))
-    history = _history(df)
-    conns = (conns.join(ack_ts, on="stream", how="left")
-                  .join(history, on="stream", how="left")
-                  .join(_conn_state(df, history), on="stream", how="left")
-                  .sort("stream"))
-    ended = (pl.when(C("_rst_by_client").is_not_null())
-             .then(pl.when(C("_rst_by_client")).then(pl.lit("rst_client")).otherwise(pl.lit("rst_server")))
-             .when(C("_fin_c").fill_null(False) & C("_fin_s").fill_null(False)).then(pl.lit("fin_both"))
-             .when(C("_fin_c").fill_null(False)).then(pl.lit("fin_client"))
-             .when(C("_fin_s").fill_null(False)).then(pl.lit("fin_server"))
-             .otherwise(pl.lit("open")))
+        cols.update({f"{name}_{v}": counts[side::2] for v, counts in verdicts.items()})
+    cols["syn_ts_ns"] = pl.Series(_at(r.ts, syn_row, 0)).set(pl.Series(syn_row < 0), None)
+    cols["synack_ts_ns"] = pl.Series(_at(r.ts, synack_row, 0)).set(pl.Series(synack_row < 0),
+                                                                   None)
+    for option in ("mss", "wscale", "sack_perm", "timestamps"):
+        cols[f"client_{option}"] = _gather(pk[option], syn_row)
+        cols[f"server_{option}"] = _gather(pk[option], synack_row)
+    not_syn = ((flags & SYN) == 0) & r.has_flags
+    for name, client in (("client_min_window", True), ("server_min_window", False)):
+        smallest = r.extreme(r.window_scaled, np.minimum, NO_WINDOW,
+                             mask=not_syn & (r.c2s == client))
+        cols[name] = pl.Series(smallest).replace(NO_WINDOW, None)
+    # the first pure ACK from the client at or after the SYN-ACK completes the handshake
+    synack_ts = _at(r.ts, synack_row, NO_TIME_MAX)[r.stream]
+    pure_ack = ((flags & (SYN | FIN | RST | ACK)) == ACK) & (r.tcp_len == 0)
+    completing = r.c2s & pure_ack & timed & (r.ts >= synack_ts)
+    cols["ack_ts_ns"] = pl.Series(r.extreme(r.ts, np.minimum, NO_TIME_MAX, mask=completing)
+                                  ).replace(NO_TIME_MAX, None)
+    cols["established_frame"] = pl.Series(r.extreme(r.frame, np.minimum, NO_ROW,
+                                                    mask=completing)).replace(NO_ROW, None)
+    closing = r.first((flags & (FIN | RST)) > 0)
+    cols["close_frame"] = pl.Series(_at(r.frame, closing, 0)).set(pl.Series(closing < 0), None)
+    first_rst = r.first((flags & RST) > 0)
+    conns = pl.DataFrame(cols)
+    conns = conns.with_columns(**_rtt_statistics(r))
+    history = _history(r)
+    rst_by_client = _at(r.c2s, first_rst, False)
+    fin_client = r.count(((flags & FIN) > 0) & r.c2s, r.stream, n) > 0
+    fin_server = r.count(((flags & FIN) > 0) & ~r.c2s, r.stream, n) > 0
+    ended = np.select([(first_rst >= 0) & rst_by_client, first_rst >= 0, fin_client & fin_server,
+                       fin_client, fin_server],
+                      ["rst_client", "rst_server", "fin_both", "fin_client", "fin_server"], "open")
     conns = conns.with_columns(
-        # a side that never sent still has its address: take it from the other direction
-        pl.coalesce("client", "_client2").alias("client"),
-        pl.coalesce("client_port", "_cport2").alias("client_port"),
-        pl.coalesce("server", "_server2").alias("server"),
-        pl.coalesce("server_port", "_sport2").alias("server_port"),
+        history, _conn_state(r, history),
+        pl.Series("ended_by", ended),
         (C("last_ts_ns") - C("first_ts_ns")).alias("duration_ns"),
         (C("synack_ts_ns") - C("syn_ts_ns")).alias("syn_to_synack_ns"),
         (C("ack_ts_ns") - C("synack_ts_ns")).alias("synack_to_ack_ns"),
-        ended.alias("ended_by"),
     )
     conns = conns.with_columns(
         keys.uid(conns["first_ts_ns"], conns["client"], conns["client_port"], conns["server"],

@@ -54,7 +54,7 @@ def community_id(src: pl.Series, sport: pl.Series, dst: pl.Series, dport: pl.Ser
         return pl.Series("community_id", [], pl.String)
     a, v6 = _packed(src)
     b, _ = _packed(dst)
-    pa, pb = sport.to_numpy().astype(np.uint16), dport.to_numpy().astype(np.uint16)
+    pa, pb = (p.fill_null(0).to_numpy().astype(np.uint16) for p in (sport, dport))
     # the lower endpoint first: by address bytes, on equal addresses by port
     swap = _lexicographic_less(b, a) | ((a == b).all(axis=1) & (pb < pa))
     lo, hi = np.where(swap[:, None], b, a), np.where(swap[:, None], a, b)
@@ -82,9 +82,10 @@ def uid(first_ts_ns: pl.Series, client: pl.Series, client_port: pl.Series,
         return pl.Series("uid", [], pl.String)
     a, _ = _packed(client)
     b, _ = _packed(server)
-    ts = first_ts_ns.to_numpy().astype(">i8").view(np.uint8).reshape(-1, 8)
-    rows = np.concatenate([ts, a, b, _port_bytes(client_port.to_numpy()),
-                           _port_bytes(server_port.to_numpy()),
+    # (a connection whose frames carry no time or no ports hashes 0 for them)
+    ts = first_ts_ns.fill_null(0).to_numpy().astype(">i8").view(np.uint8).reshape(-1, 8)
+    rows = np.concatenate([ts, a, b, _port_bytes(client_port.fill_null(0).to_numpy()),
+                           _port_bytes(server_port.fill_null(0).to_numpy()),
                            np.full((n, 1), TCP, np.uint8)], axis=1)
     width = rows.shape[1]
     data = rows.tobytes()
