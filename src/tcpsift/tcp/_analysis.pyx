@@ -30,8 +30,11 @@ Nothing per packet is a Python object; the loop runs without the GIL. State:
   is back.
 """
 from libc.stdint cimport int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdint cimport INT64_MIN
 from libc.stdlib cimport free, malloc, realloc
-from libc.string cimport memset
+
+import numpy as np
+from libc.string cimport memcpy, memset
 
 # TCP header flag bits
 cdef enum:
@@ -131,16 +134,38 @@ ctypedef struct Flow:            # tcp_flow_t + its tcp_analyze_seq_flow_info_t
     int32_t finger               # the segment inserted last out of order (-1: none)
     int32_t sack_n
     uint32_t sack[6]             # (left, right) x 3 of the last SACK option
+    uint32_t fin_end             # the seq just past this side's last FIN (eviction only)
+    uint8_t fin_state            # FIN_*: whether that FIN was sent and acknowledged
 
 
-ctypedef struct Conv:            # one tcp.stream
+ctypedef struct Conv:            # one tcp.stream (an entry of the conversation pool)
     int64_t ts_first
     int64_t ts_prev
     int64_t ts_mru_syn           # 0: none (the reference's sentinel, kept as is)
     int64_t ts_first_rtt         # 0: not known
     uint64_t client              # endpoint (rank << 16 | port) that opened the stream
+    uint64_t key_lo              # its endpoint pair: the hash table's key
+    uint64_t key_hi
+    uint32_t stream
+    uint8_t rst                  # an RST was seen (eviction only)
+    uint8_t live                 # 0: on the free list
+    int32_t next_free
     Flow flow1
     Flow flow2
+
+
+ctypedef struct Tomb:            # an evicted conversation: what a late packet needs
+    uint64_t key_lo
+    uint64_t key_hi
+    uint64_t client
+    int64_t ts_first
+    int64_t ts_last              # its last packet
+    uint32_t stream
+    uint32_t base_seq1           # flow1's and flow2's bases: a pure SYN with another seq
+    uint32_t base_seq2           # starts a new stream (port reuse), any other packet
+    uint8_t base_set1            # continues this one
+    uint8_t base_set2
+    int32_t next_free            # -2: in use
 
 
 ctypedef struct Seg:             # tcp_unacked_t
@@ -165,15 +190,26 @@ ctypedef struct TA:              # tcp_acked, created on demand ("present")
 
 
 ctypedef struct State:
-    Conv* convs
-    Py_ssize_t nconv, conv_cap
+    Conv* convs                  # the conversation pool (index != stream)
+    int32_t nconv, conv_cap, free_conv, live_convs
+    uint32_t next_stream
     Seg* segs
-    int32_t nseg, seg_cap, free_seg
+    int32_t nseg, seg_cap, free_seg, live_segs
+    Tomb* tombs
+    int32_t ntomb, tomb_cap, free_tomb, live_tombs
     uint64_t* key_lo
     uint64_t* key_hi
-    int32_t* slot_conv           # -1 empty
+    int32_t* slot_conv           # EMPTY, a conversation (>= 0) or TOMB(t) (<= -2)
     Py_ssize_t slot_cap, slot_used
     int64_t row_base             # rows of the earlier chunks (a segment's row is global)
+    # eviction (grace < 0: never, as Wireshark, which keeps every conversation)
+    int64_t grace                # an ended conversation quiet this long is evicted
+    int64_t remember             # a tombstone is forgotten this long after its last packet (< 0: never)
+    int64_t now                  # the greatest timestamp so far (capture time never goes back)
+    int64_t next_sweep
+    uint32_t* ended              # streams evicted since the caller last took them
+    Py_ssize_t nended, ended_cap
+    uint64_t late_packets        # packets that found only a tombstone
 
 
 # --- sequence-number comparisons (wrap-aware, like GT_SEQ & co.) ---------------------------
@@ -194,6 +230,15 @@ cdef inline bint GE(uint32_t x, uint32_t y) noexcept nogil:
 cdef uint32_t SPAN = 0x20000000U
 
 
+cdef enum:
+    EMPTY = -1                   # hash slot values; a tombstone t is stored as -2 - t
+    FIN_SENT = 1
+    FIN_ACKED = 2
+
+cdef inline int32_t TOMB(int32_t t) noexcept nogil:
+    return -2 - t
+
+
 cdef inline void flow_init(Flow* f) noexcept nogil:
     memset(f, 0, sizeof(Flow))
     f.win_scale = -1
@@ -212,27 +257,77 @@ cdef inline TA* get_ta(TA* ta) noexcept nogil:
 
 # --- storage -----------------------------------------------------------------------------
 
-cdef int new_conv(State* st, int64_t ts, uint64_t client) noexcept nogil:
-    """Append a conversation; returns its index (= its tcp.stream) or -1 (no memory)."""
+cdef int new_conv(State* st, int64_t ts, uint64_t client, uint64_t lo, uint64_t hi,
+                  uint32_t stream) noexcept nogil:
+    """A fresh conversation from the pool; returns its index, or -1 (no memory). The
+    pool may move: pointers into it are stale afterwards."""
     cdef Conv* c
-    cdef Py_ssize_t cap
-    if st.nconv == st.conv_cap:
-        cap = st.conv_cap * 2 if st.conv_cap else 1024
-        c = <Conv*>realloc(st.convs, cap * sizeof(Conv))
-        if c == NULL:
-            return -1
-        st.convs = c
-        st.conv_cap = cap
-    c = &st.convs[st.nconv]
+    cdef int32_t ci, cap
+    if st.free_conv >= 0:
+        ci = st.free_conv
+        st.free_conv = st.convs[ci].next_free
+    else:
+        if st.nconv == st.conv_cap:
+            cap = st.conv_cap * 2 if st.conv_cap else 1024
+            c = <Conv*>realloc(st.convs, <size_t>cap * sizeof(Conv))
+            if c == NULL:
+                return -1
+            st.convs = c
+            st.conv_cap = cap
+        ci = st.nconv
+        st.nconv += 1
+    c = &st.convs[ci]
     c.ts_first = ts
     c.ts_prev = ts
     c.ts_mru_syn = 0
     c.ts_first_rtt = 0
     c.client = client
+    c.key_lo = lo
+    c.key_hi = hi
+    c.stream = stream
+    c.rst = 0
+    c.live = 1
+    c.next_free = -1
     flow_init(&c.flow1)
     flow_init(&c.flow2)
-    st.nconv += 1
-    return <int>(st.nconv - 1)
+    st.live_convs += 1
+    return ci
+
+
+cdef int note_ended(State* st, uint32_t stream) noexcept nogil:
+    cdef uint32_t* e
+    cdef Py_ssize_t cap
+    if st.nended == st.ended_cap:
+        cap = st.ended_cap * 2 if st.ended_cap else 256
+        e = <uint32_t*>realloc(st.ended, cap * sizeof(uint32_t))
+        if e == NULL:
+            return -1
+        st.ended = e
+        st.ended_cap = cap
+    st.ended[st.nended] = stream
+    st.nended += 1
+    return 0
+
+
+cdef int release_conv(State* st, int32_t ci) noexcept nogil:
+    """Free a conversation nothing refers to any more (its segments too); with eviction
+    on, its stream is reported as ended."""
+    cdef Conv* c = &st.convs[ci]
+    cdef int32_t s, nxt
+    cdef int side
+    for side in range(2):
+        s = c.flow1.seg_head if side == 0 else c.flow2.seg_head
+        while s >= 0:
+            nxt = st.segs[s].next
+            seg_free(st, s)
+            s = nxt
+    c.live = 0
+    c.next_free = st.free_conv
+    st.free_conv = ci
+    st.live_convs -= 1
+    if st.grace >= 0:
+        return note_ended(st, c.stream)
+    return 0
 
 
 cdef inline uint64_t mix(uint64_t lo, uint64_t hi) noexcept nogil:
@@ -254,11 +349,11 @@ cdef int slot_grow(State* st) noexcept nogil:
         free(sc)
         return -1
     for i in range(cap):
-        sc[i] = -1
+        sc[i] = EMPTY
     for i in range(st.slot_cap):
-        if st.slot_conv[i] >= 0:
+        if st.slot_conv[i] != EMPTY:
             j = <Py_ssize_t>(mix(st.key_lo[i], st.key_hi[i]) & <uint64_t>(cap - 1))
-            while sc[j] >= 0:
+            while sc[j] != EMPTY:
                 j = (j + 1) & (cap - 1)
             lo[j] = st.key_lo[i]
             hi[j] = st.key_hi[i]
@@ -273,17 +368,122 @@ cdef int slot_grow(State* st) noexcept nogil:
 cdef Py_ssize_t slot_find(State* st, uint64_t lo, uint64_t hi) noexcept nogil:
     """The slot of the key, or the empty slot where it would go."""
     cdef Py_ssize_t j = <Py_ssize_t>(mix(lo, hi) & <uint64_t>(st.slot_cap - 1))
-    while st.slot_conv[j] >= 0:
+    while st.slot_conv[j] != EMPTY:
         if st.key_lo[j] == lo and st.key_hi[j] == hi:
             return j
         j = (j + 1) & (st.slot_cap - 1)
     return j
 
 
+cdef int slot_set(State* st, Py_ssize_t slot, uint64_t lo, uint64_t hi, int32_t value) noexcept nogil:
+    """Fill the empty slot `slot_find` gave for the key."""
+    st.key_lo[slot] = lo
+    st.key_hi[slot] = hi
+    st.slot_conv[slot] = value
+    st.slot_used += 1
+    if st.slot_used * 2 > st.slot_cap:
+        return slot_grow(st)
+    return 0
+
+
+cdef void slot_delete(State* st, Py_ssize_t i) noexcept nogil:
+    """Empty slot i, moving back the later keys of its probe run that would no longer
+    be found (linear probing without deletion markers)."""
+    cdef Py_ssize_t mask = st.slot_cap - 1, k = i, home
+    st.slot_conv[i] = EMPTY
+    st.slot_used -= 1
+    while True:
+        k = (k + 1) & mask
+        if st.slot_conv[k] == EMPTY:
+            return
+        home = <Py_ssize_t>(mix(st.key_lo[k], st.key_hi[k]) & <uint64_t>mask)
+        # the key at k stays unless the hole at i lies on its way from home to k
+        if ((k - home) & mask) < ((k - i) & mask):
+            continue
+        st.key_lo[i] = st.key_lo[k]
+        st.key_hi[i] = st.key_hi[k]
+        st.slot_conv[i] = st.slot_conv[k]
+        st.slot_conv[k] = EMPTY
+        i = k
+
+
+cdef int32_t tomb_alloc(State* st) noexcept nogil:
+    cdef int32_t t, cap
+    cdef Tomb* p
+    if st.free_tomb >= 0:
+        t = st.free_tomb
+        st.free_tomb = st.tombs[t].next_free
+    else:
+        if st.ntomb == st.tomb_cap:
+            cap = st.tomb_cap * 2 if st.tomb_cap else 1024
+            p = <Tomb*>realloc(st.tombs, <size_t>cap * sizeof(Tomb))
+            if p == NULL:
+                return -1
+            st.tombs = p
+            st.tomb_cap = cap
+        t = st.ntomb
+        st.ntomb += 1
+    st.tombs[t].next_free = -2
+    st.live_tombs += 1
+    return t
+
+
+cdef inline void tomb_free(State* st, int32_t t) noexcept nogil:
+    st.tombs[t].next_free = st.free_tomb
+    st.free_tomb = t
+    st.live_tombs -= 1
+
+
+cdef inline bint conv_stale(State* st, Conv* c) noexcept nogil:
+    """Ended (an RST, or both FINs acknowledged) and quiet for longer than the grace."""
+    return ((c.rst or (c.flow1.fin_state == FIN_ACKED and c.flow2.fin_state == FIN_ACKED))
+            and st.now - c.ts_prev > st.grace)
+
+
+cdef inline bint tomb_stale(State* st, Tomb* t) noexcept nogil:
+    return st.remember >= 0 and st.now - t.ts_last > st.remember
+
+
+cdef int evict(State* st, int32_t ci, Py_ssize_t slot) noexcept nogil:
+    """Replace conversation ci (in hash slot `slot`) by its tombstone."""
+    cdef int32_t t = tomb_alloc(st)
+    cdef Conv* c = &st.convs[ci]
+    cdef Tomb* b
+    if t < 0:
+        return -1
+    b = &st.tombs[t]
+    b.key_lo, b.key_hi, b.client = c.key_lo, c.key_hi, c.client
+    b.ts_first, b.ts_last, b.stream = c.ts_first, c.ts_prev, c.stream
+    b.base_seq1, b.base_set1 = c.flow1.base_seq, c.flow1.base_set
+    b.base_seq2, b.base_set2 = c.flow2.base_seq, c.flow2.base_set
+    st.slot_conv[slot] = TOMB(t)
+    return release_conv(st, ci)
+
+
+cdef int sweep(State* st) noexcept nogil:
+    """Evict the stale conversations and forget the stale tombstones: what a lookup
+    would do to them (conv_stale, tomb_stale) done ahead, so that memory follows the
+    conversations open at once."""
+    cdef int32_t i
+    cdef Py_ssize_t slot
+    for i in range(st.nconv):
+        if st.convs[i].live and conv_stale(st, &st.convs[i]):
+            slot = slot_find(st, st.convs[i].key_lo, st.convs[i].key_hi)
+            if evict(st, i, slot) < 0:
+                return -1
+    if st.remember >= 0:
+        for i in range(st.ntomb):
+            if st.tombs[i].next_free == -2 and tomb_stale(st, &st.tombs[i]):
+                slot_delete(st, slot_find(st, st.tombs[i].key_lo, st.tombs[i].key_hi))
+                tomb_free(st, i)
+    return 0
+
+
 cdef int32_t seg_alloc(State* st) noexcept nogil:
     cdef int32_t i
     cdef Seg* s
     cdef int32_t cap
+    st.live_segs += 1
     if st.free_seg >= 0:
         i = st.free_seg
         st.free_seg = st.segs[i].next
@@ -302,6 +502,7 @@ cdef int32_t seg_alloc(State* st) noexcept nogil:
 cdef inline void seg_free(State* st, int32_t i) noexcept nogil:
     st.segs[i].next = st.free_seg
     st.free_seg = i
+    st.live_segs -= 1
 
 
 cdef inline void seg_link_after(State* st, Flow* f, int32_t i, int32_t after) noexcept nogil:
@@ -635,6 +836,43 @@ cdef int analyze_sequence_number(State* st, TA* ta, Conv* conv, Flow* fwd, Flow*
 
 # --- the per-frame bookkeeping of dissect_tcp() -------------------------------------------
 
+cdef inline int64_t sweep_interval(State* st) noexcept nogil:
+    cdef int64_t every = st.grace
+    if 0 <= st.remember < every:
+        every = st.remember
+    every //= 2
+    return every if every > 1000000 else 1000000
+
+
+cdef int from_tomb(State* st, Py_ssize_t slot, int32_t t, bint direction_fwd, uint32_t fl,
+                   uint32_t seq, bint* reused) noexcept nogil:
+    """A packet found tombstone t in `slot`: the conversation it continues (revived with
+    what the tombstone kept: a late packet), or EMPTY when it starts a new one (the
+    tombstone forgotten: too old, or a pure SYN with another seq, Wireshark's port reuse,
+    which sets *reused). -2: out of memory."""
+    cdef Tomb* tb = &st.tombs[t]
+    cdef Conv* c
+    cdef int32_t ci
+    cdef uint8_t base_set = tb.base_set1 if direction_fwd else tb.base_set2
+    cdef uint32_t base = tb.base_seq1 if direction_fwd else tb.base_seq2
+    if tomb_stale(st, tb) or ((fl & (SYN | ACK)) == SYN and base_set and seq != base):
+        reused[0] = not tomb_stale(st, tb)
+        slot_delete(st, slot)
+        tomb_free(st, t)
+        return EMPTY
+    ci = new_conv(st, tb.ts_first, tb.client, tb.key_lo, tb.key_hi, tb.stream)
+    if ci < 0:
+        return -2
+    c = &st.convs[ci]
+    c.ts_prev = tb.ts_last
+    c.flow1.base_seq, c.flow1.base_set = tb.base_seq1, tb.base_set1
+    c.flow2.base_seq, c.flow2.base_set = tb.base_seq2, tb.base_set2
+    st.slot_conv[slot] = ci
+    tomb_free(st, t)
+    st.late_packets += 1
+    return ci
+
+
 cdef int run(State* st, Py_ssize_t n,
              const uint8_t[::1] rowbits, const uint32_t[::1] frame,
              const int64_t[::1] ts_ns, const uint32_t[::1] src, const uint32_t[::1] dst,
@@ -650,11 +888,11 @@ cdef int run(State* st, Py_ssize_t n,
              uint32_t[::1] o_acks, int64_t[::1] o_rtt, int64_t[::1] o_irtt,
              uint32_t[::1] o_bif, uint32_t[::1] o_push, uint8_t[::1] o_valid) noexcept nogil:
     cdef Py_ssize_t i, slot
-    cdef int ci, j, k
+    cdef int ci, j, k, old
     cdef uint64_t a, b, lo, hi
     cdef uint32_t fl, seq, ack, rwin, seglen, window, ana
     cdef int64_t ts
-    cdef bint quoted, have_seglen, bogus, header_cut, direction_fwd
+    cdef bint quoted, have_seglen, bogus, header_cut, direction_fwd, reused
     cdef Conv* conv
     cdef Flow* fwd
     cdef Flow* rev
@@ -695,35 +933,57 @@ cdef int run(State* st, Py_ssize_t n,
         else:
             direction_fwd = sport[i] > dport[i]
 
-        slot = slot_find(st, lo, hi)
-        if st.slot_conv[slot] < 0:
-            ci = new_conv(st, ts, a if (fl & (SYN | ACK)) != (SYN | ACK) else b)
-            if ci < 0:
-                return -1
-            st.key_lo[slot] = lo
-            st.key_hi[slot] = hi
-            st.slot_conv[slot] = ci
-            st.slot_used += 1
-            if st.slot_used * 2 > st.slot_cap:
-                if slot_grow(st) < 0:
+        reused = False
+        if st.grace >= 0:
+            # eviction decides by capture time only, never by where a chunk ends: a
+            # lookup finds a conversation evicted exactly when the sweep would have
+            # evicted it, so chunking changes nothing
+            if ts > st.now:
+                st.now = ts
+            if st.now >= st.next_sweep:
+                if sweep(st) < 0:
                     return -1
-                slot = slot_find(st, lo, hi)
+                st.next_sweep = st.now + sweep_interval(st)
+        slot = slot_find(st, lo, hi)
         ci = st.slot_conv[slot]
+        if ci >= 0 and st.grace >= 0 and conv_stale(st, &st.convs[ci]):
+            if evict(st, ci, slot) < 0:
+                return -1
+            ci = st.slot_conv[slot]
+        if ci < EMPTY:
+            ci = from_tomb(st, slot, TOMB(ci), direction_fwd, fl, seq, &reused)
+            if ci < EMPTY:
+                return -1
+            if ci == EMPTY:
+                slot = slot_find(st, lo, hi)
+        if ci == EMPTY:
+            ci = new_conv(st, ts, a if (fl & (SYN | ACK)) != (SYN | ACK) else b, lo, hi,
+                          st.next_stream)
+            if ci < 0 or slot_set(st, slot, lo, hi, ci) < 0:
+                return -1
+            st.next_stream += 1
         conv = &st.convs[ci]
         if direction_fwd:
             fwd, rev = &conv.flow1, &conv.flow2
         else:
             fwd, rev = &conv.flow2, &conv.flow1
         memset(&ta, 0, sizeof(TA))
+        if reused:
+            get_ta(&ta).flags |= REUSED_PORTS
 
         # port reuse: a new SYN seq starts a new stream; the same seq is a retransmitted
         # SYN and restores nextseq
         if (fl & (SYN | ACK)) == SYN and fwd.base_set:
             if seq != fwd.base_seq:
-                ci = new_conv(st, ts, a)
+                # the old conversation is unreachable from now on: freed
+                old = ci
+                ci = new_conv(st, ts, a, lo, hi, st.next_stream)
                 if ci < 0:
                     return -1
-                st.slot_conv[slot] = ci
+                st.next_stream += 1
+                st.slot_conv[slot_find(st, lo, hi)] = ci
+                if release_conv(st, old) < 0:
+                    return -1
                 conv = &st.convs[ci]      # (new_conv may have moved the array)
                 if direction_fwd:
                     fwd, rev = &conv.flow1, &conv.flow2
@@ -757,6 +1017,15 @@ cdef int run(State* st, Py_ssize_t n,
             if analyze_sequence_number(st, &ta, conv, fwd, rev, st.row_base + i, frame[i], ts, seq, ack,
                                        seglen, fl, rwin) < 0:
                 return -1
+            if st.grace >= 0:
+                # how the connection ends, for eviction
+                if fl & RST:
+                    conv.rst = 1
+                if fl & FIN:
+                    fwd.fin_end = seq + seglen + 1
+                    fwd.fin_state = FIN_SENT
+                if (fl & ACK) and rev.fin_state == FIN_SENT and GE(ack, rev.fin_end):
+                    rev.fin_state = FIN_ACKED
             o_rseq[i] = seq - fwd.base_seq
             valid |= V_SEQ
             if fl & ACK:
@@ -799,7 +1068,7 @@ cdef int run(State* st, Py_ssize_t n,
                 elif (fl & ACK) and rev.win_scale == -2:
                     fwd.win_scale = -2
 
-        o_stream[i] = <uint32_t>ci
+        o_stream[i] = conv.stream
         o_dir[i] = 0 if a == conv.client else 1
         o_wscale[i] = win_scale_out if (valid & V_WSCALE) else 0
         o_win[i] = window
@@ -833,12 +1102,25 @@ cdef int run(State* st, Py_ssize_t n,
 cdef class Analyzer:
     """The analysis state of one capture, fed its rows chunk by chunk in frame order:
     the same results as one call over all rows (nothing refers back to earlier rows
-    but through this state)."""
+    but through this state).
+
+    `grace` >= 0 (ns) turns eviction on: a conversation that ended (an RST, or both
+    FINs acknowledged) and then had no packet for longer than `grace` of capture time
+    is freed, leaving a tombstone (its stream number, first time, client and bases);
+    the tombstone is forgotten `remember` ns after the conversation's last packet (< 0:
+    never). Evicted streams are reported by take_ended(). tcpsift.tcp.analyzer
+    documents what this changes against Wireshark, which keeps every conversation."""
     cdef State st
 
-    def __cinit__(self):
+    def __cinit__(self, int64_t grace=-1, int64_t remember=-1):
         memset(&self.st, 0, sizeof(State))
         self.st.free_seg = -1
+        self.st.free_conv = -1
+        self.st.free_tomb = -1
+        self.st.grace = grace if grace >= 0 else -1
+        self.st.remember = remember if (remember >= 0 and grace >= 0) else -1
+        self.st.now = INT64_MIN
+        self.st.next_sweep = INT64_MIN
         self.st.slot_cap = 1024
         self.st.key_lo = <uint64_t*>malloc(self.st.slot_cap * sizeof(uint64_t))
         self.st.key_hi = <uint64_t*>malloc(self.st.slot_cap * sizeof(uint64_t))
@@ -852,13 +1134,69 @@ cdef class Analyzer:
     def __dealloc__(self):
         free(self.st.convs)
         free(self.st.segs)
+        free(self.st.tombs)
+        free(self.st.ended)
         free(self.st.key_lo)
         free(self.st.key_hi)
         free(self.st.slot_conv)
 
     @property
     def streams(self):
-        return self.st.nconv
+        """The number of streams so far (the next one gets this number)."""
+        return self.st.next_stream
+
+    @property
+    def late_packets(self):
+        """Packets that found only the tombstone of their evicted conversation."""
+        return self.st.late_packets
+
+    def take_ended(self):
+        """The streams evicted (or, port reuse, replaced) since the last call, in order."""
+        cdef Py_ssize_t k
+        out = np.empty(self.st.nended, np.uint32)
+        cdef uint32_t[::1] o = out
+        for k in range(self.st.nended):
+            o[k] = self.st.ended[k]
+        self.st.nended = 0
+        return out
+
+    def finish(self):
+        """The capture ended: evict every conversation (each is reported as ended)."""
+        cdef int32_t i
+        if self.st.grace < 0:
+            raise ValueError("finish() needs eviction on (grace >= 0)")
+        for i in range(self.st.nconv):
+            if self.st.convs[i].live:
+                if evict(&self.st, i, slot_find(&self.st, self.st.convs[i].key_lo,
+                                                self.st.convs[i].key_hi)) < 0:
+                    raise MemoryError("TCP analysis: out of memory")
+
+    def sizes(self):
+        """What the state holds now, and the bytes it has allocated."""
+        st = &self.st
+        return {"conversations": st.live_convs, "segments": st.live_segs,
+                "tombstones": st.live_tombs, "hash_slots": st.slot_cap,
+                "bytes": (st.conv_cap * sizeof(Conv) + st.seg_cap * sizeof(Seg)
+                          + st.tomb_cap * sizeof(Tomb) + st.ended_cap * sizeof(uint32_t)
+                          + st.slot_cap * (2 * sizeof(uint64_t) + sizeof(int32_t)))}
+
+    def address_ids(self):
+        """The address ids (key >> 16) that conversations and tombstones refer to."""
+        cdef int32_t i
+        cdef Py_ssize_t k = 0
+        ids = np.empty(2 * (self.st.live_convs + self.st.live_tombs), np.uint64)
+        cdef uint64_t[::1] o = ids
+        for i in range(self.st.nconv):
+            if self.st.convs[i].live:
+                o[k] = self.st.convs[i].key_lo >> 16
+                o[k + 1] = self.st.convs[i].key_hi >> 16
+                k += 2
+        for i in range(self.st.ntomb):
+            if self.st.tombs[i].next_free == -2:
+                o[k] = self.st.tombs[i].key_lo >> 16
+                o[k + 1] = self.st.tombs[i].key_hi >> 16
+                k += 2
+        return np.unique(ids[:k])
 
     def feed(self, Py_ssize_t n, dict a, dict out):
         """Analyse the next `n` rows: input arrays `a` (see tcpsift.tcp._inputs) into the
@@ -1043,3 +1381,196 @@ def fill_inputs(Py_ssize_t n, uint32_t first_frame, dict rec, dict pkt, dict a,
             o_seglen[i] = tcp_len[i] if has_len else (<uint32_t>(ip_payload - hlen)
                                                       if alt_ok else 0)
             o_ws[i] = wscale[i] if has_ws else 0
+
+
+# --- saving and restoring the state -------------------------------------------------------
+# tcpsift.tcp.analyzer packs these pieces into its documented, versioned layout. The
+# structs are copied as they are in memory (native byte order, C padding); LAYOUT says
+# where each field is, so that the packing converts them field by field. Pool links
+# (segment lists, free lists, the hash table) are not saved but rebuilt on restore:
+# segments are saved flow by flow in list order, the finger as a position.
+
+cdef Flow _f
+cdef Conv _c
+cdef Tomb _t
+cdef Seg _s
+
+cdef Py_ssize_t _flow1 = <char*>&_c.flow1 - <char*>&_c
+cdef Py_ssize_t _flow2 = <char*>&_c.flow2 - <char*>&_c
+
+_FLOW = (
+    ("base_seq", <char*>&_f.base_seq - <char*>&_f, sizeof(_f.base_seq), "u4"),
+    ("base_set", <char*>&_f.base_set - <char*>&_f, sizeof(_f.base_set), "u1"),
+    ("is_first_ack", <char*>&_f.is_first_ack - <char*>&_f, sizeof(_f.is_first_ack), "u1"),
+    ("valid_bif", <char*>&_f.valid_bif - <char*>&_f, sizeof(_f.valid_bif), "u1"),
+    ("push_set_last", <char*>&_f.push_set_last - <char*>&_f, sizeof(_f.push_set_last), "u1"),
+    ("win_scale", <char*>&_f.win_scale - <char*>&_f, sizeof(_f.win_scale), "i4"),
+    ("window", <char*>&_f.window - <char*>&_f, sizeof(_f.window), "u4"),
+    ("push_bytes_sent", <char*>&_f.push_bytes_sent - <char*>&_f, sizeof(_f.push_bytes_sent), "u4"),
+    ("lastsegmentflags", <char*>&_f.lastsegmentflags - <char*>&_f, sizeof(_f.lastsegmentflags), "u4"),
+    ("nextseq", <char*>&_f.nextseq - <char*>&_f, sizeof(_f.nextseq), "u4"),
+    ("nextseqframe", <char*>&_f.nextseqframe - <char*>&_f, sizeof(_f.nextseqframe), "u4"),
+    ("nextseqtime", <char*>&_f.nextseqtime - <char*>&_f, sizeof(_f.nextseqtime), "i8"),
+    ("maxseqtobeacked", <char*>&_f.maxseqtobeacked - <char*>&_f, sizeof(_f.maxseqtobeacked), "u4"),
+    ("lastack", <char*>&_f.lastack - <char*>&_f, sizeof(_f.lastack), "u4"),
+    ("lastacktime", <char*>&_f.lastacktime - <char*>&_f, sizeof(_f.lastacktime), "i8"),
+    ("lastnondupack", <char*>&_f.lastnondupack - <char*>&_f, sizeof(_f.lastnondupack), "u4"),
+    ("dupacknum", <char*>&_f.dupacknum - <char*>&_f, sizeof(_f.dupacknum), "u4"),
+    ("sorted", <char*>&_f.sorted - <char*>&_f, sizeof(_f.sorted), "u1"),
+    ("max_end", <char*>&_f.max_end - <char*>&_f, sizeof(_f.max_end), "u4"),
+    ("sack_n", <char*>&_f.sack_n - <char*>&_f, sizeof(_f.sack_n), "i4"),
+    ("sack", <char*>&_f.sack[0] - <char*>&_f, sizeof(_f.sack), "(6,)u4"),
+    ("fin_end", <char*>&_f.fin_end - <char*>&_f, sizeof(_f.fin_end), "u4"),
+    ("fin_state", <char*>&_f.fin_state - <char*>&_f, sizeof(_f.fin_state), "u1"),
+)
+
+# (struct size, ((field, offset, size, NumPy type), ...)) of what is saved of each struct
+LAYOUT = {
+    "conv": (sizeof(Conv), (
+        ("ts_first", <char*>&_c.ts_first - <char*>&_c, sizeof(_c.ts_first), "i8"),
+        ("ts_prev", <char*>&_c.ts_prev - <char*>&_c, sizeof(_c.ts_prev), "i8"),
+        ("ts_mru_syn", <char*>&_c.ts_mru_syn - <char*>&_c, sizeof(_c.ts_mru_syn), "i8"),
+        ("ts_first_rtt", <char*>&_c.ts_first_rtt - <char*>&_c, sizeof(_c.ts_first_rtt), "i8"),
+        ("client", <char*>&_c.client - <char*>&_c, sizeof(_c.client), "u8"),
+        ("key_lo", <char*>&_c.key_lo - <char*>&_c, sizeof(_c.key_lo), "u8"),
+        ("key_hi", <char*>&_c.key_hi - <char*>&_c, sizeof(_c.key_hi), "u8"),
+        ("stream", <char*>&_c.stream - <char*>&_c, sizeof(_c.stream), "u4"),
+        ("rst", <char*>&_c.rst - <char*>&_c, sizeof(_c.rst), "u1"),
+        *((f"flow{k}_{name}", base + off, size, kind)
+          for k, base in ((1, _flow1), (2, _flow2)) for name, off, size, kind in _FLOW))),
+    "seg": (sizeof(Seg), (
+        ("frame", <char*>&_s.frame - <char*>&_s, sizeof(_s.frame), "u4"),
+        ("seq", <char*>&_s.seq - <char*>&_s, sizeof(_s.seq), "u4"),
+        ("nextseq", <char*>&_s.nextseq - <char*>&_s, sizeof(_s.nextseq), "u4"),
+        ("row", <char*>&_s.row - <char*>&_s, sizeof(_s.row), "i8"),
+        ("ts", <char*>&_s.ts - <char*>&_s, sizeof(_s.ts), "i8"))),
+    "tomb": (sizeof(Tomb), (
+        ("key_lo", <char*>&_t.key_lo - <char*>&_t, sizeof(_t.key_lo), "u8"),
+        ("key_hi", <char*>&_t.key_hi - <char*>&_t, sizeof(_t.key_hi), "u8"),
+        ("client", <char*>&_t.client - <char*>&_t, sizeof(_t.client), "u8"),
+        ("ts_first", <char*>&_t.ts_first - <char*>&_t, sizeof(_t.ts_first), "i8"),
+        ("ts_last", <char*>&_t.ts_last - <char*>&_t, sizeof(_t.ts_last), "i8"),
+        ("stream", <char*>&_t.stream - <char*>&_t, sizeof(_t.stream), "u4"),
+        ("base_seq1", <char*>&_t.base_seq1 - <char*>&_t, sizeof(_t.base_seq1), "u4"),
+        ("base_seq2", <char*>&_t.base_seq2 - <char*>&_t, sizeof(_t.base_seq2), "u4"),
+        ("base_set1", <char*>&_t.base_set1 - <char*>&_t, sizeof(_t.base_set1), "u1"),
+        ("base_set2", <char*>&_t.base_set2 - <char*>&_t, sizeof(_t.base_set2), "u1"))),
+}
+SCALARS = ("next_stream", "row_base", "grace", "remember", "now", "next_sweep", "late_packets")
+
+
+cdef bytes _raw(void* p, Py_ssize_t size):
+    return (<char*>p)[:size]
+
+
+def export_state(Analyzer an):
+    """The state as pieces: (scalars, conv structs, per conversation the segment counts
+    and finger positions of its two flows (int32, n x 4), segment structs (each flow's
+    list in order), tombstone structs, pending ended streams)."""
+    cdef State* st = &an.st
+    cdef int32_t i, s, k, pos
+    cdef Flow* f
+    convs, segs, tombs = bytearray(), bytearray(), bytearray()
+    info = np.empty((st.live_convs, 4), np.int32)
+    cdef int32_t[:, ::1] inf = info
+    k = 0
+    for i in range(st.nconv):
+        if not st.convs[i].live:
+            continue
+        convs += _raw(&st.convs[i], sizeof(Conv))
+        for side in range(2):
+            f = &st.convs[i].flow1 if side == 0 else &st.convs[i].flow2
+            inf[k, 2 + side] = -1
+            s, pos = f.seg_head, 0
+            while s >= 0:
+                segs += _raw(&st.segs[s], sizeof(Seg))
+                if s == f.finger:
+                    inf[k, 2 + side] = pos
+                s = st.segs[s].next
+                pos += 1
+            inf[k, side] = pos
+        k += 1
+    for i in range(st.ntomb):
+        if st.tombs[i].next_free == -2:
+            tombs += _raw(&st.tombs[i], sizeof(Tomb))
+    ended = np.array([st.ended[i] for i in range(st.nended)], np.uint32)
+    scalars = {"next_stream": st.next_stream, "row_base": st.row_base, "grace": st.grace,
+               "remember": st.remember, "now": st.now, "next_sweep": st.next_sweep,
+               "late_packets": st.late_packets}
+    return scalars, bytes(convs), info, bytes(segs), bytes(tombs), ended
+
+
+def import_state(dict scalars, const unsigned char[::1] convs, const int32_t[:, ::1] info,
+                 const unsigned char[::1] segs, const unsigned char[::1] tombs,
+                 const uint32_t[::1] ended):
+    """An Analyzer from export_state()'s pieces, checked: whatever the bytes, the
+    structures it builds are sound (links in range, every key once), or ValueError."""
+    cdef Analyzer an = Analyzer(scalars["grace"], scalars["remember"])
+    cdef State* st = &an.st
+    cdef Py_ssize_t nconv = convs.shape[0] // sizeof(Conv)
+    cdef Py_ssize_t ntomb = tombs.shape[0] // sizeof(Tomb)
+    cdef Py_ssize_t nseg = segs.shape[0] // sizeof(Seg), used = 0, slot, k
+    cdef int32_t ci, si, t, prev, count, finger
+    cdef Conv* c
+    cdef Flow* f
+    if (convs.shape[0] % sizeof(Conv) or tombs.shape[0] % sizeof(Tomb)
+            or segs.shape[0] % sizeof(Seg) or info.shape[0] != nconv or info.shape[1] != 4):
+        raise ValueError("sizes of the parts disagree")
+    st.next_stream = scalars["next_stream"]
+    st.row_base = scalars["row_base"]
+    st.now = scalars["now"]
+    st.next_sweep = scalars["next_sweep"]
+    st.late_packets = scalars["late_packets"]
+    if st.row_base < 0:
+        raise ValueError("negative row count")
+    for k in range(nconv):
+        ci = new_conv(st, 0, 0, 0, 0, 0)
+        if ci < 0:
+            raise MemoryError()
+        c = &st.convs[ci]
+        memcpy(c, &convs[k * sizeof(Conv)], sizeof(Conv))
+        c.live, c.next_free = 1, -1
+        if c.stream >= st.next_stream:
+            raise ValueError(f"stream {c.stream} beyond the stream count")
+        slot = slot_find(st, c.key_lo, c.key_hi)
+        if st.slot_conv[slot] != EMPTY:
+            raise ValueError("a conversation key appears twice")
+        if slot_set(st, slot, c.key_lo, c.key_hi, ci) < 0:
+            raise MemoryError()
+        for side in range(2):
+            f = &c.flow1 if side == 0 else &c.flow2
+            count, finger = info[k, side], info[k, 2 + side]
+            if (count < 0 or count > MAX_UNACKED or used + count > nseg
+                    or not -1 <= finger < count or not 0 <= f.sack_n <= MAX_SACK_STORED
+                    or not -2 <= f.win_scale <= 14 or f.fin_state > FIN_ACKED):
+                raise ValueError("conversation fields out of range")
+            f.seg_head = f.seg_tail = f.finger = -1
+            f.seg_count = count
+            for j in range(count):
+                si = seg_alloc(st)
+                if si < 0:
+                    raise MemoryError()
+                memcpy(&st.segs[si], &segs[used * sizeof(Seg)], sizeof(Seg))
+                seg_link_after(st, f, si, f.seg_tail)
+                if j == finger:
+                    f.finger = si
+                used += 1
+    if used != nseg:
+        raise ValueError("segments left over")
+    for k in range(ntomb):
+        t = tomb_alloc(st)
+        if t < 0:
+            raise MemoryError()
+        memcpy(&st.tombs[t], &tombs[k * sizeof(Tomb)], sizeof(Tomb))
+        st.tombs[t].next_free = -2
+        if st.tombs[t].stream >= st.next_stream:
+            raise ValueError(f"stream {st.tombs[t].stream} beyond the stream count")
+        slot = slot_find(st, st.tombs[t].key_lo, st.tombs[t].key_hi)
+        if st.slot_conv[slot] != EMPTY:
+            raise ValueError("a conversation key appears twice")
+        if slot_set(st, slot, st.tombs[t].key_lo, st.tombs[t].key_hi, TOMB(t)) < 0:
+            raise MemoryError()
+    for k in range(ended.shape[0]):
+        if ended[k] >= st.next_stream or note_ended(st, ended[k]) < 0:
+            raise ValueError("an ended stream beyond the stream count")
+    return an
