@@ -1,8 +1,9 @@
 """Wireshark-exact TCP analysis (tcp.stream, tcp.analysis.*): see tcpsift.tcp.analysis.
 
 This package module holds only what is plain data, so that importing it costs nothing;
-the Polars side (analyze(), analyze_tables()) loads on first use, and
-tcpsift.tcp.chunks feeds the kernel from decoder arrays without Polars.
+the Polars side (analyze(), analyze_tables(), the batch-by-batch Analyzer of
+tcpsift.tcp.analyzer) loads on first use, and tcpsift.tcp.chunks feeds the kernel from
+decoder arrays without Polars.
 """
 from __future__ import annotations
 
@@ -60,6 +61,9 @@ _FROM_ANALYSIS = {"analyze", "analyze_tables", "output_table", "schema", "_input
 
 
 def __getattr__(name: str):
+    if name == "Analyzer":
+        from tcpsift.tcp.analyzer import Analyzer
+        return Analyzer
     if name in _FROM_ANALYSIS:
         from tcpsift.tcp import analysis
         return getattr(analysis, name)

@@ -84,9 +84,12 @@ def _quoted_tcp(layers: pl.DataFrame | None) -> pl.DataFrame:
     return pl.DataFrame(list(out.values()), schema=empty.schema, orient="row")
 
 
-def _inputs(packets: pl.DataFrame, layers: pl.DataFrame | None) -> dict:
+def _inputs(packets: pl.DataFrame, layers: pl.DataFrame | None, number=_ranks) -> dict:
     """The kernel's input arrays, one entry per packet-table row (one Polars select, then
-    zero-copy views), plus the address rank table and the SACK edges."""
+    zero-copy views), plus the address rank table and the SACK edges. `number` gives the
+    addresses (texts) their numbers: ranks in Wireshark's order (_ranks), or any
+    one-to-one numbering that holds across the rows fed to one kernel state (the kernel
+    only compares them; see tcpsift.tcp.chunks)."""
     from tcpsift.tcp import _analysis as K
 
     fragmented = C("more_fragments").fill_null(False) | (C("frag_offset").fill_null(0) != 0)
@@ -128,7 +131,7 @@ def _inputs(packets: pl.DataFrame, layers: pl.DataFrame | None) -> dict:
     ucodes = uniq.to_physical().to_numpy()
     utext = uniq.cast(pl.String).to_list()
     q = _quoted_tcp(layers)
-    ranks = _ranks([*utext, *q["src"].to_list(), *q["dst"].to_list()])
+    ranks = number([*utext, *q["src"].to_list(), *q["dst"].to_list()])
     top = int(ucodes.max()) + 1 if len(ucodes) else 1
     lut = np.zeros(top, np.uint32)
     lut[ucodes] = [ranks[x] for x in utext]
@@ -176,14 +179,18 @@ def analyze_tables(packets: pl.DataFrame, layers: pl.DataFrame | None = None) ->
     from tcpsift.tcp import _analysis as K
 
     n = packets.height
-    missing = [c for c in INPUT_COLUMNS if c not in packets.columns]
-    if missing:
-        raise ValueError("TCP analysis needs the packet columns " + ", ".join(missing)
-                         + " (tcpsift.read(columns=...) left them out)")
+    check_columns(packets)
     a = _inputs(packets, layers)
     out = _empty_outputs(n)
     K.analyze_arrays(n, a, out)
     return output_table(out, packets)
+
+
+def check_columns(packets: pl.DataFrame) -> None:
+    missing = [c for c in INPUT_COLUMNS if c not in packets.columns]
+    if missing:
+        raise ValueError("TCP analysis needs the packet columns " + ", ".join(missing)
+                         + " (tcpsift.read(columns=...) left them out)")
 
 
 def output_table(out: dict, packets: pl.DataFrame) -> pl.DataFrame:
