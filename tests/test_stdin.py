@@ -88,7 +88,7 @@ def test_stdin_cut_short_keeps_the_packets_before():
     data = SAMPLE.read_bytes()
     code, out, err = _tcpsift(["fields", "-", "-e", "frame.number"], data[:len(data) // 2])
     assert code == 1
-    assert err.startswith("tcpsift: -: cut short") and err.count("\n") == 1
+    assert err.startswith("tcpsift: warning: -: cut short") and err.count("\n") == 1
     frames = out.split()
     assert frames == [str(i) for i in range(1, len(frames) + 1)] and len(frames) > 10
 
@@ -120,7 +120,7 @@ def test_compressed_stdin_reads_like_the_file(kind):
     # 128 KiB block before its end, so half of this small file holds no capture)
     cut = data[:len(data) // 2]
     code, out, err = _tcpsift(["fields", "-", "-e", "frame.number"], cut)
-    expected = (1, "tcpsift: -: compressed stream cut short") if kind == "gzip" else (
+    expected = (1, "tcpsift: warning: -: compressed stream cut short") if kind == "gzip" else (
         2, "tcpsift: -: zstd data holds no capture (compressed stream cut short")
     assert (code, err[:len(expected[1])]) == expected
 

@@ -148,7 +148,7 @@ def test_a_bad_file_among_ring_buffer_files_is_a_warning(tmp_path, names, in_ord
     assert result.stdout == _fields([SAMPLE], names)[1]
     expected = tcpsift.read(list(map(str, files))).warnings
     mode_line = f"tcpsift: {describe(len(files), 'merge')}"
-    assert result.stderr.splitlines() == [mode_line] + [f"tcpsift: {w}" for w in expected]
+    assert result.stderr.splitlines() == [mode_line] + [f"tcpsift: warning: {w}" for w in expected]
     assert len(expected) == 1 and str(bad) in expected[0]
 
 
