@@ -105,6 +105,21 @@ def test_every_kind_every_format_both_directions(tmp_path, capture, kind):
             assert out.read_bytes().startswith(MAGIC[fmt])
 
 
+def test_every_kind_draws_a_stream_whose_row_has_no_segment_length():
+    # 6in4-tcp.pcap's stream 0 is one frame whose TCP length tshark cannot tell
+    path = ROOT.parent / "shared" / "captures" / "public" / "encap" / "6in4-tcp.pcap"
+    if not path.exists():
+        pytest.skip("needs ../shared/captures/public")
+    import io
+
+    import tcpsift
+    from tcpsift.workflow import plots
+
+    cap = tcpsift.read(str(path))
+    for kind in KINDS:
+        plots.plot(cap, 0, kind).savefig(io.BytesIO(), format="svg")
+
+
 # --- the series against tshark and the lab's truth ----------------------------------------
 
 def test_window_series_is_the_clients_window_and_finds_the_dip(tmp_path):

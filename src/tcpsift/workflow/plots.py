@@ -216,7 +216,8 @@ def _throughput(conn: Connection, average_s: float | None) -> pl.DataFrame:
         "frame", (C("ack").cast(pl.Int64) - C("ack").cast(pl.Int64).cum_max().shift(1))
         .clip(lower_bound=0).fill_null(0).alias("acked_bytes"))
     rows = rows.join(acks, on="frame", how="left").with_columns(
-        pl.when(sent).then(C("len")).otherwise(0).alias("_sent_bytes"),
+        # a row without a segment length (an ICMP error quoting one) carries no bytes
+        pl.when(sent).then(C("len").fill_null(0)).otherwise(0).alias("_sent_bytes"),
         C("acked_bytes").fill_null(0))
     sender = rows.filter(sent)
     receiver = rows.filter(~sent)
