@@ -58,14 +58,16 @@ def conns(files, fmt, output, where, sort_by, desc, limit, width, utc, client_by
 
     import tcpsift
     from tcpsift.cli.progress import progress
-    from tcpsift.tcp.connections import connections
+    from tcpsift.tcp import INPUT_COLUMNS
+    from tcpsift.tcp.connections import PACKET_COLUMNS, connections
 
     announce(files, mode)
     # on a terminal, after a second, a spinner on stderr; gone before the table is written
     with progress() as shown:
         shown.step("reading the capture")
         try:
-            cap = tcpsift.read(list(files), mode=mode)
+            cap = tcpsift.read(list(files), mode=mode,
+                               columns={*INPUT_COLUMNS, *PACKET_COLUMNS})
         except tcpsift.CaptureError as e:
             fail(str(e))
         shown.step("TCP analysis and connections")

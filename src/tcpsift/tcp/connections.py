@@ -31,6 +31,14 @@ FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
 INACTIVE, SYN_SENT, SYN_ACK_SENT, PARTIAL, ESTABLISHED, CLOSED, RESET = range(7)
 
 
+# The packet-table columns connections() reads besides the TCP analysis' inputs (for
+# tcpsift.read(columns=...): a command that wants only the connection table builds no
+# other column).
+PACKET_COLUMNS = ("frame", "ts_ns", "len", "src", "dst", "sport", "dport", "tcp_flags",
+                  "tcp_len", "window", "mss", "wscale", "sack_perm", "tsval", "eth_src",
+                  "eth_dst")
+
+
 class _Rows:
     """The TCP rows of a capture as NumPy arrays (frame order), with each row's stream,
     side (`c2s`: sent by the client) and the keys the per-stream reductions use:
@@ -54,21 +62,22 @@ class _Rows:
         numbers = num["stream"].to_numpy().astype(np.int64)
         present = np.bincount(numbers) > 0
         self.numbers = np.flatnonzero(present)
-        self.stream = (np.cumsum(present) - 1)[numbers]
+        self.stream = (np.cumsum(present) - 1).astype(np.int32)[numbers]
         self.n = len(self.numbers)
-        self.frame = num["frame"].to_numpy().astype(np.int64)
+        # (narrow dtypes: a million-row capture's arrays are what this costs in memory)
+        self.frame = num["frame"].to_numpy()
         self.ts = num["ts_ns"].fill_null(NO_TIME).to_numpy()
-        self.len = num["len"].fill_null(0).to_numpy().astype(np.uint64)
+        self.len = num["len"].fill_null(0).to_numpy()
         # (a header cut before its flags has none: no test on them holds for its row)
         self.has_flags = num["tcp_flags"].is_not_null().to_numpy()
-        self.flags = num["tcp_flags"].fill_null(0).to_numpy().astype(np.int64)
-        self.tcp_len = num["tcp_len"].fill_null(0).to_numpy().astype(np.int64)
-        self.window = num["window"].fill_null(-1).to_numpy().astype(np.int64)
-        self.window_scaled = num["window_scaled"].fill_null(NO_WINDOW).to_numpy().astype(np.int64)
-        self.shown = num["shown"].to_numpy().astype(np.int64)
+        self.flags = num["tcp_flags"].fill_null(0).to_numpy()
+        self.tcp_len = num["tcp_len"].fill_null(0).to_numpy()
+        self.window = num["window"].fill_null(-1).cast(pl.Int32).to_numpy()
+        self.window_scaled = num["window_scaled"].fill_null(NO_WINDOW).to_numpy()
+        self.shown = num["shown"].cast(pl.UInt32).to_numpy()
         self.has_rtt = num["ack_rtt_ns"].is_not_null().to_numpy()
         self.rtt = num["ack_rtt_ns"].fill_null(0).to_numpy()
-        direction = num["direction"].fill_null(0).to_numpy().astype(np.int64)
+        direction = num["direction"].fill_null(0).to_numpy().astype(np.int8)
         flags = self.flags
         self.syn = (flags & (SYN | ACK)) == SYN
         self.synack = (flags & (SYN | ACK)) == (SYN | ACK)
@@ -120,7 +129,7 @@ class _Rows:
 NO_ROW = np.iinfo(np.int64).max
 NO_TIME = np.iinfo(np.int64).min      # ts_ns of a frame without a time
 NO_TIME_MAX = np.iinfo(np.int64).max  # the empty value of a minimum of times
-NO_WINDOW = np.iinfo(np.int64).max
+NO_WINDOW = np.iinfo(np.uint32).max    # above any scaled window (65535 << 14)
 
 
 def _at(values: np.ndarray, rows: np.ndarray, missing):
