@@ -66,10 +66,17 @@ def commands(path: Path, stream: int) -> dict[str, list[str]]:
     return tools
 
 
-def same_rows(ladder_csv: str, tshark_text: str) -> bool:
+def difference(ladder_csv: str, tshark_text: str) -> str | None:
+    """None when both outputs list the same rows (COMPARED columns), else what differs."""
     ours = [tuple(r[c] for c in COMPARED) for r in csv.DictReader(io.StringIO(ladder_csv))]
     theirs = [tuple(line.split("\t")[:len(COMPARED)]) for line in tshark_text.splitlines()]
-    return ours == theirs
+    if ours == theirs:
+        return None
+    first = next((i for i, (a, b) in enumerate(zip(ours, theirs)) if a != b),
+                 min(len(ours), len(theirs)))
+    return (f"{len(ours)} rows against tshark's {len(theirs)}; first difference at row "
+            f"{first}: {ours[first] if first < len(ours) else None} against "
+            f"{theirs[first] if first < len(theirs) else None}")
 
 
 def main(argv=None) -> int:
@@ -107,9 +114,13 @@ def main(argv=None) -> int:
         ts = med.get("tshark -Y -T fields")
         if not args.no_check and ts is not None:
             env = {**os.environ, "LC_ALL": "C"}
-            outs = {k: subprocess.run(cmd, capture_output=True, text=True, env=env,
-                                      timeout=args.timeout).stdout for k, cmd in tools.items()}
-            row["same"] = same_rows(outs["tcpsift ladder"], outs["tshark -Y -T fields"])
+            runs = {k: subprocess.run(cmd, capture_output=True, text=True, env=env,
+                                      timeout=args.timeout) for k, cmd in tools.items()}
+            diff = difference(runs["tcpsift ladder"].stdout, runs["tshark -Y -T fields"].stdout)
+            row["same"] = diff is None
+            if diff is not None:
+                codes = ", ".join(f"{k} exit {r.returncode}" for k, r in runs.items())
+                print(f"{path.name}: the outputs differ ({codes}): {diff}", file=sys.stderr)
         line = (f"{path.name:<12} {stream:>7} {rows if rows is not None else '':>7} "
                 f"{med['tcpsift ladder']:>16.2f}")
         line += f" {ts:>9.2f} {ts / med['tcpsift ladder']:>7.1f}x" if ts else f" {'-':>9} {'':>8}"
