@@ -4,6 +4,7 @@ hand-written scapy script prints them (`tcpsift ladder`), and as a Polars frame.
     table = ladder(capture, stream=3)                       # or conn="A:P B:P", frame=N
     lad = build(capture, conn="192.0.2.11:46057 198.51.100.21:80")
     lad.connection.client, lad.connection.first_frame, lad.table
+    lad, warnings, complete = read_ladder("big.pcap", stream=3)   # without the tables
 
 Columns (`COLUMNS`, what `--format csv|json` writes, in this order):
 
