@@ -504,6 +504,12 @@ def _draw_rtt(ax, conn: Connection, data: pl.DataFrame) -> list:
     factor, unit = next(((f, n) for f, n in _SECONDS if median >= f), _SECONDS[-1])
     handles.append(ax.axhline(median, color="grey", linestyle="--", linewidth=1,
                               label=f"median {median / factor:.3g} {unit}"))
+    worst = data.sort("ack_rtt_s", "frame", descending=[True, False]).row(0, named=True)
+    factor, unit = next(((f, n) for f, n in _SECONDS if worst["ack_rtt_s"] >= f),
+                        _SECONDS[-1])
+    ax.annotate(f"largest: {worst['ack_rtt_s'] / factor:.3g} {unit}, frame {worst['frame']}",
+                (worst["time_rel_s"], worst["ack_rtt_s"]), xytext=(8, -4),
+                textcoords="offset points", fontsize=8, va="top")
     low, high = data["ack_rtt_s"].min(), data["ack_rtt_s"].max()
     if high > 100 * low:
         # ACK delays of microseconds beside RTTs of tens of milliseconds
