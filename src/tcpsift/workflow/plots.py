@@ -28,6 +28,8 @@ backend chosen): a guest in the caller's matplotlib.
 """
 from __future__ import annotations
 
+import functools
+import io
 import math
 import os
 from dataclasses import dataclass
@@ -616,14 +618,28 @@ def _zoom_note(conn: Connection, kind: str, data: pl.DataFrame) -> str | None:
             "to see each one and its marks.")
 
 
-def figure(conn: Connection, kind: str, data: pl.DataFrame):
-    """Draw `data` (series(conn, kind)) on a new matplotlib Figure."""
+@functools.cache
+def _figure_class():
+    """matplotlib's Figure, which shows itself in Jupyter as a picture: a notebook's inline
+    support only registers Figure when pyplot is imported, and the library never is."""
     try:
         from matplotlib.figure import Figure
     except ImportError as e:
         raise ImportError(INSTALL_HINT) from e
+
+    class PlotFigure(Figure):
+        def _repr_png_(self) -> bytes:
+            out = io.BytesIO()
+            self.savefig(out, format="png", dpi=100)
+            return out.getvalue()
+
+    return PlotFigure
+
+
+def figure(conn: Connection, kind: str, data: pl.DataFrame):
+    """Draw `data` (series(conn, kind)) on a new matplotlib Figure."""
     _check_kind(kind)
-    fig = Figure(figsize=(10, 6), layout="constrained")
+    fig = _figure_class()(figsize=(10, 6), layout="constrained")
     ax = fig.add_subplot()
     handles = _DRAW[kind](ax, conn, data)
     fig.suptitle(_title(conn, kind, data), fontsize=13)
