@@ -84,12 +84,14 @@ def _quoted_tcp(layers: pl.DataFrame | None) -> pl.DataFrame:
     return pl.DataFrame(list(out.values()), schema=empty.schema, orient="row")
 
 
-def _inputs(packets: pl.DataFrame, layers: pl.DataFrame | None, number=_ranks) -> dict:
+def _inputs(packets: pl.DataFrame, layers: pl.DataFrame | None, number=_ranks,
+            quoted: pl.DataFrame | None = None) -> dict:
     """The kernel's input arrays, one entry per packet-table row (one Polars select, then
     zero-copy views), plus the address rank table and the SACK edges. `number` gives the
     addresses (texts) their numbers: ranks in Wireshark's order (_ranks), or any
     one-to-one numbering that holds across the rows fed to one kernel state (the kernel
-    only compares them; see tcpsift.tcp.chunks)."""
+    only compares them; see tcpsift.tcp.chunks). `quoted`: `_quoted_tcp(layers)` when
+    the caller has it already."""
     from tcpsift.tcp import _analysis as K
 
     fragmented = C("more_fragments").fill_null(False) | (C("frag_offset").fill_null(0) != 0)
@@ -130,7 +132,7 @@ def _inputs(packets: pl.DataFrame, layers: pl.DataFrame | None, number=_ranks) -
     uniq = pl.concat([packets["src"], packets["dst"]]).drop_nulls().unique()
     ucodes = uniq.to_physical().to_numpy()
     utext = uniq.cast(pl.String).to_list()
-    q = _quoted_tcp(layers)
+    q = _quoted_tcp(layers) if quoted is None else quoted
     ranks = number([*utext, *q["src"].to_list(), *q["dst"].to_list()])
     top = int(ucodes.max()) + 1 if len(ucodes) else 1
     lut = np.zeros(top, np.uint32)

@@ -83,7 +83,7 @@ import numpy as np
 import polars as pl
 
 from tcpsift.tcp import _analysis as K
-from tcpsift.tcp.analysis import _inputs, check_columns, output_table
+from tcpsift.tcp.analysis import _inputs, _quoted_tcp, check_columns, output_table
 from tcpsift.tcp.chunks import empty_outputs
 
 __all__ = ["Analyzer"]
@@ -170,6 +170,7 @@ class Analyzer:
         self._next_id = 0
         self._compact_at = _FIRST_COMPACTION
         self._last_frame = 0
+        self._layers = self._quoted_rows = None
 
     # --- analysis -----------------------------------------------------------------------
 
@@ -187,15 +188,25 @@ class Analyzer:
         if first <= self._last_frame:
             raise ValueError(f"frame {first} fed after frame {self._last_frame}: batches "
                              "must follow each other in frame order")
-        if layers is not None and layers.height:
-            layers = layers.filter(pl.col("frame").is_between(first, last))
-        a = _inputs(packets, layers, self._number)
+        quoted = self._quoted(layers)
+        if quoted.height:
+            quoted = quoted.filter(pl.col("frame").is_between(first, last))
+        a = _inputs(packets, None, self._number, quoted)
         out = empty_outputs(n)
         self._kernel.feed(n, a, out)
         self._last_frame = last
         if len(self._ids) > self._compact_at:
             self._drop_unused_addresses()
         return output_table(out, packets)
+
+    def _quoted(self, layers: pl.DataFrame | None) -> pl.DataFrame:
+        """The TCP headers quoted in ICMP errors of a layer table: found once per table
+        (the same table is usually given with every batch)."""
+        if layers is None or layers.height == 0:
+            return _quoted_tcp(None)
+        if self._layers is not layers:
+            self._layers, self._quoted_rows = layers, _quoted_tcp(layers)
+        return self._quoted_rows
 
     def ended(self) -> list[int]:
         """The streams whose state was freed since the last call, in the order they were
@@ -323,6 +334,7 @@ class Analyzer:
         if not set(kernel.address_ids().tolist()) <= set(self._ids.values()):
             raise ValueError("TCP analyzer state: a conversation refers to an unknown address")
         self._last_frame = scalars["last_frame"]
+        self._layers = self._quoted_rows = None
         self._count_ids()
         return self
 
