@@ -86,9 +86,6 @@ class Connection:
     def receiver(self) -> str:
         return "server" if self.direction == "c2s" else "client"
 
-    def endpoint(self, role: str) -> str:
-        return self.client if role == "client" else self.server
-
     def sent(self) -> pl.DataFrame:
         return self.packets.filter(C("direction") == self.direction)
 
@@ -167,10 +164,13 @@ def _window_rows(conn: Connection) -> pl.DataFrame:
 
 
 def _with_sack(conn: Connection, frame: pl.DataFrame) -> pl.DataFrame:
-    """A `sack` column: the receiver's SACK blocks relative to the sender's base."""
+    """A `sack` column: the receiver's SACK blocks relative to the sender's base (the
+    sender's own blocks, when data flows both ways, are about the other sequence space and
+    are left out)."""
     base = conn.sent().get_column("_base").drop_nulls()
     sender_base = base[0] if len(base) else 0
-    flat = (frame.select("frame", "sack_blocks").explode("sack_blocks")
+    flat = (frame.filter(C("direction") != conn.direction)
+            .select("frame", "sack_blocks").explode("sack_blocks")
             .drop_nulls("sack_blocks")
             .with_columns(((C("sack_blocks").cast(pl.Int64) - sender_base) % (1 << 32))
                           .alias("edge"))
@@ -243,6 +243,7 @@ def series(conn: Connection, kind: str, average_s: float | None = None,
            start_s: float | None = None, end_s: float | None = None) -> pl.DataFrame:
     """The plotted series of `kind` for a connection (see the module's docstring), the rows
     between start_s and end_s (connection-relative seconds) when given."""
+    _check_kind(kind)
     rows = _series(conn, kind, average_s)
     if start_s is not None:
         rows = rows.filter(C("time_rel_s") >= start_s)
@@ -269,13 +270,11 @@ def _series(conn: Connection, kind: str, average_s: float | None) -> pl.DataFram
             "frame", "time_rel_s", (C("ack_rtt_ns") / 1e9).alias("ack_rtt_s"), "acks_frame")
     if kind == "throughput":
         return _throughput(conn, average_s)
-    if kind == "inflight":
-        sent = C("direction") == conn.direction
-        return conn.packets.filter(sent | ((C("tcp_flags") & RST) == 0)).select(
-            "frame", "time_rel_s", "direction",
-            pl.when(sent).then(C("bytes_in_flight")).alias("bytes_in_flight"),
-            pl.when(~sent).then(C("window")).alias("window"))
-    raise PlotError(f"unknown plot kind {kind!r}: one of {', '.join(KINDS)}")
+    sent = C("direction") == conn.direction   # inflight
+    return conn.packets.filter(sent | ((C("tcp_flags") & RST) == 0)).select(
+        "frame", "time_rel_s", "direction",
+        pl.when(sent).then(C("bytes_in_flight")).alias("bytes_in_flight"),
+        pl.when(~sent).then(C("window")).alias("window"))
 
 
 def plot_data(capture, stream: int, kind: str, direction: str | None = None,
@@ -303,12 +302,22 @@ COLOURS = {"data": "#1f3b73", "retransmission": "#d62728", "out_of_order": "#1f9
            "zero": "#d62728", "goodput": "#2ca02c"}
 
 
+def _seconds_unit(seconds: float) -> tuple[float, str]:
+    """The unit a duration reads best in: (seconds per unit, its name)."""
+    return next(((f, n) for f, n in _SECONDS if seconds >= f), _SECONDS[-1])
+
+
+def _duration(seconds: float) -> str:
+    factor, unit = _seconds_unit(seconds)
+    return f"{seconds / factor:.3g} {unit}"
+
+
 def _si_axis(axis, unit: str, largest: float, quantity: str) -> None:
     """Label `axis` '<quantity> (<prefix><unit>)' and divide its ticks by the prefix."""
     from matplotlib.ticker import FuncFormatter
 
     if unit == "s":
-        factor, name = next(((f, n) for f, n in _SECONDS if largest >= f), _SECONDS[-1])
+        factor, name = _seconds_unit(largest)
     else:
         factor, prefix = next(((f, p) for f, p in _PREFIXES if largest >= f), _PREFIXES[-1])
         name = prefix + unit
@@ -503,13 +512,10 @@ def _draw_rtt(ax, conn: Connection, data: pl.DataFrame) -> list:
     handles = [ax.scatter(data["time_rel_s"], data["ack_rtt_s"], s=8,
                           color=COLOURS["data"], label="ACK RTT (segment → its ACK)")]
     median = data["ack_rtt_s"].median()
-    factor, unit = next(((f, n) for f, n in _SECONDS if median >= f), _SECONDS[-1])
     handles.append(ax.axhline(median, color="grey", linestyle="--", linewidth=1,
-                              label=f"median {median / factor:.3g} {unit}"))
+                              label=f"median {_duration(median)}"))
     worst = data.sort("ack_rtt_s", "frame", descending=[True, False]).row(0, named=True)
-    factor, unit = next(((f, n) for f, n in _SECONDS if worst["ack_rtt_s"] >= f),
-                        _SECONDS[-1])
-    ax.annotate(f"largest: {worst['ack_rtt_s'] / factor:.3g} {unit}, frame {worst['frame']}",
+    ax.annotate(f"largest: {_duration(worst['ack_rtt_s'])}, frame {worst['frame']}",
                 (worst["time_rel_s"], worst["ack_rtt_s"]), xytext=(8, -4),
                 textcoords="offset points", fontsize=8, va="top")
     low, high = data["ack_rtt_s"].min(), data["ack_rtt_s"].max()
@@ -589,9 +595,8 @@ def _title(conn: Connection, kind: str, data: pl.DataFrame) -> str:
         return f"ACK round-trip time, data {flow}"
     if kind == "throughput":
         period = data["average_s"][0] if len(data) else default_average(0)
-        factor, unit = next(((f, n) for f, n in _SECONDS if period >= f), _SECONDS[-1])
         return (f"Throughput and goodput, data {flow} "
-                f"(moving average over {period / factor:g} {unit})")
+                f"(moving average over {_duration(period)})")
     return f"Bytes in flight against the receive window, data {flow}"
 
 
