@@ -36,7 +36,7 @@ DEF S_ETH_SRC = 18
 DEF S_ETH_DST = 19
 DEF S_ETH_TYPE = 20
 # the frame's time against the first frame, the previous one, the previous one printed
-# (see FrameClock below)
+# (textstream.fields.FrameTimes)
 DEF S_FRAME_REL = 21
 DEF S_FRAME_DELTA = 22
 DEF S_FRAME_DELTA_SHOWN = 23
@@ -360,7 +360,7 @@ cdef class LineWriter:
         cdef bint with_tcp = False
         cdef uint32_t tv = 0, ta = 0
         cdef bint t_row = False, t_ok = False, shown = False
-        # the frame times (tcpsift.fields: frame_times): the time Wireshark gives the
+        # the frame times (tcpsift.fields.with_frame_times): the time Wireshark gives the
         # frame (`wts`), the first frame's, the previous frame's, the previous printed one's
         cdef bint with_times = False, started = False, any_shown = False
         cdef int64_t wts = 0, first_ts = 0, prev_ts = 0, prev_shown_ts = 0
@@ -544,7 +544,9 @@ cdef class LineWriter:
                     prev_ts = wts
                     prev_shown_ts = wts
         if with_times and started:
-            times.first_ns, times.prev_ns, times.prev_shown_ns = first_ts, prev_ts, prev_shown_ts
+            times.first_ns, times.prev_ns = first_ts, prev_ts
+            if any_shown:
+                times.prev_shown_ns = prev_shown_ts
 
 
 
