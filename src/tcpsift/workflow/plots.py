@@ -335,8 +335,9 @@ def _time_axis(ax, data: pl.DataFrame) -> None:
              "time since the connection's first packet")
 
 
-def _flags(data: pl.DataFrame, bit: int) -> pl.Expr:
-    return (C("analysis").fill_null(0) & bit) != 0
+def _has_verdict(bits: int) -> pl.Expr:
+    """Rows with any of these tcp.analysis bits."""
+    return (C("analysis").fill_null(0) & bits) != 0
 
 
 def _no_data(ax, what: str) -> None:
@@ -433,16 +434,16 @@ def _draw_tseq(ax, conn: Connection, data: pl.DataFrame) -> list:
     segments = _segments(conn, sent)
     # Linux probes a zero window with an empty segment just below the ACK, which
     # Wireshark calls a keep-alive: probes are marked whatever their length
-    probing = _flags(sent, FLAG_BITS["zero_window_probe"] | FLAG_BITS["keep_alive"])
+    probes = FLAG_BITS["zero_window_probe"] | FLAG_BITS["keep_alive"]
     marks = [
-        (segments.filter(_flags(segments, RETRANSMISSIONS)), "retransmission",
+        (segments.filter(_has_verdict(RETRANSMISSIONS)), "retransmission",
          "retransmission (R)", "$R$"),
-        (segments.filter(_flags(segments, FLAG_BITS["out_of_order"])), "out_of_order",
+        (segments.filter(_has_verdict(FLAG_BITS["out_of_order"])), "out_of_order",
          "out of order (O)", "$O$"),
-        (sent.filter(probing), "probe", "window probe / keep-alive (P)", "$P$"),
+        (sent.filter(_has_verdict(probes)), "probe", "window probe / keep-alive (P)", "$P$"),
     ]
-    plain = segments.filter(~_flags(segments, RETRANSMISSIONS | FLAG_BITS["out_of_order"]
-                                    | FLAG_BITS["zero_window_probe"] | FLAG_BITS["keep_alive"]))
+    plain = segments.filter(
+        ~_has_verdict(RETRANSMISSIONS | FLAG_BITS["out_of_order"] | probes))
     if len(plain):
         handles.append(ax.vlines(plain["time_rel_s"], plain["seq"], plain["next_seq"],
                                  color=COLOURS["data"], linewidth=1.4, zorder=3,
@@ -471,12 +472,12 @@ def _draw_tseq(ax, conn: Connection, data: pl.DataFrame) -> list:
         handles.append(ax.vlines(sacks["time_rel_s"], sacks["left"], sacks["right"],
                                  color=COLOURS["sack"], linewidth=2.0,
                                  label=f"SACK block ({conn.receiver})"))
-    dups = acks.filter(_flags(acks, FLAG_BITS["duplicate_ack"]))
+    dups = acks.filter(_has_verdict(FLAG_BITS["duplicate_ack"]))
     if len(dups):
         handles.append(ax.scatter(dups["time_rel_s"], dups["ack"], marker=3, s=16,
                                   linewidths=0.8, color=COLOURS["ack"], zorder=3,
                                   label=f"duplicate ACK: {len(dups)}"))
-    zero = acks.filter(_flags(acks, FLAG_BITS["zero_window"]))
+    zero = acks.filter(_has_verdict(FLAG_BITS["zero_window"]))
     if len(zero):
         handles.append(ax.scatter(zero["time_rel_s"], zero["ack"], marker="x", s=50,
                                   color=COLOURS["zero"], zorder=4,
