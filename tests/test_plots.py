@@ -76,11 +76,11 @@ def assert_column_equal(ours: pl.DataFrame, column: str, theirs: pl.DataFrame, f
 
 # --- every kind drawn ------------------------------------------------------------------
 
+# Every kind is drawn to PNG by the series tests below (through the command); these add
+# the other formats, and the slow test every kind in every format and direction.
 @pytest.mark.parametrize("kind, capture, fmt", [
-    ("window", "seed-like", "png"), ("window-ack", "zero-window", "svg"),
-    ("tseq", "loss-retrans", "pdf"), ("rtt", "seed-like", "svg"),
-    ("throughput", "loss-retrans", "png"), ("inflight", "zero-window", "pdf")])
-def test_each_kind_drawn(tmp_path, kind, capture, fmt):
+    ("window-ack", "zero-window", "svg"), ("tseq", "loss-retrans", "pdf")])
+def test_each_format_written(tmp_path, kind, capture, fmt):
     out = tmp_path / f"plot.{fmt}"
     result = run(LAB / f"{capture}.pcap", "--stream", 0, kind, "-o", out)
     assert result.exit_code == 0, result.output
