@@ -74,6 +74,16 @@ def test_eviction_reports_every_stream_once_and_frees_the_state():
     assert an.sizes()["tombstones"] == an.streams
 
 
+def test_finish_without_eviction_reports_every_stream():
+    cap = tcpsift.read(SAMPLE)
+    an = Analyzer(grace=None)
+    assert an.feed(cap.packets).equals(cap.tcp) and an.ended() == []
+    an.finish()
+    assert an.ended() == list(range(an.streams)) and an.sizes()["conversations"] == 0
+    restored = Analyzer.restore(an.save())
+    assert restored.ended() == [] and restored.sizes()["tombstones"] == an.streams
+
+
 def test_state_checks():
     cap = tcpsift.read(SAMPLE)
     an = Analyzer(grace=0.001, remember=10)
@@ -193,6 +203,24 @@ def test_eviction_keeps_stream_numbers():
         else:
             assert got.equals(cap.tcp), path
     assert late_captures < 20
+
+
+@pytest.mark.slow
+def test_idle_frees_conversations_that_never_end():
+    """A SYN scan's half-open attempts never end: `idle` frees them; the stream numbers
+    stay tshark's, and other columns differ only where late packets are counted."""
+    paths = [p for p in PUBLIC if p.name == "many-connections-synscan.pcap"]
+    if not paths:
+        pytest.skip("many-connections-synscan.pcap not in the corpus")
+    cap = tcpsift.read(paths[0])
+    kept, _ = fed(cap, 97, Analyzer())
+    got, an = fed(cap, 97, Analyzer(idle=0.5, remember=None))
+    assert kept.equals(cap.tcp)
+    assert got["stream"].equals(cap.tcp["stream"])
+    assert an.sizes()["conversations"] < 10 < an.streams
+    differ = got.with_row_index().join(cap.tcp.with_row_index(), on="index").filter(
+        pl.col("analysis").ne_missing(pl.col("analysis_right")))
+    assert differ.height <= an.late_packets
 
 
 @pytest.mark.slow

@@ -205,6 +205,8 @@ ctypedef struct State:
     # eviction (grace < 0: never, as Wireshark, which keeps every conversation)
     int64_t grace                # an ended conversation quiet this long is evicted
     int64_t remember             # a tombstone is forgotten this long after its last packet (< 0: never)
+    int64_t idle                 # any conversation quiet this long is evicted (< 0: never)
+    uint8_t reporting            # freed streams are noted (eviction on, or after finish())
     int64_t now                  # the greatest timestamp so far (capture time never goes back)
     int64_t next_sweep
     uint32_t* ended              # streams evicted since the caller last took them
@@ -325,7 +327,7 @@ cdef int release_conv(State* st, int32_t ci) noexcept nogil:
     c.next_free = st.free_conv
     st.free_conv = ci
     st.live_convs -= 1
-    if st.grace >= 0:
+    if st.reporting:
         return note_ended(st, c.stream)
     return 0
 
@@ -435,9 +437,11 @@ cdef inline void tomb_free(State* st, int32_t t) noexcept nogil:
 
 
 cdef inline bint conv_stale(State* st, Conv* c) noexcept nogil:
-    """Ended (an RST, or both FINs acknowledged) and quiet for longer than the grace."""
-    return ((c.rst or (c.flow1.fin_state == FIN_ACKED and c.flow2.fin_state == FIN_ACKED))
-            and st.now - c.ts_prev > st.grace)
+    """Ended (an RST, or both FINs acknowledged) and quiet for longer than the grace, or
+    quiet for longer than `idle`."""
+    cdef int64_t quiet = st.now - c.ts_prev
+    return (((c.rst or (c.flow1.fin_state == FIN_ACKED and c.flow2.fin_state == FIN_ACKED))
+             and quiet > st.grace) or 0 <= st.idle < quiet)
 
 
 cdef inline bint tomb_stale(State* st, Tomb* t) noexcept nogil:
@@ -840,6 +844,8 @@ cdef inline int64_t sweep_interval(State* st) noexcept nogil:
     cdef int64_t every = st.grace
     if 0 <= st.remember < every:
         every = st.remember
+    if 0 <= st.idle < every:
+        every = st.idle
     every //= 2
     return every if every > 1000000 else 1000000
 
@@ -1106,19 +1112,22 @@ cdef class Analyzer:
 
     `grace` >= 0 (ns) turns eviction on: a conversation that ended (an RST, or both
     FINs acknowledged) and then had no packet for longer than `grace` of capture time
-    is freed, leaving a tombstone (its stream number, first time, client and bases);
-    the tombstone is forgotten `remember` ns after the conversation's last packet (< 0:
-    never). Evicted streams are reported by take_ended(). tcpsift.tcp.analyzer
-    documents what this changes against Wireshark, which keeps every conversation."""
+    (or, `idle` >= 0, any conversation quiet for longer than `idle`) is freed, leaving
+    a tombstone (its stream number, first time, client and bases); the tombstone is
+    forgotten `remember` ns after the conversation's last packet (< 0: never). Evicted
+    streams are reported by take_ended(). tcpsift.tcp.analyzer documents what this
+    changes against Wireshark, which keeps every conversation."""
     cdef State st
 
-    def __cinit__(self, int64_t grace=-1, int64_t remember=-1):
+    def __cinit__(self, int64_t grace=-1, int64_t remember=-1, int64_t idle=-1):
         memset(&self.st, 0, sizeof(State))
         self.st.free_seg = -1
         self.st.free_conv = -1
         self.st.free_tomb = -1
         self.st.grace = grace if grace >= 0 else -1
         self.st.remember = remember if (remember >= 0 and grace >= 0) else -1
+        self.st.idle = idle if (idle >= 0 and grace >= 0) else -1
+        self.st.reporting = grace >= 0
         self.st.now = INT64_MIN
         self.st.next_sweep = INT64_MIN
         self.st.slot_cap = 1024
@@ -1163,8 +1172,7 @@ cdef class Analyzer:
     def finish(self):
         """The capture ended: evict every conversation (each is reported as ended)."""
         cdef int32_t i
-        if self.st.grace < 0:
-            raise ValueError("finish() needs eviction on (grace >= 0)")
+        self.st.reporting = 1
         for i in range(self.st.nconv):
             if self.st.convs[i].live:
                 if evict(&self.st, i, slot_find(&self.st, self.st.convs[i].key_lo,
@@ -1456,7 +1464,8 @@ LAYOUT = {
         ("base_set1", <char*>&_t.base_set1 - <char*>&_t, sizeof(_t.base_set1), "u1"),
         ("base_set2", <char*>&_t.base_set2 - <char*>&_t, sizeof(_t.base_set2), "u1"))),
 }
-SCALARS = ("next_stream", "row_base", "grace", "remember", "now", "next_sweep", "late_packets")
+SCALARS = ("next_stream", "row_base", "grace", "remember", "idle", "reporting", "now",
+           "next_sweep", "late_packets")
 
 
 cdef bytes _raw(void* p, Py_ssize_t size):
@@ -1495,8 +1504,8 @@ def export_state(Analyzer an):
             tombs += _raw(&st.tombs[i], sizeof(Tomb))
     ended = np.array([st.ended[i] for i in range(st.nended)], np.uint32)
     scalars = {"next_stream": st.next_stream, "row_base": st.row_base, "grace": st.grace,
-               "remember": st.remember, "now": st.now, "next_sweep": st.next_sweep,
-               "late_packets": st.late_packets}
+               "remember": st.remember, "idle": st.idle, "reporting": st.reporting,
+               "now": st.now, "next_sweep": st.next_sweep, "late_packets": st.late_packets}
     return scalars, bytes(convs), info, bytes(segs), bytes(tombs), ended
 
 
@@ -1505,7 +1514,7 @@ def import_state(dict scalars, const unsigned char[::1] convs, const int32_t[:, 
                  const uint32_t[::1] ended):
     """An Analyzer from export_state()'s pieces, checked: whatever the bytes, the
     structures it builds are sound (links in range, every key once), or ValueError."""
-    cdef Analyzer an = Analyzer(scalars["grace"], scalars["remember"])
+    cdef Analyzer an = Analyzer(scalars["grace"], scalars["remember"], scalars["idle"])
     cdef State* st = &an.st
     cdef Py_ssize_t nconv = convs.shape[0] // sizeof(Conv)
     cdef Py_ssize_t ntomb = tombs.shape[0] // sizeof(Tomb)
@@ -1521,6 +1530,7 @@ def import_state(dict scalars, const unsigned char[::1] convs, const int32_t[:, 
     st.now = scalars["now"]
     st.next_sweep = scalars["next_sweep"]
     st.late_packets = scalars["late_packets"]
+    st.reporting = scalars["reporting"] != 0
     if st.row_base < 0:
         raise ValueError("negative row count")
     for k in range(nconv):

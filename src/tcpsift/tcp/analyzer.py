@@ -23,11 +23,11 @@ quoted header that would open a stream does not, so later stream numbers shift; 
 capture without ICMP errors about TCP is unaffected.
 
 Eviction (bounded memory). Wireshark keeps every conversation for the whole capture;
-this analyzer frees a conversation `grace` seconds (capture time) after it ended with no
-packet since: ended is an RST from either side, or both sides' FINs acknowledged. What
-stays is a tombstone (its address/port pair, stream number, first time, client and the
-two initial sequence numbers, 64 bytes) until `remember` seconds after its last packet.
-A packet that finds the tombstone:
+this analyzer frees a conversation `grace` seconds (capture time, default 5) after it
+ended with no packet since: ended is an RST from either side, or both sides' FINs
+acknowledged. What stays is a tombstone (its address/port pair, stream number, first
+time, client and the two initial sequence numbers, 64 bytes) until `remember` seconds
+(default 60) after its last packet. A packet that finds the tombstone:
 
 - a pure SYN with another initial sequence number starts a new stream flagged
   `reused_ports`, exactly as tshark does (the tombstone is all that takes);
@@ -39,8 +39,9 @@ A packet that finds the tombstone:
 
 After `remember` a packet on the pair starts a new stream (tshark: the old stream, or,
 for a new SYN, a new stream with `reused_ports`), and every later stream number is one
-higher than tshark's. A conversation that never ends (no FIN/RST) is kept. A
-conversation replaced by port reuse can no longer be reached and is freed at once in
+higher than tshark's. A conversation that never ends (no FIN/RST) is kept, unless
+`idle` is given: then any conversation quiet for `idle` seconds is freed the same way.
+A conversation replaced by port reuse can no longer be reached and is freed at once in
 either mode (no difference). `grace=None` never evicts: the state grows with the
 capture, and the results are always `capture.tcp`'s. The defaults hold the results
 equal to `capture.tcp`, and so to tshark, on every capture of the test corpus
@@ -61,8 +62,9 @@ integer little-endian:
         rows     u64, then rows x the records' size bytes
     crc32     u32        zlib.crc32 of every byte before it
 
-Sections of version 1: `scalars` (one row: stream count, rows so far, grace and
-remember in ns, the clock, the next sweep, late packets, last frame fed),
+Sections of version 1: `scalars` (one row: stream count, rows so far, grace, remember
+and idle in ns, whether freed streams are noted, the clock, the next sweep, late
+packets, last frame fed),
 `conversations` (every field of a conversation and its two flows, and per flow its
 number of unacknowledged segments and the position of its last out-of-order insertion),
 `segments` (the unacknowledged segments, flow by flow in list order), `tombstones`,
@@ -157,14 +159,21 @@ class Analyzer:
         grows with the capture).
     remember: seconds after a freed conversation's last packet during which its
         tombstone gives a late packet its stream number; None: forever.
+    idle: seconds after which a conversation with no packet is freed even if it never
+        ended (half-open attempts of a SYN scan, a capture cut mid-connection); None:
+        never (default).
     """
 
-    def __init__(self, *, grace: float | None = 5.0, remember: float | None = 300.0):
+    def __init__(self, *, grace: float | None = 5.0, remember: float | None = 60.0,
+                 idle: float | None = None):
         grace_ns = _seconds_to_ns(grace, "grace")
         remember_ns = _seconds_to_ns(remember, "remember")
-        if grace_ns >= 0 and 0 <= remember_ns < grace_ns:
-            raise ValueError("remember must be at least grace")
-        self._kernel = K.Analyzer(grace_ns, remember_ns)
+        idle_ns = _seconds_to_ns(idle, "idle")
+        if grace_ns < 0 and idle_ns >= 0:
+            raise ValueError("idle needs eviction on (grace not None)")
+        if grace_ns >= 0 and 0 <= remember_ns < max(grace_ns, idle_ns):
+            raise ValueError("remember must be at least grace and idle")
+        self._kernel = K.Analyzer(grace_ns, remember_ns, idle_ns)
         self._ids: dict[str, int] = {}
         self._free_ids: list[int] = []
         self._next_id = 0
@@ -215,8 +224,8 @@ class Analyzer:
         return self._kernel.take_ended().tolist()
 
     def finish(self) -> None:
-        """The capture has ended: free every conversation (ended() then reports them).
-        Rows fed afterwards are analysed as late packets."""
+        """The capture has ended: free every conversation (ended() then reports them,
+        with or without eviction). Rows fed afterwards are analysed as late packets."""
         self._kernel.finish()
 
     @property
