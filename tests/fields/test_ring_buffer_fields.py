@@ -27,9 +27,11 @@ LAB = sorted((SHARED / "lab").rglob("*.pcap")) if (SHARED / "lab").is_dir() else
 CAPTURES = [SAMPLE, *LAB[:3]]
 FIELDS = ["frame.number", "frame.time_epoch", "ip.src", "tcp.srcport", "tcp.stream",
           "tcp.seq", "tcp.ack", "tcp.analysis.retransmission", "tcp.analysis.ack_rtt",
-          "tcp.analysis.bytes_in_flight", "tcp.time_relative"]
+          "tcp.analysis.bytes_in_flight", "tcp.time_relative", "frame.time_delta",
+          "eth.src"]
 TABLE_FIELDS = ["frame.number", "frame.interface_id", "vlan.id", "tcp.options.sack_le",
-                "tcp.stream", "tcp.analysis.duplicate_ack"]
+                "tcp.stream", "tcp.analysis.duplicate_ack", "frame.time_relative",
+                "frame.time_delta_displayed"]
 
 
 def _split(path: Path, out_dir: Path, parts: int) -> list[Path]:
@@ -181,7 +183,9 @@ def test_merged_files_are_in_mergecap_order(tmp_path, monkeypatch, chunk):
     merged = tmp_path / "merged.pcap"
     subprocess.run(["mergecap", "-F", "pcap", "-w", str(merged), *map(str, files)],
                    check=True)
-    names = ["frame.number", "frame.time_epoch", "ip.id"]
+    # (frame.time_delta: negative where the merge goes back in time)
+    names = ["frame.number", "frame.time_epoch", "ip.id", "frame.time_relative",
+             "frame.time_delta"]
     tshark = subprocess.run(["tshark", "-r", str(merged), "-T", "fields",
                              *[a for n in names for a in ("-e", n)]],
                             capture_output=True, text=True, check=True).stdout
