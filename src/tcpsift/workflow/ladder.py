@@ -43,6 +43,7 @@ import re
 from dataclasses import dataclass
 from types import SimpleNamespace
 
+import numpy as np
 import polars as pl
 
 from tcpsift import fields as F
@@ -152,7 +153,7 @@ def read_ladder(paths, stream: int, mode: str = "merge") -> tuple[Ladder, list[s
     the stream become tables, of which those rows are kept. Raises CaptureError as read()
     does, LadderError when the capture has no such stream."""
     from tcpsift.capture.chunks import CaptureChunks
-    from tcpsift.capture.table import layer_table
+    from tcpsift.capture.table import layer_table, packet_table
     from tcpsift.tcp import _analysis as K
     from tcpsift.tcp import output_table
     from tcpsift.tcp.chunks import chunk_inputs, empty_outputs
@@ -166,19 +167,23 @@ def read_ladder(paths, stream: int, mode: str = "merge") -> tuple[Ladder, list[s
         out = empty_outputs(n)
         analyzer.feed(n, chunk_inputs(chunk.rec, chunk.pkt, chunk.sack_edges, chunk.layer_rows,
                                       chunk.first_row, len(chunks.addrs)), out)
-        hit = (out["stream"] == stream) & ((out["_valid"] & K.V_BITS["row"]) != 0)
-        if not hit.any():
+        hit = np.flatnonzero((out["stream"] == stream) & ((out["_valid"] & K.V_BITS["row"]) != 0))
+        if not len(hit):
             continue
-        table = chunk.table(_ROW_COLUMNS)
-        keep = pl.Series(hit)
-        packets.append(table.filter(keep))
-        tcp.append(output_table(out, table).filter(keep))
+        # the table of the stream's rows only: every record and decoder array is per row
+        frame = chunk.frame
+        table = packet_table({k: v[hit] for k, v in chunk.rec.items()},
+                             {k: v[hit] for k, v in chunk.pkt.items()}, np.zeros(0, np.uint32),
+                             frame[hit], _rows_of(chunk.file_id, hit),
+                             _rows_of(chunk.file_frame, hit), chunk.addresses, _ROW_COLUMNS)
+        packets.append(table)
+        tcp.append(output_table({k: v[hit] for k, v in out.items()}, table))
         if len(chunk.layer_rows):
             # (an ICMP error's row reads the TCP header it quotes from its layer rows)
             rows = chunk.layer_rows.copy()
             rows["row"] -= chunk.first_row
-            layers.append(layer_table(rows, chunk.frame, chunk.addresses, chunk.file_id)
-                          .filter(C("frame").is_in(packets[-1]["frame"].implode())))
+            layers.append(layer_table(rows, frame, chunk.addresses, chunk.file_id)
+                          .filter(C("frame").is_in(table["frame"].implode())))
     if not packets:
         top = analyzer.streams - 1
         valid = f"its TCP streams are 0-{top}" if top >= 0 else "it has no TCP stream"
@@ -186,6 +191,11 @@ def read_ladder(paths, stream: int, mode: str = "merge") -> tuple[Ladder, list[s
     rows = SimpleNamespace(packets=pl.concat(packets), tcp=pl.concat(tcp),
                            layers=pl.concat(layers) if layers else None, info=None)
     return _ladder(rows, stream, frames), chunks.warnings, chunks.complete
+
+
+def _rows_of(per_row, rows: np.ndarray):
+    """An optional per-row array (else a value for all rows, or None) at `rows`."""
+    return per_row[rows] if isinstance(per_row, np.ndarray) else per_row
 
 
 def ladder(capture, *, stream: int | None = None, conn: str | None = None,
