@@ -66,7 +66,7 @@ PACKET_COLUMNS: tuple[Column, ...] = (
     Column("eth_dst", "Categorical", "", "destination MAC address of that Ethernet header",
            "eth.dst"),
     Column("eth_type", "UInt16", "", "type field of that Ethernet header (0x8100 when a VLAN "
-           "tag follows); null for an 802.3 length field", "eth.type"),
+           "tag follows); null when the field is below 0x0600 (an 802.3 length)", "eth.type"),
     Column("vlan_id", "UInt16", "", "VLAN id of the outermost 802.1Q/802.1ad tag; null without tag",
            "vlan.id"),
     Column("vlan_depth", "UInt8", "", "number of VLAN tags"),
@@ -144,7 +144,8 @@ LAYER_COLUMNS: tuple[Column, ...] = (
            "S-tag, which Wireshark shows as ieee8021ad.id, not vlan.id)"),
     Column("eth_src", "Categorical", "", "eth: source MAC address", "eth.src"),
     Column("eth_dst", "Categorical", "", "eth: destination MAC address", "eth.dst"),
-    Column("eth_type", "UInt16", "", "eth: type field; null for an 802.3 length", "eth.type"),
+    Column("eth_type", "UInt16", "", "eth: type field; null below 0x0600 (an 802.3 length)",
+           "eth.type"),
     Column("src", "Categorical", "", "ipv4/ipv6: source address", "ip.src / ipv6.src"),
     Column("dst", "Categorical", "", "ipv4/ipv6: destination address", "ip.dst / ipv6.dst"),
     Column("ip_hdr_len", "UInt16", "bytes", "ipv4/ipv6: header length", "ip.hdr_len"),

@@ -548,11 +548,12 @@ cdef class _Decoder:
                 self.pair_dst[self.pair_slot] = k.eth_dst
                 self.pair_src[self.pair_slot] = k.eth_src
         k.present |= P_ETH
-        if etype > 1500:
+        if etype >= 0x0600:
             k.eth_type = etype
             k.present |= P_ETHTYPE
         else:
-            k.eth_type = 0      # an 802.3 length: tshark shows eth.len, no eth.type
+            # an 802.3 length (tshark shows eth.len), or 1501-1535: tshark shows neither
+            k.eth_type = 0
             k.present &= ~P_ETHTYPE
         L = new_layer(k, &self.x, K_ETH, 0)
         if L != NULL:
