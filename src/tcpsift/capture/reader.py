@@ -98,7 +98,7 @@ class SourceWalk:
         self.info: dict = {"path": src.path, "format": src.container,
                            "compression": src.compression, "file_size": src.file_size}
         self.reassemble = reassemble
-        self.pending: dict = {}
+        self.pending = reassembly.PendingDatagrams()
         self.reassembled_rows: list = []
         self.reassembled_layers: list = []
         self._extras_seen = 0           # reassembled frames chunk_extras() has handed on
@@ -217,6 +217,9 @@ class SourceWalk:
             self.warnings.append(f"{self.src.path}: {error}; kept the {row - first_row} "
                                  f"packets before it")
             self.complete = False
+        dropped = self.pending.warning()
+        if dropped is not None:
+            self.warnings.append(f"{self.src.path}: {dropped}")
         self._finish_info()
 
     def chunk_extras(self, layers, sack_edges):

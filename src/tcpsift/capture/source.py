@@ -31,6 +31,9 @@ OTHER_FORMATS = {
 # enough to stay in the CPU cache while the block is walked and decoded (2 MiB blocks
 # in 8 buffers measured 3-10 % faster than 4 MiB in 4, the same memory).
 BLOCK_SIZE = 1 << 21
+# Every warning about a bound on what one input may make the reader hold ends with
+# this, so that commands quiet about a complete read (fields) still print it.
+BOUND_NOTE = "(a bound: docs/limits.md)"
 # The path that means standard input, as for tshark -r.
 STDIN = "-"
 # Standard input that brings nothing for this long is paused (a live capture).

@@ -83,9 +83,11 @@ def _stream(paths: list[str], names: list[str], flt=None, mode="merge"):
 
 
 def _finish(warnings: list[str], complete: bool):
-    if not complete:
-        for w in warnings:
+    from tcpsift.capture.source import BOUND_NOTE
+    for w in warnings:
+        if not complete or w.endswith(BOUND_NOTE):
             click.echo(f"tcpsift: warning: {w}", err=True)
+    if not complete:
         sys.exit(1)
 
 

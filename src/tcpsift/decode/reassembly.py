@@ -8,45 +8,114 @@ shows it on that frame. Fragments are rare; this pass touches only them.
 """
 from __future__ import annotations
 
+import heapq
+
 import numpy as np
 
+from tcpsift.capture.source import BOUND_NOTE
 from tcpsift.decode import _decode
 
 # Wireshark keeps at most this much of a datagram being reassembled.
 MAX_DATAGRAM = 65535 + 8
+# Incomplete datagrams held at once, and the bytes their fragments hold (each fragment
+# counted with PIECE_OVERHEAD for its bookkeeping). tshark sets no limit: it keeps
+# every incomplete datagram to the end of the capture. Past either bound the oldest
+# incomplete datagrams are dropped (a datagram still incomplete after this many
+# others is almost never completed), with one warning for the file.
+MAX_PENDING_DATAGRAMS = 1 << 16
+MAX_PENDING_BYTES = 64 << 20
+PIECE_OVERHEAD = 128
 
 
 class _Datagram:
-    __slots__ = ("data", "covered", "total")
+    """The fragments of one datagram as they came (never zero-filled to an offset).
+
+    Completion is known in O(log n) per fragment: `reach` is the end of the data
+    contiguous from offset 0, `beyond` a heap of the fragments that start past it.
+    The datagram is put together once, when complete, as tshark does: fragments in
+    offset order, the earlier one first at the same offset, each giving only the
+    bytes past those before it (so the first copy of overlapping data wins).
+    A fragment that starts where an earlier one starts and ends no later can give
+    nothing: it is not kept (a flood of duplicates costs no memory)."""
+    __slots__ = ("pieces", "end_at", "beyond", "reach", "total", "held")
 
     def __init__(self):
-        self.data = bytearray()
-        self.covered: list[tuple[int, int]] = []
+        self.pieces: list[tuple[int, int, bytes]] = []     # (offset, arrival, bytes)
+        self.end_at: dict[int, int] = {}                     # offset -> furthest end
+        self.beyond: list[tuple[int, int]] = []              # heap of (offset, end)
+        self.reach = 0
         self.total = -1
+        self.held = 0
 
     def add(self, offset: int, chunk: bytes, last: bool) -> bool:
         """Add a fragment; True when the datagram is complete."""
         end = offset + len(chunk)
         if end > MAX_DATAGRAM:
             return False
-        if len(self.data) < end:
-            self.data.extend(b"\0" * (end - len(self.data)))
-        self.data[offset:end] = chunk
-        self.covered.append((offset, end))
-        if last:
-            self.total = end
-        if self.total < 0:
-            return False
-        reach = 0
-        for lo, hi in sorted(self.covered):
-            if lo > reach:
-                return False
-            reach = max(reach, hi)
-        return reach >= self.total
+        if last and self.total < 0:
+            self.total = end        # the first last fragment says the length, as in tshark
+        if self.end_at.get(offset, -1) < end:
+            self.end_at[offset] = end
+            self.pieces.append((offset, len(self.pieces), chunk))
+            self.held += len(chunk) + PIECE_OVERHEAD
+            if offset <= self.reach:
+                self.reach = max(self.reach, end)
+                while self.beyond and self.beyond[0][0] <= self.reach:
+                    self.reach = max(self.reach, heapq.heappop(self.beyond)[1])
+            else:
+                heapq.heappush(self.beyond, (offset, end))
+        return self.total >= 0 and self.reach >= self.total
+
+    def payload(self) -> bytes:
+        out = bytearray()
+        for offset, _arrival, chunk in sorted(self.pieces, key=lambda p: (p[0], p[1])):
+            if offset > len(out):
+                break
+            out += chunk[len(out) - offset:]
+        return bytes(out[:self.total])
+
+
+class PendingDatagrams:
+    """The incomplete datagrams of a file, carried from block to block, within
+    MAX_PENDING_DATAGRAMS and MAX_PENDING_BYTES (oldest dropped first); `dropped`
+    counts the datagrams dropped so, `warning()` says so in one line."""
+
+    def __init__(self, max_datagrams: int = MAX_PENDING_DATAGRAMS,
+                 max_bytes: int = MAX_PENDING_BYTES):
+        self.max_datagrams, self.max_bytes = max_datagrams, max_bytes
+        self.datagrams: dict[tuple, _Datagram] = {}
+        self.held = 0
+        self.dropped = 0
+
+    def add(self, key: tuple, offset: int, chunk: bytes, last: bool) -> bytes | None:
+        """Add a fragment; the datagram's payload when this fragment completes it."""
+        dg = self.datagrams.get(key)
+        if dg is None:
+            dg = self.datagrams[key] = _Datagram()
+        before = dg.held
+        complete = dg.add(offset, chunk, last)
+        self.held += dg.held - before
+        if complete:
+            del self.datagrams[key]
+            self.held -= dg.held
+            return dg.payload()
+        while self.datagrams and (len(self.datagrams) > self.max_datagrams
+                                  or self.held > self.max_bytes):
+            oldest = next(iter(self.datagrams))
+            self.held -= self.datagrams.pop(oldest).held
+            self.dropped += 1
+        return None
+
+    def warning(self) -> str | None:
+        if not self.dropped:
+            return None
+        return (f"{self.dropped} incomplete IP datagrams were dropped unreassembled "
+                f"(more than {self.max_datagrams} pending, or more than "
+                f"{self.max_bytes >> 20} MiB of their fragments, at once) {BOUND_NOTE}")
 
 
 def reassemble(view, base: int, rec: dict, pkt: dict, addrs, first_row: int,
-               pending: dict | None = None):
+               pending: PendingDatagrams | None = None):
     """Reassemble the IP fragments of frames just decoded, patching `pkt` rows in place.
 
     `view` holds the file's bytes from file offset `base` (record offsets are file
@@ -60,7 +129,7 @@ def reassemble(view, base: int, rec: dict, pkt: dict, addrs, first_row: int,
     if len(frag) == 0:
         return np.empty(0, np.int64), layers.to_numpy()
     if pending is None:
-        pending = {}
+        pending = PendingDatagrams()
     done_rows = []
     for i in frag.tolist():
         if pkt["status"][i] != 0:
@@ -74,12 +143,11 @@ def reassemble(view, base: int, rec: dict, pkt: dict, addrs, first_row: int,
             continue        # cut by the snapshot length: cannot be reassembled
         key = (int(pkt["ip_version"][i]), int(pkt["src"][i]), int(pkt["dst"][i]),
                int(pkt["ip_id"][i]), int(pkt["ip_proto"][i]) if pkt["ip_version"][i] == 4 else 0)
-        dg = pending.setdefault(key, _Datagram())
         chunk = bytes(view[start + data_off:start + data_off + length])
-        if not dg.add(int(pkt["frag_offset"][i]) * 8, chunk, not pkt["more_fragments"][i]):
+        payload = pending.add(key, int(pkt["frag_offset"][i]) * 8, chunk,
+                              not pkt["more_fragments"][i])
+        if payload is None:
             continue
-        del pending[key]
-        payload = bytes(dg.data[:dg.total])
         frame = bytes(view[start:start + data_off]) + payload
         one = _decode.new_packet_arrays(1)
         _decode.decode_frames(frame, np.zeros(1, np.int64), np.array([len(frame)], np.uint32),

@@ -1,0 +1,124 @@
+"""Built inputs that try to exhaust the reader (issue 17): each is read within a stated
+time and memory (the command runs in a subprocess under RLIMIT_AS and a timeout),
+prints what tshark prints where tshark reads it, and says in one line what it
+refused or dropped otherwise. Each class has a quick small input and, marked slow,
+the issue's size."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from support import hostile  # noqa: E402
+from support.bounded import run_bounded, tcpsift_args  # noqa: E402
+
+from tcpsift.decode.reassembly import PendingDatagrams  # noqa: E402
+
+TSHARK = shutil.which("tshark")
+needs_tshark = pytest.mark.skipif(TSHARK is None, reason="tshark not installed")
+FRAGMENT_FIELDS = ["frame.number", "ip.id", "ip.flags.mf", "ip.frag_offset", "udp.srcport",
+                   "udp.dstport", "udp.length"]
+# The address space a command may reserve (RLIMIT_AS): Polars' allocator and thread
+# pools reserve far more than they use; what is used is held to `peak_mb` per test.
+MEMORY_MB = 1500
+
+
+def _e(fields):
+    return [a for f in fields for a in ("-e", f)]
+
+
+def _tshark(path: Path, fields) -> str:
+    return subprocess.run([TSHARK, "-r", str(path), "-T", "fields", *_e(fields)],
+                          capture_output=True, check=True).stdout.decode()
+
+
+def _write(tmp_path: Path, name: str, data: bytes) -> Path:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+def _fields_like_tshark(path: Path, *, seconds: float, peak_mb: float):
+    got = run_bounded(tcpsift_args("fields", path, *_e(FRAGMENT_FIELDS)), seconds=seconds,
+                      memory_mb=MEMORY_MB)
+    assert got.code == 0 and got.seconds < seconds and got.peak_mb < peak_mb, got.describe()
+    assert got.out == _tshark(path, FRAGMENT_FIELDS)
+    return got
+
+
+# ----------------------------------------------------------------------------- IP fragments
+
+@needs_tshark
+@pytest.mark.parametrize("n,seconds", [
+    (2_000, 5),
+    pytest.param(20_000, 8, marks=pytest.mark.slow),     # 1.1 MB; was 46-56 s
+])
+def test_duplicate_fragments_of_one_datagram_take_linear_time(tmp_path, n, seconds):
+    path = _write(tmp_path, "dup.pcap", hostile.duplicate_first_fragments(n))
+    _fields_like_tshark(path, seconds=seconds, peak_mb=150)
+
+
+@needs_tshark
+@pytest.mark.parametrize("n,seconds", [
+    (2_000, 5),
+    pytest.param(60_000, 15, marks=pytest.mark.slow),    # 3.5 MB; was 3.9 GB, 31 s
+])
+def test_pending_fragments_are_not_zero_filled_to_their_offset(tmp_path, n, seconds):
+    path = _write(tmp_path, "far.pcap", hostile.unrelated_far_fragments(n))
+    _fields_like_tshark(path, seconds=seconds, peak_mb=200)
+
+
+@needs_tshark
+def test_overlapping_fragments_keep_the_copy_tshark_keeps(tmp_path):
+    path = _write(tmp_path, "overlap.pcap", hostile.overlapping_fragments())
+    _fields_like_tshark(path, seconds=10, peak_mb=150)
+
+
+@needs_tshark
+@pytest.mark.slow
+def test_too_many_pending_datagrams_drop_the_oldest_with_one_warning(tmp_path):
+    # more unrelated datagrams than the bound: none of them could complete, so the
+    # output is still tshark's, and one line says that some were dropped
+    path = _write(tmp_path, "far.pcap", hostile.unrelated_far_fragments(70_000))
+    got = _fields_like_tshark(path, seconds=20, peak_mb=250)
+    lines = got.err.strip().splitlines()
+    assert len(lines) == 1 and "incomplete IP datagrams were dropped" in lines[0], got.err
+
+
+def _fragment_key(i):
+    return (4, i, i, 1, 17)
+
+
+def test_the_oldest_incomplete_datagram_is_dropped_first():
+    pending = PendingDatagrams(max_datagrams=3)
+    for i in range(5):
+        assert pending.add(_fragment_key(i), 0, b"x" * 8, False) is None
+    assert pending.dropped == 2 and len(pending.datagrams) == 3
+    # datagram 0 was dropped: its last fragment starts a datagram of its own
+    assert pending.add(_fragment_key(0), 8, b"y" * 8, True) is None
+    assert pending.add(_fragment_key(4), 8, b"y" * 8, True) == b"x" * 8 + b"y" * 8
+    assert "3 incomplete IP datagrams were dropped" in pending.warning()
+
+
+def test_pending_fragment_bytes_are_bounded():
+    pending = PendingDatagrams(max_bytes=1 << 20)
+    for i in range(100):
+        for offset in range(0, 64_000, 8_000):     # 8 non-duplicate pieces of 8000 bytes
+            pending.add(_fragment_key(i), offset, b"z" * 8_000, False)
+        assert pending.held <= 1 << 20
+    assert pending.dropped > 0
+
+
+def test_first_copy_wins_and_the_first_last_fragment_sets_the_length():
+    pending = PendingDatagrams()
+    key = _fragment_key(1)
+    assert pending.add(key, 8, b"B" * 16, False) is None
+    assert pending.add(key, 8, b"b" * 8, False) is None           # a duplicate: nothing new
+    assert pending.add(key, 16, b"L" * 8, True) is None            # the length: 24
+    assert pending.add(key, 16, b"l" * 16, True) is None           # a second tail: ignored
+    # the lowest offset comes first; at offset 8 the earlier copy
+    assert pending.add(key, 0, b"A" * 12, False) == b"A" * 12 + b"B" * 12
