@@ -5,10 +5,11 @@
     cap.packets.filter(pl.col("src") == "192.168.1.137")
     tcpsift.scan("trace.pcapng").filter(pl.col("dport") == 443).select("ts_ns", "src").collect()
     tcpsift.report(cap, "report.html")          # one HTML page to mail
+    tcpsift.compare("point-a.pcap", "point-b.pcap").to_dict()   # two capture points
 """
 from tcpsift.errors import CaptureError
 
-__all__ = ["read", "scan", "report", "Capture", "ScanReport", "CaptureError"]
+__all__ = ["read", "scan", "report", "compare", "Capture", "ScanReport", "CaptureError"]
 
 
 def __getattr__(name):
@@ -17,6 +18,10 @@ def __getattr__(name):
         from tcpsift import capture
 
         return getattr(capture, name)
+    if name == "compare":
+        import tcpsift.compare  # the package is callable: tcpsift.compare(a, b)
+
+        return tcpsift.compare
     if name == "report":
         from tcpsift.workflow.report import write_report
 

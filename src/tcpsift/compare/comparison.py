@@ -1,0 +1,237 @@
+"""`compare(a, b)`: the same traffic captured at two points, packet by packet."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+
+from tcpsift.compare import clock as clocks
+from tcpsift.compare import matching, stats
+from tcpsift.compare.points import READ_COLUMNS, Point, point
+
+C = pl.col
+# delays below this are no evidence of which point sees a packet first (timestamps of
+# two capture hosts, rounded to microseconds, and the drift fit's residue)
+TIMING_RESOLUTION_NS = 10_000
+ORIENTATION_BINS = 64
+
+
+class CompareError(ValueError):
+    """The two captures cannot be compared (one has no TCP packets)."""
+
+
+@dataclass
+class Comparison:
+    """The result of `compare()`. Tables (Polars): `per_direction` (one row per direction),
+    `connections` (one row per connection seen at both points), `only_at_a`/`only_at_b`
+    (connections seen at one point), `packets` (one row per upstream packet of the
+    connections at both points: its fate downstream). `to_dict()` is the JSON."""
+    a: str
+    b: str
+    clock: clocks.Clock
+    upstream: dict
+    per_direction: pl.DataFrame
+    connections: pl.DataFrame
+    only_at_a: pl.DataFrame
+    only_at_b: pl.DataFrame
+    packets: pl.DataFrame
+    verdict: str = "inconclusive"
+    evidence: list = field(default_factory=list)
+    time_overlap: bool = True
+    warnings: list = field(default_factory=list)
+    complete: bool = True
+
+    @property
+    def matched(self) -> int:
+        return int(self.per_direction["matched"].sum()) if len(self.per_direction) else 0
+
+    def to_dict(self) -> dict:
+        return {"a": self.a, "b": self.b, **self.clock.to_dict(),
+                "per_direction": {row["direction"]: _direction_dict(row)
+                                  for row in self.per_direction.iter_rows(named=True)},
+                "connections": [_connection_dict(row)
+                                for row in self.connections.iter_rows(named=True)],
+                "only_at_a": self.only_at_a.to_dicts(), "only_at_b": self.only_at_b.to_dicts(),
+                "verdict": self.verdict, "evidence": list(self.evidence),
+                "warnings": list(self.warnings)}
+
+
+def _delay_dict(row: dict, prefix: str = "") -> dict:
+    return {stat: row[f"{prefix}delay_{stat}_ms"] for stat in ("min", "median", "p99", "max")}
+
+
+def _direction_dict(row: dict, prefix: str = "") -> dict:
+    return {"upstream": row[f"{prefix}upstream"], "sent_upstream": row[f"{prefix}sent"],
+            **{name: row[f"{prefix}{name}"] for name in (
+                "matched", "lost_between_points", "duplicated_between_points",
+                "reordered_between_points")},
+            "one_way_delay_ms": _delay_dict(row, prefix)}
+
+
+def _connection_dict(row: dict) -> dict:
+    keys = ("uid_a", "uid_b", "community_id", "client", "client_port", "server", "server_port",
+            "stream_a", "stream_b")
+    return {**{k: row[k] for k in keys},
+            **{d: _direction_dict(row, f"{d}_") for d in stats.DIRECTIONS}}
+
+
+def compare(a, b, names: tuple[str, str] | None = None) -> Comparison:
+    """Compare two captures of the same traffic taken at two points (paths or Captures of
+    `tcpsift.read`). Raises CompareError when one has no TCP packets; CaptureError (from
+    reading) when a file is not a capture."""
+    import tcpsift
+
+    given = [a, b]
+    paths = [x for x in given if isinstance(x, (str, os.PathLike))]
+    read = iter(tcpsift.read(paths, mode="separate", columns=READ_COLUMNS) if paths else [])
+    caps = [next(read) if isinstance(x, (str, os.PathLike)) else x for x in given]
+    labels = names or tuple(str(x) if isinstance(x, (str, os.PathLike)) else n
+                            for x, n in zip(given, ("a", "b")))
+    pa, pb = (point(n, label, cap) for n, label, cap in zip("ab", labels, caps))
+    for p in (pa, pb):
+        if not len(p.packets):
+            raise CompareError(f"{p.label}: no TCP packets")
+    result, rows = _compare(pa, pb)
+    result.warnings = [w for cap in caps for w in cap.warnings]
+    result.complete = all(cap.complete for cap in caps)
+    from tcpsift.compare.verdict import judge
+    result.verdict, result.evidence = judge(result, rows)
+    return result
+
+
+def _compare(pa: Point, pb: Point) -> tuple[Comparison, dict]:
+    pairs = matching.unique_pairs(pa, pb)
+    conns = _connections(matching.connection_pairs(pairs), pa, pb)
+    rows = {p.name: _annotated(p, conns) for p in (pa, pb)}
+    samples = (pairs.join(rows["a"].select(frame_a="frame", conn="conn", direction="direction"),
+                          on="frame_a")
+               .join(conns.select("conn", "stream_b"), on=["conn", "stream_b"])
+               .select("direction", t=C("ts_a") - pa.start_ns, delta=C("ts_b") - C("ts_a")))
+    a_client_side = _a_on_client_side(samples)
+    ab, ba = ("c2s", "s2c") if a_client_side is not False else ("s2c", "c2s")
+    clock = clocks.estimate(_series(samples, ab), _series(samples, ba), pa.start_ns)
+    rows["b"] = rows["b"].with_columns(t=clock.a_time(C("t")))
+    if a_client_side is None:
+        upstream = {d: _upstream_by_counts(rows, d) for d in stats.DIRECTIONS}
+    else:
+        upstream = {ab: "a", ba: "b"}
+    span = {"a": (pa.start_ns, pa.end_ns),
+            "b": tuple(pl.select(clock.a_time(pl.lit(t))).item() for t in (pb.start_ns, pb.end_ns))}
+    down_span = {d: span["b" if up == "a" else "a"] for d, up in upstream.items()}
+    fate = stats.fates(rows["a"], rows["b"], upstream, down_span, matching.assign)
+    per_direction = _with_upstream(stats.summary(fate, ["direction"]), upstream)
+    per_conn = stats.summary(fate, ["conn", "direction"])
+    connections = _connection_table(conns, per_conn, upstream)
+    overlap = max(span["a"][0], span["b"][0]) <= min(span["a"][1], span["b"][1])
+    return Comparison(pa.label, pb.label, clock, upstream, per_direction, connections,
+                      _only_at(pa, conns, "stream_a"), _only_at(pb, conns, "stream_b"),
+                      fate, time_overlap=overlap), rows
+
+
+def _connections(pairs: pl.DataFrame, pa: Point, pb: Point) -> pl.DataFrame:
+    """conn, stream_a, stream_b, the endpoints (from the point that saw the handshake, a
+    first) and, per point, which `direction` value is client to server."""
+    sa = pa.streams.rename(lambda c: c if c == "stream" else f"{c}_a").rename({"stream": "stream_a"})
+    sb = pb.streams.rename(lambda c: c if c == "stream" else f"{c}_b").rename({"stream": "stream_b"})
+    t = pairs.join(sa, on="stream_a").join(sb, on="stream_b")
+    use_a = C("role_from_a") <= C("role_from_b")
+    t = t.with_columns(**{k: pl.when(use_a).then(C(f"{k}_a")).otherwise(C(f"{k}_b"))
+                          for k in ("client", "client_port", "server", "server_port")})
+    for side in "ab":
+        same = (C(f"client_{side}") == C("client")) & (C(f"client_port_{side}") == C("client_port"))
+        t = t.with_columns(pl.when(same).then(C(f"client_dir_{side}"))
+                           .otherwise(1 - C(f"client_dir_{side}")).alias(f"c2s_dir_{side}"))
+    return t
+
+
+def _annotated(p: Point, conns: pl.DataFrame) -> pl.DataFrame:
+    """The point's packets of connections seen at both points: key, t (its time, on a's
+    clock once known), ts_ns (as captured), frame, conn, direction, row, and what the
+    verdict reads (tcp_len, window_scaled, shown)."""
+    side = p.name
+    offset = 0 if side == "a" else stats.B_ROW
+    return (p.packets.join(conns.select(C(f"stream_{side}").alias("stream"), "conn",
+                                        C(f"c2s_dir_{side}").alias("c2s_dir")), on="stream")
+            .select("key", "ts_ns", "frame", "conn", "tcp_len", "window_scaled", "shown",
+                    t="ts_ns",
+                    direction=pl.when(C("direction") == C("c2s_dir")).then(pl.lit("c2s"))
+                    .otherwise(pl.lit("s2c")),
+                    row=C("frame").cast(pl.Int64) + offset))
+
+
+def _series(samples: pl.DataFrame, direction: str) -> tuple[np.ndarray, np.ndarray]:
+    s = samples.filter(C("direction") == direction)
+    return (s["t"].cast(pl.Float64).to_numpy(), s["delta"].cast(pl.Float64).to_numpy())
+
+
+def _a_on_client_side(samples: pl.DataFrame) -> bool | None:
+    """Whether client-to-server packets reach a before b: their t_b - t_a lies above the
+    server-to-client packets' (compared within time bins, so that a drifting clock does not
+    blur it); None when the two are within the timing resolution of each other."""
+    if samples.is_empty():
+        return None
+    t = C("t")
+    binned = samples.with_columns(bin=((t - t.min()) * ORIENTATION_BINS
+                                       // (t.max() - t.min() + 1)))
+    medians = binned.group_by("bin").agg(
+        c2s=C("delta").filter(C("direction") == "c2s").median(),
+        s2c=C("delta").filter(C("direction") == "s2c").median()).drop_nulls()
+    if medians.is_empty():
+        return None
+    gap = medians.select((C("c2s") - C("s2c")).median()).item()
+    if abs(gap) <= TIMING_RESOLUTION_NS:
+        return None
+    return gap > 0
+
+
+def _upstream_by_counts(rows: dict, direction: str) -> str:
+    """Without timing evidence: the point that saw more of the direction's packets that the
+    other did not see (losses happen downstream of the upstream point)."""
+    keys = {side: r.filter(C("direction") == direction).select("key") for side, r in rows.items()}
+    only_a = keys["a"].join(keys["b"], on="key", how="anti").height
+    only_b = keys["b"].join(keys["a"], on="key", how="anti").height
+    return "a" if only_a >= only_b else "b"
+
+
+def _with_upstream(table: pl.DataFrame, upstream: dict) -> pl.DataFrame:
+    full = pl.DataFrame({"direction": list(stats.DIRECTIONS)}).join(
+        table, on="direction", how="left", maintain_order="left")
+    return full.with_columns(upstream=C("direction").replace_strict(upstream),
+                             **{c: C(c).fill_null(0) for c in (
+                                 "sent", "matched", "lost_between_points",
+                                 "duplicated_between_points", "reordered_between_points")})
+
+
+def _connection_table(conns: pl.DataFrame, per_conn: pl.DataFrame, upstream: dict) -> pl.DataFrame:
+    from tcpsift.tcp import keys
+
+    wide = conns.select("conn", "stream_a", "stream_b", "client", "client_port", "server",
+                        "server_port", "first_ts_ns_a", "first_ts_ns_b")
+    for d in stats.DIRECTIONS:
+        part = per_conn.filter(C("direction") == d).drop("direction")
+        part = part.rename({c: f"{d}_{c}" for c in part.columns if c != "conn"})
+        wide = wide.join(part, on="conn", how="left").with_columns(
+            pl.lit(upstream[d]).alias(f"{d}_upstream"))
+    return wide.with_columns(
+        keys.uid(wide["first_ts_ns_a"], wide["client"], wide["client_port"], wide["server"],
+                 wide["server_port"]).alias("uid_a"),
+        keys.uid(wide["first_ts_ns_b"], wide["client"], wide["client_port"], wide["server"],
+                 wide["server_port"]).alias("uid_b"),
+        keys.community_id(wide["client"], wide["client_port"], wide["server"],
+                          wide["server_port"])).sort("conn")
+
+
+def _only_at(p: Point, conns: pl.DataFrame, stream_col: str) -> pl.DataFrame:
+    """The connections of point `p` that the other point does not see."""
+    from tcpsift.tcp import keys
+
+    alone = p.streams.join(conns.select(C(stream_col).alias("stream")), on="stream", how="anti")
+    return alone.with_columns(
+        keys.uid(alone["first_ts_ns"], alone["client"], alone["client_port"], alone["server"],
+                 alone["server_port"]),
+        keys.community_id(alone["client"], alone["client_port"], alone["server"],
+                          alone["server_port"])
+    ).select("stream", "uid", "community_id", "client", "client_port", "server", "server_port",
+             "packets")

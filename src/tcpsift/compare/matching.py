@@ -1,0 +1,66 @@
+"""Which packet at one point is which packet at the other, without using time first.
+
+1. `unique_pairs`: the packets whose key occurs exactly once at each point pair up by
+   their key alone; they tie each connection at a to its connection at b
+   (`connection_pairs`) and give the clock its samples.
+2. `assign`: once the clock is known, every copy seen downstream is given the upstream
+   copy it is: among the upstream copies of its key sent before it arrived (one
+   millisecond of slack for the clock's error), the latest one that keeps identical
+   copies in their order. Copies the network lost are then the earliest ones (a lost
+   original, then its identical retransmission), an upstream copy that two downstream
+   copies point to was duplicated between the points, and an upstream copy nobody points
+   to was lost between them.
+"""
+from __future__ import annotations
+
+import polars as pl
+
+from tcpsift.compare.points import Point
+
+C = pl.col
+SLACK_NS = 1_000_000
+
+
+def unique_pairs(a: Point, b: Point) -> pl.DataFrame:
+    """frame_a, ts_a, stream_a, frame_b, ts_b, stream_b of the packets whose key occurs once
+    at each point."""
+    def once(p: Point, side: str) -> pl.DataFrame:
+        return p.packets.filter(C("key").is_unique()).select(
+            "key", C("frame").alias(f"frame_{side}"), C("ts_ns").alias(f"ts_{side}"),
+            C("stream").alias(f"stream_{side}"))
+    return once(a, "a").join(once(b, "b"), on="key")
+
+
+def connection_pairs(pairs: pl.DataFrame) -> pl.DataFrame:
+    """stream_a, stream_b, conn (0, 1, ...): each connection at a with the connection at b
+    with which it shares the most packets, when that one shares the most with it too (a
+    port reused for a new connection is a new stream at both points)."""
+    counts = pairs.group_by("stream_a", "stream_b").agg(shared=pl.len())
+    best_b = counts.sort("shared", "stream_b", descending=[True, False]).unique(
+        "stream_a", keep="first")
+    best_a = counts.sort("shared", "stream_a", descending=[True, False]).unique(
+        "stream_b", keep="first")
+    return (best_b.join(best_a.select("stream_a", "stream_b"), on=["stream_a", "stream_b"])
+            .sort("stream_a").with_row_index("conn").select("stream_a", "stream_b", "conn"))
+
+
+def assign(upstream: pl.DataFrame, downstream: pl.DataFrame) -> pl.DataFrame:
+    """`upstream` and `downstream`: key, t (ns on one clock), row (a row id); the downstream
+    rows with `up_row`, the upstream row each one is a copy of (null: none was sent before
+    it arrived)."""
+    up = upstream.sort("key", "t").with_columns(rank=C("t").cum_count().over("key") - 1)
+    down = downstream.sort("key", "t").with_columns(rank=C("t").cum_count().over("key") - 1,
+                                                    probe=C("t") + SLACK_NS)
+    latest = down.sort("probe").join_asof(
+        up.select("key", "t", latest_rank="rank").sort("t"), left_on="probe", right_on="t",
+        by="key", strategy="backward", check_sortedness=False).sort("key", "t")
+    # the latest order-keeping choice: rank_i = min over later copies k of (latest_k - k) + i;
+    # a copy that finds no rank left (more copies downstream than upstream) takes the latest
+    # one it may be: a duplicate
+    gap = (C("latest_rank").fill_null(-1) - C("rank")).cast(pl.Int64)
+    chosen = (gap.reverse().cum_min().reverse().over("key") + C("rank"))
+    latest = latest.with_columns(
+        up_rank=pl.when(C("latest_rank").is_null()).then(None)
+        .otherwise(pl.max_horizontal(chosen, pl.lit(0))))
+    return latest.join(up.select("key", up_rank="rank", up_row="row"), on=["key", "up_rank"],
+                       how="left").select(downstream.columns + ["up_row"])

@@ -1,0 +1,133 @@
+"""The verdict: is the network between the points to blame, or an endpoint; with evidence.
+
+- `inconclusive`: no packet is seen at both points (nothing to compare).
+- `network`: packets seen at the upstream point went missing before the downstream one
+  in some direction, or the one-way delay between the points varies by more than
+  UNSTABLE_DELAY_MS (queueing); the directions named are those, the dominant one the
+  highest loss rate.
+- `endpoint: server` / `endpoint: client`: everything seen upstream arrived downstream
+  with a stable delay; the endpoint named is the one that kept the other waiting longer:
+  its think time (the gap before it answers data with data of its own, measured at the
+  point nearest to it) plus the time its zero windows lasted.
+- `inconclusive` too when the network is clean and neither endpoint waits.
+"""
+from __future__ import annotations
+
+import polars as pl
+
+from tcpsift.tcp import FILTER_BITS
+
+C = pl.col
+UNSTABLE_DELAY_MS = 50.0
+NAMES = {"c2s": "client-to-server", "s2c": "server-to-client"}
+SENDER = {"c2s": "client", "s2c": "server"}
+
+
+def judge(result, rows: dict[str, pl.DataFrame]) -> tuple[str, list[str]]:
+    """`rows`: per point ("a", "b"), its packets of connections seen at both points (conn,
+    direction, frame, ts_ns, tcp_len, window_scaled, shown)."""
+    if result.matched == 0:
+        why = (f"inconclusive: no packet of {result.a} is seen at {result.b}: they do not "
+               "hold the same traffic")
+        if not result.time_overlap:
+            why += " (and their times do not overlap)"
+        return "inconclusive", [why]
+    evidence = [_clock_sentence(result)]
+    faulty = []
+    for row in result.per_direction.iter_rows(named=True):
+        d = row["direction"]
+        evidence += _direction_sentences(result, row, rows)
+        unstable = (row["delay_p99_ms"] or 0) - (row["delay_min_ms"] or 0) > UNSTABLE_DELAY_MS
+        if row["lost_between_points"] or unstable:
+            faulty.append((row["lost_between_points"] / max(row["sent"], 1), d))
+    if faulty:
+        names = [d for _, d in sorted(faulty, reverse=True)]
+        evidence.insert(0, "network: " + ", ".join(NAMES[d] for d in names)
+                        + (f" (most: {NAMES[names[0]]})" if len(names) > 1 else ""))
+        return "network", evidence
+    waits = {side: _waits(result, rows, side) for side in ("server", "client")}
+    totals = {side: w["think_ns"] + w["zero_window_ns"] for side, w in waits.items()}
+    for side, w in waits.items():
+        evidence += _wait_sentences(side, w)
+    if not any(totals.values()):
+        return "inconclusive", ["inconclusive: the network between the points lost nothing and "
+                                "delayed stably, and neither endpoint waits"] + evidence
+    side = max(totals, key=totals.get)
+    evidence.insert(0, f"endpoint: {side}: every packet seen upstream is seen downstream "
+                       f"with a stable delay; the time goes into the {side} "
+                       f"({_s(totals[side])} of think time and zero window, the other side "
+                       f"{_s(totals['client' if side == 'server' else 'server'])})")
+    return f"endpoint: {side}", evidence
+
+
+def _ms(ns) -> str:
+    return f"{ns / 1e6:,.2f} ms"
+
+
+def _s(ns) -> str:
+    return f"{ns / 1e9:,.3f} s"
+
+
+def _clock_sentence(result) -> str:
+    c = result.clock
+    unc = "" if c.uncertainty_ns is None else f" ± {_ms(c.uncertainty_ns)}"
+    return (f"clock: b minus a = {c.offset_ns / 1e9:+.6f} s{unc} ({c.method}), "
+            f"drift {c.drift * 1e6:+.2f} ppm")
+
+
+def _direction_sentences(result, row: dict, rows) -> list[str]:
+    d, up = row["direction"], row["upstream"]
+    down = "b" if up == "a" else "a"
+    sent, lost = row["sent"], row["lost_between_points"]
+    out = [f"{NAMES[d]}: {lost:,} of {sent:,} packets lost between {up} and {down} "
+           f"({100 * lost / max(sent, 1):.2f} %)"]
+    if row["matched"]:
+        out.append(f"{NAMES[d]}: one-way delay {up}→{down} min {row['delay_min_ms']:.2f} ms, "
+                   f"median {row['delay_median_ms']:.2f} ms, p99 {row['delay_p99_ms']:.2f} ms, "
+                   f"max {row['delay_max_ms']:.2f} ms")
+    if row["duplicated_between_points"] or row["reordered_between_points"]:
+        out.append(f"{NAMES[d]}: {row['duplicated_between_points']:,} copies duplicated and "
+                   f"{row['reordered_between_points']:,} packets reordered between the points")
+    retrans = _retransmissions(result, rows, d)
+    if retrans:
+        out.append(f"{NAMES[d]}: the {SENDER[d]} retransmitted {retrans:,} packets (seen at {up}) "
+                   f"for {lost:,} lost between the points")
+    return out
+
+
+def _retransmissions(result, rows, direction: str) -> int:
+    at_up = rows[result.upstream[direction]]
+    bits = FILTER_BITS["retransmission"]
+    return at_up.filter((C("direction") == direction) & ((C("shown") & bits) != 0)).height
+
+
+def _waits(result, rows, side: str) -> dict:
+    """The endpoint's think time (gaps before it answers the other side's data with data,
+    at the point nearest to it) and the time its zero windows lasted."""
+    own = "s2c" if side == "server" else "c2s"
+    near = rows[result.upstream[own]]
+    data = near.filter(C("tcp_len") > 0).sort("frame").with_columns(
+        prev_dir=C("direction").shift(1).over("conn"), prev_ts=C("ts_ns").shift(1).over("conn"))
+    answers = data.filter((C("direction") == own) & (C("prev_dir") != own))
+    think = answers.select(C("ts_ns") - C("prev_ts")).to_series()
+    sent = near.filter(C("direction") == own).sort("frame").with_columns(
+        zero=(C("shown") & FILTER_BITS["zero_window"]) != 0,
+        next_ts=C("ts_ns").shift(-1).over("conn"))
+    sent = sent.with_columns(starts=C("zero") & ~C("zero").shift(1).over("conn").fill_null(False))
+    episodes = sent.with_columns(episode=C("starts").cum_sum().over("conn")).filter(C("zero")) \
+        .group_by("conn", "episode").agg(
+            lasted=pl.coalesce(C("next_ts").max(), C("ts_ns").max()) - C("ts_ns").min())
+    return {"answers": think.len(), "think_ns": int(think.sum() or 0),
+            "think_median_ns": think.median(), "zero_windows": episodes.height,
+            "zero_window_ns": int(episodes["lasted"].sum() or 0)}
+
+
+def _wait_sentences(side: str, w: dict) -> list[str]:
+    out = []
+    if w["answers"]:
+        out.append(f"{side} think time: median {_ms(w['think_median_ns'])} over "
+                   f"{w['answers']:,} answers ({_s(w['think_ns'])} in all)")
+    if w["zero_windows"]:
+        out.append(f"{side} zero window: {w['zero_windows']:,} episodes, "
+                   f"{_s(w['zero_window_ns'])} in all")
+    return out
