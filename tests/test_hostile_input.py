@@ -6,6 +6,7 @@ the issue's size."""
 from __future__ import annotations
 
 import shutil
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+from support import capwriter as cw  # noqa: E402
 from support import hostile  # noqa: E402
 from support.bounded import run_bounded, tcpsift_args  # noqa: E402
 
@@ -122,3 +124,49 @@ def test_first_copy_wins_and_the_first_last_fragment_sets_the_length():
     assert pending.add(key, 16, b"l" * 16, True) is None           # a second tail: ignored
     # the lowest offset comes first; at offset 8 the earlier copy
     assert pending.add(key, 0, b"A" * 12, False) == b"A" * 12 + b"B" * 12
+
+
+# ----------------------------------------------------------------------------- pcapng blocks
+
+def _pcapng_then_zeros(tmp_path: Path, block_length: int) -> Path:
+    head = hostile.pcapng_huge_block_head()
+    return _write(tmp_path, "head.pcapng", head[:-4] + struct.pack("<I", block_length))
+
+
+@pytest.mark.parametrize("block_length", [
+    0xFFFFFFFC,     # over tshark's limit: refused at once
+    0x07FFFFFC,     # under it: read whole (once), then its trailing length is wrong
+])
+@pytest.mark.parametrize("command", [["info", "-"], ["fields", "-", "-e", "frame.number"]],
+                         ids=["info", "fields"])
+def test_a_huge_pcapng_block_on_endless_input_ends_in_one_warning(tmp_path, block_length,
+                                                                   command):
+    head = _pcapng_then_zeros(tmp_path, block_length)
+    args = " ".join(tcpsift_args(*command))
+    got = run_bounded(f"cat {head} /dev/zero | {args}", seconds=20, memory_mb=MEMORY_MB)
+    assert got.code == 1 and got.peak_mb < 400, got.describe()
+    lines = got.err.strip().splitlines()
+    assert len(lines) == 1 and "corrupt block at offset 216" in lines[0] \
+        and "kept the 2 packets before it" in lines[0], got.err
+    if command[0] == "fields" and TSHARK is not None:
+        with open(head, "rb") as fh:
+            theirs = subprocess.run(f"cat - /dev/zero | head -c 300000000 | {TSHARK} -r - "
+                                    f"-T fields -e frame.number", shell=True, stdin=fh,
+                                    capture_output=True).stdout.decode()
+        assert got.out == theirs
+
+
+@needs_tshark
+@pytest.mark.slow
+def test_a_long_block_tshark_skips_is_skipped(tmp_path):
+    w = cw.PcapngWriter()
+    w.section()
+    w.interface(cw.LINKTYPE_ETHERNET)
+    w.epb(0, hostile.T0, cw.ether(cw.ipv4(cw.udp(b"x"))))
+    w.unknown(0xABCD, bytes(128 << 20))
+    w.epb(0, hostile.T0 + 1000, cw.ether(cw.ipv4(cw.udp(b"y"))))
+    path = _write(tmp_path, "long.pcapng", w.getvalue())
+    got = run_bounded(tcpsift_args("fields", path, "-e", "frame.number", "-e", "ip.src"),
+                      seconds=20, memory_mb=MEMORY_MB)
+    assert got.code == 0 and got.peak_mb < 400, got.describe()
+    assert got.out == _tshark(path, ["frame.number", "ip.src"])

@@ -66,7 +66,7 @@ def pcapng_huge_block_head() -> bytes:
     w.section()
     w.interface(cw.LINKTYPE_ETHERNET)
     for i in range(2):
-        w.epb(0, T0 + i * 1000, cw.ether(cw.ipv4(cw.udp(b"x" * 10))))
+        w.epb(0, T0 + i * 1000, cw.ether(cw.ipv4(cw.udp(b"x" * 10), proto=cw.IPPROTO_UDP)))
     return w.getvalue() + struct.pack("<II", 6, 0xFFFFFFFC)
 
 
@@ -76,5 +76,5 @@ def many_interfaces(n: int = 1_000_000) -> bytes:
     w.section()
     idb = struct.pack("<IIHHII", 1, 20, cw.LINKTYPE_ETHERNET, 0, 0, 20)
     w.interface(cw.LINKTYPE_ETHERNET)
-    w.epb(0, T0, cw.ether(cw.ipv4(cw.udp(b"x" * 10))))
+    w.epb(0, T0, cw.ether(cw.ipv4(cw.udp(b"x" * 10), proto=cw.IPPROTO_UDP)))
     return w.getvalue() + idb * (n - 1)

@@ -22,6 +22,10 @@ DEF PREFETCH_RECORDS = 6
 # Largest frame tshark 4.0 accepts; a larger record is a corrupt length field.
 DEF MAX_FRAME_C = 262144
 MAX_FRAME = MAX_FRAME_C
+# Longest pcapng block tshark 4.0 reads ("pcapng: total block length N is too large
+# (> 134348832)"); a longer one is a corrupt length, never waited for or buffered.
+DEF MAX_BLOCK_C = 134348832
+MAX_BLOCK = MAX_BLOCK_C
 # A Wireshark-style block that is not a packet but that tshark numbers as a frame.
 NO_LINKTYPE = 0xFFFF
 
@@ -314,6 +318,10 @@ def walk_pcapng(const uint8_t[:] buf, Py_ssize_t pos, PcapngState st, dict out,
             blen = rd32(p + 4, big)
         if blen < 12 or blen % 4 != 0:
             error = f"corrupt block at offset {base + pos}: total length {blen}"
+            break
+        if blen > MAX_BLOCK_C:
+            error = (f"corrupt block at offset {base + pos}: total length {blen} exceeds "
+                     f"the {MAX_BLOCK}-byte maximum")
             break
         if blen > end - pos:
             if final:

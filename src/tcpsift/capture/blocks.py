@@ -333,11 +333,21 @@ class Blocks:
                     buf[start:HEAD] = tail
                     view, owner = memoryview(buf)[start:HEAD + got], buf
                 else:
-                    joined = bytearray(kept + got)
+                    # room for all that is needed at once: joining block by block
+                    # would copy the carried bytes again for every block (a 128 MiB
+                    # pcapng block: 64 copies of up to 128 MiB)
+                    joined = bytearray(max(need, kept + got))
                     joined[:kept] = tail
-                    joined[kept:] = memoryview(buf)[HEAD:HEAD + got]
-                    view, owner = memoryview(joined), None
+                    joined[kept:kept + got] = memoryview(buf)[HEAD:HEAD + got]
+                    filled = kept + got
                     self.filler.give(buf)
+                    while filled < need and not eof:
+                        buf, got, eof = self.filler.take()
+                        # (the last block may bring more than fits: the bytearray grows once)
+                        joined[filled:filled + got] = memoryview(buf)[HEAD:HEAD + got]
+                        filled += got
+                        self.filler.give(buf)
+                    view, owner = memoryview(joined)[:filled], None
                 tail.release()
                 if self._owner is not None:
                     self.filler.give(self._owner)
