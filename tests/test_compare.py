@@ -84,3 +84,157 @@ def test_lab_connections_at_one_point_are_listed_not_lost(pair, lab_results):
     assert both == plain(injected["flows_in_both"])
     assert only_b == plain(injected["flows_only_in_b"])
     assert got["only_at_a"] == []
+
+
+# --- pairs built from a real capture ------------------------------------------------------
+#
+# samples/sample.pcap: real Linux connections between the client 192.0.2.10 /
+# 2001:db8:1::10 and the server 198.51.100.10 / 2001:db8:2::10 (samples/README.md). b is
+# made from its frames: the same bytes, with the times, drops and rewrites each test says.
+
+import ipaddress  # noqa: E402
+
+from click.testing import CliRunner  # noqa: E402
+from support import capreader, capwriter  # noqa: E402
+
+SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "sample.pcap"
+CLIENTS = {ipaddress.ip_address("192.0.2.10"), ipaddress.ip_address("2001:db8:1::10")}
+HOURS = 5 * 3600 + 0.123456789
+DRIFT = 50e-6
+
+
+def ip_source(frame: bytes):
+    """The IP source address of an Ethernet frame; None when it carries no IP."""
+    ethertype = int.from_bytes(frame[12:14], "big")
+    if ethertype == 0x0800:
+        return ipaddress.ip_address(frame[26:30])
+    if ethertype == 0x86DD:
+        return ipaddress.ip_address(frame[22:38])
+    return None
+
+
+def is_tcp(frame: bytes) -> bool:
+    ethertype = int.from_bytes(frame[12:14], "big")
+    return (ethertype == 0x0800 and frame[23] == 6) or (ethertype == 0x86DD and frame[20] == 6)
+
+
+def write_b(tmp_path: Path, frames, shift_ns=lambda ts: 0, name: str = "b.pcap") -> Path:
+    path = tmp_path / name
+    path.write_bytes(capwriter.pcap_file(
+        [capwriter.Record(f.ts_ns + shift_ns(f.ts_ns), f.data, f.wire_len) for f in frames],
+        nsec=True))
+    return path
+
+
+def run_compare(a: Path, b: Path):
+    import tcpsift
+
+    return tcpsift.compare(a, b)
+
+
+def test_identical_captures_lose_nothing_and_take_no_time(tmp_path):
+    frames = capreader.read_frames(SAMPLE)
+    got = run_compare(SAMPLE, write_b(tmp_path, frames)).to_dict()
+    tcp_frames = sum(is_tcp(f.data) for f in frames)
+    assert got["clock_offset_s"] == 0 and got["drift_ppm"] == 0
+    sides = got["per_direction"].values()
+    assert sum(d["matched"] for d in sides) == tcp_frames
+    for d in sides:
+        assert (d["lost_between_points"], d["duplicated_between_points"],
+                d["reordered_between_points"]) == (0, 0, 0)
+        assert d["one_way_delay_ms"]["min"] == d["one_way_delay_ms"]["max"] == 0
+
+
+def test_offset_of_hours_and_drift_of_50_ppm_are_found(tmp_path):
+    frames = capreader.read_frames(SAMPLE)
+    start = frames[0].ts_ns
+    b = write_b(tmp_path, frames,
+                lambda ts: round(HOURS * 1e9) + round((ts - start) * DRIFT))
+    got = run_compare(SAMPLE, b).to_dict()
+    assert got["clock_offset_s"] == pytest.approx(HOURS, abs=1e-6)
+    assert got["drift_ppm"] == pytest.approx(DRIFT * 1e6, abs=0.05)
+    for d in got["per_direction"].values():
+        assert d["lost_between_points"] == 0
+        assert abs(d["one_way_delay_ms"]["min"]) < 0.01 and abs(d["one_way_delay_ms"]["max"]) < 0.01
+
+
+def test_packets_dropped_from_b_are_lost_in_their_direction(tmp_path):
+    frames = capreader.read_frames(SAMPLE)
+    tcp = [i for i, f in enumerate(frames) if is_tcp(f.data)]
+    # every 6th TCP frame, never the first or the last (b must still span the same time)
+    dropped = set(tcp[3:-1:6])
+    b = write_b(tmp_path, [f for i, f in enumerate(frames) if i not in dropped],
+                lambda ts: round(HOURS * 1e9))
+    from_client = sum(ip_source(frames[i].data) in CLIENTS for i in dropped)
+    got = run_compare(SAMPLE, b).to_dict()["per_direction"]
+    assert got["c2s"]["lost_between_points"] == from_client
+    assert got["s2c"]["lost_between_points"] == len(dropped) - from_client
+    assert got["c2s"]["upstream"] == got["s2c"]["upstream"] == "a"
+
+
+def test_unrelated_captures_are_inconclusive_with_the_reason(tmp_path):
+    # the same times, other client addresses: not one packet in common
+    other = {bytes(ipaddress.ip_address("192.0.2.10").packed): ipaddress.ip_address("192.0.2.99").packed,
+             ipaddress.ip_address("2001:db8:1::10").packed: ipaddress.ip_address("2001:db8:1::99").packed}
+    frames = capreader.read_frames(SAMPLE)
+    for f in frames:
+        for old, new in other.items():
+            f.data = f.data.replace(old, new)
+    got = run_compare(SAMPLE, write_b(tmp_path, frames))
+    assert got.verdict == "inconclusive"
+    assert "no packet" in got.evidence[0] and got.matched == 0
+
+
+def cli_compare(*args):
+    from tcpsift.cli.main import cli
+
+    return CliRunner().invoke(cli, ["compare", *map(str, args)], env={"TCPSIFT_WIDTH": "120"})
+
+
+def test_cli_json_has_the_documented_keys(tmp_path):
+    result = cli_compare(SAMPLE, write_b(tmp_path, capreader.read_frames(SAMPLE)),
+                         "--format", "json")
+    assert result.exit_code == 0, result.output
+    got = json.loads(result.stdout)
+    assert {"clock_offset_s", "clock_offset_uncertainty_s", "drift_ppm", "per_direction",
+            "connections", "verdict", "evidence"} <= got.keys()
+    for d in ("c2s", "s2c"):
+        assert {"upstream", "matched", "lost_between_points", "duplicated_between_points",
+                "reordered_between_points", "one_way_delay_ms"} <= got["per_direction"][d].keys()
+        assert got["per_direction"][d]["one_way_delay_ms"].keys() == {"min", "median", "p99", "max"}
+    # 11 connections in the sample (samples/README.md), each with its keys
+    assert len(got["connections"]) == 11
+    assert all(c["uid_a"] and c["community_id"] for c in got["connections"])
+
+
+@needs_lab
+def test_cli_text_names_the_verdict_and_evidence():
+    result = cli_compare(LAB / "twopoint-offset-a.pcap", LAB / "twopoint-offset-b.pcap")
+    assert result.exit_code == 0, result.output
+    assert "verdict: network" in result.stdout
+    assert "server-to-client: 7 of 363 packets lost between b and a" in result.stdout
+
+
+@needs_lab
+def test_cli_captures_without_common_time_or_packet_are_one_line_exit_2():
+    result = cli_compare(SAMPLE, LAB / "twopoint-lossy-a.pcap")
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("tcpsift: ")
+    assert "do not overlap in time" in result.stderr
+
+
+def test_cli_empty_capture_is_one_line_exit_2(tmp_path):
+    empty = tmp_path / "empty.pcap"
+    empty.write_bytes(capwriter.pcap_file([]))
+    result = cli_compare(SAMPLE, empty)
+    assert result.exit_code == 2
+    assert result.stderr == f"tcpsift: {empty}: no TCP packets\n"
+
+
+def test_cli_damaged_capture_warns_and_exits_1(tmp_path):
+    b = write_b(tmp_path, capreader.read_frames(SAMPLE))
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes(b.read_bytes()[:-50])    # the last record cut short
+    result = cli_compare(SAMPLE, cut)
+    assert result.exit_code == 1
+    assert result.stderr.startswith("tcpsift: warning: ") and "verdict:" in result.stdout

@@ -28,6 +28,7 @@ COMMANDS = {
     "ladder": ("tcpsift.cli.ladder_cmd", "ladder", "The packets of one TCP connection as a ladder."),
     "plot": ("tcpsift.cli.plot_cmd", "plot", "Plot one TCP connection: window, tseq, rtt, throughput, ..."),
     "report": ("tcpsift.cli.report_cmd", "report", "One self-contained HTML report of a capture."),
+    "compare": ("tcpsift.cli.compare_cmd", "compare", "Two capture points: loss, delay, clocks; network or endpoint?"),
 }
 
 

@@ -51,8 +51,11 @@ class Clock:
 
     def a_time(self, b_ts: pl.Expr) -> pl.Expr:
         """A time of b's clock as a's clock tells it (integer ns)."""
-        since = (b_ts - self.ref_ns - self.offset_ns).cast(pl.Float64) / (1 + self.drift)
-        return (self.ref_ns + since).round().cast(pl.Int64)
+        # b's lead at that moment, in floating point only as a difference (epoch
+        # nanoseconds as a double would lose 256 ns)
+        since_ref = (b_ts - self.ref_ns).cast(pl.Float64)
+        lead = (since_ref * self.drift + self.offset_ns) / (1 + self.drift)
+        return b_ts - lead.round().cast(pl.Int64)
 
     def to_dict(self) -> dict:
         return {"clock_offset_s": self.offset_ns / 1e9,

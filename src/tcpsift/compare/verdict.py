@@ -60,6 +60,11 @@ def judge(result, rows: dict[str, pl.DataFrame]) -> tuple[str, list[str]]:
     return f"endpoint: {side}", evidence
 
 
+def _count(n: int, noun: str) -> str:
+    plural = noun[:-1] + "ies" if noun.endswith("y") else noun + "s"
+    return f"{n:,} {noun if n == 1 else plural}"
+
+
 def _ms(ns) -> str:
     return f"{ns / 1e6:,.2f} ms"
 
@@ -86,12 +91,15 @@ def _direction_sentences(result, row: dict, rows) -> list[str]:
                    f"median {row['delay_median_ms']:.2f} ms, p99 {row['delay_p99_ms']:.2f} ms, "
                    f"max {row['delay_max_ms']:.2f} ms")
     if row["duplicated_between_points"] or row["reordered_between_points"]:
-        out.append(f"{NAMES[d]}: {row['duplicated_between_points']:,} copies duplicated and "
-                   f"{row['reordered_between_points']:,} packets reordered between the points")
+        out.append(f"{NAMES[d]}: {_count(row['duplicated_between_points'], 'copy')} duplicated "
+                   f"and {_count(row['reordered_between_points'], 'packet')} reordered between "
+                   "the points")
     retrans = _retransmissions(result, rows, d)
     if retrans:
-        out.append(f"{NAMES[d]}: the {SENDER[d]} retransmitted {retrans:,} packets (seen at {up}) "
-                   f"for {lost:,} lost between the points")
+        why = (f"for {lost:,} lost between the points" if lost else
+               "with none lost between the points (lost before it, or spurious)")
+        out.append(f"{NAMES[d]}: the {SENDER[d]} retransmitted {_count(retrans, 'packet')} "
+                   f"(seen at {up}) {why}")
     return out
 
 
@@ -126,8 +134,8 @@ def _wait_sentences(side: str, w: dict) -> list[str]:
     out = []
     if w["answers"]:
         out.append(f"{side} think time: median {_ms(w['think_median_ns'])} over "
-                   f"{w['answers']:,} answers ({_s(w['think_ns'])} in all)")
+                   f"{_count(w['answers'], 'answer')} ({_s(w['think_ns'])} in all)")
     if w["zero_windows"]:
-        out.append(f"{side} zero window: {w['zero_windows']:,} episodes, "
+        out.append(f"{side} zero window: {_count(w['zero_windows'], 'episode')}, "
                    f"{_s(w['zero_window_ns'])} in all")
     return out

@@ -1,0 +1,118 @@
+"""`tcpsift compare A B`: the same traffic captured at two points (docs/compare.md)."""
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from tcpsift.cli.common import EXIT_PARTIAL, check_output, fail, output_file
+from tcpsift.cli.paths import CAPTURE_FILE
+
+CONNECTION_ROWS = 20
+
+
+@click.command("compare")
+@click.argument("a", type=CAPTURE_FILE)
+@click.argument("b", type=CAPTURE_FILE)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True,
+              help="text: the verdict, its evidence and tables for reading; json: every figure "
+                   "(clock_offset_s, per_direction, connections, verdict, evidence).")
+@click.option("-o", "--output", help="Write to this file; it appears only when complete.")
+@click.option("--width", type=click.IntRange(min=20), metavar="N", envvar="TCPSIFT_WIDTH",
+              help="Width of the text view [default: the terminal's; 160 in a pipe; "
+                   "env TCPSIFT_WIDTH].")
+def compare(a, b, fmt, output, width):
+    """Compare captures A and B of the same traffic taken at two points: which packets were
+    lost, duplicated, reordered or delayed between the points, the clock offset between
+    the capture hosts, and whether the network or an endpoint is to blame."""
+    check_output(output, (a, b))
+
+    import tcpsift
+    from tcpsift.cli.progress import progress
+    from tcpsift.compare import CompareError
+    from tcpsift.compare import compare as run
+
+    with progress() as shown:
+        shown.step("reading and matching both captures")
+        try:
+            result = run(a, b)
+        except (tcpsift.CaptureError, CompareError) as e:
+            fail(str(e))
+    if result.matched == 0 and not result.time_overlap:
+        fail(f"{a} and {b} do not overlap in time and share no packet: not two points of the "
+             "same traffic")
+    for w in result.warnings:
+        click.echo(f"tcpsift: warning: {w}", err=True)
+    with output_file(output, (a, b)) as out:
+        if fmt == "json":
+            out.write(json.dumps(result.to_dict(), indent=1) + "\n")
+        else:
+            _text_view(result, out, width)
+    if not result.complete:
+        sys.exit(EXIT_PARTIAL)
+
+
+def _text_view(result, out, width) -> None:
+    import polars as pl
+
+    from tcpsift.cli import textview as tv
+
+    C = pl.col
+    width = tv.terminal_width(out, width)
+    out.write(f"a: {result.a}\nb: {result.b}\n\nverdict: {result.verdict}\n")
+    for sentence in result.evidence:
+        out.write(f"  - {sentence}\n")
+    out.write("\n")
+    V = tv.ViewColumn
+
+    def delay(prefix: str = "") -> list:
+        return [(V(f"{prefix}{s}", f"{s}\nms", True, 50 - i),
+                 C(f"{prefix}delay_{s}_ms").round(3).cast(pl.String))
+                for i, s in enumerate(("min", "median", "p99", "max"))]
+
+    def counts(prefix: str = "") -> list:
+        return [(V(f"{prefix}{n}", heading, True, 80 - i), C(f"{prefix}{n}").cast(pl.String))
+                for i, (n, heading) in enumerate((
+                    ("sent", "sent\nupstream"), ("matched", "matched"),
+                    ("lost_between_points", "lost"), ("duplicated_between_points", "dup"),
+                    ("reordered_between_points", "reord")))]
+
+    view = [(V("direction", "direction", False, 100), C("direction")),
+            (V("upstream", "upstream", False, 90), C("upstream")), *counts(), *delay()]
+    tv.show(result.per_direction.select(e.alias(c.name) for c, e in view),
+            [c for c, _ in view], out, width, "one-way delay between the points, after the "
+            "clock correction")
+    conns = result.connections
+    if len(conns):
+        out.write("\n")
+        worst = conns.with_columns(
+            _lost=C("c2s_lost_between_points").fill_null(0) + C("s2c_lost_between_points")
+            .fill_null(0)).sort("_lost", "conn", descending=[True, False]).head(CONNECTION_ROWS)
+        def host_port(host: str, port: str):
+            text = C(host)
+            return pl.concat_str(pl.when(text.str.contains(":")).then("[" + text + "]")
+                                 .otherwise(text), pl.lit(":"), C(port).cast(pl.String))
+
+        endpoint = pl.concat_str(host_port("client", "client_port"), pl.lit(" → "),
+                                 host_port("server", "server_port"))
+        pair = [(V(f"{n}", f"{heading}\nc→s/s→c", True, 70 - i),
+                 pl.concat_str(C(f"c2s_{n}").fill_null(0).cast(pl.String), pl.lit("/"),
+                               C(f"s2c_{n}").fill_null(0).cast(pl.String)))
+                for i, (n, heading) in enumerate((
+                    ("matched", "matched"), ("lost_between_points", "lost"),
+                    ("duplicated_between_points", "dup"), ("reordered_between_points", "reord")))]
+        medians = [(V(f"{d}_median", f"{d}\nmedian ms", True, 40),
+                    C(f"{d}_delay_median_ms").round(3).cast(pl.String)) for d in ("c2s", "s2c")]
+        view = [(V("uid_a", "uid at a", False, 30), C("uid_a")),
+                (V("endpoints", "client → server", False, 100), endpoint), *pair, *medians]
+        caption = (f"{len(worst):,} of {len(conns):,} connections seen at both points, most "
+                   "losses first" if len(worst) < len(conns)
+                   else f"{len(conns):,} connections seen at both points")
+        tv.show(worst.select(e.alias(c.name) for c, e in view), [c for c, _ in view], out,
+                width, caption)
+    for name, alone in (("a", result.only_at_a), ("b", result.only_at_b)):
+        if len(alone):
+            out.write(f"\nseen only at {name} (not counted as loss): {len(alone):,} connections"
+                      f", {int(alone['packets'].sum()):,} packets\n")
