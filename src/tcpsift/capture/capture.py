@@ -69,6 +69,12 @@ class Capture:
         from tcpsift.workflow.report import ConnectionView
         return ConnectionView(self, stream)
 
+    def export(self, path, streams=None, frames=None, format=None) -> int:
+        """Write the frames of TCP streams `streams` and/or frame numbers `frames` to a pcap
+        or pcapng file (tcpsift.workflow.export); the number of frames written."""
+        from tcpsift.workflow.export import export
+        return export(self, path, streams=streams, frames=frames, format=format)
+
     def _locate(self, frame: int):
         if not 1 <= frame <= len(self.packets):
             raise IndexError(f"no frame {frame} (the capture has {len(self.packets)})")
