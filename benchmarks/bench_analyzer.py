@@ -99,7 +99,8 @@ def main() -> None:
         differ = got.join(whole, on="frame", suffix="_whole").filter(
             pl.col("stream").ne_missing(pl.col("stream_whole"))
             | pl.col("analysis").ne_missing(pl.col("analysis_whole")))
-        print(f"grace={g} remember={r}: stream numbers equal to no eviction: "
+        name = "defaults" if g == "default" else f"grace={g} remember={r}"
+        print(f"{name}: stream numbers equal to no eviction: "
               f"{got['stream'].equals(whole['stream'])}; rows whose stream or verdicts "
               f"differ: {differ.height}")
 

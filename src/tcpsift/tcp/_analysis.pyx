@@ -846,7 +846,9 @@ cdef inline int64_t sweep_interval(State* st) noexcept nogil:
         every = st.remember
     if 0 <= st.idle < every:
         every = st.idle
-    every //= 2
+    # a sweep walks every conversation and tombstone: often enough that what waits for
+    # it is an eighth of a window more
+    every //= 8
     return every if every > 1000000 else 1000000
 
 
