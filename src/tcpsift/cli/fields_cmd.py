@@ -29,11 +29,12 @@ def fields(files, names, display_filter, list_fields, mode):
     mergecap merges them (--mode concat: one after the other; separate: each file
     printed as a capture of its own, frame numbers from 1); FILE - is standard input
     (e.g. tcpdump -U -w - | tcpsift fields - -e ...)."""
-    if files and names and not list_fields and display_filter is None:
-        from tcpsift.textstream.fields import can_format
+    if files and names and not list_fields:
+        from tcpsift.textstream.fields import fast_path
 
-        if can_format(list(names)):     # the fast path: no Polars imported at all
-            _stream(list(files), list(names), mode=mode)
+        fast, select = fast_path(list(names), display_filter)
+        if fast:        # the fast path: no Polars imported at all
+            _stream(list(files), list(names), select, mode=mode)
             return
     # Heavy imports only here, so that `tcpsift --help` stays light.
     from tcpsift.fields import FieldError, field_names, resolve

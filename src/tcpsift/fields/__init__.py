@@ -17,13 +17,10 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from tcpsift.display_filter import FieldError
 from tcpsift.schema import LAYER_KINDS
 
 __all__ = ["FIELDS", "Field", "FieldError", "render", "write", "table", "resolve", "field_names"]
-
-
-class FieldError(ValueError):
-    """An unknown field or an unsupported display filter (usage error, exit 2)."""
 
 
 C = pl.col
@@ -263,11 +260,6 @@ _FIELD_LIST = [
 ]
 FIELDS: dict[str, Field] = {f.name: f for f in _FIELD_LIST}
 
-# Protocol names usable in -Y: present when this field is present (any occurrence).
-PROTOCOLS = {"frame": "frame.number", "eth": "eth.src", "vlan": "vlan.id", "ieee8021ad": "ieee8021ad.id",
-             "ip": "ip.version4",
-             "ipv6": "ipv6.src", "tcp": "tcp.srcport", "udp": "udp.srcport",
-             "icmp": "icmp.type", "icmpv6": "icmpv6.type"}
 # "ip" means an IPv4 header, not any IP header as ip.version would say
 FIELDS["ip.version4"] = _f("ip.version4", "uint", fmt_dec, _when(V4, C("ip_version")),
                            IP4, _LAYER_VERSION)

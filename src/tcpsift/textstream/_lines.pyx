@@ -285,13 +285,17 @@ cdef class LineWriter:
     def write_rows(self, const int32_t[:, ::1] program, uint64_t first_frame, dict rec,
                    dict pkt, const char* texts, const int64_t[::1] text_ends,
                    Py_ssize_t longest,
-                   dict tcp=None, const int64_t[::1] consts=None, times=None):
+                   dict tcp=None, const int64_t[::1] consts=None, times=None,
+                   keep=None):
         """Write one line per row of `rec`/`pkt` (frames first_frame, first_frame+1, ...).
 
         `tcp`: the TCP analysis kernel's output arrays for these rows, and `consts` the
         bits that read them (see tcpsift.textstream.fields), when a field needs them.
         `times`: the frame times before these rows (textstream.fields.FrameTimes), when a
         frame.time_* field is asked for; advanced past them.
+        `keep`: a bool per row (a -Y filter's selection): only those rows are printed
+        (frame numbers and frame times still count every row; frame.time_delta_displayed
+        measures from the previous row printed).
         A TCP field's program row holds its analysis bits in entry 4.
         program rows: (source, presence bits the column needs (any of them; 0: none),
         condition, format, two sets of presence bits the condition needs (each: any of
@@ -337,6 +341,12 @@ cdef class LineWriter:
         cdef int64_t start
         cdef bint ok
         cdef char* p
+        cdef const uint8_t[::1] kept
+        cdef bint selected = keep is not None
+        if selected:
+            kept = keep.view(np.uint8)
+            if kept.shape[0] < n:
+                raise ValueError("fewer selection entries than rows")
         if nf > MAX_FIELDS:
             raise ValueError("too many fields")
         room = nf * (FIELD_ROOM + longest) + 1
@@ -420,6 +430,11 @@ cdef class LineWriter:
                         first_ts = wts
                         prev_ts = wts
                         started = True
+                if selected and not kept[i]:
+                    if with_times:
+                        prev_ts = wts
+                    continue
+                if with_times:
                     if not any_shown:
                         prev_shown_ts = wts
                         any_shown = True

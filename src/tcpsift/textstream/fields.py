@@ -119,6 +119,22 @@ def can_format(names: list[str]) -> bool:
     return all(n in STREAMED or n in TCP_STREAMED for n in names)
 
 
+def fast_path(names: list[str], flt=None):
+    """The one decision between the two printing paths: (whether chunks are printed by
+    _lines.pyx, the filter evaluated on their arrays or None). True when the formatter
+    prints every field and the filter (`flt`: its text, a compiled table filter or an
+    ArrayFilter; None: none) names only fields the arrays give (textstream.select);
+    then neither tables nor Polars are needed, except for chunks with repeated headers."""
+    from tcpsift.textstream.select import ArrayFilter, array_filter
+
+    if not can_format(names):
+        return False, None
+    if flt is None or isinstance(flt, ArrayFilter):
+        return True, flt
+    select = array_filter(flt if isinstance(flt, str) else flt.text)
+    return select is not None, select
+
+
 def _tcp_consts() -> np.ndarray:
     """The bits _lines.pyx reads the analysis with (its K_* entries, in order)."""
     v = K.V_BITS
@@ -246,9 +262,11 @@ def stream_fields(paths: list[str], names: list[str], fh, flt=None,
     (warnings, complete) like tcpsift.read. Raises CaptureError when the file (or every
     file) is not a capture.
 
-    Header and TCP analysis fields without a filter are formatted by _lines.pyx; any
-    other field, or a filter, takes every chunk through its tables (Polars): slower,
-    but memory still stays bounded by the chunk, not the capture.
+    Header and TCP analysis fields are formatted by _lines.pyx, under a filter of the
+    common terms too (its mask evaluated on the chunk's arrays: `fast_path` decides; `flt`
+    may then be a textstream.select.ArrayFilter); any other field or filter takes every
+    chunk through its tables (Polars): slower, but memory still stays bounded by the
+    chunk, not the capture.
 
     A second thread reads and decodes the next chunk while this one is analysed (TCP)
     and printed; this thread reads blocks ahead for it while it waits (a reading thread
@@ -271,14 +289,17 @@ class _Run:
 
     def __init__(self, names: list[str], fh, flt):
         self.names, self.fh, self.flt = names, fh, flt
-        self.fast = flt is None and can_format(names)
+        # `select`: the filter on arrays (fast chunks); `flt` is compiled for tables when
+        # a chunk goes the table way (_table_filter)
+        self.fast, self.select = fast_path(names, flt)
         # the address texts as the formatter reads them (`texts`, fast path) and as the
         # tables encode them (`words`: Polars, so on the fast path made from `texts` when
         # a chunk first goes the table way)
         self.texts = _AddressTexts()
         self.words = None
         if self.fast:
-            self.with_tcp = any(n in TCP_STREAMED for n in names)
+            self.with_tcp = any(n in TCP_STREAMED for n in names) or bool(
+                self.select is not None and self.select.needs_tcp)
             self.program = _program(names)
         else:
             from tcpsift.fields import resolve
@@ -291,7 +312,7 @@ class _Run:
         self.lines = _lines.LineWriter(fh.write)
         self._tcp_out = None                # the analysis outputs used again (_print)
         self.times = FrameTimes() if (FRAME_TIME_FIELDS.intersection(names) or (
-            flt is not None and flt.needs_times)) else None
+            self.select is None and flt is not None and flt.needs_times)) else None
         self.row = 0
         self.formats: list[dict] = []       # per file read, for frame.interface_id
         self.warnings: list[str] = []
@@ -303,6 +324,15 @@ class _Run:
             from tcpsift.capture.table import AddressWords
             self.words = AddressWords()
             self.words.add(self.texts.texts)
+
+    def _table_filter(self):
+        """The filter as the table path evaluates it (compiled on first use)."""
+        from tcpsift.textstream.select import ArrayFilter
+
+        if isinstance(self.flt, ArrayFilter):
+            from tcpsift.fields.filter import compile_filter
+            self.flt = compile_filter(self.flt.text)
+        return self.flt
 
     def merged(self, paths: list[str]) -> tuple[list[str], bool]:
         """Print the frames of several files merged by time; returns the warnings about
@@ -338,6 +368,8 @@ class _Run:
         numbered `file_frame` there."""
         n = len(rec["offset"])
         if self.fast:
+            if self.select is not None:
+                self.select.learn(len(self.texts.texts), new_texts)
             self.texts.add(new_texts)
         if self.words is not None:
             self.words.add(new_texts)
@@ -355,12 +387,14 @@ class _Run:
             self._table_words()
             self.lines.flush()
             _write_through_table(self.names, rec, pkt, sacks, layer_rows, self.row,
-                                 self.words.series, self.fh, tcp, self.flt, info, file_id,
-                                 file_first_row, file_frame, self.times)
+                                 self.words.series, self.fh, tcp, self._table_filter(), info,
+                                 file_id, file_first_row, file_frame, self.times)
         else:
+            keep = self.select.mask(self.row + 1, rec, pkt, tcp) \
+                if self.select is not None else None
             self.lines.write_rows(self.program, self.row + 1, rec, pkt, self.texts.blob,
                                   self.texts.ends, self.texts.longest, tcp, self.consts,
-                                  self.times)
+                                  self.times, keep)
         self.row += n
 
     def file(self, path: str, file_id: int):

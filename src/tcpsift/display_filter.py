@@ -1,0 +1,164 @@
+"""The display-filter syntax of `-Y` (a subset of Wireshark's): text -> tree.
+
+Polars-free, so that `tcpsift fields -Y tcp` can decide on the fast path before anything
+heavy is imported. Two evaluators resolve the tree's field names: the table one
+(tcpsift.fields.filter: Polars expressions over a chunk's tables, any field) and the array
+one (tcpsift.textstream.select: NumPy over the decoder's arrays, the common fields). Each
+passes `parse` its own `lookup` (name -> an object with `name` and `vtype`), which raises
+FieldError for a name it does not know; `fold` walks the tree for both.
+
+Tree: ("and", a, b) ("or", a, b) ("not", a) ("cmp", field, op, value), where `field` is
+what `lookup` returned, `op` one of == != ~= < > <= >= present, and `value` the literal
+as a Python value comparable with the field's typed values (None for present).
+"""
+from __future__ import annotations
+
+import ipaddress
+import re
+from decimal import Decimal, InvalidOperation
+
+
+class FieldError(ValueError):
+    """An unknown field or an unsupported display filter (usage error, exit 2)."""
+
+
+# Protocol names usable in -Y: present when this field is present (any occurrence).
+# "ip" means an IPv4 header, not any IP header as ip.version would say (ip.version4 is a
+# field for filters only).
+PROTOCOLS = {"frame": "frame.number", "eth": "eth.src", "vlan": "vlan.id",
+             "ieee8021ad": "ieee8021ad.id", "ip": "ip.version4", "ipv6": "ipv6.src",
+             "tcp": "tcp.srcport", "udp": "udp.srcport", "icmp": "icmp.type",
+             "icmpv6": "icmpv6.type"}
+
+_TOKEN = re.compile(r"\s*(?:(&&|\|\||==|!=|~=|<=|>=|<|>|!|\(|\))|([A-Za-z0-9_.:/\-]+)|(\S))")
+_OPS = {"==": "==", "eq": "==", "!=": "!=", "ne": "!=", "~=": "~=", "any_ne": "~=",
+        "<": "<", "lt": "<", ">": ">", "gt": ">", "<=": "<=", "le": "<=", ">=": ">=",
+        "ge": ">="}
+_AND, _OR, _NOT = {"and", "&&"}, {"or", "||"}, {"not", "!"}
+
+
+def _tokens(text: str) -> list[str]:
+    out, pos = [], 0
+    text = text.rstrip()
+    while pos < len(text):
+        m = _TOKEN.match(text, pos)
+        if m.group(3):
+            raise FieldError(f"display filter: unexpected {m.group(3)!r} at {m.start(3) + 1}")
+        out.append(m.group(1) or m.group(2))
+        pos = m.end()
+    return out
+
+
+class _Parser:
+    def __init__(self, text: str, lookup):
+        self.toks, self.i, self.lookup = _tokens(text), 0, lookup
+
+    def peek(self):
+        return self.toks[self.i] if self.i < len(self.toks) else None
+
+    def take(self):
+        tok = self.peek()
+        if tok is None:
+            raise FieldError("display filter: unexpected end")
+        self.i += 1
+        return tok
+
+    def parse(self):
+        if not self.toks:
+            raise FieldError("display filter: empty")
+        node = self.or_()
+        if self.peek() is not None:
+            raise FieldError(f"display filter: unexpected {self.peek()!r}")
+        return node
+
+    def or_(self):
+        node = self.and_()
+        while self.peek() in _OR:
+            self.take()
+            node = ("or", node, self.and_())
+        return node
+
+    def and_(self):
+        node = self.not_()
+        while self.peek() in _AND:
+            self.take()
+            node = ("and", node, self.not_())
+        return node
+
+    def not_(self):
+        if self.peek() in _NOT:
+            self.take()
+            return ("not", self.not_())
+        return self.primary()
+
+    def primary(self):
+        tok = self.take()
+        if tok == "(":
+            node = self.or_()
+            if self.take() != ")":
+                raise FieldError("display filter: missing )")
+            return node
+        field = self.lookup(tok)
+        if self.peek() in _OPS:
+            op = _OPS[self.take()]
+            return ("cmp", field, op, value(field, op, self.take()))
+        return ("cmp", field, "present", None)
+
+
+def parse(text: str, lookup):
+    """The tree of `text`, its field names resolved by `lookup`; FieldError if invalid."""
+    return _Parser(text, lookup).parse()
+
+
+def fold(node, atom):
+    """Evaluate a tree: `atom(field, op, value)` for each comparison, combined with & | ~
+    (Polars Series and NumPy boolean arrays alike)."""
+    kind = node[0]
+    if kind == "and":
+        return fold(node[1], atom) & fold(node[2], atom)
+    if kind == "or":
+        return fold(node[1], atom) | fold(node[2], atom)
+    if kind == "not":
+        return ~fold(node[1], atom)
+    return atom(*node[1:])
+
+
+def fields_of(node) -> list:
+    """The fields a tree compares, in order."""
+    if node[0] == "cmp":
+        return [node[1]]
+    return [f for n in node[1:] for f in fields_of(n)]
+
+
+_MAC = re.compile(r"[0-9a-f]{2}([:.\-]?)[0-9a-f]{2}(\1[0-9a-f]{2}){4}")
+
+
+def value(field, op: str, text: str):
+    """The literal as a Python value comparable with the field's typed values: ints
+    (times in ns), bools, addresses as tcpsift prints them."""
+    vtype = field.vtype
+    if vtype in ("none", "text"):
+        raise FieldError(f"display filter: {field.name} can only be tested for presence")
+    if vtype in ("ipv4", "ipv6", "ether", "bytes", "bool") and op not in ("==", "!=", "~="):
+        raise FieldError(f"display filter: {field.name} cannot be compared with {op}")
+    try:
+        if vtype == "int" and text.startswith("-"):
+            return -int(text[1:], 10)
+        if vtype in ("uint", "int"):
+            if text.lower().startswith("0x"):
+                return int(text, 16)
+            return int(text, 8) if len(text) > 1 and text.startswith("0") else int(text, 10)
+        if vtype == "bool":
+            return {"1": True, "0": False, "true": True, "false": False}[text.lower()]
+        if vtype == "time":
+            return int(Decimal(text) * 1_000_000_000)
+        if vtype == "ipv4":
+            return str(ipaddress.IPv4Address(text))
+        if vtype == "ipv6":
+            return ipaddress.IPv6Address(text).compressed   # RFC 5952, as tcpsift prints
+        if vtype == "ether" and _MAC.fullmatch(text.lower()):
+            digits = re.sub(r"[:.\-]", "", text.lower())
+            return ":".join(digits[i:i + 2] for i in range(0, 12, 2))
+    except (ValueError, KeyError, InvalidOperation):
+        pass
+    raise FieldError(f"display filter: {text!r} is not a valid value for {field.name}")
