@@ -84,6 +84,21 @@ def test_finish_without_eviction_reports_every_stream():
     assert restored.ended() == [] and restored.sizes()["tombstones"] == an.streams
 
 
+def test_addresses_no_state_uses_are_dropped(monkeypatch):
+    """Address ids are dropped as their conversations go (here at every batch): the rows
+    stay those of an analyzer that keeps them all."""
+    from tcpsift.tcp import analyzer as mod
+
+    cap = tcpsift.read(SAMPLE)
+    keep, _ = fed(cap, 9, Analyzer(grace=0.001, remember=0.002))
+    monkeypatch.setattr(mod, "_FIRST_COMPACTION", 0)
+    got, an = fed(cap, 9, Analyzer(grace=0.001, remember=0.002), restore_between=True)
+    assert got.equals(keep)
+    an.finish()
+    an.feed(cap.packets.clear())
+    assert an.sizes()["addresses"] <= 2 * an.sizes()["tombstones"]
+
+
 def test_state_checks():
     cap = tcpsift.read(SAMPLE)
     an = Analyzer(grace=0.001, remember=10)

@@ -175,7 +175,6 @@ class Analyzer:
             raise ValueError("remember must be at least grace and idle")
         self._kernel = K.Analyzer(grace_ns, remember_ns, idle_ns)
         self._ids: dict[str, int] = {}
-        self._free_ids: list[int] = []
         self._next_id = 0
         self._compact_at = _FIRST_COMPACTION
         self._last_frame = 0
@@ -248,28 +247,25 @@ class Analyzer:
         return s
 
     def _number(self, texts) -> dict:
-        """Ids for addresses, kept for the analyzer's life (or until no state uses them)."""
+        """Ids for addresses, kept while a conversation or tombstone uses them. Ids are
+        only compared, never indexes: a new address takes the next one."""
         ids = self._ids
         for t in texts:
             if t not in ids:
-                if self._free_ids:
-                    ids[t] = self._free_ids.pop()
-                else:
-                    ids[t] = self._next_id
-                    self._next_id += 1
+                if self._next_id > 0xFFFFFFFF:
+                    raise OverflowError("TCP analyzer: more than 2^32 addresses numbered")
+                ids[t] = self._next_id
+                self._next_id += 1
         return ids
 
     def _drop_unused_addresses(self) -> None:
-        """Forget the addresses no conversation or tombstone refers to; their ids are
-        given to new addresses."""
+        """Forget the addresses no conversation or tombstone refers to."""
         in_use = set(self._kernel.address_ids().tolist())
         self._ids = {t: i for t, i in self._ids.items() if i in in_use}
         self._count_ids()
 
     def _count_ids(self) -> None:
-        held = set(self._ids.values())
-        self._next_id = max(held, default=-1) + 1
-        self._free_ids = sorted(set(range(self._next_id)) - held, reverse=True)
+        self._next_id = max(self._next_id, max(self._ids.values(), default=-1) + 1)
         self._compact_at = max(_FIRST_COMPACTION, 2 * len(self._ids))
 
     # --- saving -------------------------------------------------------------------------
@@ -344,6 +340,7 @@ class Analyzer:
             raise ValueError("TCP analyzer state: a conversation refers to an unknown address")
         self._last_frame = scalars["last_frame"]
         self._layers = self._quoted_rows = None
+        self._next_id = 0
         self._count_ids()
         return self
 
