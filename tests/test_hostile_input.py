@@ -170,3 +170,59 @@ def test_a_long_block_tshark_skips_is_skipped(tmp_path):
                       seconds=20, memory_mb=MEMORY_MB)
     assert got.code == 0 and got.peak_mb < 400, got.describe()
     assert got.out == _tshark(path, ["frame.number", "ip.src"])
+
+
+# ----------------------------------------------------------------------------- zstd
+
+def test_zstd_output_per_call_is_bounded():
+    from tcpsift.capture.compressed import Inflate
+    data = hostile.zstd_pcap_of_zeros(256 << 20)
+    pos = 0
+
+    def read(n):
+        nonlocal pos
+        pos += n
+        return data[pos - n:pos]
+
+    stream = Inflate(read, len(data), "zstd")
+    total = largest = 0
+    while piece := stream._decompress(1 << 21):
+        total += len(piece)
+        largest = max(largest, len(piece))
+    assert total == 24 + (256 << 20) and not stream.warnings
+    assert largest <= 32 << 20
+
+
+@pytest.mark.slow
+def test_a_zstd_bomb_is_read_in_bounded_memory(tmp_path):
+    zero_bytes = 1 << 30            # 1 GiB of zeros in 33 KB; was 1.15 GB of memory
+    path = _write(tmp_path, "zeros.pcap.zst", hostile.zstd_pcap_of_zeros(zero_bytes))
+    got = run_bounded(tcpsift_args("info", path), seconds=60, memory_mb=MEMORY_MB)
+    assert got.code == 0 and got.peak_mb < 300, got.describe()
+    assert f"Number of packets:   {zero_bytes // 16}\n" in got.out
+
+
+_FRAME_BYTES = ("import sys, tcpsift; c = tcpsift.read(sys.argv[1]); "
+                "sys.stdout.write(c.frame_bytes(1).hex())")
+
+
+@pytest.mark.parametrize("skipped,peak_mb", [
+    (48 << 20, 300),
+    pytest.param(2 << 30, 400, marks=pytest.mark.slow),     # was 4.3 GB
+])
+def test_frame_bytes_of_a_compressed_file_do_not_keep_it_whole(tmp_path, skipped, peak_mb):
+    import zstandard
+    packed = hostile.zstd_frame_after_skipped_blocks(skipped)
+    path = _write(tmp_path, "late.pcapng.zst", packed)
+    got = run_bounded([sys.executable, "-c", _FRAME_BYTES, str(path)], seconds=60,
+                      memory_mb=MEMORY_MB)
+    assert got.code == 0 and got.peak_mb < peak_mb, got.describe()
+    # the same frame read from the decompressed file (pread)
+    plain = tmp_path / "late.pcapng"
+    with open(path, "rb") as src, open(plain, "wb") as dst:
+        zstandard.ZstdDecompressor().copy_stream(src, dst)
+    import tcpsift
+    try:
+        assert bytes.fromhex(got.out) == tcpsift.read(plain).frame_bytes(1)
+    finally:
+        plain.unlink()

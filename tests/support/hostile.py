@@ -78,3 +78,43 @@ def many_interfaces(n: int = 1_000_000) -> bytes:
     w.interface(cw.LINKTYPE_ETHERNET)
     w.epb(0, T0, cw.ether(cw.ipv4(cw.udp(b"x" * 10), proto=cw.IPPROTO_UDP)))
     return w.getvalue() + idb * (n - 1)
+
+
+def zstd_stream(pieces) -> bytes:
+    """The zstd frame of the concatenated `pieces` (compressed as they come)."""
+    import zstandard
+    compressor = zstandard.ZstdCompressor().compressobj()
+    out = [compressor.compress(piece) for piece in pieces]
+    return b"".join(out) + compressor.flush()
+
+
+def zeros(n: int, piece: int = 1 << 20):
+    for start in range(0, n, piece):
+        yield bytes(min(piece, n - start))
+
+
+def zstd_pcap_of_zeros(n: int) -> bytes:
+    """A pcap header then `n` zero bytes (n / 16 empty records), zstd-compressed: a
+    few KB that inflate to `n` bytes."""
+    return zstd_stream(_chain([cw.pcap_header()], zeros(n)))
+
+
+def _chain(*iterables):
+    for it in iterables:
+        yield from it
+
+
+def zstd_frame_after_skipped_blocks(skipped: int) -> bytes:
+    """A pcapng section whose one packet comes after `skipped` bytes of blocks that
+    readers skip (1 MiB each), zstd-compressed."""
+    w = cw.PcapngWriter()
+    w.section()
+    w.interface(cw.LINKTYPE_ETHERNET)
+    head = w.getvalue()
+    skip = cw.PcapngWriter()
+    skip.unknown(0xABCD, bytes((1 << 20) - 12))
+    block = skip.getvalue()
+    tail = cw.PcapngWriter()
+    tail.epb(0, T0, cw.ether(cw.ipv4(cw.udp(b"payload"), proto=cw.IPPROTO_UDP)))
+    return zstd_stream(_chain([head], (block for _ in range(skipped >> 20)),
+                              [tail.getvalue()]))

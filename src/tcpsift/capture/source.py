@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import os
 import select
-from dataclasses import dataclass
+import threading
+import weakref
+from dataclasses import dataclass, field
 
 from tcpsift.capture.compressed import Inflate, compression_of
 from tcpsift.errors import CaptureError
@@ -109,6 +111,59 @@ class _InflatedStdin:
         pass
 
 
+class _InflatedReader:
+    """The bytes of a compressed file at any offset, without keeping the file whole
+    (it may inflate to far more than memory): a decompressor stays where the last read
+    ended, so reading on from there continues it, and reading before it starts again
+    from the beginning. Frames read in order (a loop over frames, an export) cost one
+    pass over the file; memory stays at one scratch buffer."""
+
+    SCRATCH = 1 << 20
+
+    def __init__(self, source: Source):
+        self.source = source
+        self.lock = threading.Lock()
+        self.stream: Inflate | None = None
+        self.pos = 0                # decompressed bytes the stream has handed out
+        self._closer = None
+
+    def _restart(self):
+        if self._closer is not None:
+            self._closer()
+        self.stream = self.source.inflate()
+        # the file is closed when this reader goes, if no restart closed it before
+        self._closer = weakref.finalize(self, self.stream.close)
+        self.pos = 0
+
+    def _take(self, n: int, keep: bool) -> list[bytes]:
+        """The next n bytes (fewer at the end) in pieces; dropped unless `keep`."""
+        pieces = []
+        scratch = memoryview(bytearray(min(n, self.SCRATCH)))
+        while n > 0:
+            got = self.stream.readinto(scratch[:min(n, len(scratch))])
+            if not got:
+                break
+            if keep:
+                pieces.append(bytes(scratch[:got]))
+            self.pos += got
+            n -= got
+        return pieces
+
+    def read(self, offset: int, length: int) -> bytes:
+        with self.lock:
+            if self.stream is None or offset < self.pos:
+                self._restart()
+            self._take(offset - self.pos, keep=False)
+            if self.pos < offset:
+                return b""
+            return b"".join(self._take(length, keep=True))
+
+
+# Guards the creation of a Source's _InflatedReader (frame bytes may be asked for
+# from several threads).
+_READER_LOCK = threading.Lock()
+
+
 @dataclass
 class Source:
     """A capture file and what the container layer learned opening it; its bytes
@@ -118,7 +173,7 @@ class Source:
     compression: str | None = None    # None, "gzip" or "zstd"
     file_size: int = 0
     pipe: _Stdin | _InflatedStdin | None = None   # standard input (read once)
-    _inflated: bytes | None = None    # the whole decompressed data, once read_at needs it
+    _inflated: _InflatedReader | None = field(default=None, repr=False, compare=False)
 
     def blocks(self, block: int | None = None):
         """The bytes one block at a time (tcpsift.capture.blocks.Blocks)."""
@@ -132,19 +187,19 @@ class Source:
                        close=lambda: os.close(fd))
 
     def read_at(self, offset: int, length: int) -> bytes:
-        """`length` bytes of the (decompressed) capture from `offset`. For a compressed
-        file the first call decompresses it whole (kept for the next calls)."""
+        """`length` bytes of the (decompressed) capture from `offset` (fewer at the end).
+        A compressed file is decompressed again up to them (_InflatedReader)."""
         if self.pipe is not None:
             raise CaptureError(self.path, "frame bytes are not kept from standard input; "
                                           "save the capture to a file first")
         if self.compression is not None:
-            if self._inflated is None:
-                stream = self.inflate()
-                try:
-                    self._inflated = stream.read_all()
-                finally:
-                    stream.close()
-            return bytes(self._inflated[offset:offset + length])
+            with _READER_LOCK:
+                if self._inflated is None:
+                    self._inflated = _InflatedReader(self)
+            try:
+                return self._inflated.read(offset, length)
+            except OSError as e:
+                raise CaptureError(self.path, e.strerror or str(e)) from None
         try:
             with open(self.path, "rb") as fh:
                 return os.pread(fh.fileno(), length, offset)
