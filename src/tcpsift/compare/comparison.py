@@ -120,7 +120,7 @@ def _compare(pa: Point, pb: Point) -> tuple[Comparison, dict]:
     span = {"a": (pa.start_ns, pa.end_ns),
             "b": tuple(pl.select(clock.a_time(pl.lit(t))).item() for t in (pb.start_ns, pb.end_ns))}
     down_span = {d: span["b" if up == "a" else "a"] for d, up in upstream.items()}
-    fate = stats.fates(rows["a"], rows["b"], upstream, down_span, matching.assign)
+    fate = stats.fates(rows["a"], rows["b"], upstream, down_span, pairs)
     per_direction = _with_upstream(stats.summary(fate, ["direction"]), upstream)
     per_conn = stats.summary(fate, ["conn", "direction"])
     connections = _connection_table(conns, per_conn, upstream)
@@ -148,17 +148,15 @@ def _connections(pairs: pl.DataFrame, pa: Point, pb: Point) -> pl.DataFrame:
 
 def _annotated(p: Point, conns: pl.DataFrame) -> pl.DataFrame:
     """The point's packets of connections seen at both points: key, t (its time, on a's
-    clock once known), ts_ns (as captured), frame, conn, direction, row, and what the
-    verdict reads (tcp_len, window_scaled, shown)."""
+    clock once known), ts_ns (as captured), frame, conn, direction, and what the verdict
+    reads (tcp_len, window_scaled, shown)."""
     side = p.name
-    offset = 0 if side == "a" else stats.B_ROW
     return (p.packets.join(conns.select(C(f"stream_{side}").alias("stream"), "conn",
                                         C(f"c2s_dir_{side}").alias("c2s_dir")), on="stream")
             .select("key", "ts_ns", "frame", "conn", "tcp_len", "window_scaled", "shown",
                     t="ts_ns",
                     direction=pl.when(C("direction") == C("c2s_dir")).then(pl.lit("c2s"))
-                    .otherwise(pl.lit("s2c")),
-                    row=C("frame").cast(pl.Int64) + offset))
+                    .otherwise(pl.lit("s2c")).cast(stats.DIRECTION)))
 
 
 def _series(samples: pl.DataFrame, direction: str) -> tuple[np.ndarray, np.ndarray]:

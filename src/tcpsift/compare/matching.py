@@ -44,21 +44,39 @@ def connection_pairs(pairs: pl.DataFrame) -> pl.DataFrame:
             .sort("stream_a").with_row_index("conn").select("stream_a", "stream_b", "conn"))
 
 
+def runs(key: str = "key") -> tuple[pl.Expr, pl.Expr]:
+    """(the run number of each row's `key`, its rank in the run from 0) in a frame sorted
+    by `key`: group numbers without a window function (a million one-row groups make
+    Polars' `over` slow)."""
+    new = (C(key) != C(key).shift(1)).fill_null(True)
+    index = pl.int_range(pl.len(), dtype=pl.Int64)
+    run_start = pl.when(new).then(index).otherwise(None).forward_fill()
+    return new.cast(pl.Int64).cum_sum() - 1, index - run_start
+
+
+def reverse_cum_min_by_run(value: pl.Expr, run: pl.Expr, span: int) -> pl.Expr:
+    """Per run (rows sorted by run), the minimum of `value` over this row and the later rows
+    of its run, for |value| < span / 2: lifting each run by span above the previous makes
+    one pass over the whole column restart at every run."""
+    lifted = value + run * span
+    return lifted.reverse().cum_min().reverse() - run * span
+
+
 def assign(upstream: pl.DataFrame, downstream: pl.DataFrame) -> pl.DataFrame:
     """`upstream` and `downstream`: key, t (ns on one clock), row (a row id); the downstream
     rows with `up_row`, the upstream row each one is a copy of (null: none was sent before
     it arrived)."""
-    up = upstream.sort("key", "t").with_columns(rank=C("t").cum_count().over("key") - 1)
-    down = downstream.sort("key", "t").with_columns(rank=C("t").cum_count().over("key") - 1,
-                                                    probe=C("t") + SLACK_NS)
+    run, rank = runs()
+    up = upstream.sort("key", "t").with_columns(rank=rank)
+    down = downstream.sort("key", "t").with_columns(run=run, rank=rank, probe=C("t") + SLACK_NS)
     latest = down.sort("probe").join_asof(
         up.select("key", "t", latest_rank="rank").sort("t"), left_on="probe", right_on="t",
         by="key", strategy="backward", check_sortedness=False).sort("key", "t")
     # the latest order-keeping choice: rank_i = min over later copies k of (latest_k - k) + i;
     # a copy that finds no rank left (more copies downstream than upstream) takes the latest
     # one it may be: a duplicate
-    gap = (C("latest_rank").fill_null(-1) - C("rank")).cast(pl.Int64)
-    chosen = (gap.reverse().cum_min().reverse().over("key") + C("rank"))
+    gap = C("latest_rank").fill_null(-1) - C("rank")
+    chosen = reverse_cum_min_by_run(gap, C("run"), 1 << 34) + C("rank")
     latest = latest.with_columns(
         up_rank=pl.when(C("latest_rank").is_null()).then(None)
         .otherwise(pl.max_horizontal(chosen, pl.lit(0))))

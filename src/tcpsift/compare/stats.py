@@ -12,51 +12,118 @@ For a direction whose packets pass the upstream point U before the downstream po
 """
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
+
+from tcpsift.compare.matching import assign
 
 C = pl.col
 DIRECTIONS = ("c2s", "s2c")
+DIRECTION = pl.Enum(DIRECTIONS)
 B_ROW = 1 << 32     # row ids: a's frame, or b's frame + B_ROW
 
 
+def _by_frame(rows: pl.DataFrame, column: str, fill, dtype) -> np.ndarray:
+    """`column` of `rows` in an array indexed by frame number (a dense index: the point's
+    rows are gathered from it instead of joined)."""
+    out = np.full(int(rows["frame"].max() or 0) + 1, fill, dtype)
+    out[rows["frame"].to_numpy()] = rows[column].to_numpy()
+    return out
+
+
 def fates(a_rows: pl.DataFrame, b_rows: pl.DataFrame, upstream: dict[str, str],
-          down_span: dict[str, tuple[int, int]], assign) -> pl.DataFrame:
+          down_span: dict[str, tuple[int, int]], pairs: pl.DataFrame) -> pl.DataFrame:
     """One row per upstream packet (of connections seen at both points): conn, direction,
     frame_up, t_up, copies (seen at D), frame_down and t_down (its first copy), lost,
     duplicated, delay_ns, reordered. `a_rows`/`b_rows`: key, t (a's clock), frame, conn,
-    direction ("c2s"/"s2c"), row. `down_span`: per direction, the downstream capture's
-    first and last time on a's clock."""
-    up_parts, down_parts = [], []
-    for direction in DIRECTIONS:
-        at_a = a_rows.filter(C("direction") == direction)
-        at_b = b_rows.filter(C("direction") == direction)
-        up, down = (at_a, at_b) if upstream[direction] == "a" else (at_b, at_a)
-        up_parts.append(up)
-        down_parts.append(down)
-    up = pl.concat(up_parts)
-    down = assign(up.select("key", "t", "row"), pl.concat(down_parts).select("key", "t", "row"))
-    down = down.join(pl.concat(down_parts).select("row", "frame"), on="row")
-    arrivals = down.filter(C("up_row").is_not_null()).sort("t").group_by("up_row").agg(
-        copies=pl.len(), t_down=C("t").first(), frame_down=C("frame").first())
-    rows = up.join(arrivals, left_on="row", right_on="up_row", how="left").with_columns(
-        copies=C("copies").fill_null(0).cast(pl.Int64), delay_ns=C("t_down") - C("t"))
+    direction. `down_span`: per direction, the downstream capture's first and last time on
+    a's clock. `pairs` (frame_a, frame_b): packets whose key occurs once at each point,
+    already paired; only the others go through `assign`."""
+    at = {"a": a_rows, "b": b_rows}
+    a_up = {d: upstream[d] == "a" for d in DIRECTIONS}
+    s2c_a = _by_frame(a_rows.with_columns(s2c=C("direction") == "s2c"), "s2c", False, bool)
+    conn_a = _by_frame(a_rows, "conn", -1, np.int64)
+    conn_b = _by_frame(b_rows, "conn", -1, np.int64)
+    fa, fb = pairs["frame_a"].to_numpy(), pairs["frame_b"].to_numpy()
+    same = (conn_a[fa] >= 0) & (conn_a[fa] == conn_b[fb])
+    fa, fb = fa[same], fb[same]
+    pair_a_up = np.where(s2c_a[fa], a_up["s2c"], a_up["c2s"])
+    # per upstream frame of each point: the frame downstream (0: none yet)
+    down_of = {p: np.zeros(len(c), np.int64) for p, c in (("a", conn_a), ("b", conn_b))}
+    down_of["a"][fa[pair_a_up]] = fb[pair_a_up]
+    down_of["b"][fb[~pair_a_up]] = fa[~pair_a_up]
+    paired = {"a": np.zeros(len(conn_a), bool), "b": np.zeros(len(conn_b), bool)}
+    paired["a"][fa], paired["b"][fb] = True, True
+    is_up = {"a": C("direction").replace_strict(a_up, return_dtype=pl.Boolean)}
+    is_up["b"] = ~is_up["a"]
+    parts = []
+    for p, other in (("a", "b"), ("b", "a")):
+        up = at[p].filter(is_up[p])
+        frames = up["frame"].to_numpy()
+        parts.append((p, other, up, down_of[p][frames]))
+    # the rest: keys repeated at a point, or seen at one point only
+    rest_up = pl.concat([up.filter(~pl.Series(paired[p][up["frame"].to_numpy()]))
+                         .select("key", "t", row=C("frame").cast(pl.Int64) + (p == "b") * B_ROW)
+                         for p, _, up, _ in parts])
+    rest_down = pl.concat([at[p].filter(~is_up[p]).filter(
+        ~pl.Series(paired[p][at[p].filter(~is_up[p])["frame"].to_numpy()]))
+        .select("key", "t", "frame", row=C("frame").cast(pl.Int64) + (p == "b") * B_ROW)
+        for p in "ab"])
+    assigned = assign(rest_up, rest_down.select("key", "t", "row"))
+    copies = (assigned.filter(C("up_row").is_not_null())
+              .join(rest_down.select("row", "frame"), on="row").sort("t").group_by("up_row")
+              .agg(copies=pl.len(), t_down=C("t").first(), frame_down=C("frame").first()))
+    t_of = {p: _by_frame(at[p], "t", 0, np.int64) for p in "ab"}
+    tables = []
+    for p, other, up, down_frame in parts:
+        found = down_frame > 0
+        tables.append(up.select("conn", "direction", frame_up="frame", t_up="t",
+                                row=C("frame").cast(pl.Int64) + (p == "b") * B_ROW).with_columns(
+            copies=pl.Series(found.astype(np.int64)),
+            frame_down=pl.Series(np.where(found, down_frame, 0)).cast(pl.UInt32),
+            t_down=pl.Series(np.where(found, t_of[other][down_frame], 0))))
+    rows = pl.concat(tables).join(copies, left_on="row", right_on="up_row", how="left",
+                                  suffix="_rest")
+    rest = C("copies_rest").is_not_null()
+    rows = rows.with_columns(
+        copies=pl.when(rest).then(C("copies_rest").cast(pl.Int64)).otherwise("copies"),
+        frame_down=pl.when(rest).then("frame_down_rest").when(C("copies") > 0)
+        .then("frame_down"),
+        t_down=pl.when(rest).then("t_down_rest").when(C("copies") > 0).then("t_down"),
+    ).with_columns(delay_ns=C("t_down") - C("t_up"))
     median = rows.group_by("direction").agg(C("delay_ns").median().alias("median_ns"))
     spans = pl.DataFrame({"direction": list(down_span),
                           "down_start": [s for s, _ in down_span.values()],
-                          "down_end": [e for _, e in down_span.values()]})
+                          "down_end": [e for _, e in down_span.values()]}).with_columns(
+        C("direction").cast(rows.schema["direction"]))
     rows = rows.join(median, on="direction", how="left").join(spans, on="direction")
-    expected = C("t") + C("median_ns").fill_null(0)
+    expected = C("t_up") + C("median_ns").fill_null(0)
     in_span = (expected >= C("down_start")) & (expected <= C("down_end"))
     rows = rows.with_columns(lost=(C("copies") == 0) & in_span,
                              duplicated=pl.max_horizontal(C("copies") - 1, pl.lit(0)))
-    # overtaken: a packet U saw later reached D first (capture order at each point)
-    arrived = rows.filter(C("copies") > 0).sort("frame").with_columns(
-        reordered=C("frame_down") > C("frame_down").reverse().cum_min().reverse().shift(-1)
-        .over("conn", "direction"))
-    rows = rows.join(arrived.select("row", "reordered"), on="row", how="left")
-    return rows.select("conn", "direction", C("frame").alias("frame_up"), C("t").alias("t_up"),
-                       "copies", "frame_down", "t_down", "lost", "duplicated", "delay_ns",
-                       C("reordered").fill_null(False))
+    return _with_reordering(rows).select(
+        "conn", "direction", "frame_up", "t_up", "copies", "frame_down", "t_down", "lost",
+        "duplicated", "delay_ns", "reordered")
+
+
+def _with_reordering(rows: pl.DataFrame) -> pl.DataFrame:
+    """`reordered`: a packet U saw later reached D first (capture order at each point)."""
+    flow = (rows["conn"].to_numpy().astype(np.int64) * 2
+            + (rows["direction"] == "s2c").to_numpy())
+    arrived = rows["copies"].to_numpy() > 0
+    frame_down = rows["frame_down"].fill_null(0).to_numpy().astype(np.int64)
+    order = np.lexsort((rows["frame_up"].to_numpy(), flow))
+    order = order[arrived[order]]
+    f, d = flow[order], frame_down[order]
+    # the earliest arrival among this and the later packets of the flow, in one pass over
+    # all flows: each flow lifted above the previous so that the minimum restarts
+    lift = f * (1 << 34)
+    later_first = np.minimum.accumulate((d + lift)[::-1])[::-1] - lift
+    overtaken = np.zeros(len(order), bool)
+    overtaken[:-1] = (d[:-1] > later_first[1:]) & (f[:-1] == f[1:])
+    reordered = np.zeros(len(flow), bool)
+    reordered[order] = overtaken
+    return rows.with_columns(reordered=pl.Series(reordered))
 
 
 def summary(fate: pl.DataFrame, by: list[str]) -> pl.DataFrame:
@@ -70,4 +137,4 @@ def summary(fate: pl.DataFrame, by: list[str]) -> pl.DataFrame:
         reordered_between_points=C("reordered").sum(),
         delay_min_ms=delay_ms.min(), delay_median_ms=delay_ms.median(),
         delay_p99_ms=delay_ms.quantile(0.99, "linear"), delay_max_ms=delay_ms.max(),
-    ).sort(by)
+    ).sort(by).with_columns(C("direction").cast(pl.String))
