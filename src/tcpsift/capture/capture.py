@@ -75,6 +75,12 @@ class Capture:
         from tcpsift.workflow.export import export
         return export(self, path, streams=streams, frames=frames, format=format)
 
+    def sql(self, query: str, memory_limit: str = "2GB", threads: int | None = None) -> pl.DataFrame:
+        """One SQL statement over the views packets, tcp, conns and layers, run by DuckDB
+        (the `sql` extra; tcpsift.workflow.sql), as a Polars DataFrame."""
+        from tcpsift.workflow.sql import sql
+        return sql(self, query, memory_limit=memory_limit, threads=threads)
+
     def _locate(self, frame: int):
         if not 1 <= frame <= len(self.packets):
             raise IndexError(f"no frame {frame} (the capture has {len(self.packets)})")
