@@ -32,8 +32,10 @@ SUFFIXES = {".pcap": "pcap", ".cap": "pcap", ".pcapng": "pcapng"}
 COLUMNS = ("frame", "file_id", "file_offset", "ts_ns", "cap_len", "len", "iface", "linktype")
 # pcap's snapshot length when the interfaces say "no limit" (0), as libpcap's default
 DEFAULT_SNAPLEN = 262144
-# frames handed to the file in one writelines() call: bounds the list of pieces
+# frames and captured bytes handed to the file in one writelines() call: bound the list
+# of pieces, and the bytes a compressed file's pieces hold
 BATCH = 1 << 16
+BATCH_BYTES = 1 << 25
 NS = 1_000_000_000
 
 PCAPNG_SHB, PCAPNG_IDB, PCAPNG_SPB, PCAPNG_EPB = 0x0A0D0D0A, 1, 3, 6
@@ -207,9 +209,11 @@ class Writer:
         sections, whose packets name their interface within their section): a walk over
         the block headers."""
         data = self._data(fid)
-        starts, pos, size, big = [], 0, len(data), False
-        while pos + 12 <= size:
+        starts, pos, big = [], 0, False
+        while True:
             head = bytes(data[pos:pos + 12])
+            if len(head) < 12:
+                break
             if head[:4] == b"\x0a\x0d\x0d\x0a":
                 starts.append(pos)
                 big = head[8:12] == b"\x1a\x2b\x3c\x4d"
@@ -221,22 +225,30 @@ class Writer:
 
     def _data(self, fid: int):
         """The (decompressed) bytes of file `fid`, sliceable: the file mapped, or a compressed
-        file decompressed into memory."""
+        file read on as the slices ask (_Compressed)."""
         cache = self.__dict__.setdefault("_bytes", {})
         if fid not in cache:
             source = self.sources[fid]
             if source.compression is not None:
-                stream = source.inflate()
-                try:
-                    cache[fid] = memoryview(stream.read_all())
-                finally:
-                    stream.close()
+                cache[fid] = _Compressed(source)
             elif source.file_size == 0:
                 cache[fid] = memoryview(b"")
             else:
                 with open(source.path, "rb") as fh:
                     cache[fid] = memoryview(mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ))
         return cache[fid]
+
+    def _batches(self):
+        """Consecutive slices of the frames, of at most BATCH frames and BATCH_BYTES
+        captured bytes (or one frame): the pieces written at a time."""
+        ends = np.cumsum(self.cap_len, dtype=np.int64)
+        start = 0
+        while start < self.count:
+            before = int(ends[start - 1]) if start else 0
+            stop = min(start + BATCH, int(np.searchsorted(ends, before + BATCH_BYTES, "right")))
+            stop = max(stop, start + 1)
+            yield slice(start, stop)
+            start = stop
 
     def write(self, out) -> None:
         if self.fmt == "pcap":
@@ -251,8 +263,7 @@ class Writer:
         comprehension per batch: ~1 us a frame, where a loop appending took ~3.)"""
         data = [self._data(fid) if fid in self.sources else None
                 for fid in range(max(self.sources) + 1)]
-        for start in range(0, self.count, BATCH):
-            part = slice(start, start + BATCH)
+        for part in self._batches():
             columns = zip(self.file_id[part].tolist(), self.offset[part].tolist(),
                           (self.offset[part] + self.cap_len[part]).tolist(),
                           head_at[part].tolist(), (head_at[part] + head_len[part]).tolist())
@@ -323,6 +334,49 @@ class Writer:
         for pieces in self._frames(memoryview(heads.tobytes()), head_at, head_len,
                                    memoryview(tails.tobytes()), tail_at, pad + 4):
             out.writelines(pieces)
+
+
+class _Compressed:
+    """A compressed file's bytes, sliced, decompressed forward as the slices ask: frames of
+    one file come in file order, so an export makes one pass over the file and holds a
+    window of it (from the last slice's start to the end of what was decompressed).
+    A slice before the window starts the decompression again. (Source.read_at does the
+    same a frame at a time, at ~30 us a frame; this keeps the window between slices.)"""
+
+    STEP = 1 << 20
+
+    def __init__(self, source):
+        self.source = source
+        self.stream = None
+        self.window = bytearray()
+        self.base = 0               # the file offset of window[0]
+        self.scratch = memoryview(bytearray(self.STEP))
+
+    def __getitem__(self, part: slice) -> bytes:
+        first, end = part.start, part.stop
+        if self.stream is None or first < self.base:
+            self._restart()
+        if first - self.base > len(self.window) // 2:     # drop what no slice will ask for
+            drop = min(first - self.base, len(self.window))
+            del self.window[:drop]
+            self.base += drop
+        while self.base + len(self.window) < end:
+            got = self.stream.readinto(self.scratch)
+            if not got:
+                break
+            self.window += self.scratch[:got]
+        return bytes(self.window[first - self.base:end - self.base])
+
+    def _restart(self):
+        if self.stream is not None:
+            self.stream.close()
+        self.stream = self.source.inflate()
+        self.window = bytearray()
+        self.base = 0
+
+    def __del__(self):
+        if self.stream is not None:
+            self.stream.close()
 
 
 def _options(options: list[tuple[int, bytes]]) -> bytes:
