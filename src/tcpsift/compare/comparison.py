@@ -149,11 +149,11 @@ def _connections(pairs: pl.DataFrame, pa: Point, pb: Point) -> pl.DataFrame:
 def _annotated(p: Point, conns: pl.DataFrame) -> pl.DataFrame:
     """The point's packets of connections seen at both points: key, t (its time, on a's
     clock once known), ts_ns (as captured), frame, conn, direction, and what the verdict
-    reads (tcp_len, window_scaled, shown)."""
+    reads (tcp_len, tcp_flags, seq, window)."""
     side = p.name
     return (p.packets.join(conns.select(C(f"stream_{side}").alias("stream"), "conn",
                                         C(f"c2s_dir_{side}").alias("c2s_dir")), on="stream")
-            .select("key", "ts_ns", "frame", "conn", "tcp_len", "window_scaled", "shown",
+            .select("key", "ts_ns", "frame", "conn", "tcp_len", "tcp_flags", "seq", "window",
                     t="ts_ns",
                     direction=pl.when(C("direction") == C("c2s_dir")).then(pl.lit("c2s"))
                     .otherwise(pl.lit("s2c")).cast(stats.DIRECTION)))

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import polars as pl
-
-from tcpsift.tcp import INPUT_COLUMNS, shown_analysis
 
 C = pl.col
 SYN, ACK = 0x02, 0x10
@@ -19,13 +18,13 @@ SYN, ACK = 0x02, 0x10
 KEY_COLUMNS = ("src", "dst", "sport", "dport", "seq", "ack", "tcp_flags", "tcp_len", "window",
                "sack_blocks", "tsval", "tsecr", "ip_id")
 # the packet-table columns a comparison reads (tcpsift.read(columns=...))
-READ_COLUMNS = frozenset({*INPUT_COLUMNS, *KEY_COLUMNS, "ts_ns"})
+READ_COLUMNS = frozenset({*KEY_COLUMNS, "ts_ns"})
 
 
 @dataclass
 class Point:
-    """`packets`: one row per TCP packet (frame, ts_ns, key, stream, direction, tcp_len,
-    tcp_flags, window_scaled, shown: the analysis bits tshark shows, src, sport);
+    """`packets`: one row per TCP packet (frame, ts_ns, key, stream, direction, src, dst,
+    sport, dport, tcp_flags, tcp_len, seq, window);
     `streams`: one row per connection as this point sees it (stream, client, client_port,
     server, server_port, first_ts_ns, packets, client_dir, role_from: 0 its SYN, 1 its
     SYN-ACK, 2 only its ports); `start_ns`/`end_ns`: the capture's first and last time."""
@@ -39,49 +38,96 @@ class Point:
 
 
 def point(name: str, label: str, capture) -> Point:
-    pk, tcp = capture.packets, capture.tcp
-    rows = pl.concat([pk.select("frame", "ts_ns", "src", "dst", "sport", "dport", "tcp_flags",
-                                "tcp_len", pl.struct(*KEY_COLUMNS).hash().alias("key")),
-                      tcp.select("stream", "direction", "window_scaled",
-                                 shown_analysis().alias("shown"))],
-                     how="horizontal").filter(C("stream").is_not_null() & C("ts_ns").is_not_null())
+    pk = capture.packets
+    rows = (pk.filter(C("seq").is_not_null() & C("ts_ns").is_not_null() & C("tcp_flags").is_not_null())
+            .select("frame", "ts_ns", "src", "dst", "sport", "dport", "tcp_flags", "tcp_len",
+                    "seq", "window", key=pl.struct(*KEY_COLUMNS).hash()))
     span = pk.select(C("ts_ns").min().alias("start"), C("ts_ns").max().alias("end")).row(0)
+    rows = _with_streams(rows)
     return Point(name, label, capture, rows, _streams(rows), *span)
+
+
+def _with_streams(rows: pl.DataFrame) -> pl.DataFrame:
+    """`stream` (0, 1, ... per point) and `direction` (0: from the endpoint lower in address
+    code and port order, 1: the other way) of each TCP packet. A connection is its
+    addresses and ports, and a new one starts there with a SYN of a new sequence number
+    (a reused port), as tcp.stream starts one; the TCP analysis itself (which costs three
+    quarters of a read) is not needed for this. (NumPy: on two busy cores, Polars' sorts
+    and group-bys over a million rows took several times longer.)"""
+    if rows.is_empty():
+        return rows.with_columns(stream=pl.lit(0, pl.UInt32), direction=pl.lit(0, pl.UInt8))
+    src, dst = C("src").to_physical().cast(pl.Int64), C("dst").to_physical().cast(pl.Int64)
+    from_low = (src < dst) | ((src == dst) & (C("sport") <= C("dport")))
+    low = pl.when(from_low)
+    flows = rows.select(
+        low.then(src).otherwise(dst), low.then("sport").otherwise("dport").alias("p"),
+        low.then(dst).otherwise(src).alias("d"), low.then("dport").otherwise("sport").alias("q"),
+        from_low=from_low)
+    flow = flows.select(pl.struct(pl.exclude("from_low")).hash()).to_series().to_numpy()
+    order = np.argsort(flow, kind="stable")     # frame order kept within a flow
+    f = flow[order]
+    seq = rows["seq"].to_numpy().astype(np.int64)[order]
+    syn = ((rows["tcp_flags"].to_numpy() & (SYN | ACK)) == SYN)[order]
+    first = np.r_[True, f[1:] != f[:-1]]
+    # the seq of the flow's latest pure SYN before each row (-1: none yet)
+    index = np.arange(len(f))
+    after_syn = np.r_[False, syn[:-1]] & ~first
+    latest = np.maximum.accumulate(np.where(first | after_syn, index, 0))
+    before = np.where(first[latest], -1, np.r_[-1, seq[:-1]][latest])
+    starts = first | (syn & (before >= 0) & (before != seq))
+    stream = np.empty(len(f), np.uint32)
+    stream[order] = np.cumsum(starts) - 1
+    return rows.with_columns(stream=pl.Series(stream),
+                             direction=pl.Series((~flows["from_low"]).cast(pl.UInt8)))
 
 
 def _streams(rows: pl.DataFrame) -> pl.DataFrame:
     """Who is the client of each connection, by the connection table's rule (docs/schema.md:
     the sender of the first SYN; else the receiver of the first SYN-ACK; else the side on
     the higher port), without building the whole connection table."""
-    flags = C("tcp_flags").fill_null(0)
-    syn, synack = (flags & (SYN | ACK)) == SYN, (flags & (SYN | ACK)) == (SYN | ACK)
-    first_of_dir0 = C("direction") == 0
-    per = rows.group_by("stream").agg(
-        syn_dir=C("direction").filter(syn).first(),
-        synack_dir=C("direction").filter(synack).first(),
-        src0=C("src").filter(first_of_dir0).first(), sport0=C("sport").filter(first_of_dir0).first(),
-        dst0=C("dst").filter(first_of_dir0).first(), dport0=C("dport").filter(first_of_dir0).first(),
-        src1=C("dst").filter(~first_of_dir0).first(), sport1=C("dport").filter(~first_of_dir0).first(),
-        dst1=C("src").filter(~first_of_dir0).first(), dport1=C("sport").filter(~first_of_dir0).first(),
-        first_ts_ns=C("ts_ns").min(), packets=pl.len())
-    # the endpoints in direction 0's terms, from the other direction's packets if need be
-    src = pl.coalesce("src0", "src1").cast(pl.String)
-    dst = pl.coalesce("dst0", "dst1").cast(pl.String)
-    sport, dport = pl.coalesce("sport0", "sport1"), pl.coalesce("dport0", "dport1")
-    by_port = pl.when(sport < dport).then(1).otherwise(0)
-    client_dir = (pl.when(C("syn_dir").is_not_null()).then(C("syn_dir"))
-                  .when(C("synack_dir").is_not_null()).then(1 - C("synack_dir"))
-                  .otherwise(by_port)).cast(pl.UInt8)
-    role_from = (pl.when(C("syn_dir").is_not_null()).then(0)
-                 .when(C("synack_dir").is_not_null()).then(1).otherwise(2)).cast(pl.UInt8)
-    zero = C("client_dir") == 0
-    return (per.with_columns(client_dir=client_dir, role_from=role_from, _src=src, _dst=dst,
-                             _sport=sport, _dport=dport)
-            .select("stream",
-                    client=pl.when(zero).then("_src").otherwise("_dst"),
-                    client_port=pl.when(zero).then("_sport").otherwise("_dport"),
-                    server=pl.when(zero).then("_dst").otherwise("_src"),
-                    server_port=pl.when(zero).then("_dport").otherwise("_sport"),
-                    first_ts_ns="first_ts_ns", packets="packets", client_dir="client_dir",
-                    role_from="role_from")
-            .sort("stream"))
+    if rows.is_empty():
+        return pl.DataFrame(schema={"stream": pl.UInt32, "client": pl.String,
+                                    "client_port": pl.UInt16, "server": pl.String,
+                                    "server_port": pl.UInt16, "first_ts_ns": pl.Int64,
+                                    "packets": pl.UInt32, "client_dir": pl.UInt8,
+                                    "role_from": pl.UInt8})
+    stream = rows["stream"].to_numpy().astype(np.int64)
+    direction = rows["direction"].to_numpy()
+    flags = rows["tcp_flags"].to_numpy()
+    n, none = int(stream.max()) + 1, len(stream)
+    index = np.arange(none)
+
+    def first(mask) -> np.ndarray:
+        out = np.full(n, none)
+        np.minimum.at(out, stream[mask], index[mask])
+        return out
+
+    syn_row = first((flags & (SYN | ACK)) == SYN)
+    synack_row = first((flags & (SYN | ACK)) == (SYN | ACK))
+    # the side of direction 0: its own first packet, else the other side's, reversed
+    row0, row1 = first(direction == 0), first(direction == 1)
+    has0 = row0 < none
+    take = np.where(has0, row0, row1)
+    sport, dport = rows["sport"].to_numpy()[take], rows["dport"].to_numpy()[take]
+    src = rows["src"].cast(pl.String).gather(take).to_numpy()
+    dst = rows["dst"].cast(pl.String).gather(take).to_numpy()
+    addr0, addr1 = np.where(has0, src, dst), np.where(has0, dst, src)
+    port0, port1 = np.where(has0, sport, dport), np.where(has0, dport, sport)
+    with_syn, with_synack = syn_row < none, synack_row < none
+    client_dir = np.where(with_syn, direction[np.minimum(syn_row, none - 1)],
+                          np.where(with_synack, 1 - direction[np.minimum(synack_row, none - 1)],
+                                   (port0 < port1).astype(np.uint8)))
+    zero = client_dir == 0
+    first_ts = np.full(n, np.iinfo(np.int64).max)
+    np.minimum.at(first_ts, stream, rows["ts_ns"].to_numpy())
+    present = np.bincount(stream, minlength=n) > 0
+    table = pl.DataFrame({
+        "stream": np.arange(n, dtype=np.uint32),
+        "client": np.where(zero, addr0, addr1), "client_port": np.where(zero, port0, port1),
+        "server": np.where(zero, addr1, addr0), "server_port": np.where(zero, port1, port0),
+        "first_ts_ns": first_ts, "packets": np.bincount(stream, minlength=n).astype(np.uint32),
+        "client_dir": client_dir.astype(np.uint8),
+        "role_from": np.where(with_syn, 0, np.where(with_synack, 1, 2)).astype(np.uint8)})
+    return table.filter(pl.Series(present)).with_columns(
+        C("client").cast(pl.String), C("server").cast(pl.String),
+        C("client_port").cast(pl.UInt16), C("server_port").cast(pl.UInt16))

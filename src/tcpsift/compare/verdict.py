@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from tcpsift.tcp import FILTER_BITS
-
 C = pl.col
+FIN, SYN, RST = 0x01, 0x02, 0x04
 UNSTABLE_DELAY_MS = 50.0
 NAMES = {"c2s": "client-to-server", "s2c": "server-to-client"}
 SENDER = {"c2s": "client", "s2c": "server"}
@@ -25,7 +24,7 @@ SENDER = {"c2s": "client", "s2c": "server"}
 
 def judge(result, rows: dict[str, pl.DataFrame]) -> tuple[str, list[str]]:
     """`rows`: per point ("a", "b"), its packets of connections seen at both points (conn,
-    direction, frame, ts_ns, tcp_len, window_scaled, shown)."""
+    direction, frame, ts_ns, tcp_len, tcp_flags, seq, window)."""
     if result.matched == 0:
         why = (f"inconclusive: no packet of {result.a} is seen at {result.b}: they do not "
                "hold the same traffic")
@@ -104,9 +103,11 @@ def _direction_sentences(result, row: dict, rows) -> list[str]:
 
 
 def _retransmissions(result, rows, direction: str) -> int:
-    at_up = rows[result.upstream[direction]]
-    bits = FILTER_BITS["retransmission"]
-    return at_up.filter((C("direction") == direction) & ((C("shown") & bits) != 0)).height
+    """Data segments the sender had already sent (the same sequence number, at the upstream
+    point): retransmissions, fast or by timeout, as the sender's side saw them."""
+    data = rows[result.upstream[direction]].filter(
+        (C("direction") == direction) & (C("tcp_len") > 0)).select("conn", "seq")
+    return data.height - data.n_unique()
 
 
 def _waits(result, rows, side: str) -> dict:
@@ -119,7 +120,8 @@ def _waits(result, rows, side: str) -> dict:
     answers = data.filter((C("direction") == own) & (C("prev_dir") != own))
     think = answers.select(C("ts_ns") - C("prev_ts")).to_series()
     sent = near.filter(C("direction") == own).sort("frame").with_columns(
-        zero=(C("shown") & FILTER_BITS["zero_window"]) != 0,
+        # Wireshark's zero window: a window of 0 on a segment without SYN, FIN or RST
+        zero=(C("window") == 0) & ((C("tcp_flags") & (SYN | FIN | RST)) == 0),
         next_ts=C("ts_ns").shift(-1).over("conn"))
     sent = sent.with_columns(starts=C("zero") & ~C("zero").shift(1).over("conn").fill_null(False))
     episodes = sent.with_columns(episode=C("starts").cum_sum().over("conn")).filter(C("zero")) \
