@@ -2,15 +2,25 @@
 
 Filters of the supported subset, each on a capture where it selects some frames but not
 all, chosen for repeated headers (tunnels, ICMP-quoted headers, VLAN stacks) where tshark's
-"any occurrence" semantics of ==, != and ~= matter.
+"any occurrence" semantics of ==, != and ~= matter. Each runs both ways: on the capture's
+tables (tcpsift.fields.filter), and as the command runs it, chunk by chunk, on the
+decoder's arrays when it can (tcpsift.textstream.select; chunks with repeated headers
+then go the table way).
 """
 from __future__ import annotations
 
+import io
 import os
+import sys
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from harness import corpus, tcpsift_fields, tshark_fields, tshark_version
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from support.array_filters import CORE, literals  # noqa: E402
+from support.corpus import capture_files  # noqa: E402
 
 CASES = {
     "pcap/le-usec-ethernet-http-fin.pcap": [
@@ -88,11 +98,54 @@ def test_filters_select_like_tshark(capture):
         expected = list(pool.map(lambda f: tshark_fields(path, FIELDS, f)[1], filters))
     wrong = []
     for flt, theirs in zip(filters, expected):
-        ours = tcpsift_fields(path, FIELDS, flt)
-        if theirs != ours:
-            a, b = set(theirs.split()), set(ours.split())
-            wrong.append(f"{flt!r}: only tshark {sorted(a - b, key=int)[:8]}, "
-                         f"only tcpsift {sorted(b - a, key=int)[:8]}")
+        for way, ours in (("table", tcpsift_fields(path, FIELDS, flt)),
+                          ("command", command_fields(path, FIELDS, flt))):
+            if theirs != ours:
+                wrong.append(f"{flt!r} ({way}): {_diff(theirs, ours)}")
+    assert not wrong, "\n".join(wrong)
+
+
+def _diff(theirs: bytes, ours: bytes) -> str:
+    a, b = set(theirs.split()), set(ours.split())
+    return f"only tshark {sorted(a - b)[:8]}, only tcpsift {sorted(b - a)[:8]}"
+
+
+def command_fields(path: Path, fields, display_filter: str, on_arrays: bool | None = None):
+    """What `tcpsift fields path -Y filter -e ...` prints (in-process), the filter on
+    arrays when the command would do so (`on_arrays`: which way it must be)."""
+    from tcpsift.fields.filter import compile_filter
+    from tcpsift.textstream.fields import fast_path, stream_fields
+
+    fast, select = fast_path(list(fields), display_filter)
+    if on_arrays is not None:
+        assert fast == on_arrays, display_filter
+    out = io.BytesIO()
+    stream_fields([str(path)], list(fields), out, select if fast else
+                  compile_filter(display_filter))
+    return out.getvalue()
+
+
+# the lab's captures (a browser's and a server's traffic, losses, resets, zero windows),
+# and a public capture of many TCP streams
+LAB = [*capture_files("lab/captures"), corpus() / "tcp/mixed-126-streams.pcap"]
+ARRAY_FIELDS = ["frame.number", "frame.time_delta_displayed", "ip.src", "tcp.stream",
+                "tcp.seq", "tcp.analysis.ack_rtt"]
+
+
+@pytest.mark.parametrize("path", LAB, ids=lambda p: p.name)
+def test_filters_on_arrays_select_like_tshark(path):
+    """Each kind of term the arrays evaluate (protocol, address, port, stream, flags,
+    comparisons, TCP verdicts), through the array path, against tshark."""
+    import tcpsift
+
+    if not path.exists():
+        pytest.skip(f"{path} not found")
+    lit = literals(tcpsift.read(path))
+    filters = [f.format(**lit) for f in CORE]
+    with ThreadPoolExecutor(os.cpu_count() or 2) as pool:
+        expected = list(pool.map(lambda f: tshark_fields(path, ARRAY_FIELDS, f)[1], filters))
+    wrong = [f"{flt!r}: {_diff(theirs, ours)}" for flt, theirs in zip(filters, expected)
+             if theirs != (ours := command_fields(path, ARRAY_FIELDS, flt, on_arrays=True))]
     assert not wrong, "\n".join(wrong)
 
 

@@ -292,6 +292,7 @@ class _Run:
         # `select`: the filter on arrays (fast chunks); `flt` is compiled for tables when
         # a chunk goes the table way (_table_filter)
         self.fast, self.select = fast_path(names, flt)
+        self.address_ids = self.select.address_ids() if self.select is not None else None
         # the address texts as the formatter reads them (`texts`, fast path) and as the
         # tables encode them (`words`: Polars, so on the fast path made from `texts` when
         # a chunk first goes the table way)
@@ -368,8 +369,8 @@ class _Run:
         numbered `file_frame` there."""
         n = len(rec["offset"])
         if self.fast:
-            if self.select is not None:
-                self.select.learn(len(self.texts.texts), new_texts)
+            if self.address_ids is not None:
+                self.address_ids.learn(len(self.texts.texts), new_texts)
             self.texts.add(new_texts)
         if self.words is not None:
             self.words.add(new_texts)
@@ -390,7 +391,7 @@ class _Run:
                                  self.words.series, self.fh, tcp, self._table_filter(), info,
                                  file_id, file_first_row, file_frame, self.times)
         else:
-            keep = self.select.mask(self.row + 1, rec, pkt, tcp) \
+            keep = self.select.mask(self.row + 1, rec, pkt, self.address_ids, tcp) \
                 if self.select is not None else None
             self.lines.write_rows(self.program, self.row + 1, rec, pkt, self.texts.blob,
                                   self.texts.ends, self.texts.longest, tcp, self.consts,

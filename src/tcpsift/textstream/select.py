@@ -115,27 +115,39 @@ class ArrayFilter:
         terms = fields_of(tree)
         self.needs_tcp = any(t.analysis for t in terms)
         self.needs_times = False
-        # address literals -> the address-table ids whose text they are (an address gets
-        # its id when the decoder first meets it; `learn` is told of each new one)
-        self._ids: dict[str, list[int]] = {
-            value: [] for _, term, op, value in _comparisons(tree)
-            if term.vtype in ("ipv4", "ipv6", "ether") and op != "present"}
+        self.addresses = frozenset(value for _, term, op, value in _comparisons(tree)
+                                   if term.vtype in ("ipv4", "ipv6", "ether")
+                                   and op != "present")
+
+    def address_ids(self) -> AddressIds:
+        """What the filter's address literals are in one run's address table."""
+        return AddressIds(self.addresses)
+
+    def mask(self, first_frame: int, rec: dict, pkt: dict, ids: AddressIds,
+             tcp: dict | None = None) -> np.ndarray:
+        """The rows of this chunk (frames first_frame, first_frame + 1, ...) the filter
+        keeps, as a bool array; `ids`: the run's AddressIds, told of the chunk's
+        addresses; `tcp`: the chunk's TCP analysis outputs (needs_tcp)."""
+        n = len(rec["offset"])
+        chunk = _Chunk(n, first_frame, rec, pkt, tcp, ids.ids)
+        return np.ascontiguousarray(fold(self.tree, chunk.atom), bool)
+
+
+class AddressIds:
+    """Address literals -> the ids of the address table whose text they are (an address
+    gets its id when the decoder first meets it, so `learn` is told of each new one)."""
+
+    def __init__(self, texts):
+        self.ids: dict[str, list[int]] = {t: [] for t in texts}
 
     def learn(self, first_id: int, texts: list[str]) -> None:
         """The address texts of ids first_id, first_id + 1, ... (new in this chunk)."""
-        if not self._ids or not texts:
+        if not self.ids:
             return
         for i, text in enumerate(texts):
-            ids = self._ids.get(text)
+            ids = self.ids.get(text)
             if ids is not None:
                 ids.append(first_id + i)
-
-    def mask(self, first_frame: int, rec: dict, pkt: dict, tcp: dict | None = None):
-        """The rows of this chunk (frames first_frame, first_frame + 1, ...) the filter
-        keeps, as a bool array; `tcp`: the chunk's TCP analysis outputs (needs_tcp)."""
-        n = len(rec["offset"])
-        chunk = _Chunk(n, first_frame, rec, pkt, tcp, self._ids)
-        return np.ascontiguousarray(fold(self.tree, chunk.atom), bool)
 
 
 def _comparisons(node):
