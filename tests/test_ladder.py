@@ -233,7 +233,9 @@ def test_output_file(tmp_path):
     (["--stream", "0", "--where", "window <"], r"--where: .*\(columns: frame, "),
     (["--stream", "0", "--where", "frame in (select 1 from read_csv('/nonexistent/x'))"],
      r"--where: a condition on the columns, not a query"),
-    (["--stream", "0", "-o", "/nonexistent/dir/out.csv"], r"/nonexistent/dir/out.csv: cannot write"),
+    (["--stream", "0", "-o", "/nonexistent/dir/out.csv"], r"/nonexistent/dir/out.csv: no such "
+     r"directory"),
+    (["--stream", "0", "-o", str(LAB / "zero-window.pcap")], r"is the input file"),
 ])
 def test_bad_input_is_one_line_and_exit_2(args, says):
     res = ladder(LAB / "zero-window.pcap", *args)

@@ -2,13 +2,11 @@
 from __future__ import annotations
 
 import itertools
-import os
 import sys
-import tempfile
 
 import click
 
-from tcpsift.cli.common import EXIT_PARTIAL, fail
+from tcpsift.cli.common import EXIT_PARTIAL, check_output, fail, output_file
 from tcpsift.cli.modes import announce, mode_option
 from tcpsift.cli.paths import CAPTURE_FILE
 
@@ -41,6 +39,7 @@ def ladder(files, stream, conn, frame, where, fmt, output, utc, mode):
     import tcpsift
     from tcpsift.workflow import ladder as L
 
+    check_output(output, files)
     announce(files, mode)
     try:
         L.check_choice(stream=stream, conn=conn, frame=frame)
@@ -55,7 +54,7 @@ def ladder(files, stream, conn, frame, where, fmt, output, utc, mode):
         table = L.where(lad.table, where) if where else lad.table
     except (tcpsift.CaptureError, L.LadderError) as e:
         fail(str(e))
-    with _output(output) as out:
+    with output_file(output, files) as out:
         if fmt == "csv":
             L.write_csv(table, out)
         elif fmt == "json":
@@ -66,40 +65,6 @@ def ladder(files, stream, conn, frame, where, fmt, output, utc, mode):
         click.echo(f"tcpsift: warning: {w}", err=True)
     if not complete:
         sys.exit(EXIT_PARTIAL)
-
-
-class _output:
-    """Standard output, or a file that appears only once it is complete (written beside it
-    under a temporary name, renamed at the end, removed on failure)."""
-
-    def __init__(self, path):
-        self.path = path
-        self.tmp = None
-
-    def __enter__(self):
-        if self.path is None:
-            return sys.stdout
-        try:
-            fd, self.tmp = tempfile.mkstemp(prefix=".tcpsift-", suffix=".tmp",
-                                            dir=os.path.dirname(os.path.abspath(self.path)))
-            self.fh = os.fdopen(fd, "w")
-        except OSError as e:
-            fail(f"{self.path}: cannot write: {e.strerror}")
-        return self.fh
-
-    def __exit__(self, kind, value, tb):
-        if self.tmp is None:
-            return False
-        self.fh.close()
-        if kind is None:
-            try:
-                os.replace(self.tmp, self.path)
-                return False
-            except OSError as e:
-                os.unlink(self.tmp)
-                fail(f"{self.path}: cannot write: {e.strerror}")
-        os.unlink(self.tmp)
-        return False
 
 
 def _text(out, conn, table, where, utc: bool, to_stdout: bool) -> None:
