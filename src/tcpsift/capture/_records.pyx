@@ -6,6 +6,7 @@ where it stopped, so a caller can walk a large file chunk by chunk. Every length
 read from the file is checked against the bytes that remain before it is used:
 a bad length stops the walk with a message, it never drives an allocation.
 """
+cimport cython
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int64_t
 
 import numpy as np
@@ -157,6 +158,7 @@ cdef class PcapngState:
     cdef public bint big
     cdef public bint in_section
     cdef public list interfaces          # global list of dicts, all sections
+    cdef public list ts_units            # per interface: its timestamps' units per second
     cdef public Py_ssize_t section_first  # index in `interfaces` of this section's first IDB
     cdef public list warnings
     cdef public int sections
@@ -165,29 +167,35 @@ cdef class PcapngState:
         self.big = False
         self.in_section = False
         self.interfaces = []
+        self.ts_units = []
         self.section_first = 0
         self.warnings = []
         self.sections = 0
 
 
-cdef int64_t ts_to_ns(uint64_t t, int resol, bint pow2) noexcept nogil:
-    """Convert a timestamp in if_tsresol units to nanoseconds (floor)."""
-    cdef uint64_t whole, rest
-    cdef int i
-    cdef uint64_t scale = 1
-    if pow2:
-        if resol == 0:
-            return <int64_t>(t * 1000000000)
-        whole = t >> resol
-        rest = t & ((<uint64_t>1 << resol) - 1)
-        return <int64_t>(whole * 1000000000 + ((rest * 1000000000) >> resol))
-    if resol <= 9:
-        for i in range(9 - resol):
-            scale *= 10
-        return <int64_t>(t * scale)
-    for i in range(resol - 9):
-        scale *= 10
-    return <int64_t>(t // scale)
+# The units per second of an if_tsresol whose power does not fit in 64 bits (10^20 and
+# up, 2^64 and up): wiretap's stand-in, so that such timestamps read as tshark shows them.
+DEF UNITS_OUT_OF_RANGE = 0xFFFFFFFFFFFFFFFF
+
+
+def ts_units(int tsresol):
+    """Units per second of an if_tsresol byte, as wiretap computes them."""
+    cdef int exponent = tsresol & 0x7F
+    if tsresol & 0x80:
+        return 2 ** exponent if exponent < 64 else UNITS_OUT_OF_RANGE
+    return 10 ** exponent if exponent < 20 else UNITS_OUT_OF_RANGE
+
+
+@cython.cdivision(True)
+cdef int64_t ts_to_ns(uint64_t t, uint64_t units) noexcept nogil:
+    """A timestamp of `units` per second in nanoseconds, with wiretap's arithmetic (whole
+    seconds, then the remainder times 10^9 in unsigned 64 bits, wrapping, over the
+    units), so that resolutions finer than 1 ns give tshark's times."""
+    if units == 1000000:        # the usual ones, without a division
+        return <int64_t>(t * 1000)
+    if units == 1000000000:
+        return <int64_t>t
+    return <int64_t>((t // units) * 1000000000 + ((t % units) * 1000000000) // units)
 
 
 def _parse_options(const uint8_t[:] buf, Py_ssize_t pos, Py_ssize_t end, bint big):
@@ -220,7 +228,8 @@ cdef object _shb(const uint8_t[:] buf, Py_ssize_t pos, Py_ssize_t blen, PcapngSt
         return "bad pcapng byte-order magic"
     major = rd16(&buf[pos + 12], big)
     minor = rd16(&buf[pos + 14], big)
-    if major != 1 or minor != 0:
+    # 1.2: written by some old tools, read by wiretap as 1.0
+    if major != 1 or (minor != 0 and minor != 2):
         return f"unsupported pcapng version {major}.{minor}"
     try:
         _parse_options(buf, pos + 24, pos + blen - 4, big)
@@ -247,19 +256,20 @@ cdef object _idb(const uint8_t[:] buf, Py_ssize_t pos, Py_ssize_t blen, PcapngSt
         opts = _parse_options(buf, pos + 16, pos + blen - 4, big)
     except ValueError as e:
         return f"interface description block: {e}"
+    tsresol = None
     for code, vpos, vlen in opts:
         if code == 9 and vlen >= 1:
-            r = buf[vpos]
-            iface["tsresol"] = r & 0x7F
-            iface["tsresol_pow2"] = bool(r & 0x80)
-            if (not iface["tsresol_pow2"] and iface["tsresol"] > 19) or iface["tsresol"] > 63:
-                return f"if_tsresol {r:#x} is out of range"
+            if tsresol is None:         # a second one is ignored, as by wiretap
+                tsresol = buf[vpos]
+                iface["tsresol"] = tsresol & 0x7F
+                iface["tsresol_pow2"] = bool(tsresol & 0x80)
         elif code == 14 and vlen >= 8:
             v = rd64(&buf[vpos], big)
             iface["tsoffset"] = v - (1 << 64) if v >= (1 << 63) else v
         elif code == 2 and vlen > 0:
             iface["name"] = bytes(buf[vpos:vpos + vlen]).decode("utf-8", "replace").rstrip("\0")
     st.interfaces.append(iface)
+    st.ts_units.append(ts_units(6 if tsresol is None else tsresol))
     return None
 
 
@@ -372,7 +382,7 @@ def walk_pcapng(const uint8_t[:] buf, Py_ssize_t pos, PcapngState st, dict out,
             offset[n] = base + pos + 28
             cap_len[n] = caplen
             wire_len[n] = origlen
-            ts[n] = ts_to_ns(t, info["tsresol"], info["tsresol_pow2"]) + <int64_t>info["tsoffset"] * 1000000000
+            ts[n] = ts_to_ns(t, st.ts_units[gidx]) + <int64_t>info["tsoffset"] * 1000000000
             has_ts[n] = 1
             iface[n] = iid
             lt[n] = info["linktype"]

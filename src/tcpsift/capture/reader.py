@@ -29,10 +29,13 @@ SPLIT_SHARE = 0.45
 RESERVED_LINKTYPES = 65000
 
 
+PCAP_HEADER = 24
+
+
 def _pcap_header(path: str, buf):
-    if len(buf) < 24:
+    if len(buf) < PCAP_HEADER:
         raise CaptureError(path, f"not a pcap or pcapng file (cut short in the pcap file "
-                                 f"header: {len(buf)} of 24 bytes)")
+                                 f"header: {len(buf)} of {PCAP_HEADER} bytes)")
     big, nsec = PCAP_MAGICS[bytes(buf[:4])]
     e = ">" if big else "<"
     major, minor, _zone, _sigfigs, snaplen, ltfield = struct.unpack(e + "HHiIII", buf[4:24])
@@ -110,10 +113,11 @@ class SourceWalk:
         self._helped = False
         self._own = (_decode.AddressTable(), _decode.LayerBuffer(), _decode.U32Buffer())
         self._own_ids = np.empty(0, np.uint32)     # the helper's address ids -> the walk's
-        self.blocks.next()
+        # (a stream may bring the file header in pieces: wait for all of it)
+        self.blocks.next(0, PCAP_HEADER if src.container == "pcap" else 0)
         if src.container == "pcap":
             try:
-                self.hdr = _pcap_header(src.path, self.blocks.view()[:24])
+                self.hdr = _pcap_header(src.path, self.blocks.view()[:PCAP_HEADER])
             except CaptureError:
                 self.blocks.close()
                 raise
@@ -148,7 +152,7 @@ class SourceWalk:
         blocks = self.blocks
         if capacity is None:
             capacity = min(self.src.file_size // 16 + 1, MAX_CHUNK_RECORDS)
-        pos = 24 if self.state is None else 0
+        pos = PCAP_HEADER if self.state is None else 0
         row = first_row
         out = pkt_out = None
         sets: list = []

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import select
+import stat
 import threading
 import weakref
 from dataclasses import dataclass, field
@@ -45,10 +46,13 @@ PIPE_SIZE = 1 << 20
 
 
 class _Stdin:
-    """Standard input, read once as a stream (`readinto`, `read`): the bytes read to
-    sniff the format come first again. `count`: the bytes read from it so far."""
+    """Standard input, or a FIFO (a path that is not a regular file: `<(cat f)`), read
+    once as a stream (`readinto`, `read`): the bytes read to sniff the format come
+    first again. `count`: the bytes read from it so far. `owned`: the descriptor was
+    opened here (closed by close())."""
 
-    def __init__(self):
+    def __init__(self, fd: int = 0, owned: bool = False):
+        self.fd, self.owned = fd, owned
         self.replay = b""
         self.count = 0
         self.warnings: list[str] = []
@@ -57,7 +61,7 @@ class _Stdin:
     def sniff(self, n: int) -> bytes:
         """Up to n bytes (fewer only at the end), read again by the next reads."""
         while len(self.replay) < n:
-            got = os.read(0, n - len(self.replay))
+            got = os.read(self.fd, n - len(self.replay))
             if not got:
                 break
             self.count += len(got)
@@ -68,7 +72,7 @@ class _Stdin:
         if self.replay:
             data, self.replay = self.replay[:n], self.replay[n:]
             return data
-        data = os.read(0, n)
+        data = os.read(self.fd, n)
         self.count += len(data)
         return data
 
@@ -77,7 +81,7 @@ class _Stdin:
             data = self.read(len(view))
             view[:len(data)] = data
             return len(data)
-        n = os.readv(0, [view])
+        n = os.readv(self.fd, [view])
         self.count += n
         return n
 
@@ -85,10 +89,12 @@ class _Stdin:
         """Whether more bytes (or the end) come within `within` seconds (a live
         capture may pause: then the frames read so far are decoded and printed
         rather than held, and a thread with other work does not wait for it)."""
-        return bool(self.replay) or bool(select.select([0], [], [], within)[0])
+        return bool(self.replay) or bool(select.select([self.fd], [], [], within)[0])
 
     def close(self):
-        pass        # standard input stays open (it is not ours)
+        if self.owned:      # (standard input stays open: it is not ours)
+            self.owned = False
+            os.close(self.fd)
 
 
 class _InflatedStdin:
@@ -108,7 +114,7 @@ class _InflatedStdin:
         return self.stream.holds_output() or self.stdin.more_soon(within)
 
     def close(self):
-        pass
+        self.stdin.close()
 
 
 class _InflatedReader:
@@ -172,7 +178,7 @@ class Source:
     container: str = "pcap"           # "pcap" or "pcapng"
     compression: str | None = None    # None, "gzip" or "zstd"
     file_size: int = 0
-    pipe: _Stdin | _InflatedStdin | None = None   # standard input (read once)
+    pipe: _Stdin | _InflatedStdin | None = None   # standard input or a FIFO (read once)
     _inflated: _InflatedReader | None = field(default=None, repr=False, compare=False)
 
     def blocks(self, block: int | None = None):
@@ -237,25 +243,30 @@ def _first_bytes(stream: Inflate, path: str) -> bytes:
     return head
 
 
-def _open_stdin() -> Source:
+def _open_stream(path: str, fd: int = 0, owned: bool = False) -> Source:
+    """Standard input, or a FIFO or other file that is not a regular one, as a stream."""
     try:        # a larger pipe: fewer switches between the writer and us
         import fcntl
-        fcntl.fcntl(0, getattr(fcntl, "F_SETPIPE_SZ", 1031), PIPE_SIZE)
+        fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), PIPE_SIZE)
     except (ImportError, OSError):
         pass    # not a pipe, or not Linux
-    stdin = _Stdin()
+    stdin = _Stdin(fd, owned)
     try:
-        head = stdin.sniff(8)
-    except OSError as e:
-        raise CaptureError(STDIN, e.strerror or str(e)) from None
-    if not head:
-        raise CaptureError(STDIN, "empty input: not a pcap or pcapng file")
-    compression = compression_of(head)
-    if compression is None:
-        return Source(STDIN, _container(head, STDIN), pipe=stdin)
-    stream = Inflate(stdin.read, None, compression)
-    return Source(STDIN, _container(_first_bytes(stream, STDIN), STDIN), compression,
-                  pipe=_InflatedStdin(stdin, stream))
+        try:
+            head = stdin.sniff(8)
+        except OSError as e:
+            raise CaptureError(path, e.strerror or str(e)) from None
+        if not head:
+            raise CaptureError(path, "empty input: not a pcap or pcapng file")
+        compression = compression_of(head)
+        if compression is None:
+            return Source(path, _container(head, path), pipe=stdin)
+        stream = Inflate(stdin.read, None, compression)
+        return Source(path, _container(_first_bytes(stream, path), path), compression,
+                      pipe=_InflatedStdin(stdin, stream))
+    except CaptureError:
+        stdin.close()
+        raise
 
 
 def open_source(path) -> Source:
@@ -263,17 +274,22 @@ def open_source(path) -> Source:
     not one."""
     path = os.fspath(path)
     if path == STDIN:
-        return _open_stdin()
+        return _open_stream(STDIN)
     fd = _open_fd(path)
     try:
-        size = os.fstat(fd).st_size
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) and not stat.S_ISDIR(st.st_mode):
+            stream_fd, fd = fd, -1          # (kept open: the stream's now)
+            return _open_stream(path, stream_fd, owned=True)
+        size = st.st_size
         if size == 0:
             raise CaptureError(path, "empty file: not a pcap or pcapng file")
         head = os.pread(fd, 8, 0)
     except OSError as e:
         raise CaptureError(path, e.strerror or str(e)) from None
     finally:
-        os.close(fd)
+        if fd >= 0:
+            os.close(fd)
     compression = compression_of(head)
     if compression is not None:
         src = Source(path, compression=compression, file_size=size)
