@@ -20,20 +20,14 @@ def fail(message: str, code: int = EXIT_FAILED):
 
 
 def sql_where(table, condition: str, option: str = "--where"):
-    """The rows of `table` (a Polars DataFrame) where the SQL `condition` holds, dtypes
-    kept. Categorical and Enum columns (addresses, states) take part as their text: Polars'
-    SQL refuses LIKE and string functions on them and compares them by code, so
-    `client like '2001%'` and `server > '198'` would fail or mislead."""
-    import polars as pl
+    """The rows of `table` where the SQL `condition` holds (tcpsift.conditions.where), or
+    a one-line error naming the option."""
+    from tcpsift.conditions import ConditionError, where
 
-    as_text = [pl.col(name).cast(pl.String) for name, dtype in table.schema.items()
-               if isinstance(dtype, (pl.Categorical, pl.Enum))]
-    view = table.with_columns(as_text).with_row_index("_tcpsift_row")
     try:
-        rows = view.sql(f"SELECT _tcpsift_row FROM self WHERE {condition}")["_tcpsift_row"]
-    except Exception as e:  # Polars raises several error types for a bad condition
-        fail(f"{option}: {str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}")
-    return table[rows]
+        return where(table, condition)
+    except ConditionError as e:
+        fail(f"{option}: {e}")
 
 
 def check_output(path: str | None, inputs=()) -> None:

@@ -46,6 +46,7 @@ from types import SimpleNamespace
 import numpy as np
 import polars as pl
 
+from tcpsift import conditions
 from tcpsift import fields as F
 from tcpsift.tcp import INPUT_COLUMNS
 
@@ -367,30 +368,15 @@ def _table(rows, client_direction: int) -> pl.DataFrame:
 
 # --- --where ---------------------------------------------------------------------------------
 
-# single-quoted SQL strings ('' is a quote inside), which may hold any word
-_SQL_STRING = re.compile(r"'(?:[^']|'')*'")
-
-
 def where(table: pl.DataFrame, condition: str) -> pl.DataFrame:
-    """The rows where an SQL condition on the table's columns holds (Polars' SQL), e.g.
-    "direction = 'c2s' and time_rel_s > 21.1 and window < 500000". A condition may use
-    functions and aggregates over the whole ladder (`window = min(window)`), not queries:
-    Polars would run a subquery while it parses, and one can read files (read_csv(...)).
-    Raises LadderError, naming the valid columns, for anything else."""
-    valid = ", ".join(table.columns)
-    unquoted = _SQL_STRING.sub("''", condition)
-    if re.search(r"\bselect\b", unquoted, re.IGNORECASE):
-        raise LadderError(f"--where: a condition on the columns, not a query (columns: {valid})")
+    """The rows where an SQL condition on the ladder's columns holds (tcpsift.conditions),
+    e.g. "direction = 'c2s' and time_rel_s > 21.1 and window < 500000"; aggregates are
+    over the whole ladder (`window = min(window)`). Raises LadderError, naming the valid
+    columns, for anything else."""
     try:
-        expr = pl.sql_expr(condition)
-        unknown = sorted(set(expr.meta.root_names()) - set(table.columns))
-        if unknown:
-            raise LadderError(f"--where: no column {', '.join(unknown)} (columns: {valid})")
-        return table.filter(expr)
-    except LadderError:
-        raise
-    except Exception as e:  # Polars raises several error types for a bad condition
-        raise LadderError(f"--where: {str(e).splitlines()[0]} (columns: {valid})") from None
+        return conditions.where(table, condition)
+    except conditions.ConditionError as e:
+        raise LadderError(f"--where: {e}") from None
 
 
 # --- output ---------------------------------------------------------------------------------
