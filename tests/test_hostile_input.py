@@ -305,3 +305,23 @@ def test_pcapng_versions_tshark_refuses_are_refused(tmp_path, version):
     assert subprocess.run([TSHARK, "-r", str(path)], capture_output=True).returncode != 0
     with pytest.raises(tcpsift.CaptureError, match="unsupported pcapng version"):
         tcpsift.read(path)
+
+
+# ----------------------------------------------------------------------------- interfaces
+
+@needs_tshark
+@pytest.mark.parametrize("data,bound", [
+    (lambda: hostile.many_interfaces(5_000), "4096 in a section"),
+    pytest.param(lambda: hostile.many_interfaces(1_000_000), "4096 in a section",
+                 marks=pytest.mark.slow),       # 20 MB; was 1.7 GB and 199 MB of JSON
+    (lambda: hostile.many_sections(70_000), "65536 in a file"),
+], ids=["5000-interfaces", "1000000-interfaces", "70000-sections"])
+def test_interfaces_are_bounded(tmp_path, data, bound):
+    path = _write(tmp_path, "ifaces.pcapng", data())
+    got = run_bounded(tcpsift_args("info", "--json", path), seconds=30, memory_mb=MEMORY_MB)
+    assert got.code == 1 and got.peak_mb < 250 and len(got.out) < 20 << 20, got.describe()
+    lines = got.err.strip().splitlines()
+    assert len(lines) == 1 and f"past the bound of {bound}" in lines[0], got.err
+    fields = run_bounded(tcpsift_args("fields", path, *_e(TIME_FIELDS)), seconds=30,
+                         memory_mb=MEMORY_MB)
+    assert fields.code == 1 and fields.out == _tshark(path, TIME_FIELDS), fields.describe()

@@ -118,3 +118,15 @@ def zstd_frame_after_skipped_blocks(skipped: int) -> bytes:
     tail.epb(0, T0, cw.ether(cw.ipv4(cw.udp(b"payload"), proto=cw.IPPROTO_UDP)))
     return zstd_stream(_chain([head], (block for _ in range(skipped >> 20)),
                               [tail.getvalue()]))
+
+
+def many_sections(n: int) -> bytes:
+    """One packet, then `n` sections of one empty interface each."""
+    w = cw.PcapngWriter()
+    w.section()
+    w.interface(cw.LINKTYPE_ETHERNET)
+    w.epb(0, T0, cw.ether(cw.ipv4(cw.udp(b"x" * 10), proto=cw.IPPROTO_UDP)))
+    empty = cw.PcapngWriter()
+    empty.section()
+    empty.interface(cw.LINKTYPE_ETHERNET)
+    return w.getvalue() + empty.getvalue() * n

@@ -27,6 +27,11 @@ MAX_FRAME = MAX_FRAME_C
 # (> 134348832)"); a longer one is a corrupt length, never waited for or buffered.
 DEF MAX_BLOCK_C = 134348832
 MAX_BLOCK = MAX_BLOCK_C
+# Interfaces a pcapng section, and a file, may describe: each takes memory and a line of
+# `info`, and 1,000,000 empty ones took 1.7 GB (tshark has no limit). Past either, the
+# walk stops with a warning, keeping the packets before.
+MAX_SECTION_INTERFACES = 4096
+MAX_FILE_INTERFACES = 65536
 # A Wireshark-style block that is not a packet but that tshark numbers as a frame.
 NO_LINKTYPE = 0xFFFF
 
@@ -246,6 +251,12 @@ cdef object _idb(const uint8_t[:] buf, Py_ssize_t pos, Py_ssize_t blen, PcapngSt
     cdef bint big = st.big
     if blen < 20:
         return f"interface description block of {blen} bytes is too short"
+    if len(st.interfaces) - st.section_first >= MAX_SECTION_INTERFACES:
+        return (f"interface description past the bound of {MAX_SECTION_INTERFACES} in a "
+                f"section (docs/limits.md)")
+    if len(st.interfaces) >= MAX_FILE_INTERFACES:
+        return (f"interface description past the bound of {MAX_FILE_INTERFACES} in a "
+                f"file (docs/limits.md)")
     iface = {
         "linktype": rd16(&buf[pos + 8], big),
         "snaplen": rd32(&buf[pos + 12], big),
