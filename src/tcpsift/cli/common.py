@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from contextlib import contextmanager
 
 import click
+
+from tcpsift.outputs import StagedFile
 
 EXIT_OK = 0
 EXIT_PARTIAL = 1   # output produced, but a file was read only up to a fault
@@ -69,23 +70,16 @@ def output_file(path: str | None, inputs=(), binary: bool = False):
         except OSError as e:
             fail(f"{path}: cannot write: {e.strerror or str(e).strip()}")
         return
-    directory, name = os.path.split(os.path.abspath(path))
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=directory)
+        staged = StagedFile(path)
     except OSError as e:
         fail(f"{path}: cannot write: {e.strerror}")
     try:
-        with os.fdopen(fd, "wb" if binary else "w") as fh:
+        with open(staged.temp, "wb" if binary else "w") as fh:
             yield fh
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)   # mkstemp's 0600 is not what a plain open gives
-        os.replace(tmp, path)
+        staged.commit()
     except BaseException as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        staged.discard()
         if isinstance(e, OSError):
             fail(f"{path}: cannot write: {e.strerror or str(e).strip()}")
         raise

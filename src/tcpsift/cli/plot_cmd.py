@@ -4,45 +4,25 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 
 import click
 
 from tcpsift.cli.common import EXIT_PARTIAL, fail
 from tcpsift.cli.modes import announce, mode_option
 from tcpsift.cli.paths import CAPTURE_FILE
+from tcpsift.outputs import StagedFile
 
 FORMATS = ("png", "svg", "pdf")
 # Dates left out of the files, so that the same capture draws the same bytes.
 METADATA = {"svg": {"Date": None}, "pdf": {"CreationDate": None}, "png": {}}
 
 
-class _Staged:
-    """A temporary file beside `path`, renamed over it only when everything is written,
-    so that a failure leaves nothing half-written."""
-
-    def __init__(self, path: str):
-        self.path = path
-        folder = os.path.dirname(os.path.abspath(path))
-        try:
-            fd, self.temp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.",
-                                             suffix=".part")
-        except OSError as e:
-            fail(f"{path}: cannot write here ({e.strerror or e})")
-        os.close(fd)
-        # mkstemp makes the file private; the output gets the mode a new file would get
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(self.temp, 0o666 & ~umask)
-
-    def commit(self) -> None:
-        os.replace(self.temp, self.path)
-
-    def discard(self) -> None:
-        try:
-            os.unlink(self.temp)
-        except FileNotFoundError:
-            pass
+def _staged(path: str) -> StagedFile:
+    """A new file beside `path` that replaces it only when everything is written."""
+    try:
+        return StagedFile(path)
+    except OSError as e:
+        fail(f"{path}: cannot write here ({e.strerror or e})")
 
 
 @click.command("plot")
@@ -93,7 +73,7 @@ def plot(files, kind, stream, output, direction, data_path, average, start, end,
     import tcpsift
 
     announce(files, mode)
-    staged = [_Staged(output)] + ([_Staged(data_path)] if data_path else [])
+    staged = [_staged(output)] + ([_staged(data_path)] if data_path else [])
     try:
         try:
             cap = tcpsift.read(list(files), mode=mode)

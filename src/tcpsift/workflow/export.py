@@ -18,13 +18,13 @@ from __future__ import annotations
 import mmap
 import os
 import struct
-import tempfile
 from collections.abc import Iterable
 
 import numpy as np
 import polars as pl
 
 from tcpsift.capture.files import linktype_name
+from tcpsift.outputs import replaced
 
 FORMATS = ("pcap", "pcapng")
 SUFFIXES = {".pcap": "pcap", ".cap": "pcap", ".pcapng": "pcapng"}
@@ -84,18 +84,8 @@ def export(cap, path: str | os.PathLike, streams: Iterable[int] | None = None,
             raise ExportError(f"{path}: is the input file {info['path']}; not writing over it")
     rows = selection(cap, streams, frames)
     writer = Writer(cap, rows, format or format_for(path))
-    directory, name = os.path.split(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            writer.write(out)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with replaced(path) as out:
+        writer.write(out)
     return writer.count
 
 

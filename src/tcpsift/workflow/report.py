@@ -24,12 +24,12 @@ import html
 import io
 import json
 import os
-import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import polars as pl
 
+from tcpsift.outputs import replaced
 from tcpsift.tcp import FLAG_BITS
 from tcpsift.workflow import report_assets
 
@@ -710,20 +710,9 @@ def write_report(cap, path, streams: Iterable[int] = (), progress=None, client_b
 
 
 def write_atomically(path, text: str) -> None:
-    """`text` into `path` through a temporary file beside it, renamed when complete; the
-    file gets the mode a new file would get (mkstemp's is private)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tcpsift-", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    """`text` into `path`, whole or not at all (tcpsift.outputs)."""
+    with replaced(path, binary=False, encoding="utf-8") as out:
+        out.write(text)
 
 
 # --- the notebook ----------------------------------------------------------------------------
