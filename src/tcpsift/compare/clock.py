@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-HULL_BINS = 4096
+HULL_BINS = 1024
 
 
 @dataclass(frozen=True)

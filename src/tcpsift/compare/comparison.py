@@ -105,10 +105,7 @@ def _compare(pa: Point, pb: Point) -> tuple[Comparison, dict]:
     pairs = matching.unique_pairs(pa, pb)
     conns = _connections(matching.connection_pairs(pairs), pa, pb)
     rows = {p.name: _annotated(p, conns) for p in (pa, pb)}
-    samples = (pairs.join(rows["a"].select(frame_a="frame", conn="conn", direction="direction"),
-                          on="frame_a")
-               .join(conns.select("conn", "stream_b"), on=["conn", "stream_b"])
-               .select("direction", t=C("ts_a") - pa.start_ns, delta=C("ts_b") - C("ts_a")))
+    samples = _samples(pairs, rows, pa.start_ns)
     a_client_side = _a_on_client_side(samples)
     ab, ba = ("c2s", "s2c") if a_client_side is not False else ("s2c", "c2s")
     clock = clocks.estimate(_series(samples, ab), _series(samples, ba), pa.start_ns)
@@ -151,12 +148,40 @@ def _annotated(p: Point, conns: pl.DataFrame) -> pl.DataFrame:
     clock once known), ts_ns (as captured), frame, conn, direction, and what the verdict
     reads (tcp_len, tcp_flags, seq, window)."""
     side = p.name
-    return (p.packets.join(conns.select(C(f"stream_{side}").alias("stream"), "conn",
-                                        C(f"c2s_dir_{side}").alias("c2s_dir")), on="stream")
-            .select("key", "ts_ns", "frame", "conn", "tcp_len", "tcp_flags", "seq", "window",
-                    t="ts_ns",
-                    direction=pl.when(C("direction") == C("c2s_dir")).then(pl.lit("c2s"))
-                    .otherwise(pl.lit("s2c")).cast(stats.DIRECTION)))
+    # per stream number (dense): its connection (-1: seen at this point only) and which
+    # `direction` value is client to server; gathered per packet, not joined
+    n = int(p.streams["stream"].max() or 0) + 1
+    conn_of, c2s_of = np.full(n, -1, np.int64), np.zeros(n, np.uint8)
+    streams = conns[f"stream_{side}"].to_numpy()
+    conn_of[streams] = conns["conn"].to_numpy()
+    c2s_of[streams] = conns[f"c2s_dir_{side}"].to_numpy()
+    stream = p.packets["stream"].to_numpy()
+    conn = conn_of[stream]
+    keep = conn >= 0
+    s2c = p.packets["direction"].to_numpy() != c2s_of[stream]
+    return p.packets.filter(pl.Series(keep)).select(
+        "key", "ts_ns", "frame", "tcp_len", "tcp_flags", "seq", "window", t="ts_ns",
+        conn=pl.Series(conn[keep]),
+        direction=stats.direction_of(s2c[keep]))
+
+
+def _samples(pairs: pl.DataFrame, rows: dict, start_ns: int) -> pl.DataFrame:
+    """The clock's samples: direction, t (a's time since `start_ns`), delta (t_b - t_a) of
+    the uniquely paired packets of the connections seen at both points."""
+    def by_frame(table: pl.DataFrame, column: str, fill) -> np.ndarray:
+        out = np.full(int(table["frame"].max() or 0) + 1, fill, np.int64)
+        out[table["frame"].to_numpy()] = table[column].to_physical().to_numpy()
+        return out
+
+    conn_a, conn_b = by_frame(rows["a"], "conn", -1), by_frame(rows["b"], "conn", -2)
+    direction = by_frame(rows["a"], "direction", 0)
+    fa, fb = pairs["frame_a"].to_numpy(), pairs["frame_b"].to_numpy()
+    fa_in, fb_in = np.minimum(fa, len(conn_a) - 1), np.minimum(fb, len(conn_b) - 1)
+    same = (fa < len(conn_a)) & (fb < len(conn_b)) & (conn_a[fa_in] == conn_b[fb_in])
+    ts_a, ts_b = pairs["ts_a"].to_numpy()[same], pairs["ts_b"].to_numpy()[same]
+    return pl.DataFrame({
+        "direction": stats.direction_of(direction[fa[same]] == 1),
+        "t": ts_a - start_ns, "delta": ts_b - ts_a})
 
 
 def _series(samples: pl.DataFrame, direction: str) -> tuple[np.ndarray, np.ndarray]:

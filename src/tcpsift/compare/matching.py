@@ -24,7 +24,7 @@ SLACK_NS = 1_000_000
 
 def _once(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(the keys that occur exactly once, sorted; their rows)."""
-    order = np.argsort(keys, kind="stable")
+    order = np.argsort(keys)
     k = keys[order]
     differs = k[1:] != k[:-1]
     single = np.r_[True, differs] & np.r_[differs, True]

@@ -20,6 +20,13 @@ from tcpsift.compare.matching import assign
 C = pl.col
 DIRECTIONS = ("c2s", "s2c")
 DIRECTION = pl.Enum(DIRECTIONS)
+
+
+def direction_of(s2c: np.ndarray) -> pl.Series:
+    """The `direction` column (DIRECTION) of a boolean array that is True for s2c (through
+    a condition: NumPy text arrays of a million rows are slow to make and convert)."""
+    return pl.select(pl.when(pl.Series(s2c)).then(pl.lit("s2c", DIRECTION))
+                     .otherwise(pl.lit("c2s", DIRECTION)).alias("direction")).to_series()
 B_ROW = 1 << 32     # row ids: a's frame, or b's frame + B_ROW
 
 
@@ -91,14 +98,15 @@ def fates(a_rows: pl.DataFrame, b_rows: pl.DataFrame, upstream: dict[str, str],
         .then("frame_down"),
         t_down=pl.when(rest).then("t_down_rest").when(C("copies") > 0).then("t_down"),
     ).with_columns(delay_ns=C("t_down") - C("t_up"))
-    median = rows.group_by("direction").agg(C("delay_ns").median().alias("median_ns"))
-    spans = pl.DataFrame({"direction": list(down_span),
-                          "down_start": [s for s, _ in down_span.values()],
-                          "down_end": [e for _, e in down_span.values()]}).with_columns(
-        C("direction").cast(rows.schema["direction"]))
-    rows = rows.join(median, on="direction", how="left").join(spans, on="direction")
-    expected = C("t_up") + C("median_ns").fill_null(0)
-    in_span = (expected >= C("down_start")) & (expected <= C("down_end"))
+    # (per direction, two values: conditions, not joins, over a million rows)
+    medians = dict(rows.group_by("direction").agg(C("delay_ns").median()).iter_rows())
+
+    def per_direction(values: dict) -> pl.Expr:
+        return (pl.when(C("direction") == "c2s").then(pl.lit(values.get("c2s")))
+                .otherwise(pl.lit(values.get("s2c"))))
+    expected = C("t_up") + per_direction(medians).fill_null(0).cast(pl.Int64)
+    in_span = ((expected >= per_direction({d: s for d, (s, _) in down_span.items()}))
+               & (expected <= per_direction({d: e for d, (_, e) in down_span.items()})))
     rows = rows.with_columns(lost=(C("copies") == 0) & in_span,
                              duplicated=pl.max_horizontal(C("copies") - 1, pl.lit(0)))
     return _with_reordering(rows).select(
@@ -112,7 +120,7 @@ def _with_reordering(rows: pl.DataFrame) -> pl.DataFrame:
             + (rows["direction"] == "s2c").to_numpy())
     arrived = rows["copies"].to_numpy() > 0
     frame_down = rows["frame_down"].fill_null(0).to_numpy().astype(np.int64)
-    order = np.lexsort((rows["frame_up"].to_numpy(), flow))
+    order = np.argsort((flow << 32) | rows["frame_up"].to_numpy().astype(np.int64))
     order = order[arrived[order]]
     f, d = flow[order], frame_down[order]
     # the earliest arrival among this and the later packets of the flow, in one pass over
