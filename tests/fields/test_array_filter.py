@@ -19,7 +19,7 @@ from tcpsift.textstream import fields as streamed
 from tcpsift.textstream.select import TERMS, ArrayFilter, array_filter
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from support.array_filters import FILTERS, literals  # noqa: E402
+from support.array_filters import CORE, FILTERS, literals  # noqa: E402
 from support.corpus import SAMPLE, capture_files  # noqa: E402
 
 FILES = capture_files("captures/public", "lab")
@@ -74,15 +74,14 @@ def test_array_filters_build_no_table(monkeypatch):
         assert out.getvalue() == render(cap, NAMES, compile_filter(text)(cap)), text
 
 
-def _compare(path, chunk, monkeypatch):
+def _compare(path, filters):
     try:
         cap = tcpsift.read(path)
     except CaptureError:
         return
     lit = literals(cap)
-    monkeypatch.setattr(streamed, "CHUNK", chunk)
     wrong = []
-    for text in FILTERS:
+    for text in filters:
         text = text.format(**lit)
         out = io.BytesIO()
         streamed.stream_fields([str(path)], NAMES, out, array_filter(text))
@@ -91,14 +90,32 @@ def _compare(path, chunk, monkeypatch):
     assert not wrong, f"{path}: {wrong}"
 
 
+# captures with many kinds of traffic: tunnels, VLAN stacks, ICMP errors, IPv6, DNS,
+# TCP verdicts of every kind, pcapng
+VARIED = [*capture_files("lab/captures"), *(p for p in FILES if p.name in (
+    "le-usec-ethernet-http-fin.pcap", "icmp-traceroute.pcapng", "vxlan-http.pcap",
+    "6in4-tcp.pcap", "ethernet-triple-vlan-http.pcap", "ssh-dups-fast-retransmissions.pcap",
+    "mixed-126-streams.pcap", "zero-window-recovery.pcapng", "udp-dns.pcap",
+    "fast-retransmit-sack.pcap", "keep-alive-one-stream.pcap"))]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("chunk", [streamed.CHUNK, 97])
-def test_array_filters_select_what_the_table_path_selects_on_every_capture(monkeypatch,
-                                                                             chunk):
-    """Small chunks mix chunks printed the fast way with chunks that have repeated
-    headers, printed (and filtered) the table way."""
+def test_array_filters_select_what_the_table_path_selects(monkeypatch):
+    """Every kind of term on the captures with the most kinds of traffic, in chunks of
+    97 frames: chunks printed the fast way mix with chunks that have repeated headers,
+    printed (and filtered) the table way."""
+    monkeypatch.setattr(streamed, "CHUNK", 97)
+    for path in VARIED:
+        _compare(path, FILTERS)
+
+
+@pytest.mark.slow
+def test_array_filters_of_each_kind_select_what_the_table_path_selects_everywhere(
+        monkeypatch):
+    """One filter of each kind on every public and lab capture."""
+    monkeypatch.setattr(streamed, "CHUNK", 97)
     for path in FILES:
-        _compare(path, chunk, monkeypatch)
+        _compare(path, CORE)
 
 
 LAB = capture_files("lab/captures")
