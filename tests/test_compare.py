@@ -238,3 +238,27 @@ def test_cli_damaged_capture_warns_and_exits_1(tmp_path):
     result = cli_compare(SAMPLE, cut)
     assert result.exit_code == 1
     assert result.stderr.startswith("tcpsift: warning: ") and "verdict:" in result.stdout
+
+
+def test_span_doubles_at_either_point_are_counted_once(tmp_path):
+    # both captures mirror every frame twice, 4 us apart, as a SPAN port that copies a
+    # packet entering and leaving the switch; b also dropped every 6th TCP frame
+    frames = capreader.read_frames(SAMPLE)
+    tcp = [i for i, f in enumerate(frames) if is_tcp(f.data)]
+    dropped = set(tcp[3:-1:6])
+
+    def doubled(kept):
+        return [capwriter.Record(f.ts_ns + extra, f.data, f.wire_len)
+                for f in kept for extra in (0, 4000)]
+    a = tmp_path / "a.pcap"
+    a.write_bytes(capwriter.pcap_file(doubled(frames), nsec=True))
+    b = tmp_path / "b.pcap"
+    b.write_bytes(capwriter.pcap_file(
+        doubled([f for i, f in enumerate(frames) if i not in dropped]), nsec=True))
+    got = run_compare(a, b).to_dict()
+    assert got["span_doubles"] == {"a": len(tcp), "b": len(tcp) - len(dropped)}
+    sides = got["per_direction"]
+    assert sides["c2s"]["lost_between_points"] + sides["s2c"]["lost_between_points"] \
+        == len(dropped)
+    for d in sides.values():
+        assert d["duplicated_between_points"] == 0 and d["reordered_between_points"] == 0

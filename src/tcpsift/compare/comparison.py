@@ -9,7 +9,7 @@ import polars as pl
 
 from tcpsift.compare import clock as clocks
 from tcpsift.compare import matching, stats
-from tcpsift.compare.points import READ_COLUMNS, Point, point
+from tcpsift.compare.points import READ_COLUMNS, SPAN_GAP_NS, Point, point
 
 C = pl.col
 # delays below this are no evidence of which point sees a packet first (timestamps of
@@ -27,7 +27,8 @@ class Comparison:
     """The result of `compare()`. Tables (Polars): `per_direction` (one row per direction),
     `connections` (one row per connection seen at both points), `only_at_a`/`only_at_b`
     (connections seen at one point), `packets` (one row per upstream packet of the
-    connections at both points: its fate downstream). `to_dict()` is the JSON."""
+    connections at both points: its fate downstream). `span_doubles`: per point, the
+    copies its capture made itself (SPAN doubles), counted once. `to_dict()` is the JSON."""
     a: str
     b: str
     clock: clocks.Clock
@@ -42,6 +43,7 @@ class Comparison:
     time_overlap: bool = True
     warnings: list = field(default_factory=list)
     complete: bool = True
+    span_doubles: dict = field(default_factory=dict)
 
     @property
     def matched(self) -> int:
@@ -54,6 +56,7 @@ class Comparison:
                 "connections": [_connection_dict(row)
                                 for row in self.connections.iter_rows(named=True)],
                 "only_at_a": self.only_at_a.to_dicts(), "only_at_b": self.only_at_b.to_dicts(),
+                "span_doubles": dict(self.span_doubles),
                 "verdict": self.verdict, "evidence": list(self.evidence),
                 "warnings": list(self.warnings)}
 
@@ -95,6 +98,10 @@ def compare(a, b, names: tuple[str, str] | None = None) -> Comparison:
             raise CompareError(f"{p.label}: no TCP packets")
     result, rows = _compare(pa, pb)
     result.warnings = [w for cap in caps for w in cap.warnings]
+    result.span_doubles = {p.name: p.span_doubles for p in (pa, pb)}
+    result.warnings += [f"{p.label}: {p.span_doubles:,} packets captured twice within "
+                        f"{SPAN_GAP_NS // 1000} µs (SPAN doubles): each counted once"
+                        for p in (pa, pb) if p.span_doubles]
     result.complete = all(cap.complete for cap in caps)
     from tcpsift.compare.verdict import judge
     result.verdict, result.evidence = judge(result, rows)

@@ -27,7 +27,8 @@ class Point:
     sport, dport, tcp_flags, tcp_len, seq, window);
     `streams`: one row per connection as this point sees it (stream, client, client_port,
     server, server_port, first_ts_ns, packets, client_dir, role_from: 0 its SYN, 1 its
-    SYN-ACK, 2 only its ports); `start_ns`/`end_ns`: the capture's first and last time."""
+    SYN-ACK, 2 only its ports); `start_ns`/`end_ns`: the capture's first and last time;
+    `span_doubles`: copies the capture itself made (SPAN doubles), left out of `packets`."""
     name: str
     label: str
     capture: object
@@ -35,6 +36,7 @@ class Point:
     streams: pl.DataFrame
     start_ns: int | None
     end_ns: int | None
+    span_doubles: int = 0
 
 
 def point(name: str, label: str, capture) -> Point:
@@ -44,8 +46,39 @@ def point(name: str, label: str, capture) -> Point:
     rows = rows.select("frame", "ts_ns", "src", "dst", "sport", "dport", "tcp_flags", "tcp_len",
                        "seq", "window", key=pl.Series(_keys(rows)))
     span = pk.select(C("ts_ns").min().alias("start"), C("ts_ns").max().alias("end")).row(0)
+    doubles = _capture_doubles(rows)
+    doubled = int(doubles.sum())
+    if doubled < SPAN_SHARE * len(rows):
+        doubled = 0
+    else:
+        rows = rows.filter(pl.Series(~doubles))
     rows = _with_streams(rows)
-    return Point(name, label, capture, rows, _streams(rows), *span)
+    return Point(name, label, capture, rows, _streams(rows), *span, span_doubles=doubled)
+
+
+# a copy this close after an identical packet at the same point may be the capture's own
+# doubling (a SPAN port mirroring a packet as it enters and as it leaves) ...
+SPAN_GAP_NS = 50_000
+# ... and is taken for one when this share of the point's packets are such copies (a
+# stack sends identical packets microseconds apart too, IPv6 duplicate ACKs for one,
+# but not one in ten)
+SPAN_SHARE = 0.10
+
+
+def _capture_doubles(rows: pl.DataFrame) -> np.ndarray:
+    """True for the second of each two copies of a packet at this point: in a chain of
+    identical packets each within SPAN_GAP_NS of the one before, every other one (two
+    identical packets a stack sent back to back are four copies when mirrored twice)."""
+    keys, ts = rows["key"].to_numpy(), rows["ts_ns"].to_numpy()
+    order = np.argsort(keys, kind="stable")      # capture order kept within a key
+    k, t = keys[order], ts[order]
+    repeat = np.zeros(len(k), bool)
+    repeat[1:] = (k[1:] == k[:-1]) & (np.abs(t[1:] - t[:-1]) <= SPAN_GAP_NS)
+    index = np.arange(len(k))
+    chain_start = np.maximum.accumulate(np.where(repeat, 0, index))
+    doubles = np.zeros(len(k), bool)
+    doubles[order] = (index - chain_start) % 2 == 1
+    return doubles
 
 
 MIX = np.uint64(0x9E3779B97F4A7C15)    # 2^64 / golden ratio, as in splitmix64
