@@ -70,28 +70,20 @@ def export(files, output, streams, where, frame_text, fmt, mode):
     from tcpsift.cli.progress import progress
     from tcpsift.workflow import export as ex
 
-    columns = set(ex.COLUMNS)
-    if streams or where:
-        from tcpsift.tcp import INPUT_COLUMNS
-        columns |= set(INPUT_COLUMNS)
-    if where:
-        from tcpsift.tcp.connections import PACKET_COLUMNS
-        columns |= set(PACKET_COLUMNS)
     announce(files, mode)
     with progress() as shown:
         shown.step("reading the capture")
         try:
-            cap = tcpsift.read(list(files), mode=mode, columns=columns)
+            if streams or where:
+                files_read, rows, warnings, complete = _by_stream(
+                    files, mode, wanted_streams, where, frames, shown)
+            else:   # frame numbers only: their records, not the capture's tables
+                files_read, rows, warnings, complete = ex.read_frames(list(files), frames, mode)
         except tcpsift.CaptureError as e:
             fail(str(e))
-        if where:
-            shown.step("TCP analysis and connections")
-            chosen = set(sql_where(cap.conns, where)["stream"].to_list())
-            wanted_streams = chosen if wanted_streams is None else wanted_streams & chosen
         shown.step("writing the frames")
         try:
-            writer = ex.Writer(cap, ex.selection(cap, wanted_streams, frames),
-                               fmt or ex.format_for(output))
+            writer = ex.Writer(files_read, rows, fmt or ex.format_for(output))
             with output_file(output, files, binary=True) as out:
                 writer.write(out)
         except ex.ExportError as e:
@@ -99,7 +91,26 @@ def export(files, output, streams, where, frame_text, fmt, mode):
     left_out = f" ({writer.skipped} custom blocks left out)" if writer.skipped else ""
     where_to = "standard output" if output == "-" else os.fspath(output)
     click.echo(f"tcpsift: {writer.count:,} frames written to {where_to}{left_out}", err=True)
-    for w in cap.warnings:
+    for w in warnings:
         click.echo(f"tcpsift: warning: {w}", err=True)
-    if not cap.complete:
+    if not complete:
         sys.exit(EXIT_PARTIAL)
+
+
+def _by_stream(files, mode, wanted_streams, where, frames, shown):
+    """The capture read and analysed: (files read, the rows of the frames of the streams
+    wanted among `frames`, warnings, complete)."""
+    import tcpsift
+    from tcpsift.tcp import INPUT_COLUMNS
+    from tcpsift.workflow import export as ex
+
+    columns = set(ex.COLUMNS) | set(INPUT_COLUMNS)
+    if where:
+        from tcpsift.tcp.connections import PACKET_COLUMNS
+        columns |= set(PACKET_COLUMNS)
+    cap = tcpsift.read(list(files), mode=mode, columns=columns)
+    if where:
+        shown.step("TCP analysis and connections")
+        chosen = set(sql_where(cap.conns, where)["stream"].to_list())
+        wanted_streams = chosen if wanted_streams is None else wanted_streams & chosen
+    return cap._files, ex.selection(cap, wanted_streams, frames), cap.warnings, cap.complete

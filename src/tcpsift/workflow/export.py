@@ -70,6 +70,49 @@ def selection(cap, streams: Iterable[int] | None = None,
     return rows
 
 
+class _FrameRange:
+    """The frames first..last as a RecordFilter (tcpsift.capture.reader): the blocks of
+    records outside are not decoded, and the walk ends after `last`."""
+
+    def __init__(self, first: int, last: int):
+        self.first, self.last = first, last
+
+    def skips(self, ts_ns: np.ndarray, has_ts: np.ndarray, first_row: int) -> bool:
+        return first_row + len(ts_ns) < self.first or first_row + 1 > self.last
+
+    def ends(self, row: int) -> bool:
+        return row >= self.last
+
+
+def read_frames(paths, frames: Iterable[int], mode: str = "merge"):
+    """The packet-table rows (COLUMNS) of the frame numbers `frames` of the capture of
+    `paths`, without building the capture: only their records are read (no decoding),
+    up to the last one. Returns (files read: file id -> FileRead, rows, warnings,
+    complete), for Writer. Raises CaptureError as tcpsift.read does."""
+    from tcpsift.capture.chunks import CaptureChunks
+
+    if isinstance(frames, range) and frames.step == 1:
+        first, last, keep = frames.start, frames.stop - 1, None
+    else:
+        keep = sorted({int(f) for f in frames})
+        first, last = (keep[0], keep[-1]) if keep else (1, 0)
+    chunks = CaptureChunks(paths, mode, decode=False, wanted=_FrameRange(first, last))
+    rows = pl.concat([chunk.table(COLUMNS).filter(pl.col("frame").is_between(first, last))
+                      for chunk in chunks] or [pl.DataFrame(schema=pl_schema())])
+    if keep is not None:
+        rows = rows.filter(pl.col("frame").is_in(keep))
+    files = {fid: f for fid, f in enumerate(chunks.files)}
+    return files, rows, chunks.warnings, chunks.complete
+
+
+def pl_schema() -> dict:
+    """The dtypes of COLUMNS."""
+    from tcpsift import schema
+
+    types = schema.polars_schema()
+    return {name: types[name] for name in COLUMNS}
+
+
 def export(cap, path: str | os.PathLike, streams: Iterable[int] | None = None,
            frames: Iterable[int] | None = None, format: str | None = None) -> int:
     """Write the frames of `streams` and/or `frames` (see selection()) to `path` as pcap or
@@ -83,7 +126,7 @@ def export(cap, path: str | os.PathLike, streams: Iterable[int] | None = None,
                 and os.path.samefile(path, info["path"]):
             raise ExportError(f"{path}: is the input file {info['path']}; not writing over it")
     rows = selection(cap, streams, frames)
-    writer = Writer(cap, rows, format or format_for(path))
+    writer = Writer(cap._files, rows, format or format_for(path))
     with replaced(path) as out:
         writer.write(out)
     return writer.count
@@ -130,13 +173,15 @@ class _Interface:
 
 
 class Writer:
-    """The frames of `rows` (selection()) as one pcap or pcapng file."""
+    """The frames of `rows` (selection(), read_frames()) as one pcap or pcapng file;
+    `files`: file id -> the file read (tcpsift.capture.chunks.FileRead: its source and
+    info)."""
 
-    def __init__(self, cap, rows: pl.DataFrame, fmt: str):
+    def __init__(self, files: dict, rows: pl.DataFrame, fmt: str):
         if fmt not in FORMATS:
             raise ExportError(f"unknown output format {fmt!r}: pcap or pcapng")
         self.fmt = fmt
-        self.sources = {fid: f.source for fid, f in cap._files.items()}
+        self.sources = {fid: f.source for fid, f in files.items()}
         for fid in rows["file_id"].unique().to_list():
             if self.sources[fid].pipe is not None:
                 raise ExportError("frame bytes are not kept from standard input; save the "
@@ -152,7 +197,7 @@ class Writer:
         self.timed = rows["ts_ns"].is_not_null().to_numpy()
         self.ts_ns = rows["ts_ns"].fill_null(0).to_numpy()
         self.linktype = rows["linktype"].to_numpy()
-        self.infos = {fid: cap._files[fid].info for fid in self.sources}
+        self.infos = {fid: f.info for fid, f in files.items()}
         self.interfaces, self.out_iface = self._interfaces(rows)
         if fmt == "pcap":
             linktypes = sorted({int(i.facts["linktype"]) for i in self.interfaces})
@@ -252,7 +297,7 @@ class Writer:
         (heads[head_at:+head_len]), its captured bytes, its trailer if any. (A list
         comprehension per batch: ~1 us a frame, where a loop appending took ~3.)"""
         data = [self._data(fid) if fid in self.sources else None
-                for fid in range(max(self.sources) + 1)]
+                for fid in range(max(self.sources, default=-1) + 1)]
         for part in self._batches():
             columns = zip(self.file_id[part].tolist(), self.offset[part].tolist(),
                           (self.offset[part] + self.cap_len[part]).tolist(),
