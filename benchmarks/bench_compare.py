@@ -10,10 +10,11 @@ A-b.pcap; never commit captures).
 
 Each run is a fresh process (nothing cached between them), the files in the page cache;
 the two kinds of run alternate, each figure is the median of --repeat runs with its peak
-RSS. `read` is `tcpsift.read([A, B], mode="separate")` (every column, what the Capture
-of each file costs); `compare` is `tcpsift.compare(A, B)` end to end (it reads the
-columns it needs and runs the TCP analysis of both). The issue's target: compare in at
-most 3x the time of read.
+RSS, and the ratio is given of the medians and of the fastest runs. `read` is
+`tcpsift.read([A, B], mode="separate")` (every column, what the Capture of each file
+costs); `compare` is `tcpsift.compare(A, B)` end to end (it reads the columns it needs,
+matches, fits the clock, follows every packet, judges). The issue's target: compare in
+at most 3x the time of read.
 """
 from __future__ import annotations
 
@@ -78,10 +79,13 @@ def main() -> None:
             figures[kind].append((wall, rss))
             said = out if kind == "compare" else said
     median = {k: statistics.median(w for w, _ in v) for k, v in figures.items()}
+    best = {k: min(w for w, _ in v) for k, v in figures.items()}
     for kind, runs in figures.items():
         print(f"{kind:8} {median[kind]:6.2f} s  peak RSS {max(r for _, r in runs):6,} MB  "
               f"(runs: {', '.join(f'{w:.2f}' for w, _ in runs)})")
-    print(f"compare / read: {median['compare'] / median['read']:.2f}x  (target <= 3x)")
+    # on a machine shared with other jobs the fastest runs are the least disturbed
+    print(f"compare / read: {median['compare'] / median['read']:.2f}x median, "
+          f"{best['compare'] / best['read']:.2f}x fastest  (target <= 3x)")
     print(f"compare said: {said}")
 
 

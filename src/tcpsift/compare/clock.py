@@ -78,10 +78,15 @@ def lower_line(t: np.ndarray, d: np.ndarray) -> Line:
 def _hull_line(t: np.ndarray, d: np.ndarray, t_mean: float) -> Line:
     # the lowest point of each time bin holds the lower hull (to within the bin's width
     # times the slope left, which the second pass makes small)
-    edges = np.linspace(t.min(), t.max(), HULL_BINS + 1)
-    bins = np.clip(np.searchsorted(edges, t, side="right") - 1, 0, HULL_BINS - 1)
-    order = np.lexsort((d, bins))
-    keep = order[np.r_[True, bins[order][1:] != bins[order][:-1]]]
+    low, width = t.min(), (t.max() - t.min()) / HULL_BINS or 1.0
+    bins = np.minimum(((t - low) / width).astype(np.int64), HULL_BINS - 1)
+    lowest = np.full(HULL_BINS, np.inf)
+    np.minimum.at(lowest, bins, d)
+    at_lowest = np.flatnonzero(d == lowest[bins])
+    # one point per bin, in time order
+    _, first = np.unique(bins[at_lowest], return_index=True)
+    keep = at_lowest[first]
+    keep = keep[np.argsort(t[keep], kind="stable")]
     xs, ys = t[keep].tolist(), d[keep].tolist()
     hull: list[int] = []
     for i in range(len(xs)):     # Andrew's monotone chain, lower half (a few thousand points)

@@ -22,10 +22,10 @@ C = pl.col
 SLACK_NS = 1_000_000
 
 
-def _once(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(the keys that occur exactly once, sorted; their rows)."""
-    order = np.argsort(keys)
-    k = keys[order]
+def _once(p: Point) -> tuple[np.ndarray, np.ndarray]:
+    """(the keys that occur exactly once at the point, sorted; their rows)."""
+    order = p.key_order
+    k = p.packets["key"].to_numpy()[order]
     differs = k[1:] != k[:-1]
     single = np.r_[True, differs] & np.r_[differs, True]
     return k[single], order[single]
@@ -34,8 +34,8 @@ def _once(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def unique_pairs(a: Point, b: Point) -> pl.DataFrame:
     """frame_a, ts_a, stream_a, frame_b, ts_b, stream_b of the packets whose key occurs once
     at each point (NumPy sorts: Polars' hash group-bys were slower on busy cores)."""
-    ka, rows_a = _once(a.packets["key"].to_numpy())
-    kb, rows_b = _once(b.packets["key"].to_numpy())
+    ka, rows_a = _once(a)
+    kb, rows_b = _once(b)
     at = np.minimum(np.searchsorted(kb, ka), max(len(kb) - 1, 0))
     hit = (kb[at] == ka) if len(kb) else np.zeros(len(ka), bool)
     ra, rb = rows_a[hit], rows_b[at[hit]]

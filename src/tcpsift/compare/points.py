@@ -28,7 +28,8 @@ class Point:
     `streams`: one row per connection as this point sees it (stream, client, client_port,
     server, server_port, first_ts_ns, packets, client_dir, role_from: 0 its SYN, 1 its
     SYN-ACK, 2 only its ports); `start_ns`/`end_ns`: the capture's first and last time;
-    `span_doubles`: copies the capture itself made (SPAN doubles), left out of `packets`."""
+    `span_doubles`: copies the capture itself made (SPAN doubles), left out of `packets`;
+    `key_order`: the order of `packets` by key."""
     name: str
     label: str
     capture: object
@@ -37,23 +38,28 @@ class Point:
     start_ns: int | None
     end_ns: int | None
     span_doubles: int = 0
+    key_order: np.ndarray | None = None
 
 
 def point(name: str, label: str, capture) -> Point:
     pk = capture.packets
-    rows = (pk.filter(C("seq").is_not_null() & C("ts_ns").is_not_null()
-                      & C("tcp_flags").is_not_null()).rechunk())
+    rows = (pk.select("frame", *READ_COLUMNS - {"frame"})
+            .filter(C("seq").is_not_null() & C("ts_ns").is_not_null()
+                    & C("tcp_flags").is_not_null()).rechunk())
     rows = rows.select("frame", "ts_ns", "src", "dst", "sport", "dport", "tcp_flags", "tcp_len",
                        "seq", "window", key=pl.Series(_keys(rows)))
     span = pk.select(C("ts_ns").min().alias("start"), C("ts_ns").max().alias("end")).row(0)
-    doubles = _capture_doubles(rows)
+    key_order = np.argsort(rows["key"].to_numpy())
+    doubles = _capture_doubles(rows, key_order)
     doubled = int(doubles.sum())
     if doubled < SPAN_SHARE * len(rows):
         doubled = 0
     else:
         rows = rows.filter(pl.Series(~doubles))
+        key_order = np.argsort(rows["key"].to_numpy())
     rows = _with_streams(rows)
-    return Point(name, label, capture, rows, _streams(rows), *span, span_doubles=doubled)
+    return Point(name, label, capture, rows, _streams(rows), *span, span_doubles=doubled,
+                 key_order=key_order)
 
 
 # a copy this close after an identical packet at the same point may be the capture's own
@@ -65,18 +71,25 @@ SPAN_GAP_NS = 50_000
 SPAN_SHARE = 0.10
 
 
-def _capture_doubles(rows: pl.DataFrame) -> np.ndarray:
+def _capture_doubles(rows: pl.DataFrame, key_order: np.ndarray) -> np.ndarray:
     """True for the second of each two copies of a packet at this point: in a chain of
     identical packets each within SPAN_GAP_NS of the one before, every other one (two
-    identical packets a stack sent back to back are four copies when mirrored twice)."""
+    identical packets a stack sent back to back are four copies when mirrored twice).
+    `key_order`: the rows' order by key."""
     keys, ts = rows["key"].to_numpy(), rows["ts_ns"].to_numpy()
-    order = np.argsort(keys, kind="stable")      # capture order kept within a key
+    if not len(keys):
+        return np.zeros(0, bool)
+    sorted_keys = keys[key_order]
+    same = sorted_keys[1:] == sorted_keys[:-1]
+    # only the keys that repeat need their copies in capture order (few of them)
+    repeated = key_order[np.r_[same, False] | np.r_[False, same]]
+    order = repeated[np.lexsort((repeated, keys[repeated]))]
     k, t = keys[order], ts[order]
     repeat = np.zeros(len(k), bool)
     repeat[1:] = (k[1:] == k[:-1]) & (np.abs(t[1:] - t[:-1]) <= SPAN_GAP_NS)
     index = np.arange(len(k))
     chain_start = np.maximum.accumulate(np.where(repeat, 0, index))
-    doubles = np.zeros(len(k), bool)
+    doubles = np.zeros(len(keys), bool)
     doubles[order] = (index - chain_start) % 2 == 1
     return doubles
 
