@@ -154,6 +154,8 @@ BLOCKED = [
     "SET enable_external_access = true",
     "SET memory_limit = '100GB'",
     "SELECT 1; COPY packets TO '{tmp}/copied.parquet'",
+    "EXPORT DATABASE '{tmp}/exported'",
+    "SELECT * FROM read_blob('/etc/hostname')",
 ]
 
 
@@ -163,6 +165,19 @@ def test_the_statement_reads_only_the_views(statement, tmp_path):
     assert result.exit_code == 2, result.output
     assert result.stderr.startswith("tcpsift: ") and result.stderr.count("\n") == 1
     assert list(tmp_path.iterdir()) == []
+
+
+def test_limits_are_set_and_locked():
+    [got] = rows("SELECT current_setting('memory_limit') AS memory, "
+                 "current_setting('threads') AS threads, "
+                 "current_setting('enable_external_access') AS external, "
+                 "current_setting('lock_configuration') AS locked", SAMPLE)
+    [default] = rows("SELECT current_setting('memory_limit') AS memory", SAMPLE)
+    [small] = list(csv.DictReader(io.StringIO(sql(
+        "SELECT current_setting('memory_limit') AS memory, current_setting('threads') AS threads",
+        SAMPLE, extra=["--memory-limit", "1GB", "--threads", "1"]).stdout)))
+    assert (got["external"], got["locked"]) == ("false", "true")
+    assert small["threads"] == "1" and small["memory"] != default["memory"]
 
 
 def test_a_bad_statement_is_duckdbs_message_in_one_line():
