@@ -75,7 +75,8 @@ class Capture:
         from tcpsift.workflow.export import export
         return export(self, path, streams=streams, frames=frames, format=format)
 
-    def sql(self, query: str, memory_limit: str = "2GB", threads: int | None = None) -> pl.DataFrame:
+    def sql(self, query: str, memory_limit: str | None = None,
+            threads: int | None = None) -> pl.DataFrame:
         """One SQL statement over the views packets, tcp, conns and layers, run by DuckDB
         (the `sql` extra; tcpsift.workflow.sql), as a Polars DataFrame."""
         from tcpsift.workflow.sql import sql

@@ -9,6 +9,7 @@ import click
 from tcpsift.cli.common import EXIT_PARTIAL, check_output, fail, output_file
 from tcpsift.cli.modes import announce, mode_option
 from tcpsift.cli.paths import CAPTURE_FILE
+from tcpsift.workflow.sql import MEMORY_LIMIT
 
 
 @click.command("sql")
@@ -19,7 +20,7 @@ from tcpsift.cli.paths import CAPTURE_FILE
               help="text: a table for reading (the first 200 rows); csv, json, parquet: every row.")
 @click.option("-o", "--output",
               help="Write to this file (required for parquet); it appears only when complete.")
-@click.option("--memory-limit", default="2GB", show_default=True, metavar="SIZE",
+@click.option("--memory-limit", default=MEMORY_LIMIT, show_default=True, metavar="SIZE",
               help="DuckDB's memory limit for the statement's work (the tables are not counted).")
 @click.option("--threads", type=click.IntRange(min=1), metavar="N",
               help="DuckDB's threads [default: one per core].")

@@ -59,10 +59,11 @@ def _duckdb():
     return duckdb
 
 
-def connect(cap, query: str = " ".join(VIEWS), memory_limit: str = MEMORY_LIMIT,
+def connect(cap, query: str = " ".join(VIEWS), memory_limit: str | None = None,
             threads: int | None = None):
     """A DuckDB connection holding the views `query` names (all by default), locked to
-    them (see the module's docstring)."""
+    them (see the module's docstring), with DuckDB's `memory_limit` (default
+    MEMORY_LIMIT) and `threads` (default: one per core)."""
     import polars as pl
 
     duckdb = _duckdb()
@@ -75,7 +76,7 @@ def connect(cap, query: str = " ".join(VIEWS), memory_limit: str = MEMORY_LIMIT,
         con.register(f"_{name}", table.to_arrow())
         replace = f" REPLACE ({', '.join(as_text)})" if as_text else ""
         con.execute(f'CREATE VIEW "{name}" AS SELECT *{replace} FROM "_{name}"')
-    for setting, value in (("memory_limit", f"'{memory_limit}'"),
+    for setting, value in (("memory_limit", f"'{memory_limit or MEMORY_LIMIT}'"),
                            ("threads", str(threads or os.cpu_count() or 1)),
                            ("python_enable_replacements", "false"),
                            ("autoinstall_known_extensions", "false"),
@@ -90,8 +91,7 @@ def connect(cap, query: str = " ".join(VIEWS), memory_limit: str = MEMORY_LIMIT,
     return con
 
 
-def sql(cap, query: str, memory_limit: str = MEMORY_LIMIT,
-        threads: int | None = None):
+def sql(cap, query: str, memory_limit: str | None = None, threads: int | None = None):
     """The result of one SQL statement (or several: the last one's) over the capture's
     views, as a Polars DataFrame (empty when the statement returns no rows, e.g. SET).
     Raises SqlError with DuckDB's message in one line."""
