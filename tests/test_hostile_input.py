@@ -314,7 +314,8 @@ def test_pcapng_versions_tshark_refuses_are_refused(tmp_path, version):
     (lambda: hostile.many_interfaces(5_000), "4096 in a section"),
     pytest.param(lambda: hostile.many_interfaces(1_000_000), "4096 in a section",
                  marks=pytest.mark.slow),       # 20 MB; was 1.7 GB and 199 MB of JSON
-    (lambda: hostile.many_sections(70_000), "65536 in a file"),
+    pytest.param(lambda: hostile.many_sections(70_000), "65536 in a file",
+                 marks=pytest.mark.slow),
 ], ids=["5000-interfaces", "1000000-interfaces", "70000-sections"])
 def test_interfaces_are_bounded(tmp_path, data, bound):
     path = _write(tmp_path, "ifaces.pcapng", data())
