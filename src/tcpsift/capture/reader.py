@@ -224,6 +224,7 @@ class SourceWalk:
         dropped = self.pending.warning()
         if dropped is not None:
             self.warnings.append(f"{self.src.path}: {dropped}")
+        self.pending.clear()        # (a walk outlives its file when files are merged)
         self._finish_info()
 
     def chunk_extras(self, layers, sack_edges):

@@ -106,6 +106,11 @@ class PendingDatagrams:
             self.dropped += 1
         return None
 
+    def clear(self):
+        """Let the incomplete datagrams go (the file has ended: none can complete)."""
+        self.datagrams.clear()
+        self.held = 0
+
     def warning(self) -> str | None:
         if not self.dropped:
             return None
