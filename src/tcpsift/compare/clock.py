@@ -83,10 +83,10 @@ def _hull_line(t: np.ndarray, d: np.ndarray, t_mean: float) -> Line:
     lowest = np.full(HULL_BINS, np.inf)
     np.minimum.at(lowest, bins, d)
     at_lowest = np.flatnonzero(d == lowest[bins])
-    # one point per bin, in time order
-    _, first = np.unique(bins[at_lowest], return_index=True)
-    keep = at_lowest[first]
-    keep = keep[np.argsort(t[keep], kind="stable")]
+    # one point per bin (bins follow time, so these are in time order)
+    first = np.full(HULL_BINS, len(t))
+    np.minimum.at(first, bins[at_lowest], at_lowest)
+    keep = first[first < len(t)]
     xs, ys = t[keep].tolist(), d[keep].tolist()
     hull: list[int] = []
     for i in range(len(xs)):     # Andrew's monotone chain, lower half (a few thousand points)

@@ -134,15 +134,51 @@ def _with_reordering(rows: pl.DataFrame) -> pl.DataFrame:
     return rows.with_columns(reordered=pl.Series(reordered))
 
 
+QUANTILES = {"min": 0.0, "median": 0.5, "p99": 0.99, "max": 1.0}
+COUNTS = ("sent", "matched", "lost_between_points", "duplicated_between_points",
+          "reordered_between_points")
+
+
 def summary(fate: pl.DataFrame, by: list[str]) -> pl.DataFrame:
-    """matched, lost, duplicated, reordered, delay min/median/p99/max (ms) per group."""
-    delay_ms = C("delay_ns").filter(C("copies") > 0) / 1e6
-    return fate.group_by(by).agg(
-        sent=pl.len(),
-        matched=(C("copies") > 0).sum(),
-        lost_between_points=C("lost").sum(),
-        duplicated_between_points=C("duplicated").sum(),
-        reordered_between_points=C("reordered").sum(),
-        delay_min_ms=delay_ms.min(), delay_median_ms=delay_ms.median(),
-        delay_p99_ms=delay_ms.quantile(0.99, "linear"), delay_max_ms=delay_ms.max(),
-    ).sort(by).with_columns(C("direction").cast(pl.String))
+    """matched, lost, duplicated, reordered, delay min/median/p99/max (ms, quantiles
+    interpolated linearly, as Polars' "linear") per direction, or per connection and
+    direction (`by`). NumPy over one sort: Polars' quantiles per group took a second for
+    130k groups."""
+    s2c = (fate["direction"] == "s2c").to_numpy().astype(np.int64)
+    # group numbers are dense (connections are numbered from 0): no sort to find them
+    inverse = s2c if by == ["direction"] else fate["conn"].to_numpy().astype(np.int64) * 2 + s2c
+    n = int(inverse.max()) + 1 if len(inverse) else 0
+    groups = np.arange(n)
+    copies = fate["copies"].to_numpy()
+    counts = {
+        "sent": np.bincount(inverse, minlength=n),
+        "matched": np.bincount(inverse, weights=copies > 0, minlength=n),
+        "lost_between_points": np.bincount(inverse, weights=fate["lost"].to_numpy(), minlength=n),
+        "duplicated_between_points": np.bincount(inverse, weights=fate["duplicated"].to_numpy(),
+                                                 minlength=n),
+        "reordered_between_points": np.bincount(inverse, weights=fate["reordered"].to_numpy(),
+                                                minlength=n)}
+    arrived = copies > 0
+    g, delay = inverse[arrived], fate["delay_ns"].to_numpy()[arrived]
+    spread = int(delay.max() - delay.min()) + 1 if len(delay) else 1
+    if spread * n < 2**62:      # one key: group, then delay
+        order = np.argsort(g * spread + (delay - delay.min()) if len(delay) else g)
+    else:
+        order = np.lexsort((delay, g))
+    g, delay = g[order], delay[order]
+    size = np.bincount(g, minlength=n)
+    start = np.searchsorted(g, np.arange(n))
+    table = {"direction": np.where(groups % 2 == 1, "s2c", "c2s")}
+    if by != ["direction"]:
+        table = {"conn": groups // 2, **table}
+    table.update({name: values.astype(np.int64) for name, values in counts.items()})
+    for name, q in QUANTILES.items():
+        position = q * np.maximum(size - 1, 0)
+        low, high = np.floor(position).astype(np.int64), np.ceil(position).astype(np.int64)
+        last = max(len(delay) - 1, 0)
+        at_low = delay[np.minimum(start + low, last)] if len(delay) else np.zeros(n)
+        at_high = delay[np.minimum(start + high, last)] if len(delay) else np.zeros(n)
+        value = (at_low + (position - low) * (at_high - at_low)) / 1e6
+        table[f"delay_{name}_ms"] = pl.Series(np.where(size > 0, value, np.nan)).fill_nan(None)
+    out = pl.DataFrame(table).filter(C("sent") > 0)
+    return out.with_columns(C("conn").cast(pl.UInt32)) if "conn" in table else out
