@@ -272,6 +272,21 @@ def test_a_fifo_is_read(tmp_path):
     assert got.out == _tshark(SMALL_PCAPNG, TIME_FIELDS)
 
 
+@needs_tshark
+@needs_corpus
+def test_two_pipes_are_merged_like_mergecap(tmp_path):
+    # each pipe can be read once: the files are merged as they are read, not first
+    # checked for order by reading them ahead
+    merged = tmp_path / "merged.pcapng"
+    subprocess.run(["mergecap", "-w", str(merged), str(SMALL_PCAP), str(SMALL_PCAPNG)],
+                   check=True)
+    tcpsift = " ".join(tcpsift_args("fields", *_e(TIME_FIELDS)))
+    got = run_bounded(f"{tcpsift} <(cat {SMALL_PCAP}) <(cat {SMALL_PCAPNG})", seconds=20,
+                      memory_mb=MEMORY_MB)
+    assert got.code == 0, got.describe()
+    assert got.out == _tshark(merged, TIME_FIELDS)
+
+
 def _section(w: cw.PcapngWriter, tsresol: int | None = None, version=(1, 0)):
     w.section(version=version)
     w.interface(cw.LINKTYPE_ETHERNET, tsresol=tsresol)

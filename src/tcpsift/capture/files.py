@@ -161,7 +161,8 @@ def in_merge_order(paths: list[str]) -> bool:
     them whole); then every file but the last is walked, record headers only. A file
     without frames, or that is not a capture, does not count: both ways of reading
     several files skip the latter with a warning (each_file)."""
-    if "-" in paths:                # standard input is read once: merged, not checked
+    from tcpsift.capture.source import is_stream
+    if any(map(is_stream, paths)):  # standard input, a FIFO: read once, merged, not checked
         return False
     firsts = [(p, _greatest_key(p, first_only=True)) for p in paths]
     firsts = [(p, k) for p, k in firsts if k is not None]

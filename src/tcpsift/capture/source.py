@@ -213,6 +213,19 @@ class Source:
             raise CaptureError(self.path, e.strerror or str(e)) from None
 
 
+def is_stream(path) -> bool:
+    """Whether `path` can be read only once: standard input, or a file that is not a
+    regular one (a FIFO, `<(cat f)`)."""
+    path = os.fspath(path)
+    if path == STDIN:
+        return True
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False            # (open_source says what is wrong with it)
+    return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
+
+
 def _open_fd(path: str) -> int:
     try:
         return os.open(path, os.O_RDONLY)
