@@ -3,6 +3,8 @@ error of any file that cannot be read (`tcpsift: PATH: ...`, exit 2), not Click'
 text, and nothing is written."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from click.testing import CliRunner
 
@@ -16,6 +18,8 @@ ARGS = {
     "ladder": ["--stream", "0"],
     "report": ["-o", "{out}/report.html"],
     "plot": ["window", "--stream", "0", "-o", "{out}/plot.png"],
+    # the second point: the first, a directory, is refused before it is read
+    "compare": [str(Path(__file__).resolve().parents[1] / "samples" / "sample.pcap")],
 }
 
 
