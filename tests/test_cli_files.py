@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from tcpsift.cli.main import COMMANDS, cli
 
 # each command that reads captures, with the other arguments it needs to start
+# ({captures}: where the capture arguments go; the start when not named)
 ARGS = {
     "fields": ["-e", "frame.number"],
     "info": [],
@@ -20,7 +21,14 @@ ARGS = {
     "plot": ["window", "--stream", "0", "-o", "{out}/plot.png"],
     # the second point: the first, a directory, is refused before it is read
     "compare": [str(Path(__file__).resolve().parents[1] / "samples" / "sample.pcap")],
+    "export": ["--frames", "1-2", "-o", "{out}/needle.pcap"],
+    "sql": ["SELECT count(*) FROM packets", "{captures}"],
 }
+
+
+def _command_line(command: str, captures: str, out) -> list[str]:
+    args = [a.format(out=out, captures=captures) for a in ARGS[command]]
+    return [command, *args] if "{captures}" in ARGS[command] else [command, captures, *args]
 
 
 def test_every_capture_command_is_covered():
@@ -33,9 +41,7 @@ def test_a_directory_is_a_one_line_error(tmp_path, command):
     folder.mkdir()
     out = tmp_path / "out"
     out.mkdir()
-    args = [a.format(out=out) for a in ARGS[command]]
-    # the file arguments come first (plot's KIND after them)
-    res = CliRunner().invoke(cli, [command, str(folder), *args])
+    res = CliRunner().invoke(cli, _command_line(command, str(folder), out))
     assert res.exit_code == 2, res.output
     assert res.stderr == f"tcpsift: {folder}: Is a directory\n"
     assert res.stdout == ""
