@@ -172,17 +172,41 @@ def test_packets_dropped_from_b_are_lost_in_their_direction(tmp_path):
     assert got["c2s"]["upstream"] == got["s2c"]["upstream"] == "a"
 
 
-def test_unrelated_captures_are_inconclusive_with_the_reason(tmp_path):
-    # the same times, other client addresses: not one packet in common
-    other = {bytes(ipaddress.ip_address("192.0.2.10").packed): ipaddress.ip_address("192.0.2.99").packed,
-             ipaddress.ip_address("2001:db8:1::10").packed: ipaddress.ip_address("2001:db8:1::99").packed}
+# b sees the client through a NAT: its addresses rewritten, the same times
+NAT = {"192.0.2.10": "203.0.113.5", "2001:db8:1::10": "2001:db8:9::10"}
+
+
+def translated_b(tmp_path: Path) -> Path:
     frames = capreader.read_frames(SAMPLE)
     for f in frames:
-        for old, new in other.items():
-            f.data = f.data.replace(old, new)
-    got = run_compare(SAMPLE, write_b(tmp_path, frames))
+        for old, new in NAT.items():
+            f.data = f.data.replace(ipaddress.ip_address(old).packed,
+                                    ipaddress.ip_address(new).packed)
+    return write_b(tmp_path, frames)
+
+
+def test_unrelated_captures_are_inconclusive_with_the_reason(tmp_path):
+    got = run_compare(SAMPLE, translated_b(tmp_path))
     assert got.verdict == "inconclusive"
     assert "no packet" in got.evidence[0] and got.matched == 0
+
+
+def test_nat_rules_match_the_translated_connections(tmp_path):
+    import tcpsift
+
+    rules = [f"{a}={b}" if ":" not in a else f"[{a}]=[{b}]" for a, b in NAT.items()]
+    got = tcpsift.compare(SAMPLE, translated_b(tmp_path), nat=rules).to_dict()
+    tcp_frames = sum(is_tcp(f.data) for f in capreader.read_frames(SAMPLE))
+    assert sum(d["matched"] for d in got["per_direction"].values()) == tcp_frames
+    assert all(d["lost_between_points"] == 0 for d in got["per_direction"].values())
+    assert len(got["connections"]) == 11 and got["only_at_a"] == got["only_at_b"] == []
+
+
+def test_cli_bad_nat_rule_is_one_line_exit_2(tmp_path):
+    result = cli_compare(SAMPLE, SAMPLE, "--nat", "192.0.2.10:80=203.0.113.5")
+    assert result.exit_code == 2
+    assert result.stderr == ("tcpsift: --nat '192.0.2.10:80=203.0.113.5': give a port on "
+                             "both sides or on neither\n")
 
 
 def cli_compare(*args):

@@ -19,11 +19,15 @@ CONNECTION_ROWS = 20
               show_default=True,
               help="text: the verdict, its evidence and tables for reading; json: every figure "
                    "(clock_offset_s, per_direction, connections, verdict, evidence).")
+@click.option("--nat", "nat", multiple=True, metavar="A=B",
+              help="Address translation between the points: what a sees as A, b sees as B; "
+                   "an address (every port) or address:port on both sides, [v6]:port for "
+                   "IPv6; repeat for more.")
 @click.option("-o", "--output", help="Write to this file; it appears only when complete.")
 @click.option("--width", type=click.IntRange(min=20), metavar="N", envvar="TCPSIFT_WIDTH",
               help="Width of the text view [default: the terminal's; 160 in a pipe; "
                    "env TCPSIFT_WIDTH].")
-def compare(a, b, fmt, output, width):
+def compare(a, b, fmt, nat, output, width):
     """Compare captures A and B of the same traffic taken at two points: which packets were
     lost, duplicated, reordered or delayed between the points, the clock offset between
     the capture hosts, and whether the network or an endpoint is to blame."""
@@ -37,7 +41,7 @@ def compare(a, b, fmt, output, width):
     with progress() as shown:
         shown.step("reading and matching both captures")
         try:
-            result = run(a, b)
+            result = run(a, b, nat=nat)
         except (tcpsift.CaptureError, CompareError) as e:
             fail(str(e))
     if result.matched == 0 and not result.time_overlap:

@@ -1,6 +1,7 @@
 """Two capture points of the same traffic: `tcpsift.compare(a, b)` (docs/compare.md).
 
-Modules: `points` (one capture's TCP packets and their keys), `matching` (which packet
+Modules: `points` (one capture's TCP packets and their keys), `nat` (address
+translations between the points), `matching` (which packet
 is which), `clock` (offset and drift between the capture clocks), `stats` (per direction
 and connection: lost, duplicated, reordered, delay), `verdict` (network or endpoint, with
 evidence), `comparison` (the whole, and its result).

@@ -9,6 +9,7 @@ import polars as pl
 
 from tcpsift.compare import clock as clocks
 from tcpsift.compare import matching, stats
+from tcpsift.compare.nat import translation
 from tcpsift.compare.points import READ_COLUMNS, SPAN_GAP_NS, Point, point
 
 C = pl.col
@@ -80,11 +81,18 @@ def _connection_dict(row: dict) -> dict:
             **{d: _direction_dict(row, f"{d}_") for d in stats.DIRECTIONS}}
 
 
-def compare(a, b, names: tuple[str, str] | None = None) -> Comparison:
+def compare(a, b, names: tuple[str, str] | None = None, nat=()) -> Comparison:
     """Compare two captures of the same traffic taken at two points (paths or Captures of
-    `tcpsift.read`). Raises CompareError when one has no TCP packets; CaptureError (from
-    reading) when a file is not a capture."""
+    `tcpsift.read`). `nat`: address translations between the points, "A=B" texts (what a
+    sees as A, b sees as B: an address, or address:port on both sides). Raises
+    CompareError when one has no TCP packets or a translation is not valid; CaptureError
+    (from reading) when a file is not a capture."""
     import tcpsift
+
+    try:
+        rules = [translation(text) for text in nat]
+    except ValueError as e:
+        raise CompareError(f"--nat {e}") from None
 
     given = [a, b]
     paths = [x for x in given if isinstance(x, (str, os.PathLike))]
@@ -92,7 +100,7 @@ def compare(a, b, names: tuple[str, str] | None = None) -> Comparison:
     caps = [next(read) if isinstance(x, (str, os.PathLike)) else x for x in given]
     labels = names or tuple(str(x) if isinstance(x, (str, os.PathLike)) else n
                             for x, n in zip(given, ("a", "b")))
-    pa, pb = (point(n, label, cap) for n, label, cap in zip("ab", labels, caps))
+    pa, pb = point("a", labels[0], caps[0]), point("b", labels[1], caps[1], nat=rules)
     for p in (pa, pb):
         if not len(p.packets):
             raise CompareError(f"{p.label}: no TCP packets")

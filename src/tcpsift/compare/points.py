@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from tcpsift.compare.nat import to_a_view
+
 C = pl.col
 SYN, ACK = 0x02, 0x10
 
@@ -41,11 +43,14 @@ class Point:
     key_order: np.ndarray | None = None
 
 
-def point(name: str, label: str, capture) -> Point:
+def point(name: str, label: str, capture, nat=()) -> Point:
+    """`nat`: translations (tcpsift.compare.nat) that give this point's packets the other
+    point's view of their addresses and ports."""
     pk = capture.packets
     rows = (pk.select("frame", *READ_COLUMNS - {"frame"})
             .filter(C("seq").is_not_null() & C("ts_ns").is_not_null()
                     & C("tcp_flags").is_not_null()).rechunk())
+    rows = to_a_view(rows, list(nat))
     rows = rows.select("frame", "ts_ns", "src", "dst", "sport", "dport", "tcp_flags", "tcp_len",
                        "seq", "window", key=pl.Series(_keys(rows)))
     span = pk.select(C("ts_ns").min().alias("start"), C("ts_ns").max().alias("end")).row(0)
