@@ -287,11 +287,12 @@ def test_two_pipes_are_merged_like_mergecap(tmp_path):
     assert got.out == _tshark(merged, TIME_FIELDS)
 
 
-def _section(w: cw.PcapngWriter, tsresol: int | None = None, version=(1, 0)):
+def _section(w: cw.PcapngWriter, tsresol: int | None = None, version=(1, 0), opts=(),
+             first_units: int = 1_700_000_000_123_456_789):
     w.section(version=version)
-    w.interface(cw.LINKTYPE_ETHERNET, tsresol=tsresol)
+    w.interface(cw.LINKTYPE_ETHERNET, tsresol=tsresol, opts=opts)
     frame = cw.ether(cw.ipv4(cw.udp(b"x"), proto=cw.IPPROTO_UDP))
-    for units in (1_700_000_000_123_456_789, 1_234_567, 0):
+    for units in (first_units, 1_234_567, 0):
         w.epb(0, None, frame, units=units)
 
 
@@ -303,6 +304,8 @@ def test_pcapng_that_tshark_reads_is_read_alike(tmp_path):
     for tsresol in (0x13, 0x14, 0x7F, 0xBF, 0xC0, 0xFF):
         _section(w, tsresol)
     _section(w, 9, version=(1, 2))
+    # two if_tsresol (10^-3 first, then 10^-9): the first counts
+    _section(w, 9, opts=[(cw.IF_TSRESOL, bytes([3]))], first_units=1_700_000_000_123)
     path = _write(tmp_path, "odd.pcapng", w.getvalue())
     got = run_bounded(tcpsift_args("fields", path, *_e(TIME_FIELDS)), seconds=20,
                       memory_mb=MEMORY_MB)
@@ -341,3 +344,16 @@ def test_interfaces_are_bounded(tmp_path, data, bound):
     fields = run_bounded(tcpsift_args("fields", path, *_e(TIME_FIELDS)), seconds=30,
                          memory_mb=MEMORY_MB)
     assert fields.code == 1 and fields.out == _tshark(path, TIME_FIELDS), fields.describe()
+
+
+@needs_tshark
+@pytest.mark.parametrize("n,peak_mb", [
+    (1_000_000, 150),
+    pytest.param(8_000_000, 250, marks=pytest.mark.slow),     # 32 MB; was 900 MB
+])
+def test_the_options_of_a_block_are_not_all_kept(tmp_path, n, peak_mb):
+    path = _write(tmp_path, "options.pcapng", hostile.interface_of_many_options(n))
+    got = run_bounded(tcpsift_args("fields", path, *_e(TIME_FIELDS)), seconds=30,
+                      memory_mb=MEMORY_MB)
+    assert got.code == 0 and got.peak_mb < peak_mb, got.describe()
+    assert got.out == _tshark(path, TIME_FIELDS)

@@ -130,3 +130,12 @@ def many_sections(n: int) -> bytes:
     empty.section()
     empty.interface(cw.LINKTYPE_ETHERNET)
     return w.getvalue() + empty.getvalue() * n
+
+
+def interface_of_many_options(n: int) -> bytes:
+    """An interface description holding `n` empty comment options, then one packet."""
+    w = cw.PcapngWriter()
+    w.section()
+    w.interface(cw.LINKTYPE_ETHERNET, opts=[(cw.OPT_COMMENT, b"")] * n)
+    w.epb(0, T0, cw.ether(cw.ipv4(cw.udp(b"x" * 10), proto=cw.IPPROTO_UDP)))
+    return w.getvalue()

@@ -203,9 +203,13 @@ cdef int64_t ts_to_ns(uint64_t t, uint64_t units) noexcept nogil:
     return <int64_t>((t // units) * 1000000000 + ((t % units) * 1000000000) // units)
 
 
-def _parse_options(const uint8_t[:] buf, Py_ssize_t pos, Py_ssize_t end, bint big):
-    """Options of a block: list of (code, value offset, length). Raises ValueError."""
-    opts = []
+def _parse_options(const uint8_t[:] buf, Py_ssize_t pos, Py_ssize_t end, bint big,
+                   tuple wanted=()):
+    """The options of a block whose code is in `wanted`: {code: (value offset, length)},
+    the first of each code (as wiretap takes if_tsresol), all checked to lie within
+    the block. Only those are kept: a block of 128 MiB holds 32 million empty options
+    (as a list of every option, 8 million took 900 MB). Raises ValueError."""
+    found = {}
     cdef uint16_t code, length
     while end - pos >= 4:
         code = rd16(&buf[pos], big)
@@ -214,9 +218,10 @@ def _parse_options(const uint8_t[:] buf, Py_ssize_t pos, Py_ssize_t end, bint bi
             break
         if length > end - pos - 4:
             raise ValueError(f"option {code} of length {length} runs past the end of its block")
-        opts.append((code, pos + 4, length))
+        if code in wanted and code not in found:
+            found[code] = (pos + 4, length)
         pos += 4 + ((length + 3) & ~3)
-    return opts
+    return found
 
 
 cdef object _shb(const uint8_t[:] buf, Py_ssize_t pos, Py_ssize_t blen, PcapngState st):
@@ -247,6 +252,11 @@ cdef object _shb(const uint8_t[:] buf, Py_ssize_t pos, Py_ssize_t blen, PcapngSt
     return None
 
 
+# The interface description options read (the first of each, as wiretap takes them).
+IF_NAME, IF_TSRESOL, IF_TSOFFSET = 2, 9, 14
+IDB_OPTIONS = (IF_NAME, IF_TSRESOL, IF_TSOFFSET)
+
+
 cdef object _idb(const uint8_t[:] buf, Py_ssize_t pos, Py_ssize_t blen, PcapngState st):
     cdef bint big = st.big
     if blen < 20:
@@ -264,21 +274,22 @@ cdef object _idb(const uint8_t[:] buf, Py_ssize_t pos, Py_ssize_t blen, PcapngSt
         "section": st.sections - 1,
     }
     try:
-        opts = _parse_options(buf, pos + 16, pos + blen - 4, big)
+        opts = _parse_options(buf, pos + 16, pos + blen - 4, big, IDB_OPTIONS)
     except ValueError as e:
         return f"interface description block: {e}"
     tsresol = None
-    for code, vpos, vlen in opts:
-        if code == 9 and vlen >= 1:
-            if tsresol is None:         # a second one is ignored, as by wiretap
-                tsresol = buf[vpos]
-                iface["tsresol"] = tsresol & 0x7F
-                iface["tsresol_pow2"] = bool(tsresol & 0x80)
-        elif code == 14 and vlen >= 8:
-            v = rd64(&buf[vpos], big)
-            iface["tsoffset"] = v - (1 << 64) if v >= (1 << 63) else v
-        elif code == 2 and vlen > 0:
-            iface["name"] = bytes(buf[vpos:vpos + vlen]).decode("utf-8", "replace").rstrip("\0")
+    vpos, vlen = opts.get(IF_TSRESOL, (0, 0))
+    if vlen >= 1:
+        tsresol = buf[vpos]
+        iface["tsresol"] = tsresol & 0x7F
+        iface["tsresol_pow2"] = bool(tsresol & 0x80)
+    vpos, vlen = opts.get(IF_TSOFFSET, (0, 0))
+    if vlen >= 8:
+        v = rd64(&buf[vpos], big)
+        iface["tsoffset"] = v - (1 << 64) if v >= (1 << 63) else v
+    vpos, vlen = opts.get(IF_NAME, (0, 0))
+    if vlen > 0:
+        iface["name"] = bytes(buf[vpos:vpos + vlen]).decode("utf-8", "replace").rstrip("\0")
     st.interfaces.append(iface)
     st.ts_units.append(ts_units(6 if tsresol is None else tsresol))
     return None
