@@ -37,20 +37,25 @@ def ladder(files, stream, conn, frame, where, fmt, output, utc, mode):
     server-to-client lines indented (<--). Choose the connection with exactly one of
     --stream, --conn or --frame. - is standard input."""
     import tcpsift
+    from tcpsift.cli.progress import progress
     from tcpsift.workflow import ladder as L
 
     check_output(output, files)
     announce(files, mode)
     try:
         L.check_choice(stream=stream, conn=conn, frame=frame)
-        if stream is not None:
-            # without tables: only the stream's frames are kept as they are decoded
-            lad, warnings, complete = L.read_ladder(list(files), stream, mode)
-        else:
-            # only the packet columns the ladder reads are built
-            cap = tcpsift.read(list(files), columns=L.PACKET_COLUMNS, mode=mode)
-            lad = L.build(cap, conn=conn, frame=frame)
-            warnings, complete = cap.warnings, cap.complete
+        # on a terminal, after a second, a spinner on stderr; gone before the ladder
+        with progress() as shown:
+            shown.step("reading the capture")
+            if stream is not None:
+                # without tables: only the stream's frames are kept as they are decoded
+                lad, warnings, complete = L.read_ladder(list(files), stream, mode)
+            else:
+                # only the packet columns the ladder reads are built
+                cap = tcpsift.read(list(files), columns=L.PACKET_COLUMNS, mode=mode)
+                shown.step("TCP analysis")
+                lad = L.build(cap, conn=conn, frame=frame)
+                warnings, complete = cap.warnings, cap.complete
         table = L.where(lad.table, where) if where else lad.table
     except (tcpsift.CaptureError, L.LadderError) as e:
         fail(str(e))

@@ -71,17 +71,23 @@ def plot(files, kind, stream, output, direction, data_path, average, start, end,
         fail(plots.INSTALL_HINT)
 
     import tcpsift
+    from tcpsift.cli.progress import progress
 
     announce(files, mode)
     staged = [_staged(output)] + ([_staged(data_path)] if data_path else [])
     try:
-        try:
-            cap = tcpsift.read(list(files), mode=mode)
-            conn = plots.connection(cap, stream, direction)
-        except (tcpsift.CaptureError, plots.PlotError) as e:
-            fail(str(e))
-        series = plots.series(conn, kind, average, start, end)
-        fig = plots.figure(conn, kind, series)
+        # on a terminal, after a second, a spinner on stderr; gone before the warnings
+        with progress() as shown:
+            shown.step("reading the capture")
+            try:
+                cap = tcpsift.read(list(files), mode=mode)
+                shown.step("TCP analysis")
+                conn = plots.connection(cap, stream, direction)
+            except (tcpsift.CaptureError, plots.PlotError) as e:
+                fail(str(e))
+            shown.step("drawing")
+            series = plots.series(conn, kind, average, start, end)
+            fig = plots.figure(conn, kind, series)
         fig.savefig(staged[0].temp, format=fmt, dpi=100, metadata=METADATA[fmt])
         if data_path:
             # times and RTTs in seconds to the nanosecond, as tshark prints them
