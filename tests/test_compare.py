@@ -286,3 +286,12 @@ def test_span_doubles_at_either_point_are_counted_once(tmp_path):
         == len(dropped)
     for d in sides.values():
         assert d["duplicated_between_points"] == 0 and d["reordered_between_points"] == 0
+
+
+def test_a_capture_read_without_the_needed_columns_is_refused():
+    import tcpsift
+    from tcpsift.compare import CompareError
+
+    narrow = tcpsift.read(SAMPLE, columns=["ts_ns", "src", "dst"])
+    with pytest.raises(CompareError, match="a: the capture was read without the columns"):
+        tcpsift.compare(narrow, SAMPLE)

@@ -98,6 +98,12 @@ def compare(a, b, names: tuple[str, str] | None = None, nat=()) -> Comparison:
     paths = [x for x in given if isinstance(x, (str, os.PathLike))]
     read = iter(tcpsift.read(paths, mode="separate", columns=READ_COLUMNS) if paths else [])
     caps = [next(read) if isinstance(x, (str, os.PathLike)) else x for x in given]
+    for cap, name in zip(caps, "ab"):
+        missing = READ_COLUMNS - set(cap.packets.columns)
+        if missing:
+            raise CompareError(f"{name}: the capture was read without the columns compare "
+                               f"needs: {', '.join(sorted(missing))} (read it with "
+                               "columns=tcpsift.compare.points.READ_COLUMNS or all columns)")
     labels = names or tuple(str(x) if isinstance(x, (str, os.PathLike)) else n
                             for x, n in zip(given, ("a", "b")))
     pa, pb = point("a", labels[0], caps[0]), point("b", labels[1], caps[1], nat=rules)
