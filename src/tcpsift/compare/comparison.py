@@ -69,7 +69,7 @@ def _delay_dict(row: dict, prefix: str = "") -> dict:
 def _direction_dict(row: dict, prefix: str = "") -> dict:
     return {"upstream": row[f"{prefix}upstream"], "sent_upstream": row[f"{prefix}sent"],
             **{name: row[f"{prefix}{name}"] for name in (
-                "matched", "lost_between_points", "duplicated_between_points",
+                "matched", "lost_between_points", "loss_bursts", "duplicated_between_points",
                 "reordered_between_points")},
             "one_way_delay_ms": _delay_dict(row, prefix)}
 
@@ -242,7 +242,7 @@ def _with_upstream(table: pl.DataFrame, upstream: dict) -> pl.DataFrame:
         table, on="direction", how="left", maintain_order="left")
     return full.with_columns(upstream=C("direction").replace_strict(upstream),
                              **{c: C(c).fill_null(0) for c in (
-                                 "sent", "matched", "lost_between_points",
+                                 "sent", "matched", "lost_between_points", "loss_bursts",
                                  "duplicated_between_points", "reordered_between_points")})
 
 

@@ -5,6 +5,7 @@ For a direction whose packets pass the upstream point U before the downstream po
 - matched: packets seen at U and at D;
 - lost_between_points: seen at U, never at D (only packets that should have reached D
   while D was capturing: U's time plus the direction's median delay inside D's capture);
+  loss_bursts: runs of consecutive lost packets of a connection and direction;
 - duplicated_between_points: copies seen at D beyond the first of a packet seen at U;
 - reordered_between_points: packets that reached D after a packet U saw later
   (overtaken), by capture order at each point;
@@ -109,18 +110,36 @@ def fates(a_rows: pl.DataFrame, b_rows: pl.DataFrame, upstream: dict[str, str],
                & (expected <= per_direction({d: e for d, (_, e) in down_span.items()})))
     rows = rows.with_columns(lost=(C("copies") == 0) & in_span,
                              duplicated=pl.max_horizontal(C("copies") - 1, pl.lit(0)))
-    return _with_reordering(rows).select(
+    return _with_bursts(_with_reordering(rows)).select(
         "conn", "direction", "frame_up", "t_up", "copies", "frame_down", "t_down", "lost",
-        "duplicated", "delay_ns", "reordered")
+        "loss_burst", "duplicated", "delay_ns", "reordered")
+
+
+def _flow_order(rows: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(each row's flow: connection and direction as one number; the rows' order by flow,
+    then by upstream capture order)."""
+    flow = (rows["conn"].to_numpy().astype(np.int64) * 2
+            + (rows["direction"] == "s2c").to_numpy())
+    return flow, np.argsort((flow << 32) | rows["frame_up"].to_numpy().astype(np.int64))
+
+
+def _with_bursts(rows: pl.DataFrame) -> pl.DataFrame:
+    """`loss_burst`: a lost packet whose predecessor in its flow (upstream order) was not
+    lost: the first of a burst of losses."""
+    flow, order = _flow_order(rows)
+    lost, f = rows["lost"].to_numpy()[order], flow[order]
+    first = lost.copy()
+    first[1:] &= ~(lost[:-1] & (f[1:] == f[:-1]))
+    burst = np.zeros(len(flow), bool)
+    burst[order] = first
+    return rows.with_columns(loss_burst=pl.Series(burst))
 
 
 def _with_reordering(rows: pl.DataFrame) -> pl.DataFrame:
     """`reordered`: a packet U saw later reached D first (capture order at each point)."""
-    flow = (rows["conn"].to_numpy().astype(np.int64) * 2
-            + (rows["direction"] == "s2c").to_numpy())
+    flow, order = _flow_order(rows)
     arrived = rows["copies"].to_numpy() > 0
     frame_down = rows["frame_down"].fill_null(0).to_numpy().astype(np.int64)
-    order = np.argsort((flow << 32) | rows["frame_up"].to_numpy().astype(np.int64))
     order = order[arrived[order]]
     f, d = flow[order], frame_down[order]
     # the earliest arrival among this and the later packets of the flow, in one pass over
@@ -135,8 +154,7 @@ def _with_reordering(rows: pl.DataFrame) -> pl.DataFrame:
 
 
 QUANTILES = {"min": 0.0, "median": 0.5, "p99": 0.99, "max": 1.0}
-COUNTS = ("sent", "matched", "lost_between_points", "duplicated_between_points",
-          "reordered_between_points")
+
 
 
 def summary(fate: pl.DataFrame, by: list[str]) -> pl.DataFrame:
@@ -154,6 +172,7 @@ def summary(fate: pl.DataFrame, by: list[str]) -> pl.DataFrame:
         "sent": np.bincount(inverse, minlength=n),
         "matched": np.bincount(inverse, weights=copies > 0, minlength=n),
         "lost_between_points": np.bincount(inverse, weights=fate["lost"].to_numpy(), minlength=n),
+        "loss_bursts": np.bincount(inverse, weights=fate["loss_burst"].to_numpy(), minlength=n),
         "duplicated_between_points": np.bincount(inverse, weights=fate["duplicated"].to_numpy(),
                                                  minlength=n),
         "reordered_between_points": np.bincount(inverse, weights=fate["reordered"].to_numpy(),

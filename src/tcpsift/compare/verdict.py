@@ -83,8 +83,9 @@ def _direction_sentences(result, row: dict, rows) -> list[str]:
     d, up = row["direction"], row["upstream"]
     down = "b" if up == "a" else "a"
     sent, lost = row["sent"], row["lost_between_points"]
+    bursts = f" in {_count(row['loss_bursts'], 'burst')}" if lost else ""
     out = [f"{NAMES[d]}: {lost:,} of {sent:,} packets lost between {up} and {down} "
-           f"({100 * lost / max(sent, 1):.2f} %)"]
+           f"({100 * lost / max(sent, 1):.2f} %){bursts}"]
     if row["matched"]:
         out.append(f"{NAMES[d]}: one-way delay {up}→{down} min {row['delay_min_ms']:.2f} ms, "
                    f"median {row['delay_median_ms']:.2f} ms, p99 {row['delay_p99_ms']:.2f} ms, "
