@@ -185,6 +185,31 @@ def translated_b(tmp_path: Path) -> Path:
     return write_b(tmp_path, frames)
 
 
+def flow_of(frame: bytes):
+    """(source address, source port, destination port) of an IPv4 TCP frame; None else."""
+    if int.from_bytes(frame[12:14], "big") != 0x0800 or frame[23] != 6:
+        return None
+    tcp = 14 + (frame[14] & 0x0F) * 4
+    return (ipaddress.ip_address(frame[26:30]), int.from_bytes(frame[tcp:tcp + 2], "big"),
+            int.from_bytes(frame[tcp + 2:tcp + 4], "big"))
+
+
+def test_consecutive_losses_of_a_flow_are_one_burst(tmp_path):
+    frames = capreader.read_frames(SAMPLE)
+    from_server = [i for i, f in enumerate(frames)
+                   if flow_of(f.data) and flow_of(f.data)[0] not in CLIENTS]
+    flows: dict = {}
+    for i in from_server:
+        flows.setdefault(flow_of(frames[i].data), []).append(i)
+    first, second = [packets for packets in flows.values() if len(packets) >= 5][:2]
+    # three packets in a row of one connection's server side, one of another's
+    dropped = set(first[1:4]) | {second[1]}
+    got = run_compare(SAMPLE, write_b(tmp_path, [f for i, f in enumerate(frames)
+                                                 if i not in dropped])).to_dict()
+    s2c = got["per_direction"]["s2c"]
+    assert (s2c["lost_between_points"], s2c["loss_bursts"]) == (4, 2)
+
+
 def test_unrelated_captures_are_inconclusive_with_the_reason(tmp_path):
     got = run_compare(SAMPLE, translated_b(tmp_path))
     assert got.verdict == "inconclusive"
