@@ -210,6 +210,37 @@ def test_consecutive_losses_of_a_flow_are_one_burst(tmp_path):
     assert (s2c["lost_between_points"], s2c["loss_bursts"]) == (4, 2)
 
 
+def test_delays_each_way_and_a_queue_are_found(tmp_path):
+    # b at the server's side: client packets reach it 2 ms after a, every 10th of them
+    # 150 ms later still (a queue); server packets leave it 3 ms before a sees them
+    frames = capreader.read_frames(SAMPLE)
+    client_packets = 0
+    shifted = []
+    for f in frames:
+        if not is_tcp(f.data):
+            continue
+        if ip_source(f.data) in CLIENTS:
+            client_packets += 1
+            queued = 150_000_000 if client_packets % 10 == 0 else 0
+            shifted.append(capwriter.Record(f.ts_ns + 2_000_000 + queued, f.data, f.wire_len))
+        else:
+            shifted.append(capwriter.Record(f.ts_ns - 3_000_000, f.data, f.wire_len))
+    b = tmp_path / "b.pcap"
+    b.write_bytes(capwriter.pcap_file(sorted(shifted, key=lambda r: r.ts_ns), nsec=True))
+    got = run_compare(SAMPLE, b).to_dict()
+    c2s, s2c = got["per_direction"]["c2s"], got["per_direction"]["s2c"]
+    assert (c2s["upstream"], s2c["upstream"]) == ("a", "b")
+    assert got["clock_offset_s"] == 0       # causal as captured: taken as it is
+    assert c2s["one_way_delay_ms"]["min"] == pytest.approx(2.0, abs=1e-6)
+    assert c2s["one_way_delay_ms"]["max"] == pytest.approx(152.0, abs=1e-6)
+    assert s2c["one_way_delay_ms"]["min"] == s2c["one_way_delay_ms"]["max"] == \
+        pytest.approx(3.0, abs=1e-6)
+    assert c2s["lost_between_points"] == s2c["lost_between_points"] == 0
+    # no loss, but a delay that varies by 150 ms between the points
+    assert got["verdict"] == "network"
+    assert got["evidence"][0] == "network: client-to-server"
+
+
 def test_unrelated_captures_are_inconclusive_with_the_reason(tmp_path):
     got = run_compare(SAMPLE, translated_b(tmp_path))
     assert got.verdict == "inconclusive"

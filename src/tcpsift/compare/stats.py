@@ -28,6 +28,8 @@ def direction_of(s2c: np.ndarray) -> pl.Series:
     a condition: NumPy text arrays of a million rows are slow to make and convert)."""
     return pl.select(pl.when(pl.Series(s2c)).then(pl.lit("s2c", DIRECTION))
                      .otherwise(pl.lit("c2s", DIRECTION)).alias("direction")).to_series()
+
+
 B_ROW = 1 << 32     # row ids: a's frame, or b's frame + B_ROW
 
 
