@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 import polars as pl
@@ -123,6 +124,8 @@ def compare(a, b, names: tuple[str, str] | None = None, nat=()) -> Comparison:
 
 
 def _compare(pa: Point, pb: Point) -> tuple[Comparison, dict]:
+    # compare() gives points with packets, and a packet of a point has a time
+    assert pa.start_ns is not None
     pairs = matching.unique_pairs(pa, pb)
     conns = _connections(matching.connection_pairs(pairs), pa, pb)
     rows = {p.name: _annotated(p, conns) for p in (pa, pb)}
@@ -171,7 +174,7 @@ def _annotated(p: Point, conns: pl.DataFrame) -> pl.DataFrame:
     side = p.name
     # per stream number (dense): its connection (-1: seen at this point only) and which
     # `direction` value is client to server; gathered per packet, not joined
-    n = int(p.streams["stream"].max() or 0) + 1
+    n = (cast("int | None", p.streams["stream"].max()) or 0) + 1
     conn_of, c2s_of = np.full(n, -1, np.int64), np.zeros(n, np.uint8)
     streams = conns[f"stream_{side}"].to_numpy()
     conn_of[streams] = conns["conn"].to_numpy()
@@ -190,7 +193,7 @@ def _samples(pairs: pl.DataFrame, rows: dict, start_ns: int) -> pl.DataFrame:
     """The clock's samples: direction, t (a's time since `start_ns`), delta (t_b - t_a) of
     the uniquely paired packets of the connections seen at both points."""
     def by_frame(table: pl.DataFrame, column: str, fill) -> np.ndarray:
-        out = np.full(int(table["frame"].max() or 0) + 1, fill, np.int64)
+        out = np.full((cast("int | None", table["frame"].max()) or 0) + 1, fill, np.int64)
         out[table["frame"].to_numpy()] = table[column].to_physical().to_numpy()
         return out
 

@@ -39,8 +39,8 @@ class Point:
     streams: pl.DataFrame
     start_ns: int | None
     end_ns: int | None
+    key_order: np.ndarray
     span_doubles: int = 0
-    key_order: np.ndarray | None = None
 
 
 def point(name: str, label: str, capture, nat=()) -> Point:
@@ -53,7 +53,8 @@ def point(name: str, label: str, capture, nat=()) -> Point:
     rows = to_a_view(rows, list(nat))
     rows = rows.select("frame", "ts_ns", "src", "dst", "sport", "dport", "tcp_flags", "tcp_len",
                        "seq", "window", key=pl.Series(_keys(rows)))
-    span = pk.select(C("ts_ns").min().alias("start"), C("ts_ns").max().alias("end")).row(0)
+    start_ns, end_ns = pk.select(C("ts_ns").min().alias("start"),
+                                 C("ts_ns").max().alias("end")).row(0)
     key_order = np.argsort(rows["key"].to_numpy())
     doubles = _capture_doubles(rows, key_order)
     doubled = int(doubles.sum())
@@ -63,8 +64,8 @@ def point(name: str, label: str, capture, nat=()) -> Point:
         rows = rows.filter(pl.Series(~doubles))
         key_order = np.argsort(rows["key"].to_numpy())
     rows = _with_streams(rows)
-    return Point(name, label, capture, rows, _streams(rows), *span, span_doubles=doubled,
-                 key_order=key_order)
+    return Point(name, label, capture, rows, _streams(rows), start_ns, end_ns, key_order,
+                 span_doubles=doubled)
 
 
 # a copy this close after an identical packet at the same point may be the capture's own

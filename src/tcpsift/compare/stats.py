@@ -13,6 +13,8 @@ For a direction whose packets pass the upstream point U before the downstream po
 """
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 import polars as pl
 
@@ -36,7 +38,7 @@ B_ROW = 1 << 32     # row ids: a's frame, or b's frame + B_ROW
 def _by_frame(rows: pl.DataFrame, column: str, fill, dtype) -> np.ndarray:
     """`column` of `rows` in an array indexed by frame number (a dense index: the point's
     rows are gathered from it instead of joined)."""
-    out = np.full(int(rows["frame"].max() or 0) + 1, fill, dtype)
+    out = np.full((cast("int | None", rows["frame"].max()) or 0) + 1, fill, dtype)
     out[rows["frame"].to_numpy()] = rows[column].to_numpy()
     return out
 
@@ -189,7 +191,8 @@ def summary(fate: pl.DataFrame, by: list[str]) -> pl.DataFrame:
     g, delay = g[order], delay[order]
     size = np.bincount(g, minlength=n)
     start = np.searchsorted(g, np.arange(n))
-    table = {"direction": np.where(groups % 2 == 1, "s2c", "c2s")}
+    table: dict[str, np.ndarray | pl.Series] = {
+        "direction": np.where(groups % 2 == 1, "s2c", "c2s")}
     if by != ["direction"]:
         table = {"conn": groups // 2, **table}
     table.update({name: values.astype(np.int64) for name, values in counts.items()})

@@ -51,7 +51,7 @@ def judge(result, rows: dict[str, pl.DataFrame]) -> tuple[str, list[str]]:
     if not any(totals.values()):
         return "inconclusive", ["inconclusive: the network between the points lost nothing and "
                                 "delayed stably, and neither endpoint waits"] + evidence
-    side = max(totals, key=totals.get)
+    side = max(totals, key=lambda s: totals[s])
     evidence.insert(0, f"endpoint: {side}: every packet seen upstream is seen downstream "
                        f"with a stable delay; the time goes into the {side} "
                        f"({_s(totals[side])} of think time and zero window, the other side "
