@@ -80,6 +80,7 @@ from __future__ import annotations
 
 import struct
 import zlib
+from typing import cast
 
 import numpy as np
 import polars as pl
@@ -103,7 +104,7 @@ def _struct_dtypes(name: str, extra=()) -> tuple[np.dtype, np.dtype]:
     native = np.dtype({"names": [f[0] for f in fields], "formats": [f[3] for f in fields],
                        "offsets": [f[1] for f in fields], "itemsize": size})
     for fname, _off, fsize, _kind in fields:
-        if native.fields[fname][0].itemsize != fsize:       # the pyx table is wrong
+        if native[fname].itemsize != fsize:       # the pyx table is wrong
             raise RuntimeError(f"kernel layout: {name}.{fname} is {fsize} bytes")
     return native, _packed([*((f[0], f[3]) for f in fields), *extra])
 
@@ -132,10 +133,15 @@ _SECTIONS = {
 }
 
 
+def _names(dtype: np.dtype) -> tuple[str, ...]:
+    """The field names of a structured dtype (numpy's `names` is None for the others)."""
+    return cast("tuple[str, ...]", dtype.names)
+
+
 def _layout(dtype: np.dtype) -> str:
     if dtype.names is None:
         return dtype.str
-    return ",".join(f"{n}:{_type_str(dtype.fields[n][0])}" for n in dtype.names)
+    return ",".join(f"{n}:{_type_str(dtype[n])}" for n in dtype.names)
 
 
 def _type_str(t: np.dtype) -> str:
@@ -178,7 +184,8 @@ class Analyzer:
         self._next_id = 0
         self._compact_at = _FIRST_COMPACTION
         self._last_frame = 0
-        self._layers = self._quoted_rows = None
+        # the last layer table seen and its quoted TCP headers
+        self._quoted_cache: tuple[pl.DataFrame, pl.DataFrame] | None = None
 
     # --- analysis -----------------------------------------------------------------------
 
@@ -212,9 +219,9 @@ class Analyzer:
         (the same table is usually given with every batch)."""
         if layers is None or layers.height == 0:
             return _quoted_tcp(None)
-        if self._layers is not layers:
-            self._layers, self._quoted_rows = layers, _quoted_tcp(layers)
-        return self._quoted_rows
+        if self._quoted_cache is None or self._quoted_cache[0] is not layers:
+            self._quoted_cache = (layers, _quoted_tcp(layers))
+        return self._quoted_cache[1]
 
     def ended(self) -> list[int]:
         """The streams whose state was freed since the last call, in the order they were
@@ -275,7 +282,7 @@ class Analyzer:
         scalars, convs, info, segs, tombs, ended = K.export_state(self._kernel)
         conv = np.frombuffer(convs, _CONV)
         conversations = np.zeros(len(conv), _CONVERSATIONS)
-        for name in _CONV.names:
+        for name in _names(_CONV):
             conversations[name] = conv[name]
         for j, (name, _) in enumerate(_FLOW_LISTS):
             conversations[name] = info[:, j]
@@ -304,13 +311,13 @@ class Analyzer:
     def restore(cls, state: bytes) -> Analyzer:
         """An analyzer that continues where the one that saved `state` stopped."""
         parts = _read_sections(bytes(state))
-        scalars = dict(zip(_SECTIONS["scalars"].names, parts["scalars"][0].tolist())) \
+        scalars = dict(zip(_names(_SECTIONS["scalars"]), parts["scalars"][0].tolist())) \
             if len(parts["scalars"]) == 1 else None
         if scalars is None:
             raise ValueError("TCP analyzer state: the scalars section must have one row")
         conv = parts["conversations"]
         native = np.zeros(len(conv), _CONV)
-        for name in _CONV.names:
+        for name in _names(_CONV):
             native[name] = conv[name]
         info = np.ascontiguousarray(np.stack([conv[n] for n, _ in _FLOW_LISTS], axis=1)
                                     if len(conv) else np.zeros((0, 4)), dtype=np.int32)
@@ -339,7 +346,7 @@ class Analyzer:
         if not set(kernel.address_ids().tolist()) <= set(self._ids.values()):
             raise ValueError("TCP analyzer state: a conversation refers to an unknown address")
         self._last_frame = scalars["last_frame"]
-        self._layers = self._quoted_rows = None
+        self._quoted_cache = None
         self._next_id = 0
         self._count_ids()
         return self

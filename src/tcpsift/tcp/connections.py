@@ -345,7 +345,7 @@ def connections(capture, client_by="ip") -> pl.DataFrame:
     first_c2s, first_s2c = r.first(r.c2s), r.first(~r.c2s)
     syn_row = r.first(r.syn & r.c2s)
     synack_row = r.first(r.synack & ~r.c2s)
-    cols = {
+    cols: dict[str, np.ndarray | pl.Series] = {
         "stream": r.numbers,
         "first_frame": r.extreme(r.frame, np.minimum, NO_ROW),
         "last_frame": r.extreme(r.frame, np.maximum, -1),
