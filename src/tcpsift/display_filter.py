@@ -42,6 +42,8 @@ def _tokens(text: str) -> list[str]:
     text = text.rstrip()
     while pos < len(text):
         m = _TOKEN.match(text, pos)
+        # text is right-stripped, so a non-space character follows and (\S) at least matches
+        assert m is not None
         if m.group(3):
             raise FieldError(f"display filter: unexpected {m.group(3)!r} at {m.start(3) + 1}")
         out.append(m.group(1) or m.group(2))

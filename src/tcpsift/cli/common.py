@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import sys
 from contextlib import contextmanager
+from typing import NoReturn
 
 import click
 
@@ -14,7 +15,7 @@ EXIT_PARTIAL = 1   # output produced, but a file was read only up to a fault
 EXIT_FAILED = 2    # nothing read, or a usage error
 
 
-def fail(message: str, code: int = EXIT_FAILED):
+def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
     """One line on stderr, then exit: never a traceback for user error."""
     click.echo(f"tcpsift: {message}", err=True)
     sys.exit(code)
