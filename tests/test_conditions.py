@@ -47,3 +47,19 @@ def test_an_unknown_column_names_the_valid_ones():
     result = CliRunner().invoke(cli, ["conns", str(SAMPLE), "--where", "rtt > 3"])
     assert result.exit_code == 2
     assert "no column rtt" in result.stderr and "client_port" in result.stderr
+
+
+@pytest.mark.parametrize("condition", ["lpad(client, 2000000000, 'x') = 'a'",
+                                       "repeat(client, 1000000000) = 'a'"])
+def test_a_function_that_builds_huge_values_is_refused(condition):
+    result = CliRunner().invoke(cli, ["conns", str(SAMPLE), "--where", condition])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("tcpsift: --where: function ") and "not allowed" in result.stderr
+
+
+def test_the_allowed_functions_work():
+    result = CliRunner().invoke(cli, ["conns", str(SAMPLE), "--format", "csv", "--where",
+                                      "lower(client) like '192%' and abs(client_port) > 0 "
+                                      "and coalesce(history, '') <> ''"])
+    assert result.exit_code == 0, result.output
+    assert len(result.stdout.splitlines()) > 1

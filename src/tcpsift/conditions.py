@@ -6,7 +6,9 @@ A condition may use the columns, literals, operators and functions, including ag
 over the whole table (`window = min(window)`); it may not be a query: Polars runs a
 subquery while it parses the expression, and a subquery can read files
 (`read_csv(...)`), so anything with SELECT outside a string literal is refused, and every
-name must be one of the table's columns. Categorical and Enum columns (addresses, states)
+name must be one of the table's columns. Functions are those of a list that cannot be
+made to build large values from a small condition (no `lpad(x, 2000000000, ...)`, which
+aborts the process in Polars). Categorical and Enum columns (addresses, states)
 take part as their text: Polars' SQL refuses LIKE and string functions on them and
 compares them by code.
 """
@@ -17,6 +19,21 @@ import re
 # single-quoted SQL strings ('' is a quote inside), which may hold any word
 _SQL_STRING = re.compile(r"'(?:[^']|'')*'")
 _QUERY = re.compile(r"\bselect\b", re.IGNORECASE)
+_CALL = re.compile(r"\b([A-Za-z_][A-Za-z0-9_]*)\s*\(")
+# what a condition may call (and the keywords a parenthesis may follow); any other name
+# before "(" is refused
+FUNCTIONS = frozenset("""
+    and or not in is between like ilike
+    abs ceil ceiling floor round sign sqrt ln log log10 log2 exp power pow mod
+    lower upper length char_length octet_length strpos starts_with ends_with left right
+    substr substring trim ltrim rtrim reverse concat regexp_like
+    coalesce nullif greatest least cast try_cast
+    count sum min max avg mean median stddev variance first last
+    date date_part extract date_trunc strftime
+""".split())
+
+
+_KEYWORDS = frozenset("and or not in is between like ilike".split())
 
 
 class ConditionError(ValueError):
@@ -29,8 +46,14 @@ def where(table, condition: str):
     import polars as pl
 
     valid = ", ".join(table.columns)
-    if _QUERY.search(_SQL_STRING.sub("''", condition)):
+    unquoted = _SQL_STRING.sub("''", condition)
+    if _QUERY.search(unquoted):
         raise ConditionError(f"a condition on the columns, not a query (columns: {valid})")
+    refused = sorted({name for name in _CALL.findall(unquoted)
+                      if name.lower() not in FUNCTIONS})
+    if refused:
+        raise ConditionError(f"function {', '.join(refused)} not allowed in a condition "
+                             f"(allowed: {', '.join(sorted(FUNCTIONS - _KEYWORDS))})")
     try:
         expr = pl.sql_expr(condition)
         unknown = sorted(set(expr.meta.root_names()) - set(table.columns))
