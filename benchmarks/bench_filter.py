@@ -11,6 +11,8 @@ tcp.options.wscale.shift; the 18 TCP analysis fields of bench_tcp.py), three way
   textstream/select.py, printed by the Cython formatter);
 - `table path`: the same command with textstream.fields.fast_path forced to say no, as
   every -Y filter ran before: each chunk's Polars tables, filtered and printed by Polars;
+- `no -Y`: the command without the filter (the fast path's own speed and memory; it
+  prints the few frames that are not TCP too, so its output is not compared);
 - `tshark`: `tshark -r FILE -Y tcp -T fields -e ...`.
 
 Whole processes, start-up included, stdout to /dev/null, the file read before each run
@@ -53,6 +55,7 @@ def commands(path: Path, names: list[str]) -> dict[str, list[str]]:
     args = ["fields", str(path), "-Y", FILTER, *ef]
     return {"tcpsift": tcpsift_cmd() + args,
             "table path": [sys.executable, "-c", TABLE_PATH, *args],
+            "no -Y": tcpsift_cmd() + ["fields", str(path), *ef],
             "tshark": ["tshark", "-r", str(path), "-Y", FILTER, "-T", "fields", *ef]}
 
 
@@ -84,7 +87,7 @@ def main(argv=None) -> int:
                 for way, cmd in cmds.items():
                     warm(path)
                     runs[way].append(run(cmd))
-            hashes = {way: run_hash(cmd, 3600) for way, cmd in cmds.items()}
+            hashes = {way: run_hash(cmd, 3600) for way, cmd in cmds.items() if way != "no -Y"}
             same = "equal" if len(set(hashes.values())) == 1 else f"DIFFER {hashes}"
             print(f"\n{path.name}, -Y {FILTER}, {label} fields: outputs {same} "
                   f"(median of {args.repeat})")
