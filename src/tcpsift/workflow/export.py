@@ -233,7 +233,8 @@ class Writer:
     @staticmethod
     def _section_firsts(info: dict) -> list[int]:
         """The index in info["interfaces"] of each section's first interface."""
-        firsts, sections = [], int(info.get("sections", 1) or 1)
+        firsts: list[int] = []
+        sections = int(info.get("sections", 1) or 1)
         for s in range(sections):
             at = [i for i, f in enumerate(info["interfaces"]) if f.get("section", 0) == s]
             firsts.append(at[0] if at else (firsts[-1] if firsts else 0))

@@ -42,6 +42,7 @@ import ipaddress
 import re
 from dataclasses import dataclass
 from types import SimpleNamespace
+from typing import cast
 
 import numpy as np
 import polars as pl
@@ -226,6 +227,7 @@ def find_stream(capture, *, stream: int | None = None, conn: str | None = None,
         if s is None:
             raise LadderError(f"frame {frame} is not a TCP packet ({valid})")
         return s
+    assert conn is not None         # check_choice: the one given
     return _stream_between(capture, *parse_conn(conn), valid)
 
 
@@ -249,7 +251,7 @@ def parse_conn(text: str) -> tuple[tuple[str, int], tuple[str, int]]:
     """"A:P B:P" (IPv6 as [addr]:port, or bare: the last colon starts the port) -> the two
     endpoints, addresses in their canonical text."""
     parts = text.replace(",", " ").split()
-    endpoints = []
+    endpoints: list[tuple[str, int]] = []
     for part in parts:
         m = _ENDPOINT.fullmatch(part)
         try:
@@ -260,10 +262,10 @@ def parse_conn(text: str) -> tuple[tuple[str, int], tuple[str, int]]:
             if port > 65535:
                 raise ValueError
         except ValueError:
-            endpoints = None
+            endpoints = []
             break
         endpoints.append((str(addr), port))
-    if not endpoints or len(endpoints) != 2:
+    if len(endpoints) != 2:
         raise LadderError(f"--conn {text!r}: expected two endpoints \"ADDRESS:PORT ADDRESS:PORT\" "
                           "(IPv6 as [ADDRESS]:PORT)")
     return endpoints[0], endpoints[1]
@@ -344,13 +346,14 @@ def _table(rows, client_direction: int) -> pl.DataFrame:
 
     # a frame's own TCP header spells its flags in the packet table; an ICMP error's row
     # takes the flags of the header it quotes
-    flags = pl.when(F.IS_TCP).then(C("flags").cast(pl.String))
+    own_flags = pl.when(F.IS_TCP).then(C("flags").cast(pl.String))
+    flags: pl.Expr = own_flags
     if not wide.select(F.IS_TCP.fill_null(False).all()).item():
         from tcpsift.tcp import _quoted_tcp
 
         quoted = _quoted_tcp(rows.layers).select("frame", _q_flags="tcp_flags")
         wide = wide.join(quoted, on="frame", how="left", maintain_order="left")
-        flags = flags.otherwise(_flag_letters(C("_q_flags")))
+        flags = own_flags.otherwise(_flag_letters(C("_q_flags")))
     verdicts = pl.concat_str([pl.when(value(f"tcp.analysis.{v}").is_not_null()).then(pl.lit(v))
                               for v in VERDICTS], separator=";", ignore_nulls=True)
     return wide.select(
@@ -405,7 +408,7 @@ def text_lines(table: pl.DataFrame) -> pl.DataFrame:
     us = (C("time_rel_s") * 1e6).round().cast(pl.Int64)
     whole = (us // 1_000_000).cast(pl.String)
     # a space before the widest time, as the classic script's {:9.6f} gives
-    time_width = len(str(int(table["time_rel_s"].max() or 0))) + 8
+    time_width = len(str(int(cast("float | None", table["time_rel_s"].max()) or 0))) + 8
     micros = (us % 1_000_000).cast(pl.String).str.pad_start(6, "0")
     time = pl.concat_str([whole, pl.lit("."), micros]).str.pad_start(time_width)
 

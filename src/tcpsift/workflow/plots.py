@@ -33,6 +33,7 @@ import io
 import math
 import os
 from dataclasses import dataclass
+from typing import cast
 
 import polars as pl
 
@@ -209,7 +210,7 @@ def _trailing_rate(times: list[float], amounts: list[int], period: float) -> lis
 def _throughput(conn: Connection, average_s: float | None) -> pl.DataFrame:
     rows = conn.packets
     if average_s is None:
-        span = rows["time_rel_s"].max() if len(rows) else 0
+        span = cast("float | None", rows["time_rel_s"].max()) if len(rows) else 0
         average_s = default_average(span or 0, conn.handshake_rtt_s)
     sent = C("direction") == conn.direction
     ack_rows = ~sent & ((C("tcp_flags") & ACK) != 0)
@@ -384,7 +385,7 @@ def _label_deepest_dip(ax, conn: Connection, data: pl.DataFrame) -> None:
                     f"(earlier peak {dip['peak']:,} B)", (dip["time_rel_s"], dip["window"]),
                     # below the dip, where the window just came down from, unless that
                     # is the axis
-                    xytext=(-40, 30 if dip["window"] < 0.1 * data["window"].max() else -25),
+                    xytext=(-40, 30 if dip["window"] < 0.1 * cast(int, data["window"].max()) else -25),
                     textcoords="offset points", fontsize=8, ha="right", va="center",
                     arrowprops={"arrowstyle": "->", "color": "grey"})
 
@@ -397,7 +398,7 @@ def _deepest_dip(conn: Connection, data: pl.DataFrame) -> dict | None:
             .filter((C("tcp_flags") & SYN) == 0)
             .with_columns(C("window").cum_max().alias("peak")))
     rows = rows.filter(C("peak") > 0).with_columns((C("window") / C("peak")).alias("ratio"))
-    if rows.is_empty() or rows["ratio"].min() >= 0.9:
+    if rows.is_empty() or cast(float, rows["ratio"].min()) >= 0.9:
         return None
     return rows.sort("ratio", "frame").row(0, named=True)
 
@@ -512,14 +513,14 @@ def _draw_rtt(ax, conn: Connection, data: pl.DataFrame) -> list:
         return []
     handles = [ax.scatter(data["time_rel_s"], data["ack_rtt_s"], s=8,
                           color=COLOURS["data"], label="ACK RTT (segment → its ACK)")]
-    median = data["ack_rtt_s"].median()
+    median = cast(float, data["ack_rtt_s"].median())
     handles.append(ax.axhline(median, color="grey", linestyle="--", linewidth=1,
                               label=f"median {_duration(median)}"))
     worst = data.sort("ack_rtt_s", "frame", descending=[True, False]).row(0, named=True)
     ax.annotate(f"largest: {_duration(worst['ack_rtt_s'])}, frame {worst['frame']}",
                 (worst["time_rel_s"], worst["ack_rtt_s"]), xytext=(8, -4),
                 textcoords="offset points", fontsize=8, va="top")
-    low, high = data["ack_rtt_s"].min(), data["ack_rtt_s"].max()
+    low, high = cast(float, data["ack_rtt_s"].min()), cast(float, data["ack_rtt_s"].max())
     if high > 100 * low:
         # ACK delays of microseconds beside RTTs of tens of milliseconds
         ax.set_yscale("log")

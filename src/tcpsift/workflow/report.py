@@ -26,6 +26,7 @@ import json
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import cast
 
 import polars as pl
 
@@ -272,10 +273,9 @@ def _table_exprs(first_ns) -> list[pl.Expr]:
     for col in TABLE:
         if col.key == "start":
             expr = ((C("first_ts_ns") - (first_ns or 0)) / 1e6).round(3)
-        elif col.kind == "ms":
-            expr = (col.expr / 1e6).round(3)
         else:
-            expr = col.expr
+            assert col.expr is not None, col.key      # only "start" is computed here
+            expr = (col.expr / 1e6).round(3) if col.kind == "ms" else col.expr
         exprs.append(expr.alias(col.key))
     return exprs
 
@@ -290,7 +290,7 @@ def table_json(conns: pl.DataFrame, first_ns) -> str:
     """The connection table for the page's script: {"columns": [...], "rows": n, "data":
     {key: [values] or {"dict": [words], "codes": [...]}}}; times in ms."""
     frame = conns.select(_table_exprs(first_ns))
-    data = {}
+    data: dict[str, object] = {}
     for col in TABLE:
         values = frame.get_column(col.key)
         if col.kind in ("word", "addr"):
@@ -374,8 +374,8 @@ def _summary_html(summary: dict) -> str:
 def _verdicts_html(conns: pl.DataFrame) -> str:
     rows = []
     for verdict in FLAG_BITS:
-        c2s = conns[f"c2s_{verdict}"].sum()
-        s2c = conns[f"s2c_{verdict}"].sum()
+        c2s = cast(int, conns[f"c2s_{verdict}"].sum())
+        s2c = cast(int, conns[f"s2c_{verdict}"].sum())
         if not (c2s or s2c):
             continue
         n_conns = conns.filter((C(f"c2s_{verdict}") + C(f"s2c_{verdict}")) > 0).height
