@@ -44,8 +44,8 @@ def to_binary(addresses: pl.Series) -> pl.Series:
         packed = [pack(text) for text in distinct.cast(pl.String).to_list()]
         return addresses.to_physical().replace_strict(
             codes, packed, default=None, return_dtype=pl.Binary).alias(addresses.name)
-    distinct = addresses.drop_nulls().unique().to_list()
-    return addresses.replace_strict(distinct, [pack(t) for t in distinct], default=None,
+    texts = addresses.drop_nulls().unique().to_list()
+    return addresses.replace_strict(texts, [pack(t) for t in texts], default=None,
                                     return_dtype=pl.Binary)
 
 

@@ -88,7 +88,7 @@ class RecordStats:
         if len(linktypes) and linktypes.min() == linktypes.max():
             counts = [(linktypes[0], len(linktypes))]
         else:
-            counts = zip(*np.unique(linktypes, return_counts=True))
+            counts = list(zip(*np.unique(linktypes, return_counts=True)))
         for lt, cnt in counts:
             self.linktypes[int(lt)] = self.linktypes.get(int(lt), 0) + int(cnt)
 
@@ -164,11 +164,11 @@ def in_merge_order(paths: list[str]) -> bool:
     from tcpsift.capture.source import is_stream
     if any(map(is_stream, paths)):  # standard input, a FIFO: read once, merged, not checked
         return False
-    firsts = [(p, _greatest_key(p, first_only=True)) for p in paths]
-    firsts = [(p, k) for p, k in firsts if k is not None]
+    keys = [(p, _greatest_key(p, first_only=True)) for p in paths]
+    firsts = [(p, k) for p, k in keys if k is not None]
     if any(b <= a for (_, a), (_, b) in zip(firsts, firsts[1:])):
         return False
-    last = None                     # the greatest key of the files so far
+    last: int | None = None         # the greatest key of the files so far
     for i, (path, first) in enumerate(firsts):
         if last is not None and first <= last:
             return False

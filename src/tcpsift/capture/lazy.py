@@ -107,7 +107,8 @@ class _Range:
     hold, so it is sound even if the test is not monotone."""
 
     def __init__(self, name: str, terms: list[pl.Expr], dtype):
-        self.below = self.above = None
+        self.below: int | None = None
+        self.above: int | None = None
         self.nulls_out = False
         # Polars' own rewriting is unstable API: if it is missing or fails (a panic is
         # a BaseException), nothing is ruled out
@@ -143,7 +144,9 @@ class _Range:
         block has no value), with or without nulls, is wanted."""
         if nulls and not self.nulls_out:
             return False
-        return least is None or (self.below is not None and greatest <= self.below) or \
+        if least is None or greatest is None:       # (both are)
+            return True
+        return (self.below is not None and greatest <= self.below) or \
             (self.above is not None and least >= self.above)
 
 
@@ -158,7 +161,7 @@ class RecordBounds:
         self._frames = frames
         self._end = rows
         if frames is not None and frames.above is not None:
-            self._end = min(self._end, frames.above - 1) if rows is not None else \
+            self._end = min(rows, frames.above - 1) if rows is not None else \
                 frames.above - 1
 
     @classmethod
@@ -209,8 +212,8 @@ def _batches(paths: list[str], mode: str, report: ScanReport | None, with_column
         columns |= set(predicate.meta.root_names())
     # without a predicate, the first n_rows frames are the rows: no more are read
     limit = n_rows if predicate is None else None
-    chunk = min(batch_size or CHUNK, limit or CHUNK)
-    chunks = CaptureChunks(paths, mode, chunk=chunk, decode=not columns <= RECORD_COLUMNS,
+    size = min(batch_size or CHUNK, limit or CHUNK)
+    chunks = CaptureChunks(paths, mode, chunk=size, decode=not columns <= RECORD_COLUMNS,
                            wanted=RecordBounds.of(predicate, limit))
     left = n_rows
     try:

@@ -97,6 +97,8 @@ class _File:
 
     def drop(self, t: int):
         """Forget the first t pending frames (merged)."""
+        # frames are pending, so a load() has set the arrays
+        assert self.rec is not None and self.pkt is not None and self.layer_rows is not None
         self.rec = {k: v[t:] for k, v in self.rec.items()}
         self.pkt = {k: v[t:] for k, v in self.pkt.items()}
         self.keys = self.keys[t:]
@@ -113,7 +115,7 @@ def open_files(paths: list[str], addrs, chunk: int) -> tuple[list[_File], list[s
     walks, warnings, complete = each_file(
         paths, lambda path: (path, SourceWalk(open_source(path), reassemble=True)))
     per_file = max(min(chunk, 1024), chunk // len(walks))
-    files = []
+    files: list[_File] = []
     for path, walk in walks:
         f = _File(len(files), path, walk, None)
         f.chunks = walk.chunks(addrs, f.layers, f.sacks, 0, per_file)

@@ -28,7 +28,7 @@ def _add_counts(totals: dict, pkt: dict) -> None:
     present = pkt["present"]
     ip = (present & PRESENCE["ip"]) != 0
     version = pkt["ip_version"]
-    counts = {
+    counts: dict[str, int | np.integer] = {
         "frames": len(present),
         "ipv4": np.count_nonzero(ip & (version == 4)),
         "ipv6": np.count_nonzero(ip & (version == 6)),

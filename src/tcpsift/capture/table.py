@@ -8,6 +8,7 @@ parallel; nothing here runs per row in Python.
 from __future__ import annotations
 
 import functools
+from typing import cast
 
 import numpy as np
 import polars as pl
@@ -93,8 +94,8 @@ def _masks_for(present: np.ndarray, rec: dict, pkt: dict) -> dict:
     some = int(np.bitwise_or.reduce(present)) if len(present) else 0
     if not CONSTANT_COLUMNS:
         some = -1
-    known = {"ts_ns": bool(rec["has_ts"].all()),
-             "iface": bool((rec["linktype"] != NO_LINKTYPE).all())}
+    known: dict[str, object] = {"ts_ns": bool(rec["has_ts"].all()),
+                                "iface": bool((rec["linktype"] != NO_LINKTYPE).all())}
     known["linktype"] = known["iface"]
     known["ip_len"] = bool(every & PRESENCE["ip"])
     if CONSTANT_COLUMNS and (not some & PRESENCE["ip"] or not (pkt["ip_version"] == 6).any()):
@@ -187,7 +188,7 @@ def packet_table(rec: dict, pkt: dict, sack_edges: np.ndarray, frame: np.ndarray
     })
     per_row_files = isinstance(file_id, np.ndarray)
     if per_row_files or not CONSTANT_COLUMNS:
-        raw["file_id"] = file_id.astype(np.uint16) if per_row_files else \
+        raw["file_id"] = file_id.astype(np.uint16) if isinstance(file_id, np.ndarray) else \
             np.full(len(frame), file_id, np.uint16)
     df = pl.DataFrame(raw)
     fixed = _fixed_dictionaries()
@@ -227,7 +228,8 @@ def layer_table(layers: np.ndarray, frame: np.ndarray, address_texts: pl.Series,
                 file_id: int | np.ndarray = 0) -> pl.DataFrame:
     """The layer table from the decoder's layer rows (row = index into the merged arrays);
     `frame` and `file_id` (an array, or one file for all) are per packet-table row."""
-    raw = {name: np.ascontiguousarray(layers[name]) for name in layers.dtype.names}
+    names = cast("tuple[str, ...]", layers.dtype.names)     # a structured array: never None
+    raw = {name: np.ascontiguousarray(layers[name]) for name in names}
     raw["frame"] = frame[layers["row"]] if len(layers) else np.empty(0, np.uint32)
     raw["file_id"] = (file_id[layers["row"]] if isinstance(file_id, np.ndarray)
                       else np.full(len(layers), file_id)).astype(np.uint16)
