@@ -131,7 +131,8 @@ def fast_path(names: list[str], flt=None):
         return False, None
     if flt is None or isinstance(flt, ArrayFilter):
         return True, flt
-    select = array_filter(flt if isinstance(flt, str) else flt.text)
+    text = flt if isinstance(flt, str) else getattr(flt, "text", None)
+    select = array_filter(text) if text is not None else None
     return select is not None, select
 
 
