@@ -141,3 +141,17 @@ def test_each_file_of_a_separate_run_resolves_addresses_in_its_own_table():
                                    *[a for n in NAMES for a in ("-e", n)]])
     assert res.exit_code == 0, res.output
     assert res.stdout_bytes == expected
+
+
+def test_the_command_with_an_array_filter_imports_no_polars():
+    """Polars' import alone costs what the fast path saves (0.1-0.2 s, 25 MB)."""
+    import subprocess
+
+    code = ("import sys\n"
+            "from tcpsift.cli.main import run\n"
+            "code = run(['fields', sys.argv[1], '-e', 'ip.src', '-Y', 'tcp.port == 80 or udp'])\n"
+            "assert code == 0, code\n"
+            "print('polars' in sys.modules, file=sys.stderr)\n")
+    res = subprocess.run([sys.executable, "-c", code, str(SAMPLE)], capture_output=True,
+                         check=True)
+    assert res.stdout and res.stderr.split() == [b"False"]
