@@ -337,7 +337,7 @@ def polars_schema(columns=PACKET_COLUMNS):
     """The Polars schema (name -> dtype) for a column list. Imports Polars."""
     import polars as pl
 
-    out = {}
+    out: dict[str, pl.DataType | type[pl.DataType]] = {}
     for c in columns:
         if c.dtype.startswith("Enum:"):
             out[c.name] = pl.Enum(c.dtype[5:].split(","))

@@ -72,6 +72,7 @@ def in_background(make_items: Callable[[], Iterator], ahead: int = 1,
                     item = items.popleft()
                     cv.notify_all()     # room for the producer
                     return item
+            assert helper is not None   # without a helper the wait ends with an item
             helper.help()
 
     thread = threading.Thread(target=run, name="tcpsift-decode", daemon=True)

@@ -17,6 +17,7 @@ files is not: docs/conformance.md).
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -44,12 +45,12 @@ class _File:
     file_id: int
     path: str
     walk: SourceWalk
-    chunks: object              # the walk's chunk generator
+    chunks: Iterator[tuple[dict, dict]]     # the walk's chunks: (record, decoder arrays)
     layers: object = field(default_factory=_decode.LayerBuffer)
     sacks: object = field(default_factory=_decode.U32Buffer)
     stats: RecordStats = field(default_factory=RecordStats)
-    rec: dict | None = None
-    pkt: dict | None = None
+    rec: dict = field(default_factory=dict)     # (empty until the first load)
+    pkt: dict = field(default_factory=dict)
     keys: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
     edges: np.ndarray = field(default_factory=lambda: np.empty(0, np.uint32))
     edge_start: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))
@@ -97,8 +98,8 @@ class _File:
 
     def drop(self, t: int):
         """Forget the first t pending frames (merged)."""
-        # frames are pending, so a load() has set the arrays
-        assert self.rec is not None and self.pkt is not None and self.layer_rows is not None
+        # frames are pending, so a load() has set the layer rows
+        assert self.layer_rows is not None
         self.rec = {k: v[t:] for k, v in self.rec.items()}
         self.pkt = {k: v[t:] for k, v in self.pkt.items()}
         self.keys = self.keys[t:]
@@ -117,7 +118,7 @@ def open_files(paths: list[str], addrs, chunk: int) -> tuple[list[_File], list[s
     per_file = max(min(chunk, 1024), chunk // len(walks))
     files: list[_File] = []
     for path, walk in walks:
-        f = _File(len(files), path, walk, None)
+        f = _File(len(files), path, walk, iter(()))     # (its chunks need its buffers)
         f.chunks = walk.chunks(addrs, f.layers, f.sacks, 0, per_file)
         files.append(f)
     return files, warnings, complete

@@ -78,6 +78,7 @@ def export(files, output, streams, where, frame_text, fmt, mode):
                 files_read, rows, warnings, complete = _by_stream(
                     files, mode, wanted_streams, where, frames, shown)
             else:   # frame numbers only: their records, not the capture's tables
+                assert frames is not None   # (one of the three is given)
                 files_read, rows, warnings, complete = ex.read_frames(list(files), frames, mode)
         except tcpsift.CaptureError as e:
             fail(str(e))

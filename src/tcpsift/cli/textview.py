@@ -13,6 +13,10 @@ import io
 import os
 import shutil
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from polars.expr.whenthen import ChainedThen, Then
 
 # Width of the text view when standard output is not a terminal (a pager, a file, a
 # test): a wide terminal's; --width / TCPSIFT_WIDTH say otherwise.
@@ -105,7 +109,7 @@ def bytes_text(n):
     import polars as pl
 
     n = n.cast(pl.Float64)
-    out = pl.when(n < 1000).then(n.cast(pl.Int64).cast(pl.String) + " B")
+    out: Then | ChainedThen = pl.when(n < 1000).then(n.cast(pl.Int64).cast(pl.String) + " B")
     for power, unit in enumerate(("kB", "MB", "GB", "TB", "PB"), start=1):
         scaled = n / 1000 ** power
         digits = (pl.when(scaled < 9.995).then(_decimals(scaled, 2))

@@ -396,8 +396,10 @@ class _Compressed:
             drop = min(first - self.base, len(self.window))
             del self.window[:drop]
             self.base += drop
+        stream = self.stream
+        assert stream is not None       # _restart() opened it
         while self.base + len(self.window) < end:
-            got = self.stream.readinto(self.scratch)
+            got = stream.readinto(self.scratch)
             if not got:
                 break
             self.window += self.scratch[:got]
