@@ -115,7 +115,7 @@ FRAME_ACCESS_COLUMNS = {"frame", "file_id", "file_offset", "cap_len", "payload_o
 CHUNK = 1 << 18
 
 
-def read(paths: str | os.PathLike | Iterable[str | os.PathLike], columns=None,
+def read(paths: str | bytes | os.PathLike | Iterable[str | bytes | os.PathLike], columns=None,
          mode: str = DEFAULT_MODE) -> Capture | list[Capture]:
     """Decode one capture file, or several.
 
@@ -128,8 +128,10 @@ def read(paths: str | os.PathLike | Iterable[str | os.PathLike], columns=None,
         capture points of the same traffic: merged, every packet would look like its
         own retransmission). `file_id` is still the file's position in `paths`.
 
-    `columns` (optional) keeps only those packet-table columns, plus the ones frame and
-    payload access need (FRAME_ACCESS_COLUMNS).
+    `paths`: a path (str, bytes or os.PathLike) or a list of them; a file object is
+    refused (TypeError), pass its path. `columns` (optional): a list of packet-table
+    column names to keep, plus the ones frame and payload access need
+    (FRAME_ACCESS_COLUMNS); a bare string is refused (TypeError).
 
     Raises CaptureError when a file is not a capture at all (with "merge" and "concat",
     only when none of the files is; the others make the capture incomplete). A file
@@ -140,6 +142,10 @@ def read(paths: str | os.PathLike | Iterable[str | os.PathLike], columns=None,
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
     if columns is not None:
+        if isinstance(columns, (str, bytes)):
+            # (a string is an iterable of its letters: 'src' would mean s, r, c)
+            raise TypeError(f"columns is a list of column names, not a string: "
+                            f"columns=[{columns!r}]")
         columns = set(columns) | FRAME_ACCESS_COLUMNS
         unknown = columns - set(schema.PACKET_COLUMN_NAMES)
         if unknown:
