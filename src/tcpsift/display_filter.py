@@ -7,13 +7,15 @@ one (tcpsift.textstream.select: NumPy over the decoder's arrays, the common fiel
 passes `parse` its own `lookup` (name -> an object with `name` and `vtype`), which raises
 FieldError for a name it does not know; `fold` walks the tree for both.
 
-Tree: ("and", a, b) ("or", a, b) ("not", a) ("cmp", field, op, value), where `field` is
+Tree: ("and", a, b, ...) ("or", a, b, ...) ("not", a) ("cmp", field, op, value), where `field` is
 what `lookup` returned, `op` one of == != ~= < > <= >= present, and `value` the literal
 as a Python value comparable with the field's typed values (None for present).
 """
 from __future__ import annotations
 
+import functools
 import ipaddress
+import operator
 import re
 from decimal import Decimal, InvalidOperation
 
@@ -35,6 +37,8 @@ _OPS = {"==": "==", "eq": "==", "!=": "!=", "ne": "!=", "~=": "~=", "any_ne": "~
         "<": "<", "lt": "<", ">": ">", "gt": ">", "<=": "<=", "le": "<=", ">=": ">=",
         "ge": ">="}
 _AND, _OR, _NOT = {"and", "&&"}, {"or", "||"}, {"not", "!"}
+# Parentheses nested deeper are refused (a FieldError, not a RecursionError).
+MAX_DEPTH = 100
 
 
 def _tokens(text: str) -> list[str]:
@@ -54,6 +58,7 @@ def _tokens(text: str) -> list[str]:
 class _Parser:
     def __init__(self, text: str, lookup):
         self.toks, self.i, self.lookup = _tokens(text), 0, lookup
+        self.depth = 0
 
     def peek(self):
         return self.toks[self.i] if self.i < len(self.toks) else None
@@ -73,32 +78,41 @@ class _Parser:
             raise FieldError(f"display filter: unexpected {self.peek()!r}")
         return node
 
+    # A chain of `or`s (`and`s) is one node of all its terms, and a run of `not`s one
+    # `not` or none, so that a long filter is a shallow tree (tshark takes 500 `or`
+    # terms); only parentheses nest, up to MAX_DEPTH.
     def or_(self):
-        node = self.and_()
+        terms = [self.and_()]
         while self.peek() in _OR:
             self.take()
-            node = ("or", node, self.and_())
-        return node
+            terms.append(self.and_())
+        return terms[0] if len(terms) == 1 else ("or", *terms)
 
     def and_(self):
-        node = self.not_()
+        terms = [self.not_()]
         while self.peek() in _AND:
             self.take()
-            node = ("and", node, self.not_())
-        return node
+            terms.append(self.not_())
+        return terms[0] if len(terms) == 1 else ("and", *terms)
 
     def not_(self):
-        if self.peek() in _NOT:
+        nots = 0
+        while self.peek() in _NOT:
             self.take()
-            return ("not", self.not_())
-        return self.primary()
+            nots += 1
+        node = self.primary()
+        return ("not", node) if nots % 2 else node
 
     def primary(self):
         tok = self.take()
         if tok == "(":
+            self.depth += 1
+            if self.depth > MAX_DEPTH:
+                raise FieldError(f"display filter: parentheses nested more than {MAX_DEPTH} deep")
             node = self.or_()
             if self.take() != ")":
                 raise FieldError("display filter: missing )")
+            self.depth -= 1
             return node
         field = self.lookup(tok)
         if self.peek() in _OPS:
@@ -116,10 +130,9 @@ def fold(node, atom):
     """Evaluate a tree: `atom(field, op, value)` for each comparison, combined with & | ~
     (Polars Series and NumPy boolean arrays alike)."""
     kind = node[0]
-    if kind == "and":
-        return fold(node[1], atom) & fold(node[2], atom)
-    if kind == "or":
-        return fold(node[1], atom) | fold(node[2], atom)
+    if kind in ("and", "or"):
+        combine = operator.and_ if kind == "and" else operator.or_
+        return functools.reduce(combine, (fold(n, atom) for n in node[1:]))
     if kind == "not":
         return ~fold(node[1], atom)
     return atom(*node[1:])
