@@ -1,0 +1,45 @@
+"""The fuzz targets of tests/fuzz/targets.py, briefly (the quick tier): a few examples
+each, so that every target stays runnable; scripts/fuzz.py runs one for long.
+
+TCPSIFT_FUZZ_QUICK_EXAMPLES sets the examples per target (default 8)."""
+from __future__ import annotations
+
+import os
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from .targets import TARGETS, Input
+
+EXAMPLES = int(os.environ.get("TCPSIFT_FUZZ_QUICK_EXAMPLES", "8"))
+
+
+@pytest.mark.parametrize("name", sorted(TARGETS))
+def test_target(name):
+    target = TARGETS[name]
+
+    @settings(max_examples=EXAMPLES, deadline=None, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(target.strategy)
+    def run(inp):
+        target.run(inp)
+
+    run()
+
+
+# What the fuzzer found, kept as regressions: (target, input).
+FOUND = [
+    # RecursionError from the -Y parser and the tree walks (issue 17's 2,000 parentheses,
+    # 5,000 nots, 500 ors): now a FieldError past 100 levels of parentheses, and long
+    # chains of and/or/not a shallow tree
+    ("filter", b"(" * 2000 + b"tcp" + b")" * 2000),
+    ("filter", b"(not " * 101 + b"tcp" + b")" * 101),
+    ("filter", b"not " * 5000 + b"tcp"),
+    ("filter", b" or ".join([b"tcp.port == 80"] * 500)),
+    ("filter", b" and ".join([b"tcp"] * 5000)),
+]
+
+
+@pytest.mark.parametrize("name, data", FOUND)
+def test_found(name, data):
+    TARGETS[name].run(Input(data))
