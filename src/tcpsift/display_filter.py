@@ -158,15 +158,16 @@ def value(field, op: str, text: str):
         raise FieldError(f"display filter: {field.name} cannot be compared with {op}")
     try:
         if vtype == "int" and text.startswith("-"):
-            return -int(text[1:], 10)
+            return _in_range(-int(text[1:], 10), text, field)
         if vtype in ("uint", "int"):
             if text.lower().startswith("0x"):
-                return int(text, 16)
-            return int(text, 8) if len(text) > 1 and text.startswith("0") else int(text, 10)
+                return _in_range(int(text, 16), text, field)
+            return _in_range(int(text, 8) if len(text) > 1 and text.startswith("0")
+                             else int(text, 10), text, field)
         if vtype == "bool":
             return {"1": True, "0": False, "true": True, "false": False}[text.lower()]
         if vtype == "time":
-            return int(Decimal(text) * 1_000_000_000)
+            return _in_range(int(Decimal(text) * 1_000_000_000), text, field)
         if vtype == "ipv4":
             return str(ipaddress.IPv4Address(text))
         if vtype == "ipv6":
@@ -174,6 +175,16 @@ def value(field, op: str, text: str):
         if vtype == "ether" and _MAC.fullmatch(text.lower()):
             digits = re.sub(r"[:.\-]", "", text.lower())
             return ":".join(digits[i:i + 2] for i in range(0, 12, 2))
-    except (ValueError, KeyError, InvalidOperation):
+    except FieldError:
+        raise
+    except (ValueError, KeyError, InvalidOperation, OverflowError):   # (inf, nan)
         pass
     raise FieldError(f"display filter: {text!r} is not a valid value for {field.name}")
+
+
+def _in_range(v: int, text: str, field) -> int:
+    """A number the evaluators can hold (int64: Polars literals, NumPy arrays); beyond it
+    no field's value lies, and tshark too refuses a literal out of its field's range."""
+    if not -(1 << 63) <= v < (1 << 63):
+        raise FieldError(f"display filter: {text!r} is out of range for {field.name}")
+    return v

@@ -37,6 +37,13 @@ FOUND = [
     ("filter", b"not " * 5000 + b"tcp"),
     ("filter", b" or ".join([b"tcp.port == 80"] * 500)),
     ("filter", b" and ".join([b"tcp"] * 5000)),
+    # OverflowError (inf, nan as a time) and Polars' "integer too large" for literals
+    # past int64: now FieldErrors
+    ("filter", b"frame.time_epoch > inf"),
+    ("filter", b"frame.time_relative == nan"),
+    ("filter", b"tcp.analysis.ack_rtt > 1e400"),
+    ("filter", b"tcp.port == 99999999999999999999999"),
+    ("filter", b"tcp.seq < -0x10000000000000000"),
 ]
 
 
