@@ -37,14 +37,16 @@ def tcpsift_args(*args) -> list[str]:
 
 
 def run_bounded(command, *, seconds: float, memory_mb: int, stdin=None,
-                cwd=None) -> Outcome:
+                cwd=None, open_files: int | None = None) -> Outcome:
     """`command`: an argument list, or a string run by bash (a pipeline). `stdin`: a
-    file object or None (no input)."""
+    file object or None (no input). `open_files`: RLIMIT_NOFILE too (`ulimit -n`)."""
     limit = memory_mb << 20
 
     def in_child():
         os.setsid()
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        if open_files is not None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, open_files))
 
     shell = isinstance(command, str)
     proc = subprocess.Popen(["bash", "-c", command] if shell else command,

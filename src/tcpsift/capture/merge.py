@@ -17,6 +17,7 @@ files is not: docs/conformance.md).
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -26,6 +27,7 @@ from tcpsift.capture.files import RecordStats, each_file, merge_keys
 from tcpsift.capture.reader import SourceWalk
 from tcpsift.capture.source import open_source
 from tcpsift.decode import _decode
+from tcpsift.errors import CaptureError
 
 
 @dataclass
@@ -109,10 +111,41 @@ class _File:
         self.base_row += t
 
 
+# Descriptors the process may open besides the merged files while they are read (an
+# output file, frame bytes read again, a library's own), beyond those open already.
+SPARE_FILES = 16
+
+
+def check_open_file_limit(paths: list[str]) -> None:
+    """Files merged by time are all open until their last frame is merged: refuse at
+    once (CaptureError, one line) when the open-file limit cannot hold them, instead of
+    failing on the file that finds no descriptor left (mergecap refuses too)."""
+    try:
+        import resource
+        soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (ImportError, OSError, ValueError):
+        return
+    if soft == resource.RLIM_INFINITY:
+        return
+    try:
+        already = len(os.listdir("/proc/self/fd")) - 1      # (less the listing's own)
+    except OSError:
+        already = 3
+    need = already + len(paths) + SPARE_FILES
+    if need > soft:
+        raise CaptureError(
+            f"{len(paths):,} files",
+            f"merged by time they are all open at once, and {soft:,} open files are "
+            f"allowed (ulimit -n): raise the limit to {need:,} or more, or read them "
+            f"one after the other (mode concat)")
+
+
 def open_files(paths: list[str], addrs, chunk: int) -> tuple[list[_File], list[str], bool]:
     """The files to merge, each decoding its frames with `addrs`, together about `chunk`
     at a time; with the warnings about files that are not captures (skipped, as
-    tcpsift.capture.files.each_file says) and whether all could be opened."""
+    tcpsift.capture.files.each_file says) and whether all could be opened. CaptureError
+    when the open-file limit cannot hold them all (check_open_file_limit)."""
+    check_open_file_limit(paths)
     walks, warnings, complete = each_file(
         paths, lambda path: (path, SourceWalk(open_source(path), reassemble=True)))
     per_file = max(min(chunk, 1024), chunk // len(walks))
