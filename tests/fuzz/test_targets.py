@@ -9,6 +9,7 @@ import os
 
 import pytest
 from hypothesis import HealthCheck, given, settings
+from support import capwriter as cw
 
 from .targets import TARGETS, Input
 
@@ -45,6 +46,10 @@ FOUND = [
     ("filter", b"tcp.analysis.ack_rtt > 1e400"),
     ("filter", b"tcp.port == 99999999999999999999999"),
     ("filter", b"tcp.seq < -0x10000000000000000"),
+    # (gzip target) IPv6 extension headers past the payload length (0, no jumbo option)
+    # were "ok" with a header longer than the packet: now malformed, as tshark says
+    ("decode", cw.pcap_file([cw.Record(1_700_000_000_000_000_000, cw.ether(
+        cw.ipv6(b"", nh=59, ext=[cw.hbh()], payload_length=0), ethertype=cw.ETH_IPV6))])),
 ]
 
 

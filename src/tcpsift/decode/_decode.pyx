@@ -811,6 +811,10 @@ cdef class _Decoder:
             hops += 1
         if plen == 0 and jumbo != 0:
             plen = jumbo
+        if pos - off > 40 + <Py_ssize_t>plen and not quoted and not reassembled:
+            # extension headers past the payload length (0 without a jumbo option, or
+            # too small): tshark's "Malformed Packet", nothing decoded past them
+            problem(k, ST_MALFORMED)
         L = new_layer(k, &self.x, K_IPV6, quoted)
         if L != NULL:
             L.src = src
