@@ -282,7 +282,7 @@ def _run_walker(inp: Input) -> None:
 
 @st.composite
 def _walker_input(draw, kind: str):
-    data = draw(st.one_of(_corpus_mutant(kind), _built(kind).map(lambda d: d),
+    data = draw(st.one_of(_corpus_mutant(kind), _built(kind),
                           st.builds(lambda d, x: d + x, _built(kind),
                                     st.binary(min_size=1, max_size=64))))
     if draw(st.booleans()):
