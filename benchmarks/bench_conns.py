@@ -42,6 +42,24 @@ def run_measured(cmd: list[str], timeout: float) -> tuple[float, int]:
     return wall, usage.ru_maxrss // 1024
 
 
+def round_robin(path: Path, tools: dict, repeat: int, timeout: float) -> dict[str, float]:
+    """Each tool (name -> argv) run `repeat` times, round-robin, the capture read again
+    before each run; prints a line per tool (median, peak RSS, every run) and returns
+    the medians."""
+    runs: dict[str, list] = {k: [] for k in tools}
+    for _ in range(repeat):
+        for name, argv in tools.items():
+            warm(path)
+            runs[name].append(run_measured(argv, timeout))
+    medians = {}
+    for name, measured in runs.items():
+        medians[name] = statistics.median(w for w, _ in measured)
+        peak = max(m for _, m in measured)
+        print(f"{path.name:<14} {name:<16} {medians[name]:>9.2f} {peak:>8}  "
+              + " ".join(f"{w:.2f}" for w, _ in measured), flush=True)
+    return medians
+
+
 def connection_counts(path: Path) -> dict:
     tcptrace = subprocess.run(["tcptrace", "-n", "-l", "-r", str(path)], capture_output=True,
                               text=True, check=False).stdout
@@ -67,17 +85,8 @@ def main(argv=None) -> int:
         tools["tcptrace -n -l"] = lambda p: ["tcptrace", "-n", "-l", "-r", str(p)]
     print(f"{'capture':<14} {'tool':<16} {'median s':>9} {'peak MB':>8}  runs")
     for path in caps:
-        runs = {k: [] for k in tools}
-        for _ in range(args.repeat):
-            for name, cmd in tools.items():
-                warm(path)
-                runs[name].append(run_measured(cmd(path), args.timeout))
-        medians = {}
-        for name, measured in runs.items():
-            medians[name] = statistics.median(w for w, _ in measured)
-            peak = max(m for _, m in measured)
-            print(f"{path.name:<14} {name:<16} {medians[name]:>9.2f} {peak:>8}  "
-                  + " ".join(f"{w:.2f}" for w, _ in measured), flush=True)
+        medians = round_robin(path, {k: cmd(path) for k, cmd in tools.items()}, args.repeat,
+                              args.timeout)
         if len(medians) == 2:
             print(f"{path.name:<14} speed-up over tcptrace: "
                   f"{medians['tcptrace -n -l'] / medians['tcpsift conns']:.2f}x")

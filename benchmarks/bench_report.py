@@ -15,14 +15,13 @@ under 20 MB.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_conns import run_measured  # noqa: E402
-from bench_tcp import DEFAULT_DIR, tcpsift_cmd, warm  # noqa: E402
+from bench_conns import round_robin  # noqa: E402
+from bench_tcp import DEFAULT_DIR, tcpsift_cmd  # noqa: E402
 
 SEARCHED = (DEFAULT_DIR, Path("/tmp/tsbench"))
 TARGET_RATIO, TARGET_MB = 3.0, 20.0
@@ -45,17 +44,8 @@ def main(argv=None) -> int:
                  "tcpsift report": lambda p: tcpsift_cmd() + ["report", str(p), "-o", str(page)]}
         print(f"{'capture':<14} {'command':<16} {'median s':>9} {'peak MB':>8}  runs")
         for path in caps:
-            runs = {k: [] for k in tools}
-            for _ in range(args.repeat):
-                for name, cmd in tools.items():
-                    warm(path)
-                    runs[name].append(run_measured(cmd(path), args.timeout))
-            medians = {}
-            for name, measured in runs.items():
-                medians[name] = statistics.median(w for w, _ in measured)
-                peak = max(m for _, m in measured)
-                print(f"{path.name:<14} {name:<16} {medians[name]:>9.2f} {peak:>8}  "
-                      + " ".join(f"{w:.2f}" for w, _ in measured), flush=True)
+            medians = round_robin(path, {k: cmd(path) for k, cmd in tools.items()},
+                                  args.repeat, args.timeout)
             ratio = medians["tcpsift report"] / medians["tcpsift conns"]
             size_mb = page.stat().st_size / 1e6 if page.exists() else float("nan")
             print(f"{path.name:<14} report / conns: {ratio:.2f}x (target <= {TARGET_RATIO}x); "
