@@ -60,7 +60,8 @@ def _fields(paths, names, *extra) -> tuple[int, str]:
 
 
 @pytest.mark.parametrize("path", CAPTURES, ids=lambda p: p.name)
-@pytest.mark.parametrize("names", [FIELDS, TABLE_FIELDS], ids=["fast", "table"])
+@pytest.mark.parametrize("names", [FIELDS, pytest.param(TABLE_FIELDS, marks=pytest.mark.slow)],
+                         ids=["fast", "table"])
 def test_ring_buffer_prints_what_the_whole_capture_prints(tmp_path, monkeypatch, path, names):
     monkeypatch.setattr(streamed, "CHUNK", 97)
     parts = _split(path, tmp_path, 4)
@@ -228,7 +229,8 @@ def _whole_tables(paths, names, flt=None) -> str:
 
 
 @pytest.mark.parametrize("path", CAPTURES, ids=lambda p: p.name)
-@pytest.mark.parametrize("names", [FIELDS, TABLE_FIELDS], ids=["fast", "table"])
+@pytest.mark.parametrize("names", [FIELDS, pytest.param(TABLE_FIELDS, marks=pytest.mark.slow)],
+                         ids=["fast", "table"])
 @pytest.mark.parametrize("chunk", [97, 1 << 16])
 def test_interleaved_files_stream_as_the_merged_tables(tmp_path, monkeypatch, path, names,
                                                        chunk):
