@@ -3,7 +3,7 @@
 
     python3 benchmarks/bench_conns.py [--repeat N] [CAPTURE ...]
 
-Default capture: many.pcap in /tmp/tsbench-full (shared/bench/gen_captures.sh makes it:
+Default capture: many.pcap in /tmp/tsbench-full or /tmp/tsbench (gen_captures.sh makes it:
 1 M packets, 65k connections; never commit captures).
 
 Whole process, start-up included, output to /dev/null, the capture in the page cache (read
@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_tcp import DEFAULT_DIR, tcpsift_cmd, warm  # noqa: E402
+from bench_tcp import captures_or_default, tcpsift_cmd, warm  # noqa: E402
 
 
 def run_measured(cmd: list[str], timeout: float) -> tuple[float, int]:
@@ -76,9 +76,8 @@ def main(argv=None) -> int:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--timeout", type=float, default=600)
     args = ap.parse_args(argv)
-    caps = args.captures or [p for p in [DEFAULT_DIR / "many.pcap"] if p.exists()]
+    caps = captures_or_default(args.captures, ["many.pcap"])
     if not caps:
-        print(f"no capture given and none in {DEFAULT_DIR}", file=sys.stderr)
         return 2
     tools = {"tcpsift conns": lambda p: tcpsift_cmd() + ["conns", str(p), "--format", "csv"]}
     if shutil.which("tcptrace"):

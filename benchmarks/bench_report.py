@@ -21,9 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_conns import round_robin  # noqa: E402
-from bench_tcp import DEFAULT_DIR, tcpsift_cmd  # noqa: E402
+from bench_tcp import captures_or_default, tcpsift_cmd  # noqa: E402
 
-SEARCHED = (DEFAULT_DIR, Path("/tmp/tsbench"))
 TARGET_RATIO, TARGET_MB = 3.0, 20.0
 
 
@@ -33,10 +32,8 @@ def main(argv=None) -> int:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--timeout", type=float, default=600)
     args = ap.parse_args(argv)
-    caps = args.captures or [d / "many.pcap" for d in SEARCHED if (d / "many.pcap").exists()][:1]
+    caps = captures_or_default(args.captures, ["many.pcap"])
     if not caps:
-        print(f"no capture given and no many.pcap in {' or '.join(map(str, SEARCHED))}",
-              file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory() as tmp:
         page = Path(tmp) / "report.html"

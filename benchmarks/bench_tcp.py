@@ -3,7 +3,7 @@
 
     python3 benchmarks/bench_tcp.py [options] [CAPTURE ...]
 
-Default captures: /tmp/tsbench-full/{bulk,many,headers}.pcap when present (made by
+Default captures: {bulk,many,headers}.pcap in /tmp/tsbench-full or /tmp/tsbench when present (made by
 shared/bench/gen_captures.sh; never commit captures).
 
 Two tables:
@@ -33,7 +33,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-DEFAULT_DIR = Path("/tmp/tsbench-full")
+# where shared/bench/gen_captures.sh's captures are looked for, in this order
+SEARCHED = (Path("/tmp/tsbench-full"), Path("/tmp/tsbench"))
 DEFAULT_FILES = ("bulk.pcap", "many.pcap", "headers.pcap")
 TCP_FIELDS = ("frame.number tcp.stream tcp.seq tcp.ack tcp.nxtseq tcp.len tcp.window_size "
               "tcp.time_relative tcp.analysis.retransmission tcp.analysis.fast_retransmission "
@@ -50,6 +51,20 @@ def tcpsift_cmd() -> list[str]:
         return [str(exe)]
     exe = shutil.which("tcpsift")
     return [exe] if exe else [sys.executable, "-m", "tcpsift"]
+
+
+def captures_or_default(given: list[Path], names) -> list[Path]:
+    """The captures given, else each of `names` from the first folder of SEARCHED that
+    has it; none found: a line on stderr and []."""
+    if given:
+        return given
+    found = [next(d / n for d in SEARCHED if (d / n).exists())
+             for n in names if any((d / n).exists() for d in SEARCHED)]
+    if not found:
+        print(f"no capture given and no {' or '.join(names)} in "
+              f"{' or '.join(map(str, SEARCHED))} (make them with "
+              "shared/bench/gen_captures.sh)", file=sys.stderr)
+    return found
 
 
 def run_wall(cmd: list[str], timeout: float) -> float:
@@ -125,10 +140,8 @@ def main(argv=None) -> int:
     ap.add_argument("--json", type=Path, help="also write the figures as JSON")
     args = ap.parse_args(argv)
 
-    caps = args.captures or [DEFAULT_DIR / f for f in DEFAULT_FILES if (DEFAULT_DIR / f).exists()]
+    caps = captures_or_default(args.captures, DEFAULT_FILES)
     if not caps:
-        print(f"no capture given and none in {DEFAULT_DIR} (make them with "
-              "shared/bench/gen_captures.sh)", file=sys.stderr)
         return 2
     fields = args.fields.split()
     result = {}

@@ -30,9 +30,8 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_tcp import run_wall, tcpsift_cmd, warm  # noqa: E402
+from bench_tcp import captures_or_default, run_wall, tcpsift_cmd, warm  # noqa: E402
 
-DEFAULT_DIR = Path("/tmp/tsbench")
 DEFAULT_FILES = ("bulk.pcap", "many.pcap")
 VERDICTS = ("retransmission", "fast_retransmission", "spurious_retransmission", "out_of_order",
             "lost_segment", "ack_lost_segment", "zero_window", "zero_window_probe",
@@ -90,10 +89,8 @@ def main(argv=None) -> int:
     ap.add_argument("--json", type=Path, help="also write the figures as JSON")
     args = ap.parse_args(argv)
 
-    caps = args.captures or [DEFAULT_DIR / f for f in DEFAULT_FILES if (DEFAULT_DIR / f).exists()]
+    caps = captures_or_default(args.captures, DEFAULT_FILES)
     if not caps:
-        print(f"no capture given and none in {DEFAULT_DIR} (make them with "
-              "shared/bench/gen_captures.sh)", file=sys.stderr)
         return 2
     result = {}
     print(f"{'capture':<12} {'stream':>7} {'rows':>7} {'tcpsift ladder s':>16} "
