@@ -54,3 +54,17 @@ def binary(column: str | pl.Expr = "src") -> pl.Expr:
     `select`, `with_columns` or a join key: `binary("src")`."""
     expr = pl.col(column) if isinstance(column, str) else column
     return expr.map_batches(to_binary, return_dtype=pl.Binary, is_elementwise=True)
+
+
+def endpoint(address, port) -> str:
+    """An address and port as text, an IPv6 address in brackets (RFC 3986's form, as
+    Wireshark writes it): "192.0.2.10:80", "[2001:db8::1]:80"."""
+    address = str(address)
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
+def endpoint_expr(address: str, port: str) -> pl.Expr:
+    """endpoint() over two columns (an address column and its port column)."""
+    text = pl.col(address).cast(pl.String)
+    return pl.concat_str(pl.when(text.str.contains(":")).then("[" + text + "]").otherwise(text),
+                         pl.lit(":"), pl.col(port).cast(pl.String))

@@ -61,6 +61,7 @@ def compare(a, b, fmt, nat, output, width):
 def _text_view(result, out, width) -> None:
     import polars as pl
 
+    from tcpsift.addresses import endpoint_expr
     from tcpsift.cli import textview as tv
 
     C = pl.col
@@ -94,13 +95,8 @@ def _text_view(result, out, width) -> None:
         worst = conns.with_columns(
             _lost=C("c2s_lost_between_points").fill_null(0) + C("s2c_lost_between_points")
             .fill_null(0)).sort("_lost", "conn", descending=[True, False]).head(CONNECTION_ROWS)
-        def host_port(host: str, port: str):
-            text = C(host)
-            return pl.concat_str(pl.when(text.str.contains(":")).then("[" + text + "]")
-                                 .otherwise(text), pl.lit(":"), C(port).cast(pl.String))
-
-        endpoint = pl.concat_str(host_port("client", "client_port"), pl.lit(" → "),
-                                 host_port("server", "server_port"))
+        endpoint = pl.concat_str(endpoint_expr("client", "client_port"), pl.lit(" → "),
+                                 endpoint_expr("server", "server_port"))
         pair = [(V(f"{n}", f"{heading}\nc→s/s→c", True, 70 - i),
                  pl.concat_str(C(f"c2s_{n}").fill_null(0).cast(pl.String), pl.lit("/"),
                                C(f"s2c_{n}").fill_null(0).cast(pl.String)))

@@ -112,6 +112,7 @@ def _text_view(table, total: int, out, width, utc: bool, sort_by, limit,
 
     import polars as pl
 
+    from tcpsift.addresses import endpoint_expr
     from tcpsift.cli import textview as tv
 
     C = pl.col
@@ -122,11 +123,6 @@ def _text_view(table, total: int, out, width, utc: bool, sort_by, limit,
         if len(shown) else 1
     start, zone = tv.clock_text(C("first_ts_ns"), first_ns, utc, with_date=days > 1)
 
-    def endpoint(addr, port):
-        text = C(addr)
-        return pl.concat_str(pl.when(text.str.contains(":")).then("[" + text + "]")
-                             .otherwise(text), pl.lit(":"), C(port).cast(pl.String))
-
     def pair_of(first, second, fmt=lambda e: e.cast(pl.String)):
         return pl.concat_str(fmt(C(first)), pl.lit("/"), fmt(C(second)))
 
@@ -136,8 +132,8 @@ def _text_view(table, total: int, out, width, utc: bool, sort_by, limit,
     V = tv.ViewColumn
     view = [  # in the order shown; priority: which stay when the width is short
         (V("stream", "stream", True, 100), C("stream").cast(pl.String)),
-        (V("client", "client", False, 99), endpoint("client", "client_port")),
-        (V("server", "server", False, 98), endpoint("server", "server_port")),
+        (V("client", "client", False, 99), endpoint_expr("client", "client_port")),
+        (V("server", "server", False, 98), endpoint_expr("server", "server_port")),
         (V("start", f"start\n({'UTC' if utc else 'local'})", False, 60), start),
         (V("duration", "duration\nms", True, 95), tv.ms_text(C("duration_ns"))),
         (V("handshake", "SYN→SYN-ACK\nms", True, 94), tv.ms_text(C("syn_to_synack_ns"))),

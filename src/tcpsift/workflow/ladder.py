@@ -49,6 +49,7 @@ import polars as pl
 
 from tcpsift import conditions
 from tcpsift import fields as F
+from tcpsift.addresses import endpoint
 from tcpsift.tcp import INPUT_COLUMNS
 
 C = pl.col
@@ -280,7 +281,7 @@ def _stream_between(capture, a: tuple[str, int], b: tuple[str, int], valid: str)
 
     hit = pk.select((sent(a, b) | sent(b, a)).fill_null(False)).to_series()
     found = capture.tcp["stream"].filter(hit).drop_nulls().unique().sort().to_list()
-    ends = f"{_endpoint(*a)} {_endpoint(*b)}"
+    ends = f"{endpoint(*a)} {endpoint(*b)}"
     if not found:
         raise LadderError(f"no TCP connection between {ends} in the capture ({valid}; "
                           "`tcpsift conns` lists them)")
@@ -290,9 +291,6 @@ def _stream_between(capture, a: tuple[str, int], b: tuple[str, int], valid: str)
                           f"streams {shown}; choose one with --stream")
     return found[0]
 
-
-def _endpoint(addr: str, port: int) -> str:
-    return f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}"
 
 
 # --- the rows -----------------------------------------------------------------------------
@@ -442,8 +440,8 @@ def header_lines(conn: Connection, shown: int | None = None, utc: bool = False) 
     frames with their absolute times (local time, or UTC), and how many rows a --where
     kept (`shown`)."""
     lines = [
-        f"TCP stream {conn.stream}: {_endpoint(conn.client, conn.client_port)} (client, -->) "
-        f"<-> {_endpoint(conn.server, conn.server_port)} (server, <--)",
+        f"TCP stream {conn.stream}: {endpoint(conn.client, conn.client_port)} (client, -->) "
+        f"<-> {endpoint(conn.server, conn.server_port)} (server, <--)",
         f"packets: {conn.packets} in the connection, {conn.capture_packets} in the capture",
         f"first: frame {conn.first_frame} at {absolute_time(conn.first_ts_ns, utc)}",
         f"last:  frame {conn.last_frame} at {absolute_time(conn.last_ts_ns, utc)}",

@@ -37,6 +37,7 @@ from typing import cast
 
 import polars as pl
 
+from tcpsift.addresses import endpoint
 from tcpsift.tcp import FLAG_BITS
 
 C = pl.col
@@ -94,9 +95,6 @@ class Connection:
         return self.packets.filter(C("direction") != self.direction)
 
 
-def _endpoint(addr: str, port: int) -> str:
-    return f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}"
-
 
 def _packets(capture, stream: int) -> pl.DataFrame:
     """The stream's rows: the ladder's (frame, direction, time_rel_s, flags, seq, ack, len,
@@ -134,8 +132,8 @@ def connection(capture, stream: int, direction: str | None = None) -> Connection
     packets = _packets(capture, stream)
     if direction is None:
         direction = "s2c" if (r["s2c_payload"] or 0) > (r["c2s_payload"] or 0) else "c2s"
-    return Connection(stream, _endpoint(client, r["client_port"]),
-                      _endpoint(server, r["server_port"]), direction, packets, source,
+    return Connection(stream, endpoint(client, r["client_port"]),
+                      endpoint(server, r["server_port"]), direction, packets, source,
                       _captured_near(r["syn_to_synack_ns"], r["synack_to_ack_ns"]),
                       _handshake_rtt(r["syn_to_synack_ns"], r["synack_to_ack_ns"]))
 

@@ -30,6 +30,7 @@ from typing import cast
 
 import polars as pl
 
+from tcpsift.addresses import endpoint
 from tcpsift.outputs import replaced
 from tcpsift.tcp import FLAG_BITS
 from tcpsift.workflow import report_assets
@@ -105,10 +106,6 @@ def _duration(ns) -> str:
 def _file_name(path) -> str:
     return "standard input" if str(path) == "-" else os.path.basename(str(path))
 
-
-def _endpoint(addr, port) -> str:
-    addr = str(addr)
-    return f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}"
 
 
 def esc(value) -> str:
@@ -396,8 +393,8 @@ def _slowest_html(conns: pl.DataFrame, details: set[int]) -> str:
         "syn_to_synack_ns", descending=True).head(TOP_LIMIT)
     if hs.is_empty():
         return "<p>No connection with both a SYN and a SYN-ACK.</p>"
-    rows = [[_stream_link(r["stream"], details), esc(_endpoint(r["client"], r["client_port"])),
-             esc(_endpoint(r["server"], r["server_port"])), _id(r["first_frame"]),
+    rows = [[_stream_link(r["stream"], details), esc(endpoint(r["client"], r["client_port"])),
+             esc(endpoint(r["server"], r["server_port"])), _id(r["first_frame"]),
              _ms(r["syn_to_synack_ns"]), _ms(r["synack_to_ack_ns"]), _id(r["established_frame"])]
             for r in hs.iter_rows(named=True)]
     return _html_table(["Stream", "Client", "Server", "First frame", "SYN → SYN-ACK",
@@ -413,8 +410,8 @@ def _resets_html(conns: pl.DataFrame, details: set[int], client_by) -> str:
     resets = conns.filter(C("ended_by") == "rst_client").sort("close_frame")
     if resets.is_empty():
         return "<p>No connection was ended by a RST from its client.</p>"
-    rows = [[_stream_link(r["stream"], details), esc(_endpoint(r["client"], r["client_port"])),
-             esc(_endpoint(r["server"], r["server_port"])), _id(r["close_frame"]),
+    rows = [[_stream_link(r["stream"], details), esc(endpoint(r["client"], r["client_port"])),
+             esc(endpoint(r["server"], r["server_port"])), _id(r["close_frame"]),
              _int(r["client_open_to_other_servers_at_end"]),
              _int(r["client_open_to_same_server_at_end"]), _int(r["client_open_at_end"])]
             for r in resets.head(RESET_ROWS).iter_rows(named=True)]
@@ -559,8 +556,8 @@ def _facts_html(r: dict) -> str:
 def _article_html(r: dict, why: str, figures: str, ladder: pl.DataFrame) -> str:
     """One connection: its title, why it is shown, its facts, figures and ladder."""
     stream = r["stream"]
-    title = (f"Stream {stream}: {_endpoint(r['client'], r['client_port'])} → "
-             f"{_endpoint(r['server'], r['server_port'])}")
+    title = (f"Stream {stream}: {endpoint(r['client'], r['client_port'])} → "
+             f"{endpoint(r['server'], r['server_port'])}")
     return (f'<article class="conn" id="stream-{stream}"><h3>{esc(title)}</h3>'
             f'<p class="why">{esc(why)}Wireshark: <code>tcp.stream eq {stream}</code></p>'
             f"{_facts_html(r)}{figures}"
@@ -610,8 +607,8 @@ class ConnectionView:
 
     def __repr__(self):
         r = self.row
-        return (f"<Connection stream {self.stream}: {_endpoint(r['client'], r['client_port'])} "
-                f"-> {_endpoint(r['server'], r['server_port'])}, {r['conn_state']}>")
+        return (f"<Connection stream {self.stream}: {endpoint(r['client'], r['client_port'])} "
+                f"-> {endpoint(r['server'], r['server_port'])}, {r['conn_state']}>")
 
     def _repr_html_(self):
         return (f'<div class="tcpsift">{report_assets.NOTEBOOK_STYLE}'
@@ -724,8 +721,8 @@ def summary_html(cap, top: int = TOP_LIMIT) -> str:
     conns = cap.conns
     biggest = (conns.with_columns((C("c2s_payload") + C("s2c_payload")).alias("_data"))
                .sort("_data", descending=True).head(top))
-    rows = [[str(r["stream"]), esc(_endpoint(r["client"], r["client_port"])),
-             esc(_endpoint(r["server"], r["server_port"])), _id(r["first_frame"]),
+    rows = [[str(r["stream"]), esc(endpoint(r["client"], r["client_port"])),
+             esc(endpoint(r["server"], r["server_port"])), _id(r["first_frame"]),
              _duration(r["duration_ns"]), _ms(r["syn_to_synack_ns"]),
              _bytes(r["c2s_payload"]), _bytes(r["s2c_payload"]),
              _int((r["c2s_retransmission"] or 0) + (r["s2c_retransmission"] or 0)),
