@@ -21,6 +21,15 @@ def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
     sys.exit(code)
 
 
+def finish(warnings, complete: bool) -> None:
+    """The end every command shares: each warning on one line of stderr, then exit
+    EXIT_PARTIAL when a file was read only up to a fault."""
+    for w in warnings:
+        click.echo(f"tcpsift: warning: {w}", err=True)
+    if not complete:
+        sys.exit(EXIT_PARTIAL)
+
+
 def sql_where(table, condition: str, option: str = "--where"):
     """The rows of `table` where the SQL `condition` holds (tcpsift.conditions.where), or
     a one-line error naming the option."""

@@ -3,11 +3,10 @@ from __future__ import annotations
 
 import io
 import re
-import sys
 
 import click
 
-from tcpsift.cli.common import EXIT_PARTIAL, check_output, fail, output_file, sql_where
+from tcpsift.cli.common import check_output, fail, finish, output_file, sql_where
 from tcpsift.cli.modes import announce, mode_option
 from tcpsift.cli.paths import CAPTURE_FILE
 
@@ -99,10 +98,7 @@ def conns(files, fmt, output, where, sort_by, desc, limit, width, utc, client_by
             if client_by == "mac":
                 asked.add("client_open_to_other_servers_at_end")
             _text_view(table, total, out, width, utc, sort_by, limit, asked)
-    for w in cap.warnings:
-        click.echo(f"tcpsift: warning: {w}", err=True)
-    if not cap.complete:
-        sys.exit(EXIT_PARTIAL)
+    finish(cap.warnings, cap.complete)
 
 
 def _text_view(table, total: int, out, width, utc: bool, sort_by, limit,

@@ -3,11 +3,10 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 
 import click
 
-from tcpsift.cli.common import EXIT_PARTIAL, check_output, fail, output_file, sql_where
+from tcpsift.cli.common import check_output, fail, finish, output_file, sql_where
 from tcpsift.cli.modes import announce, mode_option
 from tcpsift.cli.paths import CAPTURE_FILE
 
@@ -92,10 +91,7 @@ def export(files, output, streams, where, frame_text, fmt, mode):
     left_out = f" ({writer.skipped} custom blocks left out)" if writer.skipped else ""
     where_to = "standard output" if output == "-" else os.fspath(output)
     click.echo(f"tcpsift: {writer.count:,} frames written to {where_to}{left_out}", err=True)
-    for w in warnings:
-        click.echo(f"tcpsift: warning: {w}", err=True)
-    if not complete:
-        sys.exit(EXIT_PARTIAL)
+    finish(warnings, complete)
 
 
 def _by_stream(files, mode, wanted_streams, where, frames, shown):

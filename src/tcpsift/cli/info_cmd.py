@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from tcpsift.cli.common import EXIT_PARTIAL, fail
+from tcpsift.cli.common import fail, finish
 from tcpsift.cli.modes import announce, mode_option
 from tcpsift.cli.paths import CAPTURE_FILE
 
@@ -83,7 +83,5 @@ def info(files, as_json, mode):
     else:
         out = "\n".join(render(s) for s in summaries)
     sys.stdout.write(out)
-    for w in warnings + [w for s in summaries for w in s["warnings"]]:
-        click.echo(f"tcpsift: warning: {w}", err=True)
-    if not (complete and all(s["complete"] for s in summaries)):
-        sys.exit(EXIT_PARTIAL)
+    finish(warnings + [w for s in summaries for w in s["warnings"]],
+           complete and all(s["complete"] for s in summaries))

@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 import itertools
-import sys
 
 import click
 
-from tcpsift.cli.common import EXIT_PARTIAL, check_output, fail, output_file
+from tcpsift.cli.common import check_output, fail, finish, output_file
 from tcpsift.cli.modes import announce, mode_option
 from tcpsift.cli.paths import CAPTURE_FILE
 
@@ -66,10 +65,7 @@ def ladder(files, stream, conn, frame, where, fmt, output, utc, mode):
             L.write_json(table, out)
         else:
             _text(out, lad.connection, table, where, utc, output is None)
-    for w in warnings:
-        click.echo(f"tcpsift: warning: {w}", err=True)
-    if not complete:
-        sys.exit(EXIT_PARTIAL)
+    finish(warnings, complete)
 
 
 def _text(out, conn, table, where, utc: bool, to_stdout: bool) -> None:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import os
-import sys
 
 import click
 
-from tcpsift.cli.common import EXIT_PARTIAL, fail
+from tcpsift.cli.common import fail, finish
 from tcpsift.cli.modes import announce, mode_option
 from tcpsift.cli.paths import CAPTURE_FILE
 from tcpsift.outputs import StagedFile
@@ -97,7 +96,4 @@ def plot(files, kind, stream, output, direction, data_path, average, start, end,
     finally:
         for s in staged:
             s.discard()
-    for w in cap.warnings:
-        click.echo(f"tcpsift: warning: {w}", err=True)
-    if not cap.complete:
-        sys.exit(EXIT_PARTIAL)
+    finish(cap.warnings, cap.complete)

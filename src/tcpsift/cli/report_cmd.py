@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 import os
-import sys
 
 import click
 
-from tcpsift.cli.common import EXIT_PARTIAL, fail
+from tcpsift.cli.common import fail, finish
 from tcpsift.cli.modes import announce, mode_option
 from tcpsift.cli.paths import CAPTURE_FILE
 
@@ -59,7 +58,4 @@ def report(files, output, streams, client_by, mode):
             fail(f"{output}: cannot write: {e.strerror or e}")
         except ValueError as e:    # --client-by mac on a capture without Ethernet headers
             fail(f"--client-by {client_by}: {e}")
-    for w in cap.warnings:
-        click.echo(f"tcpsift: warning: {w}", err=True)
-    if not cap.complete:
-        sys.exit(EXIT_PARTIAL)
+    finish(cap.warnings, cap.complete)

@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 import io
-import sys
 
 import click
 
-from tcpsift.cli.common import EXIT_PARTIAL, check_output, fail, output_file
+from tcpsift.cli.common import check_output, fail, finish, output_file
 from tcpsift.cli.modes import announce, mode_option
 from tcpsift.cli.paths import CAPTURE_FILE
 from tcpsift.workflow.sql import MEMORY_LIMIT
@@ -69,10 +68,7 @@ def sql(query, files, fmt, output, memory_limit, threads, width, mode):
             out.write(table.write_json() + "\n")
         else:
             _text_view(table, out, width)
-    for w in cap.warnings:
-        click.echo(f"tcpsift: warning: {w}", err=True)
-    if not cap.complete:
-        sys.exit(EXIT_PARTIAL)
+    finish(cap.warnings, cap.complete)
 
 
 def _as_text(table, columns):
