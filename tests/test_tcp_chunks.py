@@ -14,7 +14,6 @@ import tcpsift
 from tcpsift.capture.reader import SourceWalk
 from tcpsift.capture.source import open_source
 from tcpsift.decode import _decode
-from tcpsift.decode.reassembly import merge_reassembled
 from tcpsift.errors import CaptureError
 from tcpsift.tcp import _analysis as K
 from tcpsift.tcp import output_table
@@ -31,19 +30,15 @@ def chunked_analysis(path, chunk: int) -> pl.DataFrame:
     walk = SourceWalk(open_source(path), reassemble=True)
     addrs, layers, sacks = _decode.AddressTable(), _decode.LayerBuffer(), _decode.U32Buffer()
     analyzer = K.Analyzer()
-    tables, row, seen = [], 0, 0
+    tables, row = [], 0
     for rec, pkt in walk.chunks(addrs, layers, sacks, 0, chunk):
         n = len(rec["offset"])
-        layer_rows = merge_reassembled(layers.to_numpy(), walk.reassembled_rows[seen:],
-                                       walk.reassembled_layers[seen:])
-        seen = len(walk.reassembled_rows)
-        a = chunk_inputs(rec, pkt, sacks.to_numpy(), layer_rows, row, len(addrs))
+        layer_rows, sack_edges = walk.chunk_extras(layers, sacks)
+        a = chunk_inputs(rec, pkt, sack_edges, layer_rows, row, len(addrs))
         out = _empty_outputs(n)
         analyzer.feed(n, a, out)
         keys = pl.DataFrame({"frame": np.arange(row + 1, row + n + 1, dtype=np.uint32)})
         tables.append(output_table(out, keys))
-        layers.clear()
-        sacks.clear()
         row += n
     return pl.concat(tables)
 
@@ -80,18 +75,14 @@ def test_compiled_inputs_equal_the_table_inputs():
         walk = SourceWalk(open_source(path), reassemble=True)
         addrs, layers, sacks = _decode.AddressTable(), _decode.LayerBuffer(), _decode.U32Buffer()
         want = _inputs(cap.packets, cap.layers)
-        row = seen = 0
+        row = 0
         for rec, pkt in walk.chunks(addrs, layers, sacks, 0, 1000):
             n = len(rec["offset"])
-            layer_rows = merge_reassembled(layers.to_numpy(), walk.reassembled_rows[seen:],
-                                           walk.reassembled_layers[seen:])
-            seen = len(walk.reassembled_rows)
-            got = chunk_inputs(rec, pkt, sacks.to_numpy(), layer_rows, row, len(addrs))
+            layer_rows, sack_edges = walk.chunk_extras(layers, sacks)
+            got = chunk_inputs(rec, pkt, sack_edges, layer_rows, row, len(addrs))
             for name in ("rf", "frame", "ts_ns", "sport", "dport", "tflags", "seq", "ack",
                          "window", "hlen", "seglen", "wscale", "sack_n"):
                 assert (got[name] == want[name][row:row + n]).all(), (path, name, row)
-            layers.clear()
-            sacks.clear()
             row += n
         compared += row
     assert compared > 100_000
