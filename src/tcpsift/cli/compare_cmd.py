@@ -8,6 +8,7 @@ import click
 
 from tcpsift.cli.common import EXIT_PARTIAL, check_output, fail, output_file
 from tcpsift.cli.paths import CAPTURE_FILE
+from tcpsift.cli.textview import width_option
 
 CONNECTION_ROWS = 20
 
@@ -24,9 +25,7 @@ CONNECTION_ROWS = 20
                    "an address (every port) or address:port on both sides, [v6]:port for "
                    "IPv6; repeat for more.")
 @click.option("-o", "--output", help="Write to this file; it appears only when complete.")
-@click.option("--width", type=click.IntRange(min=20), metavar="N", envvar="TCPSIFT_WIDTH",
-              help="Width of the text view [default: the terminal's; 160 in a pipe; "
-                   "env TCPSIFT_WIDTH].")
+@width_option
 def compare(a, b, fmt, nat, output, width):
     """Compare captures A and B of the same traffic taken at two points: which packets were
     lost, duplicated, reordered or delayed between the points, the clock offset between

@@ -9,6 +9,7 @@ import click
 from tcpsift.cli.common import check_output, fail, finish, output_file, sql_where
 from tcpsift.cli.modes import announce, mode_option
 from tcpsift.cli.paths import CAPTURE_FILE
+from tcpsift.cli.textview import width_option
 
 
 def _valid_columns() -> list[str]:
@@ -34,9 +35,7 @@ def _valid_columns() -> list[str]:
 @click.option("--limit", type=click.IntRange(min=0), metavar="N",
               help="Keep the first N rows (after --where and --sort). The text view shows "
                    "200 rows unless this asks for more.")
-@click.option("--width", type=click.IntRange(min=20), metavar="N", envvar="TCPSIFT_WIDTH",
-              help="Width of the text view [default: the terminal's; 160 in a pipe; "
-                   "env TCPSIFT_WIDTH].")
+@width_option
 @click.option("--utc", is_flag=True, help="Times of the text view in UTC, not local time.")
 @click.option("--client-by", type=click.Choice(["ip", "mac"]), default="ip", show_default=True,
               help="What one client is when counting the connections it had open at each "

@@ -8,6 +8,7 @@ import click
 from tcpsift.cli.common import check_output, fail, finish, output_file
 from tcpsift.cli.modes import announce, mode_option
 from tcpsift.cli.paths import CAPTURE_FILE
+from tcpsift.cli.textview import width_option
 from tcpsift.workflow.sql import MEMORY_LIMIT
 
 
@@ -23,9 +24,7 @@ from tcpsift.workflow.sql import MEMORY_LIMIT
               help="DuckDB's memory limit for the statement's work (the tables are not counted).")
 @click.option("--threads", type=click.IntRange(min=1), metavar="N",
               help="DuckDB's threads [default: one per core].")
-@click.option("--width", type=click.IntRange(min=20), metavar="N", envvar="TCPSIFT_WIDTH",
-              help="Width of the text view [default: the terminal's; 160 in a pipe; "
-                   "env TCPSIFT_WIDTH].")
+@width_option
 @mode_option(("merge", "concat"))
 def sql(query, files, fmt, output, memory_limit, threads, width, mode):
     """Run the SQL statement QUERY (DuckDB) over the views packets, tcp, conns and layers

@@ -15,6 +15,8 @@ import shutil
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import click
+
 if TYPE_CHECKING:
     from polars.expr.whenthen import ChainedThen, Then
 
@@ -147,3 +149,9 @@ def clock_text(ns, first_ns: int | None, utc: bool, with_date: bool):
     stamp = pl.from_epoch(ns + offset // dt.timedelta(microseconds=1) * 1000, time_unit="ns")
     pattern = "%Y-%m-%d %H:%M:%S%.3f" if with_date else "%H:%M:%S%.3f"
     return stamp.dt.strftime(pattern), zone
+
+
+# the option of every command with a text view (conns, sql, compare)
+width_option = click.option(
+    "--width", type=click.IntRange(min=20), metavar="N", envvar="TCPSIFT_WIDTH",
+    help="Width of the text view [default: the terminal's; 160 in a pipe; env TCPSIFT_WIDTH].")
