@@ -15,6 +15,15 @@ EXIT_PARTIAL = 1   # output produced, but a file was read only up to a fault
 EXIT_FAILED = 2    # nothing read, or a usage error
 
 
+# what one client is when the connection table counts the connections it had open
+# (tcpsift.tcp.connections' client_by); conns and report take it
+client_by_option = click.option(
+    "--client-by", type=click.Choice(["ip", "mac"]), default="ip", show_default=True,
+    help="What one client is when counting the connections it had open at each "
+         "connection's end: its IP address, or its Ethernet source address (a host's IPv4 "
+         "and IPv6 addresses are then one client).")
+
+
 def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
     """One line on stderr, then exit: never a traceback for user error."""
     click.echo(f"tcpsift: {message}", err=True)

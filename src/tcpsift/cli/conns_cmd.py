@@ -6,7 +6,7 @@ import re
 
 import click
 
-from tcpsift.cli.common import check_output, fail, finish, output_file, sql_where
+from tcpsift.cli.common import check_output, client_by_option, fail, finish, output_file, sql_where
 from tcpsift.cli.modes import announce, mode_option
 from tcpsift.cli.paths import CAPTURE_FILE
 from tcpsift.cli.textview import width_option
@@ -37,10 +37,7 @@ def _valid_columns() -> list[str]:
                    "200 rows unless this asks for more.")
 @width_option
 @click.option("--utc", is_flag=True, help="Times of the text view in UTC, not local time.")
-@click.option("--client-by", type=click.Choice(["ip", "mac"]), default="ip", show_default=True,
-              help="What one client is when counting the connections it had open at each "
-                   "connection's end: its IP address, or its Ethernet source address (one "
-                   "host with an IPv4 and an IPv6 address).")
+@client_by_option
 @mode_option(("merge", "concat"))
 def conns(files, fmt, output, where, sort_by, desc, limit, width, utc, client_by, mode):
     """One row per TCP connection of FILES: roles, handshake times, per-direction counts and

@@ -5,7 +5,7 @@ import os
 
 import click
 
-from tcpsift.cli.common import fail, finish
+from tcpsift.cli.common import client_by_option, fail, finish
 from tcpsift.cli.modes import announce, mode_option
 from tcpsift.cli.paths import CAPTURE_FILE
 
@@ -16,10 +16,7 @@ from tcpsift.cli.paths import CAPTURE_FILE
               help="The HTML file to write (replaced whole, or left as it was on failure).")
 @click.option("--stream", "streams", type=int, multiple=True, metavar="N",
               help="Show this tcp.stream in detail too (ladder and plots); repeatable.")
-@click.option("--client-by", type=click.Choice(["ip", "mac"]), default="ip", show_default=True,
-              help="What one client is when counting the connections it had open at a "
-              "reset: its IP address, or its Ethernet address (a host's IPv4 and IPv6 "
-              "addresses as one client).")
+@client_by_option
 @mode_option(("merge", "concat"))
 def report(files, output, streams, client_by, mode):
     """An HTML report of FILES (read as one capture) that opens offline and can be mailed:
