@@ -9,7 +9,7 @@ import numpy as np
 import polars as pl
 
 from tcpsift.compare import clock as clocks
-from tcpsift.compare import matching, stats
+from tcpsift.compare import matching, retrans, stats
 from tcpsift.compare.nat import translation
 from tcpsift.compare.points import READ_COLUMNS, SPAN_GAP_NS, Point, point
 
@@ -46,6 +46,7 @@ class Comparison:
     warnings: list = field(default_factory=list)
     complete: bool = True
     span_doubles: dict = field(default_factory=dict)
+    retransmissions: pl.DataFrame = field(default_factory=pl.DataFrame)
 
     @property
     def matched(self) -> int:
@@ -72,7 +73,11 @@ def _direction_dict(row: dict, prefix: str = "") -> dict:
             **{name: row[f"{prefix}{name}"] for name in (
                 "matched", "lost_between_points", "loss_bursts", "duplicated_between_points",
                 "reordered_between_points")},
-            "one_way_delay_ms": _delay_dict(row, prefix)}
+            "one_way_delay_ms": _delay_dict(row, prefix),
+            "retransmissions": {"count": row[f"{prefix}retransmissions"],
+                                **{f"original_{c}" if c.startswith("lost") else c:
+                                   row[f"{prefix}retrans_{c}"]
+                                   for c in retrans.CAUSES}}}
 
 
 def _connection_dict(row: dict) -> dict:
@@ -142,13 +147,19 @@ def _compare(pa: Point, pb: Point) -> tuple[Comparison, dict]:
             "b": tuple(pl.select(clock.a_time(pl.lit(t))).item() for t in (pb.start_ns, pb.end_ns))}
     down_span = {d: span["b" if up == "a" else "a"] for d, up in upstream.items()}
     fate = stats.fates(rows["a"], rows["b"], upstream, down_span, pairs)
-    per_direction = _with_upstream(stats.summary(fate, ["direction"]), upstream)
-    per_conn = stats.summary(fate, ["conn", "direction"])
+    resent = retrans.retransmissions(rows, upstream, fate)
+    per_direction = _with_upstream(
+        _with_counts(stats.summary(fate, ["direction"]), retrans.counts(
+            resent, ["direction"]), ["direction"]), upstream)
+    per_conn = _with_counts(stats.summary(fate, ["conn", "direction"]),
+                            retrans.counts(resent.with_columns(
+                                C("conn").cast(pl.UInt32)), ["conn", "direction"]),
+                            ["conn", "direction"])
     connections = _connection_table(conns, per_conn, upstream)
     overlap = max(span["a"][0], span["b"][0]) <= min(span["a"][1], span["b"][1])
     return Comparison(pa.label, pb.label, clock, upstream, per_direction, connections,
                       _only_at(pa, conns, "stream_a"), _only_at(pb, conns, "stream_b"),
-                      fate, time_overlap=overlap), rows
+                      fate, time_overlap=overlap, retransmissions=resent), rows
 
 
 def _connections(pairs: pl.DataFrame, pa: Point, pb: Point) -> pl.DataFrame:
@@ -240,13 +251,24 @@ def _upstream_by_counts(rows: dict, direction: str) -> str:
     return "a" if seen["a"] >= seen["b"] else "b"
 
 
+COUNTED = ("retransmissions", *(f"retrans_{c}" for c in retrans.CAUSES))
+
+
+def _with_counts(table: pl.DataFrame, counts: pl.DataFrame, on: list[str]) -> pl.DataFrame:
+    """`table` with the columns of `counts` (COUNTED), 0 where it has no row."""
+    counts = counts.with_columns(C("direction").cast(table.schema["direction"]))
+    return table.join(counts, on=on, how="left", maintain_order="left").with_columns(
+        C(c).fill_null(0) for c in COUNTED)
+
+
 def _with_upstream(table: pl.DataFrame, upstream: dict) -> pl.DataFrame:
     full = pl.DataFrame({"direction": list(stats.DIRECTIONS)}).join(
         table, on="direction", how="left", maintain_order="left")
     return full.with_columns(upstream=C("direction").replace_strict(upstream),
                              **{c: C(c).fill_null(0) for c in (
                                  "sent", "matched", "lost_between_points", "loss_bursts",
-                                 "duplicated_between_points", "reordered_between_points")})
+                                 "duplicated_between_points", "reordered_between_points",
+                                 *COUNTED)})
 
 
 def _connection_table(conns: pl.DataFrame, per_conn: pl.DataFrame, upstream: dict) -> pl.DataFrame:

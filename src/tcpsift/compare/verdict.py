@@ -94,21 +94,30 @@ def _direction_sentences(result, row: dict, rows) -> list[str]:
         out.append(f"{NAMES[d]}: {_count(row['duplicated_between_points'], 'copy')} duplicated "
                    f"and {_count(row['reordered_between_points'], 'packet')} reordered between "
                    "the points")
-    retrans = _retransmissions(result, rows, d)
-    if retrans:
-        why = (f"for {lost:,} lost between the points" if lost else
-               "with none lost between the points (lost before it, or spurious)")
-        out.append(f"{NAMES[d]}: the {SENDER[d]} retransmitted {_count(retrans, 'packet')} "
-                   f"(seen at {up}) {why}")
+    out += _retransmission_sentences(row)
     return out
 
 
-def _retransmissions(result, rows, direction: str) -> int:
-    """Data segments the sender had already sent (the same sequence number, at the upstream
-    point): retransmissions, fast or by timeout, as the sender's side saw them."""
-    data = rows[result.upstream[direction]].filter(
-        (C("direction") == direction) & (C("tcp_len") > 0)).select("conn", "seq")
-    return data.height - data.n_unique()
+def _retransmission_sentences(row: dict) -> list[str]:
+    """Where the originals of the sender's retransmissions (seen at the upstream point)
+    went missing (tcpsift.compare.retrans)."""
+    d, up = row["direction"], row["upstream"]
+    down = "b" if up == "a" else "a"
+    total = row["retransmissions"]
+    if not total:
+        return []
+    parts = []
+    for column, text in (
+            ("retrans_lost_between_points", f"after their original was lost between {up} and "
+                                            f"{down}"),
+            ("retrans_lost_before_upstream", f"whose original never reached {up} (lost "
+                                             "before it)"),
+            ("retrans_spurious", f"spurious: the original reached {down}"),
+            ("retrans_unknown", f"whose original was sent while {down} was not capturing")):
+        if row[column]:
+            parts.append(f"{row[column]:,} {text}")
+    return [f"{NAMES[d]}: the {SENDER[d]} retransmitted {_count(total, 'data segment')} "
+            f"(seen at {up}): " + "; ".join(parts)]
 
 
 def _waits(result, rows, side: str) -> dict:
