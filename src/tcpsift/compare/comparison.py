@@ -9,7 +9,7 @@ import numpy as np
 import polars as pl
 
 from tcpsift.compare import clock as clocks
-from tcpsift.compare import matching, retrans, stats
+from tcpsift.compare import matching, retrans, stats, windows
 from tcpsift.compare.nat import translation
 from tcpsift.compare.points import READ_COLUMNS, SPAN_GAP_NS, Point, point
 
@@ -47,6 +47,7 @@ class Comparison:
     complete: bool = True
     span_doubles: dict = field(default_factory=dict)
     retransmissions: pl.DataFrame = field(default_factory=pl.DataFrame)
+    window_shrinks: pl.DataFrame = field(default_factory=pl.DataFrame)
 
     @property
     def matched(self) -> int:
@@ -74,6 +75,8 @@ def _direction_dict(row: dict, prefix: str = "") -> dict:
                 "matched", "lost_between_points", "loss_bursts", "duplicated_between_points",
                 "reordered_between_points")},
             "one_way_delay_ms": _delay_dict(row, prefix),
+            **{name: row[f"{prefix}{name}"] for name in (
+                "window_shrinks_only_upstream", "window_shrinks_only_downstream")},
             "retransmissions": {"count": row[f"{prefix}retransmissions"],
                                 **{f"original_{c}" if c.startswith("lost") else c:
                                    row[f"{prefix}retrans_{c}"]
@@ -83,8 +86,13 @@ def _direction_dict(row: dict, prefix: str = "") -> dict:
 def _connection_dict(row: dict) -> dict:
     keys = ("uid_a", "uid_b", "community_id", "client", "client_port", "server", "server_port",
             "stream_a", "stream_b")
-    return {**{k: row[k] for k in keys},
-            **{d: _direction_dict(row, f"{d}_") for d in stats.DIRECTIONS}}
+    out = {**{k: row[k] for k in keys},
+           **{d: _direction_dict(row, f"{d}_") for d in stats.DIRECTIONS}}
+    for d in stats.DIRECTIONS:
+        out[d]["window_shrink_frames"] = {
+            where: row[f"{d}_window_shrink_frames_{where}"] or []
+            for where in ("upstream", "downstream")}
+    return out
 
 
 def compare(a, b, names: tuple[str, str] | None = None, nat=()) -> Comparison:
@@ -148,18 +156,21 @@ def _compare(pa: Point, pb: Point) -> tuple[Comparison, dict]:
     down_span = {d: span["b" if up == "a" else "a"] for d, up in upstream.items()}
     fate = stats.fates(rows["a"], rows["b"], upstream, down_span, pairs)
     resent = retrans.retransmissions(rows, upstream, fate)
-    per_direction = _with_upstream(
-        _with_counts(stats.summary(fate, ["direction"]), retrans.counts(
-            resent, ["direction"]), ["direction"]), upstream)
-    per_conn = _with_counts(stats.summary(fate, ["conn", "direction"]),
-                            retrans.counts(resent.with_columns(
-                                C("conn").cast(pl.UInt32)), ["conn", "direction"]),
-                            ["conn", "direction"])
+    shrinks = windows.one_point_shrinks(rows, upstream, fate)
+    per_direction = _with_upstream(_with_counts(
+        stats.summary(fate, ["direction"]),
+        [retrans.counts(resent, ["direction"]), windows.counts(shrinks, ["direction"])],
+        ["direction"]), upstream)
+    by_conn = ["conn", "direction"]
+    per_conn = _with_counts(stats.summary(fate, by_conn), [
+        retrans.counts(resent, by_conn), windows.counts(shrinks, by_conn),
+        windows.frames(shrinks)], by_conn)
     connections = _connection_table(conns, per_conn, upstream)
     overlap = max(span["a"][0], span["b"][0]) <= min(span["a"][1], span["b"][1])
     return Comparison(pa.label, pb.label, clock, upstream, per_direction, connections,
                       _only_at(pa, conns, "stream_a"), _only_at(pb, conns, "stream_b"),
-                      fate, time_overlap=overlap, retransmissions=resent), rows
+                      fate, time_overlap=overlap, retransmissions=resent,
+                      window_shrinks=shrinks), rows
 
 
 def _connections(pairs: pl.DataFrame, pa: Point, pb: Point) -> pl.DataFrame:
@@ -251,14 +262,16 @@ def _upstream_by_counts(rows: dict, direction: str) -> str:
     return "a" if seen["a"] >= seen["b"] else "b"
 
 
-COUNTED = ("retransmissions", *(f"retrans_{c}" for c in retrans.CAUSES))
+COUNTED = ("retransmissions", *(f"retrans_{c}" for c in retrans.CAUSES),
+           "window_shrinks_only_upstream", "window_shrinks_only_downstream")
 
 
-def _with_counts(table: pl.DataFrame, counts: pl.DataFrame, on: list[str]) -> pl.DataFrame:
-    """`table` with the columns of `counts` (COUNTED), 0 where it has no row."""
-    counts = counts.with_columns(C("direction").cast(table.schema["direction"]))
-    return table.join(counts, on=on, how="left", maintain_order="left").with_columns(
-        C(c).fill_null(0) for c in COUNTED)
+def _with_counts(table: pl.DataFrame, counts: list[pl.DataFrame], on: list[str]) -> pl.DataFrame:
+    """`table` with the columns of each of `counts` (COUNTED: 0 where it has no row)."""
+    for extra in counts:
+        extra = extra.with_columns(C(c).cast(table.schema[c]) for c in on)
+        table = table.join(extra, on=on, how="left", maintain_order="left")
+    return table.with_columns(C(c).fill_null(0) for c in COUNTED if c in table.columns)
 
 
 def _with_upstream(table: pl.DataFrame, upstream: dict) -> pl.DataFrame:
