@@ -88,6 +88,19 @@ def _text_view(result, out, width) -> None:
     tv.show(result.per_direction.select(e.alias(c.name) for c, e in view),
             [c for c, _ in view], out, width, "one-way delay between the points, after the "
             "clock correction")
+    out.write("\n")
+    view = [(V("direction", "direction", False, 100), C("direction")),
+            (V("upstream", "upstream", False, 90), C("upstream")),
+            *[(V(n, heading, True, 80 - i), C(n).cast(pl.String)) for i, (n, heading) in
+              enumerate((("retransmissions", "retrans\nall"),
+                         ("retrans_lost_between_points", "original lost\nbetween"),
+                         ("retrans_lost_before_upstream", "original lost\nbefore upstream"),
+                         ("retrans_spurious", "spurious"),
+                         ("window_shrinks_only_upstream", "window shrinks\nonly upstream"),
+                         ("window_shrinks_only_downstream", "window shrinks\nonly downstream")))]]
+    tv.show(result.per_direction.select(e.alias(c.name) for c, e in view),
+            [c for c, _ in view], out, width, "retransmissions seen upstream, by where their "
+            "original went missing; window shrinks seen at one point only")
     conns = result.connections
     if len(conns):
         out.write("\n")

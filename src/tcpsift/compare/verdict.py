@@ -20,6 +20,8 @@ FIN, SYN, RST = 0x01, 0x02, 0x04
 UNSTABLE_DELAY_MS = 50.0
 NAMES = {"c2s": "client-to-server", "s2c": "server-to-client"}
 SENDER = {"c2s": "client", "s2c": "server"}
+RECEIVER = {"c2s": "client", "s2c": "server"}     # whose receive window a direction carries
+FRAMES_SHOWN = 5
 
 
 def judge(result, rows: dict[str, pl.DataFrame]) -> tuple[str, list[str]]:
@@ -95,6 +97,20 @@ def _direction_sentences(result, row: dict, rows) -> list[str]:
                    f"and {_count(row['reordered_between_points'], 'packet')} reordered between "
                    "the points")
     out += _retransmission_sentences(row)
+    shrinks = result.window_shrinks
+    if len(shrinks) and (row["window_shrinks_only_upstream"]
+                         or row["window_shrinks_only_downstream"]):
+        seen = []
+        for where, point in (("upstream", up), ("downstream", down)):
+            frames = shrinks.filter((C("direction") == d) & (C("seen_at") == where))["frame"]
+            if len(frames):
+                shown = ", ".join(str(f) for f in frames.head(FRAMES_SHOWN))
+                more = f", … {len(frames) - FRAMES_SHOWN:,} more" \
+                    if len(frames) > FRAMES_SHOWN else ""
+                times = "time" if len(frames) == 1 else "times"
+                seen.append(f"{len(frames):,} {times} only at {point} (frames {shown}{more})")
+        out.append(f"{NAMES[d]}: the {RECEIVER[d]}'s advertised window shrank "
+                   + " and ".join(seen))
     return out
 
 
