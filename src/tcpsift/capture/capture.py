@@ -5,14 +5,13 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-import numpy as np
 import polars as pl
 
 from tcpsift import schema
-from tcpsift.capture.chunks import CaptureChunks
-from tcpsift.capture.files import capture_paths
+from tcpsift.cache.entry import CacheEntry, open_entry
+from tcpsift.cache.folder import cache_folder
 from tcpsift.capture.modes import DEFAULT_MODE, MODES
-from tcpsift.capture.table import layer_table
+from tcpsift.capture.paths import capture_paths
 
 
 @dataclass
@@ -25,35 +24,86 @@ class CaptureInfo:
 
 
 class Capture:
-    """Decoded capture: the packet table, the layer table and access to frame bytes."""
+    """Decoded capture: the packet table, the layer table and access to frame bytes.
 
-    def __init__(self, files: dict, packets: pl.DataFrame, layers: pl.DataFrame,
-                 info: CaptureInfo, warnings: list[str], complete: bool):
-        self._files = files         # file_id -> _File
-        self.packets = packets
-        self.layers = layers
+    Each table is made when first used and kept: decoded (packets, layers), computed
+    (tcp, conns), or read from the cache (tcpsift.cache) when the capture has an entry
+    there, in which case it is also stored there once made."""
+
+    def __init__(self, files: dict, packets: pl.DataFrame | None, layers: pl.DataFrame | None,
+                 info: CaptureInfo, warnings: list[str], complete: bool,
+                 entry: CacheEntry | None = None, decode=None, columns=None):
+        self._files = files         # file_id -> FileRead (or _FileByPath: not read yet)
+        self._tables = {"packets": packets, "layers": layers}
         self.info = info
         self.warnings = warnings
         self.complete = complete
+        self._entry = entry         # the cache entry, if any
+        self._decode = decode       # () -> Capture: the files read again (cached: not yet)
+        self._columns = columns     # the packet columns read() was asked for
+
+    @property
+    def packets(self) -> pl.DataFrame:
+        """The packet table: one row per frame (docs/schema.md)."""
+        return self._table("packets")
+
+    @property
+    def layers(self) -> pl.DataFrame:
+        """The layer table: one row per header a frame carries more than once."""
+        return self._table("layers")
 
     @property
     def tcp(self) -> pl.DataFrame:
         """The TCP analysis (tcpsift.tcp.analyze), one row per packet-table row; computed
         on first access and kept."""
-        cached = self.__dict__.get("_tcp")
-        if cached is None:
-            from tcpsift.tcp import analyze
-            cached = self.__dict__["_tcp"] = analyze(self)
-        return cached
+        return self._table("tcp")
 
     @property
     def conns(self) -> pl.DataFrame:
         """The connection table (tcpsift.tcp.connections), computed on first access."""
-        cached = self.__dict__.get("_conns")
-        if cached is None:
+        return self._table("conns")
+
+    def _table(self, name: str) -> pl.DataFrame:
+        table = self._tables.get(name)
+        if table is None:
+            table = self._tables[name] = self._make(name)
+        return table
+
+    def _make(self, name: str) -> pl.DataFrame:
+        entry = self._entry
+        if entry is not None:
+            wanted = None if name != "packets" or self._columns is None else \
+                [c for c in schema.PACKET_COLUMN_NAMES if c in self._columns]
+            table = entry.load(name, wanted)
+            if table is not None:
+                return _as_file(table, self._first_file_id)
+        if name in ("packets", "layers"):
+            self._read_again()
+            return self._tables[name]
+        if name == "tcp":
+            from tcpsift.tcp import analyze
+            table = analyze(self)
+        else:
             from tcpsift.tcp.connections import connections
-            cached = self.__dict__["_conns"] = connections(self)
-        return cached
+            table = connections(self)
+        if entry is not None:
+            entry.store(name, table)
+        return table
+
+    def _read_again(self) -> None:
+        """The tables of a cached capture whose entry lacks them: the files decoded."""
+        fresh = self._decode()
+        self._files = fresh._files
+        for name in ("packets", "layers"):
+            table = fresh._tables[name]
+            if self._entry is not None:
+                self._entry.store(name, table)
+            self._tables[name] = _only(table, self._columns)
+
+    @property
+    def _first_file_id(self) -> int | None:
+        """The file id of a capture of one file (None: of several files)."""
+        return next(iter(self._files)) if len(self._files) == 1 else None
 
     def __repr__(self):
         return f"<Capture {len(self.packets)} frames from {len(self._files)} file(s)>"
@@ -107,6 +157,36 @@ class Capture:
         return source.read_at(start, max(end - start, 0))
 
 
+def _only(packets: pl.DataFrame, columns) -> pl.DataFrame:
+    """The packet table's `columns` (all: None)."""
+    return packets if columns is None else packets.select(
+        [c for c in packets.columns if c in columns])
+
+
+def _as_file(table: pl.DataFrame, file_id: int | None) -> pl.DataFrame:
+    """A cached table of one file as the table of file `file_id` (the same file is file 0
+    alone and file 1 of a pair read with mode="separate")."""
+    if file_id is None or "file_id" not in table.columns:
+        return table
+    return table.with_columns(pl.lit(file_id, dtype=pl.UInt16).alias("file_id"))
+
+
+class _FileByPath:
+    """A file of a capture read from the cache: opened only when frame bytes are wanted."""
+
+    def __init__(self, path: str, info: dict):
+        self.path = path
+        self.info = info            # (Capture.info's entry of the file)
+        self._source = None
+
+    @property
+    def source(self):
+        if self._source is None:
+            from tcpsift.capture.source import open_source
+            self._source = open_source(self.path)
+        return self._source
+
+
 FRAME_ACCESS_COLUMNS = {"frame", "file_id", "file_offset", "cap_len", "payload_offset",
                         "tcp_len", "udp_len"}
 
@@ -116,7 +196,8 @@ CHUNK = 1 << 18
 
 
 def read(paths: str | bytes | os.PathLike | Iterable[str | bytes | os.PathLike], columns=None,
-         mode: str = DEFAULT_MODE) -> Capture | list[Capture]:
+         mode: str = DEFAULT_MODE,
+         cache: bool | str | os.PathLike | None = None) -> Capture | list[Capture]:
     """Decode one capture file, or several.
 
     `mode` says what several files become:
@@ -132,6 +213,12 @@ def read(paths: str | bytes | os.PathLike | Iterable[str | bytes | os.PathLike],
     refused (TypeError), pass its path. `columns` (optional): a list of packet-table
     column names to keep, plus the ones frame and payload access need
     (FRAME_ACCESS_COLUMNS); a bare string is refused (TypeError).
+
+    `cache`: where the capture's tables are kept as Parquet to be read again instead of
+    decoded (tcpsift.cache): None or True, the folder TCPSIFT_CACHE names (unless "off"),
+    else the user's cache folder (~/.cache/tcpsift); a path, that folder; False, no
+    cache. An entry is used only while the files are unchanged; a problem with the cache
+    is a line in `Capture.warnings`, never an error. Standard input is never cached.
 
     Raises CaptureError when a file is not a capture at all (with "merge" and "concat",
     only when none of the files is; the others make the capture incomplete). A file
@@ -150,16 +237,55 @@ def read(paths: str | bytes | os.PathLike | Iterable[str | bytes | os.PathLike],
         unknown = columns - set(schema.PACKET_COLUMN_NAMES)
         if unknown:
             raise ValueError(f"no such packet columns: {', '.join(sorted(unknown))}")
+    folder = cache_folder(cache)
     if mode == "separate":
-        return [_read_capture([path], columns, merge=False, first_file_id=file_id)
+        return [_cached_capture([path], columns, False, file_id, folder)
                 for file_id, path in enumerate(paths)]
-    return _read_capture(paths, columns, merge=mode == "merge")
+    return _cached_capture(paths, columns, mode == "merge", 0, folder)
+
+
+def _cached_capture(paths: list[str], columns, merge: bool, first_file_id: int,
+                    folder) -> Capture:
+    """The capture from its cache entry, if it has one (its tables read when used), else
+    read and its entry started with its packet and layer tables."""
+    notes: list[str] = []
+    entry = open_entry(folder, paths, "merge" if merge else "concat", notes)
+
+    def decode(columns=columns if entry is None else None) -> Capture:
+        return _read_capture(paths, columns, merge, first_file_id)
+
+    meta = entry.meta if entry is not None else None
+    if meta is not None:
+        infos = meta["info"]["files"]
+        files = {first_file_id + i: _FileByPath(f["path"], f)
+                 for i, f in enumerate(infos)}
+        warnings = list(meta["warnings"]) + notes
+        entry.notes = warnings      # (what the entry meets later is said there too)
+        return Capture(files, None, None, CaptureInfo(meta["info"]["files"]), warnings,
+                       meta["complete"], entry, decode, columns)
+    cap = decode()
+    own = list(cap.warnings)        # (the capture's, not the cache's)
+    cap.warnings.extend(notes)
+    if entry is not None:
+        entry.notes = cap.warnings
+        entry.store_meta(cap.info.to_dict(), own, cap.complete)
+        for name in ("packets", "layers"):
+            entry.store(name, cap._tables[name])
+        cap._tables["packets"] = _only(cap._tables["packets"], columns)
+        cap._entry, cap._decode, cap._columns = entry, decode, columns
+    return cap
 
 
 def _read_capture(paths: list[str], columns, merge: bool, first_file_id: int = 0) -> Capture:
     """Files read as one capture (tcpsift.capture.chunks): merged by time, or one after
     the other; file ids from `first_file_id`. Each chunk's table is built as it comes
     (the next chunk is decoded meanwhile)."""
+    # (here: a capture read from the cache imports neither NumPy nor the decoder)
+    import numpy as np
+
+    from tcpsift.capture.chunks import CaptureChunks
+    from tcpsift.capture.table import layer_table
+
     chunks = CaptureChunks(paths, "merge" if merge else "concat", CHUNK,
                            first_file_id=first_file_id)
     tables, layer_rows, file_ids = [], [], []

@@ -19,8 +19,9 @@ import numpy as np
 import polars as pl
 
 from tcpsift.capture.background import in_background
-from tcpsift.capture.files import RecordStats, capture_paths, each_file_in_turn, in_merge_order
+from tcpsift.capture.files import RecordStats, each_file_in_turn, in_merge_order
 from tcpsift.capture.merge import merged_chunks, open_files
+from tcpsift.capture.paths import capture_paths
 from tcpsift.capture.reader import RecordFilter, SourceWalk
 from tcpsift.capture.source import open_source
 from tcpsift.capture.table import AddressWords, packet_table

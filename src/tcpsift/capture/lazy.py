@@ -29,7 +29,7 @@ from polars.io.plugins import register_io_source
 
 from tcpsift import schema
 from tcpsift.capture.chunks import MODES, CaptureChunks
-from tcpsift.capture.files import capture_paths
+from tcpsift.capture.paths import capture_paths
 from tcpsift.capture.table import RECORD_COLUMNS
 
 log = logging.getLogger("tcpsift")

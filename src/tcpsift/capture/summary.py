@@ -13,7 +13,8 @@ import numpy as np
 
 from tcpsift import schema
 from tcpsift.capture.background import in_background
-from tcpsift.capture.files import RecordStats, capture_paths, each_file
+from tcpsift.capture.files import RecordStats, each_file
+from tcpsift.capture.paths import capture_paths
 from tcpsift.capture.reader import SourceWalk
 from tcpsift.capture.source import open_source
 from tcpsift.decode import _decode

@@ -24,6 +24,27 @@ client_by_option = click.option(
          "and IPv6 addresses are then one client).")
 
 
+def _set_cache(ctx, param, value):
+    # the command's process reads its captures through tcpsift.read's default, which
+    # follows TCPSIFT_CACHE (tcpsift.cache.folder); the CLI may set it for itself
+    if value is None or value is False:
+        return
+    from tcpsift.cache.folder import ENVIRONMENT, OFF
+    os.environ[ENVIRONMENT] = OFF if value is True else value
+
+
+def cache_options(command):
+    """--cache DIR and --no-cache, for the commands that read a capture's tables."""
+    command = click.option(
+        "--no-cache", is_flag=True, expose_value=False, callback=_set_cache,
+        help="Read the capture itself, not the cache (and keep nothing in it).")(command)
+    return click.option(
+        "--cache", "cache_dir", metavar="DIR", expose_value=False, callback=_set_cache,
+        help="The cache folder (default: $TCPSIFT_CACHE, else ~/.cache/tcpsift): the "
+             "capture's tables are kept there as Parquet, and read from there the next "
+             "time while the capture is unchanged.")(command)
+
+
 def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
     """One line on stderr, then exit: never a traceback for user error."""
     click.echo(f"tcpsift: {message}", err=True)

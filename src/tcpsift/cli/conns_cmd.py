@@ -6,7 +6,7 @@ import re
 
 import click
 
-from tcpsift.cli.common import check_output, client_by_option, fail, finish, output_file, sql_where
+from tcpsift.cli.common import cache_options, check_output, client_by_option, fail, finish, output_file, sql_where
 from tcpsift.cli.modes import announce, mode_option
 from tcpsift.cli.paths import CAPTURE_FILE
 from tcpsift.cli.textview import width_option
@@ -39,6 +39,7 @@ def _valid_columns() -> list[str]:
 @click.option("--utc", is_flag=True, help="Times of the text view in UTC, not local time.")
 @client_by_option
 @mode_option(("merge", "concat"))
+@cache_options
 def conns(files, fmt, output, where, sort_by, desc, limit, width, utc, client_by, mode):
     """One row per TCP connection of FILES: roles, handshake times, per-direction counts and
     tcp.analysis verdicts, Zeek conn_state and history (columns: docs/schema.md); - is
@@ -52,22 +53,30 @@ def conns(files, fmt, output, where, sort_by, desc, limit, width, utc, client_by
     check_output(output, files)
 
     import tcpsift
+    from tcpsift.cache import cache_applies
     from tcpsift.cli.progress import progress
-    from tcpsift.tcp import INPUT_COLUMNS
-    from tcpsift.tcp.connections import PACKET_COLUMNS, connections
 
+    columns = None      # from the cache: only the connection table is read
+    if not cache_applies(files):
+        # the packet columns the connection table is built from, and only those
+        from tcpsift.tcp import INPUT_COLUMNS
+        from tcpsift.tcp.connections import PACKET_COLUMNS
+        columns = {*INPUT_COLUMNS, *PACKET_COLUMNS}
     announce(files, mode)
     # on a terminal, after a second, a spinner on stderr; gone before the table is written
     with progress() as shown:
         shown.step("reading the capture")
         try:
-            cap = tcpsift.read(list(files), mode=mode,
-                               columns={*INPUT_COLUMNS, *PACKET_COLUMNS})
+            cap = tcpsift.read(list(files), mode=mode, columns=columns)
         except tcpsift.CaptureError as e:
             fail(str(e))
         shown.step("TCP analysis and connections")
         try:
-            table = cap.conns if client_by == "ip" else connections(cap, client_by=client_by)
+            if client_by == "ip":
+                table = cap.conns
+            else:
+                from tcpsift.tcp.connections import connections
+                table = connections(cap, client_by=client_by)
         except ValueError as e:
             fail(f"--client-by {client_by}: {e}")
     total = len(table)

@@ -6,7 +6,7 @@ import re
 
 import click
 
-from tcpsift.cli.common import check_output, fail, finish, output_file, sql_where
+from tcpsift.cli.common import cache_options, check_output, fail, finish, output_file, sql_where
 from tcpsift.cli.modes import announce, mode_option
 from tcpsift.cli.paths import CAPTURE_FILE
 
@@ -52,6 +52,7 @@ def _frame_ranges(text: str):
               help="Output format [default: from OUT's suffix: .pcap and .cap are pcap, anything "
                    "else pcapng]. pcap holds one link type.")
 @mode_option(("merge", "concat"))
+@cache_options
 def export(files, output, streams, where, frame_text, fmt, mode):
     """Write the frames of FILES that --stream, --where and --frames select (every one
     given must hold) to OUT, byte for byte, with their timestamps, link types and

@@ -5,7 +5,7 @@ import itertools
 
 import click
 
-from tcpsift.cli.common import check_output, fail, finish, output_file
+from tcpsift.cli.common import cache_options, check_output, fail, finish, output_file
 from tcpsift.cli.modes import announce, mode_option
 from tcpsift.cli.paths import CAPTURE_FILE
 
@@ -29,6 +29,7 @@ VERDICT_STYLE = "bold red"
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to this file.")
 @click.option("--utc", is_flag=True, help="Absolute times in UTC (default: local time).")
 @mode_option(("merge", "concat"))
+@cache_options
 def ladder(files, stream, conn, frame, where, fmt, output, utc, mode):
     """The ladder of one TCP connection of FILES: per packet the frame number, the time since
     the connection's first packet, flags, relative seq and ack, payload length, scaled
@@ -36,6 +37,7 @@ def ladder(files, stream, conn, frame, where, fmt, output, utc, mode):
     server-to-client lines indented (<--). Choose the connection with exactly one of
     --stream, --conn or --frame. - is standard input."""
     import tcpsift
+    from tcpsift.cache import cache_applies
     from tcpsift.cli.progress import progress
     from tcpsift.workflow import ladder as L
 
@@ -46,14 +48,15 @@ def ladder(files, stream, conn, frame, where, fmt, output, utc, mode):
         # on a terminal, after a second, a spinner on stderr; gone before the ladder
         with progress() as shown:
             shown.step("reading the capture")
-            if stream is not None:
+            if stream is not None and not cache_applies(files):
                 # without tables: only the stream's frames are kept as they are decoded
                 lad, warnings, complete = L.read_ladder(list(files), stream, mode)
             else:
-                # only the packet columns the ladder reads are built
+                # only the packet columns the ladder reads are built (or read from
+                # the cache, where the first read keeps them all)
                 cap = tcpsift.read(list(files), columns=L.PACKET_COLUMNS, mode=mode)
                 shown.step("TCP analysis")
-                lad = L.build(cap, conn=conn, frame=frame)
+                lad = L.build(cap, stream=stream, conn=conn, frame=frame)
                 warnings, complete = cap.warnings, cap.complete
         table = L.where(lad.table, where) if where else lad.table
     except (tcpsift.CaptureError, L.LadderError) as e:

@@ -6,7 +6,7 @@ import os
 
 import click
 
-from tcpsift.cli.common import fail, finish
+from tcpsift.cli.common import cache_options, fail, finish
 from tcpsift.cli.modes import announce, mode_option
 from tcpsift.cli.paths import CAPTURE_FILE
 from tcpsift.outputs import StagedFile
@@ -42,6 +42,7 @@ def _staged(path: str) -> StagedFile:
               help="Draw from this time on (seconds since the connection's first packet).")
 @click.option("--end", type=float, metavar="SECONDS", help="Draw up to this time.")
 @mode_option(("merge", "concat"))
+@cache_options
 def plot(files, kind, stream, output, direction, data_path, average, start, end, mode):
     """Draw KIND for one TCP connection of FILES: window (receive window over time),
     window-ack (window and ACK number), tseq (time-sequence graph, tcptrace's marks), rtt

@@ -5,7 +5,7 @@ import os
 
 import click
 
-from tcpsift.cli.common import client_by_option, fail, finish
+from tcpsift.cli.common import cache_options, client_by_option, fail, finish
 from tcpsift.cli.modes import announce, mode_option
 from tcpsift.cli.paths import CAPTURE_FILE
 
@@ -18,6 +18,7 @@ from tcpsift.cli.paths import CAPTURE_FILE
               help="Show this tcp.stream in detail too (ladder and plots); repeatable.")
 @client_by_option
 @mode_option(("merge", "concat"))
+@cache_options
 def report(files, output, streams, client_by, mode):
     """An HTML report of FILES (read as one capture) that opens offline and can be mailed:
     the capture summary, TCP analysis verdict counts, the slowest handshakes, the client

@@ -5,7 +5,7 @@ import io
 
 import click
 
-from tcpsift.cli.common import check_output, fail, finish, output_file
+from tcpsift.cli.common import cache_options, check_output, fail, finish, output_file
 from tcpsift.cli.modes import announce, mode_option
 from tcpsift.cli.paths import CAPTURE_FILE
 from tcpsift.cli.textview import width_option
@@ -26,6 +26,7 @@ from tcpsift.workflow.sql import MEMORY_LIMIT
               help="DuckDB's threads [default: one per core].")
 @width_option
 @mode_option(("merge", "concat"))
+@cache_options
 def sql(query, files, fmt, output, memory_limit, threads, width, mode):
     """Run the SQL statement QUERY (DuckDB) over the views packets, tcp, conns and layers
     of FILES, e.g. "SELECT src, count(*) FROM packets GROUP BY src". Addresses and

@@ -1,0 +1,228 @@
+"""One cache entry: a capture's tables as Parquet files in a folder of their own.
+
+    <cache folder>/<entry name>/entry.json       the files' identity, Capture.info,
+                                                 the capture's warnings, completeness
+                               /packets.parquet  + packets.json (its size, CRC-32, rows)
+                               /layers.parquet   + layers.json
+                               /tcp.parquet      + tcp.json
+                               /conns.parquet    + conns.json
+
+Each table is stored when it is first computed, and each file is written under a
+temporary name and renamed into place, so a reader never sees half a file and two
+runs filling the same entry at once only replace a table by the same table. A table
+is trusted only when its size and CRC-32 are those its record (the .json beside it)
+gives for the current files' identity: a truncated, edited or missing file is reported
+in one line and rebuilt. No pickle: Parquet and JSON only.
+
+Problems with the cache itself never fail a read: they are reported (`notes`, which
+tcpsift.read appends to Capture.warnings) and the capture is read without it.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import zlib
+from pathlib import Path
+
+from tcpsift.cache.identity import entry_name, file_identity, identity_digest
+from tcpsift.outputs import StagedFile, replaced
+from tcpsift.schema import SCHEMA_VERSION
+
+META = "entry.json"
+PARTS = ("packets", "layers", "tcp", "conns")
+# small pages of statistics: a query on a few frames or streams reads a few row groups
+ROW_GROUP_ROWS = 1 << 17
+_NAME = re.compile(r"[0-9a-f]{32}")
+
+
+def is_entry_name(name: str) -> bool:
+    return bool(_NAME.fullmatch(name))
+
+
+class CacheEntry:
+    """The entry of `paths` read in `mode` in the cache folder `folder`.
+
+    `meta` is the entry's metadata when the entry holds tables of the files as they are
+    now (None: new or stale). `notes` collects one line per problem met."""
+
+    def __init__(self, folder: Path, paths: list[str], mode: str, notes: list[str]):
+        self.dir = Path(folder) / entry_name(paths, mode)
+        self.identity = [file_identity(p) for p in paths]
+        self.key = identity_digest(self.identity)
+        self.notes = notes
+        self.writable = True
+        self.meta = self._read_meta()
+
+    # -- metadata -------------------------------------------------------------------
+
+    def _read_meta(self) -> dict | None:
+        path = self.dir / META
+        try:
+            text = path.read_text()
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            self._note(f"cannot read {path} ({e.strerror}); the capture is read again")
+            return None
+        try:
+            meta = json.loads(text)
+            same = meta["identity"] == self.identity and meta["schema"] == SCHEMA_VERSION
+        except (ValueError, KeyError, TypeError):
+            self._note(f"{path} is damaged; the entry is rebuilt")
+            self._drop()
+            return None
+        if not same:        # the capture changed since: replaced quietly
+            self._drop()
+            return None
+        return meta
+
+    def store_meta(self, info: dict, warnings: list[str], complete: bool) -> None:
+        """Start the entry (after a read of the files): what Capture gives besides its
+        tables."""
+        meta = {"schema": SCHEMA_VERSION, "identity": self.identity, "info": info,
+                "warnings": list(warnings), "complete": complete}
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            with replaced(str(self.dir / META), binary=False, encoding="utf-8") as fh:
+                json.dump(meta, fh)
+        except OSError as e:
+            self._unwritable(e)
+            return
+        self.meta = meta
+
+    # -- tables ---------------------------------------------------------------------
+
+    def has(self, part: str) -> bool:
+        return self.meta is not None and (self.dir / f"{part}.json").exists()
+
+    def load(self, part: str, columns=None):
+        """The table `part` (only `columns`, if given) as a Polars DataFrame, or None when
+        the entry does not hold it (never computed, or found damaged: then reported and
+        removed, to be rebuilt)."""
+        import polars as pl
+
+        data, rows = self._verified(part)
+        if data is None:
+            return None
+        try:
+            table = pl.read_parquet(io.BytesIO(data), columns=list(columns) if columns else None)
+        except Exception as e:   # noqa: BLE001 (any reader error means: not trusted)
+            return self._damaged(part, f"cannot be read ({' '.join(str(e).split())[:120]})")
+        if len(table) != rows:
+            return self._damaged(part, "has other rows than stored")
+        return table
+
+    def path(self, part: str) -> Path | None:
+        """The Parquet file of `part`, checked as load() checks it, for a reader of its
+        own (DuckDB); None when the entry does not hold it."""
+        data, _ = self._verified(part)
+        return None if data is None else self.dir / f"{part}.parquet"
+
+    def _verified(self, part: str) -> tuple[bytes | None, int]:
+        """The bytes of `part`'s Parquet file and its number of rows, when its record is
+        of the current files and its size and CRC-32 are the record's; else None (a
+        damaged part reported and removed)."""
+        if self.meta is None:
+            return None, 0
+        record_path, data_path = self.dir / f"{part}.json", self.dir / f"{part}.parquet"
+        try:
+            record = json.loads(record_path.read_text())
+            if record.get("identity") != self.key:
+                return None, 0  # written for other contents of the files: not ours
+        except FileNotFoundError:
+            return None, 0
+        except (OSError, ValueError, AttributeError):
+            return self._damaged(part, "its record is damaged"), 0
+        try:
+            data = data_path.read_bytes()
+        except FileNotFoundError:
+            return self._damaged(part, "is missing"), 0
+        except OSError as e:
+            return self._damaged(part, f"cannot be read ({e.strerror})"), 0
+        if len(data) != record.get("bytes"):
+            return self._damaged(part, f"has {len(data):,} bytes, not the {record.get('bytes')} "
+                                 "stored"), 0
+        if zlib.crc32(data) != record.get("crc32"):
+            return self._damaged(part, "was changed (its checksum differs)"), 0
+        self._touch()
+        return data, int(record.get("rows", -1))
+
+    def store(self, part: str, table) -> None:
+        """Keep `table` as the entry's `part` (nothing when the entry cannot be written)."""
+        if self.meta is None or not self.writable:
+            return
+        data_path = self.dir / f"{part}.parquet"
+        try:
+            staged = StagedFile(str(data_path))
+            try:
+                table.write_parquet(staged.temp, compression="zstd", compression_level=1,
+                                    statistics=True, row_group_size=ROW_GROUP_ROWS)
+                with open(staged.temp, "rb") as fh:
+                    data = fh.read()
+                staged.commit()
+            finally:
+                staged.discard()
+            record = {"identity": self.key, "bytes": len(data), "crc32": zlib.crc32(data),
+                      "rows": len(table)}
+            with replaced(str(self.dir / f"{part}.json"), binary=False,
+                          encoding="utf-8") as fh:
+                json.dump(record, fh)
+        except OSError as e:
+            self._unwritable(e)
+
+    # -- problems -------------------------------------------------------------------
+
+    def _note(self, line: str) -> None:
+        self.notes.append(f"cache: {line}")
+
+    def _damaged(self, part: str, why: str) -> None:
+        self._note(f"{self.dir / (part + '.parquet')} {why}; rebuilt")
+        for suffix in (".json", ".parquet"):
+            try:
+                (self.dir / f"{part}{suffix}").unlink()
+            except OSError:
+                pass
+        return None
+
+    def _unwritable(self, error: OSError) -> None:
+        if self.writable:
+            where = error.filename or self.dir
+            self._note(f"cannot write to {where} ({error.strerror or error}); "
+                       "working without the cache")
+        self.writable = False
+
+    def _drop(self) -> None:
+        """Remove the entry's files (stale or damaged metadata)."""
+        try:
+            children = list(self.dir.iterdir())
+        except OSError:
+            return
+        for child in children:
+            try:
+                child.unlink()
+            except OSError:
+                pass
+
+    def _touch(self) -> None:
+        """Mark the entry used now (`tcpsift cache ls` lists the most recent first)."""
+        try:
+            os.utime(self.dir)
+        except OSError:
+            pass
+
+
+def open_entry(folder: Path | None, paths: list[str], mode: str,
+               notes: list[str]) -> CacheEntry | None:
+    """The entry of `paths`, or None when they cannot have one: no cache folder, standard
+    input or another stream (read once: its contents have no identity), a file that
+    cannot be read (reading it reports why)."""
+    from tcpsift.cache.folder import cache_applies
+
+    if folder is None or not cache_applies(paths, folder):
+        return None
+    try:
+        return CacheEntry(folder, paths, mode, notes)
+    except OSError:
+        return None
