@@ -74,7 +74,9 @@ def _direction_dict(row: dict, prefix: str = "") -> dict:
             **{name: row[f"{prefix}{name}"] for name in (
                 "matched", "lost_between_points", "loss_bursts", "duplicated_between_points",
                 "reordered_between_points")},
+            "matched_by_byte_range": row[f"{prefix}matched_by_byte_range"],
             "one_way_delay_ms": _delay_dict(row, prefix),
+            "one_way_delay_approximate": row[f"{prefix}delay_approximate"],
             **{name: row[f"{prefix}{name}"] for name in (
                 "window_shrinks_only_upstream", "window_shrinks_only_downstream")},
             "retransmissions": {"count": row[f"{prefix}retransmissions"],
@@ -206,7 +208,8 @@ def _annotated(p: Point, conns: pl.DataFrame) -> pl.DataFrame:
     keep = conn >= 0
     s2c = p.packets["direction"].to_numpy() != c2s_of[stream]
     return p.packets.filter(pl.Series(keep)).select(
-        "key", "ts_ns", "frame", "tcp_len", "tcp_flags", "seq", "window", t="ts_ns",
+        "key", "ts_ns", "frame", "tcp_len", "tcp_flags", "seq", "ack", "tsval", "window",
+        t="ts_ns",
         conn=pl.Series(conn[keep]),
         direction=stats.direction_of(s2c[keep]))
 
@@ -281,7 +284,8 @@ def _with_upstream(table: pl.DataFrame, upstream: dict) -> pl.DataFrame:
                              **{c: C(c).fill_null(0) for c in (
                                  "sent", "matched", "lost_between_points", "loss_bursts",
                                  "duplicated_between_points", "reordered_between_points",
-                                 *COUNTED)})
+                                 "matched_by_byte_range", *COUNTED)},
+                             delay_approximate=C("delay_approximate").fill_null(False))
 
 
 def _connection_table(conns: pl.DataFrame, per_conn: pl.DataFrame, upstream: dict) -> pl.DataFrame:

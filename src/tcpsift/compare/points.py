@@ -52,7 +52,7 @@ def point(name: str, label: str, capture, nat=()) -> Point:
                     & C("tcp_flags").is_not_null()).rechunk())
     rows = to_a_view(rows, list(nat))
     rows = rows.select("frame", "ts_ns", "src", "dst", "sport", "dport", "tcp_flags", "tcp_len",
-                       "seq", "window", key=pl.Series(_keys(rows)))
+                       "seq", "ack", "tsval", "window", key=pl.Series(_keys(rows)))
     start_ns, end_ns = pk.select(C("ts_ns").min().alias("start"),
                                  C("ts_ns").max().alias("end")).row(0)
     key_order = np.argsort(rows["key"].to_numpy())

@@ -18,6 +18,7 @@ from typing import cast
 import numpy as np
 import polars as pl
 
+from tcpsift.compare import offload
 from tcpsift.compare.matching import assign
 
 C = pl.col
@@ -79,7 +80,8 @@ def fates(a_rows: pl.DataFrame, b_rows: pl.DataFrame, upstream: dict[str, str],
                          for p, _, up, _ in parts])
     rest_down = pl.concat([at[p].filter(~is_up[p]).filter(
         ~pl.Series(paired[p][at[p].filter(~is_up[p])["frame"].to_numpy()]))
-        .select("key", "t", "frame", row=C("frame").cast(pl.Int64) + (p == "b") * B_ROW)
+        .select("key", "t", "frame", "conn", "direction", *SEGMENT,
+                row=C("frame").cast(pl.Int64) + (p == "b") * B_ROW)
         for p in "ab"])
     assigned = assign(rest_up, rest_down.select("key", "t", "row"))
     copies = (assigned.filter(C("up_row").is_not_null())
@@ -103,6 +105,7 @@ def fates(a_rows: pl.DataFrame, b_rows: pl.DataFrame, upstream: dict[str, str],
         .then("frame_down"),
         t_down=pl.when(rest).then("t_down_rest").when(C("copies") > 0).then("t_down"),
     ).with_columns(delay_ns=C("t_down") - C("t_up"))
+    rows = _by_byte_range(rows, at, is_up, rest_down, assigned)
     # (per direction, two values: conditions, not joins, over a million rows)
     medians = dict(rows.group_by("direction").agg(C("delay_ns").median()).iter_rows())
 
@@ -116,7 +119,50 @@ def fates(a_rows: pl.DataFrame, b_rows: pl.DataFrame, upstream: dict[str, str],
                              duplicated=pl.max_horizontal(C("copies") - 1, pl.lit(0)))
     return _with_bursts(_with_reordering(rows)).select(
         "conn", "direction", "frame_up", "t_up", "copies", "frame_down", "t_down", "lost",
-        "loss_burst", "duplicated", "delay_ns", "reordered")
+        "loss_burst", "duplicated", "delay_ns", "reordered", "approximate")
+
+
+SEGMENT = ("seq", "tcp_len", "ack", "tsval")
+
+
+def _by_byte_range(rows: pl.DataFrame, at: dict, is_up: dict, rest_down: pl.DataFrame,
+                   assigned: pl.DataFrame) -> pl.DataFrame:
+    """`rows` (one per upstream packet) with the data segments that no packet downstream
+    matched but whose bytes arrived (tcpsift.compare.offload), and `approximate`."""
+    flow = C("conn").cast(pl.Int64) * 2 + (C("direction") == "s2c").cast(pl.Int64)
+    info = pl.concat([at[p].filter(is_up[p]).select(
+        *SEGMENT, row=C("frame").cast(pl.Int64) + (p == "b") * B_ROW) for p in "ab"])
+    lonely_up = (rows.filter(C("copies") == 0).select("row", "conn", "direction", t="t_up")
+                 .join(info, on="row").filter(C("tcp_len") > 0).with_columns(flow=flow))
+    taken = assigned.filter(C("up_row").is_not_null()).select("row")
+    lonely_down = (rest_down.join(taken, on="row", how="anti").filter(C("tcp_len") > 0)
+                   .with_columns(flow=flow))
+    if lonely_up.is_empty() or lonely_down.is_empty():
+        return rows.with_columns(approximate=pl.lit(False))
+    n = int(max(lonely_up["flow"].to_numpy().max(),
+                lonely_down["flow"].to_numpy().max())) + 1
+    exact = rows.filter(C("copies") > 0).with_columns(flow=flow)
+    ranges = {}
+    for name, agg in (("low", C("delay_ns").min()), ("high", C("delay_ns").max())):
+        values = np.full(n, np.nan)
+        by_flow = exact.group_by("flow").agg(agg).filter(C("flow") < n)
+        by_direction = dict(exact.group_by("direction").agg(agg).iter_rows())
+        for d, v in by_direction.items():    # flows without exact matches: their direction's
+            values[np.arange(n) % 2 == (d == "s2c")] = v
+        values[by_flow["flow"].to_numpy()] = by_flow["delay_ns"].to_numpy()
+        ranges[name] = values
+    found = offload.byte_range_matches(
+        lonely_up.with_columns(C("tsval").fill_null(0), C("ack").fill_null(0)),
+        lonely_down.with_columns(C("tsval").fill_null(0), C("ack").fill_null(0)), ranges)
+    rows = rows.join(found.rename({"frame_down": "frame_range", "t_down": "t_range"}),
+                     on="row", how="left")
+    approximate = C("t_range").is_not_null()
+    return rows.with_columns(
+        copies=pl.when(approximate).then(1).otherwise("copies"),
+        frame_down=pl.when(approximate).then("frame_range").otherwise("frame_down"),
+        t_down=pl.when(approximate).then("t_range").otherwise("t_down"),
+        delay_ns=pl.when(approximate).then(C("t_range") - C("t_up")).otherwise("delay_ns"),
+        approximate=approximate).drop("frame_range", "t_range")
 
 
 def _flow_order(rows: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -181,7 +227,11 @@ def summary(fate: pl.DataFrame, by: list[str]) -> pl.DataFrame:
                                                  minlength=n),
         "reordered_between_points": np.bincount(inverse, weights=fate["reordered"].to_numpy(),
                                                 minlength=n)}
-    arrived = copies > 0
+    approximate = fate["approximate"].to_numpy()
+    counts["matched_by_byte_range"] = np.bincount(inverse, weights=approximate, minlength=n)
+    exact = np.bincount(inverse, weights=(copies > 0) & ~approximate, minlength=n)
+    # the delays of byte-range matches only where a group has no exact one
+    arrived = (copies > 0) & (~approximate | (exact[inverse] == 0))
     g, delay = inverse[arrived], fate["delay_ns"].to_numpy()[arrived]
     spread = int(delay.max() - delay.min()) + 1 if len(delay) else 1
     if spread * n < 2**62:      # one key: group, then delay
@@ -204,5 +254,6 @@ def summary(fate: pl.DataFrame, by: list[str]) -> pl.DataFrame:
         at_high = delay[np.minimum(start + high, last)] if len(delay) else np.zeros(n)
         value = (at_low + (position - low) * (at_high - at_low)) / 1e6
         table[f"delay_{name}_ms"] = pl.Series(np.where(size > 0, value, np.nan)).fill_nan(None)
+    table["delay_approximate"] = (exact == 0) & (counts["matched_by_byte_range"] > 0)
     out = pl.DataFrame(table).filter(C("sent") > 0)
     return out.with_columns(C("conn").cast(pl.UInt32)) if "conn" in table else out

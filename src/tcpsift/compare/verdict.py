@@ -92,6 +92,12 @@ def _direction_sentences(result, row: dict, rows) -> list[str]:
         out.append(f"{NAMES[d]}: one-way delay {up}→{down} min {row['delay_min_ms']:.2f} ms, "
                    f"median {row['delay_median_ms']:.2f} ms, p99 {row['delay_p99_ms']:.2f} ms, "
                    f"max {row['delay_max_ms']:.2f} ms")
+    if row["matched_by_byte_range"]:
+        how = ("only by byte range: the delays above are approximate"
+               if row["delay_approximate"] else "their delays are left out of the figures above")
+        out.append(f"{NAMES[d]}: {_count(row['matched_by_byte_range'], 'packet')} matched by "
+                   "byte range (segmentation offload at a capturing host: TSO super-segments "
+                   f"or GRO-merged segments); {how}")
     if row["duplicated_between_points"] or row["reordered_between_points"]:
         out.append(f"{NAMES[d]}: {_count(row['duplicated_between_points'], 'copy')} duplicated "
                    f"and {_count(row['reordered_between_points'], 'packet')} reordered between "

@@ -26,9 +26,9 @@ from tcpsift.compare.stats import DIRECTION
 C = pl.col
 SYN, RST = 0x02, 0x04
 WHERE = pl.Enum(("upstream", "downstream"))
-SCHEMA = {"conn": pl.Int64, "direction": DIRECTION, "seen_at": WHERE, "point": pl.String,
-          "frame": pl.UInt32, "window": pl.Int64, "previous_window": pl.Int64,
-          "other_frame": pl.UInt32}
+SCHEMA = pl.Schema([("conn", pl.Int64()), ("direction", DIRECTION), ("seen_at", WHERE),
+                    ("point", pl.String()), ("frame", pl.UInt32()), ("window", pl.Int64()),
+                    ("previous_window", pl.Int64()), ("other_frame", pl.UInt32())])
 
 
 def _shrinks(rows: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -63,7 +63,7 @@ def one_point_shrinks(rows: dict[str, pl.DataFrame], upstream: dict[str, str],
         for side in (up, down):
             side_rows = rows[side].filter(C("direction") == d)
             frames, window, previous = _shrinks(side_rows)
-            size = max(int(side_rows["frame"].max() or 0),
+            size = max(int(side_rows["frame"].to_numpy().max(initial=0)),
                        int(fu.max() if side == up and len(fu) else 0),
                        int(fd.max() if side == down and len(fd) else 0)) + 1
             flag = np.zeros(size, bool)
@@ -93,7 +93,7 @@ def one_point_shrinks(rows: dict[str, pl.DataFrame], upstream: dict[str, str],
 
 
 def _conn_of(rows: pl.DataFrame, frames: np.ndarray) -> np.ndarray:
-    table = np.full(int(rows["frame"].max() or 0) + 1, -1, np.int64)
+    table = np.full(int(rows["frame"].to_numpy().max(initial=0)) + 1, -1, np.int64)
     table[rows["frame"].to_numpy()] = rows["conn"].to_numpy()
     return table[frames]
 
