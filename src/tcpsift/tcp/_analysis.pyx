@@ -29,7 +29,7 @@ Nothing per packet is a Python object; the loop runs without the GIL. State:
   end the ordered mode: full walks then run, as Wireshark's, and notice when the order
   is back.
 """
-from libc.stdint cimport int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdint cimport INT64_MIN
 from libc.stdlib cimport free, malloc, realloc
 
@@ -1586,3 +1586,530 @@ def import_state(dict scalars, const unsigned char[::1] convs, const int32_t[:, 
         if ended[k] >= st.next_stream or note_ended(st, ended[k]) < 0:
             raise ValueError("an ended stream beyond the stream count")
     return an
+
+
+# --- the connection table's aggregates, connection by connection ---------------------------
+# tcpsift.tcp.connections builds the connection table from these: one pass over the rows
+# (packet values and this kernel's outputs) in frame order keeps, per stream and per
+# direction, every count, extreme and "first such row" the table needs, so that neither
+# the packet table nor the TCP table has to be held (or sorted, or grouped) to build it.
+# The rules are those of the table's columns (docs/schema.md); which direction is the
+# client's is known only at the end (the first SYN may come late), so everything is kept
+# per direction and the roles are applied when the rows are taken.
+
+from libc.stdlib cimport qsort
+
+# presence bits of the per-row input `has` (fill_conn_rows / the table path)
+cdef enum:
+    H_TS = 1
+    H_FLAGS = 2
+    H_PORTS = 4
+    H_IP = 8
+    H_ETH = 16
+    H_MSS = 32
+    H_WS = 64
+    H_TCP = 128          # sack_perm is known (a TCP header)
+    H_SACKP = 256        # ... and set
+    H_TSOPT = 512        # a timestamps option
+    H_WINDOW = 1024      # the raw window is known
+
+CONN_HAS = {"ts": H_TS, "flags": H_FLAGS, "ports": H_PORTS, "ip": H_IP, "eth": H_ETH,
+            "mss": H_MSS, "wscale": H_WS, "tcp": H_TCP, "sack_perm": H_SACKP,
+            "timestamps": H_TSOPT, "window": H_WINDOW}
+
+# history letters: S H A D F R I Q, then T (retransmission) and W (zero window)
+cdef enum:
+    L_S = 0
+    L_H = 1
+    L_A = 2
+    L_D = 3
+    L_F = 4
+    L_R = 5
+    L_I = 6
+    L_Q = 7
+    L_T = 8
+    L_W = 9
+    MAX_HISTORY = 36     # 8 letters and 5 T and 5 W per direction
+
+cdef int64_t C_NO_TIME = INT64_MIN
+cdef int64_t C_NO_TIME_MAX = 0x7FFFFFFFFFFFFFFF
+cdef uint32_t C_NO_WINDOW = 0xFFFFFFFFU
+# the `analysis` bits whose tshark filters the counts follow (tcpsift.tcp.FILTER_BITS, in
+# VERDICTS order: retransmission counts fast and spurious ones too)
+cdef uint32_t VERDICT_BITS[15]
+VERDICT_BITS[:] = [RETRANSMISSION | FAST_RETRANSMISSION | SPURIOUS_RETRANSMISSION,
+                   LOST_SEGMENT, ACK_LOST_SEGMENT, KEEP_ALIVE, DUPLICATE_ACK, ZERO_WINDOW,
+                   ZERO_WINDOW_PROBE, ZERO_WINDOW_PROBE_ACK, KEEP_ALIVE_ACK, OUT_OF_ORDER,
+                   FAST_RETRANSMISSION, WINDOW_UPDATE, WINDOW_FULL, REUSED_PORTS,
+                   SPURIOUS_RETRANSMISSION]
+
+
+ctypedef struct Pending:         # a pure ACK waiting for the other side's first SYN-ACK
+    int64_t ts
+    uint32_t frame
+
+
+ctypedef struct CSide:           # one direction of a connection
+    uint8_t seen, has                # has: H_IP | H_PORTS | H_ETH of its first row
+    uint32_t src, dst, eth_src, eth_dst
+    uint16_t sport, dport
+    uint32_t packets
+    uint64_t bytes, payload
+    uint32_t verdicts[15]
+    uint8_t syn_seen                 # its first pure SYN: time and options
+    int64_t syn_ts
+    uint16_t syn_mss, syn_has
+    uint8_t syn_ws
+    uint8_t synack_seen              # its first SYN-ACK
+    int64_t synack_ts
+    uint16_t synack_mss, synack_has
+    uint8_t synack_ws
+    uint32_t min_window              # smallest scaled window, SYNs excluded
+    int64_t ack_ts                   # first pure ACK at or after the other's SYN-ACK:
+    int64_t ack_frame                # smallest time, smallest frame
+    Pending* pending
+    int32_t npending, pending_cap
+    uint8_t fin, rst, plain, last_syn    # last_syn: 0 none, 1 SYN, 2 SYN-ACK
+    uint32_t retrans, zero_windows
+
+
+ctypedef struct CAgg:            # one connection (stream)
+    uint8_t used
+    int8_t syn_dir, synack_dir, rst_dir      # the direction of the first of each; -1
+    uint32_t first_frame, last_frame
+    uint8_t timed, closed
+    int64_t first_ts, last_ts
+    uint32_t close_frame
+    uint8_t nhistory
+    uint8_t history[MAX_HISTORY]             # 2 * letter + direction
+    uint32_t letters                         # bit 2 * letter + direction: seen
+    int64_t* rtt
+    int32_t nrtt, rtt_cap
+    int64_t rtt_min, rtt_median, rtt_max   # set by take()
+    CSide side[2]
+
+
+cdef inline bint nth_shown(uint32_t k) noexcept nogil:
+    """T and W are shown at their 1st, 10th, 100th, 1000th and 10000th occurrence."""
+    return k == 0 or k == 9 or k == 99 or k == 999 or k == 9999
+
+
+cdef inline void add_event(CAgg* g, int letter, int d) noexcept nogil:
+    if g.nhistory < MAX_HISTORY:
+        g.history[g.nhistory] = <uint8_t>(2 * letter + d)
+        g.nhistory += 1
+
+
+cdef inline void ack_candidate(CSide* s, int64_t ts, uint32_t frame, int64_t t) noexcept nogil:
+    if ts >= t:
+        if ts < s.ack_ts:
+            s.ack_ts = ts
+        if frame < s.ack_frame:
+            s.ack_frame = frame
+
+
+cdef void settle_pending(CSide* s, int64_t t) noexcept nogil:
+    """The pure ACKs that waited for the other side's SYN-ACK, its time now known."""
+    cdef int32_t k
+    for k in range(s.npending):
+        ack_candidate(s, s.pending[k].ts, s.pending[k].frame, t)
+    free(s.pending)
+    s.pending = NULL
+    s.npending = s.pending_cap = 0
+
+
+cdef int conn_row(CAgg* g, uint32_t frame, int64_t ts, uint16_t has, uint32_t length,
+                  uint16_t fl, uint32_t tcp_len, int32_t window, uint32_t src, uint32_t dst,
+                  uint16_t sport, uint16_t dport, uint32_t eth_src, uint32_t eth_dst,
+                  uint16_t mss, uint8_t ws, int d, uint32_t win_scaled, uint32_t shown,
+                  bint has_rtt, int64_t rtt) noexcept nogil:
+    """One row of the connection, sent in direction d. -1: out of memory."""
+    cdef CSide* s = &g.side[d]
+    cdef CSide* o = &g.side[1 - d]
+    cdef bint timed = (has & H_TS) != 0
+    cdef int64_t t = ts if timed else C_NO_TIME
+    cdef int k, letter, several
+    cdef Pending* p
+    cdef int64_t* r
+    if not (has & H_FLAGS):
+        fl = 0
+    if not g.used:
+        g.used = 1
+        g.first_frame = g.last_frame = frame
+    if frame < g.first_frame:
+        g.first_frame = frame
+    if frame > g.last_frame:
+        g.last_frame = frame
+    if timed:
+        if not g.timed:
+            g.timed = 1
+            g.first_ts = g.last_ts = ts
+        elif ts < g.first_ts:
+            g.first_ts = ts
+        elif ts > g.last_ts:
+            g.last_ts = ts
+    if not s.seen:
+        s.seen = 1
+        s.has = has & (H_IP | H_PORTS | H_ETH)
+        s.src, s.dst, s.eth_src, s.eth_dst = src, dst, eth_src, eth_dst
+        s.sport, s.dport = sport, dport
+    s.packets += 1
+    s.bytes += length
+    s.payload += tcp_len
+    if shown:
+        for k in range(15):
+            if shown & VERDICT_BITS[k]:
+                s.verdicts[k] += 1
+    if (fl & (SYN | ACK)) == SYN:
+        if g.syn_dir < 0:
+            # the client is this side from now on, whatever comes: the other side's
+            # pure ACKs never complete a handshake
+            g.syn_dir = <int8_t>d
+            free(o.pending)
+            o.pending = NULL
+            o.npending = o.pending_cap = 0
+        if not s.syn_seen:
+            s.syn_seen = 1
+            s.syn_ts = t
+            s.syn_mss, s.syn_ws, s.syn_has = mss, ws, has
+    elif (fl & (SYN | ACK)) == (SYN | ACK):
+        if g.synack_dir < 0:
+            g.synack_dir = <int8_t>d
+        if not s.synack_seen:
+            s.synack_seen = 1
+            s.synack_ts = t
+            s.synack_mss, s.synack_ws, s.synack_has = mss, ws, has
+            settle_pending(o, t)
+    if (has & H_FLAGS) and not (fl & SYN) and win_scaled < s.min_window:
+        s.min_window = win_scaled
+    if ((fl & (SYN | FIN | RST | ACK)) == ACK and tcp_len == 0 and timed
+            and (g.syn_dir < 0 or g.syn_dir == d)):
+        if o.synack_seen:
+            ack_candidate(s, ts, frame, o.synack_ts)
+        else:
+            if s.npending == s.pending_cap:
+                k = s.pending_cap * 2 if s.pending_cap else 4
+                p = <Pending*>realloc(s.pending, k * sizeof(Pending))
+                if p == NULL:
+                    return -1
+                s.pending = p
+                s.pending_cap = k
+            s.pending[s.npending].ts = ts
+            s.pending[s.npending].frame = frame
+            s.npending += 1
+    if (fl & (FIN | RST)) and not g.closed:
+        g.closed = 1
+        g.close_frame = frame
+    if fl & RST:
+        s.rst = 1
+        if g.rst_dir < 0:
+            g.rst_dir = <int8_t>d
+    if fl & FIN:
+        s.fin = 1
+    if fl & SYN:
+        s.last_syn = 2 if (fl & ACK) else 1
+    if (has & H_FLAGS) and not (fl & (SYN | FIN | RST)):
+        s.plain = 1
+    if has_rtt:
+        if g.nrtt == g.rtt_cap:
+            k = g.rtt_cap * 2 if g.rtt_cap else 8
+            r = <int64_t*>realloc(g.rtt, k * sizeof(int64_t))
+            if r == NULL:
+                return -1
+            g.rtt = r
+            g.rtt_cap = k
+        g.rtt[g.nrtt] = rtt
+        g.nrtt += 1
+    # history: the row's letter at its first appearance, then T, then W
+    several = ((fl & SYN) != 0) + ((fl & FIN) != 0) + ((fl & RST) != 0) > 1
+    if several and (fl & FIN) and (fl & RST):
+        letter = L_I
+    elif several:
+        letter = L_Q
+    elif (fl & SYN) and (fl & ACK):
+        letter = L_H
+    elif fl & SYN:
+        letter = L_S
+    elif fl & FIN:
+        letter = L_F
+    elif fl & RST:
+        letter = L_R
+    elif tcp_len > 0:
+        letter = L_D
+    elif fl & ACK:
+        letter = L_A
+    else:
+        letter = -1
+    if letter >= 0 and not (g.letters >> (2 * letter + d)) & 1:
+        g.letters |= 1U << (2 * letter + d)
+        add_event(g, letter, d)
+    if shown & VERDICT_BITS[0]:
+        if nth_shown(s.retrans):
+            add_event(g, L_T, d)
+        s.retrans += 1
+    if ((has & H_WINDOW) and window == 0 and not (fl & (RST | SYN)) and (has & H_FLAGS)):
+        if nth_shown(s.zero_windows):
+            add_event(g, L_W, d)
+        s.zero_windows += 1
+    return 0
+
+
+cdef int cmp_i64(const void* a, const void* b) noexcept nogil:
+    cdef int64_t x = (<int64_t*>a)[0], y = (<int64_t*>b)[0]
+    return (x > y) - (x < y)
+
+
+cdef void side_init(CSide* s) noexcept nogil:
+    memset(s, 0, sizeof(CSide))
+    s.min_window = C_NO_WINDOW
+    s.ack_ts = C_NO_TIME_MAX
+    s.ack_frame = C_NO_TIME_MAX
+
+
+cdef void agg_free(CAgg* g) noexcept nogil:
+    free(g.rtt)
+    free(g.side[0].pending)
+    free(g.side[1].pending)
+    g.rtt = NULL
+    g.side[0].pending = g.side[1].pending = NULL
+
+
+cdef class ConnAggregates:
+    """Per-connection aggregates of the connection table, fed rows in frame order
+    (`feed`: the rows' values from fill_conn_rows or the tables, and the TCP kernel's
+    outputs for them); `take(streams)` returns those connections' values and frees them."""
+    cdef CAgg* aggs
+    cdef Py_ssize_t cap
+
+    def __cinit__(self):
+        self.aggs = NULL
+        self.cap = 0
+
+    def __dealloc__(self):
+        cdef Py_ssize_t i
+        for i in range(self.cap):
+            agg_free(&self.aggs[i])
+        free(self.aggs)
+
+    cdef int grow(self, Py_ssize_t need) noexcept nogil:
+        cdef Py_ssize_t cap = self.cap if self.cap else 1024, i
+        cdef CAgg* p
+        while cap <= need:
+            cap *= 2
+        p = <CAgg*>realloc(self.aggs, cap * sizeof(CAgg))
+        if p == NULL:
+            return -1
+        for i in range(self.cap, cap):
+            memset(&p[i], 0, sizeof(CAgg))
+            p[i].syn_dir = p[i].synack_dir = p[i].rst_dir = -1
+            side_init(&p[i].side[0])
+            side_init(&p[i].side[1])
+        self.aggs = p
+        self.cap = cap
+        return 0
+
+    def feed(self, Py_ssize_t n, dict rows, dict out):
+        """Rows `rows` (frame, ts_ns, has, len, tcp_flags, tcp_len, window, src, dst,
+        sport, dport, eth_src, eth_dst, mss, wscale; `has`: CONN_HAS bits) and the
+        kernel's outputs `out` for them (stream, direction, window_scaled, analysis,
+        acks_frame, ack_rtt_ns, _valid)."""
+        cdef const uint32_t[::1] frame = rows["frame"]
+        cdef const int64_t[::1] ts = rows["ts_ns"]
+        cdef const uint16_t[::1] has = rows["has"]
+        cdef const uint32_t[::1] length = rows["len"]
+        cdef const uint16_t[::1] flags = rows["tcp_flags"]
+        cdef const uint32_t[::1] tcp_len = rows["tcp_len"]
+        cdef const int32_t[::1] window = rows["window"]
+        cdef const uint32_t[::1] src = rows["src"]
+        cdef const uint32_t[::1] dst = rows["dst"]
+        cdef const uint16_t[::1] sport = rows["sport"]
+        cdef const uint16_t[::1] dport = rows["dport"]
+        cdef const uint32_t[::1] eth_src = rows["eth_src"]
+        cdef const uint32_t[::1] eth_dst = rows["eth_dst"]
+        cdef const uint16_t[::1] mss = rows["mss"]
+        cdef const uint8_t[::1] ws = rows["wscale"]
+        cdef const uint32_t[::1] stream = out["stream"]
+        cdef const uint8_t[::1] direction = out["direction"]
+        cdef const uint32_t[::1] win = out["window_scaled"]
+        cdef const uint32_t[::1] analysis = out["analysis"]
+        cdef const uint32_t[::1] acks = out["acks_frame"]
+        cdef const int64_t[::1] rtt = out["ack_rtt_ns"]
+        cdef const uint8_t[::1] valid = out["_valid"]
+        cdef Py_ssize_t i
+        cdef uint32_t shown, a
+        cdef int rc = 0
+        if min(frame.shape[0], ts.shape[0], has.shape[0], length.shape[0], flags.shape[0],
+               tcp_len.shape[0], window.shape[0], src.shape[0], dst.shape[0],
+               sport.shape[0], dport.shape[0], eth_src.shape[0], eth_dst.shape[0],
+               mss.shape[0], ws.shape[0], stream.shape[0], direction.shape[0],
+               win.shape[0], analysis.shape[0], acks.shape[0], rtt.shape[0],
+               valid.shape[0]) < n:
+            raise ValueError("connection aggregates: arrays shorter than the rows")
+        with nogil:
+            for i in range(n):
+                if not (valid[i] & V_ROW):
+                    continue
+                if stream[i] >= self.cap and self.grow(stream[i]) < 0:
+                    rc = -1
+                    break
+                # the verdicts tshark shows (none when the capture ends in the options)
+                a = analysis[i]
+                shown = a if ((valid[i] & V_ANALYSIS)
+                              and (a & (HAS_ANALYSIS | NOT_SHOWN)) == HAS_ANALYSIS) else 0
+                if conn_row(&self.aggs[stream[i]], frame[i], ts[i], has[i], length[i],
+                            flags[i], tcp_len[i], window[i], src[i], dst[i], sport[i],
+                            dport[i], eth_src[i], eth_dst[i], mss[i], ws[i],
+                            direction[i] & 1, win[i], shown, acks[i] != 0, rtt[i]) < 0:
+                    rc = -1
+                    break
+        if rc < 0:
+            raise MemoryError("connection aggregates: out of memory")
+
+    def used(self):
+        """The streams that have rows, in stream order."""
+        cdef Py_ssize_t i
+        cdef Py_ssize_t k = 0
+        out = np.empty(self.cap, np.uint32)
+        cdef uint32_t[::1] o = out
+        for i in range(self.cap):
+            if self.aggs[i].used:
+                o[k] = <uint32_t>i
+                k += 1
+        return out[:k]
+
+    def take(self, const uint32_t[::1] streams):
+        """The values of these streams (each with rows), one record each (CONN_DTYPE:
+        the connection's fields, then side0_* and side1_* per direction), and their
+        state freed."""
+        cdef Py_ssize_t m = streams.shape[0], i
+        cdef CAgg* g
+        cdef int d
+        cdef Py_ssize_t lo, hi
+        for i in range(m):
+            if streams[i] >= self.cap or not self.aggs[streams[i]].used:
+                raise ValueError(f"connection aggregates: no stream {streams[i]}")
+        buf = bytearray(m * sizeof(CAgg))
+        cdef unsigned char[::1] b = buf
+        with nogil:
+            for i in range(m):
+                g = &self.aggs[streams[i]]
+                if g.nrtt:
+                    qsort(g.rtt, g.nrtt, sizeof(int64_t), cmp_i64)
+                    lo = (g.nrtt - 1) // 2
+                    hi = g.nrtt // 2
+                    g.rtt_min = g.rtt[0]
+                    g.rtt_max = g.rtt[g.nrtt - 1]
+                    # Polars' median: the mean of the two middle values (as doubles),
+                    # truncated
+                    g.rtt_median = <int64_t>((<double>g.rtt[lo] + <double>g.rtt[hi]) / 2)
+                for d in range(2):
+                    if g.side[d].npending:
+                        # never answered by a SYN-ACK: only a time at the end of time passes
+                        settle_pending(&g.side[d], C_NO_TIME_MAX)
+                memcpy(&b[i * sizeof(CAgg)], g, sizeof(CAgg))
+                agg_free(g)
+                memset(g, 0, sizeof(CAgg))
+                g.syn_dir = g.synack_dir = g.rst_dir = -1
+                side_init(&g.side[0])
+                side_init(&g.side[1])
+        return np.frombuffer(buf, CONN_DTYPE)
+
+
+cdef CAgg _g
+
+cdef Py_ssize_t _at(void* p):
+    return <char*>p - <char*>&_g
+
+_CONN_FIELDS = [
+    ("used", _at(&_g.used), "u1"), ("syn_dir", _at(&_g.syn_dir), "i1"),
+    ("synack_dir", _at(&_g.synack_dir), "i1"), ("rst_dir", _at(&_g.rst_dir), "i1"),
+    ("first_frame", _at(&_g.first_frame), "u4"), ("last_frame", _at(&_g.last_frame), "u4"),
+    ("timed", _at(&_g.timed), "u1"), ("closed", _at(&_g.closed), "u1"),
+    ("first_ts", _at(&_g.first_ts), "i8"), ("last_ts", _at(&_g.last_ts), "i8"),
+    ("close_frame", _at(&_g.close_frame), "u4"), ("nhistory", _at(&_g.nhistory), "u1"),
+    ("history", _at(&_g.history[0]), f"({MAX_HISTORY},)u1"),
+    ("nrtt", _at(&_g.nrtt), "i4"), ("rtt_min", _at(&_g.rtt_min), "i8"),
+    ("rtt_median", _at(&_g.rtt_median), "i8"), ("rtt_max", _at(&_g.rtt_max), "i8"),
+]
+cdef CSide _cs
+
+cdef Py_ssize_t _sat(void* p):
+    return <char*>p - <char*>&_cs
+
+_SIDE_FIELDS = (
+    ("seen", _sat(&_cs.seen), "u1"), ("has", _sat(&_cs.has), "u1"),
+    ("src", _sat(&_cs.src), "u4"), ("dst", _sat(&_cs.dst), "u4"),
+    ("eth_src", _sat(&_cs.eth_src), "u4"), ("eth_dst", _sat(&_cs.eth_dst), "u4"),
+    ("sport", _sat(&_cs.sport), "u2"), ("dport", _sat(&_cs.dport), "u2"),
+    ("packets", _sat(&_cs.packets), "u4"), ("bytes", _sat(&_cs.bytes), "u8"),
+    ("payload", _sat(&_cs.payload), "u8"), ("verdicts", _sat(&_cs.verdicts[0]), "(15,)u4"),
+    ("syn_seen", _sat(&_cs.syn_seen), "u1"), ("syn_ts", _sat(&_cs.syn_ts), "i8"),
+    ("syn_mss", _sat(&_cs.syn_mss), "u2"), ("syn_has", _sat(&_cs.syn_has), "u2"),
+    ("syn_ws", _sat(&_cs.syn_ws), "u1"), ("synack_seen", _sat(&_cs.synack_seen), "u1"),
+    ("synack_ts", _sat(&_cs.synack_ts), "i8"), ("synack_mss", _sat(&_cs.synack_mss), "u2"),
+    ("synack_has", _sat(&_cs.synack_has), "u2"), ("synack_ws", _sat(&_cs.synack_ws), "u1"),
+    ("min_window", _sat(&_cs.min_window), "u4"), ("ack_ts", _sat(&_cs.ack_ts), "i8"),
+    ("ack_frame", _sat(&_cs.ack_frame), "i8"), ("fin", _sat(&_cs.fin), "u1"),
+    ("rst", _sat(&_cs.rst), "u1"), ("plain", _sat(&_cs.plain), "u1"),
+    ("last_syn", _sat(&_cs.last_syn), "u1"))
+for _d, _base in ((0, _at(&_g.side[0])), (1, _at(&_g.side[1]))):
+    _CONN_FIELDS += [(f"side{_d}_{name}", _base + off, kind) for name, off, kind in _SIDE_FIELDS]
+# one ConnAggregates.take() record (native byte order: the struct as it lies in memory)
+CONN_DTYPE = np.dtype({"names": [f[0] for f in _CONN_FIELDS],
+                       "formats": [f[2] for f in _CONN_FIELDS],
+                       "offsets": [f[1] for f in _CONN_FIELDS], "itemsize": sizeof(CAgg)})
+
+
+def fill_conn_rows(Py_ssize_t n, uint32_t first_frame, dict rec, dict pkt, dict rows,
+                   tuple masks):
+    """ConnAggregates.feed's `rows` (arrays of at least n rows) from one chunk of decoder
+    output, by the rules of the packet table's columns: `masks` are the decoder
+    presence bits of (ip, tcp or udp, tcp_flags, tcp_len, mss, wscale, tcp, sack_perm,
+    ts, eth)."""
+    cdef uint32_t m_ip, m_ports, m_flags, m_len, m_mss, m_ws, m_tcp, m_sackp, m_ts, m_eth
+    m_ip, m_ports, m_flags, m_len, m_mss, m_ws, m_tcp, m_sackp, m_ts, m_eth = masks
+    cdef const uint8_t[::1] has_ts = rec["has_ts"].view("u1")
+    cdef const int64_t[::1] ts = rec["ts_ns"]
+    cdef const uint32_t[::1] length = rec["len"]
+    cdef const uint32_t[::1] present = pkt["present"]
+    cdef const uint32_t[::1] tcp_len = pkt["tcp_len"]
+    cdef const uint16_t[::1] window = pkt["window"]
+    cdef uint32_t[::1] o_frame = rows["frame"]
+    cdef uint16_t[::1] o_has = rows["has"]
+    cdef uint32_t[::1] o_len = rows["tcp_len"]
+    cdef int32_t[::1] o_win = rows["window"]
+    cdef Py_ssize_t i
+    cdef uint32_t bits
+    cdef uint16_t h
+    if min(has_ts.shape[0], ts.shape[0], length.shape[0], present.shape[0],
+           tcp_len.shape[0], window.shape[0], o_frame.shape[0], o_has.shape[0],
+           o_len.shape[0], o_win.shape[0]) < n:
+        raise ValueError("connection rows: arrays shorter than the rows")
+    with nogil:
+        for i in range(n):
+            bits = present[i]
+            h = 0
+            if has_ts[i]:
+                h |= H_TS
+            if bits & m_flags:
+                h |= H_FLAGS | H_WINDOW
+            if bits & m_ports:
+                h |= H_PORTS
+            if bits & m_ip:
+                h |= H_IP
+            if bits & m_eth:
+                h |= H_ETH
+            if bits & m_mss:
+                h |= H_MSS
+            if bits & m_ws:
+                h |= H_WS
+            if bits & m_tcp:
+                h |= H_TCP
+                if bits & m_sackp:
+                    h |= H_SACKP
+            if bits & m_ts:
+                h |= H_TSOPT
+            o_has[i] = h
+            o_frame[i] = first_frame + <uint32_t>i
+            o_len[i] = tcp_len[i] if (bits & m_len) else 0
+            o_win[i] = window[i] if (bits & m_flags) else -1

@@ -21,8 +21,8 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from tcpsift.schema import CONN_COLUMNS, polars_schema
-from tcpsift.tcp import FILTER_BITS, FLAG_BITS, keys, shown_analysis
+from tcpsift.schema import CONN_COLUMNS, VERDICTS, polars_schema
+from tcpsift.tcp import keys
 
 C = pl.col
 FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
@@ -39,204 +39,139 @@ PACKET_COLUMNS = ("frame", "ts_ns", "len", "src", "dst", "sport", "dport", "tcp_
                   "eth_dst")
 
 
-class _Rows:
-    """The TCP rows of a capture as NumPy arrays (frame order), with each row's stream,
-    side (`c2s`: sent by the client) and the keys the per-stream reductions use:
-    `stream` (0 .. n-1) and `side` (2 * stream + c2s)."""
-
-    def __init__(self, capture, with_macs: bool):
-        pk, tcp = capture.packets, capture.tcp
-        keep = tcp["stream"].is_not_null()
-        macs = ("eth_src", "eth_dst") if with_macs else ()
-        self.packets = pk.select("src", "dst", "sport", "dport", "mss", "wscale", "sack_perm",
-                                 C("tsval").is_not_null().alias("timestamps"),
-                                 *macs).filter(keep)
-        num = pl.concat([pk.select("frame", "ts_ns", "len", "tcp_flags", "tcp_len", "window",
-                                   "sport", "dport"),
-                         tcp.select("stream", "direction", "window_scaled", "ack_rtt_ns",
-                                    shown_analysis().alias("shown"))],
-                        how="horizontal").filter(keep)
-        self.n_rows = num.height
-        # streams numbered 0 .. n-1 in the order of their numbers (a table of some
-        # streams only, as the ladder passes, has gaps): `numbers` maps back
-        numbers = num["stream"].to_numpy().astype(np.int64)
-        present = np.bincount(numbers) > 0
-        self.numbers = np.flatnonzero(present)
-        self.stream = (np.cumsum(present) - 1).astype(np.int32)[numbers]
-        self.n = len(self.numbers)
-        # (narrow dtypes: a million-row capture's arrays are what this costs in memory)
-        self.frame = num["frame"].to_numpy()
-        self.ts = num["ts_ns"].fill_null(NO_TIME).to_numpy()
-        self.len = num["len"].fill_null(0).to_numpy()
-        # (a header cut before its flags has none: no test on them holds for its row)
-        self.has_flags = num["tcp_flags"].is_not_null().to_numpy()
-        self.flags = num["tcp_flags"].fill_null(0).to_numpy()
-        self.tcp_len = num["tcp_len"].fill_null(0).to_numpy()
-        self.window = num["window"].fill_null(-1).cast(pl.Int32).to_numpy()
-        self.window_scaled = num["window_scaled"].fill_null(NO_WINDOW).to_numpy()
-        self.shown = num["shown"].cast(pl.UInt32).to_numpy()
-        self.has_rtt = num["ack_rtt_ns"].is_not_null().to_numpy()
-        self.rtt = num["ack_rtt_ns"].fill_null(0).to_numpy()
-        direction = num["direction"].fill_null(0).to_numpy().astype(np.int8)
-        flags = self.flags
-        self.syn = (flags & (SYN | ACK)) == SYN
-        self.synack = (flags & (SYN | ACK)) == (SYN | ACK)
-        # which `direction` is the client's: the first SYN's, else the one opposite the
-        # first SYN-ACK, else the one sending from the higher port (equal: direction 0)
-        syn_row = self.first(self.syn)
-        synack_row = self.first(self.synack)
-        dir0_row = self.first(direction == 0)
-        sport, dport = num["sport"].fill_null(0).to_numpy(), num["dport"].fill_null(0).to_numpy()
-        by_port = np.where((dir0_row >= 0) & (sport[dir0_row] < dport[dir0_row]), 1, 0)
-        client_dir = np.where(syn_row >= 0, direction[syn_row],
-                              np.where(synack_row >= 0, 1 - direction[synack_row], by_port))
-        self.c2s = direction == client_dir[self.stream]
-        self.side = 2 * self.stream + self.c2s
-
-    # --- reductions per stream (keys = self.stream, n) or per side (self.side, 2n) ----
-    # (ufunc.at takes its fast path only with intp keys and values of the output's
-    # dtype: ten times faster than with the narrow arrays as they are)
-    def first(self, mask, keys=None, n=None) -> np.ndarray:
-        """The first row (frame order) of each key where `mask` holds; -1 where none."""
-        keys, n = (self.stream, self.n) if keys is None else (keys, n)
-        out = np.full(n, NO_ROW, np.int64)
-        rows = np.flatnonzero(mask)
-        np.minimum.at(out, keys[rows].astype(np.intp), rows)
-        out[out == NO_ROW] = -1
-        return out
-
-    def count(self, mask=None, keys=None, n=None) -> np.ndarray:
-        keys, n = (self.side, 2 * self.n) if keys is None else (keys, n)
-        return np.bincount(keys if mask is None else keys[mask], minlength=n)
-
-    def total(self, values, keys=None, n=None) -> np.ndarray:
-        keys, n = (self.side, 2 * self.n) if keys is None else (keys, n)
-        out = np.zeros(n, np.uint64)
-        np.add.at(out, keys.astype(np.intp), values.astype(np.uint64))
-        return out
-
-    def extreme(self, values, ufunc, empty, mask=None, keys=None, n=None) -> np.ndarray:
-        keys, n = (self.stream, self.n) if keys is None else (keys, n)
-        out = np.full(n, empty, np.int64)
-        if mask is not None:
-            keys, values = keys[mask], values[mask]
-        ufunc.at(out, keys.astype(np.intp), values.astype(np.int64))
-        return out
-
-
-NO_ROW = np.iinfo(np.int64).max
 NO_TIME = np.iinfo(np.int64).min      # ts_ns of a frame without a time
 NO_TIME_MAX = np.iinfo(np.int64).max  # the empty value of a minimum of times
-NO_WINDOW = np.iinfo(np.uint32).max    # above any scaled window (65535 << 14)
+NO_ROW = np.iinfo(np.int64).max       # the empty value of a minimum of frames
+NO_WINDOW = np.iinfo(np.uint32).max   # above any scaled window (65535 << 14)
+
+HISTORY_LETTERS = "SHADFRIQ"          # then T and W (the kernel's letter codes 0 .. 9)
+_UPPER = np.frombuffer((HISTORY_LETTERS + "TW").encode(), np.uint8)
+_LOWER = np.frombuffer((HISTORY_LETTERS + "TW").lower().encode(), np.uint8)
 
 
-def _at(values: np.ndarray, rows: np.ndarray, missing):
-    """values[rows] with `missing` where rows is -1."""
-    return np.where(rows >= 0, values[np.maximum(rows, 0)], missing)
+def _has_bits():
+    from tcpsift.tcp import _analysis as K
+    return K.CONN_HAS
 
 
-def _either(first: pl.Series, second: pl.Series) -> pl.Series:
-    """first, with second's values where first is null."""
-    return first.zip_with(first.is_not_null(), second)
+def _table_rows(capture, with_macs: bool) -> tuple[int, dict, dict, dict]:
+    """The rows ConnAggregates.feed takes, from the packet and TCP tables: (rows, the
+    row values, the kernel outputs, {"ip"/"eth": (codes, texts)} to name addresses)."""
+    from tcpsift.tcp import _analysis as K
+
+    pk, tcp = capture.packets, capture.tcp
+    n = pk.height
+    h = _has_bits()
+
+    def bit(cond: pl.Expr, name: str) -> pl.Expr:
+        return pl.when(cond).then(h[name]).otherwise(0)
+
+    eth = with_macs and "eth_src" in pk.columns
+    has = (bit(C("ts_ns").is_not_null(), "ts") | bit(C("tcp_flags").is_not_null(), "flags")
+           | bit(C("window").is_not_null(), "window") | bit(C("sport").is_not_null(), "ports")
+           | bit(C("src").is_not_null(), "ip") | bit(C("mss").is_not_null(), "mss")
+           | bit(C("wscale").is_not_null(), "wscale")
+           | bit(C("sack_perm").is_not_null(), "tcp") | bit(C("sack_perm").fill_null(False),
+                                                            "sack_perm")
+           | bit(C("tsval").is_not_null(), "timestamps"))
+    if eth:
+        has = has | bit(C("eth_src").is_not_null(), "eth")
+    zero = pl.lit(0, pl.UInt32)
+    t = pk.select(
+        frame=C("frame").cast(pl.UInt32), ts_ns=C("ts_ns").fill_null(0).cast(pl.Int64),
+        has=has.cast(pl.UInt16), len=C("len").fill_null(0).cast(pl.UInt32),
+        tcp_flags=C("tcp_flags").fill_null(0).cast(pl.UInt16),
+        tcp_len=C("tcp_len").fill_null(0).cast(pl.UInt32),
+        window=C("window").fill_null(-1).cast(pl.Int32),
+        src=C("src").to_physical().fill_null(0).cast(pl.UInt32),
+        dst=C("dst").to_physical().fill_null(0).cast(pl.UInt32),
+        sport=C("sport").fill_null(0).cast(pl.UInt16),
+        dport=C("dport").fill_null(0).cast(pl.UInt16),
+        eth_src=C("eth_src").to_physical().fill_null(0).cast(pl.UInt32) if eth else zero,
+        eth_dst=C("eth_dst").to_physical().fill_null(0).cast(pl.UInt32) if eth else zero,
+        mss=C("mss").fill_null(0).cast(pl.UInt16),
+        wscale=C("wscale").fill_null(0).cast(pl.UInt8))
+    v = K.V_BITS
+    o = tcp.select(
+        stream=C("stream").fill_null(0).cast(pl.UInt32),
+        direction=C("direction").fill_null(0).cast(pl.UInt8),
+        window_scaled=C("window_scaled").fill_null(NO_WINDOW).cast(pl.UInt32),
+        analysis=C("analysis").fill_null(0).cast(pl.UInt32),
+        acks_frame=C("ack_rtt_ns").is_not_null().cast(pl.UInt32),
+        ack_rtt_ns=C("ack_rtt_ns").fill_null(0).cast(pl.Int64),
+        _valid=(pl.when(C("stream").is_not_null()).then(v["row"]).otherwise(0)
+                | pl.when(C("analysis").is_not_null()).then(v["analysis"]).otherwise(0)
+                ).cast(pl.UInt8))
+    rows = {name: np.ascontiguousarray(t[name].to_numpy()) for name in t.columns}
+    if not eth:
+        rows["eth_src"] = rows["eth_dst"] = np.zeros(n, np.uint32)
+    out = {name: np.ascontiguousarray(o[name].to_numpy()) for name in o.columns}
+    names = {"ip": _codes_and_texts(pk["src"], pk["dst"])}
+    if eth:
+        names["eth"] = _codes_and_texts(pk["eth_src"], pk["eth_dst"])
+    return n, rows, out, names
 
 
-def _gather(series: pl.Series, rows: np.ndarray) -> pl.Series:
-    """series[rows], null where rows is -1."""
-    taken = series.gather(np.maximum(rows, 0))
-    return pl.select(pl.when(pl.Series(rows >= 0)).then(taken)).to_series().alias(series.name)
+def _codes_and_texts(*columns: pl.Series) -> tuple[np.ndarray, pl.Series]:
+    """The dictionary codes of Categorical columns and their texts (distinct values only)."""
+    uniq = pl.concat([c.cast(pl.Categorical) for c in columns]).drop_nulls().unique()
+    return uniq.to_physical().to_numpy(), uniq.cast(pl.String)
 
 
-def _rtt_statistics(r: _Rows) -> dict[str, pl.Series]:
-    """Smallest, median (Polars' median: the mean of the two middle values, truncated)
-    and largest ACK RTT of each stream; null where it has none."""
-    stream, rtt = r.stream[r.has_rtt], r.rtt[r.has_rtt]
-    order = np.lexsort((rtt, stream))
-    stream, rtt = stream[order], rtt[order]
-    counts = np.bincount(stream, minlength=r.n)
-    starts = np.r_[0, np.cumsum(counts)[:-1]]
-    some = counts > 0
-    last = np.maximum(starts + counts - 1, 0)
-    low = np.minimum(starts + (counts - 1) // 2, max(len(rtt) - 1, 0))
-    high = np.minimum(starts + counts // 2, max(len(rtt) - 1, 0))
-    values = rtt if len(rtt) else np.zeros(1, np.int64)
-    median = ((values[low].astype(np.float64) + values[high]) / 2).astype(np.int64)
-    none = pl.Series(~some)
-    return {"ack_rtt_min_ns": pl.Series(values[np.minimum(starts, len(values) - 1)]).set(none, None),
-            "ack_rtt_median_ns": pl.Series(median).set(none, None),
-            "ack_rtt_max_ns": pl.Series(values[last]).set(none, None)}
+class AddressNames:
+    """Address texts by code: the decoder's address ids (`texts`, the capture's address
+    dictionary, indexed by id) or dictionary codes with their texts."""
+
+    def __init__(self, texts: pl.Series, codes: np.ndarray | None = None):
+        self.texts = texts.cast(pl.String)
+        self.position = None
+        if codes is not None:
+            self.position = np.zeros(int(codes.max()) + 1 if len(codes) else 1, np.int64)
+            self.position[codes] = np.arange(len(codes))
+
+    def __call__(self, codes: np.ndarray, known: np.ndarray) -> pl.Series:
+        """The texts of `codes`, null where not `known`."""
+        at = codes.astype(np.int64) if self.position is None else \
+            self.position[np.minimum(codes, len(self.position) - 1)]
+        at = np.where(known, at, 0)
+        if not len(self.texts):
+            return pl.Series([None] * len(codes), dtype=pl.String)
+        return self.texts.gather(at).set(pl.Series(~known), None)
 
 
-HISTORY_LETTERS = "SHADFRIQ"
-_S, _H, _A, _D, _F, _R, _I, _Q = range(8)
-OCCURRENCES_SHOWN = np.array([0, 9, 99, 999, 9999])   # T and W at their 1st, 10th, 100th ...
+def _nullable(values: np.ndarray, present: np.ndarray, name: str = "") -> pl.Series:
+    return pl.Series(name, values).set(pl.Series(~present), None)
 
 
-def _history(r: _Rows) -> pl.Series:
-    """Zeek-style history string per stream: each letter at its first appearance, T and
-    W also at their 10th, 100th, ... (per side), in frame order, the server's in lower
-    case; null for a stream with no letter."""
-    flags = r.flags
-    fin, rst, has_syn = (flags & FIN) > 0, (flags & RST) > 0, (flags & SYN) > 0
-    several = has_syn.astype(np.int8) + fin + rst > 1
-    main = np.select(
-        [several & fin & rst, several, has_syn & ((flags & ACK) > 0), has_syn, fin, rst,
-         r.tcp_len > 0, (flags & ACK) > 0],
-        [_I, _Q, _H, _S, _F, _R, _D, _A], -1)
-    server = (~r.c2s).astype(np.int64)
-    rows = np.arange(r.n_rows, dtype=np.int64)
-    # (stream, position, letter code) of every letter shown; position orders a frame's
-    # main letter before its T before its W; codes: 2 * letter index + server
-    events = []
-    lettered = np.flatnonzero(main >= 0)
-    code = 2 * main[lettered] + server[lettered]
-    _, first = np.unique(r.stream[lettered] * 16 + code, return_index=True)
-    events.append((r.stream[lettered[first]], 3 * lettered[first], code[first]))
-    retrans = (r.shown & FILTER_BITS["retransmission"]) != 0
-    zero_window = (r.window == 0) & ~rst & ~has_syn & r.has_flags
-    for rank, letter, mask in ((1, len(HISTORY_LETTERS), retrans),
-                               (2, len(HISTORY_LETTERS) + 1, zero_window)):
-        hit = rows[mask]
-        key = 2 * r.stream[hit] + server[hit]
-        order = np.argsort(key, kind="stable")
-        key, hit = key[order], hit[order]
-        starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
-        nth = np.arange(len(key)) - np.repeat(starts, np.diff(np.r_[starts, len(key)]))
-        shown = np.isin(nth, OCCURRENCES_SHOWN)
-        events.append((r.stream[hit[shown]], 3 * hit[shown] + rank,
-                       2 * letter + server[hit[shown]]))
-    stream, position, code = (np.concatenate(parts) for parts in zip(*events, strict=True))
-    order = np.lexsort((position, stream))
-    alphabet = np.frombuffer("".join(c + c.lower() for c in HISTORY_LETTERS + "TW").encode(),
-                             np.uint8)
-    text = alphabet[code[order]].tobytes()
-    bounds = np.searchsorted(stream[order], np.arange(r.n + 1)).tolist()
-    return pl.Series("history", [text[a:b].decode() if b > a else None
-                                 for a, b in zip(bounds[:-1], bounds[1:], strict=True)],
-                     pl.String)
+def _history(rec: np.ndarray, client_dir: np.ndarray) -> pl.Series:
+    """Zeek-style history strings from the kernel's event codes (2 * letter + direction,
+    in order): the client's letters in upper case, the server's in lower case; null for
+    a connection with no letter."""
+    codes = rec["history"]
+    n = rec["nhistory"].astype(np.int64)
+    letter, direction = codes >> 1, codes & 1
+    chars = np.where(direction == client_dir[:, None], _UPPER[np.minimum(letter, 9)],
+                     _LOWER[np.minimum(letter, 9)])
+    chars[np.arange(codes.shape[1])[None, :] >= n[:, None]] = 0
+    text = pl.Series("history", np.ascontiguousarray(chars).view(f"S{codes.shape[1]}").ravel()
+                     ).cast(pl.String)
+    return text.set(pl.Series(n == 0), None)
 
 
-def _endpoint_state(r: _Rows, client: bool) -> np.ndarray:
+def _endpoint_state(syn: np.ndarray, fin: np.ndarray, rst: np.ndarray, client: bool) -> np.ndarray:
     """Final Zeek endpoint state of one side of each stream (-1: none): RESET or CLOSED
-    once seen; else the state of its last SYN; else none (PARTIAL/INACTIVE later)."""
-    flags = r.flags
-    mine = r.c2s == client
-    rst, fin = mine & ((flags & RST) > 0), mine & ((flags & FIN) > 0)
-    last_syn = r.extreme(np.arange(r.n_rows, dtype=np.int64), np.maximum, -1,
-                         mask=mine & ((flags & SYN) > 0))
-    syn_state = np.where((_at(flags, last_syn, 0) & ACK) > 0,
-                         SYN_ACK_SENT if client else ESTABLISHED, SYN_SENT)
-    return np.select([r.count(rst, r.stream, r.n) > 0, r.count(fin, r.stream, r.n) > 0,
-                      last_syn >= 0], [RESET, CLOSED, syn_state], -1)
+    once seen; else the state of its last SYN (syn: 1 SYN, 2 SYN-ACK); else none
+    (PARTIAL/INACTIVE later)."""
+    syn_state = np.where(syn == 2, SYN_ACK_SENT if client else ESTABLISHED, SYN_SENT)
+    return np.select([rst > 0, fin > 0, syn > 0], [RESET, CLOSED, syn_state], -1)
 
 
-def _conn_state(r: _Rows, history: pl.Series) -> pl.Series:
+def _conn_state(client_state: np.ndarray, server_state: np.ndarray, o_plain, r_plain,
+                o_size, r_size, history: pl.Series) -> pl.Series:
     """Zeek's conn_state from both endpoints' final states."""
-    plain = ((r.flags & (SYN | FIN | RST)) == 0) & r.has_flags
-    size = r.total(r.tcp_len)
     sides = pl.DataFrame({
-        "os": _endpoint_state(r, True), "rs": _endpoint_state(r, False),
-        "o_plain": r.count(plain)[1::2] > 0, "r_plain": r.count(plain)[0::2] > 0,
-        "o_size": size[1::2], "r_size": size[0::2], "history": history,
+        "os": client_state, "rs": server_state, "o_plain": o_plain, "r_plain": r_plain,
+        "o_size": o_size, "r_size": r_size, "history": history,
     }).with_columns(C("os", "rs").replace(-1, None))
     os_, rs_ = C("os"), C("rs")
     # a client that only ever sent a SYN and then ACKs the SYN-ACK is established
@@ -324,6 +259,11 @@ def _open_at_end(conns: pl.DataFrame, client_by) -> tuple[np.ndarray, np.ndarray
     return every, _open_counts(client_server, est, closed, end)
 
 
+def _check_client_by(client_by) -> None:
+    if client_by not in CLIENT_BY and not isinstance(client_by, dict):
+        _client_keys(pl.DataFrame(), client_by)   # the error naming the valid values
+
+
 def connections(capture, client_by="ip") -> pl.DataFrame:
     """One row per TCP connection; columns in docs/schema.md (connection table).
 
@@ -332,77 +272,151 @@ def connections(capture, client_by="ip") -> pl.DataFrame:
     packets (a host with an IPv4 and an IPv6 address is then one client; a connection
     whose frames carry no Ethernet header keeps its address); or a dict mapping
     addresses to host names."""
+    from tcpsift.tcp import _analysis as K
+
     if client_by == "mac" and "eth_src" not in capture.packets.columns:
         raise ValueError("client_by='mac' needs the packet table's eth_src column")
-    elif client_by not in CLIENT_BY and not isinstance(client_by, dict):
-        _client_keys(pl.DataFrame(), client_by)   # the error naming the valid values
-    r = _Rows(capture, with_macs=client_by == "mac")
-    if not r.n_rows:
+    _check_client_by(client_by)
+    n, rows, out, names = _table_rows(capture, with_macs=client_by == "mac")
+    acc = K.ConnAggregates()
+    acc.feed(n, rows, out)
+    del rows, out
+    streams = acc.used()
+    ip = AddressNames(names["ip"][1], names["ip"][0])
+    eth = AddressNames(names["eth"][1], names["eth"][0]) if "eth" in names else None
+    return conn_table(streams, acc.take(streams), ip, eth, client_by)
+
+
+def read_connections(paths, mode: str = "merge", client_by="ip",
+                     chunk: int = 1 << 18) -> tuple[pl.DataFrame, list[str], bool]:
+    """connections(tcpsift.read(paths, mode=mode), client_by) without the capture's
+    tables: (the connection table, the capture's warnings, whether it was read
+    completely). The frames are decoded chunk by chunk (tcpsift.capture.chunks); each
+    chunk goes through the TCP kernel (its Analyzer) and the per-connection aggregates
+    (ConnAggregates), and is dropped: memory holds the connections, not the packets.
+    Raises CaptureError as read() does."""
+    from tcpsift.capture.chunks import CaptureChunks
+    from tcpsift.capture.presence import bits_of
+    from tcpsift.tcp import _analysis as K
+    from tcpsift.tcp.chunks import chunk_inputs, empty_outputs
+
+    _check_client_by(client_by)
+    masks = tuple(bits_of(*names) for names in (
+        ("ip",), ("tcp", "udp"), ("tcp_flags",), ("tcp_len",), ("mss",), ("wscale",),
+        ("tcp",), ("sack_perm",), ("ts",), ("eth",)))
+    chunks = CaptureChunks(paths, mode, chunk)
+    analyzer = K.Analyzer()
+    acc = K.ConnAggregates()
+    rows: dict = {}
+    for part in chunks:
+        n = len(part)
+        if not n:
+            continue
+        out = empty_outputs(n)
+        analyzer.feed(n, chunk_inputs(part.rec, part.pkt, part.sack_edges, part.layer_rows,
+                                      part.first_row, len(chunks.addrs)), out)
+        if len(rows.get("frame", ())) < n:
+            rows = {"frame": np.empty(n, np.uint32), "has": np.empty(n, np.uint16),
+                    "tcp_len": np.empty(n, np.uint32), "window": np.empty(n, np.int32)}
+        K.fill_conn_rows(n, part.first_row + 1, part.rec, part.pkt, rows, masks)
+        pkt = part.pkt
+        acc.feed(n, {**rows, "ts_ns": part.rec["ts_ns"], "len": part.rec["len"],
+                     "tcp_flags": pkt["tcp_flags"], "src": pkt["src"], "dst": pkt["dst"],
+                     "sport": pkt["sport"], "dport": pkt["dport"], "eth_src": pkt["eth_src"],
+                     "eth_dst": pkt["eth_dst"], "mss": pkt["mss"], "wscale": pkt["wscale"]},
+                 out)
+    streams = acc.used()
+    names = AddressNames(chunks.words.series)
+    table = conn_table(streams, acc.take(streams), names, names, client_by)
+    return table, chunks.warnings, chunks.complete
+
+
+def conn_table(streams: np.ndarray, rec: np.ndarray, ip: AddressNames,
+               eth: AddressNames | None, client_by) -> pl.DataFrame:
+    """The connection table from ConnAggregates.take()'s records of `streams`: the
+    roles decided, then every column, vectorised over the connections."""
+    from tcpsift.tcp import _analysis as K
+
+    if not len(streams):
         return pl.DataFrame(schema=polars_schema(CONN_COLUMNS))
-    pk, flags, n = r.packets, r.flags, r.n
-    first_c2s, first_s2c = r.first(r.c2s), r.first(~r.c2s)
-    syn_row = r.first(r.syn & r.c2s)
-    synack_row = r.first(r.synack & ~r.c2s)
+    h = K.CONN_HAS
+    fields: tuple[str, ...] = rec.dtype.names or ()
+    side = {d: {name[6:]: rec[name] for name in fields if name.startswith(f"side{d}_")}
+            for d in (0, 1)}
+    # which direction is the client's: the first SYN's, else the one opposite the first
+    # SYN-ACK, else the one sending from the higher port (equal: direction 0)
+    d0 = side[0]
+    d0_ports = (d0["seen"] > 0) & ((d0["has"] & h["ports"]) != 0)
+    by_port = np.where(d0_ports & (d0["sport"] < d0["dport"]), 1, 0)
+    syn_dir, synack_dir = rec["syn_dir"].astype(np.int64), rec["synack_dir"].astype(np.int64)
+    client_dir = np.where(syn_dir >= 0, syn_dir,
+                          np.where(synack_dir >= 0, 1 - synack_dir, by_port))
+    to_client = client_dir == 0
+
+    def pick(name: str, client: bool) -> np.ndarray:
+        """The client's (or the server's) value of a per-direction field."""
+        a, b = side[0][name], side[1][name]
+        return np.where((to_client if client else ~to_client)[:, None] if a.ndim > 1
+                        else (to_client if client else ~to_client), a, b)
+
+    c = {k: pick(k, True) for k in side[0]}
+    s = {k: pick(k, False) for k in side[0]}
     cols: dict[str, np.ndarray | pl.Series] = {
-        "stream": r.numbers,
-        "first_frame": r.extreme(r.frame, np.minimum, NO_ROW),
-        "last_frame": r.extreme(r.frame, np.maximum, -1),
+        "stream": streams, "first_frame": rec["first_frame"], "last_frame": rec["last_frame"],
     }
-    timed = r.ts != NO_TIME
-    for name, ufunc, empty in (("first_ts_ns", np.minimum, NO_TIME_MAX),
-                               ("last_ts_ns", np.maximum, NO_TIME)):
-        cols[name] = pl.Series(r.extreme(r.ts, ufunc, empty, mask=timed)).replace(empty, None)
+    timed = rec["timed"] > 0
+    cols["first_ts_ns"] = _nullable(rec["first_ts"], timed)
+    cols["last_ts_ns"] = _nullable(rec["last_ts"], timed)
     # a side that never sent still has its addresses: from the other side's packets
-    cols["client"] = _either(_gather(pk["src"], first_c2s), _gather(pk["dst"], first_s2c))
-    cols["server"] = _either(_gather(pk["dst"], first_c2s), _gather(pk["src"], first_s2c))
-    cols["client_port"] = _either(_gather(pk["sport"], first_c2s),
-                                      _gather(pk["dport"], first_s2c))
-    cols["server_port"] = _either(_gather(pk["dport"], first_c2s),
-                                      _gather(pk["sport"], first_s2c))
-    if "eth_src" in pk.columns:
-        cols["_client_mac"] = _either(_gather(pk["eth_src"], first_c2s).cast(pl.String),
-                                          _gather(pk["eth_dst"], first_s2c).cast(pl.String))
-    packets, frame_bytes, payload = r.count(), r.total(r.len), r.total(r.tcp_len)
-    verdicts = {v: r.count((r.shown & FILTER_BITS[v]) != 0) for v in FLAG_BITS}
-    for name, side in (("c2s", 1), ("s2c", 0)):
-        cols[f"{name}_packets"] = packets[side::2]
-        cols[f"{name}_bytes"] = frame_bytes[side::2]
-        cols[f"{name}_payload"] = payload[side::2]
+    c_ip, s_ip = (c["seen"] > 0) & ((c["has"] & h["ip"]) != 0), \
+        (s["seen"] > 0) & ((s["has"] & h["ip"]) != 0)
+    c_ports, s_ports = (c["seen"] > 0) & ((c["has"] & h["ports"]) != 0), \
+        (s["seen"] > 0) & ((s["has"] & h["ports"]) != 0)
+    cols["client"] = ip(np.where(c_ip, c["src"], s["dst"]), c_ip | s_ip)
+    cols["server"] = ip(np.where(c_ip, c["dst"], s["src"]), c_ip | s_ip)
+    cols["client_port"] = _nullable(np.where(c_ports, c["sport"], s["dport"]), c_ports | s_ports)
+    cols["server_port"] = _nullable(np.where(c_ports, c["dport"], s["sport"]), c_ports | s_ports)
+    if eth is not None:
+        c_eth = (c["seen"] > 0) & ((c["has"] & h["eth"]) != 0)
+        s_eth = (s["seen"] > 0) & ((s["has"] & h["eth"]) != 0)
+        cols["_client_mac"] = eth(np.where(c_eth, c["eth_src"], s["eth_dst"]), c_eth | s_eth)
+    for name, d in (("c2s", c), ("s2c", s)):
+        cols[f"{name}_packets"] = d["packets"]
+        cols[f"{name}_bytes"] = d["bytes"]
+        cols[f"{name}_payload"] = d["payload"]
         # each count is what tshark's filter of the same name counts
-        cols.update({f"{name}_{v}": counts[side::2] for v, counts in verdicts.items()})
-    cols["syn_ts_ns"] = pl.Series(_at(r.ts, syn_row, 0)).set(pl.Series(syn_row < 0), None)
-    cols["synack_ts_ns"] = pl.Series(_at(r.ts, synack_row, 0)).set(pl.Series(synack_row < 0),
-                                                                   None)
-    for option in ("mss", "wscale", "sack_perm", "timestamps"):
-        cols[f"client_{option}"] = _gather(pk[option], syn_row)
-        cols[f"server_{option}"] = _gather(pk[option], synack_row)
-    not_syn = ((flags & SYN) == 0) & r.has_flags
-    for name, client in (("client_min_window", True), ("server_min_window", False)):
-        smallest = r.extreme(r.window_scaled, np.minimum, NO_WINDOW,
-                             mask=not_syn & (r.c2s == client))
-        cols[name] = pl.Series(smallest).replace(NO_WINDOW, None)
+        cols.update({f"{name}_{v}": d["verdicts"][:, k] for k, v in enumerate(VERDICTS)})
+    cols["syn_ts_ns"] = _nullable(c["syn_ts"], c["syn_seen"] > 0)
+    cols["synack_ts_ns"] = _nullable(s["synack_ts"], s["synack_seen"] > 0)
+    for who, d, kind in (("client", c, "syn"), ("server", s, "synack")):
+        seen, has = d[f"{kind}_seen"] > 0, d[f"{kind}_has"]
+        cols[f"{who}_mss"] = _nullable(d[f"{kind}_mss"], seen & ((has & h["mss"]) != 0))
+        cols[f"{who}_wscale"] = _nullable(d[f"{kind}_ws"], seen & ((has & h["wscale"]) != 0))
+        cols[f"{who}_sack_perm"] = _nullable((has & h["sack_perm"]) != 0,
+                                             seen & ((has & h["tcp"]) != 0))
+        cols[f"{who}_timestamps"] = _nullable((has & h["timestamps"]) != 0, seen)
+    cols["client_min_window"] = _nullable(c["min_window"], c["min_window"] != NO_WINDOW)
+    cols["server_min_window"] = _nullable(s["min_window"], s["min_window"] != NO_WINDOW)
     # the first pure ACK from the client at or after the SYN-ACK completes the handshake
-    synack_ts = _at(r.ts, synack_row, NO_TIME_MAX)[r.stream]
-    pure_ack = ((flags & (SYN | FIN | RST | ACK)) == ACK) & (r.tcp_len == 0)
-    completing = r.c2s & pure_ack & timed & (r.ts >= synack_ts)
-    cols["ack_ts_ns"] = pl.Series(r.extreme(r.ts, np.minimum, NO_TIME_MAX, mask=completing)
-                                  ).replace(NO_TIME_MAX, None)
-    cols["established_frame"] = pl.Series(r.extreme(r.frame, np.minimum, NO_ROW,
-                                                    mask=completing)).replace(NO_ROW, None)
-    closing = r.first((flags & (FIN | RST)) > 0)
-    cols["close_frame"] = pl.Series(_at(r.frame, closing, 0)).set(pl.Series(closing < 0), None)
-    first_rst = r.first((flags & RST) > 0)
+    cols["ack_ts_ns"] = _nullable(c["ack_ts"], c["ack_ts"] != NO_TIME_MAX)
+    cols["established_frame"] = _nullable(c["ack_frame"], c["ack_frame"] != NO_ROW)
+    cols["close_frame"] = _nullable(rec["close_frame"], rec["closed"] > 0)
+    some_rtt = rec["nrtt"] > 0
+    cols["ack_rtt_min_ns"] = _nullable(rec["rtt_min"], some_rtt)
+    cols["ack_rtt_median_ns"] = _nullable(rec["rtt_median"], some_rtt)
+    cols["ack_rtt_max_ns"] = _nullable(rec["rtt_max"], some_rtt)
     conns = pl.DataFrame(cols)
-    conns = conns.with_columns(**_rtt_statistics(r))
-    history = _history(r)
-    rst_by_client = _at(r.c2s, first_rst, False)
-    fin_client = r.count(((flags & FIN) > 0) & r.c2s, r.stream, n) > 0
-    fin_server = r.count(((flags & FIN) > 0) & ~r.c2s, r.stream, n) > 0
-    ended = np.select([(first_rst >= 0) & rst_by_client, first_rst >= 0, fin_client & fin_server,
-                       fin_client, fin_server],
+    history = _history(rec, client_dir)
+    rst_dir = rec["rst_dir"].astype(np.int64)
+    fin_client, fin_server = c["fin"] > 0, s["fin"] > 0
+    ended = np.select([(rst_dir >= 0) & (rst_dir == client_dir), rst_dir >= 0,
+                       fin_client & fin_server, fin_client, fin_server],
                       ["rst_client", "rst_server", "fin_both", "fin_client", "fin_server"], "open")
+    state = _conn_state(_endpoint_state(c["last_syn"], c["fin"], c["rst"], True),
+                        _endpoint_state(s["last_syn"], s["fin"], s["rst"], False),
+                        c["plain"] > 0, s["plain"] > 0, c["payload"], s["payload"], history)
     conns = conns.with_columns(
-        history, _conn_state(r, history),
+        history, state,
         pl.Series("ended_by", ended),
         (C("last_ts_ns") - C("first_ts_ns")).alias("duration_ns"),
         (C("synack_ts_ns") - C("syn_ts_ns")).alias("syn_to_synack_ns"),
