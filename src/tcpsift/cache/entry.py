@@ -19,8 +19,8 @@ tcpsift.read appends to Capture.warnings) and the capture is read without it.
 """
 from __future__ import annotations
 
-import io
 import json
+import mmap
 import os
 import re
 import zlib
@@ -53,6 +53,7 @@ class CacheEntry:
         self.key = identity_digest(self.identity)
         self.notes = notes
         self.writable = True
+        self._rows: dict[str, int] = {}     # checked parts -> their number of rows
         self.meta = self._read_meta()
 
     # -- metadata -------------------------------------------------------------------
@@ -103,51 +104,49 @@ class CacheEntry:
         removed, to be rebuilt)."""
         import polars as pl
 
-        data, rows = self._verified(part)
-        if data is None:
+        path = self.path(part)
+        if path is None:
             return None
         try:
-            table = pl.read_parquet(io.BytesIO(data), columns=list(columns) if columns else None)
+            table = pl.read_parquet(path, columns=list(columns) if columns else None)
         except Exception as e:   # noqa: BLE001 (any reader error means: not trusted)
             return self._damaged(part, f"cannot be read ({' '.join(str(e).split())[:120]})")
-        if len(table) != rows:
+        if len(table) != self._rows.get(part):
             return self._damaged(part, "has other rows than stored")
         return table
 
     def path(self, part: str) -> Path | None:
-        """The Parquet file of `part`, checked as load() checks it, for a reader of its
-        own (DuckDB); None when the entry does not hold it."""
-        data, _ = self._verified(part)
-        return None if data is None else self.dir / f"{part}.parquet"
-
-    def _verified(self, part: str) -> tuple[bytes | None, int]:
-        """The bytes of `part`'s Parquet file and its number of rows, when its record is
-        of the current files and its size and CRC-32 are the record's; else None (a
-        damaged part reported and removed)."""
+        """The Parquet file of `part` once checked: its record is of the current files,
+        and its size and CRC-32 are the record's (once per entry object: a reader of its
+        own, DuckDB, then reads only what it needs); None when the entry does not hold it
+        (a damaged part is reported and removed)."""
+        if part in self._rows:
+            return self.dir / f"{part}.parquet"
         if self.meta is None:
-            return None, 0
+            return None
         record_path, data_path = self.dir / f"{part}.json", self.dir / f"{part}.parquet"
         try:
             record = json.loads(record_path.read_text())
             if record.get("identity") != self.key:
-                return None, 0  # written for other contents of the files: not ours
+                return None     # written for other contents of the files: not ours
         except FileNotFoundError:
-            return None, 0
+            return None
         except (OSError, ValueError, AttributeError):
-            return self._damaged(part, "its record is damaged"), 0
+            return self._damaged(part, "its record is damaged")
         try:
-            data = data_path.read_bytes()
+            size, crc = _size_and_crc(data_path)
         except FileNotFoundError:
-            return self._damaged(part, "is missing"), 0
+            return self._damaged(part, "is missing")
         except OSError as e:
-            return self._damaged(part, f"cannot be read ({e.strerror})"), 0
-        if len(data) != record.get("bytes"):
-            return self._damaged(part, f"has {len(data):,} bytes, not the {record.get('bytes')} "
-                                 "stored"), 0
-        if zlib.crc32(data) != record.get("crc32"):
-            return self._damaged(part, "was changed (its checksum differs)"), 0
+            return self._damaged(part, f"cannot be read ({e.strerror})")
+        if size != record.get("bytes"):
+            return self._damaged(part, f"has {size:,} bytes, not the {record.get('bytes')} "
+                                 "stored")
+        if crc != record.get("crc32"):
+            return self._damaged(part, "was changed (its checksum differs)")
+        self._rows[part] = record.get("rows")
         self._touch()
-        return data, int(record.get("rows", -1))
+        return data_path
 
     def store(self, part: str, table) -> None:
         """Keep `table` as the entry's `part` (nothing when the entry cannot be written)."""
@@ -159,16 +158,15 @@ class CacheEntry:
             try:
                 table.write_parquet(staged.temp, compression="zstd", compression_level=1,
                                     statistics=True, row_group_size=ROW_GROUP_ROWS)
-                with open(staged.temp, "rb") as fh:
-                    data = fh.read()
+                size, crc = _size_and_crc(Path(staged.temp))
                 staged.commit()
             finally:
                 staged.discard()
-            record = {"identity": self.key, "bytes": len(data), "crc32": zlib.crc32(data),
-                      "rows": len(table)}
+            record = {"identity": self.key, "bytes": size, "crc32": crc, "rows": len(table)}
             with replaced(str(self.dir / f"{part}.json"), binary=False,
                           encoding="utf-8") as fh:
                 json.dump(record, fh)
+            self._rows[part] = len(table)
         except OSError as e:
             self._unwritable(e)
 
@@ -179,6 +177,7 @@ class CacheEntry:
 
     def _damaged(self, part: str, why: str) -> None:
         self._note(f"{self.dir / (part + '.parquet')} {why}; rebuilt")
+        self._rows.pop(part, None)
         for suffix in (".json", ".parquet"):
             try:
                 (self.dir / f"{part}{suffix}").unlink()
@@ -211,6 +210,16 @@ class CacheEntry:
             os.utime(self.dir)
         except OSError:
             pass
+
+
+def _size_and_crc(path: Path) -> tuple[int, int]:
+    """The file's size and CRC-32, read through a memory map (no copy)."""
+    with open(path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        if not size:
+            return 0, zlib.crc32(b"")
+        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as view:
+            return size, zlib.crc32(view)
 
 
 def open_entry(folder: Path | None, paths: list[str], mode: str,

@@ -63,6 +63,32 @@ class Capture:
         """The connection table (tcpsift.tcp.connections), computed on first access."""
         return self._table("conns")
 
+    def scan(self, name: str) -> pl.LazyFrame:
+        """The table `name` ("packets", "layers", "tcp" or "conns") as a LazyFrame: a
+        query of a table kept in the cache reads only the columns and row groups it needs
+        (one stream's rows, a count); otherwise it runs on the table in memory."""
+        if self._tables.get(name) is None and self._entry is not None:
+            path = self._entry.path(name)
+            if path is not None:
+                frame = pl.scan_parquet(path)
+                if name == "packets" and self._columns is not None:
+                    frame = frame.select([c for c in schema.PACKET_COLUMN_NAMES
+                                          if c in self._columns])
+                return _as_file(frame, self._first_file_id)
+        return self._table(name).lazy()
+
+    def cached_file(self, name: str):
+        """The Parquet file of table `name` in the cache (computed and stored first when
+        the entry lacks it), for a reader of its own such as DuckDB; None when the capture
+        is not cached, or its entry cannot be written."""
+        if self._entry is None:
+            return None
+        path = self._entry.path(name)
+        if path is None and self._tables.get(name) is None and name in ("tcp", "conns"):
+            self._table(name)
+            path = self._entry.path(name)
+        return path
+
     def _table(self, name: str) -> pl.DataFrame:
         table = self._tables.get(name)
         if table is None:
@@ -163,10 +189,10 @@ def _only(packets: pl.DataFrame, columns) -> pl.DataFrame:
         [c for c in packets.columns if c in columns])
 
 
-def _as_file(table: pl.DataFrame, file_id: int | None) -> pl.DataFrame:
+def _as_file(table, file_id: int | None):
     """A cached table of one file as the table of file `file_id` (the same file is file 0
     alone and file 1 of a pair read with mode="separate")."""
-    if file_id is None or "file_id" not in table.columns:
+    if file_id is None or "file_id" not in table.collect_schema().names():
         return table
     return table.with_columns(pl.lit(file_id, dtype=pl.UInt16).alias("file_id"))
 

@@ -132,7 +132,8 @@ def build(capture, *, stream: int | None = None, conn: str | None = None,
     `conn` ("A:P B:P", either order; IPv6 as [addr]:port) or `frame` (the connection a frame
     belongs to). Raises LadderError when there is no such connection."""
     chosen = find_stream(capture, stream=stream, conn=conn, frame=frame)
-    return _ladder(_rows(capture, chosen), chosen, capture.packets.height)
+    frames = capture.scan("packets").select(pl.len()).collect().item()
+    return _ladder(_rows(capture, chosen), chosen, frames)
 
 
 def _ladder(rows, chosen: int, capture_packets: int) -> Ladder:
@@ -213,13 +214,14 @@ def find_stream(capture, *, stream: int | None = None, conn: str | None = None,
                 frame: int | None = None) -> int:
     """The tcp.stream chosen by exactly one of stream / conn / frame (see build())."""
     check_choice(stream=stream, conn=conn, frame=frame)
-    streams = capture.tcp["stream"]
-    top = streams.max()
+    # (from the cache: the stream column alone is read)
+    top = capture.scan("tcp").select(C("stream").max()).collect().item()
     valid = f"its TCP streams are 0-{top}" if top is not None else "it has no TCP stream"
     if stream is not None:
         if not 0 <= stream <= (top if top is not None else -1):
             raise LadderError(f"no TCP stream {stream} in the capture: {valid}")
         return stream
+    streams = capture.tcp["stream"]
     if frame is not None:
         n = capture.packets.height
         if not 1 <= frame <= n:
@@ -298,8 +300,13 @@ def _stream_between(capture, a: tuple[str, int], b: tuple[str, int], valid: str)
 def _rows(capture, stream: int) -> SimpleNamespace:
     """The capture restricted to the stream's frames: what the connection table and the
     field expressions read (packets, tcp, layers), row for row."""
-    picked = (capture.tcp["stream"] == stream).fill_null(False).arg_true()
-    return SimpleNamespace(packets=capture.packets[picked], tcp=capture.tcp[picked],
+    # (from the cache: only the row groups that hold the stream's frames are read)
+    tcp = capture.scan("tcp").filter(C("stream") == stream).collect()
+    frames = tcp["frame"]
+    packets = capture.scan("packets").filter(
+        C("frame").is_between(frames.min(), frames.max()) & C("frame").is_in(frames.implode())
+    ).collect() if len(frames) else capture.scan("packets").head(0).collect()
+    return SimpleNamespace(packets=packets, tcp=tcp,
                            layers=getattr(capture, "layers", None),
                            info=getattr(capture, "info", None))
 

@@ -1,13 +1,16 @@
 """`tcpsift sql` and `Capture.sql`: one SQL statement over a capture, run by DuckDB.
 
-The views `packets`, `tcp`, `conns` and `layers` are the capture's tables, handed to
-DuckDB as Arrow (no copy of the columns). Address, state and other dictionary-encoded
+The views `packets`, `tcp`, `conns` and `layers` are the capture's tables: the cache's
+Parquet files when the capture is cached (tcpsift.cache; DuckDB then reads only the
+columns and row groups a statement needs), else handed to DuckDB as Arrow (no copy of
+the columns). Address, state and other dictionary-encoded
 columns are text in the views (`WHERE src = '192.0.2.10'`), `packets.time` is a
 timestamp. A table is built and registered only when the statement names it: a query
 on `packets` does not run the TCP analysis.
 
 The statement may read only those views: external access (files, COPY, ATTACH,
-extensions, Python variables) is turned off once they are registered, and the
+extensions, Python variables) is turned off once they are registered (but for the
+cache's files of the views, DuckDB's allowed_paths), and the
 configuration is then locked, with a memory limit and a number of threads, so the
 statement cannot turn it on again.
 """
@@ -68,7 +71,19 @@ def connect(cap, query: str = " ".join(VIEWS), memory_limit: str | None = None,
 
     duckdb = _duckdb()
     con = duckdb.connect(":memory:")
+    allowed = []
     for name in views_named(query):
+        cached = cap.cached_file(name) if hasattr(cap, "cached_file") else None
+        if cached is not None:
+            # DuckDB reads the cache's Parquet file itself: only the columns and row
+            # groups the statement needs (dictionary columns are text there already)
+            allowed.append(str(cached))
+            file_id = cap._first_file_id
+            replace = f" REPLACE (CAST({file_id} AS USMALLINT) AS file_id)" \
+                if file_id and name != "conns" else ""
+            con.execute(f'CREATE VIEW "{name}" AS SELECT *{replace} FROM '
+                        f"read_parquet({_quoted(str(cached))})")
+            continue
         table = getattr(cap, name)
         as_text = [f'CAST("{column}" AS VARCHAR) AS "{column}"'
                    for column, dtype in table.schema.items()
@@ -76,7 +91,9 @@ def connect(cap, query: str = " ".join(VIEWS), memory_limit: str | None = None,
         con.register(f"_{name}", table.to_arrow())
         replace = f" REPLACE ({', '.join(as_text)})" if as_text else ""
         con.execute(f'CREATE VIEW "{name}" AS SELECT *{replace} FROM "_{name}"')
-    for setting, value in (("memory_limit", f"'{memory_limit or MEMORY_LIMIT}'"),
+    settings = [("allowed_paths", "[" + ", ".join(map(_quoted, allowed)) + "]")] \
+        if allowed else []
+    for setting, value in (*settings, ("memory_limit", f"'{memory_limit or MEMORY_LIMIT}'"),
                            ("threads", str(threads or os.cpu_count() or 1)),
                            ("python_enable_replacements", "false"),
                            ("autoinstall_known_extensions", "false"),
@@ -106,6 +123,11 @@ def sql(cap, query: str, memory_limit: str | None = None, threads: int | None = 
         raise SqlError(_one_line(e)) from None
     finally:
         con.close()
+
+
+def _quoted(text: str) -> str:
+    """A SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _one_line(error: Exception) -> str:
