@@ -56,25 +56,26 @@ def conns(files, fmt, output, where, sort_by, desc, limit, width, utc, client_by
     from tcpsift.cache import cache_applies
     from tcpsift.cli.progress import progress
 
-    columns = None      # from the cache: only the connection table is read
-    if not cache_applies(files):
-        # the packet columns the connection table is built from, and only those
-        from tcpsift.tcp import INPUT_COLUMNS
-        from tcpsift.tcp.connections import PACKET_COLUMNS
-        columns = {*INPUT_COLUMNS, *PACKET_COLUMNS}
+    # from the cache: only the connection table is read; without it, the capture is
+    # decoded and analysed chunk by chunk, no table held (tcpsift.tcp.connections)
+    cached = cache_applies(files)
     announce(files, mode)
     # on a terminal, after a second, a spinner on stderr; gone before the table is written
     with progress() as shown:
         shown.step("reading the capture")
         try:
-            cap = tcpsift.read(list(files), mode=mode, columns=columns)
+            if not cached:
+                from tcpsift.tcp.connections import read_connections
+                table, warnings, complete = read_connections(list(files), mode, client_by)
+            else:
+                cap = tcpsift.read(list(files), mode=mode)
         except tcpsift.CaptureError as e:
             fail(str(e))
         shown.step("TCP analysis and connections")
         try:
-            if client_by == "ip":
+            if cached and client_by == "ip":
                 table = cap.conns
-            else:
+            elif cached:
                 from tcpsift.tcp.connections import connections
                 table = connections(cap, client_by=client_by)
         except ValueError as e:
@@ -103,7 +104,9 @@ def conns(files, fmt, output, where, sort_by, desc, limit, width, utc, client_by
             if client_by == "mac":
                 asked.add("client_open_to_other_servers_at_end")
             _text_view(table, total, out, width, utc, sort_by, limit, asked)
-    finish(cap.warnings, cap.complete)
+    if cached:
+        warnings, complete = cap.warnings, cap.complete
+    finish(warnings, complete)
 
 
 def _text_view(table, total: int, out, width, utc: bool, sort_by, limit,
