@@ -18,6 +18,7 @@ those without eviction (which are one call's over the whole capture: tests).
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
@@ -25,6 +26,9 @@ import polars as pl
 
 import tcpsift
 from tcpsift.tcp import INPUT_COLUMNS, Analyzer
+
+# the read itself, run after run, not the Parquet cache (bench_cache.py measures that)
+os.environ["TCPSIFT_CACHE"] = "off"
 
 
 def batches(path: Path, source: str, size: int):

@@ -43,6 +43,12 @@ TCP_FIELDS = ("frame.number tcp.stream tcp.seq tcp.ack tcp.nxtseq tcp.len tcp.wi
               "tcp.analysis.initial_rtt tcp.analysis.bytes_in_flight").split()
 
 
+# The benchmarks measure tcpsift reading and analysing captures, run after run: not the
+# Parquet cache, which would serve every run but the first (bench_cache.py measures it,
+# with a folder of its own). Every benchmark script imports this module.
+os.environ["TCPSIFT_CACHE"] = "off"
+
+
 def tcpsift_cmd() -> list[str]:
     # the console script next to this interpreter first: a pyenv shim on PATH would add
     # its own start-up (a bash script and `pyenv exec`) to every run

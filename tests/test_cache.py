@@ -272,3 +272,25 @@ def test_every_command_reads_the_cache(capture, folder, tmp_path, monkeypatch, c
     assert second[0] == first[0] == uncached[0]
     if command[0] in ("export", "plot"):    # (a report holds the time it was made)
         assert second[1] == first[1] == uncached[1]
+
+
+def test_sql_reads_the_cache_files_and_nothing_else(capture, folder):
+    from tcpsift.workflow.sql import SqlError
+
+    queries = ["SELECT src, count(*) AS n FROM packets GROUP BY src ORDER BY n DESC, src",
+               "SELECT min(time) AS t, max(ts_ns) AS ns FROM packets",
+               "SELECT c.uid, count(*) AS n FROM conns c JOIN tcp t USING (stream) "
+               "GROUP BY c.uid ORDER BY c.uid",
+               "SELECT kind, count(*) AS n FROM layers GROUP BY kind ORDER BY kind"]
+    uncached = _fresh(capture)
+    cached = tcpsift.read(capture, cache=folder)
+    for query in queries:
+        assert_frame_equal(cached.sql(query), uncached.sql(query))
+    assert cached.cached_file("packets") is not None     # DuckDB read the cache's file
+    other = folder.parent / "other.parquet"     # any file but the views' own
+    shutil.copyfile(_entry(folder) / "tcp.parquet", other)
+    for escape in ("SELECT * FROM read_csv('/etc/passwd')",
+                   f"SELECT count(*) FROM packets, read_parquet('{other}')",
+                   "COPY (SELECT 1) TO '/tmp/x.csv'", "SET enable_external_access = true"):
+        with pytest.raises(SqlError):
+            cached.sql(escape + ("; SELECT count(*) FROM packets" if "SET" in escape else ""))
