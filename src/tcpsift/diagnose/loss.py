@@ -1,0 +1,130 @@
+"""Loss and recovery (docs/diagnose.md, "Loss and recovery").
+
+Per segment that takes sequence space (payload, SYN or FIN; not keep-alives or
+zero-window probes), seen from the capture point:
+- a repeat: its first sequence number was seen before on that side: sent again after
+  being seen (lost after the capture point, or spurious);
+- a hole: it starts above the highest sequence number seen so far (something before it
+  was not seen: lost before the capture point);
+- a fill: it starts below the highest sequence number seen, at a number never seen before
+  (a retransmission filling a hole, or a reordered segment).
+
+Lost packets per side: the repeats (not those tshark calls spurious), plus those never
+seen: where the side's IPv4 identification counts up one by one (Linux, and most stacks
+per connection), the identifications missing between the packets seen (so a lost
+retransmission and a lost last segment count too); else the fills. A recovery episode
+starts at a hole, fill or repeat and lasts until the receiver acknowledges everything
+sent up to then (the highest sequence number at the episode's start). A retransmission
+after the sender was silent for RTO_FLOOR_NS and twice the round-trip time is a
+retransmission timeout.
+"""
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+from tcpsift.diagnose.groups import first_at_least, previous, running_max, starts_of
+
+C = pl.col
+KEEP_ALIVE, ZERO_WINDOW_PROBE, SPURIOUS = 0x8, 0x40, 0x4000
+RTO_FLOOR_NS = 200_000_000
+# an IPv4 identification counter counts "one by one" when every step between a side's
+# packets is small and forward, and at least this share of them are +1
+ID_SEQUENTIAL = 0.5
+ID_MAX_STEP = 64
+
+SIDE_EXPR = pl.when(C("from_client")).then(pl.lit("client")).otherwise(pl.lit("server"))
+
+
+def segment_kinds(rows: pl.DataFrame, rtt_ns: pl.DataFrame) -> pl.DataFrame:
+    """The rows that take sequence space, with `repeat`, `hole`, `fill`, `spurious`,
+    `timeout` (bool) and `high` (the side's highest sequence number after the row).
+    `rtt_ns`: stream -> round-trip time estimate."""
+    segs = (rows.rename({"prev_hi": "_prev_hi", "since_side_ns": "_since"})
+            .filter(((C("tcp_len") > 0) | C("syn") | C("fin")) & C("seq_u").is_not_null()
+                    & ((C("analysis") & (KEEP_ALIVE | ZERO_WINDOW_PROBE)) == 0))
+            .with_columns(
+                repeat=~pl.struct("stream", "from_client", "seq_u").is_first_distinct(),
+                high=pl.when(C("from_client")).then(C("hi_c")).otherwise(C("hi_s")))
+            .join(rtt_ns, on="stream", how="left", maintain_order="left"))
+    seen = C("_prev_hi") > 0
+    resent = C("repeat") | (seen & (C("seq_u") < C("_prev_hi")))
+    threshold = pl.max_horizontal(pl.lit(RTO_FLOOR_NS), 2 * C("rtt_ns").fill_null(0))
+    return segs.select(
+        "stream", "idx", "frame", "ts_ns", "from_client", "tcp_len", "high",
+        "repeat", hole=seen & (C("seq_u") > C("_prev_hi")),
+        fill=~C("repeat") & seen & (C("seq_u") < C("_prev_hi")),
+        spurious=C("repeat") & ((C("analysis") & SPURIOUS) != 0),
+        timeout=resent & (C("_since").fill_null(0) >= threshold))
+
+
+def id_gaps(rows: pl.DataFrame) -> pl.DataFrame:
+    """Per stream and side: whether the IPv4 identification counts up one by one, and
+    how many identifications are missing between the packets seen."""
+    v4 = (rows.filter((C("ip_version") == 4) & (C("ip_id") != 0))
+          .select("stream", "from_client", "idx", "ip_id").sort("stream", "from_client", "idx"))
+    ids = v4["ip_id"].to_numpy().astype(np.int64)
+    before, ok = previous(ids, starts_of(v4["stream"].to_numpy(), v4["from_client"].to_numpy()))
+    v4 = v4.with_columns(step=pl.Series((ids - before) % 65536)).filter(pl.Series(ok))
+    return v4.group_by("stream", "from_client").agg(
+        id_sequential=((C("step") == 1).mean() >= ID_SEQUENTIAL)
+        & ((C("step") >= 1) & (C("step") <= ID_MAX_STEP)).all() & (pl.len() >= 4),
+        id_missing=pl.when((C("step") >= 2) & (C("step") <= ID_MAX_STEP)).then(C("step") - 1)
+        .otherwise(0).sum())
+
+
+def loss_counts(segs: pl.DataFrame, gaps: pl.DataFrame) -> pl.DataFrame:
+    """Per stream and side: lost (estimated), seen_then_resent, unseen, retransmissions,
+    timeouts."""
+    per = segs.group_by("stream", "from_client").agg(
+        repeats=C("repeat").sum(), spurious=C("spurious").sum(), holes=C("hole").sum(),
+        fills=C("fill").sum(), timeouts=C("timeout").sum())
+    per = per.join(gaps, on=["stream", "from_client"], how="left", maintain_order="left")
+    trouble = (C("holes") + C("fills") + C("repeats")) > 0
+    unseen = pl.when(~trouble).then(0).when(C("id_sequential").fill_null(False)) \
+        .then(pl.max_horizontal(C("fills"), C("id_missing"))).otherwise(C("fills"))
+    return per.select("stream", "from_client",
+                      seen_then_resent=(C("repeats") - C("spurious")).cast(pl.Int64),
+                      unseen=unseen.cast(pl.Int64),
+                      retransmissions=(C("repeats") + C("fills")).cast(pl.Int64),
+                      timeouts=C("timeouts").cast(pl.Int64)) \
+        .with_columns(lost=C("seen_then_resent") + C("unseen"))
+
+
+def recovery_episodes(rows: pl.DataFrame, segs: pl.DataFrame) -> pl.DataFrame:
+    """Loss recovery episodes: from each hole, fill or repeat to the acknowledgment of
+    everything sent up to it; overlapping ones merged. Columns as window episodes'."""
+    events = segs.filter(C("hole") | C("fill") | C("repeat")).select(
+        "stream", "idx", "from_client", "high").sort("idx")
+    stream = rows["stream"].to_numpy().astype(np.int64)
+    starts = events["idx"].to_numpy().astype(np.int64)
+    ev_stream = events["stream"].to_numpy().astype(np.int64)
+    # the connection's last row (rows are sorted by stream)
+    stream_last = np.searchsorted(stream, ev_stream, side="right").astype(np.int64) - 1
+    ends = np.empty(len(events), np.int64)
+    client = events["from_client"].to_numpy()
+    high = events["high"].to_numpy()
+    for side, una in ((True, "una_c"), (False, "una_s")):
+        mask = client == side
+        ends[mask] = first_at_least(rows[una].to_numpy(), starts[mask], stream_last[mask] + 1,
+                                    high[mask])
+    ends = np.minimum(ends, stream_last)
+    group_starts = starts_of(ev_stream)
+    reach, _ = running_max(ends, np.ones(len(ends), bool), group_starts)
+    reach_before, ok = previous(reach, group_starts)
+    new = ~ok | (starts > reach_before)
+    merged = (pl.DataFrame({"stream": ev_stream, "start_idx": starts, "end_idx": ends,
+                            "from_client": events["from_client"],
+                            "_episode": np.cumsum(new)})
+              .group_by("_episode", maintain_order=True)
+              .agg(C("stream").first(), C("start_idx").first(), C("end_idx").max(),
+                   side=SIDE_EXPR.first(), frames=pl.len()))
+    ref = rows.select("idx", "frame", "ts_ns")
+    return (merged.join(ref.rename({"idx": "start_idx", "frame": "first_frame",
+                                    "ts_ns": "start_ns"}), on="start_idx", how="left", maintain_order="left")
+            .join(ref.rename({"idx": "end_idx", "frame": "last_frame", "ts_ns": "end_ns"}),
+                  on="end_idx", how="left", maintain_order="left")
+            .select("stream", kind=pl.lit("loss"), side="side", first_frame="first_frame",
+                    last_frame="last_frame", start_ns="start_ns", end_ns="end_ns",
+                    start_idx="start_idx", end_idx="end_idx", frames="frames",
+                    min_window=pl.lit(None, pl.Int64), min_window_frame=pl.lit(None, pl.UInt32)))
