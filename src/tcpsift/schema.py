@@ -329,6 +329,66 @@ CONN_COLUMNS: tuple[Column, ...] = (
     Column("ack_rtt_max_ns", "Int64", "ns", "largest ACK RTT", "tcp.analysis.ack_rtt"),
 )
 
+# `tcpsift.diagnose()` / `tcpsift diagnose` (docs/diagnose.md): one row per TCP connection,
+# where its time went. Each stretch between two of its packets goes to one class.
+DIAGNOSE_CLASSES = (
+    ("handshake", "from the first SYN to the handshake's ACK"),
+    ("zero_window", "a receiver advertises a zero window (an episode: from its first zero "
+                    "to its window update)"),
+    ("loss", "loss recovery: from a hole, a fill or a resent segment to the acknowledgment "
+             "of everything sent up to it"),
+    ("server_think", "the server's think time: from the client's last new segment to the "
+                     "server's answer, less the server side's round trip"),
+    ("client_think", "the client's think time, the same the other way"),
+    ("window_full", "bytes in flight leave less than a segment of the receiver's window "
+                    "(RFC 4898: limited by the receive window)"),
+    ("rtt", "data in flight, the sender waits for acknowledgments (round trip, congestion "
+            "window or bandwidth; RFC 4898: limited by congestion)"),
+    ("sender", "nothing outstanding while the window is open: the application has nothing "
+               "to send (RFC 4898: limited by the sender)"),
+)
+
+DIAGNOSE_COLUMNS: tuple[Column, ...] = (
+    Column("stream", "UInt32", "", "connection id (tcp.stream)", "tcp.stream"),
+    Column("uid", "String", "", "stable connection id (the connection table's)"),
+    Column("client", "String", "", "client address"),
+    Column("client_port", "UInt16", "", "client port"),
+    Column("server", "String", "", "server address"),
+    Column("server_port", "UInt16", "", "server port"),
+    Column("first_frame", "UInt32", "", "first frame of the connection"),
+    Column("last_frame", "UInt32", "", "last frame of the connection"),
+    Column("duration_ns", "Int64", "ns", "first to last packet: the sum of the class times"),
+    Column("limit", "String", "", "the class with the most time: "
+           + ", ".join(name for name, _ in DIAGNOSE_CLASSES) + " (none when no time passed)"),
+    Column("limit_side", "String", "", "whose: the receiver whose window (zero_window, "
+           "window_full), the side whose data was lost (loss), the side thinking; else empty"),
+    *(Column(f"{name}_ns", "Int64", "ns", f"time: {meaning}")
+      for name, meaning in DIAGNOSE_CLASSES),
+    *(Column(f"{name}_share", "Float64", "", f"{name}_ns / duration_ns")
+      for name, _ in DIAGNOSE_CLASSES),
+    Column("zero_window_episodes", "UInt32", "", "zero-window episodes (either receiver)"),
+    Column("zero_window_frames", "UInt32", "", "frames advertising the zero windows"),
+    Column("window_dips", "UInt32", "", "runs of windows below half the largest that side "
+           "had advertised, never reaching zero"),
+    Column("window_full_episodes", "UInt32", "", "runs of time held by a full window"),
+    Column("loss_episodes", "UInt32", "", "loss recovery episodes (overlapping ones merged)"),
+    Column("c2s_lost", "Int64", "", "packets lost client to server: resent after being seen, "
+           "plus never seen (IPv4 identifications missing where they count one by one; "
+           "else segments filling holes)"),
+    Column("s2c_lost", "Int64", "", "packets lost server to client, the same"),
+    Column("c2s_retransmissions", "Int64", "", "segments client to server sent again "
+           "(resent after being seen, or filling a hole)"),
+    Column("s2c_retransmissions", "Int64", "", "the same server to client"),
+    Column("timeouts", "Int64", "", "retransmissions after the sender was silent for 200 ms "
+           "and twice the round trip (retransmission timeouts)"),
+    Column("server_think_count", "UInt32", "", "server think times of 10 ms or more"),
+    Column("server_think_median_ns", "Int64", "ns", "their median"),
+    Column("server_think_max_ns", "Int64", "ns", "the longest"),
+    Column("client_think_count", "UInt32", "", "client think times of 10 ms or more"),
+    Column("evidence_frames", "List:UInt32", "", "first frames of the episodes of the "
+           "limiting class (at most 10)"),
+)
+
 PACKET_COLUMN_NAMES = tuple(c.name for c in PACKET_COLUMNS)
 PACKET_COLUMN = {c.name: c for c in PACKET_COLUMNS}
 
@@ -393,6 +453,13 @@ def markdown() -> str:
         "TCP connection (`tcp.stream`).",
         "",
         *_markdown_table(CONN_COLUMNS),
+        "",
+        "# The diagnosis table",
+        "",
+        "`tcpsift.diagnose(capture).connections` (`tcpsift diagnose`, docs/diagnose.md): one",
+        "row per TCP connection, where its time went and what held it back.",
+        "",
+        *_markdown_table(DIAGNOSE_COLUMNS),
     ]
     return "\n".join(lines) + "\n"
 
