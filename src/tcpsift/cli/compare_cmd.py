@@ -14,8 +14,7 @@ CONNECTION_ROWS = 20
 
 
 @click.command("compare")
-@click.argument("a", type=CAPTURE_FILE)
-@click.argument("b", type=CAPTURE_FILE)
+@click.argument("captures", nargs=-1, required=True, type=CAPTURE_FILE)
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True,
               help="text: the verdict, its evidence and tables for reading; json: every figure "
@@ -24,13 +23,18 @@ CONNECTION_ROWS = 20
               help="Address translation between the points: what a sees as A, b sees as B; "
                    "an address (every port) or address:port on both sides, [v6]:port for "
                    "IPv6; repeat for more.")
-@click.option("-o", "--output", help="Write to this file; it appears only when complete.")
+@click.option("-o", "--output", help="Write to this file; it appears only when complete. A "
+                                     "name ending in .html: a report page with plots of the "
+                                     "one-way delay and the losses over time.")
 @width_option
-def compare(a, b, fmt, nat, output, width):
-    """Compare captures A and B of the same traffic taken at two points: which packets were
-    lost, duplicated, reordered or delayed between the points, the clock offset between
-    the capture hosts, and whether the network or an endpoint is to blame."""
-    check_output(output, (a, b))
+def compare(captures, fmt, nat, output, width):
+    """Compare captures A B [C ...] of the same traffic taken at two points, or at more in
+    path order: which packets were lost, duplicated, reordered or delayed between the
+    points (per segment of the path), the clock offset between the capture hosts, and
+    whether the network or an endpoint is to blame."""
+    if len(captures) < 2:
+        fail("compare: give two captures (or more, in path order)")
+    check_output(output, captures)
 
     import tcpsift
     from tcpsift.cli.progress import progress
@@ -38,23 +42,59 @@ def compare(a, b, fmt, nat, output, width):
     from tcpsift.compare import compare as run
 
     with progress() as shown:
-        shown.step("reading and matching both captures")
+        shown.step(f"reading and matching {len(captures)} captures")
         try:
-            result = run(a, b, nat=nat)
+            result = run(*captures, nat=nat)
         except (tcpsift.CaptureError, CompareError) as e:
             fail(str(e))
     if result.matched == 0 and not result.time_overlap:
-        fail(f"{a} and {b} do not overlap in time and share no packet: not two points of the "
-             "same traffic")
+        fail(f"{' and '.join(captures)} do not overlap in time and share no packet: not "
+             "points of the same traffic")
     for w in result.warnings:
         click.echo(f"tcpsift: warning: {w}", err=True)
-    with output_file(output, (a, b)) as out:
-        if fmt == "json":
+    html = output is not None and output.lower().endswith((".html", ".htm"))
+    with output_file(output, captures) as out:
+        if html:
+            from tcpsift.compare.report import report_html
+
+            out.write(report_html(result))
+        elif fmt == "json":
             out.write(json.dumps(result.to_dict(), indent=1) + "\n")
+        elif len(captures) > 2:
+            _path_view(result, out, width)
         else:
             _text_view(result, out, width)
     if not result.complete:
         sys.exit(EXIT_PARTIAL)
+
+
+def _path_view(result, out, width) -> None:
+    import polars as pl
+
+    from tcpsift.cli import textview as tv
+
+    C = pl.col
+    width = tv.terminal_width(out, width)
+    for name, label in zip(result.points, result.labels):
+        out.write(f"{name}: {label}\n")
+    out.write(f"\nverdict: {result.verdict}\n")
+    for sentence in result.evidence:
+        out.write(f"  - {sentence}\n")
+    out.write("\n")
+    V = tv.ViewColumn
+    view = [(V("segment", "segment", False, 100), C("segment")),
+            (V("direction", "direction", False, 100), C("direction")),
+            (V("upstream", "upstream", False, 90), C("upstream")),
+            *[(V(n, heading, True, 80 - i), C(n).cast(pl.String)) for i, (n, heading) in
+              enumerate((("sent", "sent\nupstream"), ("matched", "matched"),
+                         ("lost_between_points", "lost"), ("duplicated_between_points", "dup"),
+                         ("reordered_between_points", "reord"),
+                         ("retrans_lost_between_points", "retrans\nafter loss")))],
+            *[(V(s, f"{s}\nms", True, 50 - i), C(f"delay_{s}_ms").round(3).cast(pl.String))
+              for i, s in enumerate(("min", "median", "p99", "max"))]]
+    tv.show(result.per_segment.select(e.alias(c.name) for c, e in view),
+            [c for c, _ in view], out, width, "per segment of the path: one-way delay between "
+            "its two points, after their clock correction")
 
 
 def _text_view(result, out, width) -> None:

@@ -48,6 +48,8 @@ class Comparison:
     span_doubles: dict = field(default_factory=dict)
     retransmissions: pl.DataFrame = field(default_factory=pl.DataFrame)
     window_shrinks: pl.DataFrame = field(default_factory=pl.DataFrame)
+    # on a path: the names of the two points (a: the one nearer the path's start)
+    point_names: dict | None = None
 
     @property
     def matched(self) -> int:
@@ -97,36 +99,66 @@ def _connection_dict(row: dict) -> dict:
     return out
 
 
-def compare(a, b, names: tuple[str, str] | None = None, nat=()) -> Comparison:
-    """Compare two captures of the same traffic taken at two points (paths or Captures of
-    `tcpsift.read`). `nat`: address translations between the points, "A=B" texts (what a
-    sees as A, b sees as B: an address, or address:port on both sides). Raises
-    CompareError when one has no TCP packets or a translation is not valid; CaptureError
-    (from reading) when a file is not a capture."""
-    import tcpsift
-
+def compare(a, b, *more, names: tuple[str, ...] | None = None, nat=()):
+    """Compare captures of the same traffic taken at two points (paths or Captures of
+    `tcpsift.read`): a Comparison. With more than two, in path order (`compare(a, b, c)`):
+    a `tcpsift.compare.path.PathComparison` of each segment of the path (a with b, b with
+    c, ...). `nat`: address translations between two points, "A=B" texts (what a sees as
+    A, b sees as B: an address, or address:port on both sides). Raises CompareError when
+    one has no TCP packets or a translation is not valid; CaptureError (from reading) when
+    a file is not a capture."""
     try:
         rules = [translation(text) for text in nat]
     except ValueError as e:
         raise CompareError(f"--nat {e}") from None
+    given = [a, b, *more]
+    if more and rules:
+        raise CompareError("--nat: only between two points")
+    caps = _captures(given)
+    letters = POINT_NAMES[:len(given)]
+    labels = names or tuple(str(x) if isinstance(x, (str, os.PathLike)) else n
+                            for x, n in zip(given, letters))
+    points = [point(n, label, cap, nat=rules if n == "b" else ())
+              for n, label, cap in zip(letters, labels, caps)]
+    for p in points:
+        if not len(p.packets):
+            raise CompareError(f"{p.label}: no TCP packets")
+    if more:
+        from tcpsift.compare.path import compare_path
 
-    given = [a, b]
+        return compare_path(points, caps)
+    return compare_points(points[0], points[1], caps)
+
+
+POINT_NAMES = "abcdefghijklmnopqrstuvwxyz"
+
+
+def _captures(given: list) -> list:
+    """The Captures of `given` (paths read here, in one call), checked for the columns."""
+    import tcpsift
+
     paths = [x for x in given if isinstance(x, (str, os.PathLike))]
     read = iter(tcpsift.read(paths, mode="separate", columns=READ_COLUMNS) if paths else [])
     caps = [next(read) if isinstance(x, (str, os.PathLike)) else x for x in given]
-    for cap, name in zip(caps, "ab"):
+    for cap, name in zip(caps, POINT_NAMES):
         missing = READ_COLUMNS - set(cap.packets.columns)
         if missing:
             raise CompareError(f"{name}: the capture was read without the columns compare "
                                f"needs: {', '.join(sorted(missing))} (read it with "
                                "columns=tcpsift.compare.points.READ_COLUMNS or all columns)")
-    labels = names or tuple(str(x) if isinstance(x, (str, os.PathLike)) else n
-                            for x, n in zip(given, ("a", "b")))
-    pa, pb = point("a", labels[0], caps[0]), point("b", labels[1], caps[1], nat=rules)
-    for p in (pa, pb):
-        if not len(p.packets):
-            raise CompareError(f"{p.label}: no TCP packets")
+    return caps
+
+
+def compare_points(pa: Point, pb: Point, caps: list) -> Comparison:
+    """Two points (named "a" and "b" in the result, whatever their names on a path: those
+    are its `point_names` then) of Captures `caps`."""
+    import dataclasses
+
+    names = {"a": pa.name, "b": pb.name}
+    pa, pb = dataclasses.replace(pa, name="a"), dataclasses.replace(pb, name="b")
     result, rows = _compare(pa, pb)
+    if names != {"a": "a", "b": "b"}:
+        result.point_names = names
     result.warnings = [w for cap in caps for w in cap.warnings]
     result.span_doubles = {p.name: p.span_doubles for p in (pa, pb)}
     result.warnings += [f"{p.label}: {p.span_doubles:,} packets captured twice within "

@@ -77,13 +77,13 @@ def _s(ns) -> str:
 def _clock_sentence(result) -> str:
     c = result.clock
     unc = "" if c.uncertainty_ns is None else f" ± {_ms(c.uncertainty_ns)}"
-    return (f"clock: b minus a = {c.offset_ns / 1e9:+.6f} s{unc} ({c.method}), "
+    names = result.point_names or {}
+    return (f"clock: {names.get('b', 'b')} minus {names.get('a', 'a')} = {c.offset_ns / 1e9:+.6f} s{unc} ({c.method}), "
             f"drift {c.drift * 1e6:+.2f} ppm")
 
 
 def _direction_sentences(result, row: dict, rows) -> list[str]:
-    d, up = row["direction"], row["upstream"]
-    down = "b" if up == "a" else "a"
+    d, up, down = _ends(result, row)
     sent, lost = row["sent"], row["lost_between_points"]
     bursts = f" in {_count(row['loss_bursts'], 'burst')}" if lost else ""
     out = [f"{NAMES[d]}: {lost:,} of {sent:,} packets lost between {up} and {down} "
@@ -102,7 +102,7 @@ def _direction_sentences(result, row: dict, rows) -> list[str]:
         out.append(f"{NAMES[d]}: {_count(row['duplicated_between_points'], 'copy')} duplicated "
                    f"and {_count(row['reordered_between_points'], 'packet')} reordered between "
                    "the points")
-    out += _retransmission_sentences(row)
+    out += _retransmission_sentences(row, up, down)
     shrinks = result.window_shrinks
     if len(shrinks) and (row["window_shrinks_only_upstream"]
                          or row["window_shrinks_only_downstream"]):
@@ -120,11 +120,19 @@ def _direction_sentences(result, row: dict, rows) -> list[str]:
     return out
 
 
-def _retransmission_sentences(row: dict) -> list[str]:
+def _ends(result, row: dict) -> tuple[str, str, str]:
+    """(the direction, its upstream point's name, its downstream point's name): "a" and
+    "b", or the names the points have on a path (result.point_names)."""
+    up = row["upstream"]
+    down = "b" if up == "a" else "a"
+    names = result.point_names or {}
+    return row["direction"], names.get(up, up), names.get(down, down)
+
+
+def _retransmission_sentences(row: dict, up: str, down: str) -> list[str]:
     """Where the originals of the sender's retransmissions (seen at the upstream point)
     went missing (tcpsift.compare.retrans)."""
-    d, up = row["direction"], row["upstream"]
-    down = "b" if up == "a" else "a"
+    d = row["direction"]
     total = row["retransmissions"]
     if not total:
         return []
