@@ -6,10 +6,12 @@
     tcpsift.scan("trace.pcapng").filter(pl.col("dport") == 443).select("ts_ns", "src").collect()
     tcpsift.report(cap, "report.html")          # one HTML page to mail
     tcpsift.compare("point-a.pcap", "point-b.pcap").to_dict()   # two capture points
+    tcpsift.diagnose(cap).connections           # what limited each TCP connection
 """
 from tcpsift.errors import CaptureError
 
-__all__ = ["read", "scan", "report", "compare", "Capture", "ScanReport", "CaptureError"]
+__all__ = ["read", "scan", "report", "compare", "diagnose", "Capture", "ScanReport",
+           "CaptureError"]
 
 
 def __getattr__(name):
@@ -22,6 +24,10 @@ def __getattr__(name):
         import tcpsift.compare  # the package is callable: tcpsift.compare(a, b)
 
         return tcpsift.compare
+    if name == "diagnose":
+        import tcpsift.diagnose  # the package is callable: tcpsift.diagnose(capture)
+
+        return tcpsift.diagnose
     if name == "report":
         from tcpsift.workflow.report import write_report
 
