@@ -25,6 +25,7 @@ import os
 import re
 import zlib
 from pathlib import Path
+from typing import Any
 
 from tcpsift.cache.identity import entry_name, file_identity, identity_digest
 from tcpsift.outputs import StagedFile, replaced
@@ -175,7 +176,8 @@ class CacheEntry:
     def _note(self, line: str) -> None:
         self.notes.append(f"cache: {line}")
 
-    def _damaged(self, part: str, why: str) -> None:
+    def _damaged(self, part: str, why: str) -> Any:
+        """Report and remove a damaged part; None (what a reader of it returns)."""
         self._note(f"{self.dir / (part + '.parquet')} {why}; rebuilt")
         self._rows.pop(part, None)
         for suffix in (".json", ".parquet"):

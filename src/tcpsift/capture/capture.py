@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import polars as pl
 
@@ -12,6 +13,9 @@ from tcpsift.cache.entry import CacheEntry, open_entry
 from tcpsift.cache.folder import cache_folder
 from tcpsift.capture.modes import DEFAULT_MODE, MODES
 from tcpsift.capture.paths import capture_paths
+
+if TYPE_CHECKING:
+    from tcpsift.capture.source import Source
 
 
 @dataclass
@@ -105,7 +109,9 @@ class Capture:
                 return _as_file(table, self._first_file_id)
         if name in ("packets", "layers"):
             self._read_again()
-            return self._tables[name]
+            read_again = self._tables[name]
+            assert read_again is not None
+            return read_again
         if name == "tcp":
             from tcpsift.tcp import analyze
             table = analyze(self)
@@ -121,10 +127,10 @@ class Capture:
         fresh = self._decode()
         self._files = fresh._files
         for name in ("packets", "layers"):
-            table = fresh._tables[name]
+            table = fresh._table(name)
             if self._entry is not None:
                 self._entry.store(name, table)
-            self._tables[name] = _only(table, self._columns)
+            self._tables[name] = _only(table, self._columns) if name == "packets" else table
 
     @property
     def _first_file_id(self) -> int | None:
@@ -203,7 +209,7 @@ class _FileByPath:
     def __init__(self, path: str, info: dict):
         self.path = path
         self.info = info            # (Capture.info's entry of the file)
-        self._source = None
+        self._source: Source | None = None
 
     @property
     def source(self):
@@ -280,8 +286,8 @@ def _cached_capture(paths: list[str], columns, merge: bool, first_file_id: int,
     def decode(columns=columns if entry is None else None) -> Capture:
         return _read_capture(paths, columns, merge, first_file_id)
 
-    meta = entry.meta if entry is not None else None
-    if meta is not None:
+    if entry is not None and entry.meta is not None:
+        meta = entry.meta
         infos = meta["info"]["files"]
         files = {first_file_id + i: _FileByPath(f["path"], f)
                  for i, f in enumerate(infos)}
@@ -296,8 +302,8 @@ def _cached_capture(paths: list[str], columns, merge: bool, first_file_id: int,
         entry.notes = cap.warnings
         entry.store_meta(cap.info.to_dict(), own, cap.complete)
         for name in ("packets", "layers"):
-            entry.store(name, cap._tables[name])
-        cap._tables["packets"] = _only(cap._tables["packets"], columns)
+            entry.store(name, cap._table(name))
+        cap._tables["packets"] = _only(cap.packets, columns)
         cap._entry, cap._decode, cap._columns = entry, decode, columns
     return cap
 
