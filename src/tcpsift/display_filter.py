@@ -28,7 +28,7 @@ class FieldError(ValueError):
 # "ip" means an IPv4 header, not any IP header as ip.version would say (ip.version4 is a
 # field for filters only).
 PROTOCOLS = {"frame": "frame.number", "eth": "eth.src", "vlan": "vlan.id",
-             "ieee8021ad": "ieee8021ad.id", "ip": "ip.version4", "ipv6": "ipv6.src",
+             "ieee8021ad": "ieee8021ad.tag", "ip": "ip.version4", "ipv6": "ipv6.src",
              "tcp": "tcp.srcport", "udp": "udp.srcport", "icmp": "icmp.type",
              "icmpv6": "icmpv6.type"}
 
@@ -145,6 +145,31 @@ def fields_of(node) -> list:
     return [f for n in node[1:] for f in fields_of(n)]
 
 
+# The largest value of each unsigned field (its Wireshark type: FT_UINT8, 16 or 32); a
+# literal above it is refused as tshark refuses it. Unlisted uint fields are 32-bit.
+_U8 = ("ip.version", "ip.hdr_len", "ip.ttl", "ip.proto", "ipv6.hlim", "ipv6.nxt",
+       "tcp.hdr_len", "tcp.options.wscale.shift", "icmp.type", "icmp.code", "icmpv6.type",
+       "icmpv6.code")
+_U16 = ("eth.type", "vlan.id", "ieee8021ad.id", "ip.len", "ip.id", "ip.frag_offset",
+        "ipv6.plen", "tcp.srcport", "tcp.dstport", "tcp.port", "tcp.flags",
+        "tcp.window_size_value", "tcp.options.mss_val", "udp.srcport", "udp.dstport",
+        "udp.port", "udp.length")
+UINT_MAX = {**{n: 0xFF for n in _U8}, **{n: 0xFFFF for n in _U16}}
+
+
+class _Never:
+    """The value of a negative literal for an unsigned field (tshark 4.0 takes `tcp.seq
+    == -1`): no occurrence equals it, differs from it or is ordered with it, so == ~= <
+    > <= >= never hold, and != (no occurrence equal) holds wherever the field is
+    present."""
+
+    def __repr__(self):
+        return "NEVER"
+
+
+NEVER = _Never()
+
+
 _MAC = re.compile(r"[0-9a-f]{2}([:.\-]?)[0-9a-f]{2}(\1[0-9a-f]{2}){4}")
 
 
@@ -159,7 +184,9 @@ def value(field, op: str, text: str):
     try:
         if vtype == "int" and text.startswith("-"):
             return _in_range(-int(text[1:], 10), text, field)
-        if vtype in ("uint", "int"):
+        if vtype == "uint":
+            return _unsigned(text, field)
+        if vtype == "int":
             if text.lower().startswith("0x"):
                 return _in_range(int(text, 16), text, field)
             return _in_range(int(text, 8) if len(text) > 1 and text.startswith("0")
@@ -180,6 +207,28 @@ def value(field, op: str, text: str):
     except (ValueError, KeyError, InvalidOperation, OverflowError):   # (inf, nan)
         pass
     raise FieldError(f"display filter: {text!r} is not a valid value for {field.name}")
+
+
+def _integer(text: str) -> int:
+    """A literal integer as tshark reads one: 0x hex, leading 0 octal, else decimal."""
+    if text.lower().startswith("0x"):
+        return int(text, 16)
+    return int(text, 8) if len(text) > 1 and text.startswith("0") else int(text, 10)
+
+
+def _unsigned(text: str, field):
+    """The value of a literal for an unsigned field, as tshark 4.0 reads it: above the
+    field's maximum, refused; negative (the minus applies to what follows it, which must
+    be in range too), NEVER, or 0 for -0."""
+    digits = text[1:] if text.startswith("-") else text
+    if digits.startswith(("-", "+")):
+        raise ValueError(text)
+    v = _integer(digits)
+    limit = UINT_MAX.get(field.name, 0xFFFFFFFF)
+    if v > limit:
+        raise FieldError(f"display filter: \"{digits}\" too big for {field.name}, "
+                         f"maximum {limit}")
+    return NEVER if text.startswith("-") and v else v
 
 
 def _in_range(v: int, text: str, field) -> int:

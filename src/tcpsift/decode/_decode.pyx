@@ -103,8 +103,16 @@ DEF K_ICMP = 5
 DEF K_ICMPV6 = 6
 DEF K_ETH = 7
 
-DEF MAX_LAYERS = 24
-DEF MAX_DEPTH = 8
+# Bounds on what one frame may make the decoder walk (docs/limits.md): headers recorded in
+# the layer table, and tunnels (IP-in-IP, GRE, VXLAN, Geneve, GTP-U, MPLS pseudowires) or
+# ICMP errors quoting ICMP errors nested in one another. tshark 4.0 stops at 500 protocol
+# layers; a frame past these bounds is decoded up to them and counted (decode_frames'
+# result), and the reader says so in one warning per file.
+DEF MAX_LAYERS = 64
+DEF MAX_DEPTH = 16
+# tshark 4.0 dissects at most 20 802.1Q tags (TPID 0x8100 or 0x9100) in a frame, tunnels
+# included, and nothing after the 21st; 802.1ad S-tags are another protocol, not counted
+DEF MAX_VLAN_TAGS = 20
 DEF NO_ADDR = 0xFFFFFFFF
 # The address table's "IP version" of an Ethernet MAC address: MACs share the table (and
 # so the dictionary of the address columns) with IP addresses.
@@ -219,17 +227,22 @@ cdef struct Pkt:
     uint8_t eth_count       # Ethernet headers seen (tunnels can carry Ethernet frames)
     uint8_t nlayers
     uint8_t any_quoted
-    uint8_t any_odd_tag     # a VLAN tag with a TPID other than 0x8100 (802.1ad, 0x9100)
+    # the frame needs the table path (its layer rows): a VLAN tag with a TPID other than
+    # 0x8100 (802.1ad, 0x9100), or a TCP header tshark shows in part (data offset below
+    # 5, cut before 20 bytes, a SACK option shorter than one block)
+    uint8_t any_odd_tag
     # Layer rows are written only when asked: the few frames that need them (repeated
     # headers) are decoded a second time with recording on, keeping the common path lean.
     uint8_t recording
-    uint8_t _unused[3]      # (a multiple of 8 bytes: zero_words zeroes words)
+    uint8_t q_tags          # 802.1Q tags seen (MAX_VLAN_TAGS)
+    uint8_t bounded         # decoding stopped at MAX_DEPTH or MAX_LAYERS
+    uint8_t _unused[1]      # (a multiple of 8 bytes: zero_words zeroes words)
 
 
 cdef struct FrameScratch:
     # A frame's SACK edges and layer rows: read only up to Pkt.sack_n and Pkt.nlayers,
     # so never zeroed.
-    uint32_t sack[8]
+    uint32_t sack[10]       # (a 40-byte option space holds 9 edges at most)
     Layer layers[MAX_LAYERS]
 
 
@@ -253,7 +266,10 @@ cdef inline Layer* new_layer(Pkt* k, FrameScratch* x, uint8_t kind, bint quoted)
     cdef Layer* L
     if quoted:
         k.any_quoted = 1
-    if not k.recording or k.nlayers >= MAX_LAYERS:
+    if not k.recording:
+        return NULL
+    if k.nlayers >= MAX_LAYERS:
+        k.bounded = 1
         return NULL
     L = &x.layers[k.nlayers]
     memset(L, 0, sizeof(Layer))
@@ -480,6 +496,11 @@ cdef class _Decoder:
             if end - off < 4:
                 problem(k, ST_TRUNC)
                 return
+            if etype != 0x88A8:
+                if k.q_tags >= MAX_VLAN_TAGS:
+                    problem(k, ST_MALFORMED)    # tshark: too many nested VLAN tags
+                    return
+                k.q_tags += 1
             if k.vlan_depth == 0:
                 k.vlan_id = be16(self.pkt + off) & 0x0FFF
                 k.present |= P_VLAN
@@ -505,8 +526,15 @@ cdef class _Decoder:
                 return
             if k.encap == E_NONE:
                 k.encap = E_PPPOE
+            # the payload length bounds what the PPP layer may read, as tshark's subset
+            # of that length does (0 or 1: not even the PPP protocol field)
             if off + 6 + be16(self.pkt + off + 4) < self.rep_end:
                 self.rep_end = off + 6 + be16(self.pkt + off + 4)
+            if off + 6 + be16(self.pkt + off + 4) < end:
+                end = off + 6 + be16(self.pkt + off + 4)
+                if end - off < 8:
+                    problem(k, ST_MALFORMED)
+                    return
             ppp = be16(self.pkt + off + 6)
             self.ppp(k, ppp, off + 8, end, depth)
 
@@ -585,6 +613,9 @@ cdef class _Decoder:
     cdef void mpls(self, Pkt* k, Py_ssize_t off, Py_ssize_t end, int depth) noexcept nogil:
         cdef int labels = 0
         cdef uint8_t nib
+        if depth > MAX_DEPTH:
+            k.bounded = 1       # (pseudowires: Ethernet in MPLS in Ethernet ...)
+            return
         if k.encap == E_NONE:
             k.encap = E_MPLS
         while True:
@@ -596,9 +627,7 @@ cdef class _Decoder:
                 off += 4
                 break
             off += 4
-            if labels >= 32:
-                problem(k, ST_MALFORMED)
-                return
+            # (no bound on the labels, as in tshark: each takes 4 captured bytes)
         if end - off < 1:
             if off < self.rep_end:
                 problem(k, ST_TRUNC)    # a payload was on the wire, the capture cut it
@@ -623,6 +652,7 @@ cdef class _Decoder:
         cdef Py_ssize_t ip_end
         cdef int64_t payload_len
         if depth > MAX_DEPTH:
+            k.bounded = 1
             return
         if avail < 20:
             problem(k, ST_TRUNC)
@@ -745,6 +775,7 @@ cdef class _Decoder:
         cdef Py_ssize_t frag_data = -1
         cdef bint reassembled = off == self.reasm_off and not quoted
         if depth > MAX_DEPTH:
+            k.bounded = 1
             return
         if avail < 40:
             problem(k, ST_TRUNC)
@@ -915,25 +946,21 @@ cdef class _Decoder:
         k.present |= P_TCP
         k.sport = be16(h)
         k.dport = be16(h + 2)
-        if avail >= 8:
-            k.seq = be32(h + 4)
-            k.present |= P_SEQ
-        if avail >= 12:
-            k.ack = be32(h + 8)
-            k.present |= P_ACK
         if avail < 16:
+            # tshark reads seq, ack, offset, flags and window together before it shows
+            # any: a header cut before the window shows its ports alone
             problem(k, ST_TRUNC)
             return
+        k.seq = be32(h + 4)
+        k.ack = be32(h + 8)
+        k.present |= P_SEQ | P_ACK
         hl = (h[12] >> 4) * 4
         k.tcp_hdr_len = hl
         k.tcp_flags = ((h[12] & 0x0F) << 8) | h[13]
         k.window = be16(h + 14)
         k.present |= P_FLAGS
-        if avail < 20:
-            problem(k, ST_TRUNC)
-            return
-        if hl < 20:
-            problem(k, ST_MALFORMED)
+        if avail < 20 or hl < 20:
+            self.tcp_short(k, hl, avail, payload_len)
             return
         if payload_len < hl:
             problem(k, ST_MALFORMED)
@@ -970,12 +997,18 @@ cdef class _Decoder:
                 k.present |= P_WS
             elif kind == 4 and olen == 2:
                 k.present |= P_SACKP
-            elif kind == 5 and olen >= 10:
+            elif kind == 5:
+                if olen < 10:
+                    # shorter than one block: tshark shows the left edge if the option
+                    # holds one, then its option loop throws (a malformed frame, no
+                    # later option, no tcp.analysis items)
+                    self.sack_short(k, o, olen, cend)
+                    break
                 # edges as far as captured: a block the snapshot length cuts in half
                 # keeps its left edge, as tshark shows it
                 nedges = (olen - 2) // 4
-                if nedges > 8:
-                    nedges = 8
+                if nedges > 10:
+                    nedges = 10
                 if nedges > (cend - o - 2) // 4:
                     nedges = <int>((cend - o - 2) // 4)
                 for i in range(nedges):
@@ -991,6 +1024,31 @@ cdef class _Decoder:
                     k.tsecr = be32(self.pkt + o + 6)
                     k.present |= P_TSECR
             o += olen
+
+    cdef void tcp_short(self, Pkt* k, uint32_t hl, Py_ssize_t avail, int64_t payload_len) noexcept nogil:
+        """A TCP header whose ports, numbers, offset, flags and window were read but that
+        is shorter than 20 bytes: captured (the snapshot length cut it) or by its data
+        offset (below 5). tshark gives either its segment length (tcp.len, and the TCP
+        analysis), then throws: at the checksum (cut) or at the bogus offset, which also
+        hides ack, flags and window. Rare: the frame takes the table path, which prints
+        these rules (tcpsift.fields)."""
+        k.any_odd_tag = 1
+        if hl < 20:
+            problem(k, ST_MALFORMED)
+        else:
+            problem(k, ST_TRUNC)
+        if payload_len >= hl:
+            k.tcp_len = <uint32_t>(payload_len - hl)
+            k.present |= P_TCPLEN
+
+    cdef void sack_short(self, Pkt* k, Py_ssize_t o, uint8_t olen, Py_ssize_t cend) noexcept nogil:
+        """A SACK option of length 2 to 9 (see tcp())."""
+        k.any_odd_tag = 1
+        problem(k, ST_MALFORMED)
+        if olen >= 6 and cend - o >= 6:
+            self.x.sack[0] = be32(self.pkt + o + 2)
+            k.sack_n = 1
+            k.present |= P_SACK
 
     cdef void udp(self, Pkt* k, Py_ssize_t off, Py_ssize_t end, int depth, bint quoted) noexcept nogil:
         cdef const uint8_t* h = self.pkt + off
@@ -1097,6 +1155,7 @@ cdef class _Decoder:
         cdef uint8_t ver
         cdef bint has_seq
         if depth > MAX_DEPTH:
+            k.bounded = 1
             return
         if end - off < 4:
             problem(k, ST_TRUNC)
@@ -1193,6 +1252,10 @@ cdef class _Decoder:
                 L.icmp_code = self.pkt[off + 1]
                 L.has_icmp_code = 1
         if quoted:
+            # an error quoting an error: tshark dissects the inner one's datagram too
+            if avail > 8 and (t >= 1 and t <= 4 if v6 else
+                              t == 3 or t == 4 or t == 5 or t == 11 or t == 12):
+                self.icmp_quote(k, off, end, depth, v6, t)
             return
         k.l4_count += 1
         k.present |= P_ICMP
@@ -1208,10 +1271,24 @@ cdef class _Decoder:
         else:
             error_msg = t == 3 or t == 4 or t == 5 or t == 11 or t == 12
         if error_msg and avail > 8:
-            if v6:
-                self.ipv6(k, off + 8, end, depth + 1, 1)
-            else:
-                self.ipv4(k, off + 8, end, depth + 1, 1)
+            self.icmp_quote(k, off, end, depth, v6, t)
+
+    cdef void icmp_quote(self, Pkt* k, Py_ssize_t off, Py_ssize_t end, int depth, bint v6,
+                         uint8_t t) noexcept nogil:
+        """The datagram quoted by the ICMP error at `off` (more than 8 bytes), as tshark
+        dissects it: ICMPv6 as IPv6; ICMPv4 by the version nibble (IPv4 or IPv6), a
+        redirect only up to 8 bytes past the header length the first byte gives."""
+        cdef uint8_t b
+        if v6:
+            self.ipv6(k, off + 8, end, depth + 1, 1)
+            return
+        b = self.pkt[off + 8]
+        if t == 5 and off + 8 + (b & 0x0F) * 4 + 8 < end:
+            end = off + 8 + (b & 0x0F) * 4 + 8
+        if (b >> 4) == 4:
+            self.ipv4(k, off + 8, end, depth + 1, 1)
+        elif (b >> 4) == 6:
+            self.ipv6(k, off + 8, end, depth + 1, 1)
 
     cdef void frame(self, Pkt* k, uint16_t linktype, Py_ssize_t end) noexcept nogil:
         cdef uint32_t af
@@ -1862,9 +1939,11 @@ def decode_frames(const uint8_t[::1] buf, const int64_t[::1] offsets, const uint
     `reasm_off`/`reasm_len` describe a synthetic reassembled frame (see _Decoder).
     SACK edges are appended to `sack_edges` in frame order; `out["sack_count"]`
     says how many each frame has.
+    Returns how many frames were decoded only up to a bound (MAX_DEPTH, MAX_LAYERS).
     """
     cdef Py_ssize_t n = offsets.shape[0]
     cdef Py_ssize_t i, t = 0
+    cdef Py_ssize_t bounded = 0
     cdef int failed = 0
     cdef Pkt rows[TILE]
     cdef Pkt* k
@@ -1874,7 +1953,7 @@ def decode_frames(const uint8_t[::1] buf, const int64_t[::1] offsets, const uint
     d.reasm_off = reasm_off
     d.reasm_len = reasm_len
     if n == 0:
-        return
+        return 0
     c = columns_of(out, at, n)
     for i in range(n):
         if cap_lens[i] == 0:
@@ -1903,6 +1982,9 @@ def decode_frames(const uint8_t[::1] buf, const int64_t[::1] offsets, const uint
                 k.recording = 1
                 d.rep_end = wire_lens[i] if wire_lens[i] > cap_lens[i] else cap_lens[i]
                 d.frame(k, linktypes[i], cap_lens[i])
+                # (a frame nested deep enough to reach a bound has repeated headers)
+                if k.bounded:
+                    bounded += 1
         elif is_supported(linktypes[i]):
             k.status = ST_TRUNC
         else:
@@ -1925,3 +2007,4 @@ def decode_frames(const uint8_t[::1] buf, const int64_t[::1] offsets, const uint
         raise ValueError(f"frame at offset {offsets[i]} is not in the buffer")
     if failed:
         raise MemoryError()
+    return bounded

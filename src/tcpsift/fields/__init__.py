@@ -150,6 +150,10 @@ IP4, IP6, IPANY = ("ipv4",), ("ipv6",), ("ipv4", "ipv6")
 C_KIND = pl.Enum(list(LAYER_KINDS))
 S_TAG = C("tpid").fill_null(0x8100) == 0x88A8
 NOT_REDIR = ~(C("quoted") & (C("_err") == "icmp5"))   # _err: see prepare_layers()
+# A TCP data offset below 5: tshark stops at it, after the ports, sequence number and
+# header length, so ack, flags and window are not shown (their values are still read:
+# the TCP analysis uses them, as tshark's does)
+HDR_OK = C("tcp_hdr_len") >= 20
 _LAYER_VERSION = pl.when(C("kind") == "ipv4").then(pl.lit(4, pl.UInt8)).otherwise(
     pl.lit(6, pl.UInt8))
 _TCP_FLAG_BITS = {"fin": 0, "syn": 1, "reset": 2, "push": 3, "ack": 4, "urg": 5,
@@ -186,8 +190,11 @@ _FIELD_LIST = [
     # 802.1ad S-tags (TPID 0x88a8) are ieee8021ad.id in Wireshark, not vlan.id; frames with
     # such a tag always have layer rows, so the packet table's vlan_id is a plain 802.1Q tag
     _f("vlan.id", "uint", fmt_u16, C("vlan_id"), ("vlan",), _when(~S_TAG, C("vlan_id"))),
+    # an S-tag directly followed by another is shown by tshark as one item of two ids
+    # (ieee8021ad.svid, .cvid), not as ieee8021ad.id: in a run of S-tags, pairs (_s_pair,
+    # see prepare_layers())
     _f("ieee8021ad.id", "uint", fmt_u16, _when(pl.lit(False), C("vlan_id")), ("vlan",),
-       _when(S_TAG, C("vlan_id"))),
+       _when(S_TAG & ~C("_s_pair"), C("vlan_id"))),
     # the IPv6 dissector also sets ip.version, so it lists every IP header
     _f("ip.version", "uint", fmt_u16, C("ip_version"), IPANY, _LAYER_VERSION),
     _f("ip.src", "ipv4", fmt_dec, _when(V4, C("src")), IP4, C("src")),
@@ -220,24 +227,25 @@ _FIELD_LIST = [
     # captures): ack/flags/hdr_len/window need 16 quoted bytes (the decoder leaves them null
     # otherwise) and are never shown inside an ICMPv4 redirect; tcp.seq_raw is shown only
     # inside ICMPv6 errors (ICMPv4 ones give tcp.seq alone)
+    # (the header an IPv4 header quotes shows tcp.seq alone, one in IPv6 tcp.seq_raw too;
+    # _in6: the row follows an IPv6 header, see prepare_layers())
     _f("tcp.seq_raw", "uint", fmt_dec, _when(IS_TCP, C("seq")), ("tcp",),
-       _when(~C("quoted") | ((C("_err") == "icmpv6") & C("tcp_hdr_len").is_not_null()),
-             C("seq"))),
-    _f("tcp.ack_raw", "uint", fmt_dec, _when(IS_TCP, C("ack")), ("tcp",),
-       _when(NOT_REDIR, C("ack"))),
-    _f("tcp.flags", "uint", fmt_hex4, _when(IS_TCP, C("tcp_flags")), ("tcp",),
-       _when(NOT_REDIR, C("tcp_flags"))),
-    _f("tcp.flags.str", "text", fmt_flags_str, _when(IS_TCP, C("tcp_flags")), ("tcp",),
-       _when(NOT_REDIR, C("tcp_flags"))),
+       _when(~C("quoted") | (C("_in6") & C("tcp_hdr_len").is_not_null()), C("seq"))),
+    _f("tcp.ack_raw", "uint", fmt_dec, _when(IS_TCP & HDR_OK, C("ack")), ("tcp",),
+       _when(NOT_REDIR & HDR_OK, C("ack"))),
+    _f("tcp.flags", "uint", fmt_hex4, _when(IS_TCP & HDR_OK, C("tcp_flags")), ("tcp",),
+       _when(NOT_REDIR & HDR_OK, C("tcp_flags"))),
+    _f("tcp.flags.str", "text", fmt_flags_str, _when(IS_TCP & HDR_OK, C("tcp_flags")),
+       ("tcp",), _when(NOT_REDIR & HDR_OK, C("tcp_flags"))),
     *[_f(f"tcp.flags.{n}", "bool", fmt_bool,
-         _when(IS_TCP, (C("tcp_flags") // (1 << b)) % 2 == 1), ("tcp",),
-         _when(NOT_REDIR, (C("tcp_flags") // (1 << b)) % 2 == 1))
+         _when(IS_TCP & HDR_OK, (C("tcp_flags") // (1 << b)) % 2 == 1), ("tcp",),
+         _when(NOT_REDIR & HDR_OK, (C("tcp_flags") // (1 << b)) % 2 == 1))
       for n, b in _TCP_FLAG_BITS.items()],
     _f("tcp.hdr_len", "uint", fmt_u16, _when(IS_TCP, C("tcp_hdr_len")), ("tcp",),
        _when(NOT_REDIR, C("tcp_hdr_len"))),
     _f("tcp.len", "uint", fmt_dec, _when(IS_TCP, C("tcp_len"))),
-    _f("tcp.window_size_value", "uint", fmt_u16, _when(IS_TCP, C("window")), ("tcp",),
-       _when(NOT_REDIR, C("window"))),
+    _f("tcp.window_size_value", "uint", fmt_u16, _when(IS_TCP & HDR_OK, C("window")),
+       ("tcp",), _when(NOT_REDIR & HDR_OK, C("window"))),
     _f("tcp.options.mss_val", "uint", fmt_u16, _when(IS_TCP, C("mss"))),
     _f("tcp.options.wscale.shift", "uint", fmt_u16, _when(IS_TCP, C("wscale"))),
     _f("tcp.options.sack_perm", "bytes", fmt_sack_perm,
@@ -264,8 +272,13 @@ FIELDS: dict[str, Field] = {f.name: f for f in _FIELD_LIST}
 FIELDS["ip.version4"] = _f("ip.version4", "uint", fmt_dec, _when(V4, C("ip_version")),
                            IP4, _LAYER_VERSION)
 
+# "ieee8021ad" means any S-tag, paired or not
+FIELDS["ieee8021ad.tag"] = _f("ieee8021ad.tag", "uint", fmt_u16,
+                              _when(pl.lit(False), C("vlan_id")), ("vlan",),
+                              _when(S_TAG, C("vlan_id")))
+
 # Fields not meant for -e (helpers for the filter).
-_HIDDEN = {"ip.version4"}
+_HIDDEN = {"ip.version4", "ieee8021ad.tag"}
 
 # --- TCP analysis (tcp.stream, relative numbers, tcp.analysis.*) ---------------------------
 #
@@ -282,7 +295,11 @@ def T(name: str) -> pl.Expr:
 _A = T("analysis")
 _BOGUS = _A.is_null()                     # header length < 20: tshark stops early
 _ANALYSED = T("stream").is_not_null()
-_SHOWN = ((_A & 0x10000) != 0) & ((_A & 0x20000) == 0)   # HAS_ANALYSIS, not NOT_SHOWN
+# HAS_ANALYSIS, not NOT_SHOWN; nor a segment whose options tshark's loop threw in (a SACK
+# option shorter than one block: the decoder calls the frame malformed, after the IP and
+# TCP headers that give its segment length)
+_SHOWN = (((_A & 0x10000) != 0) & ((_A & 0x20000) == 0)
+          & ~((C("status") == "malformed") & C("tcp_len").is_not_null()).fill_null(False))
 _RAW_SEQ = pl.coalesce(_when(IS_TCP, C("seq")), T("q_seq"))
 _RAW_ACK = pl.coalesce(_when(IS_TCP, C("ack")), T("q_ack"))
 # the other side's base sequence number (what relative ack and SACK edges subtract)
@@ -323,7 +340,8 @@ _TCP_FIELD_LIST = [
     # relative when there is a segment length; else the raw seq (IP fragments, headers
     # quoted in ICMP errors, headers cut before the window)
     _tf("tcp.seq", "uint", fmt_dec, pl.coalesce(T("rel_seq"), _RAW_SEQ), ("tcp",),
-        pl.when(C("quoted")).then(C("seq")).otherwise(pl.coalesce(T("rel_seq"), C("seq")))),
+        pl.when(C("quoted")).then(_when(~C("_in6") | C("tcp_hdr_len").is_not_null(), C("seq")))
+        .otherwise(pl.coalesce(T("rel_seq"), C("seq")))),
     _tf("tcp.ack", "uint", fmt_dec, _when(_ANALYSED & ~_BOGUS,
                                            pl.coalesce(T("rel_ack"), _RAW_ACK))),
     _tf("tcp.nxtseq", "uint", fmt_dec, _when(~_BOGUS, T("next_seq"))),
@@ -443,21 +461,41 @@ def resolve(name: str) -> Field:
 
 def prepare_layers(layers: pl.DataFrame) -> pl.DataFrame:
     """The layer table in frame/header order, plus `_err`: for each row, the ICMP message
-    it is quoted in ("icmp", "icmp5" for a redirect, "icmpv6"; "" outside an error).
+    it is quoted in ("icmp", "icmp5" for a redirect, "icmpv6"; "" outside an error), and
+    `_in6`: the row follows an IPv6 header (a transport header inside IPv6), and
+    `_s_pair`: an 802.1ad tag that tshark shows paired with the next or the previous one
+    (runs of S-tags are read two at a time; an odd one out, the last, alone).
 
     Rows are sorted by frame, so a forward fill reset at every frame start replaces a
     window function over hundreds of thousands of small groups.
     """
     rows = layers.sort("frame", "index")
     if rows.height == 0:
-        return rows.with_columns(_err=pl.lit("", pl.String))
+        return rows.with_columns(_err=pl.lit("", pl.String), _in6=pl.lit(False),
+                                 _s_pair=pl.lit(False))
     is_err = C("kind").is_in(pl.Series(["icmp", "icmpv6"], dtype=C_KIND).implode()) & ~C("quoted")
     label = pl.when(C("kind") == "icmp").then(
         pl.when(C("icmp_type") == 5).then(pl.lit("icmp5")).otherwise(pl.lit("icmp"))
     ).otherwise(pl.lit("icmpv6"))
     start = (C("frame") != C("frame").shift(1)).fill_null(True)
-    return rows.with_columns(_err=pl.when(is_err).then(label)
-                             .when(start).then(pl.lit("")).forward_fill())
+    in6 = (~start & (C("kind").shift(1) == "ipv6")).fill_null(False)
+    rows = rows.with_columns(_err=pl.when(is_err).then(label)
+                             .when(start).then(pl.lit("")).forward_fill(), _in6=in6)
+    return rows.with_columns(_s_pair=_s_pairs(rows))
+
+
+def _s_pairs(rows: pl.DataFrame) -> pl.Series:
+    """Rows of `prepare_layers` that are 802.1ad tags in a pair (see there)."""
+    s_tag = ((C("kind") == "vlan") & (C("tpid") == 0x88A8)).fill_null(False)
+    if not rows.select(s_tag.any()).item():
+        return pl.repeat(False, rows.height, eager=True)
+    first = (C("frame") != C("frame").shift(1)).fill_null(True)
+    run_start = s_tag & (first | ~s_tag.shift(1).fill_null(False))
+    run = pl.when(s_tag).then(run_start.cum_sum())
+    pos = pl.int_range(pl.len()).over(run)
+    size = pl.len().over(run)
+    pair = s_tag & ((size % 2 == 0) | (pos < size - 1))
+    return rows.select(pair.alias("_s_pair")).to_series()
 
 
 def in_kinds(kinds: tuple[str, ...]) -> pl.Expr:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from tcpsift.display_filter import PROTOCOLS, fold, parse
+from tcpsift.display_filter import NEVER, PROTOCOLS, fold, parse
 
 from . import (
     _HIDDEN,
@@ -50,6 +50,8 @@ def _test(parts: tuple[pl.Expr, ...], op: str, value) -> tuple[pl.Expr, pl.Expr]
     present = pl.any_horizontal([p.is_not_null() for p in parts])
     if op == "present":
         return present, present
+    if value is NEVER:      # a negative literal for an unsigned field
+        return present, pl.lit(False)
     lit = pl.lit(value)
     cmp = {"==": lambda p: p == lit, "!=": lambda p: p == lit, "~=": lambda p: p != lit,
            "<": lambda p: p < lit, ">": lambda p: p > lit, "<=": lambda p: p <= lit,
@@ -64,9 +66,10 @@ def _atom(packets, layers, field: Field, op: str, value) -> pl.Series:
     res = packets.select("frame", p=present.fill_null(False), h=holds.fill_null(False))
     if field.layer_kinds and layers is not None and layers.height:
         lp, lh = _test(field.layer, op, value)
+        # a frame with headers of the field's kinds: they decide, as in fields.table()
         per_frame = (layers.filter(in_kinds(field.layer_kinds))
                      .group_by("frame").agg(p=lp.any(), h=(lh & lp).any())
-                     .filter(pl.col("p")).sort("frame"))
+                     .sort("frame"))
         row, found = rows_of(packets, per_frame["frame"])
         per_frame, row = per_frame.filter(found), row.filter(found)
         if row.len():

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tcpsift.capture.presence import presence_bits
-from tcpsift.display_filter import PROTOCOLS, FieldError, fields_of, fold, parse
+from tcpsift.display_filter import NEVER, PROTOCOLS, FieldError, fields_of, fold, parse
 from tcpsift.tcp import HAS_ANALYSIS, NOT_SHOWN
 from tcpsift.tcp import _analysis as K
 from tcpsift.textstream.fields import (
@@ -241,6 +241,8 @@ class _Chunk:
         return present & ~holds if op == "!=" else holds
 
     def compare(self, term: Term, values: np.ndarray, op: str, value) -> np.ndarray:
+        if value is NEVER:      # a negative literal for an unsigned field
+            return np.zeros(len(values), bool)
         if term.vtype in ("ipv4", "ipv6", "ether"):
             equal = np.isin(values, self.ids[value])
             return equal if op == "==" else ~equal
