@@ -29,7 +29,7 @@ COMMANDS = {
     "plot": ("tcpsift.cli.plot_cmd", "plot", "Plot one TCP connection: window, tseq, rtt, throughput, ..."),
     "report": ("tcpsift.cli.report_cmd", "report", "One self-contained HTML report of a capture."),
     "compare": ("tcpsift.cli.compare_cmd", "compare", "Two capture points: loss, delay, clocks; network or endpoint?"),
-    "diagnose": ("tcpsift.cli.diagnose_cmd", "diagnose", "What limited each TCP connection: window, loss, think time, ..."),
+    "diagnose": ("tcpsift.cli.diagnose_cmd", "diagnose", "What limited each TCP connection: window, loss, think, ..."),
     "sql": ("tcpsift.cli.sql_cmd", "sql", "One SQL statement (DuckDB) over packets, tcp, conns, layers."),
     "cache": ("tcpsift.cli.cache_cmd", "cache", "Show or empty the Parquet cache of capture tables."),
     "export": ("tcpsift.cli.export_cmd", "export", "Write chosen frames (streams, frame ranges) to pcap or pcapng."),

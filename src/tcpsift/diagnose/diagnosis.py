@@ -152,7 +152,7 @@ def _full_episodes(rows: pl.DataFrame, classes: np.ndarray) -> pl.DataFrame:
 
     def after(column: str) -> pl.Series:
         values, ok = following(rows[column].to_numpy(), starts)
-        return pl.Series(values).set(pl.Series(~ok), None)  # type: ignore[arg-type]
+        return pl.Series(values).set(pl.Series(~ok), None)
 
     marked = marked.with_columns(_run=pl.Series(run_ids(inside, starts)),
                                  _next_idx=after("idx"), _next_frame=after("frame"),
@@ -291,8 +291,8 @@ def evidence(row: dict, eps: pl.DataFrame) -> list[str]:
         t = kind(k)
         if len(t):
             d = t["duration_ns"]
-            out.append(f"{who}'s think time: {len(t)} times, median {_ms(float(d.median()))}, "  # type: ignore[arg-type]
-                       f"max {_ms(int(d.max()))}, {share(k)}; first frames (the message "  # type: ignore[arg-type]
+            out.append(f"{who}'s think time: {len(t)} times, median {_ms(float(d.median()))}, "
+                       f"max {_ms(int(d.max()))}, {share(k)}; first frames (the message "
                        f"answered) {_frames(t)}")
     if row["sender_share"] >= 0.05:
         out.append(f"nothing outstanding while the window was open (sender/application): "

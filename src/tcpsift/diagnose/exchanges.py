@@ -30,7 +30,7 @@ def think_episodes(segs: pl.DataFrame, rtt: pl.DataFrame) -> pl.DataFrame:
 
     def before(column: str) -> pl.Series:
         values, ok = previous(data[column].to_numpy(), starts)
-        return pl.Series(values).set(pl.Series(~ok), None)  # type: ignore[arg-type]
+        return pl.Series(values).set(pl.Series(~ok), None)
 
     data = data.with_columns(prev_client=before("from_client"), prev_idx=before("idx"),
                              prev_frame=before("frame"), prev_ts=before("ts_ns"))

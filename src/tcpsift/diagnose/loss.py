@@ -9,7 +9,8 @@ zero-window probes), seen from the capture point:
 - a fill: it starts below the highest sequence number seen, at a number never seen before
   (a retransmission filling a hole, or a reordered segment).
 
-Lost packets per side: the repeats (not those tshark calls spurious), plus those never
+Lost packets per side: the repeats (not the spurious ones: tshark's verdict, or the
+receiver's D-SACK naming the segment as received twice), plus those never
 seen: where the side's IPv4 identification counts up one by one (Linux, and most stacks
 per connection), the identifications missing between the packets seen (so a lost
 retransmission and a lost last segment count too); else the fills. A recovery episode
@@ -50,12 +51,29 @@ def segment_kinds(rows: pl.DataFrame, rtt_ns: pl.DataFrame) -> pl.DataFrame:
     seen = C("_prev_hi") > 0
     resent = C("repeat") | (seen & (C("seq_u") < C("_prev_hi")))
     threshold = pl.max_horizontal(pl.lit(RTO_FLOOR_NS), 2 * C("rtt_ns").fill_null(0))
-    return segs.select(
-        "stream", "idx", "frame", "ts_ns", "from_client", "tcp_len", "high",
+    segs = segs.select(
+        "stream", "idx", "frame", "ts_ns", "from_client", "tcp_len", "high", "raw_seq",
         "repeat", hole=seen & (C("seq_u") > C("_prev_hi")),
         fill=~C("repeat") & seen & (C("seq_u") < C("_prev_hi")),
         spurious=C("repeat") & ((C("analysis") & SPURIOUS) != 0),
         timeout=resent & (C("_since").fill_null(0) >= threshold))
+    return segs.with_columns(C("spurious") | dsack_spurious(rows, segs))
+
+
+def dsack_spurious(rows: pl.DataFrame, segs: pl.DataFrame) -> pl.Series:
+    """Per segment of `segs`: a repeat the receiver reported as received twice with a
+    D-SACK (RFC 2883: a first SACK block below the acknowledgment number, naming the
+    segment's first sequence number) after it: the original had arrived, the repeat was
+    spurious (a tail loss probe, a too early timeout)."""
+    reports = rows.filter(C("sack_left").is_not_null() & C("raw_ack").is_not_null()).filter(
+        (C("raw_ack").cast(pl.Int64) - C("sack_left").cast(pl.Int64)).mod(1 << 32)
+         .is_between(1, (1 << 31) - 1)).select(
+        "stream", from_client=~C("from_client"), raw_seq=C("sack_left"), _report=C("idx"))
+    repeats = segs.filter(C("repeat")).select("stream", "from_client", "raw_seq", "idx")
+    hit = (repeats.join(reports, on=["stream", "from_client", "raw_seq"], how="inner")
+           .filter(C("_report") > C("idx"))["idx"].unique())
+    return segs["idx"].is_in(hit.implode(), nulls_equal=False) if len(hit) \
+        else pl.Series([False] * len(segs))
 
 
 def id_gaps(rows: pl.DataFrame) -> pl.DataFrame:
@@ -85,6 +103,7 @@ def loss_counts(segs: pl.DataFrame, gaps: pl.DataFrame) -> pl.DataFrame:
         .then(pl.max_horizontal(C("fills"), C("id_missing"))).otherwise(C("fills"))
     return per.select("stream", "from_client",
                       seen_then_resent=(C("repeats") - C("spurious")).cast(pl.Int64),
+                      spurious=C("spurious").cast(pl.Int64),
                       unseen=unseen.cast(pl.Int64),
                       retransmissions=(C("repeats") + C("fills")).cast(pl.Int64),
                       timeouts=C("timeouts").cast(pl.Int64)) \

@@ -35,7 +35,7 @@ WRAP = 1 << 32
 
 # the packet-table columns the diagnosis reads besides the TCP analysis' own inputs
 PACKET_COLUMNS = ("frame", "ts_ns", "tcp_flags", "tcp_len", "ip_id", "ip_version", "src",
-                  "sport", "window")
+                  "sport", "window", "seq", "ack", "sack_blocks")
 
 
 def unwrap32(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
@@ -70,7 +70,7 @@ def _unwrapped(rows: pl.DataFrame, column: str) -> pl.Series:
     idx = present["idx"].to_numpy()
     out[idx] = values
     mask[idx] = True
-    return pl.Series(column, out).set(pl.Series(~mask), None)   # type: ignore[arg-type]
+    return pl.Series(column, out).set(pl.Series(~mask), None)
 
 
 def client_sides(tcp_rows: pl.DataFrame, conns: pl.DataFrame) -> pl.DataFrame:
@@ -124,7 +124,7 @@ def _lag(rows: pl.DataFrame, columns: list[str], lag: str) -> list[pl.Series]:
     j = lagged_rows(ts, first, rows[lag].to_numpy().astype(np.int64))
     at = np.maximum(j, 0)
     missing = pl.Series(j < 0)
-    return [rows[c].gather(at).set(missing, None).alias(c) for c in columns]  # type: ignore[arg-type]
+    return [rows[c].gather(at).set(missing, None).alias(c) for c in columns]
 
 
 def timeline(cap, streams=None) -> pl.DataFrame:
@@ -134,7 +134,10 @@ def timeline(cap, streams=None) -> pl.DataFrame:
     rows = pl.concat([tcp.select("stream", "direction", "rel_seq", "next_seq", "rel_ack",
                                  "window_scaled", "win_scale", "analysis", "ack_rtt_ns",
                                  "dup_ack_num"),
-                      pk.select(*PACKET_COLUMNS)], how="horizontal")
+                      pk.select(*PACKET_COLUMNS[:-3], raw_seq="seq", raw_ack="ack",
+                                sack_left=C("sack_blocks").list.get(0, null_on_oob=True),
+                                sack_right=C("sack_blocks").list.get(1, null_on_oob=True))],
+                     how="horizontal")
     rows = rows.filter(C("stream").is_not_null() & ((C("analysis") & QUOTED) == 0))
     if streams is not None:
         rows = rows.filter(C("stream").is_in(list(streams)))
@@ -168,7 +171,7 @@ def timeline(cap, streams=None) -> pl.DataFrame:
         # the window a SYN carries is never scaled: not the window the transfer sees
         window = rows["window_scaled"]
         at = last_valid(side & ~syn & window.is_not_null().to_numpy(), starts)
-        return window.cast(pl.Int64).gather(np.maximum(at, 0)).set(pl.Series(at < 0), None)  # type: ignore[arg-type]
+        return window.cast(pl.Int64).gather(np.maximum(at, 0)).set(pl.Series(at < 0), None)
 
     ts = rows["ts_ns"].to_numpy()
     after, has_next = following(ts, starts)
@@ -192,7 +195,7 @@ def timeline(cap, streams=None) -> pl.DataFrame:
         last(~client).alias("rwnd_c"), last(client).alias("rwnd_s"),
         gap_ns=pl.Series(np.where(has_next, np.clip(after - ts, 0, None), 0)),
         mss_c=pl.Series(mss_c[group]), mss_s=pl.Series(mss_s[group]),
-        since_side_ns=pl.Series(since).set(pl.Series(since < 0), None),  # type: ignore[arg-type]
+        since_side_ns=pl.Series(since).set(pl.Series(since < 0), None),
         _ts_mono=pl.Series(mono), _first_idx=pl.Series(first_rows(starts)))
     hi_c, hi_s = (previous(rows[c].to_numpy(), starts)[0] for c in ("hi_c", "hi_s"))
     rows = rows.with_columns(prev_hi=pl.Series(

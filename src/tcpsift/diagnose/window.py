@@ -33,9 +33,9 @@ def _runs(adverts: pl.DataFrame, inside: np.ndarray, starts: np.ndarray,
     nxt = {c: following(adverts[c].to_numpy(), starts) for c in ("idx", "frame", "ts_ns")}
     keyed = adverts.with_columns(
         _run=pl.Series(run_ids(inside, starts)),
-        _next_idx=pl.Series(nxt["idx"][0]).set(pl.Series(~nxt["idx"][1]), None),  # type: ignore[arg-type]
-        _next_frame=pl.Series(nxt["frame"][0]).set(pl.Series(~nxt["frame"][1]), None),  # type: ignore[arg-type]
-        _next_ts=pl.Series(nxt["ts_ns"][0]).set(pl.Series(~nxt["ts_ns"][1]), None))  # type: ignore[arg-type]
+        _next_idx=pl.Series(nxt["idx"][0]).set(pl.Series(~nxt["idx"][1]), None),
+        _next_frame=pl.Series(nxt["frame"][0]).set(pl.Series(~nxt["frame"][1]), None),
+        _next_ts=pl.Series(nxt["ts_ns"][0]).set(pl.Series(~nxt["ts_ns"][1]), None))
     runs = (keyed.filter(pl.Series(inside)).group_by("_run", maintain_order=True)
             .agg(C("stream").first(), C("from_client").first(),
                  first_frame=C("frame").first(), start_ns=C("ts_ns").first(),
