@@ -132,14 +132,20 @@ def _with_streams(rows: pl.DataFrame) -> pl.DataFrame:
     and group-bys over a million rows took several times longer.)"""
     if rows.is_empty():
         return rows.with_columns(stream=pl.lit(0, pl.UInt32), direction=pl.lit(0, pl.UInt8))
-    src, dst = C("src").to_physical().cast(pl.Int64), C("dst").to_physical().cast(pl.Int64)
-    from_low = (src < dst) | ((src == dst) & (C("sport") <= C("dport")))
-    low = pl.when(from_low)
-    flows = rows.select(
-        low.then(src).otherwise(dst), low.then("sport").otherwise("dport").alias("p"),
-        low.then(dst).otherwise(src).alias("d"), low.then("dport").otherwise("sport").alias("q"),
-        from_low=from_low)
-    flow = flows.select(pl.struct(pl.exclude("from_low")).hash()).to_series().to_numpy()
+    src = rows["src"].to_physical().to_numpy().astype(np.uint64)
+    dst = rows["dst"].to_physical().to_numpy().astype(np.uint64)
+    sport = rows["sport"].to_numpy().astype(np.uint64)
+    dport = rows["dport"].to_numpy().astype(np.uint64)
+    from_low = (src < dst) | ((src == dst) & (sport <= dport))
+    # the flow: the lower endpoint (address code, port), then the other, mixed as the keys
+    # are (NumPy: Polars' hash of a struct of them took longer)
+    flow = np.zeros(len(rows), np.uint64)
+    with np.errstate(over="ignore"):
+        for column in (np.where(from_low, src, dst) << np.uint64(16) | np.where(from_low, sport, dport),
+                       np.where(from_low, dst, src) << np.uint64(16) | np.where(from_low, dport, sport)):
+            flow ^= column
+            flow *= MIX
+            flow ^= flow >> np.uint64(31)
     order = np.argsort(flow, kind="stable")     # frame order kept within a flow
     f = flow[order]
     seq = rows["seq"].to_numpy().astype(np.int64)[order]
@@ -154,7 +160,7 @@ def _with_streams(rows: pl.DataFrame) -> pl.DataFrame:
     stream = np.empty(len(f), np.uint32)
     stream[order] = np.cumsum(starts) - 1
     return rows.with_columns(stream=pl.Series(stream),
-                             direction=pl.Series((~flows["from_low"]).cast(pl.UInt8)))
+                             direction=pl.Series((~from_low).astype(np.uint8)))
 
 
 def _streams(rows: pl.DataFrame) -> pl.DataFrame:
@@ -185,8 +191,9 @@ def _streams(rows: pl.DataFrame) -> pl.DataFrame:
     has0 = row0 < none
     take = np.where(has0, row0, row1)
     sport, dport = rows["sport"].to_numpy()[take], rows["dport"].to_numpy()[take]
-    src = rows["src"].cast(pl.String).gather(take).to_numpy()
-    dst = rows["dst"].cast(pl.String).gather(take).to_numpy()
+    # (gathered, then made text: a million addresses as text cost more than the gather)
+    src = rows["src"].gather(take).cast(pl.String).to_numpy()
+    dst = rows["dst"].gather(take).cast(pl.String).to_numpy()
     addr0, addr1 = np.where(has0, src, dst), np.where(has0, dst, src)
     port0, port1 = np.where(has0, sport, dport), np.where(has0, dport, sport)
     with_syn, with_synack = syn_row < none, synack_row < none

@@ -130,10 +130,12 @@ def _by_byte_range(rows: pl.DataFrame, at: dict, is_up: dict, rest_down: pl.Data
     """`rows` (one per upstream packet) with the data segments that no packet downstream
     matched but whose bytes arrived (tcpsift.compare.offload), and `approximate`."""
     flow = C("conn").cast(pl.Int64) * 2 + (C("direction") == "s2c").cast(pl.Int64)
-    info = pl.concat([at[p].filter(is_up[p]).select(
+    lonely = rows.filter(C("copies") == 0).select("row", "conn", "direction", t="t_up")
+    # (the few unmatched rows' segment fields: a scan of each point, not a join)
+    info = pl.concat([at[p].filter(is_up[p] & C("frame").is_in(
+        (lonely["row"] - (p == "b") * B_ROW).implode())).select(
         *SEGMENT, row=C("frame").cast(pl.Int64) + (p == "b") * B_ROW) for p in "ab"])
-    lonely_up = (rows.filter(C("copies") == 0).select("row", "conn", "direction", t="t_up")
-                 .join(info, on="row").filter(C("tcp_len") > 0).with_columns(flow=flow))
+    lonely_up = lonely.join(info, on="row").filter(C("tcp_len") > 0).with_columns(flow=flow)
     taken = assigned.filter(C("up_row").is_not_null()).select("row")
     lonely_down = (rest_down.join(taken, on="row", how="anti").filter(C("tcp_len") > 0)
                    .with_columns(flow=flow))
@@ -141,21 +143,28 @@ def _by_byte_range(rows: pl.DataFrame, at: dict, is_up: dict, rest_down: pl.Data
         return rows.with_columns(approximate=pl.lit(False))
     n = int(max(lonely_up["flow"].to_numpy().max(),
                 lonely_down["flow"].to_numpy().max())) + 1
-    exact = rows.filter(C("copies") > 0).with_columns(flow=flow)
+    arrived = C("copies") > 0
+    exact = rows.filter(arrived & flow.is_in(lonely_up["flow"].unique().implode())) \
+        .with_columns(flow=flow)
+    wide = rows.select(**{f"{name}_{d}": agg(C("delay_ns").filter(arrived & (C("direction") == d)))
+                          for name, agg in (("low", pl.Expr.min), ("high", pl.Expr.max))
+                          for d in DIRECTIONS}).row(0, named=True)
     ranges = {}
     for name, agg in (("low", C("delay_ns").min()), ("high", C("delay_ns").max())):
         values = np.full(n, np.nan)
+        for d in DIRECTIONS:    # flows without exact matches: their direction's
+            if wide[f"{name}_{d}"] is not None:
+                values[np.arange(n) % 2 == (d == "s2c")] = wide[f"{name}_{d}"]
         by_flow = exact.group_by("flow").agg(agg).filter(C("flow") < n)
-        by_direction = dict(exact.group_by("direction").agg(agg).iter_rows())
-        for d, v in by_direction.items():    # flows without exact matches: their direction's
-            values[np.arange(n) % 2 == (d == "s2c")] = v
         values[by_flow["flow"].to_numpy()] = by_flow["delay_ns"].to_numpy()
         ranges[name] = values
     found = offload.byte_range_matches(
         lonely_up.with_columns(C("tsval").fill_null(0), C("ack").fill_null(0)),
         lonely_down.with_columns(C("tsval").fill_null(0), C("ack").fill_null(0)), ranges)
+    if found.is_empty():
+        return rows.with_columns(approximate=pl.lit(False))
     rows = rows.join(found.rename({"frame_down": "frame_range", "t_down": "t_range"}),
-                     on="row", how="left")
+                     on="row", how="left", maintain_order="left")
     approximate = C("t_range").is_not_null()
     return rows.with_columns(
         copies=pl.when(approximate).then(1).otherwise("copies"),

@@ -31,19 +31,22 @@ SCHEMA = pl.Schema([("conn", pl.Int64()), ("direction", DIRECTION), ("seen_at", 
                     ("previous_window", pl.Int64()), ("other_frame", pl.UInt32())])
 
 
-def _shrinks(rows: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(frames, windows, previous windows) of the packets of `rows` (one direction at one
-    point, capture order) that shrink the window."""
+def _shrinks(rows: pl.DataFrame) -> dict:
+    """The packets of `rows` (one point, capture order) that shrink the window: frames,
+    windows, previous windows, conn and s2c (arrays), and `flag` (by frame number)."""
     kept = rows.filter((C("tcp_flags") & (SYN | RST)) == 0)
-    conn = kept["conn"].to_numpy().astype(np.int64)
-    order = np.argsort(conn, kind="stable")
-    conn = conn[order]
+    flow = kept["conn"].to_numpy().astype(np.int64) * 2 + (kept["direction"] == "s2c").to_numpy()
+    order = np.argsort(flow, kind="stable")
+    flow = flow[order]
     window = kept["window"].to_numpy().astype(np.int64)[order]
     frame = kept["frame"].to_numpy().astype(np.int64)[order]
-    same = np.r_[False, conn[1:] == conn[:-1]]
+    same = np.r_[False, flow[1:] == flow[:-1]]
     previous = np.r_[-1, window[:-1]]
     shrink = same & (window < previous)
-    return frame[shrink], window[shrink], previous[shrink]
+    flag = np.zeros(int(rows["frame"].to_numpy().max(initial=0)) + 1, bool)
+    flag[frame[shrink]] = True
+    return {"frame": frame[shrink], "window": window[shrink], "previous": previous[shrink],
+            "conn": flow[shrink] // 2, "s2c": flow[shrink] % 2 == 1, "flag": flag}
 
 
 def one_point_shrinks(rows: dict[str, pl.DataFrame], upstream: dict[str, str],
@@ -53,49 +56,39 @@ def one_point_shrinks(rows: dict[str, pl.DataFrame], upstream: dict[str, str],
     tcp_flags, in capture order); `fate`: one row per upstream packet (direction,
     frame_up, copies, frame_down)."""
     parts = [pl.DataFrame(schema=SCHEMA)]
+    at = {side: _shrinks(r) for side, r in rows.items()}
     for d, up in sorted(upstream.items()):
         down = "b" if up == "a" else "a"
         f = fate.filter((C("direction") == d) & (C("copies") > 0)
                         & C("frame_down").is_not_null())
         fu = f["frame_up"].to_numpy().astype(np.int64)
         fd = f["frame_down"].to_numpy().astype(np.int64)
-        of = {}
-        for side in (up, down):
-            side_rows = rows[side].filter(C("direction") == d)
-            frames, window, previous = _shrinks(side_rows)
-            size = max(int(side_rows["frame"].to_numpy().max(initial=0)),
-                       int(fu.max() if side == up and len(fu) else 0),
-                       int(fd.max() if side == down and len(fd) else 0)) + 1
-            flag = np.zeros(size, bool)
-            flag[frames] = True
-            of[side] = (frames, window, previous, flag)
         # the other point's frame of each packet (0: not seen there)
-        down_of = np.zeros(len(of[up][3]), np.int64)
+        down_of = np.zeros(max(len(at[up]["flag"]), int(fu.max(initial=0)) + 1), np.int64)
         down_of[fu] = fd
-        up_of = np.zeros(len(of[down][3]), np.int64)
+        up_of = np.zeros(max(len(at[down]["flag"]), int(fd.max(initial=0)) + 1), np.int64)
         up_of[fd] = fu
         for side, other, mapping, where in ((up, down, down_of, "upstream"),
                                             (down, up, up_of, "downstream")):
-            frames, window, previous, _ = of[side]
+            mine = at[side]
+            this = mine["s2c"] == (d == "s2c")
+            frames = mine["frame"][this]
             there = mapping[frames]
-            seen_both = (there > 0) & of[other][3][there]
+            flag = at[other]["flag"]
+            seen_both = (there > 0) & (there < len(flag)) & flag[np.minimum(there, len(flag) - 1)]
             alone = ~seen_both
+            count = int(alone.sum())
             parts.append(pl.DataFrame({
-                "conn": _conn_of(rows[side], frames[alone]), "direction": pl.Series(
-                    [d] * int(alone.sum()), dtype=DIRECTION),
-                "seen_at": pl.Series([where] * int(alone.sum()), dtype=WHERE),
-                "point": [side] * int(alone.sum()), "frame": frames[alone].astype(np.uint32),
-                "window": window[alone], "previous_window": previous[alone],
+                "conn": mine["conn"][this][alone],
+                "direction": pl.Series([d] * count, dtype=DIRECTION),
+                "seen_at": pl.Series([where] * count, dtype=WHERE),
+                "point": [side] * count, "frame": frames[alone].astype(np.uint32),
+                "window": mine["window"][this][alone],
+                "previous_window": mine["previous"][this][alone],
                 "other_frame": pl.Series(there[alone].astype(np.uint32)),
             }, schema=SCHEMA).with_columns(
                 other_frame=pl.when(C("other_frame") > 0).then("other_frame")))
     return pl.concat(parts).sort("conn", "direction", "seen_at", "frame")
-
-
-def _conn_of(rows: pl.DataFrame, frames: np.ndarray) -> np.ndarray:
-    table = np.full(int(rows["frame"].to_numpy().max(initial=0)) + 1, -1, np.int64)
-    table[rows["frame"].to_numpy()] = rows["conn"].to_numpy()
-    return table[frames]
 
 
 def counts(shrinks: pl.DataFrame, by: list[str]) -> pl.DataFrame:
