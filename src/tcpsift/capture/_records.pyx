@@ -12,7 +12,32 @@ from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int64_t
 import numpy as np
 
 cdef extern from *:
+    """
+    /* A pcapng timestamp (`t` units per second, then `off` seconds added) in ns since the
+       epoch, as wiretap reads it (whole seconds, then the remainder times 10^9 in
+       unsigned 64 bits, wrapping, over the units), computed in 128 bits: 0 when the
+       result does not fit the int64 nanoseconds tcpsift keeps (before 1677-09-21 or
+       after 2262-04-11), else 1 with the time in *out. */
+    static inline int tcpsift_pcapng_ns(uint64_t t, uint64_t units, int64_t off,
+                                        int64_t *out) {
+        __int128 ns;
+        if (units == 1000000)
+            ns = (__int128)t * 1000;
+        else if (units == 1000000000)
+            ns = (__int128)t;
+        else
+            ns = (__int128)(t / units) * 1000000000
+                 + (__int128)(((t % units) * 1000000000ULL) / units);
+        ns += (__int128)off * 1000000000;
+        if (ns > (__int128)INT64_MAX || ns < (__int128)INT64_MIN)
+            return 0;
+        *out = (int64_t)ns;
+        return 1;
+    }
+    """
     void prefetch "__builtin_prefetch"(const void* addr) noexcept nogil
+    bint pcapng_ns "tcpsift_pcapng_ns"(uint64_t t, uint64_t units, int64_t off,
+                                       int64_t* out) noexcept nogil
 
 # Bytes ahead of the record being walked that are fetched into the cache: the block was
 # just copied in, and each record's place depends on the one before (no other way for
@@ -167,6 +192,8 @@ cdef class PcapngState:
     cdef public Py_ssize_t section_first  # index in `interfaces` of this section's first IDB
     cdef public list warnings
     cdef public int sections
+    # packets whose time is past what int64 nanoseconds hold (kept without a time)
+    cdef public Py_ssize_t out_of_range
 
     def __init__(self):
         self.big = False
@@ -176,6 +203,7 @@ cdef class PcapngState:
         self.section_first = 0
         self.warnings = []
         self.sections = 0
+        self.out_of_range = 0
 
 
 # The units per second of an if_tsresol whose power does not fit in 64 bits (10^20 and
@@ -189,18 +217,6 @@ def ts_units(int tsresol):
     if tsresol & 0x80:
         return 2 ** exponent if exponent < 64 else UNITS_OUT_OF_RANGE
     return 10 ** exponent if exponent < 20 else UNITS_OUT_OF_RANGE
-
-
-@cython.cdivision(True)
-cdef int64_t ts_to_ns(uint64_t t, uint64_t units) noexcept nogil:
-    """A timestamp of `units` per second in nanoseconds, with wiretap's arithmetic (whole
-    seconds, then the remainder times 10^9 in unsigned 64 bits, wrapping, over the
-    units), so that resolutions finer than 1 ns give tshark's times."""
-    if units == 1000000:        # the usual ones, without a division
-        return <int64_t>(t * 1000)
-    if units == 1000000000:
-        return <int64_t>t
-    return <int64_t>((t // units) * 1000000000 + ((t % units) * 1000000000) // units)
 
 
 def _parse_options(const uint8_t[:] buf, Py_ssize_t pos, Py_ssize_t end, bint big,
@@ -404,8 +420,12 @@ def walk_pcapng(const uint8_t[:] buf, Py_ssize_t pos, PcapngState st, dict out,
             offset[n] = base + pos + 28
             cap_len[n] = caplen
             wire_len[n] = origlen
-            ts[n] = ts_to_ns(t, st.ts_units[gidx]) + <int64_t>info["tsoffset"] * 1000000000
-            has_ts[n] = 1
+            if pcapng_ns(t, st.ts_units[gidx], info["tsoffset"], &ts[n]):
+                has_ts[n] = 1
+            else:
+                ts[n] = 0
+                has_ts[n] = 0
+                st.out_of_range += 1
             iface[n] = iid
             lt[n] = info["linktype"]
             n += 1

@@ -8,7 +8,7 @@ from typing import Protocol
 import numpy as np
 
 from tcpsift.capture import _records
-from tcpsift.capture.source import PCAP_MAGICS, Source
+from tcpsift.capture.source import BOUND_NOTE, PCAP_MAGICS, Source
 from tcpsift.decode import _decode, reassembly
 from tcpsift.errors import CaptureError
 
@@ -53,7 +53,8 @@ def _pcap_header(path: str, buf):
     }
 
 
-def _trim(arrays: dict, n: int) -> dict:
+def _trim(arrays: dict | None, n: int) -> dict:
+    assert arrays is not None       # (the walk fills them before it hands a chunk on)
     return {k: v[:n] for k, v in arrays.items()}
 
 
@@ -68,15 +69,33 @@ class RecordFilter(Protocol):
         """Whether no frame at row `row` or after is wanted."""
 
 
+def decoding_warnings(bounded: int, state) -> list[str]:
+    """What a walk says about frames it could not decode as tshark shows them: nested
+    past the decoder's bounds (`bounded`), or with a pcapng time past what int64
+    nanoseconds hold (`state`: the PcapngState, or None for pcap)."""
+    out = []
+    if bounded:
+        out.append(f"{bounded} frames nest headers past tcpsift's bounds (16 tunnels or "
+                   f"ICMP errors in one another, 64 headers in all): decoded up to them "
+                   f"{BOUND_NOTE}")
+    late = getattr(state, "out_of_range", 0)
+    if late:
+        out.append(f"{late} packets have a time before 1677-09-21 or after 2262-04-11, "
+                   f"which tcpsift's nanosecond times cannot hold: kept without a time "
+                   f"{BOUND_NOTE}")
+    return out
+
+
 class _Part:
     """The part of a block's frames posted for a helper to decode."""
-    __slots__ = ("args", "at", "n", "state", "error")
+    __slots__ = ("args", "at", "n", "state", "error", "bounded")
     POSTED, RUNNING, DONE = range(3)
 
     def __init__(self, args: tuple, at: int, n: int):
         self.args, self.at, self.n = args, at, n
         self.state = _Part.POSTED
-        self.error = None
+        self.error: BaseException | None = None
+        self.bounded = 0
 
 
 class SourceWalk:
@@ -107,6 +126,7 @@ class SourceWalk:
         self._extras_seen = 0           # reassembled frames chunk_extras() has handed on
         self.chunk_row = 0              # the row of the last chunk's first frame
         self.frames = 0                 # frames walked, once the walk has ended
+        self.bounded = 0                # frames decoded only up to the decoder's bounds
         self.blocks = src.blocks(block)
         self.wake = threading.Condition()
         self._part: _Part | None = None
@@ -154,7 +174,8 @@ class SourceWalk:
             capacity = min(self.src.file_size // 16 + 1, MAX_CHUNK_RECORDS)
         pos = PCAP_HEADER if self.state is None else 0
         row = first_row
-        out = pkt_out = None
+        out: dict | None = None
+        pkt_out: dict | None = None
         sets: list = []
         filled = 0
         yielded = False
@@ -224,6 +245,8 @@ class SourceWalk:
         dropped = self.pending.warning()
         if dropped is not None:
             self.warnings.append(f"{self.src.path}: {dropped}")
+        self.warnings += [f"{self.src.path}: {w}" for w in
+                          decoding_warnings(self.bounded, self.state)]
         self.pending.clear()        # (a walk outlives its file when files are merged)
         self._finish_info()
 
@@ -262,9 +285,9 @@ class SourceWalk:
         addrs, layers, sack_edges = self._own
         try:
             view, rec, pkt_out, row, base = part.args
-            _decode.decode_frames(view, rec["offset"], rec["cap_len"], rec["len"],
-                                  rec["linktype"], addrs, pkt_out, layers, row, sack_edges,
-                                  base=base, at=part.at)
+            part.bounded = _decode.decode_frames(
+                view, rec["offset"], rec["cap_len"], rec["len"], rec["linktype"], addrs,
+                pkt_out, layers, row, sack_edges, base=base, at=part.at)
         except BaseException as e:      # raised in the walking thread
             part.error = e
         finally:
@@ -283,9 +306,9 @@ class SourceWalk:
             with self.wake:
                 self._part = part
                 self.wake.notify_all()
-        _decode.decode_frames(view, rec["offset"][:mine], rec["cap_len"][:mine],
-                              rec["len"][:mine], rec["linktype"][:mine], addrs, pkt_out,
-                              layers, row, sack_edges, base=base, at=at)
+        self.bounded += _decode.decode_frames(
+            view, rec["offset"][:mine], rec["cap_len"][:mine], rec["len"][:mine],
+            rec["linktype"][:mine], addrs, pkt_out, layers, row, sack_edges, base=base, at=at)
         if part is not None:
             self._finish(part, addrs, pkt_out, layers, sack_edges)
         if self.reassemble:
@@ -310,6 +333,7 @@ class SourceWalk:
             self._run(part)
         if part.error is not None:
             raise part.error
+        self.bounded += part.bounded
         own_addrs, own_layers, own_sacks = self._own
         if len(own_addrs) > len(self._own_ids):
             self._own_ids = np.concatenate([self._own_ids,
