@@ -379,6 +379,8 @@ DIAGNOSE_COLUMNS: tuple[Column, ...] = (
     Column("c2s_retransmissions", "Int64", "", "segments client to server sent again "
            "(resent after being seen, or filling a hole)"),
     Column("s2c_retransmissions", "Int64", "", "the same server to client"),
+    Column("spurious_retransmissions", "Int64", "", "segments resent although the receiver "
+           "had them (tshark's spurious_retransmission, or the receiver's D-SACK); not lost"),
     Column("timeouts", "Int64", "", "retransmissions after the sender was silent for 200 ms "
            "and twice the round trip (retransmission timeouts)"),
     Column("server_think_count", "UInt32", "", "server think times of 10 ms or more"),

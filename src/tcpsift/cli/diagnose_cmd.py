@@ -18,10 +18,11 @@ EVIDENCE_ROWS = 20
 @click.argument("files", nargs=-1, required=True, type=CAPTURE_FILE)
 @click.option("--stream", "streams", multiple=True, type=click.IntRange(min=0), metavar="N",
               help="Only this TCP connection (tcp.stream); repeat for more.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "csv"]), default="text",
               show_default=True,
               help="text: a table and the evidence for reading; json: every figure per "
-                   "connection (time_ms, shares, counts, evidence, episodes with frames).")
+                   "connection (time_ms, shares, counts, evidence, episodes with frames); "
+                   "csv: the diagnosis table, every column (docs/schema.md).")
 @click.option("-o", "--output", help="Write to this file; it appears only when complete.")
 @width_option
 @mode_option(("merge", "concat"))
@@ -47,6 +48,11 @@ def diagnose(files, streams, fmt, output, width, mode):
     with output_file(output, files) as out:
         if fmt == "json":
             out.write(json.dumps(result.to_dict(), indent=1) + "\n")
+        elif fmt == "csv":
+            import polars as pl
+
+            result.connections.with_columns(
+                pl.col("evidence_frames").cast(pl.List(pl.String)).list.join(" ")).write_csv(out)
         else:
             _text_view(result, out, width, bool(streams))
     finish(result.warnings, result.complete)

@@ -71,7 +71,8 @@ class Diagnosis:
 
 COUNT_COLUMNS = ("zero_window_episodes", "zero_window_frames", "window_dips",
                  "window_full_episodes", "loss_episodes", "c2s_lost", "s2c_lost",
-                 "c2s_retransmissions", "s2c_retransmissions", "timeouts",
+                 "c2s_retransmissions", "s2c_retransmissions", "spurious_retransmissions",
+                 "timeouts",
                  "server_think_count", "server_think_median_ns", "server_think_max_ns",
                  "client_think_count")
 
@@ -188,7 +189,8 @@ def _connections(conns: pl.DataFrame, shares: pl.DataFrame, counts: pl.DataFrame
                                 .otherwise(pl.lit("s2c")))
     lost = sides.pivot(on="d", index="stream", values=["lost", "retransmissions"],
                        aggregate_function="sum") if len(sides) else None
-    timeouts = counts.group_by("stream").agg(timeouts=C("timeouts").sum())
+    timeouts = counts.group_by("stream").agg(timeouts=C("timeouts").sum(),
+                                             spurious_retransmissions=C("spurious").sum())
     thinking = think.group_by("stream").agg(
         server_think_count=(C("kind") == "server_think").sum(),
         server_think_median_ns=C("think_ns").filter(C("kind") == "server_think").median()
@@ -287,6 +289,9 @@ def evidence(row: dict, eps: pl.DataFrame) -> list[str]:
                    f"retransmissions, {row['timeouts']} timeouts; {len(lost)} recovery "
                    f"episodes, {share('loss')}"
                    + (f"; first frames {_frames(lost)}" if len(lost) else ""))
+    if row["spurious_retransmissions"]:
+        out.append(f"{row['spurious_retransmissions']} spurious retransmissions (the receiver "
+                   "had the data: tshark's verdict or its D-SACK), not counted as loss")
     for who, k in (("server", "server_think"), ("client", "client_think")):
         t = kind(k)
         if len(t):

@@ -14,8 +14,9 @@ receiver's D-SACK naming the segment as received twice), plus those never
 seen: where the side's IPv4 identification counts up one by one (Linux, and most stacks
 per connection), the identifications missing between the packets seen (so a lost
 retransmission and a lost last segment count too); else the fills. A recovery episode
-starts at a hole, fill or repeat and lasts until the receiver acknowledges everything
-sent up to then (the highest sequence number at the episode's start). A retransmission
+starts at a hole, fill or repeat (not a spurious one; a timeout's at the sender's last
+packet before its silence) and lasts until the receiver acknowledges everything sent up
+to then (the highest sequence number at the episode's start). A retransmission
 after the sender was silent for RTO_FLOOR_NS and twice the round-trip time is a
 retransmission timeout.
 """
@@ -53,6 +54,7 @@ def segment_kinds(rows: pl.DataFrame, rtt_ns: pl.DataFrame) -> pl.DataFrame:
     threshold = pl.max_horizontal(pl.lit(RTO_FLOOR_NS), 2 * C("rtt_ns").fill_null(0))
     segs = segs.select(
         "stream", "idx", "frame", "ts_ns", "from_client", "tcp_len", "high", "raw_seq",
+        "side_prev_idx",
         "repeat", hole=seen & (C("seq_u") > C("_prev_hi")),
         fill=~C("repeat") & seen & (C("seq_u") < C("_prev_hi")),
         spurious=C("repeat") & ((C("analysis") & SPURIOUS) != 0),
@@ -113,19 +115,24 @@ def loss_counts(segs: pl.DataFrame, gaps: pl.DataFrame) -> pl.DataFrame:
 def recovery_episodes(rows: pl.DataFrame, segs: pl.DataFrame) -> pl.DataFrame:
     """Loss recovery episodes: from each hole, fill or repeat to the acknowledgment of
     everything sent up to it; overlapping ones merged. Columns as window episodes'."""
-    events = segs.filter(C("hole") | C("fill") | C("repeat")).select(
-        "stream", "idx", "from_client", "high").sort("idx")
+    # a timeout's episode starts where the sender fell silent; a spurious repeat is none
+    events = (segs.filter(C("hole") | C("fill") | (C("repeat") & ~C("spurious")))
+              .select("stream", "from_client", "high", "idx",
+                      start=pl.when(C("timeout") & (C("side_prev_idx") >= 0))
+                      .then(C("side_prev_idx")).otherwise(C("idx")))
+              .sort("start", "idx"))
     stream = rows["stream"].to_numpy().astype(np.int64)
-    starts = events["idx"].to_numpy().astype(np.int64)
+    starts = events["start"].to_numpy().astype(np.int64)
     ev_stream = events["stream"].to_numpy().astype(np.int64)
     # the connection's last row (rows are sorted by stream)
     stream_last = np.searchsorted(stream, ev_stream, side="right").astype(np.int64) - 1
     ends = np.empty(len(events), np.int64)
     client = events["from_client"].to_numpy()
     high = events["high"].to_numpy()
+    at = events["idx"].to_numpy().astype(np.int64)
     for side, una in ((True, "una_c"), (False, "una_s")):
         mask = client == side
-        ends[mask] = first_at_least(rows[una].to_numpy(), starts[mask], stream_last[mask] + 1,
+        ends[mask] = first_at_least(rows[una].to_numpy(), at[mask], stream_last[mask] + 1,
                                     high[mask])
     ends = np.minimum(ends, stream_last)
     group_starts = starts_of(ev_stream)

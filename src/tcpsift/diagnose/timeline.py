@@ -8,7 +8,8 @@ for each side (c = the client's data, s = the server's): the highest sequence nu
 so far (`hi_c`, `hi_s`), the highest acknowledged (`una_c`, `una_s`), the last window the
 receiver advertised (`rwnd_c`: the server's window, which limits the client's sending)
 `gap_ns` is the time to the connection's next packet (0 on its last): the time
-this state lasted; `since_side_ns` the time since the same side's previous packet;
+this state lasted; `since_side_ns` the time since the same side's previous packet
+(`side_prev_idx`, -1 for none);
 `prev_hi` the row's side's highest sequence number before it.
 
 What a sender knows lags behind the capture point: an acknowledgment seen at the point
@@ -189,6 +190,9 @@ def timeline(cap, streams=None) -> pl.DataFrame:
     before, ok = previous(ts[order], side_starts)
     since = np.full(len(ts), -1, np.int64)
     since[order] = np.where(ok, ts[order] - before, -1)
+    before_idx, _ = previous(order, side_starts)
+    side_prev = np.full(len(ts), -1, np.int64)
+    side_prev[order] = np.where(ok, before_idx, -1)
     rows = rows.with_columns(
         running(client, "nxt_u").alias("hi_c"), running(~client, "nxt_u").alias("hi_s"),
         running(~client, "ack_u").alias("una_c"), running(client, "ack_u").alias("una_s"),
@@ -196,12 +200,14 @@ def timeline(cap, streams=None) -> pl.DataFrame:
         gap_ns=pl.Series(np.where(has_next, np.clip(after - ts, 0, None), 0)),
         mss_c=pl.Series(mss_c[group]), mss_s=pl.Series(mss_s[group]),
         since_side_ns=pl.Series(since).set(pl.Series(since < 0), None),
+        side_prev_idx=pl.Series(side_prev),
         _ts_mono=pl.Series(mono), _first_idx=pl.Series(first_rows(starts)))
     hi_c, hi_s = (previous(rows[c].to_numpy(), starts)[0] for c in ("hi_c", "hi_s"))
     rows = rows.with_columns(prev_hi=pl.Series(
         np.where(starts, 0, np.where(client, hi_c, hi_s)), dtype=pl.Int64))
-    rows = rows.join(side_rtts(rows, cap.conns), on="stream", how="left", maintain_order="left").with_columns(
-        C("server_rtt").fill_null(0), C("client_rtt").fill_null(0))
+    rows = rows.join(side_rtts(rows, cap.conns), on="stream", how="left",
+                     maintain_order="left").with_columns(C("server_rtt").fill_null(0),
+                                                         C("client_rtt").fill_null(0))
     lagged_c = _lag(rows, ["una_c", "rwnd_c"], "client_rtt")
     lagged_s = _lag(rows, ["una_s", "rwnd_s"], "server_rtt")
     rows = rows.with_columns(
