@@ -40,7 +40,36 @@ def _new_buffer(size: int):
         return bytearray(size)
 
 
-class _Filler:
+Buffer = mmap.mmap | bytearray
+# a block filled: (its buffer, bytes read into it after HEAD, end of data reached)
+Filled = tuple[Buffer, int, bool]
+
+
+class _BufferPool:
+    """The buffers a filler hands out and takes back: at most BUFFERS of them."""
+
+    def __init__(self, block: int):
+        self.block = block
+        self.lock = threading.Lock()
+        self.changed = threading.Condition(self.lock)
+        self.free: list[Buffer] = []
+        self.allocated = 0
+
+    def _buffer(self) -> Buffer | None:
+        """Under the lock: a free buffer, or a new one (None if BUFFERS are out)."""
+        if self.free:
+            return self.free.pop()
+        if self.allocated < BUFFERS:
+            self.allocated += 1
+            return _new_buffer(HEAD + self.block)
+        return None
+
+    def give(self, buf: Buffer) -> None:
+        with self.lock:
+            self.free.append(buf)
+
+
+class _Filler(_BufferPool):
     """Fills block i (the file's bytes from i * block, read with pread) in whichever
     thread gets to it first: the consumer when it needs the block, or another thread
     that calls help() while it has nothing else to do (the table-building or printing
@@ -51,26 +80,14 @@ class _Filler:
     streamed `fields`, the walking thread had waited 0.2 s in all for such blocks)."""
 
     def __init__(self, fd: int, block: int):
-        self.fd, self.block = fd, block
-        self.lock = threading.Lock()
-        self.changed = threading.Condition(self.lock)
-        self.free: list = []
-        self.allocated = 0
+        super().__init__(block)
+        self.fd = fd
         self.claimed = 0            # blocks claimed for filling so far
         self.taken = 0              # blocks handed to the consumer so far
         self.ready: dict = {}       # block index -> (buf, got, eof) or OSError
-        self.last = None            # index of the block that reached the end or failed
+        self.last: int | None = None    # index of the block that reached the end or failed
         self.helping = 0            # helpers reading now
         self.closed = False
-
-    def _buffer(self):
-        """Under the lock: a free buffer, or a new one (None if BUFFERS are out)."""
-        if self.free:
-            return self.free.pop()
-        if self.allocated < BUFFERS:
-            self.allocated += 1
-            return _new_buffer(HEAD + self.block)
-        return None
 
     def _fill(self, index: int, buf):
         """(buf, bytes read, end of file reached), or the OSError met."""
@@ -94,9 +111,6 @@ class _Filler:
         if isinstance(result, OSError) or result[2]:
             self.last = index if self.last is None else min(self.last, index)
 
-    def give(self, buf):
-        with self.lock:
-            self.free.append(buf)
 
     def take(self):
         """The next block: (buffer, bytes read into it after HEAD, end of file reached)."""
@@ -174,25 +188,19 @@ class _Filler:
                 self.changed.wait()
 
 
-class _StreamFiller:
+class _StreamFiller(_BufferPool):
     """The blocks of a stream read in order (a compressed file's decompressed bytes,
     tcpsift.capture.compressed.Inflate, or standard input): block i is the next `block`
     bytes. The same take/give/help protocol as _Filler; one thread at a time reads (the
     stream is sequential), the consumer or a helper ahead of it, while the other decodes."""
 
     def __init__(self, stream, block: int):
-        self.stream, self.block = stream, block
-        self.lock = threading.Lock()
-        self.changed = threading.Condition(self.lock)
-        self.free: list = []
-        self.allocated = 0
+        super().__init__(block)
+        self.stream = stream
         self.ready: deque = deque()     # blocks filled ahead, in order
         self.busy = False               # a thread is reading
         self.ended = False              # a block reached the end (or an error came)
         self.closed = False
-
-    _buffer = _Filler._buffer
-    give = _Filler.give
 
     def _fill(self, buf):
         """(buf, bytes read into it after HEAD, end of data reached) or the exception
@@ -211,7 +219,7 @@ class _StreamFiller:
                 have += got
                 if more_soon is not None and have < self.block and not more_soon():
                     break       # a live source paused: a short block, decoded now
-            result = buf, have, eof
+            result: Filled | BaseException = (buf, have, eof)
         except BaseException as e:      # whatever it is, `busy` must be cleared
             result = e
         finally:
@@ -293,7 +301,8 @@ class Blocks:
         self.base = 0
         self.final = False
         self.paused = False         # the view ends where a live source paused
-        self.fh = self.filler = None
+        self.fh = None
+        self.filler: _Filler | _StreamFiller | None = None     # None once closed
         self.warnings: list[str] = []
         self._owner = None          # the pool buffer the view lies in, if any
         self._view = memoryview(b"")
@@ -320,13 +329,14 @@ class Blocks:
         """Drop the view's bytes before `keep_from` and read on behind the rest; False
         (and no change) once the data has ended. `need` is how many bytes from
         `keep_from` the caller needs at least: blocks are joined until they are there."""
-        if self.final:
+        filler = self.filler
+        if self.final or filler is None:
             return False
         tail = self._view[keep_from:]
         self.base += keep_from
         try:
             while True:
-                buf, got, eof = self.filler.take()
+                buf, got, eof = filler.take()
                 kept = len(tail)
                 if kept <= HEAD:
                     start = HEAD - kept
@@ -340,19 +350,19 @@ class Blocks:
                     joined[:kept] = tail
                     joined[kept:kept + got] = memoryview(buf)[HEAD:HEAD + got]
                     filled = kept + got
-                    self.filler.give(buf)
+                    filler.give(buf)
                     while filled < need and not eof:
-                        buf, got, eof = self.filler.take()
+                        buf, got, eof = filler.take()
                         # (the last block may bring more than fits: the bytearray grows once)
                         joined[filled:filled + got] = memoryview(buf)[HEAD:HEAD + got]
                         filled += got
-                        self.filler.give(buf)
+                        filler.give(buf)
                     view, owner = memoryview(joined)[:filled], None
                 tail.release()
                 if self._owner is not None:
-                    self.filler.give(self._owner)
+                    filler.give(self._owner)
                 self._view, self._owner, self.final = view, owner, eof
-                self.paused = not eof and got < self.filler.block
+                self.paused = not eof and got < filler.block
                 if eof or len(view) >= need:
                     return True
                 tail = view

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable
+from typing import Any
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -53,7 +54,7 @@ class Inflate:
         self.exhausted = False          # every compressed byte has been read
         self.pending = b""              # compressed bytes not given to the decompressor yet
         self.out = memoryview(b"")      # decompressed bytes not handed out yet
-        self.decompressor = None        # of the current member or frame
+        self.decompressor: Any = None   # of the current member or frame (zlib or zstd)
         self.ended = False
         self.warnings: list[str] = []
         self.errors: tuple = (zlib.error,)
@@ -158,7 +159,7 @@ class Inflate:
         return n
 
     def read_all(self) -> bytes:
-        pieces = []
+        pieces: list[bytes] = []
         while True:
             piece = self._decompress(1 << 22)
             if not piece:

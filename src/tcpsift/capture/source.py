@@ -131,7 +131,7 @@ class _InflatedReader:
         self.lock = threading.Lock()
         self.stream: Inflate | None = None
         self.pos = 0                # decompressed bytes the stream has handed out
-        self._closer = None
+        self._closer: weakref.finalize | None = None
 
     def _restart(self):
         if self._closer is not None:
@@ -143,6 +143,9 @@ class _InflatedReader:
 
     def _take(self, n: int, keep: bool) -> list[bytes]:
         """The next n bytes (fewer at the end) in pieces; dropped unless `keep`."""
+        if self.stream is None:
+            self._restart()
+        assert self.stream is not None
         pieces = []
         scratch = memoryview(bytearray(min(n, self.SCRATCH)))
         while n > 0:
@@ -188,6 +191,8 @@ class Source:
 
     def inflate(self) -> Inflate:
         """The decompressed bytes of a compressed file, from the start."""
+        if self.compression is None:
+            raise ValueError(f"{self.path} is not compressed")
         fd = _open_fd(self.path)
         return Inflate(lambda n: os.read(fd, n), self.file_size, self.compression,
                        close=lambda: os.close(fd))
