@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).parent))
 
 from test_compare import LAB, cli_compare, needs_lab  # noqa: E402
@@ -37,6 +39,7 @@ def test_html_report_is_self_contained_with_the_truths_losses(tmp_path):
 
 
 @needs_lab
+@pytest.mark.slow
 def test_html_report_draws_with_matplotlibs_object_api_only(tmp_path):
     out = tmp_path / "report.html"
     code = ("import sys; from tcpsift.cli.main import cli; "

@@ -117,7 +117,8 @@ def fates(a_rows: pl.DataFrame, b_rows: pl.DataFrame, upstream: dict[str, str],
                & (expected <= per_direction({d: e for d, (_, e) in down_span.items()})))
     rows = rows.with_columns(lost=(C("copies") == 0) & in_span,
                              duplicated=pl.max_horizontal(C("copies") - 1, pl.lit(0)))
-    return _with_bursts(_with_reordering(rows)).select(
+    flow, order = _flow_order(rows)
+    return _with_bursts(_with_reordering(rows, flow, order), flow, order).select(
         "conn", "direction", "frame_up", "t_up", "copies", "frame_down", "t_down", "lost",
         "loss_burst", "duplicated", "delay_ns", "reordered", "approximate")
 
@@ -182,10 +183,9 @@ def _flow_order(rows: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return flow, np.argsort((flow << 32) | rows["frame_up"].to_numpy().astype(np.int64))
 
 
-def _with_bursts(rows: pl.DataFrame) -> pl.DataFrame:
+def _with_bursts(rows: pl.DataFrame, flow: np.ndarray, order: np.ndarray) -> pl.DataFrame:
     """`loss_burst`: a lost packet whose predecessor in its flow (upstream order) was not
-    lost: the first of a burst of losses."""
-    flow, order = _flow_order(rows)
+    lost: the first of a burst of losses. (`flow`, `order`: _flow_order.)"""
     lost, f = rows["lost"].to_numpy()[order], flow[order]
     first = lost.copy()
     first[1:] &= ~(lost[:-1] & (f[1:] == f[:-1]))
@@ -194,9 +194,8 @@ def _with_bursts(rows: pl.DataFrame) -> pl.DataFrame:
     return rows.with_columns(loss_burst=pl.Series(burst))
 
 
-def _with_reordering(rows: pl.DataFrame) -> pl.DataFrame:
+def _with_reordering(rows: pl.DataFrame, flow: np.ndarray, order: np.ndarray) -> pl.DataFrame:
     """`reordered`: a packet U saw later reached D first (capture order at each point)."""
-    flow, order = _flow_order(rows)
     arrived = rows["copies"].to_numpy() > 0
     frame_down = rows["frame_down"].fill_null(0).to_numpy().astype(np.int64)
     order = order[arrived[order]]

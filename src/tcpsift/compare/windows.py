@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from tcpsift.compare.points import stable_order
 from tcpsift.compare.stats import DIRECTION
 
 C = pl.col
@@ -36,7 +37,7 @@ def _shrinks(rows: pl.DataFrame) -> dict:
     windows, previous windows, conn and s2c (arrays), and `flag` (by frame number)."""
     kept = rows.filter((C("tcp_flags") & (SYN | RST)) == 0)
     flow = kept["conn"].to_numpy().astype(np.int64) * 2 + (kept["direction"] == "s2c").to_numpy()
-    order = np.argsort(flow, kind="stable")
+    order = stable_order(flow)
     flow = flow[order]
     window = kept["window"].to_numpy().astype(np.int64)[order]
     frame = kept["frame"].to_numpy().astype(np.int64)[order]
