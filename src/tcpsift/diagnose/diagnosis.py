@@ -9,7 +9,7 @@ import polars as pl
 
 from tcpsift.diagnose.exchanges import think_episodes
 from tcpsift.diagnose.groups import following, run_ids, starts_of
-from tcpsift.diagnose.loss import id_gaps, loss_counts, recovery_episodes, segment_kinds
+from tcpsift.diagnose.loss import id_gap_rows, id_gaps, id_steps, loss_counts, recovery_episodes, segment_kinds
 from tcpsift.diagnose.shares import CLASSES, classify, row_classes, state_times, time_shares
 from tcpsift.diagnose.timeline import PACKET_COLUMNS as TIMELINE_COLUMNS
 from tcpsift.diagnose.timeline import timeline
@@ -118,8 +118,10 @@ def diagnose(source, streams=None, mode: str = "merge") -> Diagnosis:
     wanted = conns if streams is None else conns.filter(C("stream").is_in(streams))
     rtt = wanted.select("stream", rtt_ns=pl.coalesce(
         C("syn_to_synack_ns") + C("synack_to_ack_ns"), C("ack_rtt_median_ns")))
-    segs = segment_kinds(rows, rtt)
-    counts = loss_counts(segs, id_gaps(rows))
+    steps = id_steps(rows)
+    gaps = id_gaps(steps)
+    segs = segment_kinds(rows, rtt, id_gap_rows(steps, gaps))
+    counts = loss_counts(segs, gaps)
     think = think_episodes(segs, rows.select("stream", "server_rtt", "client_rtt").unique("stream"))
     episodes = pl.concat([window_episodes(rows), recovery_episodes(rows, segs).cast(EPISODE_SCHEMA),  # type: ignore[arg-type]
                           think.drop("think_ns").with_columns(
@@ -250,6 +252,10 @@ def _frames(eps: pl.DataFrame) -> str:
     return ", ".join(map(str, frames)) + (f" and {more} more" if more > 0 else "")
 
 
+def _n(count: int, word: str) -> str:
+    return f"{count:,} {word}" + ("" if count == 1 else "s")
+
+
 def evidence(row: dict, eps: pl.DataFrame) -> list[str]:
     """Sentences: what limited the connection, then each thing that held it back, with
     its time share and the first frames of its episodes."""
@@ -268,13 +274,13 @@ def evidence(row: dict, eps: pl.DataFrame) -> list[str]:
     for who in ("client", "server"):
         z = kind("zero_window").filter(C("side") == who)
         if len(z):
-            out.append(f"{who}'s receive window zero: {len(z)} episodes "
-                       f"({int(z['frames'].sum())} frames), {_ms(int(z['duration_ns'].sum()))}; "
+            out.append(f"{who}'s receive window zero: {_n(len(z), 'episode')} "
+                       f"({_n(int(z['frames'].sum()), 'frame')}), {_ms(int(z['duration_ns'].sum()))}; "
                        f"first frames {_frames(z)}")
         f = kind("window_full").filter(C("side") == who)
         if len(f):
-            out.append(f"{who}'s receive window full (bytes in flight reached it): {len(f)} "
-                       f"episodes, {_ms(int(f['duration_ns'].sum()))}; first frames {_frames(f)}")
+            out.append(f"{who}'s receive window full (bytes in flight reached it): "
+                       f"{_n(len(f), 'episode')}, {_ms(int(f['duration_ns'].sum()))}; first frames {_frames(f)}")
         for dip in kind("window_dip").filter(C("side") == who).iter_rows(named=True):
             out.append(f"{who}'s receive window dipped to {dip['min_window']:,} bytes at frame "
                        f"{dip['min_window_frame']} (frames {dip['first_frame']} to "
@@ -284,19 +290,20 @@ def evidence(row: dict, eps: pl.DataFrame) -> list[str]:
                    f"{share('window_full')}")
     lost = kind("loss")
     if len(lost) or row["c2s_lost"] or row["s2c_lost"]:
-        out.append(f"loss: {row['c2s_lost']} packets lost client→server, {row['s2c_lost']} "
-                   f"server→client; {row['c2s_retransmissions'] + row['s2c_retransmissions']} "
-                   f"retransmissions, {row['timeouts']} timeouts; {len(lost)} recovery "
-                   f"episodes, {share('loss')}"
+        out.append(f"loss: {_n(row['c2s_lost'], 'packet')} lost client→server, {row['s2c_lost']} "
+                   f"server→client; "
+                   f"{_n(row['c2s_retransmissions'] + row['s2c_retransmissions'], 'retransmission')}, "
+                   f"{_n(row['timeouts'], 'timeout')}; {_n(len(lost), 'recovery episode')}, "
+                   f"{share('loss')}"
                    + (f"; first frames {_frames(lost)}" if len(lost) else ""))
     if row["spurious_retransmissions"]:
-        out.append(f"{row['spurious_retransmissions']} spurious retransmissions (the receiver "
+        out.append(f"{_n(row['spurious_retransmissions'], 'spurious retransmission')} (the receiver "
                    "had the data: tshark's verdict or its D-SACK), not counted as loss")
     for who, k in (("server", "server_think"), ("client", "client_think")):
         t = kind(k)
         if len(t):
             d = t["duration_ns"]
-            out.append(f"{who}'s think time: {len(t)} times, median {_ms(float(d.median()))}, "
+            out.append(f"{who}'s think time: {_n(len(t), 'time')}, median {_ms(float(d.median()))}, "
                        f"max {_ms(int(d.max()))}, {share(k)}; first frames (the message "
                        f"answered) {_frames(t)}")
     if row["sender_share"] >= 0.05:

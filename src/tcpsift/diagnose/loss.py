@@ -13,12 +13,13 @@ Lost packets per side: the repeats (not the spurious ones: tshark's verdict, or 
 receiver's D-SACK naming the segment as received twice), plus those never
 seen: where the side's IPv4 identification counts up one by one (Linux, and most stacks
 per connection), the identifications missing between the packets seen (so a lost
-retransmission and a lost last segment count too); else the fills. A recovery episode
-starts at a hole, fill or repeat (not a spurious one; a timeout's at the sender's last
-packet before its silence) and lasts until the receiver acknowledges everything sent up
-to then (the highest sequence number at the episode's start). A retransmission
-after the sender was silent for RTO_FLOOR_NS and twice the round-trip time is a
-retransmission timeout.
+retransmission and a lost last segment count too); else the fills. A retransmission (a
+repeat, a fill, or a segment after missing identifications: a lost last segment's
+retransmission arrives in order) after the sender was silent for RTO_FLOOR_NS and twice
+the round-trip time is a retransmission timeout. A recovery episode starts at a hole, a
+fill, a repeat (not a spurious one) or a timeout (there at the sender's last packet
+before its silence) and lasts until the receiver acknowledges everything sent up to then
+(the highest sequence number at the episode's start).
 """
 from __future__ import annotations
 
@@ -38,10 +39,11 @@ ID_MAX_STEP = 64
 SIDE_EXPR = pl.when(C("from_client")).then(pl.lit("client")).otherwise(pl.lit("server"))
 
 
-def segment_kinds(rows: pl.DataFrame, rtt_ns: pl.DataFrame) -> pl.DataFrame:
-    """The rows that take sequence space, with `repeat`, `hole`, `fill`, `spurious`,
-    `timeout` (bool) and `high` (the side's highest sequence number after the row).
-    `rtt_ns`: stream -> round-trip time estimate."""
+def segment_kinds(rows: pl.DataFrame, rtt_ns: pl.DataFrame, gap_rows: pl.Series) -> pl.DataFrame:
+    """The rows that take sequence space, with `repeat`, `hole`, `fill`, `after_gap`
+    (IPv4 identifications are missing before it: id_gap_rows), `spurious`, `timeout`
+    (bool) and `high` (the side's highest sequence number after the row). `rtt_ns`:
+    stream -> round-trip time estimate."""
     segs = (rows.rename({"prev_hi": "_prev_hi", "since_side_ns": "_since"})
             .filter(((C("tcp_len") > 0) | C("syn") | C("fin")) & C("seq_u").is_not_null()
                     & ((C("analysis") & (KEEP_ALIVE | ZERO_WINDOW_PROBE)) == 0))
@@ -50,12 +52,15 @@ def segment_kinds(rows: pl.DataFrame, rtt_ns: pl.DataFrame) -> pl.DataFrame:
                 high=pl.when(C("from_client")).then(C("hi_c")).otherwise(C("hi_s")))
             .join(rtt_ns, on="stream", how="left", maintain_order="left"))
     seen = C("_prev_hi") > 0
-    resent = C("repeat") | (seen & (C("seq_u") < C("_prev_hi")))
+    after_gap = C("idx").is_in(gap_rows.implode())
+    # what the sender sent again: a repeat, a fill, or a segment after a missing one (a
+    # lost last segment's retransmission arrives in order)
+    resent = C("repeat") | (seen & (C("seq_u") < C("_prev_hi"))) | (after_gap & (C("tcp_len") > 0))
     threshold = pl.max_horizontal(pl.lit(RTO_FLOOR_NS), 2 * C("rtt_ns").fill_null(0))
     segs = segs.select(
         "stream", "idx", "frame", "ts_ns", "from_client", "tcp_len", "high", "raw_seq",
         "side_prev_idx",
-        "repeat", hole=seen & (C("seq_u") > C("_prev_hi")),
+        "repeat", hole=seen & (C("seq_u") > C("_prev_hi")), after_gap=after_gap,
         fill=~C("repeat") & seen & (C("seq_u") < C("_prev_hi")),
         spurious=C("repeat") & ((C("analysis") & SPURIOUS) != 0),
         timeout=resent & (C("_since").fill_null(0) >= threshold))
@@ -78,19 +83,32 @@ def dsack_spurious(rows: pl.DataFrame, segs: pl.DataFrame) -> pl.Series:
         else pl.Series([False] * len(segs))
 
 
-def id_gaps(rows: pl.DataFrame) -> pl.DataFrame:
-    """Per stream and side: whether the IPv4 identification counts up one by one, and
-    how many identifications are missing between the packets seen."""
+def id_steps(rows: pl.DataFrame) -> pl.DataFrame:
+    """Per IPv4 packet (identification not 0) after its side's first: the step of the
+    identification from that side's packet before (mod 2^16)."""
     v4 = (rows.filter((C("ip_version") == 4) & (C("ip_id") != 0))
           .select("stream", "from_client", "idx", "ip_id").sort("stream", "from_client", "idx"))
     ids = v4["ip_id"].to_numpy().astype(np.int64)
     before, ok = previous(ids, starts_of(v4["stream"].to_numpy(), v4["from_client"].to_numpy()))
-    v4 = v4.with_columns(step=pl.Series((ids - before) % 65536)).filter(pl.Series(ok))
-    return v4.group_by("stream", "from_client").agg(
+    return v4.with_columns(step=pl.Series((ids - before) % 65536)).filter(pl.Series(ok))
+
+
+def id_gaps(steps: pl.DataFrame) -> pl.DataFrame:
+    """Per stream and side: whether the IPv4 identification counts up one by one, and
+    how many identifications are missing between the packets seen."""
+    return steps.group_by("stream", "from_client").agg(
         id_sequential=((C("step") == 1).mean() >= ID_SEQUENTIAL)
         & ((C("step") >= 1) & (C("step") <= ID_MAX_STEP)).all() & (pl.len() >= 4),
         id_missing=pl.when((C("step") >= 2) & (C("step") <= ID_MAX_STEP)).then(C("step") - 1)
         .otherwise(0).sum())
+
+
+def id_gap_rows(steps: pl.DataFrame, gaps: pl.DataFrame) -> pl.Series:
+    """The rows (idx) of sides counting one by one that come after missing
+    identifications."""
+    sequential = gaps.filter(C("id_sequential")).select("stream", "from_client")
+    return (steps.join(sequential, on=["stream", "from_client"], how="semi")
+            .filter(C("step") >= 2)["idx"])
 
 
 def loss_counts(segs: pl.DataFrame, gaps: pl.DataFrame) -> pl.DataFrame:
@@ -98,9 +116,10 @@ def loss_counts(segs: pl.DataFrame, gaps: pl.DataFrame) -> pl.DataFrame:
     timeouts."""
     per = segs.group_by("stream", "from_client").agg(
         repeats=C("repeat").sum(), spurious=C("spurious").sum(), holes=C("hole").sum(),
-        fills=C("fill").sum(), timeouts=C("timeout").sum())
+        fills=C("fill").sum(), timeouts=C("timeout").sum(),
+        gap_timeouts=(C("after_gap") & C("timeout")).sum())
     per = per.join(gaps, on=["stream", "from_client"], how="left", maintain_order="left")
-    trouble = (C("holes") + C("fills") + C("repeats")) > 0
+    trouble = (C("holes") + C("fills") + C("repeats") + C("gap_timeouts")) > 0
     unseen = pl.when(~trouble).then(0).when(C("id_sequential").fill_null(False)) \
         .then(pl.max_horizontal(C("fills"), C("id_missing"))).otherwise(C("fills"))
     return per.select("stream", "from_client",
@@ -116,7 +135,8 @@ def recovery_episodes(rows: pl.DataFrame, segs: pl.DataFrame) -> pl.DataFrame:
     """Loss recovery episodes: from each hole, fill or repeat to the acknowledgment of
     everything sent up to it; overlapping ones merged. Columns as window episodes'."""
     # a timeout's episode starts where the sender fell silent; a spurious repeat is none
-    events = (segs.filter(C("hole") | C("fill") | (C("repeat") & ~C("spurious")))
+    events = (segs.filter(C("hole") | C("fill") | (C("repeat") & ~C("spurious"))
+                          | (C("after_gap") & C("timeout")))
               .select("stream", "from_client", "high", "idx",
                       start=pl.when(C("timeout") & (C("side_prev_idx") >= 0))
                       .then(C("side_prev_idx")).otherwise(C("idx")))
