@@ -57,6 +57,15 @@ def no_decoding(monkeypatch):
     monkeypatch.setattr(capture_module, "_read_capture", refuse)
 
 
+def _filled(*args, table: str = "conns", **kwargs):
+    """A read that makes `table` and waits until the cache holds it (Capture.warnings
+    waits for the tables being written)."""
+    cap = tcpsift.read(*args, **kwargs)
+    getattr(cap, table)
+    assert not [w for w in cap.warnings if w.startswith("cache:")]
+    return cap
+
+
 def _entry(folder: Path) -> Path:
     (entry,) = [p for p in folder.iterdir() if p.is_dir()]
     return entry
@@ -66,6 +75,7 @@ def test_second_read_comes_from_the_cache(capture, folder, monkeypatch):
     reference = _fresh(capture)
     first = tcpsift.read(capture, cache=folder)
     _same_tables(first, reference)        # (and every table is stored)
+    assert first.warnings == []           # (once written)
     assert sorted(p.name for p in _entry(folder).glob("*.parquet")) == \
         sorted(f"{t}.parquet" for t in TABLES)
     monkeypatch.setattr(capture_module, "_read_capture", None)   # no decoding possible
@@ -91,11 +101,11 @@ def test_several_files_and_modes(tmp_path, folder):
     shutil.copyfile(SAMPLE, a)
     shutil.copyfile(LAB_PCAPNG if LAB_PCAPNG.exists() else SAMPLE, b)
     for mode in ("merge", "concat"):
-        assert len(tcpsift.read([a, b], mode=mode, cache=folder).conns) > 0
+        _filled([a, b], mode=mode, cache=folder, table="conns")
         cached = tcpsift.read([a, b], mode=mode, cache=folder)
         _same_tables(cached, tcpsift.read([a, b], mode=mode, cache=False))
     # b alone is file 0; b read second with "separate" is file 1, from the same entry
-    assert len(tcpsift.read(b, cache=folder).tcp) > 0
+    _filled(b, cache=folder, table="tcp")
     separate = tcpsift.read([a, b], mode="separate", cache=folder)
     reference = tcpsift.read([a, b], mode="separate", cache=False)
     for got, want in zip(separate, reference):
@@ -105,7 +115,7 @@ def test_several_files_and_modes(tmp_path, folder):
 
 @pytest.mark.parametrize("change", ["size", "mtime", "content"])
 def test_a_changed_capture_is_read_again(capture, folder, change):
-    assert len(tcpsift.read(capture, cache=folder).conns) > 0
+    _filled(capture, cache=folder, table="conns")
     data = bytearray(capture.read_bytes())
     stat = capture.stat()
     if change == "size":        # one frame fewer
@@ -141,7 +151,7 @@ def _edit(path: Path) -> None:
                                                                           "missing"])
 @pytest.mark.parametrize("table", TABLES)
 def test_a_damaged_table_is_reported_and_rebuilt(capture, folder, damage, table):
-    assert len(tcpsift.read(capture, cache=folder).conns) > 0
+    _filled(capture, cache=folder, table="conns")
     damage(_entry(folder) / f"{table}.parquet")
     got = tcpsift.read(capture, cache=folder)
     _same_tables(got, _fresh(capture))
@@ -155,7 +165,7 @@ def test_a_damaged_table_is_reported_and_rebuilt(capture, folder, damage, table)
 
 
 def test_damaged_metadata_is_reported_and_rebuilt(capture, folder):
-    assert len(tcpsift.read(capture, cache=folder).conns) > 0
+    _filled(capture, cache=folder, table="conns")
     (_entry(folder) / "entry.json").write_text('{"identity": [')
     got = tcpsift.read(capture, cache=folder)
     _same_tables(got, _fresh(capture))

@@ -24,6 +24,7 @@ import mmap
 import os
 import re
 import zlib
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,8 @@ class CacheEntry:
         self.notes = notes
         self.writable = True
         self._rows: dict[str, int] = {}     # checked parts -> their number of rows
+        self._pending: dict[str, Future] = {}   # parts being written
+        self._writer: ThreadPoolExecutor | None = None
         self.meta = self._read_meta()
 
     # -- metadata -------------------------------------------------------------------
@@ -121,6 +124,7 @@ class CacheEntry:
         and its size and CRC-32 are the record's (once per entry object: a reader of its
         own, DuckDB, then reads only what it needs); None when the entry does not hold it
         (a damaged part is reported and removed)."""
+        self._wait(part)
         if part in self._rows:
             return self.dir / f"{part}.parquet"
         if self.meta is None:
@@ -150,9 +154,30 @@ class CacheEntry:
         return data_path
 
     def store(self, part: str, table) -> None:
-        """Keep `table` as the entry's `part` (nothing when the entry cannot be written)."""
+        """Keep `table` as the entry's `part` (nothing when the entry cannot be written).
+        The file is written by a thread of the entry's while the caller goes on (Polars
+        writes without the GIL: on two cores the TCP analysis runs meanwhile); flush()
+        waits for it, and path() for the part it is asked for."""
         if self.meta is None or not self.writable:
             return
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(1, thread_name_prefix="tcpsift-cache")
+        self._pending[part] = self._writer.submit(self._write, part, table)
+
+    def flush(self) -> None:
+        """Wait until every table stored so far is written (its problems in `notes`)."""
+        for part in list(self._pending):
+            self._wait(part)
+        if self._writer is not None:
+            self._writer.shutdown()     # (no thread of ours is left idle)
+            self._writer = None
+
+    def _wait(self, part: str) -> None:
+        pending = self._pending.pop(part, None)
+        if pending is not None:
+            pending.result()
+
+    def _write(self, part: str, table) -> None:
         data_path = self.dir / f"{part}.parquet"
         try:
             staged = StagedFile(str(data_path))

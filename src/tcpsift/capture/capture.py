@@ -40,11 +40,19 @@ class Capture:
         self._files = files         # file_id -> FileRead (or _FileByPath: not read yet)
         self._tables = {"packets": packets, "layers": layers}
         self.info = info
-        self.warnings = warnings
+        self._warnings = warnings
         self.complete = complete
         self._entry = entry         # the cache entry, if any
         self._decode = decode       # () -> Capture: the files read again (cached: not yet)
         self._columns = columns     # the packet columns read() was asked for
+
+    @property
+    def warnings(self) -> list[str]:
+        """One line per problem met: each naming its file (a file damaged part-way: where
+        it stopped), and the cache's ("cache: ..."), once what it writes is written."""
+        if self._entry is not None:
+            self._entry.flush()
+        return self._warnings
 
     @property
     def packets(self) -> pl.DataFrame:
@@ -297,9 +305,9 @@ def _cached_capture(paths: list[str], columns, merge: bool, first_file_id: int,
                        meta["complete"], entry, decode, columns)
     cap = decode()
     own = list(cap.warnings)        # (the capture's, not the cache's)
-    cap.warnings.extend(notes)
+    cap._warnings.extend(notes)
     if entry is not None:
-        entry.notes = cap.warnings
+        entry.notes = cap._warnings
         entry.store_meta(cap.info.to_dict(), own, cap.complete)
         for name in ("packets", "layers"):
             entry.store(name, cap._table(name))
