@@ -55,7 +55,8 @@ def segment_kinds(rows: pl.DataFrame, rtt_ns: pl.DataFrame, gap_rows: pl.Series)
     after_gap = C("idx").is_in(gap_rows.implode())
     # what the sender sent again: a repeat, a fill, or a segment after a missing one (a
     # lost last segment's retransmission arrives in order)
-    resent = C("repeat") | (seen & (C("seq_u") < C("_prev_hi"))) | (after_gap & (C("tcp_len") > 0))
+    resent = C("repeat") | (seen & (C("seq_u") < C("_prev_hi"))) \
+        | (after_gap & (C("tcp_len") > 0) & (C("seq_u") == C("_prev_hi")))
     threshold = pl.max_horizontal(pl.lit(RTO_FLOOR_NS), 2 * C("rtt_ns").fill_null(0))
     segs = segs.select(
         "stream", "idx", "frame", "ts_ns", "from_client", "tcp_len", "high", "raw_seq",
@@ -117,7 +118,7 @@ def loss_counts(segs: pl.DataFrame, gaps: pl.DataFrame) -> pl.DataFrame:
     per = segs.group_by("stream", "from_client").agg(
         repeats=C("repeat").sum(), spurious=C("spurious").sum(), holes=C("hole").sum(),
         fills=C("fill").sum(), timeouts=C("timeout").sum(),
-        gap_timeouts=(C("after_gap") & C("timeout")).sum())
+        gap_timeouts=(C("after_gap") & C("timeout") & ~C("repeat") & ~C("fill")).sum())
     per = per.join(gaps, on=["stream", "from_client"], how="left", maintain_order="left")
     trouble = (C("holes") + C("fills") + C("repeats") + C("gap_timeouts")) > 0
     unseen = pl.when(~trouble).then(0).when(C("id_sequential").fill_null(False)) \
@@ -126,7 +127,8 @@ def loss_counts(segs: pl.DataFrame, gaps: pl.DataFrame) -> pl.DataFrame:
                       seen_then_resent=(C("repeats") - C("spurious")).cast(pl.Int64),
                       spurious=C("spurious").cast(pl.Int64),
                       unseen=unseen.cast(pl.Int64),
-                      retransmissions=(C("repeats") + C("fills")).cast(pl.Int64),
+                      retransmissions=(C("repeats") + C("fills") + C("gap_timeouts"))
+                      .cast(pl.Int64),
                       timeouts=C("timeouts").cast(pl.Int64)) \
         .with_columns(lost=C("seen_then_resent") + C("unseen"))
 
