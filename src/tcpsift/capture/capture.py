@@ -284,6 +284,19 @@ def read(paths: str | bytes | os.PathLike | Iterable[str | bytes | os.PathLike],
     return _cached_capture(paths, columns, mode == "merge", 0, folder)
 
 
+def cached(paths, mode: str = DEFAULT_MODE, cache=None) -> Capture | None:
+    """The capture of `paths` read as `mode` ("merge" or "concat") from its cache entry
+    when the entry holds its packet and layer tables (each table read when used), else
+    None: nothing is read from the files (a reader that streams them, `tcpsift fields`,
+    does that better than building tables to store)."""
+    paths = capture_paths(paths)
+    entry = open_entry(cache_folder(cache), paths, mode, [])
+    if entry is None or entry.path("packets") is None or entry.path("layers") is None:
+        return None
+    cap = _cached_capture(paths, None, mode == "merge", 0, entry.dir.parent)
+    return cap if cap._entry is not None and cap._tables["packets"] is None else None
+
+
 def _cached_capture(paths: list[str], columns, merge: bool, first_file_id: int,
                     folder) -> Capture:
     """The capture from its cache entry, if it has one (its tables read when used), else

@@ -64,9 +64,19 @@ def _stream(paths: list[str], names: list[str], flt=None, mode="merge"):
     in order), one after the other, or each on its own."""
     from tcpsift.capture.files import each_file, in_merge_order
     from tcpsift.errors import CaptureError
-    from tcpsift.textstream.fields import stream_fields
+    from tcpsift.textstream.fields import fast_path, stream_fields
 
     announce(paths, mode)
+    if not fast_path(names, flt)[0]:
+        # the table way: from the cache, when it holds the capture's tables
+        from tcpsift.capture.capture import cached
+        cap = cached(paths, mode) if mode != "separate" else None
+        if cap is not None:
+            from tcpsift.textstream.fields import fields_from_tables
+            with _output() as out:
+                fields_from_tables(cap, names, out, flt)
+            _finish(cap.warnings, cap.complete)
+            return
     merge = mode == "merge" and len(paths) > 1 and not in_merge_order(paths)
     try:
         with _output() as out:

@@ -227,6 +227,31 @@ def _write_through_table(names, rec, pkt, sacks, layer_rows, first_row, texts, f
     write(cap, names, fh, flt(cap) if flt is not None else None)
 
 
+def fields_from_tables(cap, names: list[str], fh, flt=None) -> None:
+    """Print `names` for every frame of a Capture whose tables are at hand (read from
+    the cache: tcpsift.cache) as stream_fields prints them, the table way, CHUNK rows
+    at a time (the text is per frame, so slices print what the whole prints)."""
+    import polars as pl
+
+    from tcpsift.fields import resolve, write
+
+    with_tcp = any(resolve(n).needs_tcp for n in names) or bool(
+        flt is not None and flt.needs_tcp)
+    times = FrameTimes() if (FRAME_TIME_FIELDS.intersection(names) or (
+        flt is not None and flt.needs_times)) else None
+    info = SimpleNamespace(files=[{"format": f["format"]} for f in cap.info.files])
+    packets, layers = cap.packets, cap.layers
+    tcp = cap.tcp if with_tcp else None
+    for start in range(0, len(packets), CHUNK):
+        rows = SimpleNamespace(packets=packets.slice(start, CHUNK), info=info,
+                               frame_times=times,
+                               layers=layers.filter(pl.col("frame").is_between(
+                                   start + 1, start + CHUNK)))
+        if tcp is not None:
+            rows.tcp = tcp.slice(start, CHUNK)
+        write(rows, names, fh, flt(rows) if flt is not None else None)
+
+
 def _decoded(walk: SourceWalk, stats: RecordStats, addrs, first_row: int, with_tcp=False):
     """Per chunk: (rec, pkt, sack edges, layer rows, whether the chunk needs the table way,
     new address texts, the TCP kernel's inputs if `with_tcp`), each a
