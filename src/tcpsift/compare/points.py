@@ -128,8 +128,15 @@ def _keys(rows: pl.DataFrame) -> np.ndarray:
         *(C(c).to_physical().cast(pl.UInt64) for c in ("src", "dst")),
         *(C(c).fill_null(0).cast(pl.UInt64) for c in KEY_COLUMNS
           if c not in ("src", "dst", "sack_blocks")),
-        C("ip_id").is_null().cast(pl.UInt64).alias("no_ip_id"),
-        C("sack_blocks").hash().alias("sack"))
+        C("ip_id").is_null().cast(pl.UInt64).alias("no_ip_id"))
+    # the SACK blocks: a hash of those there are (few), 0 for none (the same at both points,
+    # whatever the other packets hold)
+    sack = np.zeros(len(rows), np.uint64)
+    blocks = rows["sack_blocks"]
+    if blocks.null_count() < len(rows):
+        has = blocks.is_not_null()
+        sack[has.to_numpy()] = blocks.filter(has).hash().to_numpy()
+    fields = fields.with_columns(sack=pl.Series(sack))
     key = np.zeros(len(rows), np.uint64)
     with np.errstate(over="ignore"):
         for column in fields.iter_columns():
