@@ -271,6 +271,23 @@ def test_seed_like_counts_the_ipv6_connections_drops_too():
     assert row["s2c_lost"] == len(drops)
 
 
+# --- slow-synack.pcap ----------------------------------------------------------------------
+
+def test_slow_synack_held_handshakes_and_only_they_limit_their_connections():
+    t = truth("slow-synack")
+    d = diagnosed("slow-synack.pcap")
+    assert len(d.connections) == t["expected"]["total_connections"]
+    low, high = t["tolerances"]["delayed_handshake_checked_within_ms"]
+    for conn in t["injected"]["connections"]:
+        row = row_of(d, conn["client_port"])
+        held = conn["syn_ack_added_delay_ms"] > 0
+        assert (row["limit"] == "handshake") == held, conn["syn_order"]
+        if held:
+            # the handshake: SYN to SYN-ACK, then the client's ACK at once
+            extra = row["handshake_ns"] / 1e6 - conn["from_capture"]["syn_to_syn_ack_ms"]
+            assert low <= extra <= high, conn["syn_order"]
+
+
 # --- the API and bad input -----------------------------------------------------------------
 
 def test_api_takes_a_capture_or_paths_and_streams():
