@@ -49,8 +49,13 @@ def segment_kinds(rows: pl.DataFrame, rtt_ns: pl.DataFrame, gap_rows: pl.Series)
                     & ((C("analysis") & (KEEP_ALIVE | ZERO_WINDOW_PROBE)) == 0))
             .with_columns(
                 repeat=~pl.struct("stream", "from_client", "seq_u").is_first_distinct(),
+                # the very same packet again (a copy the network or a SPAN port made:
+                # same IPv4 identification or TCP timestamp), not a retransmission
+                _copy=~pl.struct("stream", "from_client", "seq_u", "tcp_len", "ip_id", "tsval")
+                .is_first_distinct() & (C("ip_id").is_not_null() | C("tsval").is_not_null()),
                 high=pl.when(C("from_client")).then(C("hi_c")).otherwise(C("hi_s")))
-            .join(rtt_ns, on="stream", how="left", maintain_order="left"))
+            .join(rtt_ns, on="stream", how="left", maintain_order="left")
+            .with_columns(C("repeat") & ~C("_copy")))
     seen = C("_prev_hi") > 0
     after_gap = C("idx").is_in(gap_rows.implode())
     # what the sender sent again: a repeat, a fill, or a segment after a missing one (a
@@ -86,22 +91,32 @@ def dsack_spurious(rows: pl.DataFrame, segs: pl.DataFrame) -> pl.Series:
 
 def id_steps(rows: pl.DataFrame) -> pl.DataFrame:
     """Per IPv4 packet (identification not 0) after its side's first: the step of the
-    identification from that side's packet before (mod 2^16)."""
+    identification from that side's packet before, -32768..32767 (mod 2^16), and the
+    identification unwrapped along the side."""
     v4 = (rows.filter((C("ip_version") == 4) & (C("ip_id") != 0))
           .select("stream", "from_client", "idx", "ip_id").sort("stream", "from_client", "idx"))
     ids = v4["ip_id"].to_numpy().astype(np.int64)
-    before, ok = previous(ids, starts_of(v4["stream"].to_numpy(), v4["from_client"].to_numpy()))
-    return v4.with_columns(step=pl.Series((ids - before) % 65536)).filter(pl.Series(ok))
+    starts = starts_of(v4["stream"].to_numpy(), v4["from_client"].to_numpy())
+    before, ok = previous(ids, starts)
+    step = (ids - before + 32768) % 65536 - 32768
+    step[starts] = 0
+    total = np.cumsum(step)
+    first = np.flatnonzero(starts)
+    group = np.cumsum(starts) - 1
+    unwrapped = total - total[first][group] + ids[first][group] if len(ids) else total
+    return v4.with_columns(step=pl.Series(step), id_u=pl.Series(unwrapped),
+                           first=pl.Series(starts))
 
 
 def id_gaps(steps: pl.DataFrame) -> pl.DataFrame:
-    """Per stream and side: whether the IPv4 identification counts up one by one, and
-    how many identifications are missing between the packets seen."""
+    """Per stream and side: whether the IPv4 identification counts up one by one (every
+    step small, most of them +1: reordering and copies allowed), and how many
+    identifications between the first and the last seen were never seen."""
+    later = ~C("first")
     return steps.group_by("stream", "from_client").agg(
-        id_sequential=((C("step") == 1).mean() >= ID_SEQUENTIAL)
-        & ((C("step") >= 1) & (C("step") <= ID_MAX_STEP)).all() & (pl.len() >= 4),
-        id_missing=pl.when((C("step") >= 2) & (C("step") <= ID_MAX_STEP)).then(C("step") - 1)
-        .otherwise(0).sum())
+        id_sequential=((C("step") == 1).filter(later).mean() >= ID_SEQUENTIAL)
+        & (C("step").abs() <= ID_MAX_STEP).filter(later).all() & (later.sum() >= 4),
+        id_missing=(C("id_u").max() - C("id_u").min() + 1 - C("id_u").n_unique()))
 
 
 def id_gap_rows(steps: pl.DataFrame, gaps: pl.DataFrame) -> pl.Series:
@@ -109,7 +124,7 @@ def id_gap_rows(steps: pl.DataFrame, gaps: pl.DataFrame) -> pl.Series:
     identifications."""
     sequential = gaps.filter(C("id_sequential")).select("stream", "from_client")
     return (steps.join(sequential, on=["stream", "from_client"], how="semi")
-            .filter(C("step") >= 2)["idx"])
+            .filter(~C("first") & (C("step") >= 2))["idx"])
 
 
 def loss_counts(segs: pl.DataFrame, gaps: pl.DataFrame) -> pl.DataFrame:
@@ -122,7 +137,7 @@ def loss_counts(segs: pl.DataFrame, gaps: pl.DataFrame) -> pl.DataFrame:
     per = per.join(gaps, on=["stream", "from_client"], how="left", maintain_order="left")
     trouble = (C("holes") + C("fills") + C("repeats") + C("gap_timeouts")) > 0
     unseen = pl.when(~trouble).then(0).when(C("id_sequential").fill_null(False)) \
-        .then(pl.max_horizontal(C("fills"), C("id_missing"))).otherwise(C("fills"))
+        .then(C("id_missing")).otherwise(C("fills"))
     return per.select("stream", "from_client",
                       seen_then_resent=(C("repeats") - C("spurious")).cast(pl.Int64),
                       spurious=C("spurious").cast(pl.Int64),
