@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import polars as pl
 
 from tcpsift.capture.background import in_background
 from tcpsift.capture.files import RecordStats, each_file_in_turn, in_merge_order
@@ -24,10 +24,25 @@ from tcpsift.capture.merge import merged_chunks, open_files
 from tcpsift.capture.paths import capture_paths
 from tcpsift.capture.reader import RecordFilter, SourceWalk
 from tcpsift.capture.source import open_source
-from tcpsift.capture.table import AddressWords, packet_table
 from tcpsift.decode import _decode
 
+if TYPE_CHECKING:
+    import polars as pl
+
+    from tcpsift.capture.table import AddressWords
+
 MODES = ("merge", "concat")
+
+
+class _NoTables:
+    """The address texts of a reader that builds no tables: none kept (no Polars)."""
+
+    def add(self, texts: list[str]) -> None:
+        pass
+
+    @property
+    def series(self) -> pl.Series:
+        raise TypeError("CaptureChunks(tables=False) keeps no address texts")
 
 
 @dataclass
@@ -40,7 +55,8 @@ class Chunk:
     first_row: int                  # the capture row (0-based) of the first frame
     file_id: int | np.ndarray       # the frames' file: one for all, or one per frame
     file_frame: np.ndarray | None   # frame numbers in the file; None: the capture's
-    addresses: pl.Series            # address texts (AddressWords.series), the chunk's ids included
+    addresses: pl.Series | None     # address texts (AddressWords.series), the chunk's ids
+                                    # included; None when the reader builds no tables
     decoded: bool = True
 
     def __len__(self) -> int:
@@ -52,6 +68,9 @@ class Chunk:
 
     def table(self, columns=None) -> pl.DataFrame:
         """The chunk's packet table (only `columns`, if given)."""
+        from tcpsift.capture.table import packet_table
+
+        assert self.addresses is not None, "CaptureChunks(tables=False) builds no tables"
         return packet_table(self.rec, self.pkt, self.sack_edges, self.frame, self.file_id,
                             self.file_frame, self.addresses, columns)
 
@@ -74,12 +93,17 @@ class CaptureChunks:
 
     `decode` False fills the record arrays only (for readers of record columns:
     tcpsift.capture.table.RECORD_COLUMNS); merged files are decoded all the same.
+    `tables` False: the reader builds no tables (tcpsift info: no Polars, no address
+    texts). `reuse` K > 0: each file's chunks are written into K sets of arrays in turn,
+    so a chunk's arrays are valid until K more have come (a reader that does not keep
+    them stays in the CPU cache). `reassemble` False leaves IP fragments as they are.
     `wanted` leaves out chunks and, read one after the other, blocks of frames that it
     skips, and stops where it ends (then `files` describes the part read). File ids
     count the files read from `first_file_id`."""
 
     def __init__(self, paths, mode: str = "merge", chunk: int = 1 << 18, decode: bool = True,
-                 wanted: RecordFilter | None = None, first_file_id: int = 0):
+                 wanted: RecordFilter | None = None, first_file_id: int = 0,
+                 tables: bool = True, reuse: int = 0, reassemble: bool = True):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
         self.paths = capture_paths(paths)
@@ -88,8 +112,12 @@ class CaptureChunks:
         self.decode = decode
         self.wanted = wanted
         self.first_file_id = first_file_id
+        self.tables, self.reuse, self.reassemble = tables, reuse, reassemble
         self.addrs = _decode.AddressTable()
-        self.words = AddressWords()
+        self.words: AddressWords | _NoTables = _NoTables()
+        if tables:
+            from tcpsift.capture.table import AddressWords
+            self.words = AddressWords()
         self.files: list[FileRead] = []
         self._problems: list[str] = []  # the files that are not captures
 
@@ -102,6 +130,9 @@ class CaptureChunks:
     def complete(self) -> bool:
         """Whether every file read so far was a capture, read without a fault."""
         return not self._problems and all(f.complete for f in self.files)
+
+    def _addresses(self):
+        return self.words.series if self.tables else None
 
     def __iter__(self) -> Iterator[Chunk]:
         if self.mode == "merge" and len(self.paths) > 1 and not in_merge_order(self.paths):
@@ -116,7 +147,7 @@ class CaptureChunks:
         if wanted is not None and wanted.ends(first_row):
             return
         src = open_source(path)
-        walk = SourceWalk(src, reassemble=True)
+        walk = SourceWalk(src, reassemble=self.reassemble)
         file_id = self.first_file_id + len(self.files)
         stats = RecordStats()
         addrs = self.addrs
@@ -128,10 +159,10 @@ class CaptureChunks:
             layers, sacks = _decode.LayerBuffer(), _decode.U32Buffer()
             known = len(addrs)
             for rec, pkt in walk.chunks(addrs, layers, sacks, first_row, self.chunk,
-                                        decode=self.decode, wanted=wanted):
+                                        reuse=self.reuse, decode=self.decode, wanted=wanted):
                 row = walk.chunk_row
                 layer_rows, sack_edges = walk.chunk_extras(layers, sacks)
-                texts = addrs.texts(known)
+                texts = addrs.texts(known) if self.tables else []
                 known += len(texts)
                 yield rec, pkt, sack_edges, layer_rows, row, texts
 
@@ -144,7 +175,7 @@ class CaptureChunks:
             file_frame = None if first_row == 0 else np.arange(
                 row - first_row + 1, row - first_row + n + 1, dtype=np.uint32)
             yield Chunk(rec, pkt, sack_edges, layer_rows, row, file_id, file_frame,
-                        self.words.series, self.decode)
+                        self._addresses(), self.decode)
         self.files.append(FileRead(src, stats.describe(walk.info, walk.warnings, walk.complete),
                                    walk.warnings + stats.unsupported_warnings(src.path),
                                    walk.complete, walk.frames))
@@ -165,7 +196,7 @@ class CaptureChunks:
                     continue
             yield Chunk(merged.rec, merged.pkt, merged.sack_edges, merged.layer_rows, first_row,
                         merged.file_id + np.uint16(self.first_file_id), merged.file_frame,
-                        self.words.series)
+                        self._addresses())
         for f in files:
             walk = f.walk
             self.files.append(FileRead(walk.src, f.stats.describe(walk.info, walk.warnings,

@@ -1,9 +1,10 @@
 """What `tcpsift info` reports: per-file facts and protocol counts.
 
-The files are walked and decoded in small chunks written into the same few arrays, so
-the work stays in the CPU cache and memory stays flat whatever the file size; no
-Polars table is built. A thread decodes chunk k+1 while this one counts chunk k and
-helps it (reads blocks ahead, decodes part of blocks of small frames). Counts are per
+The files are walked and decoded by tcpsift.capture.chunks (the loop read() and scan()
+use), in small chunks written into the same few arrays, so the work stays in the CPU
+cache and memory stays flat whatever the file size; no Polars table is built. A thread
+decodes chunk k+1 while this one counts chunk k and helps it (reads blocks ahead,
+decodes part of blocks of small frames). Counts are per
 frame as decoded: an IP fragment counts by its own headers (reassembly, which
 `tcpsift.read` does, is not needed for a summary).
 """
@@ -12,12 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 from tcpsift import schema
-from tcpsift.capture.background import in_background
-from tcpsift.capture.files import RecordStats, each_file
+from tcpsift.capture.chunks import CaptureChunks
 from tcpsift.capture.paths import capture_paths
-from tcpsift.capture.reader import SourceWalk
-from tcpsift.capture.source import open_source
-from tcpsift.decode import _decode
 from tcpsift.decode._decode import PRESENCE
 
 CHUNK = 1 << 16
@@ -49,39 +46,19 @@ def summarize(paths) -> dict:
     """Per-file facts, counts over all files, decode status, warnings (JSON-ready).
 
     Raises CaptureError like `tcpsift.read` (a single file, or every file, unreadable)."""
-    paths = capture_paths(paths)
-    addrs, layers, sacks = _decode.AddressTable(), _decode.LayerBuffer(), _decode.U32Buffer()
     totals = dict.fromkeys(COUNTS, 0)
     status = np.zeros(len(schema.DECODE_STATUS), np.int64)
-
-    def read_one(path):
-        stats = RecordStats()
-        walk = SourceWalk(open_source(path))
-
-        def decoded():
-            # three array sets: one counted, one waiting, one being decoded
-            for rec, pkt in walk.chunks(addrs, layers, sacks, 0, CHUNK, reuse=3):
-                layers.clear()
-                sacks.clear()
-                yield rec, pkt
-
-        for rec, pkt in in_background(decoded, helper=walk):
-            stats.add(rec)
-            _add_counts(totals, pkt)
-            status[:] += np.bincount(pkt["status"], minlength=len(status))[:len(status)]
-        return stats, walk
-
-    done, warnings, complete = each_file(paths, read_one)
-    files, unsupported = [], []
-    for stats, walk in done:
-        files.append(stats.describe(walk.info, walk.warnings, walk.complete))
-        warnings += walk.warnings
-        unsupported += stats.unsupported_warnings(walk.src.path)
-        complete &= walk.complete
+    # the files one after the other (totals do not depend on the order), in three sets
+    # of arrays used in turn (one counted, one waiting, one being decoded), no tables
+    chunks = CaptureChunks(capture_paths(paths), "concat", CHUNK, tables=False, reuse=3,
+                           reassemble=False)
+    for chunk in chunks:
+        _add_counts(totals, chunk.pkt)
+        status[:] += np.bincount(chunk.pkt["status"], minlength=len(status))[:len(status)]
     return {
-        "files": files,
+        "files": [f.info for f in chunks.files],
         "counts": totals,
         "status": {name: int(n) for name, n in zip(schema.DECODE_STATUS, status) if n},
-        "warnings": warnings + unsupported,
-        "complete": complete,
+        "warnings": chunks.warnings,
+        "complete": chunks.complete,
     }
