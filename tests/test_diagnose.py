@@ -229,6 +229,25 @@ def test_cli_json_names_loss():
         assert any(e["kind"] == "loss" for e in c["episodes"])
 
 
+@pytest.mark.parametrize("pair", ("lossy", "offset"))
+def test_two_point_pairs_each_point_counts_what_was_dropped_between_them(pair):
+    # the lab's forwarder between the points dropped these; at the point upstream of a
+    # loss the segment is seen and resent (data only: a lost ACK is never resent), at the
+    # point downstream it is missing (the sender's IPv4 identifications show each one)
+    directions = truth(f"twopoint-{pair}")["injected"]["directions"]
+    lost = {d: directions[d]["lost"]["packets"] for d in ("c2s", "s2c")}
+    data = {d: sum(1 for p in packets if p["len"] > 0) for d, packets in lost.items()}
+    for point in ("a", "b"):
+        c = diagnosed(f"twopoint-{pair}-{point}.pcap").connections
+        got = {d: int(c[f"{d}_lost"].sum()) for d in ("c2s", "s2c")}
+        for d in ("c2s", "s2c"):
+            upstream = directions[d]["upstream_point"] == point
+            # downstream, a lost ACK shows only beside lost data (no loss, no guess)
+            assert got[d] in ((data[d],) if upstream else (data[d], len(lost[d]))), (point, d)
+    a = diagnosed(f"twopoint-{pair}-a.pcap").connections
+    assert int(a["s2c_lost"].sum()) == len(lost["s2c"])
+
+
 # --- seed-like.pcap ------------------------------------------------------------------------
 
 def test_seed_like_names_the_clients_receive_window_during_its_stall():
