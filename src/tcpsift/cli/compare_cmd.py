@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from tcpsift.cli.common import EXIT_PARTIAL, check_output, fail, output_file
+from tcpsift.cli.common import EXIT_PARTIAL, cache_options, check_output, fail, output_file
 from tcpsift.cli.paths import CAPTURE_FILE
 from tcpsift.cli.textview import width_option
 
@@ -27,6 +27,7 @@ CONNECTION_ROWS = 20
                                      "name ending in .html: a report page with plots of the "
                                      "one-way delay and the losses over time.")
 @width_option
+@cache_options
 def compare(captures, fmt, nat, output, width):
     """Compare captures A B [C ...] of the same traffic taken at two points, or at more in
     path order: which packets were lost, duplicated, reordered or delayed between the
