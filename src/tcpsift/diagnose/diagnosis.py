@@ -103,6 +103,13 @@ def diagnose(source, streams=None, mode: str = "merge") -> Diagnosis:
     time shares per class (tcpsift.diagnose.shares.CLASSES), counts, and the episodes
     with their frames. `streams`: only these tcp.stream numbers."""
     cap, files = _read(source, mode)
+    from tcpsift.tcp import INPUT_COLUMNS
+    from tcpsift.tcp.connections import PACKET_COLUMNS as CONN_COLUMNS
+
+    absent = {*INPUT_COLUMNS, *CONN_COLUMNS, *TIMELINE_COLUMNS} - set(cap.packets.columns)
+    if absent:
+        raise DiagnoseError(f"the capture was read without the packet columns "
+                            f"{', '.join(sorted(absent))}: read it with them (or all)")
     conns = cap.conns
     if len(conns) == 0:
         raise DiagnoseError("no TCP connection in the capture")
