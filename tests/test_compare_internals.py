@@ -1,7 +1,11 @@
 """Helpers of tcpsift.compare against NumPy's own answers."""
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
+import pytest
 
 
 def test_stable_order_is_numpys_stable_argsort():
@@ -12,3 +16,27 @@ def test_stable_order_is_numpys_stable_argsort():
                    rng.integers(0, 300, 10_000),                 # small: lowest bits differ
                    np.array([5, 3, 5, 3, 4]), np.array([], np.int64), np.array([9])):
         assert np.array_equal(stable_order(values), np.argsort(values, kind="stable"))
+
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from support import tcp_conformance as tc  # noqa: E402
+
+SSH_DUPS = tc.shared() / "captures" / "public" / "tcp" / "ssh-dups-fast-retransmissions.pcap"
+
+
+def test_identical_captures_with_copies_in_one_microsecond_lose_nothing():
+    # a public capture with packets captured up to four times in the same microsecond: at
+    # both points the same, so nothing is lost, duplicated or retransmitted for a loss
+    # between them, whatever order the sorts give to copies of one time
+    import tcpsift
+
+    if not SSH_DUPS.exists():
+        pytest.skip(f"needs {SSH_DUPS}")
+    got = tcpsift.compare(SSH_DUPS, SSH_DUPS).to_dict()
+    for d in got["per_direction"].values():
+        assert d["matched"] == d["sent_upstream"] > 0
+        assert (d["lost_between_points"], d["duplicated_between_points"],
+                d["reordered_between_points"]) == (0, 0, 0)
+        assert d["retransmissions"]["original_lost_between_points"] == 0
+        assert d["window_shrinks_only_upstream"] == d["window_shrinks_only_downstream"] == 0

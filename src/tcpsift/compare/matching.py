@@ -87,11 +87,14 @@ def assign(upstream: pl.DataFrame, downstream: pl.DataFrame) -> pl.DataFrame:
     rows with `up_row`, the upstream row each one is a copy of (null: none was sent before
     it arrived)."""
     run, rank = runs()
-    up = upstream.sort("key", "t").with_columns(rank=rank)
-    down = downstream.sort("key", "t").with_columns(run=run, rank=rank, probe=C("t") + SLACK_NS)
+    # (the row id breaks ties of time: identical copies captured in the same microsecond
+    # keep one order through every sort, or two of them would take the same rank)
+    up = upstream.sort("key", "t", "row").with_columns(rank=rank)
+    down = downstream.sort("key", "t", "row").with_columns(run=run, rank=rank,
+                                                          probe=C("t") + SLACK_NS)
     latest = down.sort("probe").join_asof(
         up.select("key", "t", latest_rank="rank").sort("t"), left_on="probe", right_on="t",
-        by="key", strategy="backward", check_sortedness=False).sort("key", "t")
+        by="key", strategy="backward", check_sortedness=False).sort("key", "t", "row")
     # the latest order-keeping choice: rank_i = min over later copies k of (latest_k - k) + i;
     # a copy that finds no rank left (more copies downstream than upstream) takes the latest
     # one it may be: a duplicate
