@@ -1686,7 +1686,8 @@ ctypedef struct CAgg:            # one connection (stream)
     int64_t* rtt
     int32_t nrtt, rtt_cap
     int64_t rtt_min, rtt_median, rtt_max   # set by take()
-    CSide side[2]
+    uint8_t client_dir                     # set by take(), which then swaps the sides
+    CSide side[2]                          # (in take()'s records: client, server)
 
 
 cdef inline bint nth_shown(uint32_t k) noexcept nogil:
@@ -1979,12 +1980,12 @@ cdef class ConnAggregates:
 
     def take(self, const uint32_t[::1] streams):
         """The values of these streams (each with rows), one record each (CONN_DTYPE:
-        the connection's fields, then side0_* and side1_* per direction), and their
-        state freed."""
+        the connection's fields, then the client's c_* and the server's s_*), and their
+        state freed. The roles are decided here: the client is the sender of the first
+        SYN; without one, the receiver of the first SYN-ACK; without either, the side
+        sending from the higher port (equal ports: direction 0). `history` then holds the
+        letters as text (the client's upper case), `nhistory` of them."""
         cdef Py_ssize_t m = streams.shape[0], i
-        cdef CAgg* g
-        cdef int d
-        cdef Py_ssize_t lo, hi
         for i in range(m):
             if streams[i] >= self.cap or not self.aggs[streams[i]].used:
                 raise ValueError(f"connection aggregates: no stream {streams[i]}")
@@ -1992,27 +1993,50 @@ cdef class ConnAggregates:
         cdef unsigned char[::1] b = buf
         with nogil:
             for i in range(m):
-                g = &self.aggs[streams[i]]
-                if g.nrtt:
-                    qsort(g.rtt, g.nrtt, sizeof(int64_t), cmp_i64)
-                    lo = (g.nrtt - 1) // 2
-                    hi = g.nrtt // 2
-                    g.rtt_min = g.rtt[0]
-                    g.rtt_max = g.rtt[g.nrtt - 1]
-                    # Polars' median: the mean of the two middle values (as doubles),
-                    # truncated
-                    g.rtt_median = <int64_t>((<double>g.rtt[lo] + <double>g.rtt[hi]) / 2)
-                for d in range(2):
-                    if g.side[d].npending:
-                        # never answered by a SYN-ACK: only a time at the end of time passes
-                        settle_pending(&g.side[d], C_NO_TIME_MAX)
-                memcpy(&b[i * sizeof(CAgg)], g, sizeof(CAgg))
-                agg_free(g)
-                memset(g, 0, sizeof(CAgg))
-                g.syn_dir = g.synack_dir = g.rst_dir = -1
-                side_init(&g.side[0])
-                side_init(&g.side[1])
+                take_one(&self.aggs[streams[i]], <CAgg*>&b[i * sizeof(CAgg)])
         return np.frombuffer(buf, CONN_DTYPE)
+
+
+cdef const char* LETTERS = b"SHADFRIQTWshadfriqtw"
+
+
+cdef void take_one(CAgg* g, CAgg* out) noexcept nogil:
+    """g's record, roles applied, into `out`; g is freed and ready for reuse."""
+    cdef Py_ssize_t lo, hi, j
+    cdef int d, cd
+    cdef CSide* s0 = &g.side[0]
+    if g.nrtt:
+        qsort(g.rtt, g.nrtt, sizeof(int64_t), cmp_i64)
+        lo = (g.nrtt - 1) // 2
+        hi = g.nrtt // 2
+        g.rtt_min = g.rtt[0]
+        g.rtt_max = g.rtt[g.nrtt - 1]
+        # Polars' median: the mean of the two middle values (as doubles), truncated
+        g.rtt_median = <int64_t>((<double>g.rtt[lo] + <double>g.rtt[hi]) / 2)
+    for d in range(2):
+        if g.side[d].npending:
+            # never answered by a SYN-ACK: only a time at the end of time passes
+            settle_pending(&g.side[d], C_NO_TIME_MAX)
+    if g.syn_dir >= 0:
+        cd = g.syn_dir
+    elif g.synack_dir >= 0:
+        cd = 1 - g.synack_dir
+    else:
+        cd = 1 if (s0.seen and (s0.has & H_PORTS) and s0.sport < s0.dport) else 0
+    g.client_dir = <uint8_t>cd
+    for j in range(g.nhistory):
+        # (letter, direction) -> the letter, upper case for the client's
+        g.history[j] = LETTERS[(g.history[j] >> 1) + (0 if (g.history[j] & 1) == cd else 10)]
+    memcpy(out, g, sizeof(CAgg))
+    memcpy(&out.side[0], &g.side[cd], sizeof(CSide))
+    memcpy(&out.side[1], &g.side[1 - cd], sizeof(CSide))
+    out.rtt = NULL
+    out.side[0].pending = out.side[1].pending = NULL
+    agg_free(g)
+    memset(g, 0, sizeof(CAgg))
+    g.syn_dir = g.synack_dir = g.rst_dir = -1
+    side_init(&g.side[0])
+    side_init(&g.side[1])
 
 
 cdef CAgg _g
@@ -2030,6 +2054,7 @@ _CONN_FIELDS = [
     ("history", _at(&_g.history[0]), f"({MAX_HISTORY},)u1"),
     ("nrtt", _at(&_g.nrtt), "i4"), ("rtt_min", _at(&_g.rtt_min), "i8"),
     ("rtt_median", _at(&_g.rtt_median), "i8"), ("rtt_max", _at(&_g.rtt_max), "i8"),
+    ("client_dir", _at(&_g.client_dir), "u1"),
 ]
 cdef CSide _cs
 
@@ -2052,8 +2077,8 @@ _SIDE_FIELDS = (
     ("ack_frame", _sat(&_cs.ack_frame), "i8"), ("fin", _sat(&_cs.fin), "u1"),
     ("rst", _sat(&_cs.rst), "u1"), ("plain", _sat(&_cs.plain), "u1"),
     ("last_syn", _sat(&_cs.last_syn), "u1"))
-for _d, _base in ((0, _at(&_g.side[0])), (1, _at(&_g.side[1]))):
-    _CONN_FIELDS += [(f"side{_d}_{name}", _base + off, kind) for name, off, kind in _SIDE_FIELDS]
+for _who, _base in (("c", _at(&_g.side[0])), ("s", _at(&_g.side[1]))):
+    _CONN_FIELDS += [(f"{_who}_{name}", _base + off, kind) for name, off, kind in _SIDE_FIELDS]
 # one ConnAggregates.take() record (native byte order: the struct as it lies in memory)
 CONN_DTYPE = np.dtype({"names": [f[0] for f in _CONN_FIELDS],
                        "formats": [f[2] for f in _CONN_FIELDS],
@@ -2113,3 +2138,253 @@ def fill_conn_rows(Py_ssize_t n, uint32_t first_frame, dict rec, dict pkt, dict 
             o_frame[i] = first_frame + <uint32_t>i
             o_len[i] = tcp_len[i] if (bits & m_len) else 0
             o_win[i] = window[i] if (bits & m_flags) else -1
+
+
+# --- the connection keys' hashes, row by row (tcpsift.tcp.keys) ----------------------------
+# SHA-1 (FIPS 180-4) and BLAKE2b (RFC 7693) of short messages (one block each), written
+# from the specifications: a call per connection into hashlib costs more than the hash.
+
+cdef inline uint32_t rol32(uint32_t x, int n) noexcept nogil:
+    return (x << n) | (x >> (32 - n))
+
+
+cdef void sha1_one(const uint8_t* msg, Py_ssize_t length, uint8_t* out) noexcept nogil:
+    """SHA-1 of a message of at most 55 bytes (one padded block)."""
+    cdef uint8_t block[64]
+    cdef uint32_t w[80]
+    cdef uint32_t a, b, c, d, e, f, k, temp
+    cdef uint32_t h[5]
+    cdef uint64_t bits = <uint64_t>length * 8
+    cdef int i
+    memset(block, 0, 64)
+    memcpy(block, msg, length)
+    block[length] = 0x80
+    for i in range(8):
+        block[63 - i] = <uint8_t>(bits >> (8 * i))
+    for i in range(16):
+        w[i] = ((<uint32_t>block[4 * i] << 24) | (<uint32_t>block[4 * i + 1] << 16)
+                | (<uint32_t>block[4 * i + 2] << 8) | block[4 * i + 3])
+    for i in range(16, 80):
+        w[i] = rol32(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1)
+    h[0], h[1], h[2], h[3], h[4] = 0x67452301U, 0xEFCDAB89U, 0x98BADCFEU, 0x10325476U, 0xC3D2E1F0U
+    a, b, c, d, e = h[0], h[1], h[2], h[3], h[4]
+    for i in range(80):
+        if i < 20:
+            f = (b & c) | ((~b) & d)
+            k = 0x5A827999U
+        elif i < 40:
+            f = b ^ c ^ d
+            k = 0x6ED9EBA1U
+        elif i < 60:
+            f = (b & c) | (b & d) | (c & d)
+            k = 0x8F1BBCDCU
+        else:
+            f = b ^ c ^ d
+            k = 0xCA62C1D6U
+        temp = rol32(a, 5) + f + e + k + w[i]
+        e = d
+        d = c
+        c = rol32(b, 30)
+        b = a
+        a = temp
+    h[0] += a
+    h[1] += b
+    h[2] += c
+    h[3] += d
+    h[4] += e
+    for i in range(5):
+        out[4 * i] = <uint8_t>(h[i] >> 24)
+        out[4 * i + 1] = <uint8_t>(h[i] >> 16)
+        out[4 * i + 2] = <uint8_t>(h[i] >> 8)
+        out[4 * i + 3] = <uint8_t>h[i]
+
+
+cdef uint64_t B2_IV[8]
+B2_IV[:] = [0x6a09e667f3bcc908ULL, 0xbb67ae8584caa73bULL, 0x3c6ef372fe94f82bULL,
+            0xa54ff53a5f1d36f1ULL, 0x510e527fade682d1ULL, 0x9b05688c2b3e6c1fULL,
+            0x1f83d9abfb41bd6bULL, 0x5be0cd19137e2179ULL]
+cdef uint8_t B2_SIGMA[10][16]
+B2_SIGMA[:] = [
+    [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15],
+    [14, 10, 4, 8, 9, 15, 13, 6, 1, 12, 0, 2, 11, 7, 5, 3],
+    [11, 8, 12, 0, 5, 2, 15, 13, 10, 14, 3, 6, 7, 1, 9, 4],
+    [7, 9, 3, 1, 13, 12, 11, 14, 2, 6, 5, 10, 4, 0, 15, 8],
+    [9, 0, 5, 7, 2, 4, 10, 15, 14, 1, 11, 12, 6, 8, 3, 13],
+    [2, 12, 6, 10, 0, 11, 8, 3, 4, 13, 7, 5, 15, 14, 1, 9],
+    [12, 5, 1, 15, 14, 13, 4, 10, 0, 7, 6, 3, 9, 2, 8, 11],
+    [13, 11, 7, 14, 12, 1, 3, 9, 5, 0, 15, 4, 8, 6, 2, 10],
+    [6, 15, 14, 9, 11, 3, 0, 8, 12, 2, 13, 7, 1, 4, 10, 5],
+    [10, 2, 8, 4, 7, 6, 1, 5, 15, 11, 9, 14, 3, 12, 13, 0]]
+
+
+cdef inline uint64_t ror64(uint64_t x, int n) noexcept nogil:
+    return (x >> n) | (x << (64 - n))
+
+
+cdef inline void b2_g(uint64_t* v, int a, int b, int c, int d, uint64_t x,
+                      uint64_t y) noexcept nogil:
+    v[a] = v[a] + v[b] + x
+    v[d] = ror64(v[d] ^ v[a], 32)
+    v[c] = v[c] + v[d]
+    v[b] = ror64(v[b] ^ v[c], 24)
+    v[a] = v[a] + v[b] + y
+    v[d] = ror64(v[d] ^ v[a], 16)
+    v[c] = v[c] + v[d]
+    v[b] = ror64(v[b] ^ v[c], 63)
+
+
+cdef void blake2b_one(const uint8_t* msg, Py_ssize_t length, int outlen,
+                      uint8_t* out) noexcept nogil:
+    """Unkeyed BLAKE2b with an `outlen`-byte digest of a message of 1 to 128 bytes (one
+    block)."""
+    cdef uint8_t block[128]
+    cdef uint64_t m[16]
+    cdef uint64_t v[16]
+    cdef uint64_t h[8]
+    cdef const uint8_t* s
+    cdef int i, j
+    memset(block, 0, 128)
+    memcpy(block, msg, length)
+    for i in range(16):
+        m[i] = 0
+        for j in range(8):
+            m[i] |= <uint64_t>block[8 * i + j] << (8 * j)
+    for i in range(8):
+        h[i] = B2_IV[i]
+    h[0] ^= 0x01010000ULL ^ <uint64_t>outlen
+    for i in range(8):
+        v[i] = h[i]
+        v[i + 8] = B2_IV[i]
+    v[12] ^= <uint64_t>length
+    v[14] = ~v[14]           # the last block
+    for i in range(12):
+        s = B2_SIGMA[i % 10]
+        b2_g(v, 0, 4, 8, 12, m[s[0]], m[s[1]])
+        b2_g(v, 1, 5, 9, 13, m[s[2]], m[s[3]])
+        b2_g(v, 2, 6, 10, 14, m[s[4]], m[s[5]])
+        b2_g(v, 3, 7, 11, 15, m[s[6]], m[s[7]])
+        b2_g(v, 0, 5, 10, 15, m[s[8]], m[s[9]])
+        b2_g(v, 1, 6, 11, 12, m[s[10]], m[s[11]])
+        b2_g(v, 2, 7, 8, 13, m[s[12]], m[s[13]])
+        b2_g(v, 3, 4, 9, 14, m[s[14]], m[s[15]])
+    for i in range(8):
+        h[i] ^= v[i] ^ v[i + 8]
+    for i in range(outlen):
+        out[i] = <uint8_t>(h[i // 8] >> (8 * (i % 8)))
+
+
+def sha1_rows(const uint8_t[:, ::1] long_rows, const uint8_t[:, ::1] short_rows,
+              const uint8_t[::1] is_long):
+    """SHA-1 of each row: of `long_rows`' row where is_long, else of `short_rows`' (rows
+    of at most 55 bytes), as an n x 20 array."""
+    cdef Py_ssize_t n = is_long.shape[0], i
+    cdef Py_ssize_t wl = long_rows.shape[1], ws = short_rows.shape[1]
+    if long_rows.shape[0] < n or short_rows.shape[0] < n or wl > 55 or ws > 55:
+        raise ValueError("sha1_rows: rows missing or longer than 55 bytes")
+    out = np.empty((n, 20), np.uint8)
+    cdef uint8_t[:, ::1] o = out
+    with nogil:
+        for i in range(n):
+            if is_long[i]:
+                sha1_one(&long_rows[i, 0], wl, &o[i, 0])
+            else:
+                sha1_one(&short_rows[i, 0], ws, &o[i, 0])
+    return out
+
+
+def blake2b_rows(const uint8_t[:, ::1] rows, int digest_size):
+    """Unkeyed BLAKE2b (`digest_size` bytes, 1 to 64) of each row (1 to 128 bytes), as
+    an n x digest_size array."""
+    cdef Py_ssize_t n = rows.shape[0], w = rows.shape[1], i
+    if not 1 <= w <= 128 or not 1 <= digest_size <= 64:
+        raise ValueError("blake2b_rows: rows of 1 to 128 bytes, digests of 1 to 64")
+    out = np.empty((n, digest_size), np.uint8)
+    cdef uint8_t[:, ::1] o = out
+    with nogil:
+        for i in range(n):
+            blake2b_one(&rows[i, 0], w, digest_size, &o[i, 0])
+    return out
+
+
+cdef const char* B64 = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+cdef const char* B62 = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def community_id_rows(const uint8_t[:, ::1] a, const uint8_t[:, ::1] b,
+                      const uint16_t[::1] pa, const uint16_t[::1] pb,
+                      const uint8_t[::1] is6, uint8_t proto, uint16_t seed):
+    """Community ID v1 texts ("1:" + base64 of the SHA-1, 30 bytes) of flows between
+    addresses a and b (16 bytes each, IPv4 as ::ffff:a.b.c.d; `is6`: IPv6 flows) and
+    ports pa and pb: the lower endpoint (address bytes, then port) first."""
+    cdef Py_ssize_t n = is6.shape[0], i, j, k, alen, at
+    cdef uint8_t msg[40]
+    cdef uint8_t digest[21]
+    cdef const uint8_t* lo
+    cdef const uint8_t* hi
+    cdef uint16_t plo, phi
+    cdef int order
+    cdef uint32_t word
+    if (a.shape[0] < n or b.shape[0] < n or pa.shape[0] < n or pb.shape[0] < n
+            or a.shape[1] != 16 or b.shape[1] != 16):
+        raise ValueError("community_id_rows: n x 16 addresses and n ports")
+    out = np.empty((n, 30), np.uint8)
+    cdef uint8_t[:, ::1] o = out
+    with nogil:
+        for i in range(n):
+            order = 0
+            for j in range(16):
+                if a[i, j] != b[i, j]:
+                    order = -1 if a[i, j] < b[i, j] else 1
+                    break
+            if order > 0 or (order == 0 and pb[i] < pa[i]):
+                lo, hi, plo, phi = &b[i, 0], &a[i, 0], pb[i], pa[i]
+            else:
+                lo, hi, plo, phi = &a[i, 0], &b[i, 0], pa[i], pb[i]
+            alen = 16 if is6[i] else 4
+            msg[0] = <uint8_t>(seed >> 8)
+            msg[1] = <uint8_t>seed
+            memcpy(&msg[2], lo + 16 - alen, alen)
+            memcpy(&msg[2 + alen], hi + 16 - alen, alen)
+            at = 2 + 2 * alen
+            msg[at] = proto
+            msg[at + 1] = 0
+            msg[at + 2] = <uint8_t>(plo >> 8)
+            msg[at + 3] = <uint8_t>plo
+            msg[at + 4] = <uint8_t>(phi >> 8)
+            msg[at + 5] = <uint8_t>phi
+            sha1_one(msg, at + 6, digest)
+            digest[20] = 0
+            o[i, 0] = 49       # "1:"
+            o[i, 1] = 58
+            for k in range(7):
+                word = ((<uint32_t>digest[3 * k] << 16) | (<uint32_t>digest[3 * k + 1] << 8)
+                        | digest[3 * k + 2])
+                o[i, 2 + 4 * k] = B64[(word >> 18) & 63]
+                o[i, 3 + 4 * k] = B64[(word >> 12) & 63]
+                o[i, 4 + 4 * k] = B64[(word >> 6) & 63]
+                o[i, 5 + 4 * k] = B64[word & 63]
+            o[i, 29] = 61      # "=": 20 bytes are padded by one
+    return out
+
+
+def uid_rows(const uint8_t[:, ::1] rows, int digits):
+    """"C" + `digits` base-62 digits (most significant first) of the 8-byte BLAKE2b of
+    each row, read as a big-endian integer."""
+    cdef Py_ssize_t n = rows.shape[0], w = rows.shape[1], i, k
+    cdef uint8_t digest[8]
+    cdef uint64_t value
+    if not 1 <= w <= 128 or not 1 <= digits <= 20:
+        raise ValueError("uid_rows: rows of 1 to 128 bytes")
+    out = np.empty((n, digits + 1), np.uint8)
+    cdef uint8_t[:, ::1] o = out
+    with nogil:
+        for i in range(n):
+            blake2b_one(&rows[i, 0], w, 8, digest)
+            value = 0
+            for k in range(8):
+                value = (value << 8) | digest[k]
+            o[i, 0] = 67       # "C"
+            for k in range(digits, 0, -1):
+                o[i, k] = B62[value % 62]
+                value //= 62
+    return out

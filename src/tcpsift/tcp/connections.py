@@ -44,9 +44,6 @@ NO_TIME_MAX = np.iinfo(np.int64).max  # the empty value of a minimum of times
 NO_ROW = np.iinfo(np.int64).max       # the empty value of a minimum of frames
 NO_WINDOW = np.iinfo(np.uint32).max   # above any scaled window (65535 << 14)
 
-HISTORY_LETTERS = "SHADFRIQ"          # then T and W (the kernel's letter codes 0 .. 9)
-_UPPER = np.frombuffer((HISTORY_LETTERS + "TW").encode(), np.uint8)
-_LOWER = np.frombuffer((HISTORY_LETTERS + "TW").lower().encode(), np.uint8)
 
 
 def _has_bits():
@@ -129,11 +126,29 @@ class AddressNames:
             self.position = np.zeros(int(codes.max()) + 1 if len(codes) else 1, np.int64)
             self.position[codes] = np.arange(len(codes))
 
-    def __call__(self, codes: np.ndarray, known: np.ndarray) -> pl.Series:
-        """The texts of `codes`, null where not `known`."""
+    def _positions(self, codes: np.ndarray, known: np.ndarray) -> np.ndarray:
         at = codes.astype(np.int64) if self.position is None else \
             self.position[np.minimum(codes, len(self.position) - 1)]
-        at = np.where(known, at, 0)
+        return np.where(known, at, -1)
+
+    def packed(self, codes: np.ndarray, known: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(n x 16 bytes, is IPv6) of the addresses of `codes` (tcpsift.addresses.pack;
+        zeros where not `known`), each distinct address packed once."""
+        from tcpsift.addresses import pack
+
+        distinct, row = np.unique(self._positions(codes, known), return_inverse=True)
+        table = np.zeros((len(distinct), 16), np.uint8)
+        v6 = np.zeros(len(distinct), bool)
+        texts = self.texts.gather(np.maximum(distinct, 0)).to_list() if len(self.texts) else []
+        for j, (at, text) in enumerate(zip(distinct.tolist(), texts)):
+            if at >= 0 and text is not None:
+                table[j] = np.frombuffer(pack(text), np.uint8)
+                v6[j] = ":" in text
+        return table[row], v6[row]
+
+    def __call__(self, codes: np.ndarray, known: np.ndarray) -> pl.Series:
+        """The texts of `codes`, null where not `known`."""
+        at = np.maximum(self._positions(codes, known), 0)
         if not len(self.texts):
             return pl.Series([None] * len(codes), dtype=pl.String)
         return self.texts.gather(at).set(pl.Series(~known), None)
@@ -143,19 +158,12 @@ def _nullable(values: np.ndarray, present: np.ndarray, name: str = "") -> pl.Ser
     return pl.Series(name, values).set(pl.Series(~present), None)
 
 
-def _history(rec: np.ndarray, client_dir: np.ndarray) -> pl.Series:
-    """Zeek-style history strings from the kernel's event codes (2 * letter + direction,
-    in order): the client's letters in upper case, the server's in lower case; null for
-    a connection with no letter."""
-    codes = rec["history"]
-    n = rec["nhistory"].astype(np.int64)
-    letter, direction = codes >> 1, codes & 1
-    chars = np.where(direction == client_dir[:, None], _UPPER[np.minimum(letter, 9)],
-                     _LOWER[np.minimum(letter, 9)])
-    chars[np.arange(codes.shape[1])[None, :] >= n[:, None]] = 0
-    text = pl.Series("history", np.ascontiguousarray(chars).view(f"S{codes.shape[1]}").ravel()
+def _history(rec: np.ndarray) -> pl.Series:
+    """The history texts of ConnAggregates.take()'s records (null: no letter)."""
+    width = rec["history"].shape[1]
+    text = pl.Series("history", np.ascontiguousarray(rec["history"]).view(f"S{width}").ravel()
                      ).cast(pl.String)
-    return text.set(pl.Series(n == 0), None)
+    return text.set(pl.Series(rec["nhistory"] == 0), None)
 
 
 def _endpoint_state(syn: np.ndarray, fin: np.ndarray, rst: np.ndarray, client: bool) -> np.ndarray:
@@ -242,19 +250,28 @@ def _client_keys(conns: pl.DataFrame, client_by) -> pl.Series:
                      "to host names")
 
 
-def _open_at_end(conns: pl.DataFrame, client_by) -> tuple[np.ndarray, np.ndarray]:
+def _open_at_end(conns: pl.DataFrame, client_by,
+                 codes: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(all other connections of the client, those to the same server address) open at
-    each connection's end: its first FIN or RST, else its last packet."""
+    each connection's end: its first FIN or RST, else its last packet. `codes`: the
+    client's and the server's address codes (one per address), when the client is its
+    address: then they number the groups, not the texts."""
     first = conns["first_frame"].to_numpy().astype(np.int64)
     est = conns["established_frame"].fill_null(0).to_numpy().astype(np.int64)
     # no handshake seen (mid-stream): open from its first packet
     est = np.where(conns["syn_ts_ns"].is_null().to_numpy(), first, np.where(est > 0, est, NEVER))
     closed = conns["close_frame"].fill_null(NEVER).to_numpy().astype(np.int64)
     end = np.where(closed < NEVER, closed, conns["last_frame"].to_numpy().astype(np.int64))
-    keys = pl.DataFrame({"client": _client_keys(conns, client_by).cast(pl.String),
-                         "server": conns["server"].cast(pl.String)})
-    client = keys.select(pl.col("client").rank("dense")).to_series().to_numpy()
-    client_server = keys.select(pl.struct("client", "server").rank("dense")).to_series().to_numpy()
+    if codes is not None and client_by == "ip":
+        c, s = (x.astype(np.int64) for x in codes)
+        client = np.unique(c, return_inverse=True)[1]
+        client_server = np.unique((c << 32) | s, return_inverse=True)[1]
+    else:
+        keys = pl.DataFrame({"client": _client_keys(conns, client_by).cast(pl.String),
+                             "server": conns["server"].cast(pl.String)})
+        client = keys.select(pl.col("client").rank("dense")).to_series().to_numpy()
+        client_server = keys.select(pl.struct("client", "server").rank("dense")
+                                    ).to_series().to_numpy()
     every = _open_counts(client, est, closed, end)
     return every, _open_counts(client_server, est, closed, end)
 
@@ -288,7 +305,7 @@ def connections(capture, client_by="ip") -> pl.DataFrame:
 
 
 def read_connections(paths, mode: str = "merge", client_by="ip",
-                     chunk: int = 1 << 18) -> tuple[pl.DataFrame, list[str], bool]:
+                     chunk: int = 1 << 16) -> tuple[pl.DataFrame, list[str], bool]:
     """connections(tcpsift.read(paths, mode=mode), client_by) without the capture's
     tables: (the connection table, the capture's warnings, whether it was read
     completely). The frames are decoded chunk by chunk (tcpsift.capture.chunks); each
@@ -326,41 +343,25 @@ def read_connections(paths, mode: str = "merge", client_by="ip",
                      "eth_dst": pkt["eth_dst"], "mss": pkt["mss"], "wscale": pkt["wscale"]},
                  out)
     streams = acc.used()
-    names = AddressNames(chunks.words.series)
+    # (the decoder's address table: id -> text, MAC and IP addresses alike)
+    names = AddressNames(pl.Series(chunks.addrs.texts(0), dtype=pl.String))
     table = conn_table(streams, acc.take(streams), names, names, client_by)
     return table, chunks.warnings, chunks.complete
 
 
 def conn_table(streams: np.ndarray, rec: np.ndarray, ip: AddressNames,
                eth: AddressNames | None, client_by) -> pl.DataFrame:
-    """The connection table from ConnAggregates.take()'s records of `streams`: the
-    roles decided, then every column, vectorised over the connections."""
+    """The connection table from ConnAggregates.take()'s records of `streams` (client
+    and server sides already told apart): every column, vectorised over the
+    connections."""
     from tcpsift.tcp import _analysis as K
 
     if not len(streams):
         return pl.DataFrame(schema=polars_schema(CONN_COLUMNS))
     h = K.CONN_HAS
     fields: tuple[str, ...] = rec.dtype.names or ()
-    side = {d: {name[6:]: rec[name] for name in fields if name.startswith(f"side{d}_")}
-            for d in (0, 1)}
-    # which direction is the client's: the first SYN's, else the one opposite the first
-    # SYN-ACK, else the one sending from the higher port (equal: direction 0)
-    d0 = side[0]
-    d0_ports = (d0["seen"] > 0) & ((d0["has"] & h["ports"]) != 0)
-    by_port = np.where(d0_ports & (d0["sport"] < d0["dport"]), 1, 0)
-    syn_dir, synack_dir = rec["syn_dir"].astype(np.int64), rec["synack_dir"].astype(np.int64)
-    client_dir = np.where(syn_dir >= 0, syn_dir,
-                          np.where(synack_dir >= 0, 1 - synack_dir, by_port))
-    to_client = client_dir == 0
-
-    def pick(name: str, client: bool) -> np.ndarray:
-        """The client's (or the server's) value of a per-direction field."""
-        a, b = side[0][name], side[1][name]
-        return np.where((to_client if client else ~to_client)[:, None] if a.ndim > 1
-                        else (to_client if client else ~to_client), a, b)
-
-    c = {k: pick(k, True) for k in side[0]}
-    s = {k: pick(k, False) for k in side[0]}
+    c = {name[2:]: rec[name] for name in fields if name.startswith("c_")}
+    s = {name[2:]: rec[name] for name in fields if name.startswith("s_")}
     cols: dict[str, np.ndarray | pl.Series] = {
         "stream": streams, "first_frame": rec["first_frame"], "last_frame": rec["last_frame"],
     }
@@ -372,8 +373,10 @@ def conn_table(streams: np.ndarray, rec: np.ndarray, ip: AddressNames,
         (s["seen"] > 0) & ((s["has"] & h["ip"]) != 0)
     c_ports, s_ports = (c["seen"] > 0) & ((c["has"] & h["ports"]) != 0), \
         (s["seen"] > 0) & ((s["has"] & h["ports"]) != 0)
-    cols["client"] = ip(np.where(c_ip, c["src"], s["dst"]), c_ip | s_ip)
-    cols["server"] = ip(np.where(c_ip, c["dst"], s["src"]), c_ip | s_ip)
+    client_code = np.where(c_ip, c["src"], s["dst"])
+    server_code = np.where(c_ip, c["dst"], s["src"])
+    cols["client"] = ip(client_code, c_ip | s_ip)
+    cols["server"] = ip(server_code, c_ip | s_ip)
     cols["client_port"] = _nullable(np.where(c_ports, c["sport"], s["dport"]), c_ports | s_ports)
     cols["server_port"] = _nullable(np.where(c_ports, c["dport"], s["sport"]), c_ports | s_ports)
     if eth is not None:
@@ -406,8 +409,8 @@ def conn_table(streams: np.ndarray, rec: np.ndarray, ip: AddressNames,
     cols["ack_rtt_median_ns"] = _nullable(rec["rtt_median"], some_rtt)
     cols["ack_rtt_max_ns"] = _nullable(rec["rtt_max"], some_rtt)
     conns = pl.DataFrame(cols)
-    history = _history(rec, client_dir)
-    rst_dir = rec["rst_dir"].astype(np.int64)
+    history = _history(rec)
+    rst_dir, client_dir = rec["rst_dir"].astype(np.int64), rec["client_dir"].astype(np.int64)
     fin_client, fin_server = c["fin"] > 0, s["fin"] > 0
     ended = np.select([(rst_dir >= 0) & (rst_dir == client_dir), rst_dir >= 0,
                        fin_client & fin_server, fin_client, fin_server],
@@ -422,12 +425,11 @@ def conn_table(streams: np.ndarray, rec: np.ndarray, ip: AddressNames,
         (C("synack_ts_ns") - C("syn_ts_ns")).alias("syn_to_synack_ns"),
         (C("ack_ts_ns") - C("synack_ts_ns")).alias("synack_to_ack_ns"),
     )
-    conns = conns.with_columns(
-        keys.uid(conns["first_ts_ns"], conns["client"], conns["client_port"], conns["server"],
-                 conns["server_port"]),
-        keys.community_id(conns["client"], conns["client_port"], conns["server"],
-                          conns["server_port"]))
-    every, same_server = _open_at_end(conns, client_by)
+    conns = conns.with_columns(*keys.connection_keys(
+        conns["first_ts_ns"], ip.packed(client_code, c_ip | s_ip), conns["client_port"],
+        ip.packed(server_code, c_ip | s_ip), conns["server_port"]))
+    every, same_server = _open_at_end(conns, client_by, (np.where(c_ip | s_ip, client_code, -1),
+                                                         np.where(c_ip | s_ip, server_code, -1)))
     conns = conns.with_columns(pl.Series("client_open_at_end", every),
                                pl.Series("client_open_to_other_servers_at_end", every - same_server),
                                pl.Series("client_open_to_same_server_at_end", same_server))
