@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import zlib
 from pathlib import Path
 
@@ -314,3 +315,34 @@ def test_sql_reads_the_cache_files_and_nothing_else(capture, folder):
                    "COPY (SELECT 1) TO '/tmp/x.csv'", "SET enable_external_access = true"):
         with pytest.raises(SqlError):
             cached.sql(escape + ("; SELECT count(*) FROM packets" if "SET" in escape else ""))
+
+
+def test_the_least_recently_used_entries_go_past_the_size_limit(tmp_path, folder, monkeypatch):
+    paths = []
+    for i in range(3):
+        paths.append(tmp_path / f"t{i}.pcap")
+        shutil.copyfile(SAMPLE, paths[-1])
+    # (file times tick every few ms: the steps are apart)
+    _filled(paths[0], cache=folder)
+    one = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+    time.sleep(0.05)
+    _filled(paths[1], cache=folder)
+    time.sleep(0.05)
+    _filled(paths[0], cache=folder)         # t0 used again: t1 is now the oldest
+    time.sleep(0.05)
+    monkeypatch.setenv("TCPSIFT_CACHE_SIZE", str(int(one * 2.5)))
+    _filled(paths[2], cache=folder)
+    res = CliRunner().invoke(cli, ["cache", "ls", "--cache", str(folder)])
+    held = [line.split()[-1] for line in res.output.splitlines()[1:]]
+    assert held == [str(paths[2]), str(paths[0])]
+    assert f"(at most {one * 2.5 / 1000:,.1f} KB: TCPSIFT_CACHE_SIZE)" in res.output
+
+
+@pytest.mark.parametrize("text, size", [("5GB", 5 * 10**9), ("500 mb", 5 * 10**8),
+                                        ("1.5GiB", int(1.5 * 2**30)), ("12345", 12345),
+                                        ("nonsense", 20 * 10**9), ("", 20 * 10**9)])
+def test_size_limit_texts(monkeypatch, text, size):
+    from tcpsift.cache import size_limit
+
+    monkeypatch.setenv("TCPSIFT_CACHE_SIZE", text)
+    assert size_limit() == size

@@ -4,6 +4,17 @@ tcpsift.read() and every command keep a capture's packet, layer, TCP analysis an
 connection tables here the first time they are computed, and read them from here the
 next time, as long as the files are unchanged.
 """
-from tcpsift.cache.folder import ENVIRONMENT, OFF, cache_applies, cache_folder, clear, default_folder, entries
+from tcpsift.cache.folder import (
+                                  ENVIRONMENT,
+                                  OFF,
+                                  cache_applies,
+                                  cache_folder,
+                                  clear,
+                                  default_folder,
+                                  entries,
+                                  make_room,
+                                  size_limit,
+)
 
-__all__ = ["ENVIRONMENT", "OFF", "cache_applies", "cache_folder", "clear", "default_folder", "entries"]
+__all__ = ["ENVIRONMENT", "OFF", "cache_applies", "cache_folder", "clear", "default_folder", "entries",
+           "make_room", "size_limit"]

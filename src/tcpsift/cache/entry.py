@@ -23,6 +23,7 @@ import json
 import mmap
 import os
 import re
+import weakref
 import zlib
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -39,6 +40,11 @@ ROW_GROUP_ROWS = 1 << 17
 _NAME = re.compile(r"[0-9a-f]{32}")
 
 
+# the entries this process is writing (by folder): a read of the same capture waits for
+# them rather than decoding it again
+_WRITING: weakref.WeakValueDictionary[Path, CacheEntry] = weakref.WeakValueDictionary()
+
+
 def is_entry_name(name: str) -> bool:
     return bool(_NAME.fullmatch(name))
 
@@ -51,6 +57,9 @@ class CacheEntry:
 
     def __init__(self, folder: Path, paths: list[str], mode: str, notes: list[str]):
         self.dir = Path(folder) / entry_name(paths, mode)
+        writing = _WRITING.get(self.dir)
+        if writing is not None:     # an earlier read of this process is still writing it
+            writing.flush()
         self.identity = [file_identity(p) for p in paths]
         self.key = identity_digest(self.identity)
         self.notes = notes
@@ -162,6 +171,7 @@ class CacheEntry:
             return
         if self._writer is None:
             self._writer = ThreadPoolExecutor(1, thread_name_prefix="tcpsift-cache")
+            _WRITING[self.dir] = self
         self._pending[part] = self._writer.submit(self._write, part, table)
 
     def flush(self) -> None:
@@ -193,6 +203,9 @@ class CacheEntry:
                           encoding="utf-8") as fh:
                 json.dump(record, fh)
             self._rows[part] = len(table)
+            # the folder back within its size limit: the entries used least recently go
+            from tcpsift.cache.folder import make_room
+            make_room(self.dir.parent, keep=self.dir)
         except OSError as e:
             self._unwritable(e)
 

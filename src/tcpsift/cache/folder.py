@@ -4,7 +4,8 @@ The folder is, in this order: the `cache` argument (a path), the environment var
 TCPSIFT_CACHE (a path; "off" turns the cache off), or the platform's user cache folder
 (`$XDG_CACHE_HOME/tcpsift`, else `~/.cache/tcpsift`; `~/Library/Caches/tcpsift` on macOS,
 `%LOCALAPPDATA%\\tcpsift\\Cache` on Windows). Each entry is a folder of its own
-(tcpsift.cache.entry).
+(tcpsift.cache.entry). The folder holds at most TCPSIFT_CACHE_SIZE bytes (default 20
+GB): storing a table past that removes the entries used least recently.
 """
 from __future__ import annotations
 
@@ -17,6 +18,24 @@ from pathlib import Path
 
 ENVIRONMENT = "TCPSIFT_CACHE"
 OFF = "off"
+# the most the folder may hold: past it, the entries used least recently are removed
+SIZE_ENVIRONMENT = "TCPSIFT_CACHE_SIZE"
+DEFAULT_SIZE = 20 * 10**9
+_UNITS = {"": 1, "B": 1, "K": 10**3, "KB": 10**3, "M": 10**6, "MB": 10**6, "G": 10**9,
+          "GB": 10**9, "T": 10**12, "TB": 10**12, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30,
+          "TIB": 2**40}
+
+
+def size_limit() -> int:
+    """The most bytes the cache folder may hold: TCPSIFT_CACHE_SIZE ("20GB", "500MB",
+    "1.5TiB", bytes), else DEFAULT_SIZE. A value that does not parse is the default."""
+    text = os.environ.get(SIZE_ENVIRONMENT, "").strip().upper().replace(" ", "")
+    number = text.rstrip("KMGTIB")
+    unit = text[len(number):]
+    try:
+        return int(float(number) * _UNITS[unit]) if text else DEFAULT_SIZE
+    except (ValueError, KeyError):
+        return DEFAULT_SIZE
 
 
 def default_folder() -> Path:
@@ -96,6 +115,25 @@ def entries(folder: Path) -> list[EntrySummary]:
             used = 0
         out.append(EntrySummary(child, files, capture_bytes, size, parts, used))
     return sorted(out, key=lambda e: e.used_ns, reverse=True)
+
+
+def make_room(folder: Path, keep: Path, limit: int | None = None) -> list[Path]:
+    """Remove the entries used least recently until the folder holds at most `limit`
+    bytes (size_limit()), never `keep` (the entry being written); the entries removed."""
+    limit = size_limit() if limit is None else limit
+    found = entries(folder)             # the most recent first
+    total = sum(e.bytes for e in found)
+    removed = []
+    for e in reversed(found):
+        if total <= limit:
+            break
+        if e.folder == keep:
+            continue
+        shutil.rmtree(e.folder, ignore_errors=True)
+        if not e.folder.exists():
+            total -= e.bytes
+            removed.append(e.folder)
+    return removed
 
 
 def clear(folder: Path) -> tuple[int, int]:

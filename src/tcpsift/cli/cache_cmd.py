@@ -34,15 +34,18 @@ def cache():
 @cache_options
 def ls():
     """One line per cached capture: its files, the tables held, the entry's size on disk
-    against the capture's, when last used; most recent first."""
+    against the capture's, when last used; most recent first. The cache holds at most
+    TCPSIFT_CACHE_SIZE bytes (default 20 GB; e.g. 5GB, 500MB): past it, the entries used
+    least recently are removed."""
     import datetime
 
-    from tcpsift.cache import entries
+    from tcpsift.cache import entries, size_limit
 
     folder = _folder()
     found = entries(folder)
     total = sum(e.bytes for e in found)
-    click.echo(f"{folder}: {len(found)} entr{'y' if len(found) == 1 else 'ies'}, {_size(total)}")
+    click.echo(f"{folder}: {len(found)} entr{'y' if len(found) == 1 else 'ies'}, {_size(total)} "
+               f"(at most {_size(size_limit())}: TCPSIFT_CACHE_SIZE)")
     for e in found:
         used = datetime.datetime.fromtimestamp(e.used_ns / 1e9).strftime("%Y-%m-%d %H:%M")
         share = f" ({e.bytes / e.capture_bytes:.0%} of {_size(e.capture_bytes)})" \
