@@ -50,12 +50,15 @@ class Diagnosis:
     def evidence(self, stream: int) -> list[str]:
         """Sentences saying what limited connection `stream`, with the frames that show it."""
         row = self.connections.filter(C("stream") == stream).row(0, named=True)
-        return evidence(row, self.episodes.filter(C("stream") == stream))
+        return evidence(row, self.episodes.filter(C("stream") == stream).to_dicts())
 
     def to_dict(self) -> dict:
         out = []
+        by_stream: dict[int, list[dict]] = {}
+        for e in self.episodes.to_dicts():
+            by_stream.setdefault(e["stream"], []).append(e)
         for row in self.connections.iter_rows(named=True):
-            eps = self.episodes.filter(C("stream") == row["stream"])
+            eps = by_stream.get(row["stream"], [])
             out.append({
                 **{k: row[k] for k in ("stream", "uid", "client", "client_port", "server",
                                        "server_port", "first_frame", "last_frame")},
@@ -65,7 +68,7 @@ class Diagnosis:
                 "shares": {c: row[f"{c}_share"] for c in CLASSES},
                 "counts": {k: row[k] for k in COUNT_COLUMNS},
                 "evidence": evidence(row, eps),
-                "episodes": [_episode_dict(e) for e in eps.iter_rows(named=True)]})
+                "episodes": [_episode_dict(e) for e in eps]})
         return {"files": list(self.files), "connections": out, "warnings": list(self.warnings)}
 
 
@@ -253,8 +256,8 @@ def _ms(ns) -> str:
     return f"{ns / 1e6:,.1f} ms" if ns < 10e9 else f"{ns / 1e9:,.2f} s"
 
 
-def _frames(eps: pl.DataFrame) -> str:
-    frames = eps["first_frame"].head(EVIDENCE_FRAMES).to_list()
+def _frames(eps: list[dict]) -> str:
+    frames = [e["first_frame"] for e in eps[:EVIDENCE_FRAMES]]
     more = len(eps) - len(frames)
     return ", ".join(map(str, frames)) + (f" and {more} more" if more > 0 else "")
 
@@ -263,14 +266,18 @@ def _n(count: int, word: str) -> str:
     return f"{count:,} {word}" + ("" if count == 1 else "s")
 
 
-def evidence(row: dict, eps: pl.DataFrame) -> list[str]:
-    """Sentences: what limited the connection, then each thing that held it back, with
-    its time share and the first frames of its episodes."""
+def evidence(row: dict, eps: list[dict]) -> list[str]:
+    """Sentences: what limited the connection (`row`: its row of the connection table),
+    then each thing that held it back, with its time share and the first frames of its
+    episodes (`eps`: its rows of the episode table, in time order)."""
     def share(name):
         return f"{_ms(row[f'{name}_ns'])}, {100 * row[f'{name}_share']:.1f} %"
 
-    def kind(k):
-        return eps.filter(C("kind") == k)
+    def kind(k, who=None):
+        return [e for e in eps if e["kind"] == k and who in (None, e["side"])]
+
+    def total(episodes, column="duration_ns"):
+        return sum(e[column] for e in episodes)
 
     side = row["limit_side"]
     out = [f"limited by {LIMIT_WORDS[row['limit']].format(side=side or '?')}"
@@ -279,16 +286,16 @@ def evidence(row: dict, eps: pl.DataFrame) -> list[str]:
     if row["handshake_ns"] > 0:
         out.append(f"handshake: {share('handshake')}")
     for who in ("client", "server"):
-        z = kind("zero_window").filter(C("side") == who)
+        z = kind("zero_window", who)
         if len(z):
             out.append(f"{who}'s receive window zero: {_n(len(z), 'episode')} "
-                       f"({_n(int(z['frames'].sum()), 'frame')}), {_ms(int(z['duration_ns'].sum()))}; "
+                       f"({_n(total(z, 'frames'), 'frame')}), {_ms(total(z))}; "
                        f"first frames {_frames(z)}")
-        f = kind("window_full").filter(C("side") == who)
+        f = kind("window_full", who)
         if len(f):
             out.append(f"{who}'s receive window full (bytes in flight reached it): "
-                       f"{_n(len(f), 'episode')}, {_ms(int(f['duration_ns'].sum()))}; first frames {_frames(f)}")
-        for dip in kind("window_dip").filter(C("side") == who).iter_rows(named=True):
+                       f"{_n(len(f), 'episode')}, {_ms(total(f))}; first frames {_frames(f)}")
+        for dip in kind("window_dip", who):
             out.append(f"{who}'s receive window dipped to {dip['min_window']:,} bytes at frame "
                        f"{dip['min_window_frame']} (frames {dip['first_frame']} to "
                        f"{dip['last_frame']}, {_ms(dip['duration_ns'])}) without reaching zero")
@@ -309,9 +316,10 @@ def evidence(row: dict, eps: pl.DataFrame) -> list[str]:
     for who, k in (("server", "server_think"), ("client", "client_think")):
         t = kind(k)
         if len(t):
-            d = t["duration_ns"]
-            out.append(f"{who}'s think time: {_n(len(t), 'time')}, median {_ms(float(d.median()))}, "
-                       f"max {_ms(int(d.max()))}, {share(k)}; first frames (the message "
+            d = sorted(e["duration_ns"] for e in t)
+            median = (d[(len(d) - 1) // 2] + d[len(d) // 2]) / 2
+            out.append(f"{who}'s think time: {_n(len(t), 'time')}, median {_ms(median)}, "
+                       f"max {_ms(d[-1])}, {share(k)}; first frames (the message "
                        f"answered) {_frames(t)}")
     if row["sender_share"] >= 0.05:
         out.append(f"nothing outstanding while the window was open (sender/application): "
