@@ -346,3 +346,25 @@ def test_size_limit_texts(monkeypatch, text, size):
 
     monkeypatch.setenv("TCPSIFT_CACHE_SIZE", text)
     assert size_limit() == size
+
+
+def test_scan_queries_the_cached_table(capture, folder, monkeypatch):
+    import polars as pl
+
+    from tcpsift.capture import lazy
+
+    def query(frame):
+        return (frame.filter((pl.col("tcp_len") > 0) | pl.col("udp_len").is_not_null())
+                .select("frame", "time", "src", "dport").head(40))
+
+    expected = query(tcpsift.scan(capture, cache=False)).collect()
+    assert query(tcpsift.scan(capture, cache=folder)).collect().equals(expected)
+    assert not folder.exists()          # a scan fills nothing
+    _filled(capture, cache=folder)
+    monkeypatch.setattr(lazy, "CaptureChunks", None)    # no decoding possible
+    report = tcpsift.ScanReport()
+    got = query(tcpsift.scan(capture, cache=folder, report=report)).collect()
+    assert_frame_equal(got, expected)
+    assert report.warnings == [] and report.complete
+    batches = list(tcpsift.scan(capture, cache=folder).collect_batches(chunk_size=50))
+    assert_frame_equal(pl.concat(batches), _fresh(capture).packets)

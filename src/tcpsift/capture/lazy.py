@@ -197,13 +197,45 @@ class RecordBounds:
         return self._end is not None and row >= self._end
 
 
+def _cached_batches(paths: list[str], mode: str, cache, report: ScanReport | None,
+                    with_columns, predicate: pl.Expr | None, n_rows: int | None,
+                    batch_size: int | None) -> Iterator[pl.DataFrame] | None:
+    """The IO source's rows from the cache's Parquet file of the packet table (Polars'
+    own pushdown: the columns and row groups the query needs), when the capture's entry
+    holds it (decided as the frame is collected: the files may have changed since the
+    scan); else None."""
+    from tcpsift.capture.capture import cached
+
+    cap = cached(paths, mode, cache)
+    if cap is None:
+        return None
+    frame = cap.scan("packets")
+    if predicate is not None:
+        frame = frame.filter(predicate)
+    if with_columns is not None:
+        frame = frame.select(with_columns)
+    if n_rows is not None:
+        frame = frame.head(n_rows)
+    if report is not None:
+        report.add(cap.warnings, cap.complete)
+    else:
+        for line in cap.warnings:
+            log.warning("%s", line)
+    return frame.collect_batches(chunk_size=batch_size or CHUNK)
+
+
 def _batches(paths: list[str], mode: str, report: ScanReport | None, with_columns,
              predicate: pl.Expr | None, n_rows: int | None,
-             batch_size: int | None) -> Iterator[pl.DataFrame]:
+             batch_size: int | None, cache=None) -> Iterator[pl.DataFrame]:
     """The IO source: the packet table's rows that `predicate` keeps, at most `n_rows`,
     of `with_columns` (all if None), one DataFrame per chunk of about `batch_size`
-    frames read."""
+    frames read (from the cache, when it holds the table)."""
     if n_rows is not None and n_rows <= 0:
+        return
+    from_cache = _cached_batches(paths, mode, cache, report, with_columns, predicate, n_rows,
+                                 batch_size)
+    if from_cache is not None:
+        yield from from_cache
         return
     # (`frame`, an array in every chunk, gives a table of constant columns its height)
     columns = set(schema.PACKET_COLUMN_NAMES if with_columns is None else with_columns)
@@ -238,7 +270,8 @@ def _batches(paths: list[str], mode: str, report: ScanReport | None, with_column
 
 
 def scan(paths: str | os.PathLike | Iterable[str | os.PathLike], mode: str = "merge",
-         report: ScanReport | None = None) -> pl.LazyFrame:
+         report: ScanReport | None = None,
+         cache: bool | str | os.PathLike | None = None) -> pl.LazyFrame:
     """The packet table of one capture file, or of several read as one capture, as a
     Polars LazyFrame: `scan(path).collect()` equals `read(path).packets`, and a query
     reads what it needs (only the columns it uses; with a condition on `ts_ns`, `time`
@@ -251,13 +284,18 @@ def scan(paths: str | os.PathLike | Iterable[str | os.PathLike], mode: str = "me
     each file. Files are opened when the frame is collected: CaptureError is raised
     then. A file damaged part-way keeps every
     packet before the fault; the warning goes to `report` (a ScanReport) if given, else
-    to the `tcpsift` logger."""
+    to the `tcpsift` logger.
+
+    When the cache (`cache`, as tcpsift.read takes it) holds the capture's packet table,
+    the query runs on its Parquet file instead (the same rows); a scan does not fill the
+    cache (it reads only what a query needs: there is no whole table to keep)."""
     paths = capture_paths(paths)
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
 
     def source(with_columns, predicate, n_rows, batch_size):
-        return _batches(paths, mode, report, with_columns, predicate, n_rows, batch_size)
+        return _batches(paths, mode, report, with_columns, predicate, n_rows, batch_size,
+                        cache)
 
     detail = paths[0] if len(paths) == 1 else f"{len(paths)} files, {mode}"
     return register_io_source(source, schema=schema.polars_schema(), explain_name="tcpsift",
