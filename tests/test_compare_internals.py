@@ -40,3 +40,18 @@ def test_identical_captures_with_copies_in_one_microsecond_lose_nothing():
                 d["reordered_between_points"]) == (0, 0, 0)
         assert d["retransmissions"]["original_lost_between_points"] == 0
         assert d["window_shrinks_only_upstream"] == d["window_shrinks_only_downstream"] == 0
+
+
+@pytest.mark.parametrize("groups", (2, 40))
+def test_delay_quantiles_are_numpys(groups):
+    from tcpsift.compare.stats import QUANTILES, _quantiles
+
+    rng = np.random.default_rng(3)
+    g = rng.integers(0, groups, 5_000)
+    g[g == 1] = 0                                           # group 1 empty
+    delay = rng.integers(-10**6, 10**9, 5_000)
+    got = _quantiles(g, delay, groups)
+    for k in range(groups):
+        mine = delay[g == k]
+        want = np.quantile(mine, list(QUANTILES.values())) if len(mine) else [np.nan] * 4
+        assert np.allclose([got[name][k] for name in QUANTILES], want, equal_nan=True)
