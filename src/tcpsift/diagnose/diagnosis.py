@@ -244,7 +244,10 @@ def _connections(conns: pl.DataFrame, shares: pl.DataFrame, counts: pl.DataFrame
     firsts = (episodes.join(table.select("stream", "limit"), on="stream")
               .filter(C("kind") == C("limit")).sort("start_ns")
               .group_by("stream").agg(evidence_frames=C("first_frame").head(EVIDENCE_FRAMES)))
-    table = table.join(firsts, on="stream", how="left", maintain_order="left")
+    table = table.join(firsts, on="stream", how="left", maintain_order="left").with_columns(
+        # the handshake's evidence is its first frame (the SYN)
+        evidence_frames=pl.when(C("limit") == "handshake")
+        .then(pl.concat_list(C("first_frame"))).otherwise(C("evidence_frames")))
     schema = polars_schema(DIAGNOSE_COLUMNS)
     counted = [c.name for c in DIAGNOSE_COLUMNS if c.dtype in ("UInt32", "Int64")
                and c.name not in ("server_think_median_ns", "server_think_max_ns")]
@@ -284,7 +287,7 @@ def evidence(row: dict, eps: list[dict]) -> list[str]:
            + (f": {100 * row[row['limit'] + '_share']:.1f} % of {_ms(row['duration_ns'])}"
               if row["limit"] != "none" else "")]
     if row["handshake_ns"] > 0:
-        out.append(f"handshake: {share('handshake')}")
+        out.append(f"handshake: {share('handshake')} (from frame {row['first_frame']})")
     for who in ("client", "server"):
         z = kind("zero_window", who)
         if len(z):
