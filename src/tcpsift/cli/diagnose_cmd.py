@@ -5,7 +5,7 @@ import json
 
 import click
 
-from tcpsift.cli.common import check_output, fail, finish, output_file
+from tcpsift.cli.common import cache_options, check_output, fail, finish, output_file
 from tcpsift.cli.modes import announce, mode_option
 from tcpsift.cli.paths import CAPTURE_FILE
 from tcpsift.cli.textview import width_option
@@ -26,6 +26,7 @@ EVIDENCE_ROWS = 20
 @click.option("-o", "--output", help="Write to this file; it appears only when complete.")
 @width_option
 @mode_option(("merge", "concat"))
+@cache_options
 def diagnose(files, streams, fmt, output, width, mode):
     """What limited each TCP connection of FILES, and for how long: the receiver's window
     (zero or full), loss and recovery, the server's or client's think time, the sender
