@@ -10,7 +10,8 @@ A-b.pcap; never commit captures).
 
 Each run is a fresh process (nothing cached between them), the files in the page cache;
 the two kinds of run alternate, each figure is the median of --repeat runs with its peak
-RSS, and the ratio is given of the medians and of the fastest runs. `read` is
+RSS, and the ratio is given of the medians and of the fastest runs, and of the median CPU
+times (user + system: on a machine shared with other jobs, the least disturbed figure). `read` is
 `tcpsift.read([A, B], mode="separate")` (every column, what the Capture of each file
 costs); `compare` is `tcpsift.compare(A, B)` end to end (it reads the columns it needs,
 matches, fits the clock, follows every packet, judges). The issue's target: compare in
@@ -54,14 +55,15 @@ def make_b(a: Path) -> Path:
     return b
 
 
-def run(kind: str, a: Path, b: Path) -> tuple[float, int, str]:
+def run(kind: str, a: Path, b: Path) -> tuple[float, int, str, float]:
     t = time.perf_counter()
     with subprocess.Popen([sys.executable, "-c", RUNS[kind], str(a), str(b)],
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                           env={**os.environ, "TCPSIFT_CACHE": "off"}) as p:
         _, _, usage = os.wait4(p.pid, 0)
         said = p.stderr.read().strip()
-    return time.perf_counter() - t, usage.ru_maxrss // 1024, said
+    return (time.perf_counter() - t, usage.ru_maxrss // 1024, said,
+            usage.ru_utime + usage.ru_stime)
 
 
 def main() -> None:
@@ -74,11 +76,13 @@ def main() -> None:
     for path in (args.a, b):
         path.read_bytes()      # into the page cache
     figures: dict[str, list] = {kind: [] for kind in RUNS}
+    cpu: dict[str, list] = {kind: [] for kind in RUNS}
     said = ""
     for _ in range(args.repeat):
         for kind in RUNS:
-            wall, rss, out = run(kind, args.a, b)
+            wall, rss, out, used = run(kind, args.a, b)
             figures[kind].append((wall, rss))
+            cpu[kind].append(used)
             said = out if kind == "compare" else said
     median = {k: statistics.median(w for w, _ in v) for k, v in figures.items()}
     best = {k: min(w for w, _ in v) for k, v in figures.items()}
@@ -88,6 +92,10 @@ def main() -> None:
     # on a machine shared with other jobs the fastest runs are the least disturbed
     print(f"compare / read: {median['compare'] / median['read']:.2f}x median, "
           f"{best['compare'] / best['read']:.2f}x fastest  (target <= 3x)")
+    # CPU time (user + system, every thread): what other jobs on the machine disturb least
+    median_cpu = {k: statistics.median(v) for k, v in cpu.items()}
+    print(f"CPU time: read {median_cpu['read']:.2f} s, compare {median_cpu['compare']:.2f} s: "
+          f"{median_cpu['compare'] / median_cpu['read']:.2f}x median")
     print(f"compare said: {said}")
 
 
