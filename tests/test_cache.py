@@ -262,6 +262,7 @@ COMMANDS = [
     ["report", "{f}", "-o", "{out}.html"],
     ["sql", "SELECT count(*) AS n FROM packets WHERE tcp_flags & 2 = 2", "{f}"],
     ["export", "{f}", "--stream", "1", "-o", "{out}.pcap"],
+    ["diagnose", "{f}", "--format", "json"],
     # fields the streamed way cannot print: printed from the cache's tables (which a
     # first fields run does not fill: it streams the capture)
     ["fields", "{f}", "-e", "frame.number", "-e", "ip.flags.df", "-e", "tcp.port",
