@@ -7,7 +7,8 @@ with the interface's link type and snapshot length and, from a pcapng input, the
 of its IDB as they were (name, description, comments, if_tsresol, if_tsoffset, filter,
 OS, speed, FCS length, custom options...); from a pcap input, its time resolution. Each
 packet keeps the options of its enhanced (or obsolete) packet block: comments, flags,
-hashes, drop count, packet id, queue, verdicts, custom options. The section header keeps
+hashes, drop count, packet id, queue, verdicts, custom options (and an obsolete packet
+block's drops count, as epb_dropcount). The section header keeps
 the input section's options (comments, hardware, OS, application) when the frames come
 from one section; from several, their comments, and the hardware, OS and application
 they all name alike. Options are read from the input's blocks (the reader keeps only an
@@ -57,7 +58,7 @@ NS = 1_000_000_000
 PCAPNG_SHB, PCAPNG_IDB, PCAPNG_PB, PCAPNG_SPB, PCAPNG_EPB = 0x0A0D0D0A, 1, 2, 3, 6
 OPT_END, OPT_IF_NAME, OPT_IF_TSRESOL, OPT_IF_TSOFFSET, OPT_SHB_USERAPPL = 0, 2, 9, 14, 4
 OPT_COMMENT, OPT_SHB_HARDWARE, OPT_SHB_OS = 1, 2, 3
-OPT_IF_FILTER, OPT_EPB_VERDICT = 11, 7
+OPT_IF_FILTER, OPT_EPB_DROPCOUNT, OPT_EPB_VERDICT = 11, 4, 7
 # custom options: with a PEN first; those the spec says a rewriting tool does not copy
 OPT_CUSTOM_COPIED, OPT_CUSTOM_NOT_COPIED = (2988, 2989), (19372, 19373)
 # the options whose values are numbers (struct formats), by block: a big-endian section's
@@ -387,25 +388,25 @@ class Writer:
                 pieces += (head, data[fid][first:first + cap], tail)
                 continue
             frame, options, units = _packet(data[fid], first, cap)
-            if units is not None and not self.timed[i] and len(head) == 28 \
+            own = bytearray(head)
+            if units is not None and not self.timed[i] and len(own) == 28 \
                     and self.raw_units[self.out_iface[i]]:
-                head = bytearray(head)      # its time, out of tcpsift's range, as it was
-                struct.pack_into("<II", head, 12, units >> 32, units & 0xFFFFFFFF)
+                # its time, out of tcpsift's range, as it was
+                struct.pack_into("<II", own, 12, units >> 32, units & 0xFFFFFFFF)
             if options:
                 body = _options(options)
-                length = struct.unpack_from("<I", head, 4)[0] + len(body)
-                head = bytearray(head)
-                struct.pack_into("<I", head, 4, length)
-                tail = bytes(tail[:-4]) + body + struct.pack("<I", length)
-            pieces += (head, frame, tail)
+                length = struct.unpack_from("<I", own, 4)[0] + len(body)
+                struct.pack_into("<I", own, 4, length)
+                tail = memoryview(bytes(tail[:-4]) + body + struct.pack("<I", length))
+            pieces += (own, frame, tail)
         return pieces
 
     def _packet_options(self) -> np.ndarray:
         """Which frames to read with their input's packet block (_packet()): in a pcapng
-        file mapped, those of enhanced or obsolete packet blocks that hold more than the
-        frame, and the frames kept without a time (a time out of tcpsift's range) whose
-        block is one (its time is copied), from the block headers at once; every frame of
-        a compressed pcapng file (whose bytes come forward only)."""
+        file mapped, those of enhanced packet blocks that hold more than the frame, of
+        obsolete packet blocks, and the frames kept without a time (a time out of
+        tcpsift's range) whose block is one (its time is copied), from the block headers
+        at once; every frame of a compressed pcapng file (whose bytes come forward only)."""
         optioned = np.zeros(self.count, bool)
         for fid in self.layouts:
             mine = np.flatnonzero(self.file_id == fid)
@@ -428,7 +429,8 @@ class Writer:
             # block if its trailing length is the same
             trailer = words[np.where(packet, at + length // 4 - 1, 0)]
             packet &= np.where(big, trailer.byteswap(), trailer) == length
-            optioned[mine] = packet & ((length > 32 + padded) | ~self.timed[mine])
+            obsolete = np.isin(kind, (PACKET_TYPES_LE[1], PACKET_TYPES_BE[1]))     # (drops)
+            optioned[mine] = packet & ((length > 32 + padded) | ~self.timed[mine] | obsolete)
         return optioned
 
     def _section_options(self) -> list[tuple[int, bytes]]:
@@ -443,7 +445,8 @@ class Writer:
         for fid, section in used:
             layout = self.layouts.get(fid)
             known = layout is not None and section < len(layout.shb_options)
-            sections.append(layout.shb_options[section] if known else None)
+            sections.append(layout.shb_options[section] if layout is not None and known
+                            else None)
         if len(sections) == 1 and sections[0] is not None:
             options = list(sections[0])
         else:
@@ -702,7 +705,13 @@ def _packet(data, first: int, cap: int) -> tuple:
     body = data[first:end]
     if len(body) != end - first or struct.unpack(order + "I", body[-4:])[0] != length:
         return body[:cap], [], None
-    return body[:cap], _parse_options(body[padded:-4], big, "epb"), hi << 32 | lo
+    options = _parse_options(body[padded:-4], big, "epb")
+    if kind == PACKET_TYPES_LE[1] or kind == PACKET_TYPES_BE[1]:
+        # an obsolete packet block's drops count, unless "not available", as epb_dropcount
+        drops = struct.unpack_from(order + "H", head, 10)[0]
+        if drops != 0xFFFF and not any(code == OPT_EPB_DROPCOUNT for code, _ in options):
+            options.append((OPT_EPB_DROPCOUNT, struct.pack("<Q", drops)))
+    return body[:cap], options, hi << 32 | lo
 
 
 def _idb(interface: _Interface) -> bytes:
