@@ -100,6 +100,12 @@ OPT_COMMENT = 1
 IF_SNAPLEN_NAME = 2
 IF_TSRESOL = 9
 IF_TSOFFSET = 14
+# more option codes (pcapng spec), for blocks written with opts=[(code, value bytes)]
+SHB_HARDWARE, SHB_OS, SHB_USERAPPL = 2, 3, 4
+IF_NAME, IF_DESCRIPTION, IF_IPV4ADDR, IF_MACADDR, IF_SPEED = 2, 3, 4, 6, 8
+IF_TZONE, IF_FILTER, IF_OS, IF_FCSLEN, IF_HARDWARE = 10, 11, 12, 13, 15
+EPB_FLAGS, EPB_HASH, EPB_DROPCOUNT, EPB_PACKETID, EPB_QUEUE, EPB_VERDICT = 2, 3, 4, 5, 6, 7
+OPT_CUSTOM_STR, OPT_CUSTOM_BIN, OPT_CUSTOM_STR_NOCOPY, OPT_CUSTOM_BIN_NOCOPY = 2988, 2989, 19372, 19373
 
 
 def _pad4(b: bytes) -> bytes:
@@ -212,13 +218,13 @@ class PcapngWriter:
         return self.block(BT_SPB, body + data)
 
     def pb(self, iface: int, ts_ns: int | None, data: bytes, orig_len: int | None = None,
-           drops: int = 0, units: int | None = None) -> int:
-        """Obsolete Packet Block (type 2)."""
+           drops: int = 0, units: int | None = None, opts=()) -> int:
+        """Obsolete Packet Block (type 2); opts as for epb() (pack_flags 2, pack_hash 3)."""
         e = self.endian
         u = self._units(iface, ts_ns, units)
         body = struct.pack(e + "HHIIII", iface, drops, u >> 32, u & 0xFFFFFFFF, len(data),
                            len(data) if orig_len is None else orig_len)
-        return self.block(BT_PB, body + _pad4(data))
+        return self.block(BT_PB, body + _pad4(data) + self.options(list(opts)))
 
     def nrb(self, entries=(("10.0.0.1", "host.example"),)) -> int:
         e = self.endian
