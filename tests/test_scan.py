@@ -18,7 +18,7 @@ from tcpsift.capture import source as source_module
 sys.path.insert(0, str(Path(__file__).parent))
 from support.capreader import read_frames  # noqa: E402
 from support.capwriter import Record, pcap_file  # noqa: E402
-from support.corpus import SHARED, capture_files  # noqa: E402
+from support.corpus import SAMPLE, SHARED, capture_files  # noqa: E402
 
 LAB = capture_files("lab/captures")
 PUBLIC = capture_files("captures/public")
@@ -27,6 +27,8 @@ PUBLIC_SAMPLE = sorted({*PUBLIC[::6], *(p for p in PUBLIC if p.suffix in (".gz",
 MALFORMED = SHARED / "captures" / "malformed"
 TWO_POINTS = [SHARED / "lab" / "captures" / f"twopoint-lossy-{side}.pcap" for side in "ab"]
 SEED_LIKE = SHARED / "lab" / "captures" / "seed-like.pcap"
+if not SEED_LIKE.exists():     # (a clone without the shared corpus beside it)
+    SEED_LIKE = SAMPLE
 
 
 def _name(path: Path) -> str:
