@@ -146,6 +146,13 @@ def _keys(rows: pl.DataFrame) -> np.ndarray:
     return key
 
 
+def _mixed(x: np.ndarray) -> np.ndarray:
+    """A one-to-one mix of 64-bit values (in place)."""
+    x *= MIX
+    x ^= x >> np.uint64(31)
+    return x
+
+
 def _with_streams(rows: pl.DataFrame) -> pl.DataFrame:
     """`stream` (0, 1, ... per point) and `direction` (0: from the endpoint lower in address
     code and port order, 1: the other way) of each TCP packet. A connection is its
@@ -160,15 +167,12 @@ def _with_streams(rows: pl.DataFrame) -> pl.DataFrame:
     sport = rows["sport"].to_numpy().astype(np.uint64)
     dport = rows["dport"].to_numpy().astype(np.uint64)
     from_low = (src < dst) | ((src == dst) & (sport <= dport))
-    # the flow: the lower endpoint (address code, port), then the other, mixed as the keys
-    # are (NumPy: Polars' hash of a struct of them took longer)
-    flow = np.zeros(len(rows), np.uint64)
+    # the flow: the sum of its two endpoints (address code and port) each mixed one-to-one
+    # (an odd multiplier, then an xor-shift), the same both ways without ordering them
+    # (NumPy: Polars' hash of a struct of them took longer)
     with np.errstate(over="ignore"):
-        for column in (np.where(from_low, src, dst) << np.uint64(16) | np.where(from_low, sport, dport),
-                       np.where(from_low, dst, src) << np.uint64(16) | np.where(from_low, dport, sport)):
-            flow ^= column
-            flow *= MIX
-            flow ^= flow >> np.uint64(31)
+        flow = _mixed(src << np.uint64(16) | sport)
+        flow += _mixed(dst << np.uint64(16) | dport)
     order = stable_order(flow)      # frame order kept within a flow
     f = flow[order]
     seq = rows["seq"].to_numpy().astype(np.int64)[order]

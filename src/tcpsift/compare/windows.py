@@ -35,12 +35,14 @@ SCHEMA = pl.Schema([("conn", pl.Int64()), ("direction", DIRECTION), ("seen_at", 
 def _shrinks(rows: pl.DataFrame) -> dict:
     """The packets of `rows` (one point, capture order) that shrink the window: frames,
     windows, previous windows, conn and s2c (arrays), and `flag` (by frame number)."""
-    kept = rows.filter((C("tcp_flags") & (SYN | RST)) == 0)
-    flow = kept["conn"].to_numpy().astype(np.int64) * 2 + (kept["direction"] == "s2c").to_numpy()
+    kept = np.flatnonzero((rows["tcp_flags"].to_numpy() & (SYN | RST)) == 0)
+    flow = (rows["conn"].to_numpy()[kept].astype(np.int64) * 2
+            + rows["direction"].to_physical().to_numpy()[kept])
     order = stable_order(flow)
     flow = flow[order]
-    window = kept["window"].to_numpy().astype(np.int64)[order]
-    frame = kept["frame"].to_numpy().astype(np.int64)[order]
+    kept = kept[order]
+    window = rows["window"].to_numpy()[kept].astype(np.int64)
+    frame = rows["frame"].to_numpy()[kept].astype(np.int64)
     same = np.r_[False, flow[1:] == flow[:-1]]
     previous = np.r_[-1, window[:-1]]
     shrink = same & (window < previous)
