@@ -25,6 +25,18 @@ FILTERS = [
     "tcp.analysis.keep_alive or tcp.analysis.keep_alive_ack",
     "not tcp.analysis.fast_retransmission and tcp.stream == 0",
     "frame.time_epoch > 1258133614.5",
+    # the other header fields, and the TCP analysis numbers
+    "ip.len > 100", "ip.flags.df == 1", "ip.flags.mf == 0 and ip.frag_offset == 0",
+    "ip.flags.df != 1 and ip", "ipv6.plen > 0", "ipv6.nxt == 6 or ipv6.nxt == 17",
+    "tcp.options.sack_perm",
+    "tcp.options.sack_le or tcp.options.sack_re", "ieee8021ad", "not ieee8021ad.id == 5",
+    "tcp.seq > 1000", "tcp.ack == 1", "tcp.nxtseq < 100", "tcp.window_size > 60000",
+    "tcp.time_relative > 1", "tcp.time_delta < 0.0001", "tcp.analysis.ack_rtt > 0.01",
+    "tcp.analysis.initial_rtt < 0.05", "tcp.analysis.bytes_in_flight > 1000",
+    "tcp.analysis.push_bytes_sent >= 100", "tcp.analysis.duplicate_ack_num >= 2",
+    "tcp.analysis.duplicate_ack_frame", "not tcp.analysis.acks_frame and tcp",
+    "tcp.analysis.acks_frame > 3 and tcp.ack != 1",
+    "frame.time_relative > 1", "frame.time_delta < 0.0001 or frame.number < 3",
 ]
 
 

@@ -46,24 +46,39 @@ DEF S_MSS = 26
 DEF S_WSCALE = 27
 DEF S_TSVAL = 28
 DEF S_TSECR = 29
+DEF S_IFACE = 30
+DEF S_VLAN = 31
+DEF S_IPLEN = 32
+DEF S_IPV6_PLEN = 33
+DEF S_DF = 34
+DEF S_MF = 35
+DEF S_FRAGOFF = 36
+DEF S_IPV6_NXT = 37
+DEF S_ICMP_TYPE = 38
+DEF S_ICMP_CODE = 39
+DEF S_SACK_PERM = 40
 # TCP analysis (the kernel's output arrays); tshark's rules are in tcpsift.fields
-DEF S_STREAM = 32
-DEF S_TSEQ = 33
-DEF S_TACK = 34
-DEF S_NXTSEQ = 35
-DEF S_WINSIZE = 36
-DEF S_SCALE = 37
-DEF S_TREL = 38
-DEF S_TDELTA = 39
-DEF S_FLAG = 40
-DEF S_DUP = 41
-DEF S_DUPNUM = 42
-DEF S_DUPFRAME = 43
-DEF S_ACKS = 44
-DEF S_RTT = 45
-DEF S_IRTT = 46
-DEF S_BIF = 47
-DEF S_PUSH = 48
+DEF S_STREAM = 64
+DEF S_TSEQ = 65
+DEF S_TACK = 66
+DEF S_NXTSEQ = 67
+DEF S_WINSIZE = 68
+DEF S_SCALE = 69
+DEF S_TREL = 70
+DEF S_TDELTA = 71
+DEF S_FLAG = 72
+DEF S_DUP = 73
+DEF S_DUPNUM = 74
+DEF S_DUPFRAME = 75
+DEF S_ACKS = 76
+DEF S_RTT = 77
+DEF S_IRTT = 78
+DEF S_BIF = 79
+DEF S_PUSH = 80
+# the SACK edges (left, right) of the frame's own TCP header, relative to the other
+# side's base sequence number when the analysis knows it
+DEF S_SACK_LE = 81
+DEF S_SACK_RE = 82
 # entries of the `consts` argument
 DEF K_V_ROW = 0
 DEF K_V_SEQ = 1
@@ -84,12 +99,32 @@ DEF C_V4 = 1
 DEF C_V6 = 2
 DEF C_TCP = 3
 DEF C_UDP = 4
+DEF C_ICMP = 5
+DEF C_ICMP6 = 6
+DEF C_NEVER = 7
 # formats
 DEF F_DEC = 0
 DEF F_HEX4 = 1
 DEF F_ADDR = 2
 DEF F_EPOCH = 3
 DEF F_FLAGS_STR = 4
+# "1" when the value has a bit of the program row's `arg` set, else "0"
+DEF F_BOOL = 5
+# two addresses (source, destination), two numbers (ports): comma-joined
+DEF F_ADDR_PAIR = 6
+DEF F_PAIR = 7
+# tcp.options.sack_perm: the option's bytes
+DEF F_SACK_PERM = 8
+# entries of a program row
+DEF P_SOURCE = 0
+DEF P_NEED = 1
+DEF P_COND = 2
+DEF P_FORMAT = 3
+DEF P_NEED1 = 4
+DEF P_NEED2 = 5
+DEF P_ARG = 6
+DEF P_VETO = 7
+DEF P_ENTRIES = 8
 
 # A record without a link type (a pcapng custom block): tcpsift.capture._records
 DEF NO_LINKTYPE = 0xFFFF
@@ -103,7 +138,10 @@ SOURCES = {
     "eth_dst": S_ETH_DST, "eth_type": S_ETH_TYPE, "frame_time_relative": S_FRAME_REL,
     "frame_time_delta": S_FRAME_DELTA, "frame_time_delta_displayed": S_FRAME_DELTA_SHOWN,
     "ip_version": S_IPVERSION, "ip_hdr_len": S_IPHDRLEN, "mss": S_MSS, "wscale": S_WSCALE,
-    "tsval": S_TSVAL, "tsecr": S_TSECR,
+    "tsval": S_TSVAL, "tsecr": S_TSECR, "iface": S_IFACE, "vlan_id": S_VLAN,
+    "ip_len": S_IPLEN, "ipv6_plen": S_IPV6_PLEN, "dont_fragment": S_DF,
+    "more_fragments": S_MF, "frag_offset": S_FRAGOFF, "ipv6_nxt": S_IPV6_NXT,
+    "icmp_type": S_ICMP_TYPE, "icmp_code": S_ICMP_CODE, "sack_perm": S_SACK_PERM,
 }
 # TCP analysis sources
 TCP_SOURCES = {
@@ -112,17 +150,27 @@ TCP_SOURCES = {
     "time_delta": S_TDELTA, "flag": S_FLAG, "duplicate_ack": S_DUP,
     "duplicate_ack_num": S_DUPNUM, "duplicate_ack_frame": S_DUPFRAME, "acks_frame": S_ACKS,
     "ack_rtt": S_RTT, "initial_rtt": S_IRTT, "bytes_in_flight": S_BIF,
-    "push_bytes_sent": S_PUSH,
+    "push_bytes_sent": S_PUSH, "sack_le": S_SACK_LE, "sack_re": S_SACK_RE,
 }
-CONDITIONS = {"always": C_ALWAYS, "ipv4": C_V4, "ipv6": C_V6, "tcp": C_TCP, "udp": C_UDP}
+CONDITIONS = {"always": C_ALWAYS, "ipv4": C_V4, "ipv6": C_V6, "tcp": C_TCP, "udp": C_UDP,
+              "icmp": C_ICMP, "icmpv6": C_ICMP6, "never": C_NEVER}
 # hex4: 0x%04x; epoch: seconds with 9 decimals, sign first (also relative times);
 # flags_str: tcp.flags.str, a letter per set bit of 12, a middle dot per clear one
 FORMATS = {"dec": F_DEC, "hex4": F_HEX4, "addr": F_ADDR, "epoch": F_EPOCH,
-           "flags_str": F_FLAGS_STR}
+           "flags_str": F_FLAGS_STR, "bool": F_BOOL, "addr_pair": F_ADDR_PAIR,
+           "pair": F_PAIR, "sack_perm": F_SACK_PERM}
+# the entries of a program row (LineWriter.write_rows), by name
+PROGRAM = {"source": P_SOURCE, "need": P_NEED, "cond": P_COND, "format": P_FORMAT,
+           "need1": P_NEED1, "need2": P_NEED2, "arg": P_ARG, "veto": P_VETO}
+PROGRAM_ENTRIES = P_ENTRIES
 
-DEF MAX_FIELDS = 64
+# (more fields than this take the table path: textstream.fields.can_format)
+DEF MAX_FIELDS = 512
+FIELDS_AT_MOST = MAX_FIELDS
 # room one field can take: 20 digits, a sign and 9 decimals; addresses are checked
 DEF FIELD_ROOM = 40
+# a SACK edge list: up to 5 edges of 10 digits, commas between
+DEF SACK_ROOM = 60
 
 
 # "00" "01" ... "99": two digits per division
@@ -286,7 +334,7 @@ cdef class LineWriter:
                    dict pkt, const char* texts, const int64_t[::1] text_ends,
                    Py_ssize_t longest,
                    dict tcp=None, const int64_t[::1] consts=None, times=None,
-                   keep=None):
+                   keep=None, sack_edges=None, iface_known=None):
         """Write one line per row of `rec`/`pkt` (frames first_frame, first_frame+1, ...).
 
         `tcp`: the TCP analysis kernel's output arrays for these rows, and `consts` the
@@ -296,10 +344,15 @@ cdef class LineWriter:
         `keep`: a bool per row (a -Y filter's selection): only those rows are printed
         (frame numbers and frame times still count every row; frame.time_delta_displayed
         measures from the previous row printed).
-        A TCP field's program row holds its analysis bits in entry 4.
-        program rows: (source, presence bits the column needs (any of them; 0: none),
-        condition, format, two sets of presence bits the condition needs (each: any of
-        them; 0: none)).
+        `sack_edges`: the chunk's SACK edges (uint32, pkt["sack_count"] of them per row,
+        in row order), when tcp.options.sack_le/sack_re is asked for.
+        `iface_known`: a bool per row, whether its file has interface ids (pcapng), when
+        frame.interface_id is asked for (None: no row has one).
+        program rows (PROGRAM names the entries): source, presence bits the column needs
+        (any of them; 0: none), condition, format, two sets of presence bits the
+        condition needs (each: any of them; 0: none), an argument (F_BOOL: the bits that
+        make "1"), presence bits that make the column absent (any of them; 0: none).
+        A TCP field's program row holds its analysis bits in entry P_NEED1.
         texts/text_ends: address texts concatenated, text i ends at text_ends[i];
         `longest`: the length of the longest of them (it sizes a line's room).
         """
@@ -310,6 +363,7 @@ cdef class LineWriter:
         cdef const uint8_t[::1] has_ts = rec["has_ts"].view(np.uint8)
         cdef const uint32_t[::1] wire_len = rec["len"]
         cdef const uint32_t[::1] cap_len = rec["cap_len"]
+        cdef const uint32_t[::1] iface = rec["iface"]
         cdef const uint32_t[::1] present = pkt["present"]
         cdef const uint8_t[::1] ip_version = pkt["ip_version"]
         cdef const uint32_t[::1] src = pkt["src"]
@@ -335,10 +389,20 @@ cdef class LineWriter:
         cdef const uint8_t[::1] wscale = pkt["wscale"]
         cdef const uint32_t[::1] tsval = pkt["tsval"]
         cdef const uint32_t[::1] tsecr = pkt["tsecr"]
+        cdef const uint16_t[::1] vlan_id = pkt["vlan_id"]
+        cdef const uint32_t[::1] ip_len = pkt["ip_len"]
+        cdef const uint8_t[::1] dont_fragment = pkt["dont_fragment"]
+        cdef const uint8_t[::1] more_fragments = pkt["more_fragments"]
+        cdef const uint16_t[::1] frag_offset = pkt["frag_offset"]
+        cdef const uint8_t[::1] ipv6_nxt = pkt["ipv6_nxt"]
+        cdef const uint8_t[::1] icmp_type = pkt["icmp_type"]
+        cdef const uint8_t[::1] icmp_code = pkt["icmp_code"]
+        cdef const uint8_t[::1] sack_count = pkt["sack_count"]
         cdef int src_, cond, fmt
         cdef uint32_t need, bits, code
         cdef uint64_t v
-        cdef int64_t start
+        cdef int64_t sv
+        cdef Py_ssize_t w
         cdef bint ok
         cdef char* p
         cdef const uint8_t[::1] kept
@@ -349,11 +413,8 @@ cdef class LineWriter:
                 raise ValueError("fewer selection entries than rows")
         if nf > MAX_FIELDS:
             raise ValueError("too many fields")
-        room = nf * (FIELD_ROOM + longest) + 1
-        if room > self.cap:
-            raise ValueError("line too long")
-        if program.shape[1] != 6:
-            raise ValueError("a program row has 6 entries")
+        if program.shape[1] != P_ENTRIES:
+            raise ValueError(f"a program row has {P_ENTRIES} entries")
         cdef const uint32_t[::1] t_ana
         cdef const uint8_t[::1] t_valid
         cdef TcpCols tc
@@ -364,20 +425,44 @@ cdef class LineWriter:
         cdef uint32_t f_need[MAX_FIELDS]
         cdef uint32_t f_need1[MAX_FIELDS]
         cdef uint32_t f_need2[MAX_FIELDS]
+        cdef uint32_t f_arg[MAX_FIELDS]
+        cdef uint32_t f_veto[MAX_FIELDS]
+        room = 1
         for f in range(nf):
-            f_src[f], f_need[f], f_cond[f] = program[f, 0], program[f, 1], program[f, 2]
-            f_fmt[f], f_need1[f], f_need2[f] = program[f, 3], program[f, 4], program[f, 5]
-        cdef bint with_tcp = False
+            f_src[f], f_need[f], f_cond[f] = program[f, P_SOURCE], program[f, P_NEED], \
+                program[f, P_COND]
+            f_fmt[f], f_need1[f], f_need2[f] = program[f, P_FORMAT], program[f, P_NEED1], \
+                program[f, P_NEED2]
+            f_arg[f], f_veto[f] = program[f, P_ARG], program[f, P_VETO]
+            if f_src[f] >= S_SACK_LE:
+                room += SACK_ROOM + 1
+            elif f_src[f] < S_STREAM and f_fmt[f] == F_ADDR_PAIR:
+                room += FIELD_ROOM + 2 * longest + 2
+            else:
+                room += FIELD_ROOM + longest + 1
+        if room > self.cap:
+            raise ValueError("line too long")
+        cdef bint with_tcp = False, with_sack = False, with_iface = False
         cdef uint32_t tv = 0, ta = 0
         cdef bint t_row = False, t_ok = False, shown = False
+        # the frame's SACK edges: sack_edges[sack_at:sack_at + sack_count[i]]
+        cdef const uint32_t[::1] edges
+        cdef Py_ssize_t sack_at = 0, sack_next = 0
+        cdef const uint8_t[::1] iface_ok
+        cdef Py_ssize_t n_texts = text_ends.shape[0]
+        cdef const int64_t* ends_p = &text_ends[0] if n_texts else NULL
         # the frame times (tcpsift.fields.with_frame_times): the time Wireshark gives the
         # frame (`wts`), the first frame's, the previous frame's, the previous printed one's
         cdef bint with_times = False, started = False, any_shown = False
         cdef int64_t wts = 0, first_ts = 0, prev_ts = 0, prev_shown_ts = 0
         for f in range(nf):
-            if program[f, 0] >= S_STREAM:
+            if f_src[f] >= S_STREAM:
                 with_tcp = True
-            if S_FRAME_REL <= program[f, 0] <= S_FRAME_DELTA_SHOWN:
+            if f_src[f] >= S_SACK_LE:
+                with_sack = True
+            if f_src[f] == S_IFACE:
+                with_iface = True
+            if S_FRAME_REL <= f_src[f] <= S_FRAME_DELTA_SHOWN:
                 with_times = True
         if with_times:
             if times is None:
@@ -388,6 +473,18 @@ cdef class LineWriter:
             any_shown = times.prev_shown_ns is not None
             if any_shown:
                 prev_shown_ts = times.prev_shown_ns
+        if with_sack:
+            if sack_edges is None:
+                raise ValueError("SACK fields need the chunk's SACK edges")
+            edges = sack_edges
+            if int(np.asarray(sack_count[:n]).sum(dtype=np.int64)) > edges.shape[0]:
+                raise ValueError("fewer SACK edges than the rows count")
+        if with_iface:
+            if iface_known is None:
+                iface_known = np.zeros(n, np.uint8)
+            iface_ok = iface_known.view(np.uint8)
+            if iface_ok.shape[0] < n:
+                raise ValueError("fewer interface entries than rows")
         if with_tcp:
             if tcp is None or consts is None or consts.shape[0] != N_CONSTS:
                 raise ValueError("TCP fields need the analysis arrays and their bits")
@@ -419,6 +516,9 @@ cdef class LineWriter:
                 p = self.buf + self.used
                 k = 0
                 bits = present[i]
+                if with_sack:
+                    sack_at = sack_next
+                    sack_next += sack_count[i]
                 if with_times:
                     if has_ts[i]:
                         wts = ts[i]
@@ -451,6 +551,12 @@ cdef class LineWriter:
                         k += 1
                     src_ = f_src[f]
                     if src_ >= S_STREAM:
+                        if src_ >= S_SACK_LE:
+                            if sack_count[i] and _own_tcp(&tc, bits, ip_proto[i]):
+                                k += put_sack(p + k, &edges[sack_at], sack_count[i],
+                                              src_ - S_SACK_LE, &tc, i, bits, tv, t_row,
+                                              ack[i])
+                            continue
                         k += put_tcp(p + k, &tc, src_, f_need1[f], i, bits, tv,
                                      ta, t_row, t_ok, shown, ip_proto[i], seq[i], ack[i])
                         continue
@@ -458,6 +564,8 @@ cdef class LineWriter:
                     cond = f_cond[f]
                     fmt = f_fmt[f]
                     if need and not (bits & need):
+                        continue
+                    if bits & f_veto[f]:
                         continue
                     if cond != C_ALWAYS:
                         need = f_need1[f]
@@ -472,8 +580,14 @@ cdef class LineWriter:
                             ok = ip_version[i] == 6
                         elif cond == C_TCP:
                             ok = ip_proto[i] == 6
-                        else:
+                        elif cond == C_UDP:
                             ok = ip_proto[i] == 17
+                        elif cond == C_ICMP:
+                            ok = ip_proto[i] == 1
+                        elif cond == C_ICMP6:
+                            ok = ip_proto[i] == 58
+                        else:
+                            ok = False
                         if not ok:
                             continue
                     if src_ == S_TS:
@@ -497,11 +611,33 @@ cdef class LineWriter:
                             code = eth_src[i]
                         else:
                             code = eth_dst[i]
-                        if code >= <uint32_t>text_ends.shape[0]:
+                        k += put_text(p + k, texts, ends_p, n_texts, code)
+                        continue
+                    if fmt == F_ADDR_PAIR:
+                        if src[i] >= <uint32_t>n_texts or dst[i] >= <uint32_t>n_texts:
                             continue
-                        start = text_ends[code - 1] if code else 0
-                        memcpy(p + k, texts + start, text_ends[code] - start)
-                        k += text_ends[code] - start
+                        k += put_text(p + k, texts, ends_p, n_texts, src[i])
+                        p[k] = 44
+                        k += 1
+                        k += put_text(p + k, texts, ends_p, n_texts, dst[i])
+                        continue
+                    if fmt == F_PAIR:
+                        k += put_dec32(p + k, sport[i])
+                        p[k] = 44
+                        k += 1
+                        k += put_dec32(p + k, dport[i])
+                        continue
+                    if fmt == F_SACK_PERM:
+                        memcpy(p + k, b"0402", 4)
+                        k += 4
+                        continue
+                    if src_ == S_IPV6_PLEN:
+                        sv = <int64_t>ip_len[i] - 40
+                        if sv < 0:
+                            p[k] = 45
+                            k += 1
+                            sv = -sv
+                        k += put_dec(p + k, <uint64_t>sv)
                         continue
                     if src_ == S_FRAME:
                         v = first_frame + i
@@ -545,12 +681,35 @@ cdef class LineWriter:
                         v = tsval[i]
                     elif src_ == S_TSECR:
                         v = tsecr[i]
+                    elif src_ == S_IFACE:
+                        if linktype[i] == NO_LINKTYPE or not iface_ok[i]:
+                            continue
+                        v = iface[i]
+                    elif src_ == S_VLAN:
+                        v = vlan_id[i]
+                    elif src_ == S_IPLEN:
+                        v = ip_len[i]
+                    elif src_ == S_DF:
+                        v = dont_fragment[i]
+                    elif src_ == S_MF:
+                        v = more_fragments[i]
+                    elif src_ == S_FRAGOFF:
+                        v = frag_offset[i]
+                    elif src_ == S_IPV6_NXT:
+                        v = ipv6_nxt[i]
+                    elif src_ == S_ICMP_TYPE:
+                        v = icmp_type[i]
+                    elif src_ == S_ICMP_CODE:
+                        v = icmp_code[i]
                     else:
                         v = udp_len[i]
                     if fmt == F_HEX4:
                         k += put_hex4(p + k, v)
                     elif fmt == F_FLAGS_STR:
                         k += put_flags_str(p + k, v)
+                    elif fmt == F_BOOL:
+                        p[k] = 49 if v & f_arg[f] else 48
+                        k += 1
                     else:
                         k += put_dec(p + k, v)
                 p[k] = 10
@@ -563,6 +722,39 @@ cdef class LineWriter:
             if any_shown:
                 times.prev_shown_ns = prev_shown_ts
 
+
+cdef inline Py_ssize_t put_text(char* p, const char* texts, const int64_t* ends,
+                                Py_ssize_t count, uint32_t code) noexcept nogil:
+    """Address text `code` (nothing for an id beyond the texts known)."""
+    cdef int64_t start
+    if code >= <uint32_t>count:
+        return 0
+    start = ends[code - 1] if code else 0
+    memcpy(p, texts + start, ends[code] - start)
+    return ends[code] - start
+
+
+cdef inline Py_ssize_t put_sack(char* p, const uint32_t* edges, uint8_t count, int right,
+                                const TcpCols* c, Py_ssize_t i, uint32_t bits, uint32_t tv,
+                                bint t_row, uint32_t raw_ack) noexcept nogil:
+    """tcp.options.sack_le (right 0) or sack_re (1) of a frame's own TCP header with
+    `count` edges: every other edge from the first (the second), comma-joined; relative
+    to the other side's base sequence number (the raw ack minus the relative one) when
+    the segment was analysed with an ACK (tcpsift.fields: _sack_edges)."""
+    cdef Py_ssize_t k = 0
+    cdef int e
+    cdef uint32_t base = 0
+    cdef bint rel = (bits & c.k[K_P_ACK]) != 0 and t_row and (tv & c.k[K_V_ACK]) != 0
+    if rel:
+        base = raw_ack - c.rel_ack[i]
+    e = right
+    while e < count:
+        if e > 1:
+            p[k] = 44
+            k += 1
+        k += put_dec32(p + k, edges[e] - base if rel else edges[e])
+        e += 2
+    return k
 
 
 cdef inline Py_ssize_t put_tcp(char* p, const TcpCols* c, int src_, uint32_t flag_bits,

@@ -31,12 +31,20 @@ from tcpsift.textstream import _lines
 CHUNK = 1 << 16
 
 ALWAYS, V4, V6, TCP, UDP = "always", "ipv4", "ipv6", "tcp", "udp"
+ICMP, ICMP6, NO_ROW = "icmp", "icmpv6", "never"
 DEC, HEX4, ADDR, EPOCH, FLAGS_STR = "dec", "hex4", "addr", "epoch", "flags_str"
+# a bool ("1" when the value has a bit of the entry's fourth item set), two addresses or
+# two ports comma-joined (source, destination), the SACK-permitted option's bytes
+BOOL, ADDR_PAIR, PAIR, SACK_PERM = "bool", "addr_pair", "pair", "sack_perm"
+_TCP_FLAG_BITS = {"fin": 0, "syn": 1, "reset": 2, "push": 3, "ack": 4, "urg": 5, "ece": 6,
+                  "cwr": 7, "ae": 8}
 
-# field -> (source: a packet column or a frame time, condition, format), named as
-# _lines.SOURCES, CONDITIONS and FORMATS name them: the same rules as the field's packet
-# expression in tcpsift.fields.FIELDS (a test holds the two paths equal on every capture
-# of the corpus, and the conformance suite holds that path equal to tshark).
+# field -> (source: a packet column or a frame time, condition, format[, argument]),
+# named as _lines.SOURCES, CONDITIONS and FORMATS name them: the same rules as the field's
+# packet expression in tcpsift.fields.FIELDS (a test holds the two paths equal on every
+# capture of the corpus, and the conformance suite holds that path equal to tshark).
+# Layer-aware fields (eth.*, vlan.id, ip.*, tcp ports ...) have their packet-row value
+# here: frames with repeated headers are printed the table way.
 STREAMED = {
     "frame.number": ("frame", ALWAYS, DEC),
     "frame.time_epoch": ("ts_ns", ALWAYS, EPOCH),
@@ -45,35 +53,57 @@ STREAMED = {
     "frame.time_delta_displayed": ("frame_time_delta_displayed", ALWAYS, EPOCH),
     "frame.len": ("len", ALWAYS, DEC),
     "frame.cap_len": ("cap_len", ALWAYS, DEC),
+    # only pcapng files have interface ids (write_rows' `iface_known`)
+    "frame.interface_id": ("iface", ALWAYS, DEC),
     "eth.src": ("eth_src", ALWAYS, ADDR),
     "eth.dst": ("eth_dst", ALWAYS, ADDR),
     "eth.type": ("eth_type", ALWAYS, HEX4),
+    "vlan.id": ("vlan_id", ALWAYS, DEC),
+    # an 802.1ad S-tag always gives the frame layer rows (the table way)
+    "ieee8021ad.id": ("vlan_id", NO_ROW, DEC),
     "ip.version": ("ip_version", ALWAYS, DEC),
     "ip.src": ("src", V4, ADDR),
     "ip.dst": ("dst", V4, ADDR),
+    "ip.addr": ("src", V4, ADDR_PAIR),
     "ip.hdr_len": ("ip_hdr_len", V4, DEC),
+    "ip.len": ("ip_len", V4, DEC),
     "ip.id": ("ip_id", V4, HEX4),
     "ip.ttl": ("ttl", V4, DEC),
     "ip.proto": ("ip_proto", V4, DEC),
+    "ip.flags.df": ("dont_fragment", V4, BOOL, 0xFF),
+    "ip.flags.mf": ("more_fragments", V4, BOOL, 0xFF),
+    "ip.frag_offset": ("frag_offset", V4, DEC),
     "ipv6.src": ("src", V6, ADDR),
     "ipv6.dst": ("dst", V6, ADDR),
+    "ipv6.addr": ("src", V6, ADDR_PAIR),
     "ipv6.hlim": ("ttl", V6, DEC),
+    # ip_len - 40
+    "ipv6.plen": ("ipv6_plen", V6, DEC),
+    "ipv6.nxt": ("ipv6_nxt", V6, DEC),
     "tcp.srcport": ("sport", TCP, DEC),
     "tcp.dstport": ("dport", TCP, DEC),
+    "tcp.port": ("sport", TCP, PAIR),
     "tcp.seq_raw": ("seq", TCP, DEC),
     "tcp.ack_raw": ("ack", TCP, DEC),
     "tcp.flags": ("tcp_flags", TCP, HEX4),
     "tcp.flags.str": ("tcp_flags", TCP, FLAGS_STR),
+    **{f"tcp.flags.{n}": ("tcp_flags", TCP, BOOL, 1 << b) for n, b in _TCP_FLAG_BITS.items()},
     "tcp.len": ("tcp_len", TCP, DEC),
     "tcp.hdr_len": ("tcp_hdr_len", TCP, DEC),
     "tcp.window_size_value": ("window", TCP, DEC),
     "tcp.options.mss_val": ("mss", TCP, DEC),
     "tcp.options.wscale.shift": ("wscale", TCP, DEC),
+    "tcp.options.sack_perm": ("sack_perm", TCP, SACK_PERM),
     "tcp.options.timestamp.tsval": ("tsval", TCP, DEC),
     "tcp.options.timestamp.tsecr": ("tsecr", TCP, DEC),
     "udp.srcport": ("sport", UDP, DEC),
     "udp.dstport": ("dport", UDP, DEC),
+    "udp.port": ("sport", UDP, PAIR),
     "udp.length": ("udp_len", UDP, DEC),
+    "icmp.type": ("icmp_type", ICMP, DEC),
+    "icmp.code": ("icmp_code", ICMP, DEC),
+    "icmpv6.type": ("icmp_type", ICMP6, DEC),
+    "icmpv6.code": ("icmp_code", ICMP6, DEC),
 }
 
 
@@ -94,7 +124,12 @@ TCP_STREAMED = {
     **{f"tcp.analysis.{n}": (n, 0) for n in (
         "duplicate_ack", "duplicate_ack_num", "duplicate_ack_frame", "acks_frame", "ack_rtt",
         "initial_rtt", "bytes_in_flight", "push_bytes_sent")},
+    # the frame's SACK edges, relative when the analysis knows the other side's base
+    "tcp.options.sack_le": ("sack_le", 0),
+    "tcp.options.sack_re": ("sack_re", 0),
 }
+# the fields that read the chunk's SACK edges, and its files' formats
+SACK_FIELDS = frozenset(("tcp.options.sack_le", "tcp.options.sack_re"))
 
 # the fields that read FrameTimes
 FRAME_TIME_FIELDS = frozenset(("frame.time_relative", "frame.time_delta",
@@ -116,7 +151,8 @@ class FrameTimes:
 
 def can_format(names: list[str]) -> bool:
     """Whether _lines.pyx prints every one of these fields (no Polars needed)."""
-    return all(n in STREAMED or n in TCP_STREAMED for n in names)
+    return len(names) <= _lines.FIELDS_AT_MOST and all(
+        n in STREAMED or n in TCP_STREAMED for n in names)
 
 
 def fast_path(names: list[str], flt=None):
@@ -144,26 +180,48 @@ def _tcp_consts() -> np.ndarray:
                      bits_of("tcp", "udp"), bits_of("seq"), bits_of("ack")], np.int64)
 
 
+# presence of a source that is not COLUMN_PRESENCE's rule for a packet column: (the bits
+# of which one must be set, the bits of which none may be set); frame.interface_id's is
+# the record's (write_rows)
+_SOURCE_PRESENCE = {
+    "iface": ((), ()),
+    "ip_len": (("ip", "ip_hdr"), ("no_ip_len",)),
+    "ipv6_plen": (("ip", "ip_hdr"), ("no_ip_len",)),
+    "ipv6_nxt": (("ip",), ()),
+    "sack_perm": (("sack_perm",), ()),
+}
+
+
 def _program(names: list[str]) -> np.ndarray:
-    """One row per field for _lines.LineWriter.write_rows."""
+    """One row per field for _lines.LineWriter.write_rows (entries named by
+    _lines.PROGRAM)."""
     # what a condition reads must be present: ip_version for V4/V6; ip_proto and a
-    # transport header (sport) for TCP/UDP, as IS_TCP/IS_UDP say
-    cond_bits = {ALWAYS: (0, 0), V4: (presence_bits("ip_version"), 0),
+    # transport header (sport, icmp_type) for TCP/UDP/ICMP, as IS_TCP/IS_ICMP/... say
+    cond_bits = {ALWAYS: (0, 0), NO_ROW: (0, 0), V4: (presence_bits("ip_version"), 0),
                  V6: (presence_bits("ip_version"), 0),
                  TCP: (presence_bits("ip_proto"), presence_bits("sport")),
-                 UDP: (presence_bits("ip_proto"), presence_bits("sport"))}
-    cond_of, fmt_of = _lines.CONDITIONS, _lines.FORMATS
-    rows = []
-    for n in names:
+                 UDP: (presence_bits("ip_proto"), presence_bits("sport")),
+                 ICMP: (presence_bits("ip_proto"), presence_bits("icmp_type")),
+                 ICMP6: (presence_bits("ip_proto"), presence_bits("icmp_type"))}
+    cond_of, fmt_of, at = _lines.CONDITIONS, _lines.FORMATS, _lines.PROGRAM
+    rows = np.zeros((len(names), _lines.PROGRAM_ENTRIES), np.int64)
+    for row, n in zip(rows, names):
         if n in TCP_STREAMED:
             source, flag_bits = TCP_STREAMED[n]
-            rows.append((_lines.TCP_SOURCES[source], 0, cond_of[ALWAYS], fmt_of[DEC],
-                         flag_bits, 0))
+            row[at["source"]] = _lines.TCP_SOURCES[source]
+            row[at["cond"]], row[at["format"]] = cond_of[ALWAYS], fmt_of[DEC]
+            row[at["need1"]] = flag_bits
             continue
-        column, cond, fmt = STREAMED[n]
-        rows.append((_lines.SOURCES[column], presence_bits(column), cond_of[cond], fmt_of[fmt],
-                     *cond_bits[cond]))
-    return np.array(rows, np.int32).reshape(len(rows), 6)
+        column, cond, fmt, *arg = STREAMED[n]
+        if column in _SOURCE_PRESENCE:
+            need, veto = (bits_of(*group) for group in _SOURCE_PRESENCE[column])
+        else:
+            need, veto = presence_bits(column), 0
+        row[at["source"]], row[at["need"]], row[at["veto"]] = _lines.SOURCES[column], need, veto
+        row[at["cond"]], row[at["format"]] = cond_of[cond], fmt_of[fmt]
+        row[at["need1"]], row[at["need2"]] = cond_bits[cond]
+        row[at["arg"]] = arg[0] if arg else 0
+    return rows.astype(np.int32)
 
 
 class _AddressTexts:
@@ -309,6 +367,15 @@ def stream_fields(paths: list[str], names: list[str], fh, flt=None,
     return warnings + run.warnings, complete and run.complete
 
 
+def _iface_known(info, file_id, n: int) -> np.ndarray:
+    """Per row of a chunk of file `file_id` (merged: an array, the file of each row):
+    whether its file has interface ids (pcapng; tcpsift.fields: _interface_id_known)."""
+    pcapng = [i for i, f in enumerate(info.files) if "pcapng" in str(f.get("format")).lower()]
+    if isinstance(file_id, np.ndarray):
+        return np.isin(file_id[:n], pcapng)
+    return np.full(n, file_id in pcapng)
+
+
 class _Run:
     """What the files of one `stream_fields` share: the output, the address texts,
     the TCP analysis state, the frame count."""
@@ -328,6 +395,9 @@ class _Run:
             self.with_tcp = any(n in TCP_STREAMED for n in names) or bool(
                 self.select is not None and self.select.needs_tcp)
             self.program = _program(names)
+            self.with_iface = "frame.interface_id" in names or bool(
+                self.select is not None and self.select.needs_iface)
+            self.with_sack = bool(SACK_FIELDS.intersection(names))
         else:
             from tcpsift.fields import resolve
             self.with_tcp = any(resolve(n).needs_tcp for n in names) or bool(
@@ -339,7 +409,10 @@ class _Run:
         self.lines = _lines.LineWriter(fh.write)
         self._tcp_out = None                # the analysis outputs used again (_print)
         self.times = FrameTimes() if (FRAME_TIME_FIELDS.intersection(names) or (
-            self.select is None and flt is not None and flt.needs_times)) else None
+            getattr(flt, "needs_times", False))) else None
+        # the filter reads the frame times and no field does: this run advances them
+        self.filter_times = bool(self.select is not None and self.select.needs_times
+                                 and not FRAME_TIME_FIELDS.intersection(names))
         self.row = 0
         self.formats: list[dict] = []       # per file read, for frame.interface_id
         self.warnings: list[str] = []
@@ -417,11 +490,17 @@ class _Run:
                                  self.words.series, self.fh, tcp, self._table_filter(), info,
                                  file_id, file_first_row, file_frame, self.times)
         else:
-            keep = self.select.mask(self.row + 1, rec, pkt, self.address_ids, tcp) \
-                if self.select is not None else None
+            iface = _iface_known(info, file_id, n) if self.with_iface else None
+            keep = self.select.mask(self.row + 1, rec, pkt, self.address_ids, tcp, iface,
+                                    self.times) if self.select is not None else None
             self.lines.write_rows(self.program, self.row + 1, rec, pkt, self.texts.blob,
                                   self.texts.ends, self.texts.longest, tcp, self.consts,
-                                  self.times, keep)
+                                  self.times, keep, sacks if self.with_sack else None, iface)
+            if self.filter_times and n:
+                first, last, last_kept = self.select.last_times
+                self.times.first_ns, self.times.prev_ns = first, last
+                if last_kept is not None:
+                    self.times.prev_shown_ns = last_kept
         self.row += n
 
     def file(self, path: str, file_id: int):
