@@ -369,3 +369,11 @@ def test_scan_queries_the_cached_table(capture, folder, monkeypatch):
     assert report.warnings == [] and report.complete
     batches = list(tcpsift.scan(capture, cache=folder).collect_batches(chunk_size=50))
     assert_frame_equal(pl.concat(batches), _fresh(capture).packets)
+
+
+def test_a_command_run_in_process_leaves_the_setting_as_it_was(capture, folder):
+    before = os.environ.get("TCPSIFT_CACHE")
+    for option in (["--cache", str(folder)], ["--no-cache"]):
+        res = CliRunner().invoke(cli, ["conns", str(capture), *option])
+        assert res.exit_code == 0
+        assert os.environ.get("TCPSIFT_CACHE") == before

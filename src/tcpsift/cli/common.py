@@ -25,12 +25,22 @@ client_by_option = click.option(
 
 
 def _set_cache(ctx, param, value):
-    # the command's process reads its captures through tcpsift.read's default, which
-    # follows TCPSIFT_CACHE (tcpsift.cache.folder); the CLI may set it for itself
+    # the command reads its captures through tcpsift.read's default, which follows
+    # TCPSIFT_CACHE (tcpsift.cache.folder): set for the command's run, and put back when
+    # it ends (a command run in-process, e.g. by a test, leaves the setting as it was)
     if value is None or value is False:
         return
     from tcpsift.cache.folder import ENVIRONMENT, OFF
+    before = os.environ.get(ENVIRONMENT)
+
+    def put_back():
+        if before is None:
+            os.environ.pop(ENVIRONMENT, None)
+        else:
+            os.environ[ENVIRONMENT] = before
+
     os.environ[ENVIRONMENT] = OFF if value is True else value
+    ctx.call_on_close(put_back)
 
 
 def cache_options(command):
