@@ -24,8 +24,6 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from tcpsift.compare.points import stable_order
-
 C = pl.col
 WINDOW_NS = 100_000_000
 LIFT = 1 << 34
@@ -51,7 +49,7 @@ def byte_range_matches(up: pl.DataFrame, down: pl.DataFrame, delay_range: dict) 
                                                           "tsval", "t", "frame")}
     # a common origin per flow: the least upstream seq (wrap-around aside)
     base = np.zeros(n_flows, np.int64)
-    order = stable_order(u["flow"])
+    order = np.argsort(u["flow"], kind="stable")
     firsts = order[np.r_[True, u["flow"][order][1:] != u["flow"][order][:-1]]]
     base[u["flow"][firsts]] = u["seq"][firsts]
     us, ds = _relative(u["flow"], u["seq"], base), _relative(d["flow"], d["seq"], base)

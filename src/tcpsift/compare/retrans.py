@@ -25,7 +25,6 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from tcpsift.compare.points import stable_order
 from tcpsift.compare.stats import DIRECTION
 
 C = pl.col
@@ -59,7 +58,7 @@ def _one_direction(data: pl.DataFrame, fate: pl.DataFrame, direction: str) -> pl
     if data.is_empty():
         return _empty(direction)
     conn = data["conn"].to_numpy().astype(np.int64)
-    order = stable_order(conn)     # capture order kept within a connection
+    order = np.argsort(conn, kind="stable")     # capture order kept within a connection
     conn = conn[order]
     frame = data["frame"].to_numpy().astype(np.int64)[order]
     t = data["t"].to_numpy()[order]

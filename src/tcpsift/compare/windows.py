@@ -21,7 +21,6 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from tcpsift.compare.points import stable_order
 from tcpsift.compare.stats import DIRECTION
 
 C = pl.col
@@ -38,7 +37,7 @@ def _shrinks(rows: pl.DataFrame) -> dict:
     kept = np.flatnonzero((rows["tcp_flags"].to_numpy() & (SYN | RST)) == 0)
     flow = (rows["conn"].to_numpy()[kept].astype(np.int64) * 2
             + rows["direction"].to_physical().to_numpy()[kept])
-    order = stable_order(flow)
+    order = np.argsort(flow, kind="stable")
     flow = flow[order]
     kept = kept[order]
     window = rows["window"].to_numpy()[kept].astype(np.int64)
@@ -60,12 +59,14 @@ def one_point_shrinks(rows: dict[str, pl.DataFrame], upstream: dict[str, str],
     frame_up, copies, frame_down)."""
     parts = [pl.DataFrame(schema=SCHEMA)]
     at = {side: _shrinks(r) for side, r in rows.items()}
+    fate_s2c = fate["direction"].to_physical().to_numpy() == 1
+    fate_down = fate["frame_down"].fill_null(0).to_numpy().astype(np.int64)
+    fate_up = fate["frame_up"].to_numpy().astype(np.int64)
+    arrived = (fate["copies"].to_numpy() > 0) & (fate_down > 0)
     for d, up in sorted(upstream.items()):
         down = "b" if up == "a" else "a"
-        f = fate.filter((C("direction") == d) & (C("copies") > 0)
-                        & C("frame_down").is_not_null())
-        fu = f["frame_up"].to_numpy().astype(np.int64)
-        fd = f["frame_down"].to_numpy().astype(np.int64)
+        mine = arrived & (fate_s2c == (d == "s2c"))
+        fu, fd = fate_up[mine], fate_down[mine]
         # the other point's frame of each packet (0: not seen there)
         down_of = np.zeros(max(len(at[up]["flag"]), int(fu.max(initial=0)) + 1), np.int64)
         down_of[fu] = fd
@@ -73,21 +74,21 @@ def one_point_shrinks(rows: dict[str, pl.DataFrame], upstream: dict[str, str],
         up_of[fd] = fu
         for side, other, mapping, where in ((up, down, down_of, "upstream"),
                                             (down, up, up_of, "downstream")):
-            mine = at[side]
-            this = mine["s2c"] == (d == "s2c")
-            frames = mine["frame"][this]
+            seen = at[side]
+            this = seen["s2c"] == (d == "s2c")
+            frames = seen["frame"][this]
             there = mapping[frames]
             flag = at[other]["flag"]
             seen_both = (there > 0) & (there < len(flag)) & flag[np.minimum(there, len(flag) - 1)]
             alone = ~seen_both
             count = int(alone.sum())
             parts.append(pl.DataFrame({
-                "conn": mine["conn"][this][alone],
+                "conn": seen["conn"][this][alone],
                 "direction": pl.Series([d] * count, dtype=DIRECTION),
                 "seen_at": pl.Series([where] * count, dtype=WHERE),
                 "point": [side] * count, "frame": frames[alone].astype(np.uint32),
-                "window": mine["window"][this][alone],
-                "previous_window": mine["previous"][this][alone],
+                "window": seen["window"][this][alone],
+                "previous_window": seen["previous"][this][alone],
                 "other_frame": pl.Series(there[alone].astype(np.uint32)),
             }, schema=SCHEMA).with_columns(
                 other_frame=pl.when(C("other_frame") > 0).then("other_frame")))
