@@ -89,3 +89,14 @@ def test_cli_one_capture_is_one_line_exit_2():
     result = cli_compare(SAMPLE)
     assert result.exit_code == 2
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("tcpsift: ")
+
+
+def test_cli_three_points_report_page_has_each_segments_plots(tmp_path):
+    paths, lost_c2s, lost_s2c = three_points(tmp_path)
+    out = tmp_path / "path.html"
+    result = cli_compare(*paths, "-o", out)
+    assert result.exit_code == 0, result.output
+    page = out.read_text()
+    assert page.count("<svg") == 4
+    assert "Packets lost between a and b over time (0 in all)" in page
+    assert f"Packets lost between b and c over time ({lost_c2s + lost_s2c:,} in all)" in page
