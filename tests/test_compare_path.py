@@ -6,6 +6,8 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).parent))
 
 from support import capreader, capwriter  # noqa: E402
@@ -91,6 +93,7 @@ def test_cli_one_capture_is_one_line_exit_2():
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("tcpsift: ")
 
 
+@pytest.mark.slow
 def test_cli_three_points_report_page_has_each_segments_plots(tmp_path):
     paths, lost_c2s, lost_s2c = three_points(tmp_path)
     out = tmp_path / "path.html"
