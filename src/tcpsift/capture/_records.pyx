@@ -14,20 +14,29 @@ import numpy as np
 cdef extern from *:
     """
     /* A pcapng timestamp (`t` units per second, then `off` seconds added) in ns since the
-       epoch, as wiretap reads it (whole seconds, then the remainder times 10^9 in
-       unsigned 64 bits, wrapping, over the units), computed in 128 bits: 0 when the
-       result does not fit the int64 nanoseconds tcpsift keeps (before 1677-09-21 or
-       after 2262-04-11), else 1 with the time in *out. */
+       epoch, computed in 128 bits: 0 when the result does not fit the int64 nanoseconds
+       tcpsift keeps (before 1677-09-21 or after 2262-04-11), else 1 with the time in
+       *out. A count of 2^63 and more is read as a negative one (two's complement: a
+       time before the epoch, as the writers of such files meant it; wiretap reads it
+       unsigned); the others as wiretap reads them (whole seconds, then the remainder
+       times 10^9 in unsigned 64 bits, wrapping, over the units). */
     static inline int tcpsift_pcapng_ns(uint64_t t, uint64_t units, int64_t off,
                                         int64_t *out) {
-        __int128 ns;
+        __int128 ns, signed_t = (__int128)(int64_t)t, secs;
         if (units == 1000000)
-            ns = (__int128)t * 1000;
+            ns = signed_t * 1000;
         else if (units == 1000000000)
-            ns = (__int128)t;
-        else
+            ns = signed_t;
+        else if (signed_t >= 0)
             ns = (__int128)(t / units) * 1000000000
                  + (__int128)(((t % units) * 1000000000ULL) / units);
+        else {
+            secs = signed_t / (__int128)units;      /* rounded towards zero: floor it */
+            if (secs * (__int128)units > signed_t)
+                secs -= 1;
+            ns = secs * 1000000000
+                 + ((signed_t - secs * (__int128)units) * 1000000000) / (__int128)units;
+        }
         ns += (__int128)off * 1000000000;
         if (ns > (__int128)INT64_MAX || ns < (__int128)INT64_MIN)
             return 0;
