@@ -16,7 +16,7 @@ from polars.testing import assert_frame_equal
 import tcpsift
 from tcpsift.errors import CaptureError
 from tcpsift.tcp import _analysis as K
-from tcpsift.tcp.connections import connections, read_connections
+from tcpsift.tcp.connections import _read_connections, connections, read_connections
 
 sys.path.insert(0, str(Path(__file__).parent))
 from support import conns_reference as reference  # noqa: E402
@@ -57,6 +57,29 @@ def test_several_files_merged_and_concatenated():
         assert (warnings, complete) == (cap.warnings, cap.complete)
 
 
+def test_rows_come_as_connections_end():
+    """With eviction, a connection's record is taken (and freed) when the kernel frees
+    its conversation: the records held at once stay below the connections seen."""
+    path = LAB / "slow-synack.pcap"
+    if not path.exists():
+        pytest.skip("no lab capture")
+    cap = tcpsift.read(path)
+    want = reference.connections(cap)
+    table, _, _, late, peak = _read_connections([path], "merge", "ip", 97, 0)
+    assert late == 0 and peak < len(want) / 2
+    assert_frame_equal(table, want)
+    assert _read_connections([path], "merge", "ip", 97, -1)[4] == len(want)
+
+
+def test_late_packets_read_again():
+    """The sample's conversations get packets after they ended: with a grace of 0 they
+    are late, the first read stops there, and the table comes from a read without
+    eviction."""
+    assert _read_connections([SAMPLE], "merge", "ip", 97, 0)[3] > 0
+    assert_frame_equal(read_connections([SAMPLE], grace=0.0, chunk=97)[0],
+                       reference.connections(tcpsift.read(SAMPLE)))
+
+
 def test_not_a_capture(tmp_path):
     bad = tmp_path / "text.pcap"
     bad.write_text("not a capture\n")
@@ -86,8 +109,11 @@ def test_corpus_tables_and_streamed_equal_the_reference():
             same(connections(cap, client_by=client_by), want, path)
             same(read_connections([path], client_by=client_by)[0], want, path)
         if len(cap.packets) < 20_000:
-            # chunk boundaries anywhere: a connection's state spans chunks
-            same(read_connections([path], chunk=97)[0], reference.connections(cap), path)
+            # chunk boundaries anywhere: a connection's state spans chunks; eviction
+            # as soon as a conversation ends
+            for grace in (None, 0.0, 5.0):
+                same(read_connections([path], chunk=97, grace=grace)[0],
+                     reference.connections(cap), path)
         checked += len(want)
     assert checked > 100
 

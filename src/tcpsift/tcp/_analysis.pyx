@@ -1687,6 +1687,7 @@ ctypedef struct CAgg:            # one connection (stream)
     int32_t nrtt, rtt_cap
     int64_t rtt_min, rtt_median, rtt_max   # set by take()
     uint8_t client_dir                     # set by take(), which then swaps the sides
+    int32_t next_free                      # the pool's free list
     CSide side[2]                          # (in take()'s records: client, server)
 
 
@@ -1875,39 +1876,89 @@ cdef void agg_free(CAgg* g) noexcept nogil:
     g.side[0].pending = g.side[1].pending = NULL
 
 
+cdef void agg_init(CAgg* g) noexcept nogil:
+    memset(g, 0, sizeof(CAgg))
+    g.syn_dir = g.synack_dir = g.rst_dir = -1
+    side_init(&g.side[0])
+    side_init(&g.side[1])
+
+
 cdef class ConnAggregates:
     """Per-connection aggregates of the connection table, fed rows in frame order
     (`feed`: the rows' values from fill_conn_rows or the tables, and the TCP kernel's
-    outputs for them); `take(streams)` returns those connections' values and frees them."""
-    cdef CAgg* aggs
-    cdef Py_ssize_t cap
+    outputs for them); `take(streams)` returns those connections' records and frees
+    them (their last rows have been fed: a row of a stream taken starts a new record).
+    Records live in a pool: memory follows the connections not taken yet (and 4 bytes
+    per stream number for the map)."""
+    cdef CAgg* pool
+    cdef Py_ssize_t npool, pool_cap
+    cdef int32_t free_head
+    cdef int32_t* slot                 # stream -> pool index, -1: none
+    cdef Py_ssize_t slot_cap
+    cdef Py_ssize_t live
 
     def __cinit__(self):
-        self.aggs = NULL
-        self.cap = 0
+        self.pool = NULL
+        self.npool = self.pool_cap = 0
+        self.free_head = -1
+        self.slot = NULL
+        self.slot_cap = 0
+        self.live = 0
 
     def __dealloc__(self):
         cdef Py_ssize_t i
-        for i in range(self.cap):
-            agg_free(&self.aggs[i])
-        free(self.aggs)
+        for i in range(self.npool):
+            agg_free(&self.pool[i])
+        free(self.pool)
+        free(self.slot)
 
-    cdef int grow(self, Py_ssize_t need) noexcept nogil:
-        cdef Py_ssize_t cap = self.cap if self.cap else 1024, i
+    cdef int32_t record(self, uint32_t stream) noexcept nogil:
+        """The pool index of the stream's record, a new one if it has none; -1: no
+        memory. (The pool may move: pointers into it are stale afterwards.)"""
+        cdef Py_ssize_t cap, i
+        cdef int32_t* sl
         cdef CAgg* p
-        while cap <= need:
-            cap *= 2
-        p = <CAgg*>realloc(self.aggs, cap * sizeof(CAgg))
-        if p == NULL:
-            return -1
-        for i in range(self.cap, cap):
-            memset(&p[i], 0, sizeof(CAgg))
-            p[i].syn_dir = p[i].synack_dir = p[i].rst_dir = -1
-            side_init(&p[i].side[0])
-            side_init(&p[i].side[1])
-        self.aggs = p
-        self.cap = cap
-        return 0
+        cdef int32_t k
+        if stream >= self.slot_cap:
+            cap = self.slot_cap * 2 if self.slot_cap else 4096
+            while cap <= stream:
+                cap *= 2
+            sl = <int32_t*>realloc(self.slot, cap * sizeof(int32_t))
+            if sl == NULL:
+                return -1
+            for i in range(self.slot_cap, cap):
+                sl[i] = -1
+            self.slot = sl
+            self.slot_cap = cap
+        k = self.slot[stream]
+        if k >= 0:
+            return k
+        if self.free_head >= 0:
+            k = self.free_head
+            self.free_head = self.pool[k].next_free
+        else:
+            if self.npool == self.pool_cap:
+                cap = self.pool_cap * 2 if self.pool_cap else 1024
+                p = <CAgg*>realloc(self.pool, cap * sizeof(CAgg))
+                if p == NULL:
+                    return -1
+                self.pool = p
+                self.pool_cap = cap
+            k = <int32_t>self.npool
+            self.npool += 1
+        agg_init(&self.pool[k])
+        self.slot[stream] = k
+        self.live += 1
+        return k
+
+    cdef void release(self, uint32_t stream) noexcept nogil:
+        cdef int32_t k = self.slot[stream]
+        agg_free(&self.pool[k])
+        self.pool[k].used = 0
+        self.pool[k].next_free = self.free_head
+        self.free_head = k
+        self.slot[stream] = -1
+        self.live -= 1
 
     def feed(self, Py_ssize_t n, dict rows, dict out):
         """Rows `rows` (frame, ts_ns, has, len, tcp_flags, tcp_len, window, src, dst,
@@ -1938,6 +1989,7 @@ cdef class ConnAggregates:
         cdef const uint8_t[::1] valid = out["_valid"]
         cdef Py_ssize_t i
         cdef uint32_t shown, a
+        cdef int32_t k
         cdef int rc = 0
         if min(frame.shape[0], ts.shape[0], has.shape[0], length.shape[0], flags.shape[0],
                tcp_len.shape[0], window.shape[0], src.shape[0], dst.shape[0],
@@ -1950,14 +2002,15 @@ cdef class ConnAggregates:
             for i in range(n):
                 if not (valid[i] & V_ROW):
                     continue
-                if stream[i] >= self.cap and self.grow(stream[i]) < 0:
+                k = self.record(stream[i])
+                if k < 0:
                     rc = -1
                     break
                 # the verdicts tshark shows (none when the capture ends in the options)
                 a = analysis[i]
                 shown = a if ((valid[i] & V_ANALYSIS)
                               and (a & (HAS_ANALYSIS | NOT_SHOWN)) == HAS_ANALYSIS) else 0
-                if conn_row(&self.aggs[stream[i]], frame[i], ts[i], has[i], length[i],
+                if conn_row(&self.pool[k], frame[i], ts[i], has[i], length[i],
                             flags[i], tcp_len[i], window[i], src[i], dst[i], sport[i],
                             dport[i], eth_src[i], eth_dst[i], mss[i], ws[i],
                             direction[i] & 1, win[i], shown, acks[i] != 0, rtt[i]) < 0:
@@ -1966,34 +2019,47 @@ cdef class ConnAggregates:
         if rc < 0:
             raise MemoryError("connection aggregates: out of memory")
 
+    @property
+    def held(self):
+        """Records held: the connections not taken yet."""
+        return self.live
+
     def used(self):
-        """The streams that have rows, in stream order."""
+        """The streams with rows not taken yet, in stream order."""
         cdef Py_ssize_t i
         cdef Py_ssize_t k = 0
-        out = np.empty(self.cap, np.uint32)
+        out = np.empty(self.slot_cap, np.uint32)
         cdef uint32_t[::1] o = out
-        for i in range(self.cap):
-            if self.aggs[i].used:
+        for i in range(self.slot_cap):
+            if self.slot[i] >= 0:
                 o[k] = <uint32_t>i
                 k += 1
         return out[:k]
 
     def take(self, const uint32_t[::1] streams):
-        """The values of these streams (each with rows), one record each (CONN_DTYPE:
-        the connection's fields, then the client's c_* and the server's s_*), and their
-        state freed. The roles are decided here: the client is the sender of the first
-        SYN; without one, the receiver of the first SYN-ACK; without either, the side
-        sending from the higher port (equal ports: direction 0). `history` then holds the
-        letters as text (the client's upper case), `nhistory` of them."""
-        cdef Py_ssize_t m = streams.shape[0], i
+        """The records of these streams (each with rows not taken yet), one each
+        (CONN_DTYPE: the connection's fields, then the client's c_* and the server's
+        s_*), and their state freed. The roles are decided here: the client is
+        the sender of the first SYN; without one, the receiver of the first SYN-ACK;
+        without either, the side sending from the higher port (equal ports: direction
+        0). `history` then holds the letters as text (the client's upper case),
+        `nhistory` of them."""
+        cdef Py_ssize_t m = streams.shape[0], i = 0
+        cdef int32_t k = 0
         for i in range(m):
-            if streams[i] >= self.cap or not self.aggs[streams[i]].used:
-                raise ValueError(f"connection aggregates: no stream {streams[i]}")
+            if streams[i] >= self.slot_cap or self.slot[streams[i]] < 0:
+                raise ValueError(f"connection aggregates: no stream {streams[i]} to take")
         buf = bytearray(m * sizeof(CAgg))
         cdef unsigned char[::1] b = buf
         with nogil:
             for i in range(m):
-                take_one(&self.aggs[streams[i]], <CAgg*>&b[i * sizeof(CAgg)])
+                k = self.slot[streams[i]]
+                if k < 0:
+                    break           # (listed twice)
+                take_one(&self.pool[k], <CAgg*>&b[i * sizeof(CAgg)])
+                self.release(streams[i])
+        if i < m - 1 or (m and k < 0):
+            raise ValueError(f"connection aggregates: stream {streams[i]} listed twice")
         return np.frombuffer(buf, CONN_DTYPE)
 
 
@@ -2001,42 +2067,43 @@ cdef const char* LETTERS = b"SHADFRIQTWshadfriqtw"
 
 
 cdef void take_one(CAgg* g, CAgg* out) noexcept nogil:
-    """g's record, roles applied, into `out`; g is freed and ready for reuse."""
+    """g's record, roles applied, into `out` (g itself unchanged but for the order of
+    its RTTs: it may go on)."""
     cdef Py_ssize_t lo, hi, j
     cdef int d, cd
-    cdef CSide* s0 = &g.side[0]
+    cdef CSide sides[2]
+    cdef CSide* s
+    memcpy(out, g, sizeof(CAgg))
     if g.nrtt:
         qsort(g.rtt, g.nrtt, sizeof(int64_t), cmp_i64)
         lo = (g.nrtt - 1) // 2
         hi = g.nrtt // 2
-        g.rtt_min = g.rtt[0]
-        g.rtt_max = g.rtt[g.nrtt - 1]
+        out.rtt_min = g.rtt[0]
+        out.rtt_max = g.rtt[g.nrtt - 1]
         # Polars' median: the mean of the two middle values (as doubles), truncated
-        g.rtt_median = <int64_t>((<double>g.rtt[lo] + <double>g.rtt[hi]) / 2)
+        out.rtt_median = <int64_t>((<double>g.rtt[lo] + <double>g.rtt[hi]) / 2)
     for d in range(2):
-        if g.side[d].npending:
-            # never answered by a SYN-ACK: only a time at the end of time passes
-            settle_pending(&g.side[d], C_NO_TIME_MAX)
+        s = &sides[d]
+        memcpy(s, &g.side[d], sizeof(CSide))
+        # pure ACKs never answered by a SYN-ACK: only a time at the end of time passes
+        for j in range(s.npending):
+            ack_candidate(s, s.pending[j].ts, s.pending[j].frame, C_NO_TIME_MAX)
+        s.pending = NULL
+        s.npending = s.pending_cap = 0
     if g.syn_dir >= 0:
         cd = g.syn_dir
     elif g.synack_dir >= 0:
         cd = 1 - g.synack_dir
     else:
-        cd = 1 if (s0.seen and (s0.has & H_PORTS) and s0.sport < s0.dport) else 0
-    g.client_dir = <uint8_t>cd
+        cd = 1 if (sides[0].seen and (sides[0].has & H_PORTS)
+                   and sides[0].sport < sides[0].dport) else 0
+    out.client_dir = <uint8_t>cd
     for j in range(g.nhistory):
         # (letter, direction) -> the letter, upper case for the client's
-        g.history[j] = LETTERS[(g.history[j] >> 1) + (0 if (g.history[j] & 1) == cd else 10)]
-    memcpy(out, g, sizeof(CAgg))
-    memcpy(&out.side[0], &g.side[cd], sizeof(CSide))
-    memcpy(&out.side[1], &g.side[1 - cd], sizeof(CSide))
+        out.history[j] = LETTERS[(g.history[j] >> 1) + (0 if (g.history[j] & 1) == cd else 10)]
+    memcpy(&out.side[0], &sides[cd], sizeof(CSide))
+    memcpy(&out.side[1], &sides[1 - cd], sizeof(CSide))
     out.rtt = NULL
-    out.side[0].pending = out.side[1].pending = NULL
-    agg_free(g)
-    memset(g, 0, sizeof(CAgg))
-    g.syn_dir = g.synack_dir = g.rst_dir = -1
-    side_init(&g.side[0])
-    side_init(&g.side[1])
 
 
 cdef CAgg _g

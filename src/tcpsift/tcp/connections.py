@@ -304,14 +304,40 @@ def connections(capture, client_by="ip") -> pl.DataFrame:
     return conn_table(streams, acc.take(streams), ip, eth, client_by)
 
 
-def read_connections(paths, mode: str = "merge", client_by="ip",
-                     chunk: int = 1 << 16) -> tuple[pl.DataFrame, list[str], bool]:
+def read_connections(paths, mode: str = "merge", client_by="ip", chunk: int = 1 << 16,
+                     grace: float | None = 5.0) -> tuple[pl.DataFrame, list[str], bool]:
     """connections(tcpsift.read(paths, mode=mode), client_by) without the capture's
     tables: (the connection table, the capture's warnings, whether it was read
-    completely). The frames are decoded chunk by chunk (tcpsift.capture.chunks); each
-    chunk goes through the TCP kernel (its Analyzer) and the per-connection aggregates
-    (ConnAggregates), and is dropped: memory holds the connections, not the packets.
-    Raises CaptureError as read() does."""
+    completely). Raises CaptureError as read() does.
+
+    The frames are decoded chunk by chunk (tcpsift.capture.chunks); each chunk goes
+    through the TCP kernel's Analyzer and the per-connection aggregates
+    (ConnAggregates), and is dropped. The Analyzer frees a conversation `grace`
+    seconds (capture time) after it ended, leaving a tombstone
+    (tcpsift.tcp.analyzer), and the connection's record is taken from the aggregates
+    then, as it ends. A packet that comes after its conversation was freed (a late
+    packet: two capture points merged, a long pause) could be analysed differently
+    from `Capture.tcp`; when there was one, the files are read again without eviction,
+    so the table is always `connections()`'s. grace=None, or a path read only once
+    (standard input, a pipe): no eviction, every record taken at the end."""
+    from tcpsift.capture.source import is_stream
+    from tcpsift.tcp.analyzer import _seconds_to_ns
+
+    if grace is not None and any(map(is_stream, paths)):
+        grace = None
+    table, warnings, complete, late, _ = _read_connections(
+        paths, mode, client_by, chunk, _seconds_to_ns(grace, "grace"))
+    if late:
+        table, warnings, complete, _, _ = _read_connections(paths, mode, client_by, chunk, -1)
+    return table, warnings, complete
+
+
+def _read_connections(paths, mode: str, client_by, chunk: int, grace_ns: int
+                      ) -> tuple[pl.DataFrame, list[str], bool, int, int]:
+    """read_connections(), evicting after `grace_ns` (< 0: never); also returns the
+    number of late packets (0: the table is exactly connections()'s; else the read
+    stopped at the first and the table is empty) and the most connection records held
+    at once."""
     from tcpsift.capture.chunks import CaptureChunks
     from tcpsift.capture.presence import bits_of
     from tcpsift.tcp import _analysis as K
@@ -322,8 +348,19 @@ def read_connections(paths, mode: str = "merge", client_by="ip",
         ("ip",), ("tcp", "udp"), ("tcp_flags",), ("tcp_len",), ("mss",), ("wscale",),
         ("tcp",), ("sack_perm",), ("ts",), ("eth",)))
     chunks = CaptureChunks(paths, mode, chunk)
-    analyzer = K.Analyzer()
+    # tombstones kept for ever: a packet on a freed conversation's addresses and ports
+    # is then always known as late (or as a new connection reusing the ports, as tshark
+    # says), never silently given a new stream
+    analyzer = K.Analyzer(grace_ns, -1, -1)
     acc = K.ConnAggregates()
+    taken: list[tuple[np.ndarray, np.ndarray]] = []
+    peak = 0
+
+    def take_ended() -> None:
+        ended = analyzer.take_ended()
+        if len(ended):
+            taken.append((ended, acc.take(ended)))
+
     rows: dict = {}
     for part in chunks:
         n = len(part)
@@ -332,6 +369,8 @@ def read_connections(paths, mode: str = "merge", client_by="ip",
         out = empty_outputs(n)
         analyzer.feed(n, chunk_inputs(part.rec, part.pkt, part.sack_edges, part.layer_rows,
                                       part.first_row, len(chunks.addrs)), out)
+        if analyzer.late_packets:
+            return pl.DataFrame(), [], False, analyzer.late_packets, peak   # (read again)
         if len(rows.get("frame", ())) < n:
             rows = {"frame": np.empty(n, np.uint32), "has": np.empty(n, np.uint16),
                     "tcp_len": np.empty(n, np.uint32), "window": np.empty(n, np.int32)}
@@ -342,11 +381,26 @@ def read_connections(paths, mode: str = "merge", client_by="ip",
                      "sport": pkt["sport"], "dport": pkt["dport"], "eth_src": pkt["eth_src"],
                      "eth_dst": pkt["eth_dst"], "mss": pkt["mss"], "wscale": pkt["wscale"]},
                  out)
-    streams = acc.used()
+        peak = max(peak, acc.held)
+        take_ended()
+    analyzer.finish()       # every conversation ends
+    take_ended()
+    rest = acc.used()       # (none: every stream's conversation ended)
+    if len(rest):
+        taken.append((rest, acc.take(rest)))
     # (the decoder's address table: id -> text, MAC and IP addresses alike)
     names = AddressNames(pl.Series(chunks.addrs.texts(0), dtype=pl.String))
-    table = conn_table(streams, acc.take(streams), names, names, client_by)
-    return table, chunks.warnings, chunks.complete
+    if analyzer.late_packets:
+        return pl.DataFrame(), [], False, analyzer.late_packets, peak
+    if not taken:
+        table = conn_table(np.zeros(0, np.uint32), np.zeros(0, K.CONN_DTYPE), names, names,
+                           client_by)
+    else:
+        streams = np.concatenate([t[0] for t in taken])
+        order = np.argsort(streams, kind="stable")
+        table = conn_table(streams[order], np.concatenate([t[1] for t in taken])[order],
+                           names, names, client_by)
+    return table, chunks.warnings, chunks.complete, 0, peak
 
 
 def conn_table(streams: np.ndarray, rec: np.ndarray, ip: AddressNames,
