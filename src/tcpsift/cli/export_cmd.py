@@ -20,7 +20,8 @@ def _numbers(values, option: str) -> set[int]:
 
 
 def _frame_ranges(text: str):
-    """`--frames 10-20,35,40-`: a range of frame numbers, or a set of them."""
+    """`--frames 10-20,35,40-`: a range of frame numbers, or several (FrameRanges: an
+    open end is not made a set of four billion numbers)."""
     ranges = []
     for part in text.split(","):
         m = re.fullmatch(r"\s*(\d+)\s*(?:(-)\s*(\d*))?\s*", part)
@@ -33,7 +34,8 @@ def _frame_ranges(text: str):
         ranges.append(range(first, last + 1))
     if len(ranges) == 1:
         return ranges[0]
-    return {n for r in ranges for n in r}
+    from tcpsift.workflow.export import FrameRanges
+    return FrameRanges(ranges)
 
 
 @click.command("export")

@@ -82,6 +82,31 @@ def format_for(path: str | os.PathLike) -> str:
     return SUFFIXES.get(os.path.splitext(os.fspath(path))[1].lower(), "pcapng")
 
 
+class FrameRanges:
+    """Frame numbers as ranges of step 1 (`--frames 10-20,35,40-`), kept as ranges: an
+    open end (up to 2^32) is not a set of four billion numbers."""
+
+    def __init__(self, ranges: Iterable[range]):
+        self.ranges = [r for r in ranges if len(r)]
+        if any(r.step != 1 for r in self.ranges):
+            raise ValueError("frame ranges have a step of 1")
+
+    def __iter__(self):
+        for r in self.ranges:
+            yield from r
+
+    def bounds(self) -> tuple[int, int]:
+        """The first and last frame numbers (1, 0 when none)."""
+        if not self.ranges:
+            return 1, 0
+        return min(r.start for r in self.ranges), max(r.stop - 1 for r in self.ranges)
+
+    def expr(self) -> pl.Expr:
+        """The condition on the "frame" column."""
+        return pl.any_horizontal([pl.col("frame").is_between(r.start, r.stop - 1)
+                                  for r in self.ranges] or [pl.lit(False)])
+
+
 def selection(cap, streams: Iterable[int] | None = None,
               frames: Iterable[int] | None = None) -> pl.DataFrame:
     """The packet-table rows (COLUMNS) of the frames wanted, in capture order: those of
@@ -95,6 +120,8 @@ def selection(cap, streams: Iterable[int] | None = None,
     if frames is not None:
         if isinstance(frames, range) and frames.step == 1:
             rows = rows.filter(pl.col("frame").is_between(frames.start, frames.stop - 1))
+        elif isinstance(frames, FrameRanges):
+            rows = rows.filter(frames.expr())
         else:
             rows = rows.filter(pl.col("frame").is_in(sorted({int(f) for f in frames})))
     return rows
@@ -123,6 +150,8 @@ def read_frames(paths, frames: Iterable[int], mode: str = "merge"):
 
     if isinstance(frames, range) and frames.step == 1:
         first, last, keep = frames.start, frames.stop - 1, None
+    elif isinstance(frames, FrameRanges):
+        (first, last), keep = frames.bounds(), None
     else:
         keep = sorted({int(f) for f in frames})
         first, last = (keep[0], keep[-1]) if keep else (1, 0)
@@ -131,6 +160,8 @@ def read_frames(paths, frames: Iterable[int], mode: str = "merge"):
                       for chunk in chunks] or [pl.DataFrame(schema=pl_schema())])
     if keep is not None:
         rows = rows.filter(pl.col("frame").is_in(keep))
+    elif isinstance(frames, FrameRanges):
+        rows = rows.filter(frames.expr())
     files = {fid: f for fid, f in enumerate(chunks.files)}
     return files, rows, chunks.warnings, chunks.complete
 
