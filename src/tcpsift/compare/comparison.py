@@ -239,11 +239,11 @@ def _annotated(p: Point, conns: pl.DataFrame) -> pl.DataFrame:
     conn = conn_of[stream]
     keep = conn >= 0
     s2c = p.packets["direction"].to_numpy() != c2s_of[stream]
-    return p.packets.filter(pl.Series(keep)).select(
+    # (the columns chosen before the rows: a filter copies every column it is given)
+    return p.packets.select(
         "key", "ts_ns", "frame", "tcp_len", "tcp_flags", "seq", "ack", "tsval", "window",
-        t="ts_ns",
-        conn=pl.Series(conn[keep]),
-        direction=stats.direction_of(s2c[keep]))
+        t="ts_ns").filter(pl.Series(keep)).with_columns(
+        conn=pl.Series(conn[keep]), direction=stats.direction_of(s2c[keep]))
 
 
 def _samples(pairs: pl.DataFrame, rows: dict, start_ns: int) -> pl.DataFrame:

@@ -41,7 +41,8 @@ def retransmissions(rows: dict[str, pl.DataFrame], upstream: dict[str, str],
     never reached U before), cause (CAUSES). `rows`: per point, its packets of the
     connections at both points (conn, direction, frame, t, seq, tcp_len); `fate`: one row
     per upstream packet (direction, frame_up, copies, lost)."""
-    parts = [_one_direction(rows[up].filter((C("direction") == d) & (C("tcp_len") > 0)),
+    parts = [_one_direction(rows[up].select("conn", "direction", "frame", "t", "seq", "tcp_len")
+                            .filter((C("direction") == d) & (C("tcp_len") > 0)),
                             fate.filter(C("direction") == d), d)
              for d, up in sorted(upstream.items())]
     return pl.concat(parts)

@@ -69,20 +69,21 @@ def fates(a_rows: pl.DataFrame, b_rows: pl.DataFrame, upstream: dict[str, str],
     paired["a"][fa], paired["b"][fb] = True, True
     is_up = {"a": C("direction").replace_strict(a_up, return_dtype=pl.Boolean)}
     is_up["b"] = ~is_up["a"]
-    parts = []
+    parts, ups, downs = [], [], []
     for p, other in (("a", "b"), ("b", "a")):
-        up = at[p].filter(is_up[p])
-        frames = up["frame"].to_numpy()
-        parts.append((p, other, up, down_of[p][frames]))
-    # the rest: keys repeated at a point, or seen at one point only
-    rest_up = pl.concat([up.filter(~pl.Series(paired[p][up["frame"].to_numpy()]))
-                         .select("key", "t", row=C("frame").cast(pl.Int64) + (p == "b") * B_ROW)
-                         for p, _, up, _ in parts])
-    rest_down = pl.concat([at[p].filter(~is_up[p]).filter(
-        ~pl.Series(paired[p][at[p].filter(~is_up[p])["frame"].to_numpy()]))
-        .select("key", "t", "frame", "conn", "direction", *SEGMENT,
-                row=C("frame").cast(pl.Int64) + (p == "b") * B_ROW)
-        for p in "ab"])
+        # (NumPy masks, and the columns chosen before the rows: a filter copies every
+        # column it is given)
+        s2c = at[p]["direction"].to_physical().to_numpy() == 1
+        up_mask = np.where(s2c, a_up["s2c"], a_up["c2s"]) == (p == "a")
+        alone = ~paired[p][at[p]["frame"].to_numpy()]
+        row = C("frame").cast(pl.Int64) + (p == "b") * B_ROW
+        up = at[p].select("conn", "direction", "frame", "t").filter(pl.Series(up_mask))
+        parts.append((p, other, up, down_of[p][up["frame"].to_numpy()]))
+        # the rest: keys repeated at a point, or seen at one point only
+        ups.append(at[p].select("key", "t", row=row).filter(pl.Series(up_mask & alone)))
+        downs.append(at[p].select("key", "t", "frame", "conn", "direction", *SEGMENT, row=row)
+                         .filter(pl.Series(~up_mask & alone)))
+    rest_up, rest_down = pl.concat(ups), pl.concat(downs)
     assigned = assign(rest_up, rest_down.select("key", "t", "row"))
     copies = (assigned.filter(C("up_row").is_not_null())
               .join(rest_down.select("row", "frame"), on="row").sort("t").group_by("up_row")
