@@ -108,11 +108,13 @@ def _keys(rows: pl.DataFrame) -> np.ndarray:
     xor-shift) in NumPy; Polars' hash of a struct of them took four times as long. The
     addresses enter as their Categorical codes, which are the same in every read of the
     process."""
-    fields = rows.select(
-        *(C(c).to_physical().cast(pl.UInt64) for c in ("src", "dst")),
-        *(C(c).fill_null(0).cast(pl.UInt64) for c in KEY_COLUMNS
-          if c not in ("src", "dst", "sack_blocks")),
-        C("ip_id").is_null().cast(pl.UInt64).alias("no_ip_id"))
+    def values(column: str) -> np.ndarray:
+        # (unsigned integers as they are; NumPy widens them in the xor)
+        series = rows[column].to_physical()
+        return (series if series.null_count() == 0 else series.fill_null(0)).to_numpy()
+
+    fields = [values(c) for c in KEY_COLUMNS if c != "sack_blocks"]
+    fields.append(rows["ip_id"].is_null().to_numpy().astype(np.uint8))
     # the SACK blocks: a hash of those there are (few), 0 for none (the same at both points,
     # whatever the other packets hold)
     sack = np.zeros(len(rows), np.uint64)
@@ -120,11 +122,11 @@ def _keys(rows: pl.DataFrame) -> np.ndarray:
     if blocks.null_count() < len(rows):
         has = blocks.is_not_null()
         sack[has.to_numpy()] = blocks.filter(has).hash().to_numpy()
-    fields = fields.with_columns(sack=pl.Series(sack))
+    fields.append(sack)
     key = np.zeros(len(rows), np.uint64)
     with np.errstate(over="ignore"):
-        for column in fields.iter_columns():
-            key ^= column.to_numpy()
+        for column in fields:
+            key ^= column
             key *= MIX
             key ^= key >> np.uint64(31)
     return key
