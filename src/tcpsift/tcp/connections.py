@@ -226,10 +226,16 @@ def _open_counts(groups: np.ndarray, established: np.ndarray, closed: np.ndarray
     closed = np.maximum(closed, established)
     est_keys, clo_keys = np.sort(base + established), np.sort(base + closed)
     t = base + end
-    opened = np.searchsorted(est_keys, t, "left") - np.searchsorted(est_keys, base, "left")
-    shut = np.searchsorted(clo_keys, t, "right") - np.searchsorted(clo_keys, base, "left")
+    # (the queries in order: binary searches that follow each other are much faster;
+    # sorted by t, they are sorted by base too)
+    order = np.argsort(t)
+    t, b = t[order], base[order]
+    opened = np.searchsorted(est_keys, t, "left") - np.searchsorted(est_keys, b, "left")
+    shut = np.searchsorted(clo_keys, t, "right") - np.searchsorted(clo_keys, b, "left")
+    counts = np.empty_like(opened)
+    counts[order] = opened - shut
     itself = (established < end) & (closed > end)
-    return opened - shut - itself
+    return counts - itself
 
 
 NEVER = (1 << 33) - 1   # frame number of an event that never happens (frames are < 2^32)
@@ -321,12 +327,13 @@ def read_connections(paths, mode: str = "merge", client_by="ip", chunk: int = 1 
     so the table is always `connections()`'s. grace=None, or a path read only once
     (standard input, a pipe): no eviction, every record taken at the end."""
     from tcpsift.capture.source import is_stream
-    from tcpsift.tcp.analyzer import _seconds_to_ns
 
+    if grace is not None and not grace >= 0:
+        raise ValueError(f"grace must be None or >= 0 seconds, not {grace!r}")
     if grace is not None and any(map(is_stream, paths)):
         grace = None
     table, warnings, complete, late, _ = _read_connections(
-        paths, mode, client_by, chunk, _seconds_to_ns(grace, "grace"))
+        paths, mode, client_by, chunk, -1 if grace is None else int(round(grace * 1e9)))
     if late:
         table, warnings, complete, _, _ = _read_connections(paths, mode, client_by, chunk, -1)
     return table, warnings, complete
