@@ -181,6 +181,7 @@ def _conns_csv(capture: Path, *options: str, wrapper=()) -> subprocess.Completed
                           timeout=120)
 
 
+@pytest.mark.slow
 def test_two_processes_fill_one_entry_at_once(capture, folder):
     expected = _conns_csv(capture, "--no-cache").stdout
     runs = [subprocess.Popen([sys.executable, "-m", "tcpsift", "conns", str(capture),
@@ -200,6 +201,7 @@ def test_two_processes_fill_one_entry_at_once(capture, folder):
     assert _conns_csv(capture, "--cache", str(folder)).stdout == expected
 
 
+@pytest.mark.slow
 def test_a_cache_folder_that_cannot_be_written(capture, tmp_path):
     folder = tmp_path / "readonly"
     folder.mkdir()
