@@ -8,27 +8,28 @@ of its IDB as they were (name, description, comments, if_tsresol, if_tsoffset, f
 OS, speed, FCS length, custom options...); from a pcap input, its time resolution. Each
 packet keeps the options of its enhanced (or obsolete) packet block: comments, flags,
 hashes, drop count, packet id, queue, verdicts, custom options (and an obsolete packet
-block's drops count, as epb_dropcount). The section header keeps
-the input section's options (comments, hardware, OS, application) when the frames come
-from one section; from several, their comments, and the hardware, OS and application
-they all name alike. Options are read from the input's blocks (the reader keeps only an
-IDB's name, resolution and offset): the packet blocks' and IDBs' bytes, located from the
-frames' offsets and a walk over the block headers up to the IDBs used. Their values are
-copied byte for byte; those of a big-endian section are written in the output's (little)
-byte order, numbers swapped as the pcapng spec defines them (custom options: the PEN
-only; options of unknown codes are copied as they are). Custom options 19372 and 19373,
+block's drops count, as epb_dropcount). The section header keeps the input section's
+options (comments, hardware, OS, application) when the frames come from one section;
+from several, their comments, and the hardware, OS and application they all name
+alike. Options are read from the input's blocks (the reader keeps only an IDB's name,
+resolution and offset): the packet blocks' and IDBs' bytes, located from the frames'
+offsets and a walk over the block headers up to the IDBs used. Their values are copied
+byte for byte; those of a big-endian section are written in the output's (little) byte
+order, numbers swapped as the pcapng spec defines them (custom options: the PEN only;
+options of unknown codes are copied as they are). Custom options 19372 and 19373,
 which the spec says are not to be copied into a new file, are left out, as is what
-follows a malformed option.
+follows a malformed option. Name resolution, statistics and decryption-secret blocks
+are not written.
 
 Each timestamp is written in its interface's own resolution when it goes back to the
-value read (else in nanoseconds, and the IDB's if_tsresol says so). A frame without a
-timestamp (a simple packet block) is written as a simple packet block when its interface
-is the output's first and such a block reads back as the frame, else with time 0; a
-frame whose time is out of tcpsift's range (kept without one) gets its packet block's
-time as it was when its interface keeps its resolution. pcap output holds one link
-type, and uses the nanosecond magic when an interface's resolution is finer than a microsecond or a
-timestamp has sub-microsecond digits; it has no options. Custom blocks, which tshark
-shows as frames, are not packets and are left out.
+value read (else in nanoseconds, and the IDB's if_tsresol says so). A frame of a simple
+packet block (no timestamp) is written as a simple packet block when its interface is
+the output's first and such a block reads back as the frame, else with time 0; a frame
+whose time is out of tcpsift's range (kept without one) gets its packet block's time
+back when its interface keeps its resolution. pcap output holds one link type, and
+uses the nanosecond magic when an interface's resolution is finer than a microsecond
+or a timestamp has sub-microsecond digits; it has no options. Custom blocks, which
+tshark shows as frames, are not packets and are left out.
 """
 from __future__ import annotations
 
@@ -307,10 +308,22 @@ class Writer:
         time, those of a pcapng file whose block before them is one (its type and both
         its lengths checked), not a packet block whose time tcpsift's range cannot hold."""
         simple = ~self.timed
-        for i in np.flatnonzero(simple).tolist():
-            fid, first = int(self.file_id[i]), int(self.offset[i])
-            if self.sources[fid].container == "pcapng" and first >= 12:
-                simple[i] = _is_simple_block(self._data(fid), first - 12)
+        untimed = np.flatnonzero(simple)
+        for fid in np.unique(self.file_id[untimed]).tolist():
+            if self.sources[fid].container != "pcapng":
+                continue
+            mine = untimed[self.file_id[untimed] == fid]
+            at = self.offset[mine].astype(np.int64) - 12
+            if self.sources[fid].compression is None:       # mapped: at once
+                data = self._data(fid)
+                words = np.frombuffer(data, "<u4", count=len(data) // 4)
+                aligned = (at >= 0) & (at % 4 == 0)
+                kind, length, trailer = _block_words(words, at[aligned] // 4)
+                simple[mine[~aligned]] = False
+                simple[mine[aligned]] = (kind == PCAPNG_SPB) & (length >= 16) \
+                    & (trailer == length)
+            else:
+                simple[mine] = [_is_simple_block(self._data(fid), a) for a in at.tolist()]
         return simple
 
     def _layouts(self, rows: pl.DataFrame) -> dict:
@@ -450,17 +463,12 @@ class Writer:
             aligned = (at >= 0) & (at % 4 == 0)
             optioned[mine[~aligned]] = True         # (not met in a well-formed file)
             mine, at = mine[aligned], at[aligned] // 4
-            kind, length = words[at], words[at + 1]
-            big = np.isin(kind, PACKET_TYPES_BE)
-            length = np.where(big, length.byteswap(), length).astype(np.int64)
+            kind, length, trailer = _block_words(words, at)
             padded = (self.cap_len[mine].astype(np.int64) + 3) & ~3
-            packet = (big | np.isin(kind, PACKET_TYPES_LE)) & (length >= 32 + padded) \
-                & (at + length // 4 <= len(words))
-            # a frame without a time may be a simple packet block's: its block is a packet
-            # block if its trailing length is the same
-            trailer = words[np.where(packet, at + length // 4 - 1, 0)]
-            packet &= np.where(big, trailer.byteswap(), trailer) == length
-            obsolete = np.isin(kind, (PACKET_TYPES_LE[1], PACKET_TYPES_BE[1]))     # (drops)
+            # (a frame without a time may be a simple packet block's: the lengths tell)
+            packet = np.isin(kind, PACKET_TYPES_LE) & (length >= 32 + padded) \
+                & (trailer == length)
+            obsolete = kind == PCAPNG_PB        # (its drops count)
             optioned[mine] = packet & ((length > 32 + padded) | ~self.timed[mine] | obsolete)
         return optioned
 
@@ -702,6 +710,21 @@ def _block(kind: int, body: bytes) -> bytes:
     return struct.pack("<II", kind, length) + body + struct.pack("<I", length)
 
 
+def _block_words(words: np.ndarray, at: np.ndarray) -> tuple:
+    """The type, total length and trailing total length of the pcapng blocks that start at
+    the 32-bit words `at` of a file (`words`: the file as little-endian words), as int64
+    in their own byte order (that of the type word that reads as a small number); a
+    block that would run past the end has trailing length -1."""
+    kind, length = words[at].astype(np.int64), words[at + 1]
+    big = kind >= 1 << 24       # (the types read here are small numbers)
+    kind = np.where(big, words[at].byteswap(), kind).astype(np.int64)
+    length = np.where(big, length.byteswap(), length).astype(np.int64)
+    inside = (length >= 12) & (at + length // 4 <= len(words))
+    trailer = words[np.where(inside, at + length // 4 - 1, 0)]
+    trailer = np.where(big, trailer.byteswap(), trailer).astype(np.int64)
+    return kind, length, np.where(inside, trailer, -1)
+
+
 def _is_simple_block(data, at: int) -> bool:
     """Whether a simple packet block starts at offset `at` of a pcapng file (`data`)."""
     kind, length = struct.unpack("<II", bytes(data[at:at + 8]))
@@ -710,7 +733,8 @@ def _is_simple_block(data, at: int) -> bool:
     elif kind != PCAPNG_SPB:
         return False
     trailer = bytes(data[at + length - 4:at + length]) if length >= 16 else b""
-    return len(trailer) == 4 and length in struct.unpack("<I", trailer) + struct.unpack(">I", trailer)
+    return len(trailer) == 4 and length == struct.unpack(
+        ">I" if kind != PCAPNG_SPB else "<I", trailer)[0]
 
 
 def _packet(data, first: int, cap: int) -> tuple:
