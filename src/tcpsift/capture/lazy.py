@@ -209,19 +209,27 @@ def _cached_batches(paths: list[str], mode: str, cache, report: ScanReport | Non
     cap = cached(paths, mode, cache)
     if cap is None:
         return None
-    frame = cap.scan("packets")
-    if predicate is not None:
-        frame = frame.filter(predicate)
-    if with_columns is not None:
-        frame = frame.select(with_columns)
+    frame = _query(cap.scan("packets"), predicate, with_columns)
     if n_rows is not None:
         frame = frame.head(n_rows)
-    if report is not None:
-        report.add(cap.warnings, cap.complete)
-    else:
-        for line in cap.warnings:
-            log.warning("%s", line)
+    _tell(report, cap.warnings, cap.complete)
     return frame.collect_batches(chunk_size=batch_size or CHUNK)
+
+
+def _query(frame, predicate: pl.Expr | None, with_columns):
+    """A table's (DataFrame or LazyFrame) rows `predicate` keeps, of `with_columns`."""
+    if predicate is not None:
+        frame = frame.filter(predicate)
+    return frame.select(with_columns) if with_columns is not None else frame
+
+
+def _tell(report: ScanReport | None, warnings: list[str], complete: bool) -> None:
+    """What a collection met: to `report`, else to the `tcpsift` logger."""
+    if report is not None:
+        report.add(warnings, complete)
+    else:
+        for line in warnings:
+            log.warning("%s", line)
 
 
 def _batches(paths: list[str], mode: str, report: ScanReport | None, with_columns,
@@ -250,11 +258,7 @@ def _batches(paths: list[str], mode: str, report: ScanReport | None, with_column
     left = n_rows
     try:
         for chunk in chunks:
-            table = chunk.table(columns)
-            if predicate is not None:
-                table = table.filter(predicate)
-            if with_columns is not None:
-                table = table.select(with_columns)
+            table = _query(chunk.table(columns), predicate, with_columns)
             if left is not None:
                 table = table.head(left)
                 left -= table.height
@@ -262,11 +266,7 @@ def _batches(paths: list[str], mode: str, report: ScanReport | None, with_column
             if left == 0:
                 return
     finally:
-        if report is not None:
-            report.add(chunks.warnings, chunks.complete)
-        else:
-            for line in chunks.warnings:
-                log.warning("%s", line)
+        _tell(report, chunks.warnings, chunks.complete)
 
 
 def scan(paths: str | os.PathLike | Iterable[str | os.PathLike], mode: str = "merge",
