@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import tcpsift
+from tcpsift.workflow.export import FrameRanges
 
 sys.path.insert(0, str(Path(__file__).parent))
 from support import capwriter as cw  # noqa: E402
@@ -255,3 +256,17 @@ def test_public_interface_options(name, tmp_path):
     out = tmp_path / "out.pcapng"
     assert export(original, "-o", out, "--frames", "1-").exit_code == 0
     assert interface_lines(out) == interface_lines(original)
+
+
+def test_frame_lists_with_an_open_end(tmp_path):
+    # `--frames 1,2,4-` is ranges, not a set of numbers up to 2^32 (which took all memory),
+    # in both the records-only and the library's path
+    original = tmp_path / "in.pcapng"
+    original.write_bytes(build("<"))
+    wanted = len(tshark(original, "-Y", "frame.number != 3", "-T", "fields",
+                        "-e", "frame.number").split())
+    out = tmp_path / "lib.pcapng"
+    ranges = FrameRanges([range(1, 3), range(4, (1 << 32) + 1)])
+    assert tcpsift.read(original).export(out, frames=ranges) == wanted
+    result = export(original, "-o", tmp_path / "cli.pcapng", "--frames", "1,2,4-")
+    assert result.exit_code == 0 and f"{wanted:,} frames written" in result.stderr
