@@ -130,7 +130,8 @@ def diagnose(source, streams=None, mode: str = "merge") -> Diagnosis:
         C("syn_to_synack_ns") + C("synack_to_ack_ns"), C("ack_rtt_median_ns")))
     steps = id_steps(rows)
     gaps = id_gaps(steps)
-    segs = segment_kinds(rows, rtt, id_gap_rows(steps, gaps))
+    segs = segment_kinds(rows, rtt, id_gap_rows(steps, gaps),
+                         gaps.filter(C("id_sequential")).select("stream", "from_client"))
     counts = loss_counts(segs, gaps)
     think = think_episodes(segs, rows.select("stream", "server_rtt", "client_rtt").unique("stream"))
     episodes = pl.concat([window_episodes(rows), recovery_episodes(rows, segs).cast(EPISODE_SCHEMA),  # type: ignore[arg-type]

@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from tcpsift.diagnose.groups import first_at_least, previous, running_max, starts_of
+from tcpsift.diagnose.groups import first_at_least, last_valid, previous, running_max, starts_of
 
 C = pl.col
 KEEP_ALIVE, ZERO_WINDOW_PROBE, SPURIOUS = 0x8, 0x40, 0x4000
@@ -39,7 +39,8 @@ ID_MAX_STEP = 64
 SIDE_EXPR = pl.when(C("from_client")).then(pl.lit("client")).otherwise(pl.lit("server"))
 
 
-def segment_kinds(rows: pl.DataFrame, rtt_ns: pl.DataFrame, gap_rows: pl.Series) -> pl.DataFrame:
+def segment_kinds(rows: pl.DataFrame, rtt_ns: pl.DataFrame, gap_rows: pl.Series,
+                  sequential: pl.DataFrame) -> pl.DataFrame:
     """The rows that take sequence space, with `repeat`, `hole`, `fill`, `after_gap`
     (IPv4 identifications are missing before it: id_gap_rows), `spurious`, `timeout`
     (bool) and `high` (the side's highest sequence number after the row). `rtt_ns`:
@@ -55,7 +56,9 @@ def segment_kinds(rows: pl.DataFrame, rtt_ns: pl.DataFrame, gap_rows: pl.Series)
                 .is_first_distinct() & (C("ip_id").is_not_null() | C("tsval").is_not_null()),
                 high=pl.when(C("from_client")).then(C("hi_c")).otherwise(C("hi_s")))
             .join(rtt_ns, on="stream", how="left", maintain_order="left")
-            .with_columns(C("repeat") & ~C("_copy")))
+            .with_columns(C("repeat") & ~C("_copy"),
+                          _threshold=pl.max_horizontal(pl.lit(RTO_FLOOR_NS),
+                                                       2 * C("rtt_ns").fill_null(0))))
     seen = C("_prev_hi") > 0
     after_gap = C("idx").is_in(gap_rows.implode())
     # what the sender sent again: a repeat, a fill, or a segment after a missing one (a
@@ -65,12 +68,106 @@ def segment_kinds(rows: pl.DataFrame, rtt_ns: pl.DataFrame, gap_rows: pl.Series)
     threshold = pl.max_horizontal(pl.lit(RTO_FLOOR_NS), 2 * C("rtt_ns").fill_null(0))
     segs = segs.select(
         "stream", "idx", "frame", "ts_ns", "from_client", "tcp_len", "high", "raw_seq",
-        "side_prev_idx",
+        "side_prev_idx", "seq_u", "tsval", "_prev_hi", "_since", "_threshold",
         "repeat", hole=seen & (C("seq_u") > C("_prev_hi")), after_gap=after_gap,
         fill=~C("repeat") & seen & (C("seq_u") < C("_prev_hi")),
         spurious=C("repeat") & ((C("analysis") & SPURIOUS) != 0),
         timeout=resent & (C("_since").fill_null(0) >= threshold))
-    return segs.with_columns(C("spurious") | dsack_spurious(rows, segs))
+    segs = segs.with_columns(C("spurious") | dsack_spurious(rows, segs),
+                             reordered=C("fill") & sent_before_overtaker(segs))
+    return segs.with_columns(tail=silent_tail(rows, segs, sequential)).with_columns(
+        C("timeout") | C("tail")).drop("seq_u", "tsval", "_prev_hi", "_since", "_threshold")
+
+
+def _side_order(segs: pl.DataFrame):
+    """(order sorting `segs` by stream, side and idx; True on each side's first row in
+    that order)."""
+    stream = segs["stream"].to_numpy()
+    client = segs["from_client"].to_numpy()
+    order = np.lexsort((segs["idx"].to_numpy(), client, stream))
+    return order, starts_of(stream[order], client[order])
+
+
+def _later(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """TCP timestamp a after b (RFC 7323: modulo 2^32)."""
+    d = (a.astype(np.int64) - b.astype(np.int64)) % (1 << 32)
+    return (d > 0) & (d < (1 << 31))
+
+
+def sent_before_overtaker(segs: pl.DataFrame) -> pl.Series:
+    """Per segment: a fill whose TCP timestamp is not later than that of the segment that
+    first went above its sequence number (the one that overtook it): sent before it, so
+    a reordered original, not a retransmission (which the sender sends at least a round
+    trip later, with a later timestamp). False without timestamps."""
+    n = len(segs)
+    if n == 0:
+        return pl.Series([], dtype=pl.Boolean)
+    order, starts = _side_order(segs)
+    fill = segs["fill"].to_numpy()[order]
+    high = segs["high"].to_numpy().astype(np.int64)[order]
+    seq = segs["seq_u"].fill_null(0).to_numpy().astype(np.int64)[order]
+    tsval = segs["tsval"]
+    has_ts = tsval.is_not_null().to_numpy()[order]
+    ts = tsval.fill_null(0).to_numpy()[order]
+    first = np.flatnonzero(starts)[np.cumsum(starts) - 1]
+    at = np.flatnonzero(fill & has_ts)
+    out = np.zeros(n, bool)
+    if len(at):
+        # `high` never decreases along a side: the first row whose end passed seq + 1
+        j = first_at_least(high, first[at], at, seq[at] + 1)
+        ok = (j < at) & has_ts[np.minimum(j, n - 1)]
+        j = np.minimum(j, n - 1)
+        out[at] = ok & ~_later(ts[at], ts[j])
+    result = np.zeros(n, bool)
+    result[order] = out
+    return pl.Series(result)
+
+
+def silent_tail(rows: pl.DataFrame, segs: pl.DataFrame, sequential: pl.DataFrame) -> pl.Series:
+    """Per segment: the retransmission of a lost last segment, told without IPv4
+    identifications (sides not in `sequential`, e.g. IPv6): a segment that continues the
+    sequence in order after the sender was silent for a retransmission timeout
+    (RTO_FLOOR_NS and twice the round trip) while the receiver sent no new data (no
+    request to answer), where the sender had retransmitted (a fill or a repeat) within a
+    timeout before it fell silent: the sender was recovering, its last segment went
+    missing and the timer resent it. An application's pause after a recovery, with no
+    request between, would look the same (docs/diagnose.md, Limits)."""
+    n = len(segs)
+    if n == 0:
+        return pl.Series([], dtype=pl.Boolean)
+    order, starts = _side_order(segs)
+    col = {c: segs[c].to_numpy()[order] for c in ("stream", "from_client", "idx")}
+    ts = segs["ts_ns"].to_numpy().astype(np.int64)[order]
+    retx = ((segs["repeat"] & ~segs["spurious"]) | (segs["fill"] & ~segs["reordered"])) \
+        .to_numpy()[order]
+    last = last_valid(retx, starts)
+    # the previous retransmission before this row on the side
+    before, ok = previous(last, starts)
+    before = np.where(ok, before, -1)
+    since = segs["_since"].fill_null(-1).to_numpy().astype(np.int64)[order]
+    threshold = segs["_threshold"].to_numpy().astype(np.int64)[order]
+    silent_from = ts - since
+    recent = (before >= 0) & (silent_from - ts[np.maximum(before, 0)] <= threshold)
+    in_order = (segs["tcp_len"].to_numpy()[order] > 0) \
+        & (segs["seq_u"].fill_null(-1).to_numpy()[order]
+           == segs["_prev_hi"].fill_null(-2).to_numpy()[order])
+    # the receiver's highest sequence number when the sender fell silent and now
+    prev_idx = segs["side_prev_idx"].to_numpy().astype(np.int64)[order]
+    hi_c, hi_s = rows["hi_c"].to_numpy(), rows["hi_s"].to_numpy()
+    client = col["from_client"]
+    idx = col["idx"].astype(np.int64)
+    peer_now = np.where(client, hi_s[idx], hi_c[idx])
+    peer_then = np.where(client, hi_s[np.maximum(prev_idx, 0)], hi_c[np.maximum(prev_idx, 0)])
+    quiet_peer = (prev_idx >= 0) & (peer_now == peer_then)
+    candidate = in_order & (since >= threshold) & recent & quiet_peer
+    if candidate.any() and len(sequential):
+        keyed = pl.DataFrame({"stream": col["stream"], "from_client": client}).join(
+            sequential.select("stream", "from_client", _seq=pl.lit(True)),
+            on=["stream", "from_client"], how="left", maintain_order="left")
+        candidate &= ~keyed["_seq"].fill_null(False).to_numpy()
+    result = np.zeros(n, bool)
+    result[order] = candidate
+    return pl.Series(result)
 
 
 def dsack_spurious(rows: pl.DataFrame, segs: pl.DataFrame) -> pl.Series:
@@ -131,19 +228,22 @@ def loss_counts(segs: pl.DataFrame, gaps: pl.DataFrame) -> pl.DataFrame:
     """Per stream and side: lost (estimated), seen_then_resent, unseen, retransmissions,
     timeouts."""
     per = segs.group_by("stream", "from_client").agg(
-        repeats=C("repeat").sum(), spurious=C("spurious").sum(), holes=C("hole").sum(),
-        fills=C("fill").sum(), timeouts=C("timeout").sum(),
+        repeats=C("repeat").sum(), spurious=C("spurious").sum(),
+        fills=(C("fill") & ~C("reordered")).sum(), timeouts=C("timeout").sum(),
+        tails=C("tail").sum(),
         gap_timeouts=(C("after_gap") & C("timeout") & ~C("repeat") & ~C("fill")).sum())
     per = per.join(gaps, on=["stream", "from_client"], how="left", maintain_order="left")
-    trouble = (C("holes") + C("fills") + C("repeats") + C("gap_timeouts")) > 0
-    unseen = pl.when(~trouble).then(0).when(C("id_sequential").fill_null(False)) \
-        .then(C("id_missing")).otherwise(C("fills"))
+    # a side whose identification counts one by one: every identification never seen
+    # (lost data, lost retransmissions and lost pure ACKs alike); else the
+    # retransmissions of segments never seen
+    unseen = pl.when(C("id_sequential").fill_null(False)).then(C("id_missing")) \
+        .otherwise(C("fills") + C("tails"))
     return per.select("stream", "from_client",
                       seen_then_resent=(C("repeats") - C("spurious")).cast(pl.Int64),
                       spurious=C("spurious").cast(pl.Int64),
                       unseen=unseen.cast(pl.Int64),
-                      retransmissions=(C("repeats") + C("fills") + C("gap_timeouts"))
-                      .cast(pl.Int64),
+                      retransmissions=(C("repeats") + C("fills") + C("gap_timeouts")
+                                       + C("tails")).cast(pl.Int64),
                       timeouts=C("timeouts").cast(pl.Int64)) \
         .with_columns(lost=C("seen_then_resent") + C("unseen"))
 
@@ -152,8 +252,9 @@ def recovery_episodes(rows: pl.DataFrame, segs: pl.DataFrame) -> pl.DataFrame:
     """Loss recovery episodes: from each hole, fill or repeat to the acknowledgment of
     everything sent up to it; overlapping ones merged. Columns as window episodes'."""
     # a timeout's episode starts where the sender fell silent; a spurious repeat is none
-    events = (segs.filter(C("hole") | C("fill") | (C("repeat") & ~C("spurious"))
-                          | (C("after_gap") & C("timeout")))
+    events = (segs.filter(C("hole") | (C("fill") & ~C("reordered"))
+                          | (C("repeat") & ~C("spurious"))
+                          | (C("after_gap") & C("timeout")) | C("tail"))
               .select("stream", "from_client", "high", "idx",
                       start=pl.when(C("timeout") & (C("side_prev_idx") >= 0))
                       .then(C("side_prev_idx")).otherwise(C("idx")))
