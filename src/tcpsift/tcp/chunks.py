@@ -58,12 +58,17 @@ def _quoted(layer_rows: np.ndarray, first_row: int, n: int):
 
 
 def chunk_inputs(rec: dict, pkt: dict, sack_edges: np.ndarray, layer_rows: np.ndarray,
-                 first_row: int, addresses: int) -> dict:
+                 first_row: int, addresses: int, buffers: dict | None = None) -> dict:
     """Kernel inputs for the frames of one chunk (rows first_row, first_row+1, ...);
     `layer_rows` are the chunk's layer rows (for headers quoted in ICMP errors),
-    `addresses` the number of addresses the decoder has met so far."""
+    `addresses` the number of addresses the decoder has met so far. `buffers`: arrays
+    of a previous call's result to fill again (a reader that analyses each chunk before
+    the next saves the allocation, page faults and all, of fresh ones)."""
     n = len(rec["offset"])
-    a = {name: np.empty(n, dtype) for name, dtype in _INPUT_DTYPES.items()}
+    if buffers is not None and len(buffers["rf"]) >= n:
+        a = {name: buffers[name][:n] for name in _INPUT_DTYPES}
+    else:
+        a = {name: np.empty(n, dtype) for name, dtype in _INPUT_DTYPES.items()}
     K.fill_inputs(n, first_row + 1, rec, pkt, a, _MASKS, _TRUNCATED)
     a["sack_n"] = np.ascontiguousarray(pkt["sack_count"], dtype=np.uint8)
     a["addr_rank"] = np.arange(max(addresses, 1), dtype=np.uint32)

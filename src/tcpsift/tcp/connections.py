@@ -368,14 +368,21 @@ def _read_connections(paths, mode: str, client_by, chunk: int, grace_ns: int
         if len(ended):
             taken.append((ended, acc.take(ended)))
 
+    # the arrays of each chunk's analysis, used again for the next chunk (the chunk is
+    # done with before the next)
     rows: dict = {}
+    inputs: dict | None = None
+    outputs: dict = {}
     for part in chunks:
         n = len(part)
         if not n:
             continue
-        out = empty_outputs(n)
-        analyzer.feed(n, chunk_inputs(part.rec, part.pkt, part.sack_edges, part.layer_rows,
-                                      part.first_row, len(chunks.addrs)), out)
+        if len(outputs.get("stream", ())) < n:
+            outputs = empty_outputs(n)
+        out = {name: values[:n] for name, values in outputs.items()}
+        inputs = chunk_inputs(part.rec, part.pkt, part.sack_edges, part.layer_rows,
+                              part.first_row, len(chunks.addrs), inputs)
+        analyzer.feed(n, inputs, out)
         if analyzer.late_packets:
             return pl.DataFrame(), [], False, analyzer.late_packets, peak   # (read again)
         if len(rows.get("frame", ())) < n:
