@@ -1,8 +1,14 @@
-"""The connection table: one row per TCP connection (`tcp.stream`), built from the
-packet table and the TCP analysis by NumPy reductions keyed by stream and side
-(no per-packet Python, no group-by over the packet table).
+"""The connection table: one row per TCP connection (`tcp.stream`), from per-connection
+aggregates the compiled kernel keeps as the rows go by (`_analysis.ConnAggregates`:
+counts, sums, extremes, first rows of a kind, history letters, RTTs, per direction);
+the columns are then computed over the connections, not the packets.
 
     tcpsift.tcp.connections.connections(capture) -> polars.DataFrame   # also capture.conns
+    table, warnings, complete = read_connections(paths)   # the same, no table held
+
+`connections()` feeds the aggregates from the packet and TCP tables;
+`read_connections()` (`tcpsift conns` without the cache) decodes and analyses the
+files chunk by chunk and takes each connection's record as its conversation ends.
 
 Roles: the client is the sender of the first SYN (without ACK); without one, the
 receiver of the first SYN-ACK; without a handshake in the capture, the side using the
@@ -39,16 +45,9 @@ PACKET_COLUMNS = ("frame", "ts_ns", "len", "src", "dst", "sport", "dport", "tcp_
                   "eth_dst")
 
 
-NO_TIME = np.iinfo(np.int64).min      # ts_ns of a frame without a time
 NO_TIME_MAX = np.iinfo(np.int64).max  # the empty value of a minimum of times
 NO_ROW = np.iinfo(np.int64).max       # the empty value of a minimum of frames
 NO_WINDOW = np.iinfo(np.uint32).max   # above any scaled window (65535 << 14)
-
-
-
-def _has_bits():
-    from tcpsift.tcp import _analysis as K
-    return K.CONN_HAS
 
 
 def _table_rows(capture, with_macs: bool) -> tuple[int, dict, dict, dict]:
@@ -58,7 +57,7 @@ def _table_rows(capture, with_macs: bool) -> tuple[int, dict, dict, dict]:
 
     pk, tcp = capture.packets, capture.tcp
     n = pk.height
-    h = _has_bits()
+    h = K.CONN_HAS
 
     def bit(cond: pl.Expr, name: str) -> pl.Expr:
         return pl.when(cond).then(h[name]).otherwise(0)
