@@ -409,7 +409,8 @@ TOO_BIG = (("tcp.srcport == 65536", 65535), ("ip.ttl == 256", 255))
 @pytest.mark.parametrize("negative,too_big", [
     (NEGATIVE, TOO_BIG),
     pytest.param(NEGATIVE + (
-        "tcp.seq_raw > -5", "tcp.port ~= -1", "tcp.seq_raw == -1", "tcp.seq_raw < -1", "tcp.seq_raw >= -2", "tcp.seq_raw ~= -1",
+        "tcp.seq_raw > -5", "tcp.port ~= -1", "tcp.seq_raw == -1", "tcp.seq_raw < -1",
+        "tcp.seq_raw >= -2", "tcp.seq_raw ~= -1",
         "tcp.srcport == -1", "tcp.port != -1", "ip.ttl <= -1", "tcp.seq_raw == -0",
         "tcp.srcport == -0x1", "frame.number > -1", "tcp.stream == -1",
         "not tcp.srcport == -5"), TOO_BIG + (
