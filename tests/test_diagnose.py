@@ -278,6 +278,51 @@ def test_two_point_pairs_downstream_totals_are_the_truths_per_direction_counts()
                 t["expected"]["per_direction"][d]["lost_between_points"], (pair, d)
 
 
+def _coalesced(file: str, tmp_path: Path) -> Path:
+    """The lab capture as a host's own capture would show it: consecutive segments merged
+    as Linux's GRO merges what it receives (and TSO super-segments what it sends), by
+    test_compare_offload.coalesce."""
+    from support import capreader, capwriter
+    from test_compare_offload import clients, coalesce
+
+    frames = capreader.read_frames(LAB / file)
+    client = clients(frames)
+    records, merged = coalesce(frames, lambda t: t.src in client)
+    assert len(merged) > 10, "the capture has runs to merge"
+    out = tmp_path / f"merged-{file}"
+    out.write_bytes(capwriter.pcap_file(records, nsec=True))
+    return out
+
+
+@pytest.mark.parametrize("pair", ("lossy", "offset"))
+@pytest.mark.parametrize("point", ("a", "b"))
+def test_merged_segments_count_what_was_dropped_as_the_wire_capture(pair, point, tmp_path):
+    # a merged packet stands for its pieces: the identifications it used, the first
+    # sequence numbers its pieces had (a retransmission of one of them is a repeat)
+    import tcpsift
+
+    directions = truth(f"twopoint-{pair}")["injected"]["directions"]
+    (upstream,) = [d for d in ("c2s", "s2c") if directions[d]["upstream_point"] == point]
+    merged = _coalesced(f"twopoint-{pair}-{point}.pcap", tmp_path)
+    got = {}
+    for row in tcpsift.diagnose(str(merged)).connections.iter_rows(named=True):
+        for d in ("c2s", "s2c"):
+            if row[f"{d}_lost"]:
+                got[(row["client_port"], d)] = row[f"{d}_lost"]
+    assert got == _dropped_per_connection(pair, data_only=upstream)
+
+
+def test_merged_segments_loss_retrans_counts_the_truths_drops(tmp_path):
+    import tcpsift
+
+    t = truth("loss-retrans")
+    c = tcpsift.diagnose(str(_coalesced("loss-retrans.pcap", tmp_path))).connections
+    for conn in t["injected"]["connections"]:
+        row = c.filter(c["client_port"] == port_of(conn["client"])).row(0, named=True)
+        assert (row["c2s_lost"], row["s2c_lost"]) == \
+            (conn["dropped_count"]["c2s"], conn["dropped_count"]["s2c"]), conn["name"]
+
+
 def test_cli_json_two_point_lossy_at_b_counts_the_lost_pure_acks():
     # three of the client's pure ACKs of the download were dropped: b (downstream c2s)
     # misses their identifications

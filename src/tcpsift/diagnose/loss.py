@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from tcpsift.diagnose.groups import first_at_least, last_valid, previous, running_max, starts_of
+from tcpsift.diagnose.groups import first_at_least, following, last_valid, previous, running_max, starts_of
 
 C = pl.col
 KEEP_ALIVE, ZERO_WINDOW_PROBE, SPURIOUS = 0x8, 0x40, 0x4000
@@ -49,13 +49,13 @@ def segment_kinds(rows: pl.DataFrame, rtt_ns: pl.DataFrame, gap_rows: pl.Series,
             .filter(((C("tcp_len") > 0) | C("syn") | C("fin")) & C("seq_u").is_not_null()
                     & ((C("analysis") & (KEEP_ALIVE | ZERO_WINDOW_PROBE)) == 0))
             .with_columns(
-                repeat=~pl.struct("stream", "from_client", "seq_u").is_first_distinct(),
                 # the very same packet again (a copy the network or a SPAN port made:
                 # same IPv4 identification or TCP timestamp), not a retransmission
                 _copy=~pl.struct("stream", "from_client", "seq_u", "tcp_len", "ip_id", "tsval")
                 .is_first_distinct() & (C("ip_id").is_not_null() | C("tsval").is_not_null()),
                 high=pl.when(C("from_client")).then(C("hi_c")).otherwise(C("hi_s")))
-            .join(rtt_ns, on="stream", how="left", maintain_order="left")
+            .join(rtt_ns, on="stream", how="left", maintain_order="left"))
+    segs = (pl.concat([segs, seen_before(segs, segment_sizes(rows))], how="horizontal")
             .with_columns(C("repeat") & ~C("_copy"),
                           _threshold=pl.max_horizontal(pl.lit(RTO_FLOOR_NS),
                                                        2 * C("rtt_ns").fill_null(0))))
@@ -69,7 +69,7 @@ def segment_kinds(rows: pl.DataFrame, rtt_ns: pl.DataFrame, gap_rows: pl.Series,
     segs = segs.select(
         "stream", "idx", "frame", "ts_ns", "from_client", "tcp_len", "high", "raw_seq",
         "side_prev_idx", "seq_u", "tsval", "_prev_hi", "_since", "_threshold",
-        "repeat", hole=seen & (C("seq_u") > C("_prev_hi")), after_gap=after_gap,
+        "repeat", "repeat_pieces", hole=seen & (C("seq_u") > C("_prev_hi")), after_gap=after_gap,
         fill=~C("repeat") & seen & (C("seq_u") < C("_prev_hi")),
         spurious=C("repeat") & ((C("analysis") & SPURIOUS) != 0),
         timeout=resent & (C("_since").fill_null(0) >= threshold))
@@ -77,6 +77,35 @@ def segment_kinds(rows: pl.DataFrame, rtt_ns: pl.DataFrame, gap_rows: pl.Series,
                              reordered=C("fill") & sent_before_overtaker(segs))
     return segs.with_columns(tail=silent_tail(rows, segs, sequential)).with_columns(
         C("timeout") | C("tail")).drop("seq_u", "tsval", "_prev_hi", "_since", "_threshold")
+
+
+def seen_before(segs: pl.DataFrame, sizes: pl.DataFrame) -> pl.DataFrame:
+    """Per segment: its first sequence number was seen before on its side, as a
+    segment's first, or as the first of one of the pieces of a longer packet seen before
+    (a TSO super-segment or a GRO merge, cut at the side's segment size: segment_sizes):
+    the pieces the sender resends start there. Columns `repeat` and `repeat_pieces` (how
+    many of the segment's own pieces were seen before: a merged retransmission holds
+    several)."""
+    n = len(segs)
+    key = segs.select("stream", "from_client", "seq_u", _row=pl.int_range(n, dtype=pl.Int64),
+                      _piece=pl.lit(0, pl.Int64))
+    long = (segs.select("stream", "from_client", "seq_u", "tcp_len",
+                        _row=pl.int_range(n, dtype=pl.Int64))
+            .join(sizes, on=["stream", "from_client"], how="left", maintain_order="left")
+            .filter(C("seg").is_not_null() & (C("tcp_len") > C("seg"))))
+    if len(long):
+        pieces = (long.with_columns(_piece=pl.int_ranges(1, (C("tcp_len") + C("seg") - 1)
+                                                         // C("seg"), dtype=pl.Int64))
+                  .explode("_piece")
+                  .select("stream", "from_client", seq_u=C("seq_u") + C("_piece") * C("seg"),
+                          _row="_row", _piece="_piece"))
+        key = pl.concat([key, pieces.cast(key.schema)]).sort("_row", "_piece")
+    again = key.select("_row", C("_piece") == 0,
+                       _again=~pl.struct("stream", "from_client", "seq_u").is_first_distinct())
+    per_row = again.group_by("_row", maintain_order=True).agg(
+        repeat=C("_again").filter(C("_piece")).first(),
+        repeat_pieces=C("_again").sum().cast(pl.Int64))
+    return per_row.drop("_row")
 
 
 def _side_order(segs: pl.DataFrame):
@@ -186,34 +215,74 @@ def dsack_spurious(rows: pl.DataFrame, segs: pl.DataFrame) -> pl.Series:
         else pl.Series([False] * len(segs))
 
 
+def segment_sizes(rows: pl.DataFrame) -> pl.DataFrame:
+    """Per stream and side: `seg`, the payload of a full segment on the wire as the
+    side sends it: the MSS the other side announced in its SYN, less the 12 bytes of
+    the TCP timestamp option when the side sends it; without a SYN, the side's most
+    common payload length."""
+    announced = (rows.filter(C("syn") & C("mss").is_not_null())
+                 .group_by("stream", "from_client").agg(C("mss").max().cast(pl.Int64))
+                 .select("stream", from_client=~C("from_client"), _mss="mss"))
+    common = (rows.filter(C("tcp_len") > 0).group_by("stream", "from_client").agg(
+        _mode=C("tcp_len").mode().max().cast(pl.Int64),
+        _ts=C("tsval").is_not_null().any()))
+    return common.join(announced, on=["stream", "from_client"], how="left").select(
+        "stream", "from_client",
+        seg=pl.coalesce(C("_mss") - pl.when(C("_ts")).then(12).otherwise(0), C("_mode"))
+        .clip(1))
+
+
 def id_steps(rows: pl.DataFrame) -> pl.DataFrame:
-    """Per IPv4 packet (identification not 0) after its side's first: the step of the
-    identification from that side's packet before, -32768..32767 (mod 2^16), and the
-    identification unwrapped along the side."""
+    """Per IPv4 packet (identification not 0): the step of the identification from that
+    side's packet before, -32768..32767 (mod 2^16), the identification unwrapped along
+    the side, and `pieces`: how many identifications the packet used. A capture on the
+    sending host shows a TSO super-segment the NIC cuts into pieces, each with the next
+    identification; one on the receiving host shows GRO's merge of consecutive segments
+    under the first one's identification: either way, a packet longer than one segment
+    (segment_sizes) stands for ceil(length / segment) of them. `expected`: the step the
+    packet before makes expected (its pieces)."""
     v4 = (rows.filter((C("ip_version") == 4) & (C("ip_id") != 0))
-          .select("stream", "from_client", "idx", "ip_id").sort("stream", "from_client", "idx"))
+          .select("stream", "from_client", "idx", "ip_id", "tcp_len")
+          .join(segment_sizes(rows), on=["stream", "from_client"], how="left")
+          .sort("stream", "from_client", "idx"))
     ids = v4["ip_id"].to_numpy().astype(np.int64)
+    length = v4["tcp_len"].fill_null(0).to_numpy().astype(np.int64)
+    seg = v4["seg"].fill_null(0).to_numpy().astype(np.int64)
+    pieces = np.where((seg > 0) & (length > seg), -(-length // np.maximum(seg, 1)), 1)
     starts = starts_of(v4["stream"].to_numpy(), v4["from_client"].to_numpy())
     before, ok = previous(ids, starts)
+    expected, _ = previous(pieces, starts)
     step = (ids - before + 32768) % 65536 - 32768
     step[starts] = 0
     total = np.cumsum(step)
     first = np.flatnonzero(starts)
     group = np.cumsum(starts) - 1
     unwrapped = total - total[first][group] + ids[first][group] if len(ids) else total
-    return v4.with_columns(step=pl.Series(step), id_u=pl.Series(unwrapped),
-                           first=pl.Series(starts))
+    return v4.drop("seg", "tcp_len").with_columns(
+        step=pl.Series(step), id_u=pl.Series(unwrapped), first=pl.Series(starts),
+        pieces=pl.Series(pieces), expected=pl.Series(np.where(starts, 1, expected)))
 
 
 def id_gaps(steps: pl.DataFrame) -> pl.DataFrame:
     """Per stream and side: whether the IPv4 identification counts up one by one (every
-    step small, most of them +1: reordering and copies allowed), and how many
-    identifications between the first and the last seen were never seen."""
+    step small, most of them the expected one: reordering and copies allowed), and how
+    many identifications between the first and the last seen were never seen (none used
+    by a packet's pieces)."""
     later = ~C("first")
+    # the identifications in order, each once: what each leaves unused before the next
+    ordered = (steps.sort("stream", "from_client", "id_u")
+               .unique(["stream", "from_client", "id_u"], keep="first", maintain_order=True))
+    s = ordered["stream"].to_numpy()
+    c = ordered["from_client"].to_numpy()
+    nxt, ok = following(ordered["id_u"].to_numpy().astype(np.int64), starts_of(s, c))
+    unused = np.where(ok, np.clip(nxt - ordered["id_u"].to_numpy().astype(np.int64)
+                                  - ordered["pieces"].to_numpy(), 0, None), 0)
+    missing = ordered.select("stream", "from_client").with_columns(_unused=pl.Series(unused)) \
+        .group_by("stream", "from_client").agg(id_missing=C("_unused").sum())
     return steps.group_by("stream", "from_client").agg(
-        id_sequential=((C("step") == 1).filter(later).mean() >= ID_SEQUENTIAL)
-        & (C("step").abs() <= ID_MAX_STEP).filter(later).all() & (later.sum() >= 4),
-        id_missing=(C("id_u").max() - C("id_u").min() + 1 - C("id_u").n_unique()))
+        id_sequential=((C("step") == C("expected")).filter(later).mean() >= ID_SEQUENTIAL)
+        & ((C("step") - C("expected")).abs() <= ID_MAX_STEP).filter(later).all()
+        & (later.sum() >= 4)).join(missing, on=["stream", "from_client"], how="left")
 
 
 def id_gap_rows(steps: pl.DataFrame, gaps: pl.DataFrame) -> pl.Series:
@@ -221,7 +290,7 @@ def id_gap_rows(steps: pl.DataFrame, gaps: pl.DataFrame) -> pl.Series:
     identifications."""
     sequential = gaps.filter(C("id_sequential")).select("stream", "from_client")
     return (steps.join(sequential, on=["stream", "from_client"], how="semi")
-            .filter(~C("first") & (C("step") >= 2))["idx"])
+            .filter(~C("first") & (C("step") > C("expected")))["idx"])
 
 
 def loss_counts(segs: pl.DataFrame, gaps: pl.DataFrame) -> pl.DataFrame:
@@ -229,6 +298,7 @@ def loss_counts(segs: pl.DataFrame, gaps: pl.DataFrame) -> pl.DataFrame:
     timeouts."""
     per = segs.group_by("stream", "from_client").agg(
         repeats=C("repeat").sum(), spurious=C("spurious").sum(),
+        resent_pieces=C("repeat_pieces").filter(C("repeat") & ~C("spurious")).sum(),
         fills=(C("fill") & ~C("reordered")).sum(), timeouts=C("timeout").sum(),
         tails=C("tail").sum(),
         gap_timeouts=(C("after_gap") & C("timeout") & ~C("repeat") & ~C("fill")).sum())
@@ -239,7 +309,7 @@ def loss_counts(segs: pl.DataFrame, gaps: pl.DataFrame) -> pl.DataFrame:
     unseen = pl.when(C("id_sequential").fill_null(False)).then(C("id_missing")) \
         .otherwise(C("fills") + C("tails"))
     return per.select("stream", "from_client",
-                      seen_then_resent=(C("repeats") - C("spurious")).cast(pl.Int64),
+                      seen_then_resent=C("resent_pieces").cast(pl.Int64),
                       spurious=C("spurious").cast(pl.Int64),
                       unseen=unseen.cast(pl.Int64),
                       retransmissions=(C("repeats") + C("fills") + C("gap_timeouts")

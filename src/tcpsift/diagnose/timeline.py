@@ -36,7 +36,7 @@ WRAP = 1 << 32
 
 # the packet-table columns the diagnosis reads besides the TCP analysis' own inputs
 PACKET_COLUMNS = ("frame", "ts_ns", "tcp_flags", "tcp_len", "ip_id", "ip_version", "src",
-                  "sport", "window", "tsval", "seq", "ack", "sack_blocks")
+                  "sport", "window", "mss", "tsval", "seq", "ack", "sack_blocks")
 
 
 def unwrap32(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
