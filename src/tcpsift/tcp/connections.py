@@ -353,7 +353,9 @@ def _read_connections(paths, mode: str, client_by, chunk: int, grace_ns: int
     masks = tuple(bits_of(*names) for names in (
         ("ip",), ("tcp", "udp"), ("tcp_flags",), ("tcp_len",), ("mss",), ("wscale",),
         ("tcp",), ("sack_perm",), ("ts",), ("eth",)))
-    chunks = CaptureChunks(paths, mode, chunk)
+    # (no tables: no address words; each chunk's arrays are done with before the
+    # decoder writes them again, three chunks later)
+    chunks = CaptureChunks(paths, mode, chunk, tables=False, reuse=3)
     # tombstones kept for ever: a packet on a freed conversation's addresses and ports
     # is then always known as late (or as a new connection reusing the ports, as tshark
     # says), never silently given a new stream
