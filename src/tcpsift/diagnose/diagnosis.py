@@ -9,7 +9,15 @@ import polars as pl
 
 from tcpsift.diagnose.exchanges import think_episodes
 from tcpsift.diagnose.groups import following, run_ids, starts_of
-from tcpsift.diagnose.loss import id_gap_rows, id_gaps, id_steps, loss_counts, recovery_episodes, segment_kinds
+from tcpsift.diagnose.loss import (
+    id_gap_rows,
+    id_gaps,
+    id_steps,
+    loss_counts,
+    recovery_episodes,
+    segment_kinds,
+    segment_sizes,
+)
 from tcpsift.diagnose.shares import CLASSES, classify, row_classes, state_times, time_shares
 from tcpsift.diagnose.timeline import PACKET_COLUMNS as TIMELINE_COLUMNS
 from tcpsift.diagnose.timeline import timeline
@@ -128,10 +136,11 @@ def diagnose(source, streams=None, mode: str = "merge") -> Diagnosis:
     wanted = conns if streams is None else conns.filter(C("stream").is_in(streams))
     rtt = wanted.select("stream", rtt_ns=pl.coalesce(
         C("syn_to_synack_ns") + C("synack_to_ack_ns"), C("ack_rtt_median_ns")))
-    steps = id_steps(rows)
+    sizes = segment_sizes(rows)
+    steps = id_steps(rows, sizes)
     gaps = id_gaps(steps)
     segs = segment_kinds(rows, rtt, id_gap_rows(steps, gaps),
-                         gaps.filter(C("id_sequential")).select("stream", "from_client"))
+                         gaps.filter(C("id_sequential")).select("stream", "from_client"), sizes)
     counts = loss_counts(segs, gaps)
     think = think_episodes(segs, rows.select("stream", "server_rtt", "client_rtt").unique("stream"))
     episodes = pl.concat([window_episodes(rows), recovery_episodes(rows, segs).cast(EPISODE_SCHEMA),  # type: ignore[arg-type]

@@ -2,31 +2,34 @@
 
 Per segment that takes sequence space (payload, SYN or FIN; not keep-alives or
 zero-window probes), seen from the capture point:
-- a repeat: its first sequence number was seen before on that side: sent again after
-  being seen (lost after the capture point, or spurious);
+- a repeat: its first sequence number was seen before on that side (as a segment's
+  first, or a merged packet's piece's: seen_before): sent again after being seen (lost
+  after the capture point, or spurious);
 - a hole: it starts above the highest sequence number seen so far (something before it
   was not seen: lost before the capture point);
 - a fill: it starts below the highest sequence number seen, at a number never seen before
-  (a retransmission filling a hole, or a reordered segment).
+  (a retransmission filling a hole, or, with a TCP timestamp not later than the segment
+  that overtook it, a reordered segment: sent_before_overtaker).
 
-Lost packets per side: the repeats (not the spurious ones: tshark's verdict, or the
-receiver's D-SACK naming the segment as received twice), plus those never
-seen: where the side's IPv4 identification counts up one by one (Linux, and most stacks
-per connection), the identifications missing between the packets seen (so a lost
-retransmission and a lost last segment count too); else the fills. A retransmission (a
-repeat, a fill, or a segment after missing identifications: a lost last segment's
-retransmission arrives in order) after the sender was silent for RTO_FLOOR_NS and twice
-the round-trip time is a retransmission timeout. A recovery episode starts at a hole, a
-fill, a repeat (not a spurious one) or a timeout (there at the sender's last packet
-before its silence) and lasts until the receiver acknowledges everything sent up to then
-(the highest sequence number at the episode's start).
+Lost packets per side: the repeats' pieces (not the spurious ones: tshark's verdict, or
+the receiver's D-SACK naming the segment as received twice), plus those never seen: where
+the side's IPv4 identification counts up one by one (Linux, and most stacks per
+connection), the identifications missing between the packets seen, less those merged
+packets used (so a lost retransmission, a lost last segment and a lost pure ACK count
+too); else the fills not reordered and the silent tails (silent_tail). A retransmission
+(a repeat, a fill, a silent tail, or a segment after missing identifications: a lost last
+segment's retransmission arrives in order) after the sender was silent for RTO_FLOOR_NS
+and twice the round-trip time is a retransmission timeout. A recovery episode starts at a
+hole, a fill (not reordered), a repeat (not a spurious one) or a timeout (there at the
+sender's last packet before its silence) and lasts until the receiver acknowledges
+everything sent up to then (the highest sequence number at the episode's start).
 """
 from __future__ import annotations
 
 import numpy as np
 import polars as pl
 
-from tcpsift.diagnose.groups import first_at_least, following, last_valid, previous, running_max, starts_of
+from tcpsift.diagnose.groups import first_at_least, last_valid, previous, running_max, starts_of
 
 C = pl.col
 KEEP_ALIVE, ZERO_WINDOW_PROBE, SPURIOUS = 0x8, 0x40, 0x4000
@@ -40,11 +43,13 @@ SIDE_EXPR = pl.when(C("from_client")).then(pl.lit("client")).otherwise(pl.lit("s
 
 
 def segment_kinds(rows: pl.DataFrame, rtt_ns: pl.DataFrame, gap_rows: pl.Series,
-                  sequential: pl.DataFrame) -> pl.DataFrame:
-    """The rows that take sequence space, with `repeat`, `hole`, `fill`, `after_gap`
-    (IPv4 identifications are missing before it: id_gap_rows), `spurious`, `timeout`
-    (bool) and `high` (the side's highest sequence number after the row). `rtt_ns`:
-    stream -> round-trip time estimate."""
+                  sequential: pl.DataFrame, sizes: pl.DataFrame) -> pl.DataFrame:
+    """The rows that take sequence space, with `repeat`, `repeat_pieces`, `hole`,
+    `fill`, `reordered`, `after_gap` (IPv4 identifications are missing before it:
+    id_gap_rows), `spurious`, `tail` (silent_tail), `timeout` (bool) and `high` (the
+    side's highest sequence number after the row). `rtt_ns`: stream -> round-trip time
+    estimate; `sequential`: the sides (stream, from_client) whose identifications count
+    one by one; `sizes`: segment_sizes."""
     segs = (rows.rename({"prev_hi": "_prev_hi", "since_side_ns": "_since"})
             .filter(((C("tcp_len") > 0) | C("syn") | C("fin")) & C("seq_u").is_not_null()
                     & ((C("analysis") & (KEEP_ALIVE | ZERO_WINDOW_PROBE)) == 0))
@@ -55,7 +60,7 @@ def segment_kinds(rows: pl.DataFrame, rtt_ns: pl.DataFrame, gap_rows: pl.Series,
                 .is_first_distinct() & (C("ip_id").is_not_null() | C("tsval").is_not_null()),
                 high=pl.when(C("from_client")).then(C("hi_c")).otherwise(C("hi_s")))
             .join(rtt_ns, on="stream", how="left", maintain_order="left"))
-    segs = (pl.concat([segs, seen_before(segs, segment_sizes(rows))], how="horizontal")
+    segs = (pl.concat([segs, seen_before(segs, sizes)], how="horizontal")
             .with_columns(C("repeat") & ~C("_copy"),
                           _threshold=pl.max_horizontal(pl.lit(RTO_FLOOR_NS),
                                                        2 * C("rtt_ns").fill_null(0))))
@@ -162,8 +167,12 @@ def silent_tail(rows: pl.DataFrame, segs: pl.DataFrame, sequential: pl.DataFrame
     missing and the timer resent it. An application's pause after a recovery, with no
     request between, would look the same (docs/diagnose.md, Limits)."""
     n = len(segs)
-    if n == 0:
-        return pl.Series([], dtype=pl.Boolean)
+    since = segs["_since"].fill_null(-1).to_numpy().astype(np.int64)
+    threshold = segs["_threshold"].to_numpy().astype(np.int64)
+    in_order = (segs["tcp_len"].to_numpy() > 0) & (since >= threshold) \
+        & (segs["seq_u"].fill_null(-1).to_numpy() == segs["_prev_hi"].fill_null(-2).to_numpy())
+    if not in_order.any():
+        return pl.Series(np.zeros(n, bool))
     order, starts = _side_order(segs)
     col = {c: segs[c].to_numpy()[order] for c in ("stream", "from_client", "idx")}
     ts = segs["ts_ns"].to_numpy().astype(np.int64)[order]
@@ -173,13 +182,8 @@ def silent_tail(rows: pl.DataFrame, segs: pl.DataFrame, sequential: pl.DataFrame
     # the previous retransmission before this row on the side
     before, ok = previous(last, starts)
     before = np.where(ok, before, -1)
-    since = segs["_since"].fill_null(-1).to_numpy().astype(np.int64)[order]
-    threshold = segs["_threshold"].to_numpy().astype(np.int64)[order]
-    silent_from = ts - since
-    recent = (before >= 0) & (silent_from - ts[np.maximum(before, 0)] <= threshold)
-    in_order = (segs["tcp_len"].to_numpy()[order] > 0) \
-        & (segs["seq_u"].fill_null(-1).to_numpy()[order]
-           == segs["_prev_hi"].fill_null(-2).to_numpy()[order])
+    since, threshold, in_order = since[order], threshold[order], in_order[order]
+    recent = (before >= 0) & (ts - since - ts[np.maximum(before, 0)] <= threshold)
     # the receiver's highest sequence number when the sender fell silent and now
     prev_idx = segs["side_prev_idx"].to_numpy().astype(np.int64)[order]
     hi_c, hi_s = rows["hi_c"].to_numpy(), rows["hi_s"].to_numpy()
@@ -188,7 +192,7 @@ def silent_tail(rows: pl.DataFrame, segs: pl.DataFrame, sequential: pl.DataFrame
     peer_now = np.where(client, hi_s[idx], hi_c[idx])
     peer_then = np.where(client, hi_s[np.maximum(prev_idx, 0)], hi_c[np.maximum(prev_idx, 0)])
     quiet_peer = (prev_idx >= 0) & (peer_now == peer_then)
-    candidate = in_order & (since >= threshold) & recent & quiet_peer
+    candidate = in_order & recent & quiet_peer
     if candidate.any() and len(sequential):
         keyed = pl.DataFrame({"stream": col["stream"], "from_client": client}).join(
             sequential.select("stream", "from_client", _seq=pl.lit(True)),
@@ -223,27 +227,32 @@ def segment_sizes(rows: pl.DataFrame) -> pl.DataFrame:
     announced = (rows.filter(C("syn") & C("mss").is_not_null())
                  .group_by("stream", "from_client").agg(C("mss").max().cast(pl.Int64))
                  .select("stream", from_client=~C("from_client"), _mss="mss"))
-    common = (rows.filter(C("tcp_len") > 0).group_by("stream", "from_client").agg(
-        _mode=C("tcp_len").mode().max().cast(pl.Int64),
-        _ts=C("tsval").is_not_null().any()))
-    return common.join(announced, on=["stream", "from_client"], how="left").select(
+    data = rows.filter(C("tcp_len") > 0)
+    timestamps = data.group_by("stream", "from_client").agg(
+        _ts=C("tsval").is_not_null().any())
+    sized = timestamps.join(announced, on=["stream", "from_client"], how="left")
+    unknown = sized.filter(C("_mss").is_null()).select("stream", "from_client")
+    common = (data.join(unknown, on=["stream", "from_client"], how="semi")
+              .group_by("stream", "from_client")
+              .agg(_mode=C("tcp_len").mode().max().cast(pl.Int64)))
+    return sized.join(common, on=["stream", "from_client"], how="left").select(
         "stream", "from_client",
         seg=pl.coalesce(C("_mss") - pl.when(C("_ts")).then(12).otherwise(0), C("_mode"))
         .clip(1))
 
 
-def id_steps(rows: pl.DataFrame) -> pl.DataFrame:
+def id_steps(rows: pl.DataFrame, sizes: pl.DataFrame) -> pl.DataFrame:
     """Per IPv4 packet (identification not 0): the step of the identification from that
     side's packet before, -32768..32767 (mod 2^16), the identification unwrapped along
     the side, and `pieces`: how many identifications the packet used. A capture on the
     sending host shows a TSO super-segment the NIC cuts into pieces, each with the next
     identification; one on the receiving host shows GRO's merge of consecutive segments
     under the first one's identification: either way, a packet longer than one segment
-    (segment_sizes) stands for ceil(length / segment) of them. `expected`: the step the
+    (`sizes`: segment_sizes) stands for ceil(length / segment) of them. `expected`: the step the
     packet before makes expected (its pieces)."""
     v4 = (rows.filter((C("ip_version") == 4) & (C("ip_id") != 0))
           .select("stream", "from_client", "idx", "ip_id", "tcp_len")
-          .join(segment_sizes(rows), on=["stream", "from_client"], how="left")
+          .join(sizes, on=["stream", "from_client"], how="left")
           .sort("stream", "from_client", "idx"))
     ids = v4["ip_id"].to_numpy().astype(np.int64)
     length = v4["tcp_len"].fill_null(0).to_numpy().astype(np.int64)
@@ -269,20 +278,15 @@ def id_gaps(steps: pl.DataFrame) -> pl.DataFrame:
     many identifications between the first and the last seen were never seen (none used
     by a packet's pieces)."""
     later = ~C("first")
-    # the identifications in order, each once: what each leaves unused before the next
-    ordered = (steps.sort("stream", "from_client", "id_u")
-               .unique(["stream", "from_client", "id_u"], keep="first", maintain_order=True))
-    s = ordered["stream"].to_numpy()
-    c = ordered["from_client"].to_numpy()
-    nxt, ok = following(ordered["id_u"].to_numpy().astype(np.int64), starts_of(s, c))
-    unused = np.where(ok, np.clip(nxt - ordered["id_u"].to_numpy().astype(np.int64)
-                                  - ordered["pieces"].to_numpy(), 0, None), 0)
-    missing = ordered.select("stream", "from_client").with_columns(_unused=pl.Series(unused)) \
-        .group_by("stream", "from_client").agg(id_missing=C("_unused").sum())
+    top = C("id_u") == C("id_u").max()
     return steps.group_by("stream", "from_client").agg(
         id_sequential=((C("step") == C("expected")).filter(later).mean() >= ID_SEQUENTIAL)
         & ((C("step") - C("expected")).abs() <= ID_MAX_STEP).filter(later).all()
-        & (later.sum() >= 4)).join(missing, on=["stream", "from_client"], how="left")
+        & (later.sum() >= 4),
+        # the pieces of merged packets below the highest identification used the ones
+        # after theirs
+        id_missing=(C("id_u").max() - C("id_u").min() + 1 - C("id_u").n_unique()
+                    - (C("pieces") - 1).filter(~top).sum()).clip(0))
 
 
 def id_gap_rows(steps: pl.DataFrame, gaps: pl.DataFrame) -> pl.Series:
