@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import polars as pl
@@ -12,6 +12,9 @@ from tcpsift.compare import clock as clocks
 from tcpsift.compare import matching, retrans, stats, windows
 from tcpsift.compare.nat import translation
 from tcpsift.compare.points import READ_COLUMNS, SPAN_GAP_NS, Point, point
+
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
 
 C = pl.col
 # delays below this are no evidence of which point sees a packet first (timestamps of
@@ -118,8 +121,12 @@ def compare(a, b, *more, names: tuple[str, ...] | None = None, nat=()):
     letters = POINT_NAMES[:len(given)]
     labels = names or tuple(str(x) if isinstance(x, (str, os.PathLike)) else n
                             for x, n in zip(given, letters))
-    points = [point(n, label, cap, nat=rules if n == "b" else ())
-              for n, label, cap in zip(letters, labels, caps)]
+    # the points side by side: their work is NumPy sorts and Polars scans, which let go
+    # of the interpreter lock (on two cores, or a machine other jobs load, the two go
+    # at once); the results are the same as one after the other
+    points = list(_pool().map(lambda args: point(*args), [
+        (n, label, cap, rules if n == "b" else ())
+        for n, label, cap in zip(letters, labels, caps)]))
     for p in points:
         if not len(p.packets):
             raise CompareError(f"{p.label}: no TCP packets")
@@ -131,6 +138,20 @@ def compare(a, b, *more, names: tuple[str, ...] | None = None, nat=()):
 
 
 POINT_NAMES = "abcdefghijklmnopqrstuvwxyz"
+
+
+def _pool():
+    """Threads for the independent passes of a comparison (two: the machine's cores are
+    few, and Polars has its own)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    global _POOL
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="tcpsift-compare")
+    return _POOL
+
+
+_POOL: ThreadPoolExecutor | None = None
 
 
 def _captures(given: list) -> list:
@@ -189,8 +210,9 @@ def _compare(pa: Point, pb: Point) -> tuple[Comparison, dict]:
             "b": tuple(pl.select(clock.a_time(pl.lit(t))).item() for t in (pb.start_ns, pb.end_ns))}
     down_span = {d: span["b" if up == "a" else "a"] for d, up in upstream.items()}
     fate = stats.fates(rows["a"], rows["b"], upstream, down_span, pairs)
-    resent = retrans.retransmissions(rows, upstream, fate)
+    resent_job = _pool().submit(retrans.retransmissions, rows, upstream, fate)
     shrinks = windows.one_point_shrinks(rows, upstream, fate)
+    resent = resent_job.result()
     per_direction = _with_upstream(_with_counts(
         stats.summary(fate, ["direction"]),
         [retrans.counts(resent, ["direction"]), windows.counts(shrinks, ["direction"])],
@@ -225,8 +247,9 @@ def _connections(pairs: pl.DataFrame, pa: Point, pb: Point) -> pl.DataFrame:
 
 def _annotated(p: Point, conns: pl.DataFrame) -> pl.DataFrame:
     """The point's packets of connections seen at both points: key, t (its time, on a's
-    clock once known), ts_ns (as captured), frame, conn, direction, and what the verdict
-    reads (tcp_len, tcp_flags, seq, window)."""
+    clock once known), ts_ns (as captured), frame, conn, direction, rank (Point.rank: the
+    order by connection, then capture order, without a sort), and what the verdict reads
+    (tcp_len, tcp_flags, seq, window)."""
     side = p.name
     # per stream number (dense): its connection (-1: seen at this point only) and which
     # `direction` value is client to server; gathered per packet, not joined
@@ -239,11 +262,20 @@ def _annotated(p: Point, conns: pl.DataFrame) -> pl.DataFrame:
     conn = conn_of[stream]
     keep = conn >= 0
     s2c = p.packets["direction"].to_numpy() != c2s_of[stream]
+    rank = p.rank if p.rank is not None else _rank(stream)
     # (the columns chosen before the rows: a filter copies every column it is given)
     return p.packets.select(
         "key", "ts_ns", "frame", "tcp_len", "tcp_flags", "seq", "ack", "tsval", "window",
         t="ts_ns").filter(pl.Series(keep)).with_columns(
-        conn=pl.Series(conn[keep]), direction=stats.direction_of(s2c[keep]))
+        conn=pl.Series(conn[keep]), direction=stats.direction_of(s2c[keep]),
+        rank=pl.Series(rank[keep]))
+
+
+def _rank(stream: np.ndarray) -> np.ndarray:
+    """Each row's place in the order by stream, then row order (Point.rank)."""
+    rank = np.empty(len(stream), np.int64)
+    rank[np.argsort(stream, kind="stable")] = np.arange(len(stream))
+    return rank
 
 
 def _samples(pairs: pl.DataFrame, rows: dict, start_ns: int) -> pl.DataFrame:

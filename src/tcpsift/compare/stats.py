@@ -77,7 +77,7 @@ def fates(a_rows: pl.DataFrame, b_rows: pl.DataFrame, upstream: dict[str, str],
         up_mask = np.where(s2c, a_up["s2c"], a_up["c2s"]) == (p == "a")
         alone = ~paired[p][at[p]["frame"].to_numpy()]
         row = C("frame").cast(pl.Int64) + (p == "b") * B_ROW
-        up = at[p].select("conn", "direction", "frame", "t").filter(pl.Series(up_mask))
+        up = at[p].select("conn", "direction", "frame", "t", "rank").filter(pl.Series(up_mask))
         parts.append((p, other, up, down_of[p][up["frame"].to_numpy()]))
         # the rest: keys repeated at a point, or seen at one point only
         ups.append(at[p].select("key", "t", row=row).filter(pl.Series(up_mask & alone)))
@@ -92,7 +92,7 @@ def fates(a_rows: pl.DataFrame, b_rows: pl.DataFrame, upstream: dict[str, str],
     tables = []
     for p, other, up, down_frame in parts:
         found = down_frame > 0
-        tables.append(up.select("conn", "direction", frame_up="frame", t_up="t",
+        tables.append(up.select("conn", "direction", "rank", frame_up="frame", t_up="t",
                                 row=C("frame").cast(pl.Int64) + (p == "b") * B_ROW).with_columns(
             copies=pl.Series(found.astype(np.int64)),
             frame_down=pl.Series(np.where(found, down_frame, 0)).cast(pl.UInt32),
@@ -176,12 +176,25 @@ def _by_byte_range(rows: pl.DataFrame, at: dict, is_up: dict, rest_down: pl.Data
         approximate=approximate).drop("frame_range", "t_range")
 
 
+def by_rank(rank: np.ndarray, block: np.ndarray, blocks: int) -> np.ndarray:
+    """The order of rows by `block` (0..blocks-1), then by `rank` (distinct within a
+    block: a point's Point.rank): a scatter into a table of blocks x ranks, not a sort."""
+    if not len(rank):
+        return np.zeros(0, np.int64)
+    size = int(rank.max()) + 1
+    slots = np.full(blocks * size, -1, np.int64)
+    slots[block.astype(np.int64) * size + rank] = np.arange(len(rank))
+    return slots[slots >= 0]
+
+
 def _flow_order(rows: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """(each row's flow: connection and direction as one number; the rows' order by flow,
-    then by upstream capture order)."""
-    flow = (rows["conn"].to_numpy().astype(np.int64) * 2
-            + (rows["direction"] == "s2c").to_numpy())
-    return flow, np.argsort((flow << 32) | rows["frame_up"].to_numpy().astype(np.int64))
+    then by upstream capture order: each flow's rows together, in the order of the point's
+    ranks, which follow its connections in capture order; flows in no particular order)."""
+    s2c = (rows["direction"] == "s2c").to_numpy()
+    flow = rows["conn"].to_numpy().astype(np.int64) * 2 + s2c
+    at_b = rows["row"].to_numpy() >= B_ROW
+    return flow, by_rank(rows["rank"].to_numpy(), at_b * 2 + s2c, 4)
 
 
 def _with_bursts(rows: pl.DataFrame, flow: np.ndarray, order: np.ndarray) -> pl.DataFrame:
@@ -203,7 +216,7 @@ def _with_reordering(rows: pl.DataFrame, flow: np.ndarray, order: np.ndarray) ->
     f, d = flow[order], frame_down[order]
     # the earliest arrival among this and the later packets of the flow, in one pass over
     # all flows: each flow lifted above the previous so that the minimum restarts
-    lift = f * (1 << 34)
+    lift = np.cumsum(np.r_[True, f[1:] != f[:-1]]) * (1 << 34) if len(f) else f
     later_first = np.minimum.accumulate((d + lift)[::-1])[::-1] - lift
     overtaken = np.zeros(len(order), bool)
     overtaken[:-1] = (d[:-1] > later_first[1:]) & (f[:-1] == f[1:])
@@ -230,12 +243,19 @@ def _quantiles(g: np.ndarray, delay: np.ndarray, n: int) -> dict[str, np.ndarray
                 for name, value in zip(QUANTILES, np.quantile(mine, list(QUANTILES.values()))):
                     out[name][k] = value
         return out
-    spread = int(delay.max() - delay.min()) + 1
-    if spread * n < 2**62:      # one key: group, then delay
-        order = np.argsort(g * spread + (delay - delay.min()))
+    least = int(delay.min())
+    spread = int(delay.max()) - least + 1
+    whole = delay.astype(np.int64)
+    if spread * n < 2**53 and np.array_equal(whole, delay):
+        # one exact key, group then delay (nanoseconds), sorted itself: no argsort
+        key = np.sort(g.astype(np.int64) * spread + (whole - least))
+        g, delay = key // spread, (key % spread + least).astype(delay.dtype)
+    elif spread * n < 2**62:    # one key: group, then delay
+        order = np.argsort(g * spread + (delay - least))
+        g, delay = g[order], delay[order]
     else:
         order = np.lexsort((delay, g))
-    g, delay = g[order], delay[order]
+        g, delay = g[order], delay[order]
     size = np.bincount(g, minlength=n)
     start = np.searchsorted(g, np.arange(n))
     last = len(delay) - 1

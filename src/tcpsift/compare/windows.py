@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from tcpsift.compare.stats import DIRECTION
+from tcpsift.compare.stats import DIRECTION, by_rank
 
 C = pl.col
 SYN, RST = 0x02, 0x04
@@ -32,14 +32,14 @@ SCHEMA = pl.Schema([("conn", pl.Int64()), ("direction", DIRECTION), ("seen_at", 
 
 
 def _shrinks(rows: pl.DataFrame) -> dict:
-    """The packets of `rows` (one point, capture order) that shrink the window: frames,
+    """The packets of `rows` (one point, capture order, with its `rank`) that shrink the window: frames,
     windows, previous windows, conn and s2c (arrays), and `flag` (by frame number)."""
-    kept = np.flatnonzero((rows["tcp_flags"].to_numpy() & (SYN | RST)) == 0)
-    flow = (rows["conn"].to_numpy()[kept].astype(np.int64) * 2
-            + rows["direction"].to_physical().to_numpy()[kept])
-    order = np.argsort(flow, kind="stable")
-    flow = flow[order]
-    kept = kept[order]
+    s2c = rows["direction"].to_physical().to_numpy()
+    # each flow's packets together in capture order: by direction, then the point's rank
+    # (by connection, then capture order: no sort)
+    order = by_rank(rows["rank"].to_numpy(), s2c, 2)
+    kept = order[(rows["tcp_flags"].to_numpy()[order] & (SYN | RST)) == 0]
+    flow = rows["conn"].to_numpy()[kept].astype(np.int64) * 2 + s2c[kept]
     window = rows["window"].to_numpy()[kept].astype(np.int64)
     frame = rows["frame"].to_numpy()[kept].astype(np.int64)
     same = np.r_[False, flow[1:] == flow[:-1]]
