@@ -103,3 +103,59 @@ def test_cli_three_points_report_page_has_each_segments_plots(tmp_path):
     assert page.count("<svg") == 4
     assert "Packets lost between a and b over time (0 in all)" in page
     assert f"Packets lost between b and c over time ({lost_c2s + lost_s2c:,} in all)" in page
+
+
+def _translated(path: Path, nat: dict) -> Path:
+    """`path` as a point behind a NAT sees it: the client's addresses rewritten."""
+    import ipaddress
+
+    frames = capreader.read_frames(path)
+    for f in frames:
+        for old, new in nat.items():
+            f.data = f.data.replace(ipaddress.ip_address(old).packed,
+                                    ipaddress.ip_address(new).packed)
+    out = path.with_name(path.stem + "-nat.pcap")
+    out.write_bytes(capwriter.pcap_file([capwriter.Record(f.ts_ns, f.data, f.wire_len)
+                                         for f in frames], nsec=True))
+    return out
+
+
+@pytest.mark.parametrize("behind", ("b", "c"))
+def test_nat_on_a_path_of_three_points(tmp_path, behind):
+    # the NAT sits before b (b and c see the translated client) or before c (only c does);
+    # the same rules serve either way, and the loss is still placed on b-c
+    from test_compare import NAT
+
+    import tcpsift
+
+    (a, b, c), lost_c2s, lost_s2c = three_points(tmp_path)
+    if behind == "b":
+        b = _translated(b, NAT)
+    c = _translated(c, NAT)
+    rules = [f"{x}={y}" if ":" not in x else f"[{x}]=[{y}]" for x, y in NAT.items()]
+    # without the rules, nothing matches across the translation
+    plain = tcpsift.compare(a, b, c).per_segment
+    crossing = "a-b" if behind == "b" else "b-c"
+    assert plain.filter(plain["segment"] == crossing)["matched"].sum() == 0
+    got = tcpsift.compare(a, b, c, nat=rules)
+    table = {(r["segment"], r["direction"]): r for r in got.per_segment.iter_rows(named=True)}
+    for d in ("c2s", "s2c"):
+        assert table[("a-b", d)]["lost_between_points"] == 0
+        assert table[("a-b", d)]["matched"] == table[("a-b", d)]["sent"] > 0
+    assert table[("b-c", "c2s")]["lost_between_points"] == lost_c2s
+    assert table[("b-c", "s2c")]["lost_between_points"] == lost_s2c
+    assert got.evidence[0].startswith("network: segment b-c")
+
+
+def test_cli_nat_on_a_path(tmp_path):
+    from test_compare import NAT
+
+    (a, b, c), lost_c2s, _ = three_points(tmp_path)
+    rules = [f"{x}={y}" if ":" not in x else f"[{x}]=[{y}]" for x, y in NAT.items()]
+    args = [a, _translated(b, NAT), _translated(c, NAT), "--format", "json"]
+    for rule in rules:
+        args += ["--nat", rule]
+    result = cli_compare(*args)
+    assert result.exit_code == 0, result.output
+    got = json.loads(result.stdout)
+    assert got["verdict"] == "network"

@@ -20,9 +20,9 @@ CONNECTION_ROWS = 20
               help="text: the verdict, its evidence and tables for reading; json: every figure "
                    "(clock_offset_s, per_direction, connections, verdict, evidence).")
 @click.option("--nat", "nat", multiple=True, metavar="A=B",
-              help="Address translation between the points: what a sees as A, b sees as B; "
-                   "an address (every port) or address:port on both sides, [v6]:port for "
-                   "IPv6; repeat for more.")
+              help="Address translation between the points: what a sees as A, b sees as B "
+                   "(on a path: the points after the translation); an address (every port) or "
+                   "address:port on both sides, [v6]:port for IPv6; repeat for more.")
 @click.option("-o", "--output", help="Write to this file; it appears only when complete. A "
                                      "name ending in .html: a report page with plots of the "
                                      "one-way delay and the losses over time.")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, cast
+from typing import cast
 
 import numpy as np
 import polars as pl
@@ -12,9 +12,6 @@ from tcpsift.compare import clock as clocks
 from tcpsift.compare import matching, retrans, stats, windows
 from tcpsift.compare.nat import translation
 from tcpsift.compare.points import READ_COLUMNS, SPAN_GAP_NS, Point, point
-
-if TYPE_CHECKING:
-    from concurrent.futures import ThreadPoolExecutor
 
 C = pl.col
 # delays below this are no evidence of which point sees a packet first (timestamps of
@@ -107,7 +104,9 @@ def compare(a, b, *more, names: tuple[str, ...] | None = None, nat=()):
     `tcpsift.read`): a Comparison. With more than two, in path order (`compare(a, b, c)`):
     a `tcpsift.compare.path.PathComparison` of each segment of the path (a with b, b with
     c, ...). `nat`: address translations between two points, "A=B" texts (what a sees as
-    A, b sees as B: an address, or address:port on both sides). Raises CompareError when
+    A, b sees as B: an address, or address:port on both sides); on a path, what the first
+    point sees as A, the points after the translation see as B (every point after the
+    first is given the first one's view: those before the translation have no B). Raises CompareError when
     one has no TCP packets or a translation is not valid; CaptureError (from reading) when
     a file is not a capture."""
     try:
@@ -115,18 +114,14 @@ def compare(a, b, *more, names: tuple[str, ...] | None = None, nat=()):
     except ValueError as e:
         raise CompareError(f"--nat {e}") from None
     given = [a, b, *more]
-    if more and rules:
-        raise CompareError("--nat: only between two points")
     caps = _captures(given)
     letters = POINT_NAMES[:len(given)]
     labels = names or tuple(str(x) if isinstance(x, (str, os.PathLike)) else n
                             for x, n in zip(given, letters))
-    # the points side by side: their work is NumPy sorts and Polars scans, which let go
-    # of the interpreter lock (on two cores, or a machine other jobs load, the two go
-    # at once); the results are the same as one after the other
-    points = list(_pool().map(lambda args: point(*args), [
-        (n, label, cap, rules if n == "b" else ())
-        for n, label, cap in zip(letters, labels, caps)]))
+    # every point after the first is given the first one's view: on a path, the points
+    # before the translation have no translated endpoint to rewrite
+    points = [point(n, label, cap, nat=rules if n != "a" else ())
+              for n, label, cap in zip(letters, labels, caps)]
     for p in points:
         if not len(p.packets):
             raise CompareError(f"{p.label}: no TCP packets")
@@ -139,19 +134,6 @@ def compare(a, b, *more, names: tuple[str, ...] | None = None, nat=()):
 
 POINT_NAMES = "abcdefghijklmnopqrstuvwxyz"
 
-
-def _pool():
-    """Threads for the independent passes of a comparison (two: the machine's cores are
-    few, and Polars has its own)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    global _POOL
-    if _POOL is None:
-        _POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="tcpsift-compare")
-    return _POOL
-
-
-_POOL: ThreadPoolExecutor | None = None
 
 
 def _captures(given: list) -> list:
@@ -210,9 +192,8 @@ def _compare(pa: Point, pb: Point) -> tuple[Comparison, dict]:
             "b": tuple(pl.select(clock.a_time(pl.lit(t))).item() for t in (pb.start_ns, pb.end_ns))}
     down_span = {d: span["b" if up == "a" else "a"] for d, up in upstream.items()}
     fate = stats.fates(rows["a"], rows["b"], upstream, down_span, pairs)
-    resent_job = _pool().submit(retrans.retransmissions, rows, upstream, fate)
+    resent = retrans.retransmissions(rows, upstream, fate)
     shrinks = windows.one_point_shrinks(rows, upstream, fate)
-    resent = resent_job.result()
     per_direction = _with_upstream(_with_counts(
         stats.summary(fate, ["direction"]),
         [retrans.counts(resent, ["direction"]), windows.counts(shrinks, ["direction"])],
