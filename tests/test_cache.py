@@ -386,3 +386,15 @@ def test_a_command_run_in_process_leaves_the_setting_as_it_was(capture, folder):
         res = CliRunner().invoke(cli, ["conns", str(capture), *option])
         assert res.exit_code == 0
         assert os.environ.get("TCPSIFT_CACHE") == before
+
+
+def test_tables_of_other_code_are_not_read_back(capture, folder, monkeypatch):
+    """A changed install (an edited module, a rebuilt kernel) keys other entries."""
+    from tcpsift.cache import identity
+
+    _filled(capture, cache=folder)
+    monkeypatch.setattr(identity, "code_digest", lambda: "other code")
+    again = tcpsift.read(capture, cache=folder)
+    assert again._tables["packets"] is not None     # decoded, not read back
+    _same_tables(again, _fresh(capture))
+    assert len([p for p in folder.iterdir() if p.is_dir()]) == 2
