@@ -66,13 +66,19 @@ class Chunk:
     def frame(self) -> np.ndarray:
         return np.arange(self.first_row + 1, self.first_row + len(self) + 1, dtype=np.uint32)
 
+    @property
+    def address_texts(self) -> pl.Series:
+        """The address texts tables encode the chunk's address ids with."""
+        if self.addresses is None:
+            raise TypeError("CaptureChunks(tables=False) builds no tables")
+        return self.addresses
+
     def table(self, columns=None) -> pl.DataFrame:
         """The chunk's packet table (only `columns`, if given)."""
         from tcpsift.capture.table import packet_table
 
-        assert self.addresses is not None, "CaptureChunks(tables=False) builds no tables"
         return packet_table(self.rec, self.pkt, self.sack_edges, self.frame, self.file_id,
-                            self.file_frame, self.addresses, columns)
+                            self.file_frame, self.address_texts, columns)
 
 
 @dataclass

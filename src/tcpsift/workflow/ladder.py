@@ -179,14 +179,14 @@ def read_ladder(paths, stream: int, mode: str = "merge") -> tuple[Ladder, list[s
         table = packet_table({k: v[hit] for k, v in chunk.rec.items()},
                              {k: v[hit] for k, v in chunk.pkt.items()}, np.zeros(0, np.uint32),
                              frame[hit], _rows_of(chunk.file_id, hit),
-                             _rows_of(chunk.file_frame, hit), chunk.addresses, _ROW_COLUMNS)
+                             _rows_of(chunk.file_frame, hit), chunk.address_texts, _ROW_COLUMNS)
         packets.append(table)
         tcp.append(output_table({k: v[hit] for k, v in out.items()}, table))
         if len(chunk.layer_rows):
             # (an ICMP error's row reads the TCP header it quotes from its layer rows)
             rows = chunk.layer_rows.copy()
             rows["row"] -= chunk.first_row
-            layers.append(layer_table(rows, frame, chunk.addresses, chunk.file_id)
+            layers.append(layer_table(rows, frame, chunk.address_texts, chunk.file_id)
                           .filter(C("frame").is_in(table["frame"].implode())))
     if not packets:
         top = analyzer.streams - 1
