@@ -228,6 +228,20 @@ cdef inline Py_ssize_t put_dec(char* p, uint64_t v) noexcept nogil:
 
 
 cdef inline Py_ssize_t put_hex4(char* p, uint64_t v) noexcept nogil:
+    """0x%04x."""
+    cdef const char* digits = b"0123456789abcdef"
+    if v <= 0xFFFF:         # (every 16-bit field: four digits, no loop)
+        p[0] = 48
+        p[1] = 120
+        p[2] = digits[(v >> 12) & 15]
+        p[3] = digits[(v >> 8) & 15]
+        p[4] = digits[(v >> 4) & 15]
+        p[5] = digits[v & 15]
+        return 6
+    return put_hex_long(p, v)
+
+
+cdef Py_ssize_t put_hex_long(char* p, uint64_t v) noexcept nogil:
     cdef const char* digits = b"0123456789abcdef"
     cdef char tmp[20]
     cdef int n = 0
@@ -277,16 +291,20 @@ cdef inline Py_ssize_t put_epoch(char* p, int64_t ns) noexcept nogil:
     else:
         u = <uint64_t>ns
     k += put_dec(p + k, u // 1000000000)
-    p[k] = 46
-    k += 1
-    frac = u % 1000000000
-    p[k + 8] = <char>(48 + frac % 10)
+    return k + put_fraction(p + k, u % 1000000000)
+
+
+cdef inline Py_ssize_t put_fraction(char* p, uint64_t frac) noexcept nogil:
+    """A point and the 9 decimals of `frac` (below 10^9)."""
+    cdef int i
+    p[0] = 46
+    p[9] = <char>(48 + frac % 10)
     frac //= 10
-    for i in range(6, -1, -2):
-        p[k + i] = PAIRS[2 * (frac % 100)]
-        p[k + i + 1] = PAIRS[2 * (frac % 100) + 1]
+    for i in range(7, 0, -2):
+        p[i] = PAIRS[2 * (frac % 100)]
+        p[i + 1] = PAIRS[2 * (frac % 100) + 1]
         frac //= 100
-    return k + 9
+    return 10
 
 
 ctypedef struct TcpCols:         # the analysis kernel's output columns, as raw pointers
@@ -455,6 +473,12 @@ cdef class LineWriter:
         # frame (`wts`), the first frame's, the previous frame's, the previous printed one's
         cdef bint with_times = False, started = False, any_shown = False
         cdef int64_t wts = 0, first_ts = 0, prev_ts = 0, prev_shown_ts = 0
+        # frame.time_epoch: the text of the last whole second printed (frames of a
+        # second in a row print it again: copied, not formatted); 16 bytes are copied
+        # at once, as the room of a field allows
+        cdef char sec_text[24]
+        cdef Py_ssize_t sec_len = 0
+        cdef uint64_t last_sec = 0xFFFFFFFFFFFFFFFFULL
         for f in range(nf):
             if f_src[f] >= S_STREAM:
                 with_tcp = True
@@ -593,7 +617,16 @@ cdef class LineWriter:
                     if src_ == S_TS:
                         if not has_ts[i]:
                             continue
-                        k += put_epoch(p + k, ts[i])
+                        if ts[i] < 0:
+                            k += put_epoch(p + k, ts[i])
+                            continue
+                        v = <uint64_t>ts[i] // 1000000000
+                        if v != last_sec:
+                            last_sec = v
+                            sec_len = put_dec(sec_text, v)
+                        memcpy(p + k, sec_text, 16)
+                        k += sec_len
+                        k += put_fraction(p + k, <uint64_t>ts[i] % 1000000000)
                         continue
                     if S_FRAME_REL <= src_ <= S_FRAME_DELTA_SHOWN:
                         if not has_ts[i]:
@@ -710,6 +743,8 @@ cdef class LineWriter:
                     elif fmt == F_BOOL:
                         p[k] = 49 if v & f_arg[f] else 48
                         k += 1
+                    elif v <= 0xFFFFFFFFU:
+                        k += put_dec32(p + k, <uint32_t>v)
                     else:
                         k += put_dec(p + k, v)
                 p[k] = 10
