@@ -67,8 +67,8 @@ def point(name: str, label: str, capture, nat=()) -> Point:
         rows = rows.filter(pl.Series(~doubles))
         key_order = np.argsort(rows["key"].to_numpy())
     rows, by_stream = _with_streams(rows)
-    rank = np.empty(len(by_stream), np.int64)
-    rank[by_stream] = np.arange(len(by_stream))
+    rank = np.empty(len(by_stream), np.int32 if len(by_stream) < 2**31 else np.int64)
+    rank[by_stream] = np.arange(len(by_stream), dtype=rank.dtype)
     return Point(name, label, capture, rows, _streams(rows), start_ns, end_ns, key_order,
                  span_doubles=doubled, rank=rank)
 

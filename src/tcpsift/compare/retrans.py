@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from tcpsift.compare.stats import DIRECTION
+from tcpsift.compare.stats import DIRECTION, by_rank
 
 C = pl.col
 OUT_OF_ORDER_NS = 3_000_000
@@ -39,9 +39,10 @@ def retransmissions(rows: dict[str, pl.DataFrame], upstream: dict[str, str],
     """One row per retransmission seen at a direction's upstream point: conn, direction,
     frame (at U), t (a's clock), seq, tcp_len, original_frame (at U; null when the bytes
     never reached U before), cause (CAUSES). `rows`: per point, its packets of the
-    connections at both points (conn, direction, frame, t, seq, tcp_len); `fate`: one row
+    connections at both points (conn, direction, frame, t, seq, tcp_len, rank); `fate`: one row
     per upstream packet (direction, frame_up, copies, lost)."""
-    parts = [_one_direction(rows[up].select("conn", "direction", "frame", "t", "seq", "tcp_len")
+    parts = [_one_direction(rows[up].select("conn", "direction", "frame", "t", "seq", "tcp_len",
+                                            "rank")
                             .filter((C("direction") == d) & (C("tcp_len") > 0)),
                             fate.filter(C("direction") == d), d)
              for d, up in sorted(upstream.items())]
@@ -58,9 +59,9 @@ def _empty(direction: str) -> pl.DataFrame:
 def _one_direction(data: pl.DataFrame, fate: pl.DataFrame, direction: str) -> pl.DataFrame:
     if data.is_empty():
         return _empty(direction)
-    conn = data["conn"].to_numpy().astype(np.int64)
-    order = np.argsort(conn, kind="stable")     # capture order kept within a connection
-    conn = conn[order]
+    # each connection's segments together in capture order: the point's rank, no sort
+    order = by_rank(data["rank"].to_numpy(), np.zeros(len(data), np.int64), 1)
+    conn = data["conn"].to_numpy().astype(np.int64)[order]
     frame = data["frame"].to_numpy().astype(np.int64)[order]
     t = data["t"].to_numpy()[order]
     seq = data["seq"].to_numpy().astype(np.int64)[order]
@@ -71,7 +72,9 @@ def _one_direction(data: pl.DataFrame, fate: pl.DataFrame, direction: str) -> pl
     base = seq[np.maximum.accumulate(np.where(first, index, 0))]
     start = (seq - base) % (1 << 32)
     end = start + length
-    lift = conn * LIFT
+    # each connection lifted above the one before it in this order
+    group = np.cumsum(first) - 1
+    lift = group * LIFT
     # the highest end so far in the connection (inclusive), lifted per connection so that
     # one running maximum over every connection restarts at each
     reach = np.maximum.accumulate(lift + end)
@@ -83,7 +86,7 @@ def _one_direction(data: pl.DataFrame, fate: pl.DataFrame, direction: str) -> pl
     passer = np.minimum(np.searchsorted(reach, lift + start, side="right"), n - 1)
     covers = start[passer] <= start
     # else the first segment that started at the same sequence number, when earlier
-    by_start = np.lexsort((index, start, conn))
+    by_start = np.lexsort((index, start, group))
     key = lift[by_start] + start[by_start]
     at = np.searchsorted(key, lift + start, side="left")
     same_start = by_start[np.minimum(at, n - 1)]
@@ -112,7 +115,7 @@ def _one_direction(data: pl.DataFrame, fate: pl.DataFrame, direction: str) -> pl
                                     .astype(np.uint32)),
         "cause": pl.Series(np.array(CAUSES)[cause[pick]], dtype=CAUSE),
     }).with_columns(original_frame=pl.when(C("cause") == "lost_before_upstream").then(None)
-                    .otherwise(C("original_frame")))
+                    .otherwise(C("original_frame"))).sort("conn", "frame")
 
 
 def counts(retrans: pl.DataFrame, by: list[str]) -> pl.DataFrame:

@@ -183,7 +183,8 @@ def by_rank(rank: np.ndarray, block: np.ndarray, blocks: int) -> np.ndarray:
         return np.zeros(0, np.int64)
     size = int(rank.max()) + 1
     slots = np.full(blocks * size, -1, np.int32 if len(rank) < 2**31 else np.int64)
-    slots[block.astype(np.int64) * size + rank] = np.arange(len(rank), dtype=slots.dtype)
+    slots[block.astype(np.int64) * size + rank.astype(np.int64)] = \
+        np.arange(len(rank), dtype=slots.dtype)
     return slots[slots >= 0].astype(np.int64)
 
 
