@@ -1,7 +1,8 @@
-"""`tcpsift fields` for plain header fields, streamed: decode a chunk, print it, go on.
+"""`tcpsift fields`, streamed: decode a chunk, (analyse it,) print it, go on.
 
-Most exports ask for header fields of one file without a filter. Those need neither
-the packet table nor Polars: the decoder's arrays of each chunk are formatted by a
+Every field `fields --list` knows, header or TCP analysis, and the common -Y filters
+(textstream/select.py) need neither the packet table nor Polars: the decoder's, the
+record's and the TCP analysis' arrays of each chunk are formatted by a
 Cython kernel (_lines.pyx) into the exact text tshark prints, in reused memory. A
 chunk with frames that carry a header more than once (tunnels, stacked tags, headers
 quoted in ICMP errors) is printed through the table path (tcpsift.fields.write), which
@@ -128,7 +129,7 @@ TCP_STREAMED = {
     "tcp.options.sack_le": ("sack_le", 0),
     "tcp.options.sack_re": ("sack_re", 0),
 }
-# the fields that read the chunk's SACK edges, and its files' formats
+# the fields that read the chunk's SACK edges
 SACK_FIELDS = frozenset(("tcp.options.sack_le", "tcp.options.sack_re"))
 
 # the fields that read FrameTimes
@@ -346,11 +347,11 @@ def stream_fields(paths: list[str], names: list[str], fh, flt=None,
     (warnings, complete) like tcpsift.read. Raises CaptureError when the file (or every
     file) is not a capture.
 
-    Header and TCP analysis fields are formatted by _lines.pyx, under a filter of the
-    common terms too (its mask evaluated on the chunk's arrays: `fast_path` decides; `flt`
-    may then be a textstream.select.ArrayFilter); any other field or filter takes every
-    chunk through its tables (Polars): slower, but memory still stays bounded by the
-    chunk, not the capture.
+    Every field is formatted by _lines.pyx, under a filter of the common terms too (its
+    mask evaluated on the chunk's arrays: `fast_path` decides; `flt` may then be a
+    textstream.select.ArrayFilter); any other filter (or more fields than
+    _lines.FIELDS_AT_MOST) takes every chunk through its tables (Polars): slower, but
+    memory still stays bounded by the chunk, not the capture.
 
     A second thread reads and decodes the next chunk while this one is analysed (TCP)
     and printed; this thread reads blocks ahead for it while it waits (a reading thread
