@@ -12,13 +12,13 @@ import polars as pl
 
 from tcpsift.schema import CONN_COLUMNS, polars_schema
 from tcpsift.tcp import FILTER_BITS, FLAG_BITS, keys, shown_analysis
+from tcpsift.tcp import connections as product
+# endpoint states in the codes the product's _conn_state reads
+from tcpsift.tcp.connections import (CLOSED, ESTABLISHED, RESET, SYN_ACK_SENT, SYN_SENT,
+                                     _open_counts)
 
 C = pl.col
 FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
-
-# Endpoint states (Zeek's TCP_ENDPOINT_*), in a small integer code.
-INACTIVE, SYN_SENT, SYN_ACK_SENT, PARTIAL, ESTABLISHED, CLOSED, RESET = range(7)
-
 
 # The packet-table columns connections() reads besides the TCP analysis' inputs (for
 # tcpsift.read(columns=...): a command that wants only the connection table builds no
@@ -219,63 +219,15 @@ def _endpoint_state(r: _Rows, client: bool) -> np.ndarray:
 
 
 def _conn_state(r: _Rows, history: pl.Series) -> pl.Series:
-    """Zeek's conn_state from both endpoints' final states."""
+    """Zeek's conn_state from both endpoints' final states (the rule is the product's,
+    tcpsift.tcp.connections._conn_state: what this module checks is the states and the
+    counts it is given, formulated its own way)."""
     plain = ((r.flags & (SYN | FIN | RST)) == 0) & r.has_flags
     size = r.total(r.tcp_len)
-    sides = pl.DataFrame({
-        "os": _endpoint_state(r, True), "rs": _endpoint_state(r, False),
-        "o_plain": r.count(plain)[1::2] > 0, "r_plain": r.count(plain)[0::2] > 0,
-        "o_size": size[1::2], "r_size": size[0::2], "history": history,
-    }).with_columns(C("os", "rs").replace(-1, None))
-    os_, rs_ = C("os"), C("rs")
-    # a client that only ever sent a SYN and then ACKs the SYN-ACK is established
-    os_eff = (pl.when(os_.is_null() & C("o_plain")).then(PARTIAL)
-              .when((os_ == SYN_SENT) & rs_.is_in([ESTABLISHED, CLOSED, RESET])
-                    & C("o_plain")).then(ESTABLISHED)
-              .when(os_ == SYN_ACK_SENT).then(ESTABLISHED)
-              .otherwise(os_.fill_null(INACTIVE)))
-    rs_eff = (pl.when(rs_.is_null() & C("r_plain")).then(PARTIAL)
-              .otherwise(rs_.fill_null(INACTIVE)))
-    s = sides.with_columns(os_eff.alias("os"), rs_eff.alias("rs"))
-    o_inactive = C("os").is_in([INACTIVE, PARTIAL])
-    r_inactive = C("rs").is_in([INACTIVE, PARTIAL])
-    sizes_zero = (C("o_size") == 0) & (C("r_size") == 0)
-    state = (
-        pl.when(C("rs") == RESET).then(
-            pl.when(C("os").is_in([SYN_SENT, SYN_ACK_SENT]) | ((C("os") == RESET) & sizes_zero))
-            .then(pl.lit("REJ")).when(o_inactive).then(pl.lit("RSTRH")).otherwise(pl.lit("RSTR")))
-        .when(C("os") == RESET).then(
-            pl.when(r_inactive).then(
-                pl.when(C("history").fill_null("").str.contains(r"^\^?S[^HAFGIQ]*R"))
-                .then(pl.lit("RSTOS0")).otherwise(pl.lit("OTH")))
-            .otherwise(pl.lit("RSTO")))
-        .when((C("rs") == CLOSED) & (C("os") == CLOSED)).then(pl.lit("SF"))
-        .when(C("os") == CLOSED).then(pl.when(r_inactive).then(pl.lit("SH")).otherwise(pl.lit("S2")))
-        .when(C("rs") == CLOSED).then(pl.when(o_inactive).then(pl.lit("SHR")).otherwise(pl.lit("S3")))
-        .when((C("os") == SYN_SENT) & (C("rs") == INACTIVE)).then(pl.lit("S0"))
-        .when((C("os") == ESTABLISHED) & (C("rs") == ESTABLISHED)).then(pl.lit("S1"))
-        .otherwise(pl.lit("OTH")))
-    return s.select(state.alias("conn_state")).to_series()
-
-
-def _open_counts(groups: np.ndarray, established: np.ndarray, closed: np.ndarray,
-                 end: np.ndarray) -> np.ndarray:
-    """For each connection, how many other connections of its group (integer codes) were
-    open at its end: established (handshake completed) before that frame and not closed
-    (FIN or RST in either direction) by then. Frame numbers order events exactly.
-
-    Vectorised over every group at once: each event is keyed (group, frame) in one int64,
-    so one sorted array per event kind answers "how many in my group before frame t"."""
-    span = np.int64(1) << 34          # above any frame number and the NEVER sentinel
-    base = groups.astype(np.int64) * span
-    # a connection closed before its handshake completed was never open
-    closed = np.maximum(closed, established)
-    est_keys, clo_keys = np.sort(base + established), np.sort(base + closed)
-    t = base + end
-    opened = np.searchsorted(est_keys, t, "left") - np.searchsorted(est_keys, base, "left")
-    shut = np.searchsorted(clo_keys, t, "right") - np.searchsorted(clo_keys, base, "left")
-    itself = (established < end) & (closed > end)
-    return opened - shut - itself
+    counted = r.count(plain)
+    return product._conn_state(_endpoint_state(r, True), _endpoint_state(r, False),
+                               counted[1::2] > 0, counted[0::2] > 0, size[1::2], size[0::2],
+                               history)
 
 
 NEVER = (1 << 33) - 1   # frame number of an event that never happens (frames are < 2^32)
