@@ -13,9 +13,9 @@ import polars as pl
 from tcpsift.schema import CONN_COLUMNS, polars_schema
 from tcpsift.tcp import FILTER_BITS, FLAG_BITS, keys, shown_analysis
 from tcpsift.tcp import connections as product
+
 # endpoint states in the codes the product's _conn_state reads
-from tcpsift.tcp.connections import (CLOSED, ESTABLISHED, RESET, SYN_ACK_SENT, SYN_SENT,
-                                     _open_counts)
+from tcpsift.tcp.connections import CLOSED, ESTABLISHED, RESET, SYN_ACK_SENT, SYN_SENT, _open_counts
 
 C = pl.col
 FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
