@@ -15,7 +15,17 @@ from tcpsift.tcp import FILTER_BITS, FLAG_BITS, keys, shown_analysis
 from tcpsift.tcp import connections as product
 
 # endpoint states in the codes the product's _conn_state reads
-from tcpsift.tcp.connections import CLOSED, ESTABLISHED, RESET, SYN_ACK_SENT, SYN_SENT, _open_counts
+from tcpsift.tcp.connections import (
+    CLIENT_BY,
+    CLOSED,
+    ESTABLISHED,
+    NEVER,
+    RESET,
+    SYN_ACK_SENT,
+    SYN_SENT,
+    _client_keys,
+    _open_counts,
+)
 
 C = pl.col
 FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
@@ -228,24 +238,6 @@ def _conn_state(r: _Rows, history: pl.Series) -> pl.Series:
     return product._conn_state(_endpoint_state(r, True), _endpoint_state(r, False),
                                counted[1::2] > 0, counted[0::2] > 0, size[1::2], size[0::2],
                                history)
-
-
-NEVER = (1 << 33) - 1   # frame number of an event that never happens (frames are < 2^32)
-CLIENT_BY = ("ip", "mac")
-
-
-def _client_keys(conns: pl.DataFrame, client_by) -> pl.Series:
-    """What identifies each connection's client when counting its open connections: its
-    address ("ip"), its Ethernet address ("mac", the address where there is none), or
-    a mapping of addresses to host names (an address not in it is its own host)."""
-    if client_by == "ip":
-        return conns["client"]
-    if client_by == "mac":
-        return conns.select(pl.coalesce("_client_mac", "client")).to_series()
-    if isinstance(client_by, dict):
-        return conns["client"].replace(client_by)
-    raise ValueError(f"client_by: {client_by!r}; valid: 'ip', 'mac' or a dict of addresses "
-                     "to host names")
 
 
 def _open_at_end(conns: pl.DataFrame, client_by) -> tuple[np.ndarray, np.ndarray]:
