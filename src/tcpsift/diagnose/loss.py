@@ -92,25 +92,35 @@ def seen_before(segs: pl.DataFrame, sizes: pl.DataFrame) -> pl.DataFrame:
     many of the segment's own pieces were seen before: a merged retransmission holds
     several)."""
     n = len(segs)
-    key = segs.select("stream", "from_client", "seq_u", _row=pl.int_range(n, dtype=pl.Int64),
-                      _piece=pl.lit(0, pl.Int64))
-    long = (segs.select("stream", "from_client", "seq_u", "tcp_len",
-                        _row=pl.int_range(n, dtype=pl.Int64))
-            .join(sizes, on=["stream", "from_client"], how="left", maintain_order="left")
-            .filter(C("seg").is_not_null() & (C("tcp_len") > C("seg"))))
-    if len(long):
-        pieces = (long.with_columns(_piece=pl.int_ranges(1, (C("tcp_len") + C("seg") - 1)
-                                                         // C("seg"), dtype=pl.Int64))
-                  .explode("_piece")
-                  .select("stream", "from_client", seq_u=C("seq_u") + C("_piece") * C("seg"),
-                          _row="_row", _piece="_piece"))
-        key = pl.concat([key, pieces.cast(key.schema)]).sort("_row", "_piece")
-    again = key.select("_row", C("_piece") == 0,
-                       _again=~pl.struct("stream", "from_client", "seq_u").is_first_distinct())
-    per_row = again.group_by("_row", maintain_order=True).agg(
-        repeat=C("_again").filter(C("_piece")).first(),
-        repeat_pieces=C("_again").sum().cast(pl.Int64))
-    return per_row.drop("_row")
+    key = segs.select("stream", "from_client", "seq_u")
+    seg = segment_of(segs["stream"].to_numpy(), segs["from_client"].to_numpy(), sizes)
+    length = segs["tcp_len"].fill_null(0).to_numpy().astype(np.int64)
+    longer = (seg > 0) & (length > seg)
+    if not longer.any():
+        repeat = ~pl.struct(key).is_first_distinct()
+        return key.select(repeat=repeat, repeat_pieces=repeat.cast(pl.Int64))
+    long = segs.select("stream", "from_client", "seq_u", "tcp_len",
+                       _row=pl.int_range(n, dtype=pl.Int64)).with_columns(
+        seg=pl.Series(seg)).filter(pl.Series(longer))
+    pieces = (long.with_columns(_piece=pl.int_ranges(1, (C("tcp_len") + C("seg") - 1)
+                                                     // C("seg"), dtype=pl.Int64))
+              .explode("_piece")
+              .select("stream", "from_client", seq_u=C("seq_u") + C("_piece") * C("seg"),
+                      _row="_row", _piece="_piece"))
+    # each packet's pieces right after it, in the order seen
+    both = pl.concat([key.with_columns(_row=pl.int_range(n, dtype=pl.Int64),
+                                       _piece=pl.lit(0, pl.Int64)),
+                      pieces.cast({"stream": key.schema["stream"],
+                                   "from_client": pl.Boolean, "seq_u": key.schema["seq_u"]})],
+                     how="diagonal_relaxed").sort("_row", "_piece")
+    again = (~pl.struct("stream", "from_client", "seq_u").is_first_distinct())
+    flags = both.select(again.alias("again"), "_row", first=C("_piece") == 0)
+    hit = flags["again"].to_numpy()
+    row = flags["_row"].to_numpy()
+    first = flags["first"].to_numpy()
+    return pl.DataFrame({"repeat": hit[first],
+                         "repeat_pieces": np.bincount(row, weights=hit, minlength=n)
+                         .astype(np.int64)})
 
 
 def _side_order(segs: pl.DataFrame):
@@ -118,7 +128,8 @@ def _side_order(segs: pl.DataFrame):
     that order)."""
     stream = segs["stream"].to_numpy()
     client = segs["from_client"].to_numpy()
-    order = np.lexsort((segs["idx"].to_numpy(), client, stream))
+    # (`segs` are in idx order, and sorted by stream: a stable sort by stream and side)
+    order = np.argsort(stream.astype(np.int64) * 2 + client, kind="stable")
     return order, starts_of(stream[order], client[order])
 
 
@@ -222,23 +233,35 @@ def dsack_spurious(rows: pl.DataFrame, segs: pl.DataFrame) -> pl.Series:
 def segment_sizes(rows: pl.DataFrame) -> pl.DataFrame:
     """Per stream and side: `seg`, the payload of a full segment on the wire as the
     side sends it: the MSS the other side announced in its SYN, less the 12 bytes of
-    the TCP timestamp option when the side sends it; without a SYN, the side's most
-    common payload length."""
-    announced = (rows.filter(C("syn") & C("mss").is_not_null())
-                 .group_by("stream", "from_client").agg(C("mss").max().cast(pl.Int64))
-                 .select("stream", from_client=~C("from_client"), _mss="mss"))
-    data = rows.filter(C("tcp_len") > 0)
-    timestamps = data.group_by("stream", "from_client").agg(
-        _ts=C("tsval").is_not_null().any())
-    sized = timestamps.join(announced, on=["stream", "from_client"], how="left")
-    unknown = sized.filter(C("_mss").is_null()).select("stream", "from_client")
-    common = (data.join(unknown, on=["stream", "from_client"], how="semi")
+    the TCP timestamp option when both SYNs carried it; for a connection without a SYN,
+    the side's most common payload length. (From the SYNs: a few rows per connection.)"""
+    syns = rows.filter(C("syn")).group_by("stream", "from_client").agg(
+        _mss=C("mss").max().cast(pl.Int64), _ts=C("tsval").is_not_null().any())
+    both = syns.group_by("stream").agg(_both=C("_ts").all() & (pl.len() == 2))
+    sized = (syns.filter(C("_mss").is_not_null())
+             .select("stream", from_client=~C("from_client"), _mss="_mss")
+             .join(both, on="stream", how="left")
+             .select("stream", "from_client",
+                     seg=(C("_mss") - pl.when(C("_both")).then(12).otherwise(0)).clip(1)))
+    stream = rows["stream"].to_numpy()
+    present = stream[np.r_[True, stream[1:] != stream[:-1]]] if len(stream) else stream
+    without = np.setdiff1d(present, syns["stream"].to_numpy())
+    if not len(without):
+        return sized
+    common = (rows.filter((C("tcp_len") > 0) & C("stream").is_in(pl.Series(without).implode()))
               .group_by("stream", "from_client")
-              .agg(_mode=C("tcp_len").mode().max().cast(pl.Int64)))
-    return sized.join(common, on=["stream", "from_client"], how="left").select(
-        "stream", "from_client",
-        seg=pl.coalesce(C("_mss") - pl.when(C("_ts")).then(12).otherwise(0), C("_mode"))
-        .clip(1))
+              .agg(seg=C("tcp_len").mode().max().cast(pl.Int64).clip(1)))
+    return pl.concat([sized, common.cast(sized.schema)])
+
+
+def segment_of(stream: np.ndarray, client: np.ndarray, sizes: pl.DataFrame) -> np.ndarray:
+    """Per row (its stream and side): segment_sizes' `seg`, 0 where there is none (a
+    gather from a table by stream and side, not a join)."""
+    known = sizes["stream"].to_numpy().astype(np.int64)
+    top = max(int(stream.max(initial=0)), int(known.max(initial=0))) + 1
+    table = np.zeros(2 * top, np.int64)
+    table[known * 2 + sizes["from_client"].to_numpy()] = sizes["seg"].to_numpy()
+    return table[stream.astype(np.int64) * 2 + client]
 
 
 def id_steps(rows: pl.DataFrame, sizes: pl.DataFrame) -> pl.DataFrame:
@@ -252,11 +275,10 @@ def id_steps(rows: pl.DataFrame, sizes: pl.DataFrame) -> pl.DataFrame:
     packet before makes expected (its pieces)."""
     v4 = (rows.filter((C("ip_version") == 4) & (C("ip_id") != 0))
           .select("stream", "from_client", "idx", "ip_id", "tcp_len")
-          .join(sizes, on=["stream", "from_client"], how="left")
           .sort("stream", "from_client", "idx"))
     ids = v4["ip_id"].to_numpy().astype(np.int64)
     length = v4["tcp_len"].fill_null(0).to_numpy().astype(np.int64)
-    seg = v4["seg"].fill_null(0).to_numpy().astype(np.int64)
+    seg = segment_of(v4["stream"].to_numpy(), v4["from_client"].to_numpy(), sizes)
     pieces = np.where((seg > 0) & (length > seg), -(-length // np.maximum(seg, 1)), 1)
     starts = starts_of(v4["stream"].to_numpy(), v4["from_client"].to_numpy())
     before, ok = previous(ids, starts)
@@ -267,7 +289,7 @@ def id_steps(rows: pl.DataFrame, sizes: pl.DataFrame) -> pl.DataFrame:
     first = np.flatnonzero(starts)
     group = np.cumsum(starts) - 1
     unwrapped = total - total[first][group] + ids[first][group] if len(ids) else total
-    return v4.drop("seg", "tcp_len").with_columns(
+    return v4.drop("tcp_len").with_columns(
         step=pl.Series(step), id_u=pl.Series(unwrapped), first=pl.Series(starts),
         pieces=pl.Series(pieces), expected=pl.Series(np.where(starts, 1, expected)))
 
