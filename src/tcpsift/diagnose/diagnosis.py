@@ -10,6 +10,7 @@ import polars as pl
 from tcpsift.diagnose.exchanges import think_episodes
 from tcpsift.diagnose.groups import following, run_ids, starts_of
 from tcpsift.diagnose.loss import (
+    TAIL_GAP_MOST,
     id_gap_rows,
     id_gaps,
     id_steps,
@@ -140,7 +141,8 @@ def diagnose(source, streams=None, mode: str = "merge") -> Diagnosis:
     steps = id_steps(rows, sizes)
     gaps = id_gaps(steps)
     segs = segment_kinds(rows, rtt, id_gap_rows(steps, gaps),
-                         gaps.filter(C("id_sequential")).select("stream", "from_client"), sizes)
+                         gaps.filter(C("id_sequential")).select("stream", "from_client"), sizes,
+                         id_gap_rows(steps, gaps, TAIL_GAP_MOST))
     counts = loss_counts(segs, gaps)
     think = think_episodes(segs, rows.select("stream", "server_rtt", "client_rtt").unique("stream"))
     episodes = pl.concat([window_episodes(rows), recovery_episodes(rows, segs).cast(EPISODE_SCHEMA),  # type: ignore[arg-type]

@@ -38,12 +38,20 @@ RTO_FLOOR_NS = 200_000_000
 # packets is small and forward, and at least this share of them are +1
 ID_SEQUENTIAL = 0.5
 ID_MAX_STEP = 64
+# ... and skips forward on at most this share of them (a counter shared with other flows
+# skips after many packets; so would a side losing more than this share, whose fills
+# and repeats count instead)
+ID_SKIP_MOST = 0.25
+# a lost last segment, resent in order after a timeout, leaves a gap of itself and its
+# lost retransmissions or probes before the copy that arrives: a few identifications
+TAIL_GAP_MOST = 3
 
 SIDE_EXPR = pl.when(C("from_client")).then(pl.lit("client")).otherwise(pl.lit("server"))
 
 
 def segment_kinds(rows: pl.DataFrame, rtt_ns: pl.DataFrame, gap_rows: pl.Series,
-                  sequential: pl.DataFrame, sizes: pl.DataFrame) -> pl.DataFrame:
+                  sequential: pl.DataFrame, sizes: pl.DataFrame,
+                  tail_gap_rows: pl.Series | None = None) -> pl.DataFrame:
     """The rows that take sequence space, with `repeat`, `repeat_pieces`, `hole`,
     `fill`, `reordered`, `after_gap` (IPv4 identifications are missing before it:
     id_gap_rows), `spurious`, `tail` (silent_tail), `timeout` (bool) and `high` (the
@@ -66,6 +74,8 @@ def segment_kinds(rows: pl.DataFrame, rtt_ns: pl.DataFrame, gap_rows: pl.Series,
                                                        2 * C("rtt_ns").fill_null(0))))
     seen = C("_prev_hi") > 0
     after_gap = C("idx").is_in(gap_rows.implode())
+    # after a gap the size of a lost last segment and its lost probes (TAIL_GAP_MOST)
+    tail_gap = C("idx").is_in((gap_rows if tail_gap_rows is None else tail_gap_rows).implode())
     # what the sender sent again: a repeat, a fill, or a segment after a missing one (a
     # lost last segment's retransmission arrives in order)
     resent = C("repeat") | (seen & (C("seq_u") < C("_prev_hi"))) \
@@ -75,6 +85,7 @@ def segment_kinds(rows: pl.DataFrame, rtt_ns: pl.DataFrame, gap_rows: pl.Series,
         "stream", "idx", "frame", "ts_ns", "from_client", "tcp_len", "high", "raw_seq",
         "side_prev_idx", "seq_u", "tsval", "_prev_hi", "_since", "_threshold",
         "repeat", "repeat_pieces", hole=seen & (C("seq_u") > C("_prev_hi")), after_gap=after_gap,
+        tail_gap=tail_gap,
         fill=~C("repeat") & seen & (C("seq_u") < C("_prev_hi")),
         spurious=C("repeat") & ((C("analysis") & SPURIOUS) != 0),
         timeout=resent & (C("_since").fill_null(0) >= threshold))
@@ -303,6 +314,7 @@ def id_gaps(steps: pl.DataFrame) -> pl.DataFrame:
     top = C("id_u") == C("id_u").max()
     return steps.group_by("stream", "from_client").agg(
         id_sequential=((C("step") == C("expected")).filter(later).mean() >= ID_SEQUENTIAL)
+        & ((C("step") > C("expected")).filter(later).mean() <= ID_SKIP_MOST)
         & ((C("step") - C("expected")).abs() <= ID_MAX_STEP).filter(later).all()
         & (later.sum() >= 4),
         # the pieces of merged packets below the highest identification used the ones
@@ -311,12 +323,13 @@ def id_gaps(steps: pl.DataFrame) -> pl.DataFrame:
                     - (C("pieces") - 1).filter(~top).sum()).clip(0))
 
 
-def id_gap_rows(steps: pl.DataFrame, gaps: pl.DataFrame) -> pl.Series:
+def id_gap_rows(steps: pl.DataFrame, gaps: pl.DataFrame, most: int = ID_MAX_STEP) -> pl.Series:
     """The rows (idx) of sides counting one by one that come after missing
-    identifications."""
+    identifications (at most `most` of them)."""
     sequential = gaps.filter(C("id_sequential")).select("stream", "from_client")
     return (steps.join(sequential, on=["stream", "from_client"], how="semi")
-            .filter(~C("first") & (C("step") > C("expected")))["idx"])
+            .filter(~C("first") & (C("step") > C("expected"))
+                    & (C("step") - C("expected") <= most))["idx"])
 
 
 def loss_counts(segs: pl.DataFrame, gaps: pl.DataFrame) -> pl.DataFrame:
@@ -326,14 +339,22 @@ def loss_counts(segs: pl.DataFrame, gaps: pl.DataFrame) -> pl.DataFrame:
         repeats=C("repeat").sum(), spurious=C("spurious").sum(),
         resent_pieces=C("repeat_pieces").filter(C("repeat") & ~C("spurious")).sum(),
         fills=(C("fill") & ~C("reordered")).sum(), timeouts=C("timeout").sum(),
-        tails=C("tail").sum(),
-        gap_timeouts=(C("after_gap") & C("timeout") & ~C("repeat") & ~C("fill")).sum())
+        tails=C("tail").sum(), holes=C("hole").sum(), positions=C("fill").sum(),
+        gap_timeouts=(C("after_gap") & C("timeout") & ~C("repeat") & ~C("fill")).sum(),
+        tail_timeouts=(C("tail_gap") & C("timeout") & ~C("repeat") & ~C("fill")).sum())
     per = per.join(gaps, on=["stream", "from_client"], how="left", maintain_order="left")
+    # a connection in which neither side shows anything missing or resent (no hole, fill,
+    # repeat, silent tail, or timeout after at most TAIL_GAP_MOST missing identifications)
+    # has lost nothing: identifications missing there are another flow's (a counter
+    # shared between connections: steps of several after small packets) or the
+    # capture's own drops
+    trouble = (pl.sum_horizontal("holes", "positions", "repeats", "tail_timeouts", "tails")
+               .sum().over("stream")) > 0
     # a side whose identification counts one by one: every identification never seen
     # (lost data, lost retransmissions and lost pure ACKs alike); else the
     # retransmissions of segments never seen
-    unseen = pl.when(C("id_sequential").fill_null(False)).then(C("id_missing")) \
-        .otherwise(C("fills") + C("tails"))
+    unseen = pl.when(~trouble).then(0).when(C("id_sequential").fill_null(False)) \
+        .then(C("id_missing")).otherwise(C("fills") + C("tails"))
     return per.select("stream", "from_client",
                       seen_then_resent=C("resent_pieces").cast(pl.Int64),
                       spurious=C("spurious").cast(pl.Int64),
