@@ -14,9 +14,12 @@ zero-window probes), seen from the capture point:
 Lost packets per side: the repeats' pieces (not the spurious ones: tshark's verdict, or
 the receiver's D-SACK naming the segment as received twice), plus those never seen: where
 the side's IPv4 identification counts up one by one (Linux, and most stacks per
-connection), the identifications missing between the packets seen, less those merged
-packets used (so a lost retransmission, a lost last segment and a lost pure ACK count
-too); else the fills not reordered and the silent tails (silent_tail). A retransmission
+connection, and not skipping on many steps as a counter shared between flows does), the
+identifications missing between the packets seen, less those merged packets used (so a
+lost retransmission, a lost last segment and a lost pure ACK count too); else the fills
+not reordered and the silent tails (silent_tail). Only in a connection that shows loss
+somewhere (a hole, fill, repeat, silent tail, or timeout after a few missing
+identifications): elsewhere missing identifications are another flow's. A retransmission
 (a repeat, a fill, a silent tail, or a segment after missing identifications: a lost last
 segment's retransmission arrives in order) after the sender was silent for RTO_FLOOR_NS
 and twice the round-trip time is a retransmission timeout. A recovery episode starts at a
