@@ -40,11 +40,16 @@ def test_leaving_early_stops_the_thread():
             produced.append(i)
             yield i
 
-    before = threading.active_count()
+    def decoding_threads():
+        # (only ours: threads other tests left, e.g. a cache still writing, do not count)
+        return [t for t in threading.enumerate() if t.name == "tcpsift-decode"]
+
+    before = decoding_threads()
     it = in_background(items, ahead=1)
     assert next(it) == 0
+    assert len(decoding_threads()) == len(before) + 1
     it.close()
-    assert threading.active_count() == before
+    assert decoding_threads() == before
     assert len(produced) <= 4      # one taken, one queued, one being put, one made
 
 

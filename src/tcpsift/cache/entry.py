@@ -23,9 +23,9 @@ import json
 import mmap
 import os
 import re
+import threading
 import weakref
 import zlib
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -65,8 +65,7 @@ class CacheEntry:
         self.notes = notes
         self.writable = True
         self._rows: dict[str, int] = {}     # checked parts -> their number of rows
-        self._pending: dict[str, Future] = {}   # parts being written
-        self._writer: ThreadPoolExecutor | None = None
+        self._pending: dict[str, threading.Thread] = {}     # parts being written
         self.meta = self._read_meta()
 
     # -- metadata -------------------------------------------------------------------
@@ -169,45 +168,49 @@ class CacheEntry:
         waits for it, and path() for the part it is asked for."""
         if self.meta is None or not self.writable:
             return
-        if self._writer is None:
-            self._writer = ThreadPoolExecutor(1, thread_name_prefix="tcpsift-cache")
-            _WRITING[self.dir] = self
-        self._pending[part] = self._writer.submit(self._write, part, table)
+        self._wait(part)                # (the same part stored again: one after the other)
+        # a thread per table, which ends with its write: none is left behind idle
+        writer = threading.Thread(target=self._write, args=(part, table),
+                                  name=f"tcpsift-cache-{part}")
+        self._pending[part] = writer
+        _WRITING[self.dir] = self
+        writer.start()
 
     def flush(self) -> None:
         """Wait until every table stored so far is written (its problems in `notes`)."""
         for part in list(self._pending):
             self._wait(part)
-        if self._writer is not None:
-            self._writer.shutdown()     # (no thread of ours is left idle)
-            self._writer = None
 
     def _wait(self, part: str) -> None:
-        pending = self._pending.pop(part, None)
-        if pending is not None:
-            pending.result()
+        writer = self._pending.pop(part, None)
+        if writer is not None:
+            writer.join()
 
     def _write(self, part: str, table) -> None:
-        data_path = self.dir / f"{part}.parquet"
+        """Write `part` (in its thread): any failure is a note, never an exception."""
         try:
-            staged = StagedFile(str(data_path))
-            try:
-                table.write_parquet(staged.temp, compression="zstd", compression_level=1,
-                                    statistics=True, row_group_size=ROW_GROUP_ROWS)
-                size, crc = _size_and_crc(Path(staged.temp))
-                staged.commit()
-            finally:
-                staged.discard()
-            record = {"identity": self.key, "bytes": size, "crc32": crc, "rows": len(table)}
-            with replaced(str(self.dir / f"{part}.json"), binary=False,
-                          encoding="utf-8") as fh:
-                json.dump(record, fh)
-            self._rows[part] = len(table)
-            # the folder back within its size limit: the entries used least recently go
-            from tcpsift.cache.folder import make_room
-            make_room(self.dir.parent, keep=self.dir)
+            self._write_files(part, table)
         except OSError as e:
             self._unwritable(e)
+        except Exception as e:   # noqa: BLE001 (a thread's exception would be a traceback)
+            self._unwritable(OSError(f"{type(e).__name__}: {' '.join(str(e).split())[:120]}"))
+
+    def _write_files(self, part: str, table) -> None:
+        staged = StagedFile(str(self.dir / f"{part}.parquet"))
+        try:
+            table.write_parquet(staged.temp, compression="zstd", compression_level=1,
+                                statistics=True, row_group_size=ROW_GROUP_ROWS)
+            size, crc = _size_and_crc(Path(staged.temp))
+            staged.commit()
+        finally:
+            staged.discard()
+        record = {"identity": self.key, "bytes": size, "crc32": crc, "rows": len(table)}
+        with replaced(str(self.dir / f"{part}.json"), binary=False, encoding="utf-8") as fh:
+            json.dump(record, fh)
+        self._rows[part] = len(table)
+        # the folder back within its size limit: the entries used least recently go
+        from tcpsift.cache.folder import make_room
+        make_room(self.dir.parent, keep=self.dir)
 
     # -- problems -------------------------------------------------------------------
 
