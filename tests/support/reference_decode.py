@@ -527,27 +527,30 @@ class _Decoder:
             raise Stop("malformed")
 
     def tcp(self, off: int, end: int) -> None:
-        """Fields as far as captured: ports (4 bytes), seq (8), ack (12), then data offset,
-        flags and window together (16); the 20-byte fixed header, then the options."""
+        """Fields as far as captured, as tshark adds them: the ports (4 bytes); then, only
+        once the header is captured up to the window (16), seq, ack, data offset, flags,
+        window and the segment length from the IP length; the 20-byte fixed header; a
+        data offset below 5 is malformed (the segment length less the bogus header
+        kept); then the options."""
         r = self.r
         r["sport"] = self.u16(off)
         r["dport"] = self.u16(off + 2)
         r["sack_perm"] = False
+        self.need(off, 16)
         r["seq"] = self.u32(off + 4)
         r["ack"] = self.u32(off + 8)
-        self.need(off, 16)
         doff, flags, window = struct.unpack_from("!BBH", self.b, off + 12)
         hl = (doff >> 4) * 4
         r["tcp_hdr_len"] = hl
         r["tcp_flags"] = ((doff & 0x0F) << 8) | flags    # tshark: 12 bits incl. reserved
         r["window"] = window
-        self.need(off, 20)
-        if hl < 20:
-            raise Stop("malformed")
         seglen = end - off - hl
         if seglen < 0:
             raise Stop("malformed")
         r["tcp_len"] = seglen
+        if hl < 20:
+            raise Stop("malformed")
+        self.need(off, 20)
         self.tcp_options(off + 20, off + hl)
         self.need(off, hl)              # options cut by the snapshot length
         r["payload_offset"] = off + hl
