@@ -69,6 +69,7 @@ def test_block_starts_on_a_page_boundary():
     assert block.ctypes.data % 4096 == 0
 
 
+@pytest.mark.slow
 def test_buffers_fall_back_to_bytearrays(monkeypatch, whole):
     """A process that may map no more memory reads its blocks into bytearrays."""
     def refuse(*args, **kwargs):

@@ -16,6 +16,7 @@ from test_compare import LAB, cli_compare, needs_lab  # noqa: E402
 
 
 @needs_lab
+@pytest.mark.slow
 def test_html_report_is_self_contained_with_the_truths_losses(tmp_path):
     out = tmp_path / "report.html"
     result = cli_compare(LAB / "twopoint-lossy-a.pcap", LAB / "twopoint-lossy-b.pcap", "-o", out)

@@ -144,6 +144,7 @@ def test_schema_declares_the_table_and_the_verdicts():
     assert dict(conns.schema) == schema.polars_schema(schema.CONN_COLUMNS)
 
 
+@pytest.mark.slow
 def test_conns_command_filters_with_sql(tmp_path):
     import subprocess
 

@@ -249,6 +249,7 @@ needs_corpus = pytest.mark.skipif(not SMALL_PCAP.exists() or not SMALL_PCAPNG.ex
     ("(head -c 10 {f}; sleep 0.3; tail -c +11 {f}) | {tcpsift} -", SMALL_PCAPNG),
     ("{tcpsift} <(cat {f})", SMALL_PCAP),                              # a pipe by its path
 ], ids=["pcap-header-in-pieces", "pcapng-header-in-pieces", "pipe-path"])
+@pytest.mark.slow
 def test_streams_that_pause_or_are_not_regular_files_are_read(path, how):
     tcpsift = " ".join(tcpsift_args("fields", *_e(TIME_FIELDS)))
     got = run_bounded(how.format(f=path, tcpsift=tcpsift), seconds=20, memory_mb=MEMORY_MB)
@@ -335,6 +336,7 @@ def test_pcapng_versions_tshark_refuses_are_refused(tmp_path, version):
     pytest.param(lambda: hostile.many_sections(70_000), "65536 in a file",
                  marks=pytest.mark.slow),
 ], ids=["5000-interfaces", "1000000-interfaces", "70000-sections"])
+@pytest.mark.slow
 def test_interfaces_are_bounded(tmp_path, data, bound):
     path = _write(tmp_path, "ifaces.pcapng", data())
     got = run_bounded(tcpsift_args("info", "--json", path), seconds=30, memory_mb=MEMORY_MB)
@@ -351,6 +353,7 @@ def test_interfaces_are_bounded(tmp_path, data, bound):
     (1_000_000, 150),
     pytest.param(8_000_000, 250, marks=pytest.mark.slow),     # 32 MB; was 900 MB
 ])
+@pytest.mark.slow
 def test_the_options_of_a_block_are_not_all_kept(tmp_path, n, peak_mb):
     path = _write(tmp_path, "options.pcapng", hostile.interface_of_many_options(n))
     got = run_bounded(tcpsift_args("fields", path, *_e(TIME_FIELDS)), seconds=30,

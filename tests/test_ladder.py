@@ -168,6 +168,7 @@ def header_client(output: str) -> str:
 
 @pytest.mark.parametrize("name", ["seed-like.pcap", "loss-retrans.pcap",
                                   "twopoint-lossy-a.pcap"])
+@pytest.mark.slow
 def test_streamed_ladder_equals_the_table_one(name):
     """read_ladder (what `--stream` runs: no capture tables) gives what build() gives on
     the whole capture, for every stream."""

@@ -80,6 +80,7 @@ def assert_column_equal(ours: pl.DataFrame, column: str, theirs: pl.DataFrame, f
 # the other formats, and the slow test every kind in every format and direction.
 @pytest.mark.parametrize("kind, capture, fmt", [
     ("window-ack", "zero-window", "svg"), ("tseq", "loss-retrans", "pdf")])
+@pytest.mark.slow
 def test_each_format_written(tmp_path, kind, capture, fmt):
     out = tmp_path / f"plot.{fmt}"
     result = run(LAB / f"{capture}.pcap", "--stream", 0, kind, "-o", out)
@@ -105,6 +106,7 @@ def test_every_kind_every_format_both_directions(tmp_path, capture, kind):
             assert out.read_bytes().startswith(MAGIC[fmt])
 
 
+@pytest.mark.slow
 def test_every_kind_draws_a_stream_whose_row_has_no_segment_length():
     # 6in4-tcp.pcap's stream 0 is one frame whose TCP length tshark cannot tell
     path = ROOT.parent / "shared" / "captures" / "public" / "encap" / "6in4-tcp.pcap"
@@ -222,6 +224,7 @@ def test_throughput_totals_equal_tsharks_bytes(tmp_path):
 
 # --- the ladder ---------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_series_equal_the_ladders_columns(tmp_path):
     ladder = pytest.importorskip("tcpsift.workflow.ladder")
     import tcpsift
@@ -291,6 +294,7 @@ print(isinstance(fig, Figure), "matplotlib.pyplot" in sys.modules, matplotlib.ge
 """
 
 
+@pytest.mark.slow
 def test_help_imports_no_matplotlib_and_the_library_uses_no_pyplot():
     out = subprocess.run([sys.executable, "-c", PROBE, str(LAB / "zero-window.pcap")],
                          capture_output=True, text=True, check=True,

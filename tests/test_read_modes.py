@@ -77,6 +77,7 @@ def test_separate_reads_each_capture_point_on_its_own(name):
 
 
 @needs_wireshark
+@pytest.mark.slow
 def test_points_merged_look_retransmitted_and_separate_ones_do_not():
     """Merged, the second sighting of every segment is a retransmission; each capture
     read separately has tshark's own count for that file."""

@@ -102,6 +102,7 @@ def client_resets_report(tmp_path_factory) -> tuple[Path, str]:
     return out, out.read_text()
 
 
+@pytest.mark.slow
 def test_report_refers_to_nothing_outside_the_file(client_resets_report):
     _, text = client_resets_report
     page = Page(text)

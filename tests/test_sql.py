@@ -99,6 +99,7 @@ def test_counts_and_sums_equal_tsharks(path):
 
 @needs_tshark
 @pytest.mark.parametrize("path", CASES)
+@pytest.mark.slow
 def test_frames_per_connection_equal_tsharks_conversations(path):
     per_stream: dict[str, dict] = {}
     for r in rows("SELECT t.stream, p.src, p.sport, count(*) AS frames "

@@ -73,12 +73,14 @@ def test_fields_from_stdin_equal_fields_from_the_file(path, names, extra):
     assert _tcpsift(["fields", "-", *_e(names), *extra], path.read_bytes()) == from_file
 
 
+@pytest.mark.slow
 def test_a_pipe_that_delivers_small_pieces():
     data = SAMPLE.read_bytes()
     assert _tcpsift(["fields", "-", *_e(FAST)], data, pieces=300) == \
         _tcpsift(["fields", str(SAMPLE), *_e(FAST)])
 
 
+@pytest.mark.slow
 def test_info_and_conns_from_stdin():
     data = SAMPLE.read_bytes()
     code, out, _ = _tcpsift(["info", "-"], data)
@@ -108,6 +110,7 @@ def test_what_stdin_cannot_be(data, message):
 
 
 @pytest.mark.parametrize("kind", ["gzip", "zstd"])
+@pytest.mark.slow
 def test_compressed_stdin_reads_like_the_file(kind):
     """zcat-free: gzip or zstd data on standard input is decompressed as it comes."""
     import gzip
