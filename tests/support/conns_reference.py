@@ -16,7 +16,6 @@ from tcpsift.tcp import connections as product
 
 # endpoint states in the codes the product's _conn_state reads
 from tcpsift.tcp.connections import (
-    CLIENT_BY,
     CLOSED,
     ESTABLISHED,
     NEVER,
@@ -267,8 +266,7 @@ def connections(capture, client_by="ip") -> pl.DataFrame:
     addresses to host names."""
     if client_by == "mac" and "eth_src" not in capture.packets.columns:
         raise ValueError("client_by='mac' needs the packet table's eth_src column")
-    elif client_by not in CLIENT_BY and not isinstance(client_by, dict):
-        _client_keys(pl.DataFrame(), client_by)   # the error naming the valid values
+    product._check_client_by(client_by)
     r = _Rows(capture, with_macs=client_by == "mac")
     if not r.n_rows:
         return pl.DataFrame(schema=polars_schema(CONN_COLUMNS))

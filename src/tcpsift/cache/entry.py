@@ -107,9 +107,6 @@ class CacheEntry:
 
     # -- tables ---------------------------------------------------------------------
 
-    def has(self, part: str) -> bool:
-        return self.meta is not None and (self.dir / f"{part}.json").exists()
-
     def load(self, part: str, columns=None):
         """The table `part` (only `columns`, if given) as a Polars DataFrame, or None when
         the entry does not hold it (never computed, or found damaged: then reported and

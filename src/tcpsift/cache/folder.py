@@ -102,12 +102,7 @@ def entries(folder: Path) -> list[EntrySummary]:
             capture_bytes = sum(int(f["size"]) for f in meta["identity"])
         except (OSError, ValueError, KeyError, TypeError):
             files, capture_bytes = ["(unreadable entry)"], 0
-        size = 0
-        for item in child.iterdir():
-            try:
-                size += item.stat().st_size
-            except OSError:
-                pass
+        size = _bytes(child)
         parts = [p for p in PARTS if (child / f"{p}.parquet").exists()]
         try:
             used = child.stat().st_mtime_ns
@@ -127,10 +122,7 @@ def make_room(folder: Path, keep: Path, limit: int | None = None) -> list[Path]:
     for e in reversed(found):
         if total <= limit:
             break
-        if e.folder == keep:
-            continue
-        shutil.rmtree(e.folder, ignore_errors=True)
-        if not e.folder.exists():
+        if e.folder != keep and _remove(e.folder):
             total -= e.bytes
             removed.append(e.folder)
     return removed
@@ -149,9 +141,25 @@ def clear(folder: Path) -> tuple[int, int]:
     for child in children:
         if not child.is_dir() or not (is_entry_name(child.name) or (child / META).exists()):
             continue
-        size = sum(f.stat().st_size for f in child.iterdir() if f.is_file())
-        shutil.rmtree(child, ignore_errors=True)
-        if not child.exists():
+        size = _bytes(child)
+        if _remove(child):
             removed += 1
             freed += size
     return removed, freed
+
+
+def _bytes(entry: Path) -> int:
+    """The size of an entry's files (one that vanishes meanwhile counts nothing)."""
+    size = 0
+    for item in entry.iterdir():
+        try:
+            size += item.stat().st_size
+        except OSError:
+            pass
+    return size
+
+
+def _remove(entry: Path) -> bool:
+    """Remove an entry's folder; whether it is gone (another run may hold it open)."""
+    shutil.rmtree(entry, ignore_errors=True)
+    return not entry.exists()

@@ -83,9 +83,8 @@ class Capture:
             path = self._entry.path(name)
             if path is not None:
                 frame = pl.scan_parquet(path)
-                if name == "packets" and self._columns is not None:
-                    frame = frame.select([c for c in schema.PACKET_COLUMN_NAMES
-                                          if c in self._columns])
+                if name == "packets":
+                    frame = _only(frame, self._columns)
                 return _as_file(frame, self._first_file_id)
         return self._table(name).lazy()
 
@@ -110,9 +109,7 @@ class Capture:
     def _make(self, name: str) -> pl.DataFrame:
         entry = self._entry
         if entry is not None:
-            wanted = None if name != "packets" or self._columns is None else \
-                [c for c in schema.PACKET_COLUMN_NAMES if c in self._columns]
-            table = entry.load(name, wanted)
+            table = entry.load(name, _in_order(self._columns) if name == "packets" else None)
             if table is not None:
                 return _as_file(table, self._first_file_id)
         if name in ("packets", "layers"):
@@ -197,10 +194,15 @@ class Capture:
         return source.read_at(start, max(end - start, 0))
 
 
-def _only(packets: pl.DataFrame, columns) -> pl.DataFrame:
-    """The packet table's `columns` (all: None)."""
-    return packets if columns is None else packets.select(
-        [c for c in packets.columns if c in columns])
+def _in_order(columns) -> list[str] | None:
+    """The packet columns `columns` names, in the table's order (None: all)."""
+    return None if columns is None else [c for c in schema.PACKET_COLUMN_NAMES if c in columns]
+
+
+def _only(packets, columns):
+    """The packet table's (a DataFrame or LazyFrame) `columns` (all: None)."""
+    wanted = _in_order(columns)
+    return packets if wanted is None else packets.select(wanted)
 
 
 def _as_file(table, file_id: int | None):
