@@ -292,11 +292,12 @@ def cached(paths, mode: str = DEFAULT_MODE, cache=None) -> Capture | None:
     None: nothing is read from the files (a reader that streams them, `tcpsift fields`,
     does that better than building tables to store)."""
     paths = capture_paths(paths)
-    entry = open_entry(cache_folder(cache), paths, mode, [])
+    notes: list[str] = []
+    entry = open_entry(cache_folder(cache), paths, mode, notes)
     if entry is None or entry.path("packets") is None or entry.path("layers") is None:
         return None
-    cap = _cached_capture(paths, None, mode == "merge", 0, entry.dir.parent)
-    return cap if cap._entry is not None and cap._tables["packets"] is None else None
+    # (the entry's tables, checked once: read from it as they are used)
+    return _capture_of(entry, notes, paths, None, mode == "merge", 0)
 
 
 def _cached_capture(paths: list[str], columns, merge: bool, first_file_id: int,
@@ -305,7 +306,13 @@ def _cached_capture(paths: list[str], columns, merge: bool, first_file_id: int,
     read and its entry started with its packet and layer tables."""
     notes: list[str] = []
     entry = open_entry(folder, paths, "merge" if merge else "concat", notes)
+    return _capture_of(entry, notes, paths, columns, merge, first_file_id)
 
+
+def _capture_of(entry: CacheEntry | None, notes: list[str], paths: list[str], columns,
+                merge: bool, first_file_id: int) -> Capture:
+    """_cached_capture() once its entry (None: not cached) is open; `notes`, what opening
+    it met."""
     def decode(columns=columns if entry is None else None) -> Capture:
         return _read_capture(paths, columns, merge, first_file_id)
 
