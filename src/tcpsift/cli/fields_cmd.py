@@ -54,7 +54,26 @@ def fields(files, names, display_filter, list_fields, mode):
         flt = compile_filter(display_filter) if display_filter else None
     except FieldError as e:
         _fail(str(e))
+    if mode != "separate" and _from_cache(list(files), list(names), flt, mode):
+        return
     _stream(list(files), list(names), flt, mode=mode)
+
+
+def _from_cache(paths: list[str], names: list[str], flt, mode: str) -> bool:
+    """The table way from the cache, when it holds the capture's tables (then printed
+    and the command ended: True); else False, and nothing read."""
+    from tcpsift.capture.capture import cached
+
+    cap = cached(paths, mode)
+    if cap is None:
+        return False
+    from tcpsift.textstream.fields import fields_from_tables
+
+    announce(paths, mode)
+    with _output() as out:
+        fields_from_tables(cap, names, out, flt)
+    _finish(cap.warnings, cap.complete)
+    return True
 
 
 def _stream(paths: list[str], names: list[str], flt=None, mode="merge"):
@@ -64,19 +83,9 @@ def _stream(paths: list[str], names: list[str], flt=None, mode="merge"):
     in order), one after the other, or each on its own."""
     from tcpsift.capture.files import each_file, in_merge_order
     from tcpsift.errors import CaptureError
-    from tcpsift.textstream.fields import fast_path, stream_fields
+    from tcpsift.textstream.fields import stream_fields
 
     announce(paths, mode)
-    if not fast_path(names, flt)[0]:
-        # the table way: from the cache, when it holds the capture's tables
-        from tcpsift.capture.capture import cached
-        cap = cached(paths, mode) if mode != "separate" else None
-        if cap is not None:
-            from tcpsift.textstream.fields import fields_from_tables
-            with _output() as out:
-                fields_from_tables(cap, names, out, flt)
-            _finish(cap.warnings, cap.complete)
-            return
     merge = mode == "merge" and len(paths) > 1 and not in_merge_order(paths)
     try:
         with _output() as out:
