@@ -6,6 +6,7 @@ from setuptools import Extension, setup
 KERNELS = {
     "tcpsift.capture._records": "src/tcpsift/capture/_records.pyx",
     "tcpsift.capture._arrow": "src/tcpsift/capture/_arrow.pyx",
+    "tcpsift.compare._points": "src/tcpsift/compare/_points.pyx",
     "tcpsift.decode._decode": "src/tcpsift/decode/_decode.pyx",
     "tcpsift.tcp._analysis": "src/tcpsift/tcp/_analysis.pyx",
     "tcpsift.textstream._lines": "src/tcpsift/textstream/_lines.pyx",

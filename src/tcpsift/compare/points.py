@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from tcpsift.compare._points import connections
 from tcpsift.compare.nat import to_a_view
 
 C = pl.col
@@ -66,11 +67,9 @@ def point(name: str, label: str, capture, nat=()) -> Point:
     else:
         rows = rows.filter(pl.Series(~doubles))
         key_order = np.argsort(rows["key"].to_numpy())
-    rows, by_stream = _with_streams(rows)
-    rank = np.empty(len(by_stream), np.int32 if len(by_stream) < 2**31 else np.int64)
-    rank[by_stream] = np.arange(len(by_stream), dtype=rank.dtype)
-    return Point(name, label, capture, rows, _streams(rows), start_ns, end_ns, key_order,
-                 span_doubles=doubled, rank=rank)
+    rows, found = _with_streams(rows)
+    return Point(name, label, capture, rows, _streams(rows, found), start_ns, end_ns, key_order,
+                 span_doubles=doubled, rank=found["rank"])
 
 
 # a copy this close after an identical packet at the same point may be the capture's own
@@ -137,80 +136,42 @@ def _keys(rows: pl.DataFrame) -> np.ndarray:
     return key
 
 
-def _mixed(x: np.ndarray) -> np.ndarray:
-    """A one-to-one mix of 64-bit values (in place)."""
-    x *= MIX
-    x ^= x >> np.uint64(31)
-    return x
+def _with_streams(rows: pl.DataFrame) -> tuple[pl.DataFrame, dict]:
+    """(`rows` with `stream` (0, 1, ... per point, in the order of their first packets) and
+    `direction` (0: from the endpoint lower in address code and port order, 1: the other
+    way) of each TCP packet; the kernel's other arrays: each row's `rank` in the order by
+    stream, then capture order, and per stream its first SYN, SYN-ACK and row of each
+    direction, first time and packet count). A connection is its addresses and ports, and
+    a new one starts there with a SYN of a new sequence number (a reused port), as
+    tcp.stream starts one; the TCP analysis itself (which costs three quarters of a read)
+    is not needed for this."""
+    def column(name: str, dtype) -> np.ndarray:
+        return np.ascontiguousarray(rows[name].to_physical().to_numpy(), dtype=dtype)
+
+    found = connections(column("src", np.uint32), column("dst", np.uint32),
+                        column("sport", np.uint16), column("dport", np.uint16),
+                        column("tcp_flags", np.uint16), column("seq", np.uint32),
+                        column("ts_ns", np.int64))
+    return rows.with_columns(stream=pl.Series(found["stream"]),
+                             direction=pl.Series(found["direction"])), found
 
 
-def _with_streams(rows: pl.DataFrame) -> tuple[pl.DataFrame, np.ndarray]:
-    """(`rows` with `stream` (0, 1, ... per point) and `direction` (0: from the endpoint
-    lower in address code and port order, 1: the other way) of each TCP packet; the rows'
-    order by stream, then capture order). A connection is its
-    addresses and ports, and a new one starts there with a SYN of a new sequence number
-    (a reused port), as tcp.stream starts one; the TCP analysis itself (which costs three
-    quarters of a read) is not needed for this. (NumPy: on two busy cores, Polars' sorts
-    and group-bys over a million rows took several times longer.)"""
-    if rows.is_empty():
-        return (rows.with_columns(stream=pl.lit(0, pl.UInt32), direction=pl.lit(0, pl.UInt8)),
-                np.zeros(0, np.int64))
-    src = rows["src"].to_physical().to_numpy().astype(np.uint64)
-    dst = rows["dst"].to_physical().to_numpy().astype(np.uint64)
-    sport = rows["sport"].to_numpy().astype(np.uint64)
-    dport = rows["dport"].to_numpy().astype(np.uint64)
-    from_low = (src < dst) | ((src == dst) & (sport <= dport))
-    # the flow: the sum of its two endpoints (address code and port) each mixed one-to-one
-    # (an odd multiplier, then an xor-shift), the same both ways without ordering them
-    # (NumPy: Polars' hash of a struct of them took longer)
-    with np.errstate(over="ignore"):
-        flow = _mixed(src << np.uint64(16) | sport)
-        flow += _mixed(dst << np.uint64(16) | dport)
-    # frame order kept within a flow (a capture's flows come in runs: the stable sort is
-    # the faster there)
-    order = np.argsort(flow, kind="stable")
-    f = flow[order]
-    seq = rows["seq"].to_numpy().astype(np.int64)[order]
-    syn = ((rows["tcp_flags"].to_numpy() & (SYN | ACK)) == SYN)[order]
-    first = np.r_[True, f[1:] != f[:-1]]
-    # the seq of the flow's latest pure SYN before each row (-1: none yet)
-    index = np.arange(len(f))
-    after_syn = np.r_[False, syn[:-1]] & ~first
-    latest = np.maximum.accumulate(np.where(first | after_syn, index, 0))
-    before = np.where(first[latest], -1, np.r_[-1, seq[:-1]][latest])
-    starts = first | (syn & (before >= 0) & (before != seq))
-    stream = np.empty(len(f), np.uint32)
-    stream[order] = np.cumsum(starts) - 1
-    # (streams are numbered along `order`: it is their order, capture order within each)
-    return rows.with_columns(stream=pl.Series(stream),
-                             direction=pl.Series((~from_low).astype(np.uint8))), order
-
-
-def _streams(rows: pl.DataFrame) -> pl.DataFrame:
+def _streams(rows: pl.DataFrame, found: dict) -> pl.DataFrame:
     """Who is the client of each connection, by the connection table's rule (docs/schema.md:
     the sender of the first SYN; else the receiver of the first SYN-ACK; else the side on
-    the higher port), without building the whole connection table."""
-    if rows.is_empty():
+    the higher port), without building the whole connection table. `found`: the kernel's
+    per-stream arrays (_with_streams)."""
+    none = len(rows)
+    if not none:
         return pl.DataFrame(schema={"stream": pl.UInt32, "client": pl.String,
                                     "client_port": pl.UInt16, "server": pl.String,
                                     "server_port": pl.UInt16, "first_ts_ns": pl.Int64,
                                     "packets": pl.UInt32, "client_dir": pl.UInt8,
                                     "role_from": pl.UInt8})
-    stream = rows["stream"].to_numpy().astype(np.int64)
-    direction = rows["direction"].to_numpy()
-    flags = rows["tcp_flags"].to_numpy()
-    n, none = int(stream.max()) + 1, len(stream)
-    index = np.arange(none)
-
-    def first(mask) -> np.ndarray:
-        out = np.full(n, none)
-        np.minimum.at(out, stream[mask], index[mask])
-        return out
-
-    syn_row = first((flags & (SYN | ACK)) == SYN)
-    synack_row = first((flags & (SYN | ACK)) == (SYN | ACK))
+    direction = found["direction"]
+    syn_row, synack_row = found["syn_row"], found["synack_row"]
     # the side of direction 0: its own first packet, else the other side's, reversed
-    row0, row1 = first(direction == 0), first(direction == 1)
+    row0, row1 = found["row0"], found["row1"]
     has0 = row0 < none
     take = np.where(has0, row0, row1)
     sport, dport = rows["sport"].to_numpy()[take], rows["dport"].to_numpy()[take]
@@ -224,16 +185,12 @@ def _streams(rows: pl.DataFrame) -> pl.DataFrame:
                           np.where(with_synack, 1 - direction[np.minimum(synack_row, none - 1)],
                                    (port0 < port1).astype(np.uint8)))
     zero = client_dir == 0
-    first_ts = np.full(n, np.iinfo(np.int64).max)
-    np.minimum.at(first_ts, stream, rows["ts_ns"].to_numpy())
-    present = np.bincount(stream, minlength=n) > 0
-    table = pl.DataFrame({
-        "stream": np.arange(n, dtype=np.uint32),
+    return pl.DataFrame({
+        "stream": np.arange(len(take), dtype=np.uint32),
         "client": np.where(zero, addr0, addr1), "client_port": np.where(zero, port0, port1),
         "server": np.where(zero, addr1, addr0), "server_port": np.where(zero, port1, port0),
-        "first_ts_ns": first_ts, "packets": np.bincount(stream, minlength=n).astype(np.uint32),
+        "first_ts_ns": found["first_ts"], "packets": found["packets"].astype(np.uint32),
         "client_dir": client_dir.astype(np.uint8),
-        "role_from": np.where(with_syn, 0, np.where(with_synack, 1, 2)).astype(np.uint8)})
-    return table.filter(pl.Series(present)).with_columns(
-        C("client").cast(pl.String), C("server").cast(pl.String),
-        C("client_port").cast(pl.UInt16), C("server_port").cast(pl.UInt16))
+        "role_from": np.where(with_syn, 0, np.where(with_synack, 1, 2)).astype(np.uint8)}
+    ).with_columns(C("client").cast(pl.String), C("server").cast(pl.String),
+                   C("client_port").cast(pl.UInt16), C("server_port").cast(pl.UInt16))

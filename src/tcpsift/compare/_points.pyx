@@ -1,0 +1,170 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""The connections of one capture point's TCP packets, in one pass (tcpsift.compare.points).
+
+A connection is its two endpoints (address code and port, unordered), and a new one
+starts at a pure SYN whose sequence number differs from the latest pure SYN of the same
+endpoints (a reused port), as tcp.stream starts one. Connections are numbered in the
+order their first packet comes. The NumPy version of this sorted a million rows by a
+hash of their endpoints (three sorts and a dozen passes); here one hash table of the
+endpoint pairs, in capture order, and a counting sort by connection.
+"""
+from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdlib cimport calloc, free, malloc, realloc
+
+import numpy as np
+
+cdef enum:
+    SYN = 0x02
+    ACK = 0x10
+
+
+cdef struct Entry:
+    uint64_t addresses     # low endpoint's address code << 32 | the high one's
+    uint32_t ports         # low endpoint's port << 16 | the high one's
+    uint32_t used
+    int64_t stream         # the pair's current connection
+    int64_t syn_seq        # the seq of its latest pure SYN (-1: none yet)
+
+
+cdef inline uint64_t mixed(uint64_t x) noexcept nogil:
+    # splitmix64's finaliser: every bit of the pair reaches the low bits the table uses
+    x ^= x >> 30
+    x *= <uint64_t>0xBF58476D1CE4E5B9ULL
+    x ^= x >> 27
+    x *= <uint64_t>0x94D049BB133111EBULL
+    x ^= x >> 31
+    return x
+
+
+cdef int grow(Entry** table, uint64_t* mask) noexcept nogil:
+    """Double the table (rehashing every used entry); -1 when out of memory."""
+    cdef uint64_t old_size = mask[0] + 1, size = old_size * 2, i, h
+    cdef Entry* old = table[0]
+    cdef Entry* new = <Entry*>calloc(size, sizeof(Entry))
+    if new == NULL:
+        return -1
+    for i in range(old_size):
+        if old[i].used:
+            h = mixed(old[i].addresses ^ (<uint64_t>old[i].ports << 7)) & (size - 1)
+            while new[h].used:
+                h = (h + 1) & (size - 1)
+            new[h] = old[i]
+    free(old)
+    table[0] = new
+    mask[0] = size - 1
+    return 0
+
+
+def connections(const uint32_t[::1] src, const uint32_t[::1] dst, const uint16_t[::1] sport,
+                const uint16_t[::1] dport, const uint16_t[::1] flags, const uint32_t[::1] seq,
+                const int64_t[::1] ts):
+    """Per row (capture order): `stream` (uint32), `direction` (uint8: 0 from the endpoint
+    lower in address code, then port, order; 1 the other way), `rank` (int64: the row's
+    place in the order by stream, then capture order). Per stream: `syn_row`,
+    `synack_row` (its first pure SYN, SYN-ACK), `row0`, `row1` (its first row of each
+    direction), each the number of rows when there is none; `first_ts` (the least ts),
+    `packets`."""
+    cdef Py_ssize_t n = src.shape[0], i
+    if not (dst.shape[0] == sport.shape[0] == dport.shape[0] == flags.shape[0]
+            == seq.shape[0] == ts.shape[0] == n):
+        raise ValueError("the columns differ in length")
+    stream_np = np.empty(n, np.uint32)
+    direction_np = np.empty(n, np.uint8)
+    rank_np = np.empty(n, np.int64)
+    cdef uint32_t[::1] stream = stream_np
+    cdef uint8_t[::1] direction = direction_np
+    cdef int64_t[::1] rank = rank_np
+    cdef uint64_t mask = 1023, h, used = 0
+    cdef Entry* table = <Entry*>calloc(mask + 1, sizeof(Entry))
+    # per stream, grown as streams come: first SYN, SYN-ACK, row of each direction, count
+    cdef Py_ssize_t cap = 1024, streams = 0
+    cdef int64_t* per = <int64_t*>malloc(cap * 6 * sizeof(int64_t))
+    cdef int64_t* more
+    cdef uint32_t a, b, pa, pb
+    cdef uint64_t addresses
+    cdef uint32_t ports
+    cdef bint low, syn
+    cdef int64_t s
+    if table == NULL or per == NULL:
+        free(table)
+        free(per)
+        raise MemoryError()
+    try:
+        with nogil:
+            for i in range(n):
+                a, b, pa, pb = src[i], dst[i], sport[i], dport[i]
+                low = a < b or (a == b and pa <= pb)
+                direction[i] = 0 if low else 1
+                if low:
+                    addresses = (<uint64_t>a << 32) | b
+                    ports = (pa << 16) | pb
+                else:
+                    addresses = (<uint64_t>b << 32) | a
+                    ports = (pb << 16) | pa
+                h = mixed(addresses ^ (<uint64_t>ports << 7)) & mask
+                while table[h].used and (table[h].addresses != addresses
+                                         or table[h].ports != ports):
+                    h = (h + 1) & mask
+                syn = (flags[i] & (SYN | ACK)) == SYN
+                if not table[h].used or (syn and table[h].syn_seq >= 0
+                                         and table[h].syn_seq != seq[i]):
+                    if not table[h].used:
+                        table[h].used = 1
+                        table[h].addresses = addresses
+                        table[h].ports = ports
+                        table[h].syn_seq = -1
+                        used += 1
+                    if streams == cap:
+                        more = <int64_t*>realloc(per, cap * 2 * 6 * sizeof(int64_t))
+                        if more == NULL:
+                            with gil:
+                                raise MemoryError()
+                        per = more
+                        cap *= 2
+                    s = streams
+                    streams += 1
+                    table[h].stream = s
+                    per[s * 6 + 0] = n          # syn_row
+                    per[s * 6 + 1] = n          # synack_row
+                    per[s * 6 + 2] = n          # row0
+                    per[s * 6 + 3] = n          # row1
+                    per[s * 6 + 4] = ts[i]      # first_ts
+                    per[s * 6 + 5] = 0          # packets
+                s = table[h].stream
+                if syn:
+                    table[h].syn_seq = seq[i]
+                stream[i] = <uint32_t>s
+                if syn and per[s * 6 + 0] == n:
+                    per[s * 6 + 0] = i
+                if (flags[i] & (SYN | ACK)) == (SYN | ACK) and per[s * 6 + 1] == n:
+                    per[s * 6 + 1] = i
+                if per[s * 6 + 2 + direction[i]] == n:
+                    per[s * 6 + 2 + direction[i]] = i
+                if ts[i] < per[s * 6 + 4]:
+                    per[s * 6 + 4] = ts[i]
+                per[s * 6 + 5] += 1
+                if used * 2 > mask:
+                    if grow(&table, &mask) != 0:
+                        with gil:
+                            raise MemoryError()
+            # the counting sort: each stream's first place, then its rows in capture order
+            h = 0
+            for s in range(streams):
+                a = <uint32_t>per[s * 6 + 5]
+                per[s * 6 + 5] = <int64_t>h
+                h += a
+            for i in range(n):
+                s = stream[i]
+                rank[i] = per[s * 6 + 5]
+                per[s * 6 + 5] += 1
+            # (back to the counts: each stream's end minus its rows' places)
+            for s in range(streams - 1, 0, -1):
+                per[s * 6 + 5] -= per[(s - 1) * 6 + 5]
+        out = np.asarray(<int64_t[:streams * 6]>per).reshape(streams, 6).copy() \
+            if streams else np.zeros((0, 6), np.int64)
+    finally:
+        free(table)
+        free(per)
+    return {"stream": stream_np, "direction": direction_np, "rank": rank_np,
+            "syn_row": out[:, 0], "synack_row": out[:, 1], "row0": out[:, 2],
+            "row1": out[:, 3], "first_ts": out[:, 4], "packets": out[:, 5]}
