@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from tcpsift.compare._points import connections
+from tcpsift.compare._points import connections, packet_keys
 from tcpsift.compare.nat import to_a_view
 
 C = pl.col
@@ -104,21 +104,17 @@ def _capture_doubles(rows: pl.DataFrame, key_order: np.ndarray) -> np.ndarray:
     return doubles
 
 
-MIX = np.uint64(0x9E3779B97F4A7C15)    # 2^64 / golden ratio, as in splitmix64
-
-
 def _keys(rows: pl.DataFrame) -> np.ndarray:
-    """The 64-bit key of each packet: its KEY_COLUMNS mixed column by column (multiply,
-    xor-shift) in NumPy; Polars' hash of a struct of them took four times as long. The
-    addresses enter as their Categorical codes, which are the same in every read of the
-    process."""
+    """The 64-bit key of each packet: its KEY_COLUMNS mixed column by column in one
+    compiled pass (tcpsift.compare._points.packet_keys). The addresses enter as their
+    Categorical codes, which are the same in every read of the process."""
     def values(column: str) -> np.ndarray:
-        # (unsigned integers as they are; NumPy widens them in the xor)
         series = rows[column].to_physical()
-        return (series if series.null_count() == 0 else series.fill_null(0)).to_numpy()
+        series = series if series.null_count() == 0 else series.fill_null(0)
+        return np.ascontiguousarray(series.to_numpy(), dtype=np.uint32)
 
     fields = [values(c) for c in KEY_COLUMNS if c != "sack_blocks"]
-    fields.append(rows["ip_id"].is_null().to_numpy().astype(np.uint8))
+    fields.append(rows["ip_id"].is_null().to_numpy().astype(np.uint32))
     # the SACK blocks: a hash of those there are (few), 0 for none (the same at both points,
     # whatever the other packets hold)
     sack = np.zeros(len(rows), np.uint64)
@@ -126,14 +122,7 @@ def _keys(rows: pl.DataFrame) -> np.ndarray:
     if blocks.null_count() < len(rows):
         has = blocks.is_not_null()
         sack[has.to_numpy()] = blocks.filter(has).hash().to_numpy()
-    fields.append(sack)
-    key = np.zeros(len(rows), np.uint64)
-    with np.errstate(over="ignore"):
-        for column in fields:
-            key ^= column
-            key *= MIX
-            key ^= key >> np.uint64(31)
-    return key
+    return packet_keys(fields, sack)
 
 
 def _with_streams(rows: pl.DataFrame) -> tuple[pl.DataFrame, dict]:
