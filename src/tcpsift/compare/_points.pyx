@@ -202,3 +202,34 @@ def packet_keys(list columns, const uint64_t[::1] last):
             key ^= key >> 31
             keys[i] = key
     return keys_np
+
+
+def rank_order(const int64_t[::1] rank, const uint8_t[::1] block, int blocks):
+    """The order of rows by `block` (0..blocks-1), then by `rank` (distinct within a
+    block, each >= 0: a point's Point.rank): a scatter into a table of blocks x ranks and
+    one sweep of it, not a sort."""
+    cdef Py_ssize_t n = rank.shape[0], i, size = 0, cells, at = 0
+    if block.shape[0] != n:
+        raise ValueError("rank and block differ in length")
+    for i in range(n):
+        if rank[i] < 0 or block[i] >= blocks:
+            raise ValueError("a rank below 0 or a block out of range")
+        if rank[i] + 1 > size:
+            size = rank[i] + 1
+    cells = size * blocks
+    order_np = np.empty(n, np.int64)
+    cdef int64_t[::1] order = order_np
+    cdef int64_t* slots = <int64_t*>malloc(max(cells, 1) * sizeof(int64_t))
+    if slots == NULL:
+        raise MemoryError()
+    with nogil:
+        for i in range(cells):
+            slots[i] = -1
+        for i in range(n):
+            slots[block[i] * size + rank[i]] = i
+        for i in range(cells):
+            if slots[i] >= 0:
+                order[at] = slots[i]
+                at += 1
+    free(slots)
+    return order_np

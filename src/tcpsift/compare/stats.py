@@ -19,6 +19,7 @@ import numpy as np
 import polars as pl
 
 from tcpsift.compare import offload
+from tcpsift.compare._points import rank_order
 from tcpsift.compare.matching import assign
 
 C = pl.col
@@ -178,14 +179,10 @@ def _by_byte_range(rows: pl.DataFrame, at: dict, is_up: dict, rest_down: pl.Data
 
 def by_rank(rank: np.ndarray, block: np.ndarray, blocks: int) -> np.ndarray:
     """The order of rows by `block` (0..blocks-1), then by `rank` (distinct within a
-    block: a point's Point.rank): a scatter into a table of blocks x ranks, not a sort."""
-    if not len(rank):
-        return np.zeros(0, np.int64)
-    size = int(rank.max()) + 1
-    slots = np.full(blocks * size, -1, np.int32 if len(rank) < 2**31 else np.int64)
-    slots[block.astype(np.int64) * size + rank.astype(np.int64)] = \
-        np.arange(len(rank), dtype=slots.dtype)
-    return slots[slots >= 0].astype(np.int64)
+    block: a point's Point.rank): a scatter into a table of blocks x ranks, not a sort
+    (tcpsift.compare._points.rank_order)."""
+    return rank_order(np.ascontiguousarray(rank, dtype=np.int64),
+                      np.ascontiguousarray(block, dtype=np.uint8), blocks)
 
 
 def _flow_order(rows: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
