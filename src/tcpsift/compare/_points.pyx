@@ -233,3 +233,44 @@ def rank_order(const int64_t[::1] rank, const uint8_t[::1] block, int blocks):
                 at += 1
     free(slots)
     return order_np
+
+
+def flow_marks(const int64_t[::1] order, const int64_t[::1] flow,
+               const int64_t[::1] frame_down, const uint8_t[::1] arrived,
+               const uint8_t[::1] lost):
+    """(`reordered`, `loss_burst`) of each upstream packet, rows taken in `order` (each
+    flow's rows together, in upstream capture order): reordered, an arrived packet whose
+    downstream frame comes after that of a later arrived packet of its flow (it was
+    overtaken); loss_burst, a lost packet whose predecessor in its flow was not lost
+    (the first of a burst)."""
+    cdef Py_ssize_t m = order.shape[0], n = flow.shape[0], k, i
+    if not (frame_down.shape[0] == arrived.shape[0] == lost.shape[0] == n):
+        raise ValueError("the columns differ in length")
+    for k in range(m):
+        if order[k] < 0 or order[k] >= n:
+            raise ValueError("an order entry out of range")
+    reordered_np = np.zeros(n, np.bool_)
+    burst_np = np.zeros(n, np.bool_)
+    cdef uint8_t[::1] reordered = reordered_np.view(np.uint8)
+    cdef uint8_t[::1] burst = burst_np.view(np.uint8)
+    cdef bint started = False, previous_lost = False
+    cdef int64_t current = 0, earliest = 0
+    with nogil:
+        for k in range(m):
+            i = order[k]
+            if lost[i] and not (previous_lost and started and flow[i] == current):
+                burst[i] = 1
+            started, current, previous_lost = True, flow[i], lost[i] != 0
+        started = False
+        for k in range(m - 1, -1, -1):
+            i = order[k]
+            if not arrived[i]:
+                continue
+            if not started or flow[i] != current:
+                started, current, earliest = True, flow[i], frame_down[i]
+                continue
+            if frame_down[i] > earliest:
+                reordered[i] = 1
+            else:
+                earliest = frame_down[i]
+    return reordered_np, burst_np

@@ -19,7 +19,7 @@ import numpy as np
 import polars as pl
 
 from tcpsift.compare import offload
-from tcpsift.compare._points import rank_order
+from tcpsift.compare._points import flow_marks, rank_order
 from tcpsift.compare.matching import assign
 
 C = pl.col
@@ -120,7 +120,7 @@ def fates(a_rows: pl.DataFrame, b_rows: pl.DataFrame, upstream: dict[str, str],
     rows = rows.with_columns(lost=(C("copies") == 0) & in_span,
                              duplicated=pl.max_horizontal(C("copies") - 1, pl.lit(0)))
     flow, order = _flow_order(rows)
-    return _with_bursts(_with_reordering(rows, flow, order), flow, order).select(
+    return _with_flow_marks(rows, flow, order).select(
         "conn", "direction", "frame_up", "t_up", "copies", "frame_down", "t_down", "lost",
         "loss_burst", "duplicated", "delay_ns", "reordered", "approximate")
 
@@ -195,32 +195,17 @@ def _flow_order(rows: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return flow, by_rank(rows["rank"].to_numpy(), at_b * 2 + s2c, 4)
 
 
-def _with_bursts(rows: pl.DataFrame, flow: np.ndarray, order: np.ndarray) -> pl.DataFrame:
-    """`loss_burst`: a lost packet whose predecessor in its flow (upstream order) was not
-    lost: the first of a burst of losses. (`flow`, `order`: _flow_order.)"""
-    lost, f = rows["lost"].to_numpy()[order], flow[order]
-    first = lost.copy()
-    first[1:] &= ~(lost[:-1] & (f[1:] == f[:-1]))
-    burst = np.zeros(len(flow), bool)
-    burst[order] = first
-    return rows.with_columns(loss_burst=pl.Series(burst))
-
-
-def _with_reordering(rows: pl.DataFrame, flow: np.ndarray, order: np.ndarray) -> pl.DataFrame:
-    """`reordered`: a packet U saw later reached D first (capture order at each point)."""
-    arrived = rows["copies"].to_numpy() > 0
-    frame_down = rows["frame_down"].fill_null(0).to_numpy().astype(np.int64)
-    order = order[arrived[order]]
-    f, d = flow[order], frame_down[order]
-    # the earliest arrival among this and the later packets of the flow, in one pass over
-    # all flows: each flow lifted above the previous so that the minimum restarts
-    lift = np.cumsum(np.r_[True, f[1:] != f[:-1]]) * (1 << 34) if len(f) else f
-    later_first = np.minimum.accumulate((d + lift)[::-1])[::-1] - lift
-    overtaken = np.zeros(len(order), bool)
-    overtaken[:-1] = (d[:-1] > later_first[1:]) & (f[:-1] == f[1:])
-    reordered = np.zeros(len(flow), bool)
-    reordered[order] = overtaken
-    return rows.with_columns(reordered=pl.Series(reordered))
+def _with_flow_marks(rows: pl.DataFrame, flow: np.ndarray, order: np.ndarray) -> pl.DataFrame:
+    """`reordered`: a packet U saw later reached D first (capture order at each point);
+    `loss_burst`: a lost packet whose predecessor in its flow (upstream order) was not
+    lost: the first of a burst of losses. (`flow`, `order`: _flow_order; one compiled pass
+    each way, tcpsift.compare._points.flow_marks.)"""
+    reordered, burst = flow_marks(
+        np.ascontiguousarray(order, dtype=np.int64), np.ascontiguousarray(flow, dtype=np.int64),
+        rows["frame_down"].fill_null(0).cast(pl.Int64).to_numpy(),
+        (rows["copies"].to_numpy() > 0).view(np.uint8),
+        rows["lost"].to_numpy().view(np.uint8))
+    return rows.with_columns(reordered=pl.Series(reordered), loss_burst=pl.Series(burst))
 
 
 QUANTILES = {"min": 0.0, "median": 0.5, "p99": 0.99, "max": 1.0}
