@@ -343,13 +343,14 @@ def _connection_table(conns: pl.DataFrame, per_conn: pl.DataFrame, upstream: dic
         part = part.rename({c: f"{d}_{c}" for c in part.columns if c != "conn"})
         wide = wide.join(part, on="conn", how="left").with_columns(
             pl.lit(upstream[d]).alias(f"{d}_upstream"))
-    return wide.with_columns(
-        keys.uid(wide["first_ts_ns_a"], wide["client"], wide["client_port"], wide["server"],
-                 wide["server_port"]).alias("uid_a"),
-        keys.uid(wide["first_ts_ns_b"], wide["client"], wide["client_port"], wide["server"],
-                 wide["server_port"]).alias("uid_b"),
-        keys.community_id(wide["client"], wide["client_port"], wide["server"],
-                          wide["server_port"])).sort("conn")
+    # (the addresses packed once for the three keys)
+    client, server = keys.packed(wide["client"]), keys.packed(wide["server"])
+    uid_a, community_id = keys.connection_keys(wide["first_ts_ns_a"], client,
+                                               wide["client_port"], server, wide["server_port"])
+    uid_b, _ = keys.connection_keys(wide["first_ts_ns_b"], client, wide["client_port"], server,
+                                    wide["server_port"], community=False)
+    return wide.with_columns(uid_a.alias("uid_a"), uid_b.alias("uid_b"),
+                             community_id).sort("conn")
 
 
 def _only_at(p: Point, conns: pl.DataFrame, stream_col: str) -> pl.DataFrame:

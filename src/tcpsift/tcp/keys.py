@@ -78,17 +78,23 @@ def uid(first_ts_ns: pl.Series, client: pl.Series, client_port: pl.Series,
 Packed = tuple[np.ndarray, np.ndarray]      # (n x 16 bytes, is IPv6): _packed()'s
 
 
+def packed(addresses: pl.Series) -> Packed:
+    """An address column packed for connection_keys (to pack it once for several calls)."""
+    return _packed(addresses)
+
+
 def connection_keys(first_ts_ns: pl.Series, client: pl.Series | Packed, client_port: pl.Series,
-                    server: pl.Series | Packed, server_port: pl.Series
-                    ) -> tuple[pl.Series, pl.Series]:
-    """(uid(...), community_id(client, client_port, server, server_port)), the addresses
-    packed once for both (or given packed: _packed()'s form)."""
+                    server: pl.Series | Packed, server_port: pl.Series, community: bool = True
+                    ) -> tuple[pl.Series, pl.Series | None]:
+    """(uid(...), community_id(client, client_port, server, server_port), or None when not
+    `community`), the addresses packed once for both (or given packed: packed()'s form)."""
     if len(first_ts_ns) == 0:
-        return pl.Series("uid", [], pl.String), pl.Series("community_id", [], pl.String)
+        return (pl.Series("uid", [], pl.String),
+                pl.Series("community_id", [], pl.String) if community else None)
     c = client if isinstance(client, tuple) else _packed(client)
     s = server if isinstance(server, tuple) else _packed(server)
     return (_uid(first_ts_ns, c[0], client_port, s[0], server_port),
-            _community_id(c, client_port, s[0], server_port))
+            _community_id(c, client_port, s[0], server_port) if community else None)
 
 
 def _uid(first_ts_ns: pl.Series, a: np.ndarray, client_port: pl.Series, b: np.ndarray,
