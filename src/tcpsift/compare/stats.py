@@ -68,8 +68,6 @@ def fates(a_rows: pl.DataFrame, b_rows: pl.DataFrame, upstream: dict[str, str],
     down_of["b"][fb[~pair_a_up]] = fa[~pair_a_up]
     paired = {"a": np.zeros(len(conn_a), bool), "b": np.zeros(len(conn_b), bool)}
     paired["a"][fa], paired["b"][fb] = True, True
-    is_up = {"a": C("direction").replace_strict(a_up, return_dtype=pl.Boolean)}
-    is_up["b"] = ~is_up["a"]
     parts, ups, downs = [], [], []
     for p, other in (("a", "b"), ("b", "a")):
         # (NumPy masks, and the columns chosen before the rows: a filter copies every
@@ -107,7 +105,7 @@ def fates(a_rows: pl.DataFrame, b_rows: pl.DataFrame, upstream: dict[str, str],
         .then("frame_down"),
         t_down=pl.when(rest).then("t_down_rest").when(C("copies") > 0).then("t_down"),
     ).with_columns(delay_ns=C("t_down") - C("t_up"))
-    rows = _by_byte_range(rows, at, is_up, rest_down, assigned)
+    rows = _by_byte_range(rows, at, rest_down, assigned)
     # (per direction, two values: conditions, not joins, over a million rows)
     medians = dict(rows.group_by("direction").agg(C("delay_ns").median()).iter_rows())
 
@@ -128,15 +126,17 @@ def fates(a_rows: pl.DataFrame, b_rows: pl.DataFrame, upstream: dict[str, str],
 SEGMENT = ("seq", "tcp_len", "ack", "tsval")
 
 
-def _by_byte_range(rows: pl.DataFrame, at: dict, is_up: dict, rest_down: pl.DataFrame,
+def _by_byte_range(rows: pl.DataFrame, at: dict, rest_down: pl.DataFrame,
                    assigned: pl.DataFrame) -> pl.DataFrame:
     """`rows` (one per upstream packet) with the data segments that no packet downstream
     matched but whose bytes arrived (tcpsift.compare.offload), and `approximate`."""
     flow = C("conn").cast(pl.Int64) * 2 + (C("direction") == "s2c").cast(pl.Int64)
     lonely = rows.filter(C("copies") == 0).select("row", "conn", "direction", t="t_up")
-    # (the few unmatched rows' segment fields: a scan of each point, not a join)
-    info = pl.concat([at[p].filter(is_up[p] & C("frame").is_in(
-        (lonely["row"] - (p == "b") * B_ROW).implode())).select(
+    # (the few unmatched rows' segment fields, gathered by frame number: not a join, nor a
+    # scan of each point; a row's frame at its point is an upstream packet there)
+    wanted = lonely["row"].to_numpy()
+    info = pl.concat([_rows_of_frames(at[p], wanted[(wanted >= B_ROW) == (p == "b")]
+                                      - (p == "b") * B_ROW).select(
         *SEGMENT, row=C("frame").cast(pl.Int64) + (p == "b") * B_ROW) for p in "ab"])
     lonely_up = lonely.join(info, on="row").filter(C("tcp_len") > 0).with_columns(flow=flow)
     taken = assigned.filter(C("up_row").is_not_null()).select("row")
@@ -175,6 +175,16 @@ def _by_byte_range(rows: pl.DataFrame, at: dict, is_up: dict, rest_down: pl.Data
         t_down=pl.when(approximate).then("t_range").otherwise("t_down"),
         delay_ns=pl.when(approximate).then(C("t_range") - C("t_up")).otherwise("delay_ns"),
         approximate=approximate).drop("frame_range", "t_range")
+
+
+def _rows_of_frames(rows: pl.DataFrame, frames: np.ndarray) -> pl.DataFrame:
+    """The rows of `rows` (distinct frame numbers) with these frame numbers (those present)."""
+    if not len(frames) or rows.is_empty():
+        return rows.clear()
+    index = _by_frame(rows.select("frame", row=pl.int_range(pl.len(), dtype=pl.Int64)),
+                      "row", -1, np.int64)
+    at = index[frames[frames < len(index)]]
+    return rows[at[at >= 0]]
 
 
 def by_rank(rank: np.ndarray, block: np.ndarray, blocks: int) -> np.ndarray:
