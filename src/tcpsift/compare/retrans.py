@@ -75,6 +75,7 @@ def _one_direction(data: pl.DataFrame, fate: pl.DataFrame, direction: str) -> pl
     # each connection lifted above the one before it in this order
     group = np.cumsum(first) - 1
     lift = group * LIFT
+    lifted = lift + start
     # the highest end so far in the connection (inclusive), lifted per connection so that
     # one running maximum over every connection restarts at each
     reach = np.maximum.accumulate(lift + end)
@@ -83,12 +84,14 @@ def _one_direction(data: pl.DataFrame, fate: pl.DataFrame, direction: str) -> pl
     keepalive = (length <= 1) & (start == before - 1)
     candidate = behind & ~keepalive
     # the first segment that went past this one's first byte (it exists: before > start)
-    passer = np.minimum(np.searchsorted(reach, lift + start, side="right"), n - 1)
+    passer = np.minimum(np.searchsorted(reach, lifted, side="right"), n - 1)
     covers = start[passer] <= start
     # else the first segment that started at the same sequence number, when earlier
-    by_start = np.lexsort((index, start, group))
-    key = lift[by_start] + start[by_start]
-    at = np.searchsorted(key, lift + start, side="left")
+    # (by connection, start, then row: a stable sort of one key; a connection's segments
+    # come nearly in start order, which the stable sort (timsort) takes in one run)
+    by_start = np.argsort(lifted, kind="stable")
+    key = lifted[by_start]
+    at = np.searchsorted(key, lifted, side="left")
     same_start = by_start[np.minimum(at, n - 1)]
     earlier_same = same_start < index
     original = np.where(covers, passer, np.where(earlier_same, same_start, -1))
