@@ -385,13 +385,17 @@ TCP_FIELDS = frozenset(f.name for f in _TCP_FIELD_LIST)
 def with_tcp(cap, packets: pl.DataFrame | None = None) -> pl.DataFrame:
     """The packet table plus the TCP analysis columns (`_t_<name>`) and, for TCP headers
     quoted in ICMP errors, their raw seq/ack (`_t_q_seq`, `_t_q_ack`)."""
-    from tcpsift.tcp import _quoted_tcp
-
     packets = cap.packets if packets is None else packets
     tcp = cap.tcp.rename(lambda c: "_t_" + c)
     out = pl.concat([packets, tcp], how="horizontal")
-    q = _quoted_tcp(getattr(cap, "layers", None))
-    if q.height:
+    layers = getattr(cap, "layers", None)
+    q = None
+    if layers is not None and layers.height:
+        # (no layer rows, no quoted header: tcpsift.tcp.analysis, and NumPy, not imported)
+        from tcpsift.tcp import _quoted_tcp
+
+        q = _quoted_tcp(layers)
+    if q is not None and q.height:
         q = q.select("frame", _t_q_seq=C("seq"), _t_q_ack=C("ack"))
         out = out.join(q, on="frame", how="left", maintain_order="left")
     else:

@@ -42,15 +42,18 @@ import ipaddress
 import re
 from dataclasses import dataclass
 from types import SimpleNamespace
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
-import numpy as np
 import polars as pl
 
 from tcpsift import conditions
 from tcpsift import fields as F
 from tcpsift.addresses import endpoint
+from tcpsift.schema import PACKET_COLUMN_NAMES
 from tcpsift.tcp import INPUT_COLUMNS
+
+if TYPE_CHECKING:
+    import numpy as np
 
 C = pl.col
 
@@ -85,14 +88,21 @@ _FLAG_LETTERS = "FSRPAUECN"   # bit 0 first, as the packet table's `flags` spell
 
 _FIELD_NAMES = ["frame.number", *_SOURCES.values(), "tcp.flags",
                 *(f"tcp.analysis.{v}" for v in VERDICTS)]
+_FIELD_ROOTS = {root for name in _FIELD_NAMES for e in F.FIELDS[name].packet
+                for root in e.meta.root_names()}
 # The packet-table columns the ladder reads beside the TCP analysis: the fields' expressions
-# (tcp.* read the analysis' columns, not these), the flag letters, and what the connection
-# table reads to name client and server (tcpsift.tcp.connections._per_packet).
+# (tcp.* read the analysis' columns, not these), the flag letters, the times of the header
+# lines, and what names client and server (_roles: the endpoints and flags).
 _ROW_COLUMNS = frozenset(
-    {root for name in _FIELD_NAMES for e in F.FIELDS[name].packet
-     for root in e.meta.root_names() if not root.startswith("_t_")}
-    | {"frame", "file_id", "flags", "ts_ns", "len", "src", "dst", "sport", "dport",
-       "tcp_flags", "tcp_len", "window", "mss", "wscale", "sack_perm", "tsval"})
+    {root for root in _FIELD_ROOTS if not root.startswith("_t_")}
+    | set(F.IS_TCP.meta.root_names())
+    | {"frame", "file_id", "flags", "ts_ns", "src", "dst", "sport", "dport", "tcp_flags"})
+# The TCP-table columns it reads: the keys, stream and direction, and those of the
+# fields' expressions (`_t_<name>`; the `_t_q_*` of quoted headers come from the layer
+# table).
+_TCP_COLUMNS = ("frame", "file_id", "stream", "direction",
+                *sorted({root[3:] for root in _FIELD_ROOTS if root.startswith("_t_")
+                         and not root.startswith("_t_q_")} - {"stream", "direction"}))
 # ... and with the analysis' inputs: what build() needs of a Capture (for
 # tcpsift.read(columns=...)). read_ladder analyses from the decoder's arrays and builds
 # only _ROW_COLUMNS (on bulk.pcap half the time of these).
@@ -109,9 +119,9 @@ class Connection:
     """The connection a ladder shows, as its header lines describe it."""
     stream: int
     client: str
-    client_port: int
+    client_port: int | None     # (None: the connection's rows have no ports)
     server: str
-    server_port: int
+    server_port: int | None
     packets: int            # frames of the connection
     capture_packets: int    # frames of the capture
     first_frame: int
@@ -131,20 +141,24 @@ def build(capture, *, stream: int | None = None, conn: str | None = None,
     """The ladder of the connection chosen by exactly one of `stream` (tcp.stream),
     `conn` ("A:P B:P", either order; IPv6 as [addr]:port) or `frame` (the connection a frame
     belongs to). Raises LadderError when there is no such connection."""
-    chosen = find_stream(capture, stream=stream, conn=conn, frame=frame)
+    check_choice(stream=stream, conn=conn, frame=frame)
+    rows = None
+    if stream is not None and 0 <= stream < 1 << 32:
+        # the stream's rows first (from the cache: the row groups that can hold them);
+        # the capture's streams are counted only when it has none, to say which are valid
+        chosen, rows = stream, _rows(capture, stream)
+    if rows is None or rows.tcp.is_empty():
+        chosen = find_stream(capture, stream=stream, conn=conn, frame=frame)
+        rows = _rows(capture, chosen)
     frames = capture.scan("packets").select(pl.len()).collect().item()
-    return _ladder(_rows(capture, chosen), chosen, frames)
+    return _ladder(rows, chosen, frames)
 
 
 def _ladder(rows, chosen: int, capture_packets: int) -> Ladder:
-    from tcpsift.tcp.connections import connections
-
-    c = connections(_role_rows(rows)).row(0, named=True)
-    client, server = str(c["client"]), str(c["server"])
-    table = _table(rows, _client_direction(rows, client, c["client_port"], server,
-                                           c["server_port"]))
+    client, client_port, server, server_port = _roles(rows)
+    table = _table(rows, _client_direction(rows, client, client_port, server, server_port))
     pk = rows.packets
-    return Ladder(Connection(chosen, client, c["client_port"], server, c["server_port"],
+    return Ladder(Connection(chosen, client, client_port, server, server_port,
                              pk.height, capture_packets, pk["frame"].min(),
                              pk["frame"].max(), pk["ts_ns"].min(), pk["ts_ns"].max()), table)
 
@@ -156,6 +170,8 @@ def read_ladder(paths, stream: int, mode: str = "merge") -> tuple[Ladder, list[s
     Analyzer, as the streamed `tcpsift fields` does); only the chunks that hold frames of
     the stream become tables, of which those rows are kept. Raises CaptureError as read()
     does, LadderError when the capture has no such stream."""
+    import numpy as np
+
     from tcpsift.capture.chunks import CaptureChunks
     from tcpsift.capture.table import layer_table, packet_table
     from tcpsift.tcp import _analysis as K
@@ -199,6 +215,8 @@ def read_ladder(paths, stream: int, mode: str = "merge") -> tuple[Ladder, list[s
 
 def _rows_of(per_row, rows: np.ndarray):
     """An optional per-row array (else a value for all rows, or None) at `rows`."""
+    import numpy as np
+
     return per_row[rows] if isinstance(per_row, np.ndarray) else per_row
 
 
@@ -297,33 +315,76 @@ def _stream_between(capture, a: tuple[str, int], b: tuple[str, int], valid: str)
 
 # --- the rows -----------------------------------------------------------------------------
 
+_PACKET_ORDER = [c for c in PACKET_COLUMN_NAMES if c in _ROW_COLUMNS]
+
+
 def _rows(capture, stream: int) -> SimpleNamespace:
-    """The capture restricted to the stream's frames: what the connection table and the
-    field expressions read (packets, tcp, layers), row for row."""
-    # (from the cache: only the row groups that hold the stream's frames are read)
-    tcp = capture.scan("tcp").filter(C("stream") == stream).collect()
+    """The capture restricted to the stream's frames: the columns the field expressions
+    and the roles read (packets, tcp, layers), row for row."""
+    # (from the cache: only these columns, and only the row groups that can hold the
+    # stream's frames, are read)
+    tcp = capture.scan("tcp").filter(C("stream") == stream).select(_TCP_COLUMNS).collect()
     frames = tcp["frame"]
-    packets = capture.scan("packets").filter(
-        C("frame").is_between(frames.min(), frames.max()) & C("frame").is_in(frames.implode())
-    ).collect() if len(frames) else capture.scan("packets").head(0).collect()
-    return SimpleNamespace(packets=packets, tcp=tcp,
-                           layers=getattr(capture, "layers", None),
+    packets = capture.scan("packets").select(_PACKET_ORDER)
+    layers = capture.scan("layers")
+    if len(frames):
+        ours = C("frame").is_between(frames.min(), frames.max()) & C("frame").is_in(
+            frames.implode())
+        packets, layers = packets.filter(ours), layers.filter(ours)
+    else:
+        packets, layers = packets.head(0), layers.head(0)
+    return SimpleNamespace(packets=packets.collect(), tcp=tcp, layers=layers.collect(),
                            info=getattr(capture, "info", None))
 
 
-def _role_rows(rows) -> SimpleNamespace:
-    """The rows that decide who is the client in the connection table: those with the SYN
-    flag and each direction's first packet (its rule reads no others). The connection
-    table of a long stream costs a tenth of a second; of these rows, nothing."""
-    first = pl.int_range(pl.len()) == pl.int_range(pl.len()).first().over("direction")
-    keep = rows.tcp.select((first | (pl.Series((rows.packets["tcp_flags"] & 0x02) != 0)
-                                     .fill_null(False))).alias("k"))["k"]
-    return SimpleNamespace(packets=rows.packets.filter(keep), tcp=rows.tcp.filter(keep),
-                           layers=rows.layers, info=rows.info)
+SYN, ACK = 0x02, 0x10
 
 
-def _client_direction(rows, client: str, client_port: int, server: str,
-                      server_port: int) -> int:
+def _roles(rows) -> tuple[str, int | None, str, int | None]:
+    """(client, client port, server, server port) of the stream of `rows` as the
+    connection table names them (tcpsift.tcp.connections), by the rule of its kernel's
+    ConnAggregates.take() on the rows it reads: the client's direction is the first SYN's,
+    else the other than the first SYN-ACK's, else 1 when direction 0's first row goes
+    from a lower port to a higher one; then each direction's first row gives the
+    endpoints. A missing address is "None", as str() of the table's null. (No connection
+    table is built: no NumPy, no kernel; tests hold these equal to the table's.)"""
+    pk = rows.packets
+    t = pl.DataFrame({"d": rows.tcp["direction"].fill_null(0) & 1,
+                      "fl": pk["tcp_flags"].fill_null(0) & (SYN | ACK),
+                      # (Categorical: a row gives its text)
+                      "src": pk["src"], "dst": pk["dst"], "sport": pk["sport"],
+                      "dport": pk["dport"]})
+
+    def first(condition: pl.Expr) -> dict | None:
+        hit = t.filter(condition).head(1)
+        return hit.row(0, named=True) if hit.height else None
+
+    side = [first(C("d") == 0), first(C("d") == 1)]
+    syn, synack = first(C("fl") == SYN), first(C("fl") == SYN | ACK)
+    if syn is not None:
+        cd = syn["d"]
+    elif synack is not None:
+        cd = 1 - synack["d"]
+    else:
+        s0 = side[0]
+        cd = int(s0 is not None and s0["sport"] is not None
+                 and s0["sport"] < (s0["dport"] or 0))
+    c, s = side[cd] or {}, side[1 - cd] or {}
+    # (a side that never sent still has its endpoints: from the other side's rows)
+    client = server = client_port = server_port = None
+    if c.get("src") is not None:
+        client, server = c["src"], c["dst"]
+    elif s.get("src") is not None:
+        client, server = s["dst"], s["src"]
+    if c.get("sport") is not None:
+        client_port, server_port = c["sport"], c["dport"]
+    elif s.get("sport") is not None:
+        client_port, server_port = s["dport"], s["sport"]
+    return str(client), client_port, str(server), server_port
+
+
+def _client_direction(rows, client: str, client_port: int | None, server: str,
+                      server_port: int | None) -> int:
     """The value of the TCP table's `direction` on the client's packets."""
     pk, direction = rows.packets, rows.tcp["direction"]
     own = pk.select(F.IS_TCP.fill_null(False)).to_series()
