@@ -348,6 +348,37 @@ def test_the_least_recently_used_entries_go_past_the_size_limit(tmp_path, folder
     assert f"(at most {one * 2.5 / 1000:,.1f} KB: TCPSIFT_CACHE_SIZE)" in res.output
 
 
+def test_the_size_limit_is_kept_once_per_batch_of_writes(capture, folder, monkeypatch):
+    """The tables stored together (a read's packets and layers, a TCP analysis made
+    meanwhile) make one pass over the folder when the last is written, not one each."""
+    import threading
+
+    from tcpsift.cache import entry as entry_module
+    from tcpsift.cache import folder as folder_module
+
+    calls, release = [], threading.Event()
+    write_files = entry_module.CacheEntry._write_files
+    make_room = folder_module.make_room
+
+    def held(self, part, table):
+        release.wait(10)
+        write_files(self, part, table)
+
+    monkeypatch.setattr(entry_module.CacheEntry, "_write_files", held)
+    monkeypatch.setattr(folder_module, "make_room",
+                        lambda *a, **k: calls.append(make_room(*a, **k)))
+    cap = tcpsift.read(capture, cache=folder)
+    assert cap.tcp.height
+    release.set()
+    assert not [w for w in cap.warnings if w.startswith("cache:")]
+    assert len(calls) == 1
+    assert cap.conns.height     # stored alone: a batch of its own
+    assert not cap.warnings
+    assert len(calls) == 2
+    assert sorted(p.name for p in _entry(folder).glob("*.parquet")) == [
+        f"{t}.parquet" for t in sorted(TABLES)]
+
+
 @pytest.mark.parametrize("text, size", [("5GB", 5 * 10**9), ("500 mb", 5 * 10**8),
                                         ("1.5GiB", int(1.5 * 2**30)), ("12345", 12345),
                                         ("nonsense", 20 * 10**9), ("", 20 * 10**9)])

@@ -43,6 +43,9 @@ _NAME = re.compile(r"[0-9a-f]{32}")
 # the entries this process is writing (by folder): a read of the same capture waits for
 # them rather than decoding it again
 _WRITING: weakref.WeakValueDictionary[Path, CacheEntry] = weakref.WeakValueDictionary()
+# one pass over the folder at a time: two at once would each remove entries for the
+# same excess (one of them half-removed by the other)
+_MAKING_ROOM = threading.Lock()
 
 
 def is_entry_name(name: str) -> bool:
@@ -66,6 +69,8 @@ class CacheEntry:
         self.writable = True
         self._rows: dict[str, int] = {}     # checked parts -> their number of rows
         self._pending: dict[str, threading.Thread] = {}     # parts being written
+        self._writers = 0       # writes under way (the last one keeps the size limit)
+        self._lock = threading.Lock()
         self.meta = self._read_meta()
 
     # -- metadata -------------------------------------------------------------------
@@ -170,6 +175,8 @@ class CacheEntry:
         writer = threading.Thread(target=self._write, args=(part, table),
                                   name=f"tcpsift-cache-{part}")
         self._pending[part] = writer
+        with self._lock:
+            self._writers += 1
         _WRITING[self.dir] = self
         writer.start()
 
@@ -184,9 +191,24 @@ class CacheEntry:
             writer.join()
 
     def _write(self, part: str, table) -> None:
-        """Write `part` (in its thread): any failure is a note, never an exception."""
+        """Write `part` (in its thread): any failure is a note, never an exception. The
+        last of the writes under way then brings the folder back within its size limit
+        (the entries used least recently go): once for the tables a read stores together,
+        not after each (it lists every entry of the folder)."""
+        from tcpsift.cache.folder import make_room
+
+        self._guarded(self._write_files, part, table)
+        with self._lock:
+            self._writers -= 1
+            last = self._writers == 0
+        if last:
+            with _MAKING_ROOM:
+                self._guarded(make_room, self.dir.parent, keep=self.dir)
+
+    def _guarded(self, work, *args, **kwargs) -> None:
+        """work(*args, **kwargs) in a writing thread: a failure is a note."""
         try:
-            self._write_files(part, table)
+            work(*args, **kwargs)
         except OSError as e:
             self._unwritable(e)
         except Exception as e:   # noqa: BLE001 (a thread's exception would be a traceback)
@@ -205,9 +227,6 @@ class CacheEntry:
         with replaced(str(self.dir / f"{part}.json"), binary=False, encoding="utf-8") as fh:
             json.dump(record, fh)
         self._rows[part] = len(table)
-        # the folder back within its size limit: the entries used least recently go
-        from tcpsift.cache.folder import make_room
-        make_room(self.dir.parent, keep=self.dir)
 
     # -- problems -------------------------------------------------------------------
 
