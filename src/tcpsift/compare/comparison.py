@@ -120,8 +120,13 @@ def compare(a, b, *more, names: tuple[str, ...] | None = None, nat=()):
                             for x, n in zip(given, letters))
     # every point after the first is given the first one's view: on a path, the points
     # before the translation have no translated endpoint to rewrite
-    points = [point(n, label, cap, nat=rules if n != "a" else ())
-              for n, label, cap in zip(letters, labels, caps)]
+    points = []
+    for i, (n, label) in enumerate(zip(letters, labels)):
+        points.append(point(n, label, caps[i], nat=rules if n != "a" else ()))
+        if isinstance(given[i], (str, os.PathLike)):
+            # (a capture read here is not needed past its point: its tables freed now are
+            # memory the next steps reuse instead of growing the process)
+            caps[i] = _Outcome(caps[i].warnings, caps[i].complete)
     for p in points:
         if not len(p.packets):
             raise CompareError(f"{p.label}: no TCP packets")
@@ -129,10 +134,18 @@ def compare(a, b, *more, names: tuple[str, ...] | None = None, nat=()):
         from tcpsift.compare.path import compare_path
 
         return compare_path(points, caps)
-    return compare_points(points[0], points[1], caps)
+    # (the two points are the comparison's own: it may free their rows once read)
+    return compare_points(points.pop(0), points.pop(0), caps, consume=True)
 
 
 POINT_NAMES = "abcdefghijklmnopqrstuvwxyz"
+
+
+@dataclass
+class _Outcome:
+    """What a comparison keeps of a Capture it read itself."""
+    warnings: list[str]
+    complete: bool
 
 
 
@@ -152,14 +165,15 @@ def _captures(given: list) -> list:
     return caps
 
 
-def compare_points(pa: Point, pb: Point, caps: list) -> Comparison:
+def compare_points(pa: Point, pb: Point, caps: list, consume: bool = False) -> Comparison:
     """Two points (named "a" and "b" in the result, whatever their names on a path: those
-    are its `point_names` then) of Captures `caps`."""
+    are its `point_names` then) of Captures `caps`. `consume`: the points are not used
+    again (their packet rows are freed once read)."""
     import dataclasses
 
     names = {"a": pa.name, "b": pb.name}
     pa, pb = dataclasses.replace(pa, name="a"), dataclasses.replace(pb, name="b")
-    result, rows = _compare(pa, pb)
+    result, rows = _compare(pa, pb, consume)
     if names != {"a": "a", "b": "b"}:
         result.point_names = names
     result.warnings = [w for cap in caps for w in cap.warnings]
@@ -173,16 +187,22 @@ def compare_points(pa: Point, pb: Point, caps: list) -> Comparison:
     return result
 
 
-def _compare(pa: Point, pb: Point) -> tuple[Comparison, dict]:
+def _compare(pa: Point, pb: Point, consume: bool = False) -> tuple[Comparison, dict]:
     # compare() gives points with packets, and a packet of a point has a time
     assert pa.start_ns is not None
     pairs = matching.unique_pairs(pa, pb)
     conns = _connections(matching.connection_pairs(pairs), pa, pb)
     rows = {p.name: _annotated(p, conns) for p in (pa, pb)}
+    if consume:
+        # (what follows reads `rows`: the memory of the points' rows is reused by it
+        # instead of growing the process, a page fault per 4 KiB)
+        for p in (pa, pb):
+            p.packets, p.key_order, p.rank = p.packets.clear(), p.key_order[:0], None
     samples = _samples(pairs, rows, pa.start_ns)
     a_client_side = _a_on_client_side(samples)
     ab, ba = ("c2s", "s2c") if a_client_side is not False else ("s2c", "c2s")
     clock = clocks.estimate(_series(samples, ab), _series(samples, ba), pa.start_ns)
+    del samples
     rows["b"] = rows["b"].with_columns(t=clock.a_time(C("t")))
     if a_client_side is None:
         upstream = {d: _upstream_by_counts(rows, d) for d in stats.DIRECTIONS}

@@ -37,7 +37,6 @@ class Point:
     packets are taken per connection in capture order)."""
     name: str
     label: str
-    capture: object
     packets: pl.DataFrame
     streams: pl.DataFrame
     start_ns: int | None
@@ -68,7 +67,7 @@ def point(name: str, label: str, capture, nat=()) -> Point:
         rows = rows.filter(pl.Series(~doubles))
         key_order = np.argsort(rows["key"].to_numpy())
     rows, found = _with_streams(rows)
-    return Point(name, label, capture, rows, _streams(rows, found), start_ns, end_ns, key_order,
+    return Point(name, label, rows, _streams(rows, found), start_ns, end_ns, key_order,
                  span_doubles=doubled, rank=found["rank"])
 
 
