@@ -50,9 +50,12 @@ def point(name: str, label: str, capture, nat=()) -> Point:
     """`nat`: translations (tcpsift.compare.nat) that give this point's packets the other
     point's view of their addresses and ports."""
     pk = capture.packets
-    rows = (pk.select("frame", *READ_COLUMNS - {"frame"})
-            .filter(C("seq").is_not_null() & C("ts_ns").is_not_null()
-                    & C("tcp_flags").is_not_null()).rechunk())
+    rows = pk.select("frame", *READ_COLUMNS - {"frame"})
+    if any(rows[c].null_count() for c in ("seq", "ts_ns", "tcp_flags")):
+        # (only then: a filter copies every column, even when it keeps every row)
+        rows = rows.filter(C("seq").is_not_null() & C("ts_ns").is_not_null()
+                           & C("tcp_flags").is_not_null())
+    rows = rows.rechunk()
     rows = to_a_view(rows, list(nat))
     rows = rows.select("frame", "ts_ns", "src", "dst", "sport", "dport", "tcp_flags", "tcp_len",
                        "seq", "ack", "tsval", "window", key=pl.Series(_keys(rows)))
