@@ -1,4 +1,6 @@
 """Build the compiled kernels; everything else is declared in pyproject.toml."""
+import sys
+
 import numpy
 from Cython.Build import cythonize
 from setuptools import Extension, setup
@@ -11,6 +13,15 @@ KERNELS = {
     "tcpsift.tcp._analysis": "src/tcpsift/tcp/_analysis.pyx",
     "tcpsift.textstream._lines": "src/tcpsift/textstream/_lines.pyx",
 }
+
+# The decoder's generated Cython includes (decode/_columns.pxi, _constants.pxi) are
+# checked in; written again here when tcpsift.decode.columns has changed since.
+sys.path.insert(0, "src")
+from tcpsift.decode import columns  # noqa: E402
+
+for path in columns.write():
+    print(f"setup.py: wrote {path}, generated from tcpsift.decode.columns")
+sys.path.pop(0)
 
 extensions = [
     Extension(name, [path], include_dirs=[numpy.get_include()],
