@@ -88,11 +88,10 @@ DEF K_V_ANALYSIS = 4
 DEF K_HAS_ANALYSIS = 5
 DEF K_NOT_SHOWN = 6
 DEF K_DUPLICATE_ACK = 7
-DEF K_P_IP = 8
-DEF K_P_PORTS = 9
-DEF K_P_SEQ = 10
-DEF K_P_ACK = 11
-DEF N_CONSTS = 12
+DEF N_CONSTS = 8
+# the decoder's presence bits (P_IP, P_TCP, ...: the `present` column), declared in
+# tcpsift.decode.columns
+include "../decode/_constants.pxi"
 # conditions
 DEF C_ALWAYS = 0
 DEF C_V4 = 1
@@ -576,7 +575,7 @@ cdef class LineWriter:
                     src_ = f_src[f]
                     if src_ >= S_STREAM:
                         if src_ >= S_SACK_LE:
-                            if sack_count[i] and _own_tcp(&tc, bits, ip_proto[i]):
+                            if sack_count[i] and _own_tcp(bits, ip_proto[i]):
                                 k += put_sack(p + k, &edges[sack_at], sack_count[i],
                                               src_ - S_SACK_LE, &tc, i, bits, tv, t_row,
                                               ack[i])
@@ -779,7 +778,7 @@ cdef inline Py_ssize_t put_sack(char* p, const uint32_t* edges, uint8_t count, i
     cdef Py_ssize_t k = 0
     cdef int e
     cdef uint32_t base = 0
-    cdef bint rel = (bits & c.k[K_P_ACK]) != 0 and t_row and (tv & c.k[K_V_ACK]) != 0
+    cdef bint rel = (bits & P_ACK) != 0 and t_row and (tv & c.k[K_V_ACK]) != 0
     if rel:
         base = raw_ack - c.rel_ack[i]
     e = right
@@ -806,7 +805,7 @@ cdef inline Py_ssize_t put_tcp(char* p, const TcpCols* c, int src_, uint32_t fla
     elif src_ == S_TSEQ:
         if t_row and (tv & c.k[K_V_SEQ]):
             return put_dec(p, c.rel_seq[i])
-        if _own_tcp(c, bits, proto) and (bits & c.k[K_P_SEQ]):
+        if _own_tcp(bits, proto) and (bits & P_SEQ):
             return put_dec(p, raw_seq)
         return 0
     elif src_ == S_TACK:
@@ -814,7 +813,7 @@ cdef inline Py_ssize_t put_tcp(char* p, const TcpCols* c, int src_, uint32_t fla
             return 0
         if tv & c.k[K_V_ACK]:
             return put_dec(p, c.rel_ack[i])
-        if _own_tcp(c, bits, proto) and (bits & c.k[K_P_ACK]):
+        if _own_tcp(bits, proto) and (bits & P_ACK):
             return put_dec(p, raw_ack)
         return 0
     elif src_ == S_NXTSEQ:
@@ -866,9 +865,9 @@ cdef inline Py_ssize_t put_tcp(char* p, const TcpCols* c, int src_, uint32_t fla
     return 0
 
 
-cdef inline bint _own_tcp(const TcpCols* c, uint32_t bits, uint8_t proto) noexcept nogil:
+cdef inline bint _own_tcp(uint32_t bits, uint8_t proto) noexcept nogil:
     """Whether the frame has a TCP header of its own (IP, protocol 6, ports)."""
-    return (bits & c.k[K_P_IP]) != 0 and proto == 6 and (bits & c.k[K_P_PORTS]) != 0
+    return (bits & P_IP) != 0 and proto == 6 and (bits & (P_TCP | P_UDP)) != 0
 
 
 cdef const void* _column(dict cols, str name, Py_ssize_t n, object dtype) except? NULL:

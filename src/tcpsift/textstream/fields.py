@@ -177,8 +177,7 @@ def _tcp_consts() -> np.ndarray:
     """The bits _lines.pyx reads the analysis with (its K_* entries, in order)."""
     v = K.V_BITS
     return np.array([v["row"], v["seq"], v["ack"], v["wscale"], v["analysis"], HAS_ANALYSIS,
-                     NOT_SHOWN, FLAG_BITS["duplicate_ack"], bits_of("ip"),
-                     bits_of("tcp", "udp"), bits_of("seq"), bits_of("ack")], np.int64)
+                     NOT_SHOWN, FLAG_BITS["duplicate_ack"]], np.int64)
 
 
 # presence of a source that is not COLUMN_PRESENCE's rule for a packet column: (the bits
