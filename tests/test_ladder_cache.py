@@ -73,8 +73,9 @@ def test_roles_are_the_connection_tables():
     streams that lack a handshake or a side (the slow tier: every stream of every
     corpus capture)."""
     public = SHARED / "captures" / "public" / "tcp"
-    for path in [*CAPTURES, *capture_files("lab"), public / "many-connections-synscan.pcap",
-                 public / "keep-alive-many.pcap"]:
+    for path in dict.fromkeys([*CAPTURES, *capture_files("lab"),
+                               public / "many-connections-synscan.pcap",
+                               public / "keep-alive-many.pcap"]):
         if path.is_file():
             _check_roles(path, most=8)
 
