@@ -306,3 +306,38 @@ def flow_marks(const int64_t[::1] order, const int64_t[::1] flow,
             else:
                 earliest = frame_down[i]
     return reordered_np, burst_np
+
+
+def group_counts(const int64_t[::1] group, Py_ssize_t groups, const int64_t[::1] copies,
+                 const uint8_t[::1] lost, const uint8_t[::1] burst,
+                 const int64_t[::1] duplicated, const uint8_t[::1] reordered,
+                 const uint8_t[::1] approximate):
+    """Per group 0..groups-1 of the upstream packets (tcpsift.compare.stats.summary), in
+    one pass: sent, matched (copies > 0), lost, loss_bursts, duplicated (the sum),
+    reordered, byte_range (matched by byte range), exact (matched, not by byte range)."""
+    cdef Py_ssize_t n = group.shape[0], i
+    if not (copies.shape[0] == lost.shape[0] == burst.shape[0] == duplicated.shape[0]
+            == reordered.shape[0] == approximate.shape[0] == n):
+        raise ValueError("the columns differ in length")
+    for i in range(n):
+        if group[i] < 0 or group[i] >= groups:
+            raise ValueError("a group out of range")
+    out_np = np.zeros((8, groups), np.int64)
+    cdef int64_t[:, ::1] out = out_np
+    cdef int64_t g
+    with nogil:
+        for i in range(n):
+            g = group[i]
+            out[0, g] += 1
+            if copies[i] > 0:
+                out[1, g] += 1
+                if approximate[i]:
+                    out[6, g] += 1
+                else:
+                    out[7, g] += 1
+            out[2, g] += lost[i] != 0
+            out[3, g] += burst[i] != 0
+            out[4, g] += duplicated[i]
+            out[5, g] += reordered[i] != 0
+    return dict(zip(("sent", "matched", "lost", "loss_bursts", "duplicated", "reordered",
+                     "byte_range", "exact"), out_np))

@@ -19,7 +19,7 @@ import numpy as np
 import polars as pl
 
 from tcpsift.compare import offload
-from tcpsift.compare._points import flow_marks, rank_order
+from tcpsift.compare._points import flow_marks, group_counts, rank_order
 from tcpsift.compare.matching import assign
 
 C = pl.col
@@ -273,18 +273,21 @@ def summary(fate: pl.DataFrame, by: list[str]) -> pl.DataFrame:
     n = int(inverse.max()) + 1 if len(inverse) else 0
     groups = np.arange(n)
     copies = fate["copies"].to_numpy()
-    counts = {
-        "sent": np.bincount(inverse, minlength=n),
-        "matched": np.bincount(inverse, weights=copies > 0, minlength=n),
-        "lost_between_points": np.bincount(inverse, weights=fate["lost"].to_numpy(), minlength=n),
-        "loss_bursts": np.bincount(inverse, weights=fate["loss_burst"].to_numpy(), minlength=n),
-        "duplicated_between_points": np.bincount(inverse, weights=fate["duplicated"].to_numpy(),
-                                                 minlength=n),
-        "reordered_between_points": np.bincount(inverse, weights=fate["reordered"].to_numpy(),
-                                                minlength=n)}
     approximate = fate["approximate"].to_numpy()
-    counts["matched_by_byte_range"] = np.bincount(inverse, weights=approximate, minlength=n)
-    exact = np.bincount(inverse, weights=(copies > 0) & ~approximate, minlength=n)
+
+    def flags(column: str) -> np.ndarray:
+        return np.ascontiguousarray(fate[column].to_numpy(), dtype=np.bool_).view(np.uint8)
+    found = group_counts(np.ascontiguousarray(inverse, dtype=np.int64), n,
+                         np.ascontiguousarray(copies, dtype=np.int64), flags("lost"),
+                         flags("loss_burst"),
+                         np.ascontiguousarray(fate["duplicated"].to_numpy(), dtype=np.int64),
+                         flags("reordered"), flags("approximate"))
+    counts = {"sent": found["sent"], "matched": found["matched"],
+              "lost_between_points": found["lost"], "loss_bursts": found["loss_bursts"],
+              "duplicated_between_points": found["duplicated"],
+              "reordered_between_points": found["reordered"],
+              "matched_by_byte_range": found["byte_range"]}
+    exact = found["exact"]
     # the delays of byte-range matches only where a group has no exact one
     arrived = (copies > 0) & (~approximate | (exact[inverse] == 0))
     g, delay = inverse[arrived], fate["delay_ns"].to_numpy()[arrived]
