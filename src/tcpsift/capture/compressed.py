@@ -55,6 +55,7 @@ class Inflate:
         self.pending = b""              # compressed bytes not given to the decompressor yet
         self.out = memoryview(b"")      # decompressed bytes not handed out yet
         self.decompressor: Any = None   # of the current member or frame (zlib or zstd)
+        self.held = False               # the decompressor may hold output (gzip)
         self.ended = False
         self.warnings: list[str] = []
         self.errors: tuple = (zlib.error,)
@@ -108,10 +109,14 @@ class Inflate:
                     break
                 continue
             try:
-                if self.pending:
+                if self.pending or self.held:
                     if self.compression == "gzip":
                         out = d.decompress(self.pending, limit)
                         self.pending = d.unconsumed_tail
+                        # output cut at the limit: zlib may hold more after taking every
+                        # input byte, asked for before more input is given (that input
+                        # may be a CRC that fails, which would lose it)
+                        self.held = limit > 0 and len(out) >= limit
                     else:
                         out, self.pending = d.decompress(self.pending), b""
                 elif not self.exhausted:
@@ -132,6 +137,7 @@ class Inflate:
                 # unconsumed_tail too when an output limit was reached: not used)
                 self.pending = d.unused_data
                 self.decompressor = None
+                self.held = False
             if out:
                 return out
         return b""
