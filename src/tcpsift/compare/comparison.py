@@ -114,19 +114,19 @@ def compare(a, b, *more, names: tuple[str, ...] | None = None, nat=()):
     except ValueError as e:
         raise CompareError(f"--nat {e}") from None
     given = [a, b, *more]
-    caps = _captures(given)
     letters = POINT_NAMES[:len(given)]
     labels = names or tuple(str(x) if isinstance(x, (str, os.PathLike)) else n
                             for x, n in zip(given, letters))
     # every point after the first is given the first one's view: on a path, the points
     # before the translation have no translated endpoint to rewrite
-    points = []
-    for i, (n, label) in enumerate(zip(letters, labels)):
-        points.append(point(n, label, caps[i], nat=rules if n != "a" else ()))
-        if isinstance(given[i], (str, os.PathLike)):
-            # (a capture read here is not needed past its point: its tables freed now are
-            # memory the next steps reuse instead of growing the process)
-            caps[i] = _Outcome(caps[i].warnings, caps[i].complete)
+    points, caps = [], []
+    for x, n, label in zip(given, letters, labels):
+        cap = _capture(x, n)
+        points.append(point(n, label, cap, nat=rules if n != "a" else ()))
+        # a capture read here is not needed past its point: read one at a time and freed
+        # then, its tables are memory the next steps reuse instead of growing the process
+        caps.append(_Outcome(cap.warnings, cap.complete) if _is_path(x) else cap)
+        del cap
     for p in points:
         if not len(p.packets):
             raise CompareError(f"{p.label}: no TCP packets")
@@ -149,20 +149,23 @@ class _Outcome:
 
 
 
-def _captures(given: list) -> list:
-    """The Captures of `given` (paths read here, in one call), checked for the columns."""
-    import tcpsift
+def _is_path(x) -> bool:
+    return isinstance(x, (str, os.PathLike))
 
-    paths = [x for x in given if isinstance(x, (str, os.PathLike))]
-    read = iter(tcpsift.read(paths, mode="separate", columns=READ_COLUMNS) if paths else [])
-    caps = [next(read) if isinstance(x, (str, os.PathLike)) else x for x in given]
-    for cap, name in zip(caps, POINT_NAMES):
-        missing = READ_COLUMNS - set(cap.packets.columns)
-        if missing:
-            raise CompareError(f"{name}: the capture was read without the columns compare "
-                               f"needs: {', '.join(sorted(missing))} (read it with "
-                               "columns=tcpsift.compare.points.READ_COLUMNS or all columns)")
-    return caps
+
+def _capture(x, name: str):
+    """The Capture of `x` (a path, read here with the columns compare needs, or a Capture
+    of tcpsift.read), checked for the columns."""
+    if _is_path(x):
+        import tcpsift
+
+        return tcpsift.read(x, columns=READ_COLUMNS)
+    missing = READ_COLUMNS - set(x.packets.columns)
+    if missing:
+        raise CompareError(f"{name}: the capture was read without the columns compare "
+                           f"needs: {', '.join(sorted(missing))} (read it with "
+                           "columns=tcpsift.compare.points.READ_COLUMNS or all columns)")
+    return x
 
 
 def compare_points(pa: Point, pb: Point, caps: list, consume: bool = False) -> Comparison:
