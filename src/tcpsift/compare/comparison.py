@@ -201,7 +201,8 @@ def _compare(pa: Point, pb: Point, consume: bool = False) -> tuple[Comparison, d
         # instead of growing the process, a page fault per 4 KiB)
         for p in (pa, pb):
             p.packets, p.key_order, p.rank = p.packets.clear(), p.key_order[:0], None
-    samples = _samples(pairs, rows, pa.start_ns)
+    index = {name: stats.frame_index(r) for name, r in rows.items()}
+    samples = _samples(pairs, index, pa.start_ns)
     a_client_side = _a_on_client_side(samples)
     ab, ba = ("c2s", "s2c") if a_client_side is not False else ("s2c", "c2s")
     clock = clocks.estimate(_series(samples, ab), _series(samples, ba), pa.start_ns)
@@ -214,7 +215,7 @@ def _compare(pa: Point, pb: Point, consume: bool = False) -> tuple[Comparison, d
     span = {"a": (pa.start_ns, pa.end_ns),
             "b": tuple(pl.select(clock.a_time(pl.lit(t))).item() for t in (pb.start_ns, pb.end_ns))}
     down_span = {d: span["b" if up == "a" else "a"] for d, up in upstream.items()}
-    fate = stats.fates(rows["a"], rows["b"], upstream, down_span, pairs)
+    fate = stats.fates(rows["a"], rows["b"], upstream, down_span, pairs, index)
     resent = retrans.retransmissions(rows, upstream, fate)
     shrinks = windows.one_point_shrinks(rows, upstream, fate)
     per_direction = _with_upstream(_with_counts(
@@ -282,22 +283,18 @@ def _rank(stream: np.ndarray) -> np.ndarray:
     return rank
 
 
-def _samples(pairs: pl.DataFrame, rows: dict, start_ns: int) -> pl.DataFrame:
+def _samples(pairs: pl.DataFrame, index: dict, start_ns: int) -> pl.DataFrame:
     """The clock's samples: direction, t (a's time since `start_ns`), delta (t_b - t_a) of
-    the uniquely paired packets of the connections seen at both points."""
-    def by_frame(table: pl.DataFrame, column: str, fill) -> np.ndarray:
-        out = np.full((cast("int | None", table["frame"].max()) or 0) + 1, fill, np.int64)
-        out[table["frame"].to_numpy()] = table[column].to_physical().to_numpy()
-        return out
-
-    conn_a, conn_b = by_frame(rows["a"], "conn", -1), by_frame(rows["b"], "conn", -2)
-    direction = by_frame(rows["a"], "direction", 0)
+    the uniquely paired packets of the connections seen at both points. `index`: per
+    point, stats.frame_index of its rows."""
+    (conn_a, s2c_a), (conn_b, _) = index["a"], index["b"]
     fa, fb = pairs["frame_a"].to_numpy(), pairs["frame_b"].to_numpy()
     fa_in, fb_in = np.minimum(fa, len(conn_a) - 1), np.minimum(fb, len(conn_b) - 1)
-    same = (fa < len(conn_a)) & (fb < len(conn_b)) & (conn_a[fa_in] == conn_b[fb_in])
+    same = ((fa < len(conn_a)) & (fb < len(conn_b)) & (conn_a[fa_in] >= 0)
+            & (conn_a[fa_in] == conn_b[fb_in]))
     ts_a, ts_b = pairs["ts_a"].to_numpy()[same], pairs["ts_b"].to_numpy()[same]
     return pl.DataFrame({
-        "direction": stats.direction_of(direction[fa[same]] == 1),
+        "direction": stats.direction_of(s2c_a[fa[same]]),
         "t": ts_a - start_ns, "delta": ts_b - ts_a})
 
 

@@ -45,19 +45,29 @@ def _by_frame(rows: pl.DataFrame, column: str, fill, dtype) -> np.ndarray:
     return out
 
 
+def frame_index(rows: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(conn, s2c) of a point's rows (frame, conn, direction) by frame number: -1 and
+    False for the frames not among them."""
+    conn = _by_frame(rows, "conn", -1, np.int64)
+    s2c = np.zeros(len(conn), bool)
+    s2c[rows["frame"].to_numpy()] = rows["direction"].to_physical().to_numpy() == 1
+    return conn, s2c
+
+
 def fates(a_rows: pl.DataFrame, b_rows: pl.DataFrame, upstream: dict[str, str],
-          down_span: dict[str, tuple[int, int]], pairs: pl.DataFrame) -> pl.DataFrame:
+          down_span: dict[str, tuple[int, int]], pairs: pl.DataFrame,
+          index: dict | None = None) -> pl.DataFrame:
     """One row per upstream packet (of connections seen at both points): conn, direction,
     frame_up, t_up, copies (seen at D), frame_down and t_down (its first copy), lost,
     duplicated, delay_ns, reordered. `a_rows`/`b_rows`: key, t (a's clock), frame, conn,
     direction. `down_span`: per direction, the downstream capture's first and last time on
     a's clock. `pairs` (frame_a, frame_b): packets whose key occurs once at each point,
-    already paired; only the others go through `assign`."""
+    already paired; only the others go through `assign`. `index`: frame_index of each
+    point's rows, when already made."""
     at = {"a": a_rows, "b": b_rows}
     a_up = {d: upstream[d] == "a" for d in DIRECTIONS}
-    s2c_a = _by_frame(a_rows.with_columns(s2c=C("direction") == "s2c"), "s2c", False, bool)
-    conn_a = _by_frame(a_rows, "conn", -1, np.int64)
-    conn_b = _by_frame(b_rows, "conn", -1, np.int64)
+    index = index or {"a": frame_index(a_rows), "b": frame_index(b_rows)}
+    (conn_a, s2c_a), (conn_b, _) = index["a"], index["b"]
     fa, fb = pairs["frame_a"].to_numpy(), pairs["frame_b"].to_numpy()
     same = (conn_a[fa] >= 0) & (conn_a[fa] == conn_b[fb])
     fa, fb = fa[same], fb[same]
