@@ -49,6 +49,29 @@ def test_lab_counts_per_direction_as_injected(pair, lab_results):
 
 @needs_lab
 @pytest.mark.parametrize("pair", PAIRS)
+def test_stream_numbers_are_tsharks_tcp_stream_at_each_point(pair, lab_results):
+    """stream_a / stream_b (and only_at_*'s stream) name the connection as tshark's
+    tcp.stream does in that point's capture."""
+    got = lab_results[pair]
+    for side in "ab":
+        path = LAB / f"twopoint-{pair}-{side}.pcap"
+        out = tc.tshark_fields(path, ("tcp.stream", "ip.src", "ipv6.src", "tcp.srcport",
+                                      "ip.dst", "ipv6.dst", "tcp.dstport"))
+        streams = {}
+        for line in out.decode().splitlines():
+            stream, src4, src6, sport, dst4, dst6, dport = line.split("\t")
+            ends = frozenset({(src4 or src6, int(sport)), (dst4 or dst6, int(dport))})
+            streams.setdefault(ends, set()).add(int(stream))
+        rows = [(c[f"stream_{side}"], c) for c in got["connections"]]
+        rows += [(c["stream"], c) for c in got[f"only_at_{side}"]]
+        assert rows
+        for stream, c in rows:
+            ends = frozenset({(c["client"], c["client_port"]), (c["server"], c["server_port"])})
+            assert stream in streams[ends], (side, c)
+
+
+@needs_lab
+@pytest.mark.parametrize("pair", PAIRS)
 def test_lab_delay_and_clock_as_measured(pair, lab_results):
     got, tr = lab_results[pair], truth(pair)
     assert got["clock_offset_s"] == pytest.approx(tr["expected"]["clock_offset_b_minus_a_s"],

@@ -108,7 +108,8 @@ def _direction_sentences(result, row: dict, rows) -> list[str]:
                          or row["window_shrinks_only_downstream"]):
         seen = []
         for where, point in (("upstream", up), ("downstream", down)):
-            frames = shrinks.filter((C("direction") == d) & (C("seen_at") == where))["frame"]
+            # (the first ones in the capture: the order of connections says nothing)
+            frames = shrinks.filter((C("direction") == d) & (C("seen_at") == where))["frame"].sort()
             if len(frames):
                 shown = ", ".join(str(f) for f in frames.head(FRAMES_SHOWN))
                 more = f", … {len(frames) - FRAMES_SHOWN:,} more" \
