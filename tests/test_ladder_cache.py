@@ -85,3 +85,24 @@ def test_roles_are_the_connection_tables():
                          ids=lambda p: p.name)
 def test_roles_are_the_connection_tables_on_every_stream(path):
     _check_roles(path, most=None)
+
+
+def test_a_cached_ladder_imports_no_numpy(tmp_path):
+    """From the cache, `ladder --stream N` is Polars' start-up and little else: no NumPy,
+    no compiled kernel, no connection table (issue 19)."""
+    import subprocess
+
+    folder = tmp_path / "cache"
+    cap = tcpsift.read(SAMPLE, cache=folder)
+    assert cap.tcp.height and not cap.warnings      # (the entry holds the TCP table)
+    code = ("import atexit, sys\n"
+            "atexit.register(lambda: print(sorted(m for m in sys.modules if m == 'numpy' or"
+            " m.startswith(('tcpsift.decode', 'tcpsift.tcp.')))))\n"
+            "from tcpsift.cli.main import main\n"
+            "sys.argv = ['tcpsift', *sys.argv[1:]]\n"
+            "main()\n")
+    res = subprocess.run([sys.executable, "-c", code, "ladder", str(SAMPLE), "--stream", "0",
+                          "--format", "csv", "--cache", str(folder)],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.splitlines()[-1] == "[]"
