@@ -8,13 +8,14 @@ order their first packet comes. The NumPy version of this sorted a million rows 
 hash of their endpoints (three sorts and a dozen passes); here one hash table of the
 endpoint pairs, in capture order, and a counting sort by connection.
 """
-from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc, realloc
 
 import numpy as np
 
 cdef enum:
     SYN = 0x02
+    RST = 0x04
     ACK = 0x10
 
 
@@ -341,3 +342,42 @@ def group_counts(const int64_t[::1] group, Py_ssize_t groups, const int64_t[::1]
             out[5, g] += reordered[i] != 0
     return dict(zip(("sent", "matched", "lost", "loss_bursts", "duplicated", "reordered",
                      "byte_range", "exact"), out_np))
+
+
+def window_shrinks(const int64_t[::1] conn, const uint8_t[::1] s2c, const uint16_t[::1] flags,
+                   const uint16_t[::1] window):
+    """(rows, previous windows) of the packets (rows in capture order, conn >= 0) that
+    advertise a smaller window than the packet before them of their connection and
+    direction; packets with SYN or RST are left out (tcpsift.compare.windows). One pass
+    with the last window of each flow in an array, not a sort by flow."""
+    cdef Py_ssize_t n = conn.shape[0], i, found = 0
+    cdef int64_t flows = 0
+    if not (s2c.shape[0] == flags.shape[0] == window.shape[0] == n):
+        raise ValueError("the columns differ in length")
+    for i in range(n):
+        if conn[i] < 0:
+            raise ValueError("a connection below 0")
+        if conn[i] * 2 + 2 > flows:
+            flows = conn[i] * 2 + 2
+    cdef int32_t* last = <int32_t*>malloc(max(flows, 1) * sizeof(int32_t))
+    rows_np = np.empty(n, np.int64)
+    previous_np = np.empty(n, np.int64)
+    cdef int64_t[::1] rows = rows_np
+    cdef int64_t[::1] previous = previous_np
+    cdef int64_t f
+    if last == NULL:
+        raise MemoryError()
+    with nogil:
+        for i in range(flows):
+            last[i] = -1
+        for i in range(n):
+            if flags[i] & (SYN | RST):
+                continue
+            f = conn[i] * 2 + (s2c[i] != 0)
+            if last[f] >= 0 and window[i] < last[f]:
+                rows[found] = i
+                previous[found] = last[f]
+                found += 1
+            last[f] = window[i]
+    free(last)
+    return rows_np[:found].copy(), previous_np[:found].copy()

@@ -21,7 +21,8 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from tcpsift.compare.stats import DIRECTION, by_rank
+from tcpsift.compare._points import window_shrinks
+from tcpsift.compare.stats import DIRECTION
 
 C = pl.col
 SYN, RST = 0x02, 0x04
@@ -32,23 +33,21 @@ SCHEMA = pl.Schema([("conn", pl.Int64()), ("direction", DIRECTION), ("seen_at", 
 
 
 def _shrinks(rows: pl.DataFrame) -> dict:
-    """The packets of `rows` (one point, capture order, with its `rank`) that shrink the window: frames,
-    windows, previous windows, conn and s2c (arrays), and `flag` (by frame number)."""
+    """The packets of `rows` (one point's, in capture order) that shrink the window:
+    frames, windows, previous windows, conn and s2c (arrays, in capture order), and `flag`
+    (by frame number)."""
     s2c = rows["direction"].to_physical().to_numpy()
-    # each flow's packets together in capture order: by direction, then the point's rank
-    # (by connection, then capture order: no sort)
-    order = by_rank(rows["rank"].to_numpy(), s2c, 2)
-    kept = order[(rows["tcp_flags"].to_numpy()[order] & (SYN | RST)) == 0]
-    flow = rows["conn"].to_numpy()[kept].astype(np.int64) * 2 + s2c[kept]
-    window = rows["window"].to_numpy()[kept].astype(np.int64)
-    frame = rows["frame"].to_numpy()[kept].astype(np.int64)
-    same = np.r_[False, flow[1:] == flow[:-1]]
-    previous = np.r_[-1, window[:-1]]
-    shrink = same & (window < previous)
-    flag = np.zeros(int(rows["frame"].to_numpy().max(initial=0)) + 1, bool)
-    flag[frame[shrink]] = True
-    return {"frame": frame[shrink], "window": window[shrink], "previous": previous[shrink],
-            "conn": flow[shrink] // 2, "s2c": flow[shrink] % 2 == 1, "flag": flag}
+    conn = np.ascontiguousarray(rows["conn"].to_numpy(), dtype=np.int64)
+    frames = rows["frame"].to_numpy()
+    at, previous = window_shrinks(
+        conn, np.ascontiguousarray(s2c, dtype=np.uint8),
+        np.ascontiguousarray(rows["tcp_flags"].to_numpy(), dtype=np.uint16),
+        np.ascontiguousarray(rows["window"].to_numpy(), dtype=np.uint16))
+    frame = frames[at].astype(np.int64)
+    flag = np.zeros(int(frames.max(initial=0)) + 1, bool)
+    flag[frame] = True
+    return {"frame": frame, "window": rows["window"].to_numpy()[at].astype(np.int64),
+            "previous": previous, "conn": conn[at], "s2c": s2c[at] == 1, "flag": flag}
 
 
 def one_point_shrinks(rows: dict[str, pl.DataFrame], upstream: dict[str, str],
