@@ -28,6 +28,9 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_tcp import compile_package  # noqa: E402
+
 DEFAULT_A = Path("/tmp/tsbench/many.pcap")
 DELETE_EVERY = 4999
 DELETE_RUN = 3
@@ -73,6 +76,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
     b = args.b or make_b(args.a)
+    compile_package()
     for path in (args.a, b):
         path.read_bytes()      # into the page cache
     figures: dict[str, list] = {kind: [] for kind in RUNS}

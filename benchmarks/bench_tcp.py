@@ -49,7 +49,20 @@ TCP_FIELDS = ("frame.number tcp.stream tcp.seq tcp.ack tcp.nxtseq tcp.len tcp.wi
 os.environ["TCPSIFT_CACHE"] = "off"
 
 
+def compile_package() -> None:
+    """tcpsift's modules compiled to bytecode, as pip compiles an installed package: with
+    PYTHONDONTWRITEBYTECODE set (some shells set it), every run of an editable install
+    would compile them again, 0.03-0.05 s that no installed copy pays. (Only written where
+    missing or stale; __pycache__ is not committed.)"""
+    import compileall
+
+    package = Path(__file__).resolve().parents[1] / "src" / "tcpsift"
+    if package.is_dir():
+        compileall.compile_dir(str(package), quiet=1)
+
+
 def tcpsift_cmd() -> list[str]:
+    compile_package()
     # the console script next to this interpreter first: a pyenv shim on PATH would add
     # its own start-up (a bash script and `pyenv exec`) to every run
     exe = Path(sys.executable).parent / "tcpsift"
