@@ -381,3 +381,37 @@ def window_shrinks(const int64_t[::1] conn, const uint8_t[::1] s2c, const uint16
             last[f] = window[i]
     free(last)
     return rows_np[:found].copy(), previous_np[:found].copy()
+
+
+def unique_pairs(const uint64_t[::1] keys_a, const int64_t[::1] rows_a,
+                 const uint64_t[::1] keys_b, const int64_t[::1] rows_b):
+    """(rows at a, rows at b) of the keys that occur exactly once at each point: one merge
+    of the two points' keys in sorted order (`keys_x` sorted, `rows_x` the row of each)."""
+    cdef Py_ssize_t na = keys_a.shape[0], nb = keys_b.shape[0], i = 0, j = 0, found = 0
+    if rows_a.shape[0] != na or rows_b.shape[0] != nb:
+        raise ValueError("keys and rows differ in length")
+    out_a_np = np.empty(min(na, nb), np.int64)
+    out_b_np = np.empty(min(na, nb), np.int64)
+    cdef int64_t[::1] out_a = out_a_np
+    cdef int64_t[::1] out_b = out_b_np
+    cdef uint64_t k
+    cdef bint once_a, once_b
+    with nogil:
+        while i < na and j < nb:
+            if keys_a[i] < keys_b[j]:
+                i += 1
+            elif keys_b[j] < keys_a[i]:
+                j += 1
+            else:
+                k = keys_a[i]
+                once_a = (i + 1 == na or keys_a[i + 1] != k) and (i == 0 or keys_a[i - 1] != k)
+                once_b = (j + 1 == nb or keys_b[j + 1] != k) and (j == 0 or keys_b[j - 1] != k)
+                if once_a and once_b:
+                    out_a[found] = rows_a[i]
+                    out_b[found] = rows_b[j]
+                    found += 1
+                while i < na and keys_a[i] == k:
+                    i += 1
+                while j < nb and keys_b[j] == k:
+                    j += 1
+    return out_a_np[:found], out_b_np[:found]

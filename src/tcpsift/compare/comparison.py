@@ -200,7 +200,8 @@ def _compare(pa: Point, pb: Point, consume: bool = False) -> tuple[Comparison, d
         # (what follows reads `rows`: the memory of the points' rows is reused by it
         # instead of growing the process, a page fault per 4 KiB)
         for p in (pa, pb):
-            p.packets, p.key_order, p.rank = p.packets.clear(), p.key_order[:0], None
+            p.packets, p.rank = p.packets.clear(), None
+            p.key_order, p.sorted_keys = p.key_order[:0], p.sorted_keys[:0]
     index = {name: stats.frame_index(r) for name, r in rows.items()}
     samples = _samples(pairs, index, pa.start_ns)
     a_client_side = _a_on_client_side(samples)

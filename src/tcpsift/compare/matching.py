@@ -16,29 +16,18 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from tcpsift.compare._points import unique_pairs as merged_unique_pairs
 from tcpsift.compare.points import Point
 
 C = pl.col
 SLACK_NS = 1_000_000
 
 
-def _once(p: Point) -> tuple[np.ndarray, np.ndarray]:
-    """(the keys that occur exactly once at the point, sorted; their rows)."""
-    order = p.key_order
-    k = p.packets["key"].to_numpy()[order]
-    differs = k[1:] != k[:-1]
-    single = np.r_[True, differs] & np.r_[differs, True]
-    return k[single], order[single]
-
-
 def unique_pairs(a: Point, b: Point) -> pl.DataFrame:
     """frame_a, ts_a, stream_a, frame_b, ts_b, stream_b of the packets whose key occurs once
-    at each point (NumPy sorts: Polars' hash group-bys were slower on busy cores)."""
-    ka, rows_a = _once(a)
-    kb, rows_b = _once(b)
-    at = np.minimum(np.searchsorted(kb, ka), max(len(kb) - 1, 0))
-    hit = (kb[at] == ka) if len(kb) else np.zeros(len(ka), bool)
-    ra, rb = rows_a[hit], rows_b[at[hit]]
+    at each point: one merge of the points' sorted keys (tcpsift.compare._points)."""
+    ra, rb = merged_unique_pairs(a.sorted_keys, np.ascontiguousarray(a.key_order, np.int64),
+                                 b.sorted_keys, np.ascontiguousarray(b.key_order, np.int64))
 
     def take(p: Point, rows: np.ndarray, side: str) -> dict:
         return {f"{name}_{side}": p.packets[column].to_numpy()[rows]

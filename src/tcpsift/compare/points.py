@@ -32,8 +32,8 @@ class Point:
     server, server_port, first_ts_ns, packets, client_dir, role_from: 0 its SYN, 1 its
     SYN-ACK, 2 only its ports); `start_ns`/`end_ns`: the capture's first and last time;
     `span_doubles`: copies the capture itself made (SPAN doubles), left out of `packets`;
-    `key_order`: the order of `packets` by key; `rank`: each packet's place in the order
-    by stream, then capture order (the sort that numbered the streams: reused where
+    `key_order`: the order of `packets` by key, `sorted_keys` their keys in that order;
+    `rank`: each packet's place in the order by stream, then capture order (reused where
     packets are taken per connection in capture order)."""
     name: str
     label: str
@@ -42,6 +42,7 @@ class Point:
     start_ns: int | None
     end_ns: int | None
     key_order: np.ndarray
+    sorted_keys: np.ndarray
     span_doubles: int = 0
     rank: np.ndarray | None = None
 
@@ -61,17 +62,21 @@ def point(name: str, label: str, capture, nat=()) -> Point:
                        "seq", "ack", "tsval", "window", key=pl.Series(_keys(rows)))
     start_ns, end_ns = pk.select(C("ts_ns").min().alias("start"),
                                  C("ts_ns").max().alias("end")).row(0)
-    key_order = np.argsort(rows["key"].to_numpy())
-    doubles = _capture_doubles(rows, key_order)
+    keys = rows["key"].to_numpy()
+    key_order = np.argsort(keys)
+    sorted_keys = keys[key_order]
+    doubles = _capture_doubles(rows, key_order, sorted_keys)
     doubled = int(doubles.sum())
     if doubled < SPAN_SHARE * len(rows):
         doubled = 0
     else:
         rows = rows.filter(pl.Series(~doubles))
-        key_order = np.argsort(rows["key"].to_numpy())
+        keys = rows["key"].to_numpy()
+        key_order = np.argsort(keys)
+        sorted_keys = keys[key_order]
     rows, found = _with_streams(rows)
     return Point(name, label, rows, _streams(rows, found), start_ns, end_ns, key_order,
-                 span_doubles=doubled, rank=found["rank"])
+                 sorted_keys, span_doubles=doubled, rank=found["rank"])
 
 
 # a copy this close after an identical packet at the same point may be the capture's own
@@ -83,15 +88,15 @@ SPAN_GAP_NS = 50_000
 SPAN_SHARE = 0.10
 
 
-def _capture_doubles(rows: pl.DataFrame, key_order: np.ndarray) -> np.ndarray:
+def _capture_doubles(rows: pl.DataFrame, key_order: np.ndarray,
+                     sorted_keys: np.ndarray) -> np.ndarray:
     """True for the second of each two copies of a packet at this point: in a chain of
     identical packets each within SPAN_GAP_NS of the one before, every other one (two
     identical packets a stack sent back to back are four copies when mirrored twice).
-    `key_order`: the rows' order by key."""
+    `key_order`: the rows' order by key; `sorted_keys`: the keys in that order."""
     keys, ts = rows["key"].to_numpy(), rows["ts_ns"].to_numpy()
     if not len(keys):
         return np.zeros(0, bool)
-    sorted_keys = keys[key_order]
     same = sorted_keys[1:] == sorted_keys[:-1]
     # only the keys that repeat need their copies in capture order (few of them)
     repeated = key_order[np.r_[same, False] | np.r_[False, same]]
