@@ -268,44 +268,53 @@ def rank_order(const int64_t[::1] rank, const uint8_t[::1] block, int blocks):
     return order_np
 
 
-def flow_marks(const int64_t[::1] order, const int64_t[::1] flow,
-               const int64_t[::1] frame_down, const uint8_t[::1] arrived,
-               const uint8_t[::1] lost):
-    """(`reordered`, `loss_burst`) of each upstream packet, rows taken in `order` (each
-    flow's rows together, in upstream capture order): reordered, an arrived packet whose
-    downstream frame comes after that of a later arrived packet of its flow (it was
-    overtaken); loss_burst, a lost packet whose predecessor in its flow was not lost
-    (the first of a burst)."""
-    cdef Py_ssize_t m = order.shape[0], n = flow.shape[0], k, i
+def flow_marks(const int64_t[::1] flow, const int64_t[::1] frame_down,
+               const uint8_t[::1] arrived, const uint8_t[::1] lost):
+    """(`reordered`, `loss_burst`) of each upstream packet, rows in upstream capture order
+    within each flow (flow >= 0): reordered, an arrived packet whose downstream frame comes
+    after that of a later arrived packet of its flow (it was overtaken); loss_burst, a
+    lost packet whose predecessor in its flow was not lost (the first of a burst). One
+    pass each way with each flow's state in an array, not a sort by flow."""
+    cdef Py_ssize_t n = flow.shape[0], i
+    cdef int64_t flows = 0
     if not (frame_down.shape[0] == arrived.shape[0] == lost.shape[0] == n):
         raise ValueError("the columns differ in length")
-    for k in range(m):
-        if order[k] < 0 or order[k] >= n:
-            raise ValueError("an order entry out of range")
+    for i in range(n):
+        if flow[i] < 0:
+            raise ValueError("a flow below 0")
+        if flow[i] + 1 > flows:
+            flows = flow[i] + 1
     reordered_np = np.zeros(n, np.bool_)
     burst_np = np.zeros(n, np.bool_)
     cdef uint8_t[::1] reordered = reordered_np.view(np.uint8)
     cdef uint8_t[::1] burst = burst_np.view(np.uint8)
-    cdef bint started = False, previous_lost = False
-    cdef int64_t current = 0, earliest = 0
+    # per flow: whether its latest packet so far was lost; the earliest downstream frame
+    # among its later arrived packets (-1: none yet)
+    cdef uint8_t* previous_lost = <uint8_t*>calloc(max(flows, 1), sizeof(uint8_t))
+    cdef int64_t* earliest = <int64_t*>malloc(max(flows, 1) * sizeof(int64_t))
+    cdef int64_t f
+    if previous_lost == NULL or earliest == NULL:
+        free(previous_lost)
+        free(earliest)
+        raise MemoryError()
     with nogil:
-        for k in range(m):
-            i = order[k]
-            if lost[i] and not (previous_lost and started and flow[i] == current):
+        for i in range(n):
+            f = flow[i]
+            if lost[i] and not previous_lost[f]:
                 burst[i] = 1
-            started, current, previous_lost = True, flow[i], lost[i] != 0
-        started = False
-        for k in range(m - 1, -1, -1):
-            i = order[k]
+            previous_lost[f] = lost[i] != 0
+        for i in range(flows):
+            earliest[i] = -1
+        for i in range(n - 1, -1, -1):
             if not arrived[i]:
                 continue
-            if not started or flow[i] != current:
-                started, current, earliest = True, flow[i], frame_down[i]
-                continue
-            if frame_down[i] > earliest:
+            f = flow[i]
+            if earliest[f] >= 0 and frame_down[i] > earliest[f]:
                 reordered[i] = 1
             else:
-                earliest = frame_down[i]
+                earliest[f] = frame_down[i]
+    free(previous_lost)
+    free(earliest)
     return reordered_np, burst_np
 
 
@@ -385,15 +394,19 @@ def window_shrinks(const int64_t[::1] conn, const uint8_t[::1] s2c, const uint16
 
 def unique_pairs(const uint64_t[::1] keys_a, const int64_t[::1] rows_a,
                  const uint64_t[::1] keys_b, const int64_t[::1] rows_b):
-    """(rows at a, rows at b) of the keys that occur exactly once at each point: one merge
-    of the two points' keys in sorted order (`keys_x` sorted, `rows_x` the row of each)."""
+    """(rows at a, rows at b) of the keys that occur exactly once at each point, by row at
+    a: one merge of the two points' keys in sorted order (`keys_x` sorted, `rows_x` the
+    row of each, rows_a within 0..len - 1), then each pair put at its row of a (what
+    reads the pairs then reads a's rows in order)."""
     cdef Py_ssize_t na = keys_a.shape[0], nb = keys_b.shape[0], i = 0, j = 0, found = 0
     if rows_a.shape[0] != na or rows_b.shape[0] != nb:
         raise ValueError("keys and rows differ in length")
-    out_a_np = np.empty(min(na, nb), np.int64)
-    out_b_np = np.empty(min(na, nb), np.int64)
-    cdef int64_t[::1] out_a = out_a_np
-    cdef int64_t[::1] out_b = out_b_np
+    for i in range(na):
+        if rows_a[i] < 0 or rows_a[i] >= na:
+            raise ValueError("a row of a out of range")
+    i = 0
+    partner_np = np.full(na, -1, np.int64)
+    cdef int64_t[::1] partner = partner_np
     cdef uint64_t k
     cdef bint once_a, once_b
     with nogil:
@@ -407,11 +420,21 @@ def unique_pairs(const uint64_t[::1] keys_a, const int64_t[::1] rows_a,
                 once_a = (i + 1 == na or keys_a[i + 1] != k) and (i == 0 or keys_a[i - 1] != k)
                 once_b = (j + 1 == nb or keys_b[j + 1] != k) and (j == 0 or keys_b[j - 1] != k)
                 if once_a and once_b:
-                    out_a[found] = rows_a[i]
-                    out_b[found] = rows_b[j]
+                    partner[rows_a[i]] = rows_b[j]
                     found += 1
                 while i < na and keys_a[i] == k:
                     i += 1
                 while j < nb and keys_b[j] == k:
                     j += 1
-    return out_a_np[:found], out_b_np[:found]
+    out_a_np = np.empty(found, np.int64)
+    out_b_np = np.empty(found, np.int64)
+    cdef int64_t[::1] out_a = out_a_np
+    cdef int64_t[::1] out_b = out_b_np
+    found = 0
+    with nogil:
+        for i in range(na):
+            if partner[i] >= 0:
+                out_a[found] = i
+                out_b[found] = partner[i]
+                found += 1
+    return out_a_np, out_b_np

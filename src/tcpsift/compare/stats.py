@@ -69,7 +69,8 @@ def fates(a_rows: pl.DataFrame, b_rows: pl.DataFrame, upstream: dict[str, str],
     index = index or {"a": frame_index(a_rows), "b": frame_index(b_rows)}
     (conn_a, s2c_a), (conn_b, _) = index["a"], index["b"]
     fa, fb = pairs["frame_a"].to_numpy(), pairs["frame_b"].to_numpy()
-    same = (conn_a[fa] >= 0) & (conn_a[fa] == conn_b[fb])
+    conn_of_fa = conn_a[fa]
+    same = (conn_of_fa >= 0) & (conn_of_fa == conn_b[fb])
     fa, fb = fa[same], fb[same]
     pair_a_up = np.where(s2c_a[fa], a_up["s2c"], a_up["c2s"])
     # per upstream frame of each point: the frame downstream (0: none yet)
@@ -86,7 +87,7 @@ def fates(a_rows: pl.DataFrame, b_rows: pl.DataFrame, upstream: dict[str, str],
         up_mask = np.where(s2c, a_up["s2c"], a_up["c2s"]) == (p == "a")
         alone = ~paired[p][at[p]["frame"].to_numpy()]
         row = C("frame").cast(pl.Int64) + (p == "b") * B_ROW
-        up = at[p].select("conn", "direction", "frame", "t", "rank").filter(pl.Series(up_mask))
+        up = at[p].select("conn", "direction", "frame", "t").filter(pl.Series(up_mask))
         parts.append((p, other, up, down_of[p][up["frame"].to_numpy()]))
         # the rest: keys repeated at a point, or seen at one point only
         ups.append(at[p].select("key", "t", row=row).filter(pl.Series(up_mask & alone)))
@@ -101,13 +102,14 @@ def fates(a_rows: pl.DataFrame, b_rows: pl.DataFrame, upstream: dict[str, str],
     tables = []
     for p, other, up, down_frame in parts:
         found = down_frame > 0
-        tables.append(up.select("conn", "direction", "rank", frame_up="frame", t_up="t",
+        tables.append(up.select("conn", "direction", frame_up="frame", t_up="t",
                                 row=C("frame").cast(pl.Int64) + (p == "b") * B_ROW).with_columns(
             copies=pl.Series(found.astype(np.int64)),
             frame_down=pl.Series(np.where(found, down_frame, 0)).cast(pl.UInt32),
             t_down=pl.Series(np.where(found, t_of[other][down_frame], 0))))
+    # (each point's upstream rows stay in its capture order: _with_flow_marks reads it)
     rows = pl.concat(tables).join(copies, left_on="row", right_on="up_row", how="left",
-                                  suffix="_rest")
+                                  suffix="_rest", maintain_order="left")
     rest = C("copies_rest").is_not_null()
     rows = rows.with_columns(
         copies=pl.when(rest).then(C("copies_rest").cast(pl.Int64)).otherwise("copies"),
@@ -127,8 +129,7 @@ def fates(a_rows: pl.DataFrame, b_rows: pl.DataFrame, upstream: dict[str, str],
                & (expected <= per_direction({d: e for d, (_, e) in down_span.items()})))
     rows = rows.with_columns(lost=(C("copies") == 0) & in_span,
                              duplicated=pl.max_horizontal(C("copies") - 1, pl.lit(0)))
-    flow, order = _flow_order(rows)
-    return _with_flow_marks(rows, flow, order).select(
+    return _with_flow_marks(rows).select(
         "conn", "direction", "frame_up", "t_up", "copies", "frame_down", "t_down", "lost",
         "loss_burst", "duplicated", "delay_ns", "reordered", "approximate")
 
@@ -205,24 +206,15 @@ def by_rank(rank: np.ndarray, block: np.ndarray, blocks: int) -> np.ndarray:
                       np.ascontiguousarray(block, dtype=np.uint8), blocks)
 
 
-def _flow_order(rows: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """(each row's flow: connection and direction as one number; the rows' order by flow,
-    then by upstream capture order: each flow's rows together, in the order of the point's
-    ranks, which follow its connections in capture order; flows in no particular order)."""
-    s2c = (rows["direction"] == "s2c").to_numpy()
-    flow = rows["conn"].to_numpy().astype(np.int64) * 2 + s2c
-    at_b = rows["row"].to_numpy() >= B_ROW
-    return flow, by_rank(rows["rank"].to_numpy(), at_b * 2 + s2c, 4)
-
-
-def _with_flow_marks(rows: pl.DataFrame, flow: np.ndarray, order: np.ndarray) -> pl.DataFrame:
+def _with_flow_marks(rows: pl.DataFrame) -> pl.DataFrame:
     """`reordered`: a packet U saw later reached D first (capture order at each point);
     `loss_burst`: a lost packet whose predecessor in its flow (upstream order) was not
-    lost: the first of a burst of losses. (`flow`, `order`: _flow_order; one compiled pass
-    each way, tcpsift.compare._points.flow_marks.)"""
+    lost: the first of a burst of losses. `rows`: a flow's rows in its upstream point's
+    capture order (tcpsift.compare._points.flow_marks)."""
+    s2c = (rows["direction"] == "s2c").to_numpy()
+    flow = rows["conn"].to_numpy().astype(np.int64) * 2 + s2c
     reordered, burst = flow_marks(
-        np.ascontiguousarray(order, dtype=np.int64), np.ascontiguousarray(flow, dtype=np.int64),
-        rows["frame_down"].fill_null(0).cast(pl.Int64).to_numpy(),
+        flow, rows["frame_down"].fill_null(0).cast(pl.Int64).to_numpy(),
         (rows["copies"].to_numpy() > 0).view(np.uint8),
         rows["lost"].to_numpy().view(np.uint8))
     return rows.with_columns(reordered=pl.Series(reordered), loss_burst=pl.Series(burst))
