@@ -83,21 +83,22 @@ def _one_direction(data: pl.DataFrame, fate: pl.DataFrame, direction: str) -> pl
     behind = start < before
     keepalive = (length <= 1) & (start == before - 1)
     candidate = behind & ~keepalive
-    # the first segment that went past this one's first byte (it exists: before > start)
-    passer = np.minimum(np.searchsorted(reach, lifted, side="right"), n - 1)
-    covers = start[passer] <= start
-    # else the first segment that started at the same sequence number, when earlier
+    # what follows only for the candidates (few): the first segment that went past this
+    # one's first byte (it exists: before > start) ...
+    cand = np.flatnonzero(candidate)
+    passer = np.minimum(np.searchsorted(reach, lifted[cand], side="right"), n - 1)
+    covers = start[passer] <= start[cand]
+    # ... else the first segment that started at the same sequence number, when earlier
     # (by connection, start, then row: a stable sort of one key; a connection's segments
     # come nearly in start order, which the stable sort (timsort) takes in one run)
     by_start = np.argsort(lifted, kind="stable")
-    key = lifted[by_start]
-    at = np.searchsorted(key, lifted, side="left")
+    at = np.searchsorted(lifted[by_start], lifted[cand], side="left")
     same_start = by_start[np.minimum(at, n - 1)]
-    earlier_same = same_start < index
-    original = np.where(covers, passer, np.where(earlier_same, same_start, -1))
-    hole = candidate & (original < 0)
-    hole_retrans = hole & (t - t[passer] >= OUT_OF_ORDER_NS)
-    retrans = (candidate & (original >= 0)) | hole_retrans
+    original = np.where(covers, passer, np.where(same_start < cand, same_start, -1))
+    hole_retrans = np.zeros(n, bool)
+    hole_retrans[cand] = (original < 0) & (t[cand] - t[passer] >= OUT_OF_ORDER_NS)
+    keep = (original >= 0) | hole_retrans[cand]
+    pick, original = cand[keep], original[keep]
 
     lost_of = np.zeros(int(frame.max()) + 1, bool)
     arrived_of = np.zeros(int(frame.max()) + 1, bool)
@@ -107,16 +108,14 @@ def _one_direction(data: pl.DataFrame, fate: pl.DataFrame, direction: str) -> pl
     arrived_of[fu[inside]] = fate["copies"].to_numpy()[inside] > 0
     orig = np.maximum(original, 0)
     cause = np.where(
-        hole_retrans | (original >= 0) & hole_retrans[orig], 1,
+        hole_retrans[pick] | (original >= 0) & hole_retrans[orig], 1,
         np.where(lost_of[frame[orig]], 0, np.where(arrived_of[frame[orig]], 2, 3)))
-    pick = index[retrans]
     return pl.DataFrame({
         "conn": conn[pick], "direction": pl.Series([direction] * len(pick), dtype=DIRECTION),
         "frame": frame[pick].astype(np.uint32), "t": t[pick], "seq": seq[pick],
         "tcp_len": length[pick],
-        "original_frame": pl.Series(np.where(original[pick] >= 0, frame[orig[pick]], 0)
-                                    .astype(np.uint32)),
-        "cause": pl.Series(np.array(CAUSES)[cause[pick]], dtype=CAUSE),
+        "original_frame": pl.Series(np.where(original >= 0, frame[orig], 0).astype(np.uint32)),
+        "cause": pl.Series(np.array(CAUSES)[cause], dtype=CAUSE),
     }).with_columns(original_frame=pl.when(C("cause") == "lost_before_upstream").then(None)
                     .otherwise(C("original_frame"))).sort("conn", "frame")
 
