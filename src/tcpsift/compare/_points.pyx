@@ -268,6 +268,19 @@ def rank_order(const int64_t[::1] rank, const uint8_t[::1] block, int blocks):
     return order_np
 
 
+cdef int64_t _count(const int64_t[::1] numbers, str what) except -1:
+    """How many numbers 0, 1, ... `numbers` may hold (its largest plus one); an error for
+    one below 0 (the arrays indexed by them have that many entries)."""
+    cdef Py_ssize_t i
+    cdef int64_t count = 0
+    for i in range(numbers.shape[0]):
+        if numbers[i] < 0:
+            raise ValueError(f"a {what} below 0")
+        if numbers[i] + 1 > count:
+            count = numbers[i] + 1
+    return count
+
+
 def flow_marks(const int64_t[::1] flow, const int64_t[::1] frame_down,
                const uint8_t[::1] arrived, const uint8_t[::1] lost):
     """(`reordered`, `loss_burst`) of each upstream packet, rows in upstream capture order
@@ -276,14 +289,9 @@ def flow_marks(const int64_t[::1] flow, const int64_t[::1] frame_down,
     lost packet whose predecessor in its flow was not lost (the first of a burst). One
     pass each way with each flow's state in an array, not a sort by flow."""
     cdef Py_ssize_t n = flow.shape[0], i
-    cdef int64_t flows = 0
     if not (frame_down.shape[0] == arrived.shape[0] == lost.shape[0] == n):
         raise ValueError("the columns differ in length")
-    for i in range(n):
-        if flow[i] < 0:
-            raise ValueError("a flow below 0")
-        if flow[i] + 1 > flows:
-            flows = flow[i] + 1
+    cdef int64_t flows = _count(flow, "flow")
     reordered_np = np.zeros(n, np.bool_)
     burst_np = np.zeros(n, np.bool_)
     cdef uint8_t[::1] reordered = reordered_np.view(np.uint8)
@@ -360,14 +368,9 @@ def window_shrinks(const int64_t[::1] conn, const uint8_t[::1] s2c, const uint16
     direction; packets with SYN or RST are left out (tcpsift.compare.windows). One pass
     with the last window of each flow in an array, not a sort by flow."""
     cdef Py_ssize_t n = conn.shape[0], i, found = 0
-    cdef int64_t flows = 0
     if not (s2c.shape[0] == flags.shape[0] == window.shape[0] == n):
         raise ValueError("the columns differ in length")
-    for i in range(n):
-        if conn[i] < 0:
-            raise ValueError("a connection below 0")
-        if conn[i] * 2 + 2 > flows:
-            flows = conn[i] * 2 + 2
+    cdef int64_t flows = 2 * _count(conn, "connection")
     cdef int32_t* last = <int32_t*>malloc(max(flows, 1) * sizeof(int32_t))
     rows_np = np.empty(n, np.int64)
     previous_np = np.empty(n, np.int64)
