@@ -115,8 +115,7 @@ def compare(a, b, *more, names: tuple[str, ...] | None = None, nat=()):
         raise CompareError(f"--nat {e}") from None
     given = [a, b, *more]
     letters = POINT_NAMES[:len(given)]
-    labels = names or tuple(str(x) if isinstance(x, (str, os.PathLike)) else n
-                            for x, n in zip(given, letters))
+    labels = names or tuple(str(x) if _is_path(x) else n for x, n in zip(given, letters))
     # every point after the first is given the first one's view: on a path, the points
     # before the translation have no translated endpoint to rewrite
     points, caps = [], []
@@ -146,7 +145,6 @@ class _Outcome:
     """What a comparison keeps of a Capture it read itself."""
     warnings: list[str]
     complete: bool
-
 
 
 def _is_path(x) -> bool:
