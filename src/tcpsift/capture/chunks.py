@@ -12,8 +12,8 @@ are not even decoded when files are read one after the other.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -58,6 +58,12 @@ class Chunk:
     addresses: pl.Series | None     # address texts (AddressWords.series), the chunk's ids
                                     # included; None when the reader builds no tables
     decoded: bool = True
+    # the texts of the addresses first met in this chunk, in id order (with tables, or
+    # `texts`: those of the ids before them came with the chunks before)
+    new_texts: list[str] = field(default_factory=list)
+    live: bool = False              # its frames come from a stream (a pipe, standard
+                                    # input): a reader that prints shows them now
+    prepared: object = None         # what the reader's `prepare` made of it
 
     def __len__(self) -> int:
         return len(self.rec["offset"])
@@ -105,11 +111,20 @@ class CaptureChunks:
     them stays in the CPU cache). `reassemble` False leaves IP fragments as they are.
     `wanted` leaves out chunks and, read one after the other, blocks of frames that it
     skips, and stops where it ends (then `files` describes the part read). File ids
-    count the files read from `first_file_id`."""
+    count the files read from `first_file_id`; `opened` has the `info` of each file as
+    it is opened (its format: known before its frames), indexed by file id less
+    `first_file_id`.
+
+    `texts` True: chunks carry their new address texts (Chunk.new_texts) without
+    tables (no Polars). `prepare(chunk)` is called in the decoding thread for each
+    chunk, its result put in `chunk.prepared` (work on chunk k+1 that overlaps the
+    reader's work on chunk k: the streamed `fields` builds the TCP kernel's inputs
+    there); the address table (`addrs`) then holds the chunk's addresses."""
 
     def __init__(self, paths, mode: str = "merge", chunk: int = 1 << 18, decode: bool = True,
                  wanted: RecordFilter | None = None, first_file_id: int = 0,
-                 tables: bool = True, reuse: int = 0, reassemble: bool = True):
+                 tables: bool = True, reuse: int = 0, reassemble: bool = True,
+                 texts: bool = False, prepare: Callable[[Chunk], object] | None = None):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
         self.paths = capture_paths(paths)
@@ -119,12 +134,14 @@ class CaptureChunks:
         self.wanted = wanted
         self.first_file_id = first_file_id
         self.tables, self.reuse, self.reassemble = tables, reuse, reassemble
+        self.texts, self.prepare = texts or tables, prepare
         self.addrs = _decode.AddressTable()
         self.words: AddressWords | _NoTables = _NoTables()
         if tables:
             from tcpsift.capture.table import AddressWords
             self.words = AddressWords()
         self.files: list[FileRead] = []
+        self.opened: list[dict] = []
         self._problems: list[str] = []  # the files that are not captures
 
     @property
@@ -154,34 +171,39 @@ class CaptureChunks:
             return
         src = open_source(path)
         walk = SourceWalk(src, reassemble=self.reassemble)
+        self.opened.append(walk.info)
         file_id = self.first_file_id + len(self.files)
         stats = RecordStats()
-        addrs = self.addrs
+        addrs, prepare, live = self.addrs, self.prepare, src.pipe is not None
 
         def decoded():
-            # in a thread of its own: the caller's work on chunk k (building its table)
-            # overlaps the decoding of chunk k+1; fresh arrays per chunk (a table may be
-            # the decoder's arrays themselves, so they must outlive the chunk)
+            # in a thread of its own: the caller's work on chunk k (building its table,
+            # printing it) overlaps the decoding of chunk k+1 (and what else is done here
+            # per chunk); without `reuse`, fresh arrays per chunk (a table may be the
+            # decoder's arrays themselves, so they must outlive the chunk)
             layers, sacks = _decode.LayerBuffer(), _decode.U32Buffer()
             known = len(addrs)
             for rec, pkt in walk.chunks(addrs, layers, sacks, first_row, self.chunk,
                                         reuse=self.reuse, decode=self.decode, wanted=wanted):
                 row = walk.chunk_row
+                stats.add(rec)
                 layer_rows, sack_edges = walk.chunk_extras(layers, sacks)
-                texts = addrs.texts(known) if self.tables else []
+                texts = addrs.texts(known) if self.texts else []
                 known += len(texts)
-                yield rec, pkt, sack_edges, layer_rows, row, texts
+                file_frame = None if first_row == 0 else np.arange(
+                    row - first_row + 1, row - first_row + len(rec["offset"]) + 1,
+                    dtype=np.uint32)
+                chunk = Chunk(rec, pkt, sack_edges, layer_rows, row, file_id, file_frame,
+                              None, self.decode, texts, live)
+                if prepare is not None:
+                    chunk.prepared = prepare(chunk)
+                yield chunk
 
         # this thread helps the decoding thread while it waits for chunks
-        for rec, pkt, sack_edges, layer_rows, row, texts in in_background(decoded,
-                                                                          helper=walk):
-            self.words.add(texts)
-            stats.add(rec)
-            n = len(rec["offset"])
-            file_frame = None if first_row == 0 else np.arange(
-                row - first_row + 1, row - first_row + n + 1, dtype=np.uint32)
-            yield Chunk(rec, pkt, sack_edges, layer_rows, row, file_id, file_frame,
-                        self._addresses(), self.decode)
+        for chunk in in_background(decoded, helper=walk):
+            self.words.add(chunk.new_texts)
+            chunk.addresses = self._addresses()
+            yield chunk
         self.files.append(FileRead(src, stats.describe(walk.info, walk.warnings, walk.complete),
                                    walk.warnings + stats.unsupported_warnings(src.path),
                                    walk.complete, walk.frames))
@@ -191,18 +213,29 @@ class CaptureChunks:
         thread of their own, tcpsift.capture.merge)."""
         files, warnings, _ = open_files(self.paths, self.addrs, self.chunk)
         self._problems.extend(warnings)
-        wanted = self.wanted
-        for merged, texts in in_background(lambda: merged_chunks(files, self.addrs)):
-            self.words.add(texts)
-            first_row = merged.first_row
+        self.opened.extend(f.walk.info for f in files)
+        wanted, prepare = self.wanted, self.prepare
+        live = any(f.walk.src.pipe is not None for f in files)
+
+        def merged():
+            for m, texts in merged_chunks(files, self.addrs):
+                chunk = Chunk(m.rec, m.pkt, m.sack_edges, m.layer_rows, m.first_row,
+                              m.file_id + np.uint16(self.first_file_id), m.file_frame, None,
+                              True, texts, live)
+                if prepare is not None:
+                    chunk.prepared = prepare(chunk)
+                yield chunk
+
+        for chunk in in_background(merged):
+            self.words.add(chunk.new_texts)
+            first_row = chunk.first_row
             if wanted is not None:
                 if wanted.ends(first_row):
                     break
-                if wanted.skips(merged.rec["ts_ns"], merged.rec["has_ts"], first_row):
+                if wanted.skips(chunk.rec["ts_ns"], chunk.rec["has_ts"], first_row):
                     continue
-            yield Chunk(merged.rec, merged.pkt, merged.sack_edges, merged.layer_rows, first_row,
-                        merged.file_id + np.uint16(self.first_file_id), merged.file_frame,
-                        self._addresses())
+            chunk.addresses = self._addresses()
+            yield chunk
         for f in files:
             walk = f.walk
             self.files.append(FileRead(walk.src, f.stats.describe(walk.info, walk.warnings,

@@ -81,22 +81,21 @@ def _stream(paths: list[str], names: list[str], flt=None, mode="merge"):
     (tcpsift.textstream.fields), as `mode` says: merged by time as they are read (or
     one after the other when that is their merge order: a ring buffer's files, given
     in order), one after the other, or each on its own."""
-    from tcpsift.capture.files import each_file, in_merge_order
+    from tcpsift.capture.files import each_file
     from tcpsift.errors import CaptureError
     from tcpsift.textstream.fields import stream_fields
 
     announce(paths, mode)
-    merge = mode == "merge" and len(paths) > 1 and not in_merge_order(paths)
     try:
         with _output() as out:
             if mode == "separate":
                 runs, warnings, complete = each_file(
-                    paths, lambda path: stream_fields([path], names, out, flt, False))
+                    paths, lambda path: stream_fields([path], names, out, flt))
                 for run_warnings, run_complete in runs:
                     warnings += run_warnings
                     complete &= run_complete
             else:
-                warnings, complete = stream_fields(paths, names, out, flt, merge)
+                warnings, complete = stream_fields(paths, names, out, flt, mode)
     except CaptureError as e:
         _fail(str(e))
     _finish(warnings, complete)

@@ -17,12 +17,8 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from tcpsift.capture.background import in_background
-from tcpsift.capture.files import RecordStats, each_file
+from tcpsift.capture.chunks import CaptureChunks, Chunk
 from tcpsift.capture.presence import bits_of, presence_bits
-from tcpsift.capture.reader import SourceWalk
-from tcpsift.capture.source import open_source
-from tcpsift.decode import _decode
 from tcpsift.tcp import FLAG_BITS, HAS_ANALYSIS, NOT_SHOWN
 from tcpsift.tcp import _analysis as K
 from tcpsift.tcp.chunks import chunk_inputs, empty_outputs
@@ -255,8 +251,7 @@ class _AddressTexts:
         self.longest = max(self.longest, int(lengths.max()))
 
 
-def _write_through_table(names, rec, pkt, sacks, layer_rows, first_row, texts, fh, tcp=None,
-                         flt=None, info=None, file_id=0, file_first_row=0, file_frame=None,
+def _write_through_table(names, chunk: Chunk, texts, fh, tcp=None, flt=None, info=None,
                          times=None):
     """Print one chunk the table way (frames with repeated headers, or every chunk when
     a filter or a field needs it): the chunk's packet and layer tables, its slice of the
@@ -264,20 +259,15 @@ def _write_through_table(names, rec, pkt, sacks, layer_rows, first_row, texts, f
     and `info`, are a Capture to tcpsift.fields. Every field and filter is per frame
     (frame.interface_id reads the file's format from `info`), so chunk by chunk prints
     what the whole capture prints. `texts`: address texts by id (AddressWords.series).
-    The chunk's frames are of file `file_id`, whose first frame is row `file_first_row`
-    (or, merged from several files, of the files `file_id` and numbered `file_frame` there,
-    per frame). `times`: the run's FrameTimes, advanced past the chunk."""
-    from tcpsift.capture.table import layer_table, packet_table
+    `times`: the run's FrameTimes, advanced past the chunk."""
+    from tcpsift.capture.table import layer_table
     from tcpsift.fields import write
 
-    n = len(rec["offset"])
-    frame = np.arange(first_row + 1, first_row + n + 1, dtype=np.uint32)
-    if file_frame is None and file_first_row:
-        file_frame = frame - file_first_row
-    packets = packet_table(rec, pkt, sacks, frame, file_id, file_frame, texts)
-    layer_rows = layer_rows.copy()
-    layer_rows["row"] -= first_row
-    layers = layer_table(layer_rows, frame, texts, file_id)
+    chunk.addresses = texts
+    packets = chunk.table()
+    layer_rows = chunk.layer_rows.copy()
+    layer_rows["row"] -= chunk.first_row
+    layers = layer_table(layer_rows, chunk.frame, texts, chunk.file_id)
     cap = SimpleNamespace(packets=packets, layers=layers, info=info, frame_times=times)
     if tcp is not None:
         from tcpsift.tcp import output_table
@@ -310,41 +300,15 @@ def fields_from_tables(cap, names: list[str], fh, flt=None) -> None:
         write(rows, names, fh, flt(rows) if flt is not None else None)
 
 
-def _decoded(walk: SourceWalk, stats: RecordStats, addrs, first_row: int, with_tcp=False):
-    """Per chunk: (rec, pkt, sack edges, layer rows, whether the chunk needs the table way,
-    new address texts, the TCP kernel's inputs if `with_tcp`), each a
-    snapshot that stays valid while the next two chunks are decoded (the decoder's
-    shared buffers are copied out and cleared here).
-    `addrs` is shared by the files of one run (one address id per address, as the TCP
-    analysis needs); the file's rows start at `first_row`."""
-    layers, sacks = _decode.LayerBuffer(), _decode.U32Buffer()
-    known = len(addrs)
-    row = first_row
-    # three array sets: one printed, one waiting, one being decoded (in_background(ahead=1))
-    for rec, pkt in walk.chunks(addrs, layers, sacks, first_row, CHUNK, reuse=3):
-        stats.add(rec)
-        texts = addrs.texts(known)
-        known += len(texts)
-        layer_rows, sack_edges = walk.chunk_extras(layers, sacks)
-        special = len(layer_rows) > 0
-        # the TCP kernel's inputs, here: the printing thread has more to do (many.pcap,
-        # 18 TCP fields: 0.49 -> 0.43 s; bulk.pcap: the same)
-        inputs = chunk_inputs(rec, pkt, sack_edges, layer_rows, row, len(addrs)) \
-            if with_tcp else None
-        row += len(rec["offset"])
-        yield rec, pkt, sack_edges, layer_rows, special, texts, inputs
-
-
 def stream_fields(paths: list[str], names: list[str], fh, flt=None,
-                  merge: bool = False) -> tuple[list[str], bool]:
+                  mode: str = "merge") -> tuple[list[str], bool]:
     """Print `names` for every frame of the capture files `paths` to the binary file
     `fh`, as `tshark -T fields` does; with `flt` (tcpsift.fields.filter.compile_filter),
-    only the frames it keeps. Several files are printed one after the other, as one
-    capture (frame numbers and TCP analysis go on across them), when the caller has
-    checked that this is their merge order (tcpsift.capture.files.in_merge_order); with
-    `merge`, their frames are merged by time chunk by chunk (capture/merge.py). Returns
-    (warnings, complete) like tcpsift.read. Raises CaptureError when the file (or every
-    file) is not a capture.
+    only the frames it keeps. Several files are one capture (frame numbers and TCP
+    analysis go on across them), read as `mode` says (tcpsift.capture.chunks: "merge",
+    their frames merged by time chunk by chunk, or one file after the other when that is
+    their merge order; "concat", one after the other). Returns (warnings, complete) like
+    tcpsift.read. Raises CaptureError when the file (or every file) is not a capture.
 
     Every field is formatted by _lines.pyx, under a filter of the common terms too (its
     mask evaluated on the chunk's arrays: `fast_path` decides; `flt` may then be a
@@ -352,19 +316,26 @@ def stream_fields(paths: list[str], names: list[str], fh, flt=None,
     _lines.FIELDS_AT_MOST) takes every chunk through its tables (Polars): slower, but
     memory still stays bounded by the chunk, not the capture.
 
-    A second thread reads and decodes the next chunk while this one is analysed (TCP)
-    and printed; this thread reads blocks ahead for it while it waits (a reading thread
-    of its own measured slower: three busy threads on two cores)."""
+    The chunks come from CaptureChunks, the driver read(), scan() and info use: its
+    thread reads and decodes the next chunk (and builds the TCP kernel's inputs for it)
+    while this one is analysed (TCP) and printed; this thread reads blocks ahead and
+    decodes part of them for it while it waits (a reading thread of its own measured
+    slower: three busy threads on two cores). A live capture (a pipe) is flushed after
+    each chunk."""
     run = _Run(names, fh, flt)
-    if merge and len(paths) > 1:
-        warnings, complete = run.merged(list(paths))
-    else:
-        def stream_one(path):
-            run.file(path, len(run.formats))
-
-        _, warnings, complete = each_file(list(paths), stream_one)
+    # three array sets: one printed, one waiting, one being decoded (in_background's
+    # one item ahead); the address texts without tables (no Polars)
+    chunks = CaptureChunks(list(paths), mode, CHUNK, tables=False, texts=True, reuse=3,
+                           prepare=run.inputs if run.with_tcp else None)
+    run.addrs = chunks.addrs
+    info = SimpleNamespace(files=chunks.opened)
+    for chunk in chunks:
+        run.print(chunk, info)
+        if chunk.live:          # (a live capture: print as it comes)
+            run.lines.flush()
+            fh.flush()
     run.lines.flush()
-    return warnings + run.warnings, complete and run.complete
+    return chunks.warnings, chunks.complete
 
 
 def _iface_known(info, file_id, n: int) -> np.ndarray:
@@ -378,7 +349,7 @@ def _iface_known(info, file_id, n: int) -> np.ndarray:
 
 class _Run:
     """What the files of one `stream_fields` share: the output, the address texts,
-    the TCP analysis state, the frame count."""
+    the TCP analysis state."""
 
     def __init__(self, names: list[str], fh, flt):
         self.names, self.fh, self.flt = names, fh, flt
@@ -403,7 +374,7 @@ class _Run:
             self.with_tcp = any(resolve(n).needs_tcp for n in names) or bool(
                 flt is not None and flt.needs_tcp)
             self._table_words()
-        self.addrs = _decode.AddressTable()
+        self.addrs = None                   # the driver's address table (`inputs`)
         self.analyzer = K.Analyzer() if self.with_tcp else None
         self.consts = _tcp_consts() if self.with_tcp else None
         self.lines = _lines.LineWriter(fh.write)
@@ -413,10 +384,6 @@ class _Run:
         # the filter reads the frame times and no field does: this run advances them
         self.filter_times = bool(self.select is not None and self.select.needs_times
                                  and not FRAME_TIME_FIELDS.intersection(names))
-        self.row = 0
-        self.formats: list[dict] = []       # per file read, for frame.interface_id
-        self.warnings: list[str] = []
-        self.complete = True
 
     def _table_words(self):
         """The address texts for tables (`words`), made from `texts` when first needed."""
@@ -434,38 +401,18 @@ class _Run:
             self.flt = compile_filter(self.flt.text)
         return self.flt
 
-    def merged(self, paths: list[str]) -> tuple[list[str], bool]:
-        """Print the frames of several files merged by time; returns the warnings about
-        files that are not captures and whether all could be read."""
-        from tcpsift.capture.merge import merged_chunks, open_files
+    def inputs(self, chunk: Chunk) -> dict:
+        """The TCP kernel's inputs for a chunk (CaptureChunks' `prepare`: in the decoding
+        thread, as the printing thread has more to do; many.pcap, 18 TCP fields:
+        0.49 -> 0.43 s; bulk.pcap: the same)."""
+        return chunk_inputs(chunk.rec, chunk.pkt, chunk.sack_edges, chunk.layer_rows,
+                            chunk.first_row, len(self.addrs))
 
-        files, warnings, complete = open_files(paths, self.addrs, CHUNK)
-        for f in files:
-            self.formats.append({"format": f.walk.info["format"]})
-        info = SimpleNamespace(files=self.formats)
-
-        def produce():
-            for chunk, texts in merged_chunks(files, self.addrs):
-                inputs = chunk_inputs(chunk.rec, chunk.pkt, chunk.sack_edges,
-                                      chunk.layer_rows, chunk.first_row, len(self.addrs)) \
-                    if self.with_tcp else None
-                yield chunk, texts, inputs
-
-        for chunk, new_texts, inputs in in_background(produce):
-            self._print(chunk.rec, chunk.pkt, chunk.sack_edges, chunk.layer_rows,
-                        len(chunk.layer_rows) > 0, new_texts, inputs, info, chunk.file_id,
-                        file_frame=chunk.file_frame)
-        for f in files:
-            self.warnings += f.warnings
-            self.complete &= f.walk.complete
-        return warnings, complete
-
-    def _print(self, rec, pkt, sacks, layer_rows, special, new_texts, inputs, info, file_id,
-               file_first_row=0, file_frame=None):
+    def print(self, chunk: Chunk, info) -> None:
         """One chunk: analysed (TCP) and printed, the fast way or, for a chunk that needs
-        it (`special`) or fields/a filter that do, the table way. Its frames are of file
-        `file_id` from row `file_first_row`, or (merged) of the files `file_id`,
-        numbered `file_frame` there."""
+        it (repeated headers: layer rows) or fields/a filter that do, the table way.
+        `info.files`: each file's format (frame.interface_id)."""
+        rec, pkt, sacks, new_texts = chunk.rec, chunk.pkt, chunk.sack_edges, chunk.new_texts
         n = len(rec["offset"])
         if self.fast:
             if self.address_ids is not None:
@@ -473,7 +420,7 @@ class _Run:
             self.texts.add(new_texts)
         if self.words is not None:
             self.words.add(new_texts)
-        table_way = special or not self.fast
+        table_way = len(chunk.layer_rows) > 0 or not self.fast
         tcp = None
         if self.with_tcp:
             # the outputs are used again from chunk to chunk, except by a chunk printed
@@ -482,18 +429,17 @@ class _Run:
             if table_way or tcp is None or len(tcp["_valid"]) < n:
                 tcp = empty_outputs(n)
             self._tcp_out = None if table_way else tcp
-            self.analyzer.feed(n, inputs, tcp)
+            self.analyzer.feed(n, chunk.prepared, tcp)
         if table_way:
             self._table_words()
             self.lines.flush()
-            _write_through_table(self.names, rec, pkt, sacks, layer_rows, self.row,
-                                 self.words.series, self.fh, tcp, self._table_filter(), info,
-                                 file_id, file_first_row, file_frame, self.times)
+            _write_through_table(self.names, chunk, self.words.series, self.fh, tcp,
+                                 self._table_filter(), info, self.times)
         else:
-            iface = _iface_known(info, file_id, n) if self.with_iface else None
-            keep = self.select.mask(self.row + 1, rec, pkt, self.address_ids, tcp, iface,
+            iface = _iface_known(info, chunk.file_id, n) if self.with_iface else None
+            keep = self.select.mask(chunk.first_row + 1, rec, pkt, self.address_ids, tcp, iface,
                                     self.times) if self.select is not None else None
-            self.lines.write_rows(self.program, self.row + 1, rec, pkt, self.texts.blob,
+            self.lines.write_rows(self.program, chunk.first_row + 1, rec, pkt, self.texts.blob,
                                   self.texts.ends, self.texts.longest, tcp, self.consts,
                                   self.times, keep, sacks if self.with_sack else None, iface)
             if self.filter_times and n:
@@ -501,20 +447,3 @@ class _Run:
                 self.times.first_ns, self.times.prev_ns = first, last
                 if last_kept is not None:
                     self.times.prev_shown_ns = last_kept
-        self.row += n
-
-    def file(self, path: str, file_id: int):
-        walk = SourceWalk(open_source(path), reassemble=True)
-        self.formats.append({"format": walk.info["format"]})
-        info = SimpleNamespace(files=self.formats)
-        stats = RecordStats()
-        first_row = self.row
-        for rec, pkt, sacks, layer_rows, special, new_texts, inputs in in_background(
-                lambda: _decoded(walk, stats, self.addrs, first_row, self.with_tcp), helper=walk):
-            self._print(rec, pkt, sacks, layer_rows, special, new_texts, inputs, info, file_id,
-                        file_first_row=first_row)
-            if walk.src.pipe is not None:       # (a live capture: print as it comes)
-                self.lines.flush()
-                self.fh.flush()
-        self.warnings += walk.warnings + stats.unsupported_warnings(path)
-        self.complete &= walk.complete
