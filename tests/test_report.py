@@ -159,6 +159,60 @@ def test_table_data_cannot_end_its_script_element():
     assert json.loads(text)["data"]["history"][0] == hostile
 
 
+def test_table_data_is_the_connection_table_column_by_column():
+    """The JSON Polars writes holds each column's values as Python's json would."""
+    from tcpsift.workflow.report import TABLE, _table_exprs, table_json
+
+    cap = tcpsift.read(LAB / "client-resets.pcapng")
+    first = cap.packets["ts_ns"].min()
+    data = json.loads(table_json(cap.conns, first))["data"]
+    frame = cap.conns.select(_table_exprs(first))
+    assert list(data) == [c.key for c in TABLE]
+    for col in TABLE:
+        values = frame[col.key].cast(str).to_list() if col.kind in ("word", "addr") \
+            else frame[col.key].to_list()
+        got = data[col.key]
+        if col.kind in ("word", "addr"):
+            assert got["dict"] == sorted(set(v for v in values if v is not None))
+            got = [None if c is None else got["dict"][c] for c in got["codes"]]
+        assert got == values, col.key
+
+
+def test_figure_is_laid_out_once_and_keeps_its_layout_engine():
+    """figure_html draws a constrained-layout figure once (matplotlib's savefig draws it a
+    second time to lay it out), laid out as savefig lays it out, and gives the engine back."""
+    pytest.importorskip("matplotlib")
+    import io
+
+    from matplotlib.figure import Figure
+
+    from tcpsift.workflow.report import figure_html
+
+    def make():
+        fig = Figure(figsize=(10, 6), layout="constrained")
+        ax = fig.add_subplot()
+        line, = ax.plot([0, 1, 2], [0, 1000, 250000], label="data")
+        ax.set_ylabel("bytes")
+        ax.set_title("a subtitle\nof two lines", fontsize=9)
+        fig.suptitle("A title", fontsize=13)
+        fig.legend(handles=[line], loc="outside lower center")
+        return fig
+
+    reference = make()
+    reference.savefig(io.StringIO(), format="svg")
+    fig = make()
+    engine = fig.get_layout_engine()
+    draws = []
+    draw = fig.draw
+    fig.draw = lambda renderer: (draws.append(renderer), draw(renderer))  # type: ignore
+    assert figure_html(fig, "t").startswith("<svg")
+    assert len(draws) == 1
+    assert fig.get_layout_engine() is engine
+    # (the layout measured with Agg at the figure's dpi, savefig's with the SVG renderer)
+    assert fig.axes[0].get_position().bounds == pytest.approx(
+        reference.axes[0].get_position().bounds, abs=0.01)
+
+
 def test_report_bad_output_is_one_line_exit_2_and_writes_nothing(tmp_path):
     capture = LAB / "client-resets.pcapng"
     for output in (tmp_path / "missing" / "r.html", tmp_path):

@@ -96,28 +96,37 @@ class Connection:
 
 
 
-def _packets(capture, stream: int) -> pl.DataFrame:
+def _packets(capture, stream: int, rungs: pl.DataFrame | None = None) -> pl.DataFrame:
     """The stream's rows: the ladder's (frame, direction, time_rel_s, flags, seq, ack, len,
-    window, verdicts) and the analysis columns the plots draw besides."""
+    window, verdicts) and the analysis columns the plots draw besides. `rungs`: the
+    stream's ladder when the caller has it already."""
     from tcpsift.workflow.ladder import COLUMNS, ladder
 
     keys = ["frame", "file_id"]
-    tcp = capture.tcp.filter(C("stream") == stream).select(
+    tcp = capture.scan("tcp").filter(C("stream") == stream).select(
         *keys, "next_seq", "analysis", "acks_frame", "ack_rtt_ns", "bytes_in_flight",
         # the raw seq minus the relative one: the side's base, to make SACK edges relative
-        C("rel_seq").cast(pl.Int64).alias("_rel_seq"))
-    pk = capture.packets.select(*keys, "tcp_flags", C("seq").cast(pl.Int64).alias("_raw_seq"),
-                                "sack_blocks")
+        C("rel_seq").cast(pl.Int64).alias("_rel_seq")).collect()
+    # the packet table's rows of the stream's frames only (a join with all of them costs
+    # ~0.2 s on a million packets; from the cache, only the row groups that hold them)
+    frames = tcp["frame"]
+    ours = (C("frame").is_between(frames.min(), frames.max())
+            & C("frame").is_in(frames.implode())) if len(frames) else pl.lit(False)
+    pk = capture.scan("packets").filter(ours).select(
+        *keys, "tcp_flags", C("seq").cast(pl.Int64).alias("_raw_seq"), "sack_blocks").collect()
     extra = tcp.join(pk, on=keys, how="left").select(
         "frame", "tcp_flags", "next_seq", "analysis", "acks_frame", "ack_rtt_ns",
         "bytes_in_flight", ((C("_raw_seq") - C("_rel_seq")) % (1 << 32)).alias("_base"),
         "sack_blocks")
-    rungs = ladder(capture, stream=stream).select(*COLUMNS)
-    return rungs.join(extra, on="frame", how="left", maintain_order="left")
+    if rungs is None:
+        rungs = ladder(capture, stream=stream)
+    return rungs.select(*COLUMNS).join(extra, on="frame", how="left", maintain_order="left")
 
 
-def connection(capture, stream: int, direction: str | None = None) -> Connection:
-    """Stream `stream` of `capture`; PlotError when there is no such stream."""
+def connection(capture, stream: int, direction: str | None = None, *,
+               rungs: pl.DataFrame | None = None) -> Connection:
+    """Stream `stream` of `capture`; PlotError when there is no such stream. `rungs`: the
+    stream's ladder (tcpsift.workflow.ladder.ladder) when the caller has made it already."""
     conns = capture.conns
     row = conns.filter(C("stream") == stream)
     if direction is not None and direction not in DIRECTIONS:
@@ -129,7 +138,7 @@ def connection(capture, stream: int, direction: str | None = None) -> Connection
         raise PlotError(f"no TCP stream {stream} in {source}: {valid}")
     r = row.row(0, named=True)
     client, server = str(r["client"]), str(r["server"])
-    packets = _packets(capture, stream)
+    packets = _packets(capture, stream, rungs)
     if direction is None:
         direction = "s2c" if (r["s2c_payload"] or 0) > (r["c2s_payload"] or 0) else "c2s"
     return Connection(stream, endpoint(client, r["client_port"]),
