@@ -33,6 +33,10 @@ cdef struct Pkt:
     uint16_t mss
     uint16_t udp_len
     uint16_t eth_type
+    # the decoder's bookkeeping (not written out; BOOKKEEPING)
+    # until a frame needs layer rows, the kinds of its headers (kind + 1, 4 bits each, the
+    # first highest): see _decode.new_layer
+    uint16_t trace
     uint8_t status          # ST_* (schema.DECODE_STATUS)
     uint8_t vlan_depth
     uint8_t encap           # E_* (schema.ENCAPSULATIONS)
@@ -51,18 +55,14 @@ cdef struct Pkt:
     uint8_t ip_count        # non-quoted IP headers seen
     uint8_t l4_count        # non-quoted transport headers seen
     uint8_t eth_count       # Ethernet headers seen (tunnels can carry Ethernet frames)
-    uint8_t nlayers         # layer rows in FrameScratch.layers
+    uint8_t nlayers         # layer rows in FrameScratch.layers (0 until the frame needs them)
     uint8_t any_quoted      # a header quoted in an ICMP error was seen
     # the frame needs the table path (its layer rows): a VLAN tag with a TPID other than
     # 0x8100 (802.1ad, 0x9100), or a TCP header tshark shows in part (data offset below 5,
     # cut before 20 bytes, a SACK option shorter than one block)
     uint8_t any_odd_tag
-    # layer rows are written only when asked: the few frames that need them (repeated
-    # headers) are decoded a second time with recording on, keeping the common path lean
-    uint8_t recording
     uint8_t q_tags          # 802.1Q tags seen (MAX_VLAN_TAGS)
     uint8_t bounded         # decoding stopped at MAX_DEPTH or MAX_LAYERS
-    uint8_t _pad[1]         # (a multiple of 8 bytes: zero_words zeroes words)
 
 
 assert sizeof(Pkt) == 112

@@ -25,6 +25,7 @@ cdef extern from *:
     """
     void prefetch "__builtin_prefetch"(const void* addr) noexcept nogil
     void zero_words "tcpsift_zero_words"(void* p, size_t n) noexcept nogil
+    long expect "__builtin_expect"(long value, long expected) noexcept nogil
 
 # Frames ahead whose headers are fetched into the cache while this one is decoded:
 # a block was just copied in by the reading thread, so its lines are not in this
@@ -143,24 +144,109 @@ cdef inline void problem(Pkt* k, uint8_t st) noexcept nogil:
         k.status = st
 
 
-cdef inline Layer* new_layer(Pkt* k, FrameScratch* x, uint8_t kind, bint quoted) noexcept nogil:
+cdef inline Layer* new_layer(Pkt* k, FrameScratch* x, uint8_t kind, bint quoted,
+                             bint repeated) noexcept nogil:
+    """The layer row of a header of `kind` about to be written into the packet row, or
+    NULL while the frame needs no layer rows.
+
+    Every frame is decoded once. Until a frame shows that it needs layer rows (a header
+    quoted in an ICMP error, or `repeated`: a header of a kind the frame already had, or
+    an odd VLAN tag), a header only adds its kind to `k.trace` (4 bits each, kind + 1):
+    the packet row still holds each of those headers' fields, since none was
+    overwritten yet. The first header that needs layer rows turns recording on
+    (record_traced: the traced headers' rows, from the packet row), so the common
+    frame pays one shift a header, and the few that need rows are not decoded again.
+    Call it before the header's fields overwrite an earlier header's in the packet row."""
     cdef Layer* L
     if quoted:
         k.any_quoted = 1
-    if not k.recording:
+    if expect(k.nlayers == 0 and not (quoted or repeated), 1):
+        k.trace = <uint16_t>((k.trace << 4) | (kind + 1))
         return NULL
+    if k.nlayers == 0:
+        record_traced(k, x)
     if k.nlayers >= MAX_LAYERS:
         k.bounded = 1
         return NULL
-    L = &x.layers[k.nlayers]
+    L = blank_layer(x, k.nlayers, kind, quoted)
+    k.nlayers += 1
+    return L
+
+
+cdef inline Layer* blank_layer(FrameScratch* x, int index, uint8_t kind, bint quoted) noexcept nogil:
+    cdef Layer* L = &x.layers[index]
     memset(L, 0, sizeof(Layer))
-    L.index = <uint8_t>k.nlayers
+    L.index = <uint8_t>index
     L.kind = kind
     L.quoted = quoted
     L.src = NO_ADDR
     L.dst = NO_ADDR
-    k.nlayers += 1
     return L
+
+
+cdef void record_traced(Pkt* k, FrameScratch* x) noexcept nogil:
+    """The layer rows of the headers in `k.trace` (in order), taken from the packet row.
+
+    Before the first header that needs layer rows (new_layer), a frame has at most one
+    header of each kind group (Ethernet, VLAN tag, IP, transport; none quoted), so at
+    most 4 in the trace, and the packet row holds each one's fields as its layer row
+    would: the VLAN tag is the first (an 802.1Q one: an odd tag starts recording), and
+    a TCP header followed by anything that needs rows was read to its window at least
+    (tcp_short, sack_short), an ICMP header to its code (its quote is more than 8 bytes
+    long)."""
+    cdef int n = 0, i
+    cdef uint16_t t = k.trace
+    cdef uint8_t kind
+    cdef Layer* L
+    while t >> (4 * n):
+        n += 1
+    for i in range(n):
+        kind = ((t >> (4 * (n - 1 - i))) & 0x0F) - 1
+        L = blank_layer(x, i, kind, 0)
+        if kind == K_ETH:
+            L.src = k.eth_src
+            L.dst = k.eth_dst
+            L.eth_type = k.eth_type
+        elif kind == K_VLAN:
+            L.vlan_id = k.vlan_id
+            L.tpid = 0x8100
+        elif kind == K_IPV4 or kind == K_IPV6:
+            L.src = k.src
+            L.dst = k.dst
+            L.ip_hdr_len = k.ip_hdr_len
+            L.ip_len = k.ip_len
+            L.ip_id = k.ip_id
+            L.ttl = k.ttl
+            L.proto = k.ip_proto
+            L.mf = k.mf
+            L.frag = k.frag
+            if kind == K_IPV4:
+                L.df = k.df
+            else:
+                L.ipv6_nxt = k.ipv6_nxt
+        elif kind == K_TCP:
+            L.sport = k.sport
+            L.dport = k.dport
+            L.has_ports = 1
+            if k.present & P_SEQ:
+                L.seq = k.seq
+                L.has_seq = 1
+            if k.present & P_FLAGS:
+                L.ack = k.ack
+                L.tcp_hdr_len = k.tcp_hdr_len
+                L.tcp_flags = k.tcp_flags
+                L.window = k.window
+                L.has_tcp_hdr = 1
+        elif kind == K_UDP:
+            L.sport = k.sport
+            L.dport = k.dport
+            L.udp_len = k.udp_len
+            L.has_ports = 1
+        else:       # K_ICMP, K_ICMPV6
+            L.icmp_type = k.icmp_type
+            L.icmp_code = k.icmp_code
+            L.has_icmp_code = 1
+    k.nlayers = <uint8_t>n
 
 
 cdef inline void enter_ip(Pkt* k) noexcept nogil:
@@ -389,7 +475,7 @@ cdef class _Decoder:
                 k.vlan_depth += 1
             if etype != 0x8100:
                 k.any_odd_tag = 1
-            L = new_layer(k, &self.x, K_VLAN, 0)
+            L = new_layer(k, &self.x, K_VLAN, 0, k.vlan_depth > 1 or etype != 0x8100)
             if L != NULL:
                 L.vlan_id = be16(self.pkt + off) & 0x0FFF
                 L.tpid = etype
@@ -438,6 +524,7 @@ cdef class _Decoder:
         etype = be16(self.pkt + off + 12)
         # the packet row keeps the innermost Ethernet header, like the innermost IP one
         k.eth_count += 1
+        L = new_layer(k, &self.x, K_ETH, 0, k.eth_count > 1)
         memcpy(&head, self.pkt + off, 8)
         memcpy(&tail32, self.pkt + off + 8, 4)
         tail = tail32 | <uint64_t>PAIR_USED
@@ -464,7 +551,6 @@ cdef class _Decoder:
             # an 802.3 length (tshark shows eth.len), or 1501-1535: tshark shows neither
             k.eth_type = 0
             k.present &= ~P_ETHTYPE
-        L = new_layer(k, &self.x, K_ETH, 0)
         if L != NULL:
             L.src = k.eth_src
             L.dst = k.eth_dst
@@ -563,7 +649,7 @@ cdef class _Decoder:
         if ihl > 20 and avail >= ihl:
             dst = self.source_route_destination(h, ihl, dst)
         fl = be16(h + 6)
-        L = new_layer(k, &self.x, K_IPV4, quoted)
+        L = new_layer(k, &self.x, K_IPV4, quoted, k.ip_count > 0)
         if L != NULL:
             L.src = src
             L.dst = dst
@@ -727,7 +813,7 @@ cdef class _Decoder:
             # extension headers past the payload length (0 without a jumbo option, or
             # too small): tshark's "Malformed Packet", nothing decoded past them
             problem(k, ST_MALFORMED)
-        L = new_layer(k, &self.x, K_IPV6, quoted)
+        L = new_layer(k, &self.x, K_IPV6, quoted, k.ip_count > 0)
         if L != NULL:
             L.src = src
             L.dst = dst
@@ -807,7 +893,7 @@ cdef class _Decoder:
             if not quoted:
                 problem(k, ST_TRUNC)
             return
-        L = new_layer(k, &self.x, K_TCP, quoted)
+        L = new_layer(k, &self.x, K_TCP, quoted, k.l4_count > 0)
         if L != NULL:
             L.sport = be16(h)
             L.dport = be16(h + 2)
@@ -940,7 +1026,7 @@ cdef class _Decoder:
             if not quoted:
                 problem(k, ST_TRUNC)
             if avail >= 4 and quoted:
-                L = new_layer(k, &self.x, K_UDP, 1)
+                L = new_layer(k, &self.x, K_UDP, 1, 1)
                 if L != NULL:
                     L.sport = be16(h)
                     L.dport = be16(h + 2)
@@ -948,7 +1034,7 @@ cdef class _Decoder:
             return
         sp = be16(h)
         dp = be16(h + 2)
-        L = new_layer(k, &self.x, K_UDP, quoted)
+        L = new_layer(k, &self.x, K_UDP, quoted, k.l4_count > 0)
         if L != NULL:
             L.sport = sp
             L.dport = dp
@@ -1126,7 +1212,7 @@ cdef class _Decoder:
                 problem(k, ST_TRUNC)
             return
         t = self.pkt[off]
-        L = new_layer(k, &self.x, K_ICMPV6 if v6 else K_ICMP, quoted)
+        L = new_layer(k, &self.x, K_ICMPV6 if v6 else K_ICMP, quoted, k.l4_count > 0)
         if L != NULL:
             L.icmp_type = t
             if avail >= 2:
@@ -1497,10 +1583,11 @@ def decode_frames(const uint8_t[::1] buf, const int64_t[::1] offsets, const uint
             d.frame(k, linktypes[i], cap_lens[i])
             if (k.any_quoted or k.any_odd_tag or k.ip_count > 1 or k.l4_count > 1
                     or k.vlan_depth > 1 or k.eth_count > 1):
-                zero_words(k, sizeof(Pkt))
-                k.recording = 1
-                d.rep_end = wire_lens[i] if wire_lens[i] > cap_lens[i] else cap_lens[i]
-                d.frame(k, linktypes[i], cap_lens[i])
+                if k.nlayers == 0:
+                    record_traced(k, &d.x)     # (a TCP header tshark shows in part)
+                if layers.add(d.x.layers, k.nlayers, first_row + <uint32_t>i) != 0:
+                    failed = 1
+                    break
                 # (a frame nested deep enough to reach a bound has repeated headers)
                 if k.bounded:
                     bounded += 1
@@ -1510,10 +1597,6 @@ def decode_frames(const uint8_t[::1] buf, const int64_t[::1] offsets, const uint
             k.status = ST_UNSUPPORTED
         if k.sack_n:
             if sack_edges.extend(d.x.sack, k.sack_n) != 0:
-                failed = 1
-                break
-        if k.recording and k.nlayers > 0:
-            if layers.add(d.x.layers, k.nlayers, first_row + <uint32_t>i) != 0:
                 failed = 1
                 break
         t += 1

@@ -118,14 +118,13 @@ BOOKKEEPING: tuple[PktField, ...] = (
     _own("ip_count", "non-quoted IP headers seen"),
     _own("l4_count", "non-quoted transport headers seen"),
     _own("eth_count", "Ethernet headers seen (tunnels can carry Ethernet frames)"),
-    _own("nlayers", "layer rows in FrameScratch.layers"),
+    _own("nlayers", "layer rows in FrameScratch.layers (0 until the frame needs them)"),
     _own("any_quoted", "a header quoted in an ICMP error was seen"),
     _own("any_odd_tag", "the frame needs the table path (its layer rows): a VLAN tag with a "
          "TPID other than 0x8100 (802.1ad, 0x9100), or a TCP header tshark shows in part "
          "(data offset below 5, cut before 20 bytes, a SACK option shorter than one block)"),
-    _own("recording", "layer rows are written only when asked: the few frames that need "
-         "them (repeated headers) are decoded a second time with recording on, keeping the "
-         "common path lean"),
+    PktField("", "uint16", "trace", "until a frame needs layer rows, the kinds of its headers "
+             "(kind + 1, 4 bits each, the first highest): see _decode.new_layer"),
     _own("q_tags", "802.1Q tags seen (MAX_VLAN_TAGS)"),
     _own("bounded", "decoding stopped at MAX_DEPTH or MAX_LAYERS"),
 )
