@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import polars as pl
 
@@ -49,7 +50,7 @@ def fmt_bool(e: pl.Expr) -> pl.Expr:
     return e.cast(pl.UInt8).cast(pl.String)
 
 
-_TABLES: dict[str, pl.Series] = {}
+_TABLES: dict[str | Callable[[int], str], pl.Series] = {}
 
 
 def _lookup(e: pl.Expr, fmt: str | Callable[[int], str]) -> pl.Expr:
@@ -639,8 +640,8 @@ def table(cap, names: list[str], mask: pl.Expr | pl.Series | None = None) -> pl.
     return out.with_columns(**cols)
 
 
-_CSV = dict(separator="\t", include_header=False, quote_style="never", null_value="",
-            line_terminator="\n")
+_CSV: dict[str, Any] = dict(separator="\t", include_header=False, quote_style="never",
+                            null_value="", line_terminator="\n")
 
 
 def write(cap, names: list[str], fh, mask=None) -> None:

@@ -87,26 +87,30 @@ def _uses(node, need: str) -> bool:
     return any(_uses(n, need) for n in node[1:])
 
 
-def compile_filter(text: str):
-    """Parse now (errors early, before any file is read); evaluate later on a Capture."""
-    tree = parse(text, _field)
+class CompiledFilter:
+    """A filter parsed for tables: called on a Capture (or what has its tables), the row
+    mask; `text` the filter's text, `needs_tcp` / `needs_times` whether it reads the TCP
+    analysis / the frame times."""
 
-    needs_tcp = _uses(tree, "needs_tcp")
-    needs_times = _uses(tree, "needs_times")
+    def __init__(self, text: str):
+        self.text = text
+        self.tree = parse(text, _field)
+        self.needs_tcp: bool = _uses(self.tree, "needs_tcp")
+        self.needs_times: bool = _uses(self.tree, "needs_times")
 
-    def mask(cap) -> pl.Series:
+    def __call__(self, cap) -> pl.Series:
         layers = getattr(cap, "layers", None)
         if layers is not None:
             layers = prepare_layers(layers)
-            if needs_tcp:
+            if self.needs_tcp:
                 layers = layers_with_tcp(cap, layers)
         # the TCP analysis runs only when the filter names one of its fields
-        packets = with_tcp(cap) if needs_tcp else cap.packets
-        if needs_times:
+        packets = with_tcp(cap) if self.needs_tcp else cap.packets
+        if self.needs_times:
             packets = with_frame_times(packets, getattr(cap, "frame_times", None))
-        return fold(tree, lambda *term: _atom(packets, layers, *term))
+        return fold(self.tree, lambda *term: _atom(packets, layers, *term))
 
-    mask.needs_tcp = needs_tcp
-    mask.needs_times = needs_times
-    mask.text = text
-    return mask
+
+def compile_filter(text: str) -> CompiledFilter:
+    """Parse now (errors early, before any file is read); evaluate later on a Capture."""
+    return CompiledFilter(text)

@@ -12,17 +12,22 @@ NumPy only until such a chunk comes.
 """
 from __future__ import annotations
 
+from collections.abc import Sized
 from dataclasses import dataclass
 from types import SimpleNamespace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+import tcpsift.textstream._lines as _lines
 from tcpsift.capture.chunks import CaptureChunks, Chunk
 from tcpsift.capture.presence import bits_of, presence_bits
 from tcpsift.tcp import FLAG_BITS, HAS_ANALYSIS, NOT_SHOWN
 from tcpsift.tcp import _analysis as K
 from tcpsift.tcp.chunks import chunk_inputs, empty_outputs
-from tcpsift.textstream import _lines
+
+if TYPE_CHECKING:
+    from tcpsift.capture.table import AddressWords
 
 # Frames per chunk: the arrays are reused, so they stay warm in the cache.
 CHUNK = 1 << 16
@@ -42,7 +47,9 @@ _TCP_FLAG_BITS = {"fin": 0, "syn": 1, "reset": 2, "push": 3, "ack": 4, "urg": 5,
 # capture of the corpus, and the conformance suite holds that path equal to tshark).
 # Layer-aware fields (eth.*, vlan.id, ip.*, tcp ports ...) have their packet-row value
 # here: frames with repeated headers are printed the table way.
-STREAMED = {
+# (an entry: source, condition, format, or those and an argument)
+Streamed = tuple[str, str, str] | tuple[str, str, str, int]
+STREAMED: dict[str, Streamed] = {
     "frame.number": ("frame", ALWAYS, DEC),
     "frame.time_epoch": ("ts_ns", ALWAYS, EPOCH),
     "frame.time_relative": ("frame_time_relative", ALWAYS, EPOCH),
@@ -361,7 +368,7 @@ class _Run:
         # tables encode them (`words`: Polars, so on the fast path made from `texts` when
         # a chunk first goes the table way)
         self.texts = _AddressTexts()
-        self.words = None
+        self.words: AddressWords | None = None
         if self.fast:
             self.with_tcp = any(n in TCP_STREAMED for n in names) or bool(
                 self.select is not None and self.select.needs_tcp)
@@ -374,23 +381,24 @@ class _Run:
             self.with_tcp = any(resolve(n).needs_tcp for n in names) or bool(
                 flt is not None and flt.needs_tcp)
             self._table_words()
-        self.addrs = None                   # the driver's address table (`inputs`)
+        self.addrs: Sized | None = None     # the driver's address table (`inputs`)
         self.analyzer = K.Analyzer() if self.with_tcp else None
         self.consts = _tcp_consts() if self.with_tcp else None
         self.lines = _lines.LineWriter(fh.write)
-        self._tcp_out = None                # the analysis outputs used again (_print)
+        self._tcp_out: dict | None = None   # the analysis outputs used again (print)
         self.times = FrameTimes() if (FRAME_TIME_FIELDS.intersection(names) or (
             getattr(flt, "needs_times", False))) else None
         # the filter reads the frame times and no field does: this run advances them
         self.filter_times = bool(self.select is not None and self.select.needs_times
                                  and not FRAME_TIME_FIELDS.intersection(names))
 
-    def _table_words(self):
+    def _table_words(self) -> AddressWords:
         """The address texts for tables (`words`), made from `texts` when first needed."""
         if self.words is None:
             from tcpsift.capture.table import AddressWords
             self.words = AddressWords()
             self.words.add(self.texts.texts)
+        return self.words
 
     def _table_filter(self):
         """The filter as the table path evaluates it (compiled on first use)."""
@@ -405,6 +413,7 @@ class _Run:
         """The TCP kernel's inputs for a chunk (CaptureChunks' `prepare`: in the decoding
         thread, as the printing thread has more to do; many.pcap, 18 TCP fields:
         0.49 -> 0.43 s; bulk.pcap: the same)."""
+        assert self.addrs is not None
         return chunk_inputs(chunk.rec, chunk.pkt, chunk.sack_edges, chunk.layer_rows,
                             chunk.first_row, len(self.addrs))
 
@@ -429,11 +438,12 @@ class _Run:
             if table_way or tcp is None or len(tcp["_valid"]) < n:
                 tcp = empty_outputs(n)
             self._tcp_out = None if table_way else tcp
+            assert self.analyzer is not None
             self.analyzer.feed(n, chunk.prepared, tcp)
         if table_way:
-            self._table_words()
+            words = self._table_words()
             self.lines.flush()
-            _write_through_table(self.names, chunk, self.words.series, self.fh, tcp,
+            _write_through_table(self.names, chunk, words.series, self.fh, tcp,
                                  self._table_filter(), info, self.times)
         else:
             iface = _iface_known(info, chunk.file_id, n) if self.with_iface else None
@@ -443,6 +453,7 @@ class _Run:
                                   self.texts.ends, self.texts.longest, tcp, self.consts,
                                   self.times, keep, sacks if self.with_sack else None, iface)
             if self.filter_times and n:
+                assert self.times is not None and self.select is not None
                 first, last, last_kept = self.select.last_times
                 self.times.first_ns, self.times.prev_ns = first, last
                 if last_kept is not None:

@@ -18,6 +18,7 @@ table way, filter included), so each field has at most its packet-row occurrence
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -95,8 +96,8 @@ def _terms() -> dict[str, Term]:
              # the frame times depend on what was printed before: the table path's
              if not column.startswith("frame_time") and fmt in (DEC, HEX4, ADDR, EPOCH,
                                                                 FLAGS_STR)}
-    ip_len = {"need": ("ip", "ip_hdr"), "veto": ("no_ip_len",)}
-    for name, vtype, cols, cond, extra in [
+    ip_len: dict[str, Any] = {"need": ("ip", "ip_hdr"), "veto": ("no_ip_len",)}
+    specs: list[tuple[str, str, tuple[str, ...], str, dict[str, Any]]] = [
             ("frame.interface_id", "uint", ("iface",), IFACE, {}),
             ("ip.len", "uint", ("ip_len",), V4, ip_len),
             ("ipv6.plen", "uint", ("ip_len",), V6, {**ip_len, "offset": -40}),
@@ -105,7 +106,8 @@ def _terms() -> dict[str, Term]:
             ("ieee8021ad.tag", "uint", ("vlan_id",), NO_ROW, {}),
             ("tcp.options.sack_perm", "bytes", ("sack_perm",), TCP, {"need": ("sack_perm",)}),
             ("tcp.options.sack_le", "text", (), TCP, {"sack": True}),
-            ("tcp.options.sack_re", "text", (), TCP, {"sack": True})]:
+            ("tcp.options.sack_re", "text", (), TCP, {"sack": True})]
+    for name, vtype, cols, cond, extra in specs:
         terms[name] = Term(name, vtype, cols, cond, **extra)
     terms["frame.time_relative"] = Term("frame.time_relative", "time", since="first")
     terms["frame.time_delta"] = Term("frame.time_delta", "time", since="prev")
@@ -237,11 +239,13 @@ class _Chunk:
 
     def __init__(self, n, first_frame, rec, pkt, tcp, ids, iface_known=None, times=None):
         self.n, self.first_frame, self.rec, self.pkt, self.ids = n, first_frame, rec, pkt, ids
-        self.tcp = {k: v[:n] for k, v in tcp.items()} if tcp is not None else None
+        # (no TCP analysis: no term reads it)
+        self.tcp: dict = {k: v[:n] for k, v in tcp.items()} if tcp is not None else {}
         self.bits = pkt["present"]
         self.iface_known, self.times = iface_known, times
         self.first_wts = 0
         self._conds: dict[str, np.ndarray | bool] = {}
+        self._shown: np.ndarray | None = None
         self._wts: tuple[np.ndarray, np.ndarray] | None = None
 
     def frame_times(self) -> tuple[np.ndarray, np.ndarray]:
@@ -338,12 +342,12 @@ class _Chunk:
     def shown(self) -> np.ndarray:
         """Rows whose TCP analysis items tshark shows: analysed, HAS_ANALYSIS, not
         NOT_SHOWN."""
-        if "shown" not in self._conds:
+        if self._shown is None:
             valid, bits = self.tcp["_valid"], self.tcp["analysis"]
             v = K.V_BITS
-            self._conds["shown"] = (((valid & v["row"]) != 0) & ((valid & v["analysis"]) != 0)
-                                    & ((bits & (HAS_ANALYSIS | NOT_SHOWN)) == HAS_ANALYSIS))
-        return self._conds["shown"]
+            self._shown = (((valid & v["row"]) != 0) & ((valid & v["analysis"]) != 0)
+                           & ((bits & (HAS_ANALYSIS | NOT_SHOWN)) == HAS_ANALYSIS))
+        return self._shown
 
     def tcp_value(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """(present, values) of a TCP analysis number, as _lines.pyx prints it (put_tcp)."""
