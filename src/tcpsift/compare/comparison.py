@@ -198,7 +198,7 @@ def _compare(pa: Point, pb: Point, consume: bool = False) -> tuple[Comparison, d
         # (what follows reads `rows`: the memory of the points' rows is reused by it
         # instead of growing the process, a page fault per 4 KiB)
         for p in (pa, pb):
-            p.packets, p.rank = p.packets.clear(), None
+            p.packets, p.rank = p.packets.clear(), p.rank[:0]
             p.key_order, p.sorted_keys = p.key_order[:0], p.sorted_keys[:0]
     index = {name: stats.frame_index(r) for name, r in rows.items()}
     samples = _samples(pairs, index, pa.start_ns)
@@ -266,20 +266,12 @@ def _annotated(p: Point, conns: pl.DataFrame) -> pl.DataFrame:
     conn = conn_of[stream]
     keep = conn >= 0
     s2c = p.packets["direction"].to_numpy() != c2s_of[stream]
-    rank = p.rank if p.rank is not None else _rank(stream)
     # (the columns chosen before the rows: a filter copies every column it is given)
     return p.packets.select(
         "key", "ts_ns", "frame", "tcp_len", "tcp_flags", "seq", "ack", "tsval", "window",
         t="ts_ns").filter(pl.Series(keep)).with_columns(
         conn=pl.Series(conn[keep]), direction=stats.direction_of(s2c[keep]),
-        rank=pl.Series(rank[keep]))
-
-
-def _rank(stream: np.ndarray) -> np.ndarray:
-    """Each row's place in the order by stream, then row order (Point.rank)."""
-    rank = np.empty(len(stream), np.int64)
-    rank[np.argsort(stream, kind="stable")] = np.arange(len(stream))
-    return rank
+        rank=pl.Series(p.rank[keep]))
 
 
 def _samples(pairs: pl.DataFrame, index: dict, start_ns: int) -> pl.DataFrame:

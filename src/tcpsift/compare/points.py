@@ -43,8 +43,8 @@ class Point:
     end_ns: int | None
     key_order: np.ndarray
     sorted_keys: np.ndarray
+    rank: np.ndarray
     span_doubles: int = 0
-    rank: np.ndarray | None = None
 
 
 def point(name: str, label: str, capture, nat=()) -> Point:

@@ -200,8 +200,7 @@ def _rows_of_frames(rows: pl.DataFrame, frames: np.ndarray) -> pl.DataFrame:
 
 def by_rank(rank: np.ndarray, block: np.ndarray, blocks: int) -> np.ndarray:
     """The order of rows by `block` (0..blocks-1), then by `rank` (distinct within a
-    block: a point's Point.rank): a scatter into a table of blocks x ranks, not a sort
-    (tcpsift.compare._points.rank_order)."""
+    block: a point's Point.rank): a radix sort of one key (tcpsift.compare._points.rank_order)."""
     return rank_order(np.ascontiguousarray(rank, dtype=np.int64),
                       np.ascontiguousarray(block, dtype=np.uint8), blocks)
 
