@@ -1,8 +1,12 @@
 """A capture's bytes one block at a time, through a few buffers used again and again.
 
 Reading blocks that stay in the CPU cache is as fast as `cat`, and faster than
-walking a memory map (on a VM each 4 KiB page mapped costs a TLB fill); it also
-bounds memory for files larger than RAM. Another thread of the caller's may read
+walking a memory map; it also bounds memory for files larger than RAM. (Measured on
+bulk.pcap's `fields -Y tcp`, a map populated ahead with MADV_POPULATE_READ and dropped
+behind with MADV_DONTNEED: 15 % less CPU, since nothing is copied, but 10 % more wall
+time. The walk of the record headers, a chain of dependent loads, then misses the
+TLB and the cache on every page of the map, and that thread is the pipeline's
+critical path; the copy runs in the other thread and leaves the block in the cache.) Another thread of the caller's may read
 blocks ahead of the one being walked while it would otherwise wait (`help()`): the
 copy from the page cache and the decode then overlap (both run without the GIL).
 
