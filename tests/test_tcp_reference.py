@@ -57,8 +57,10 @@ needs_corpus = pytest.mark.skipif(not tc.captures() or tc.tshark_version() is No
                                   reason="needs tshark and the shared capture corpus")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _warm():
+@pytest.fixture(scope="module")
+def warm():
+    """tshark's tables of the selected captures, made once for the slow test (the quick
+    tests of this module need none)."""
     if tc.captures() and tc.tshark_version():
         tc.warm_cache(_selected())
 
@@ -66,7 +68,7 @@ def _warm():
 @pytest.mark.slow
 @needs_corpus
 @pytest.mark.parametrize("capture", _selected() or ["<none>"])
-def test_agreement_with_tshark(capture):
+def test_agreement_with_tshark(capture, warm):
     expected = tc.load_expected().get("captures", {}).get(capture, {})
     counts, diffs = tc.compare(capture)
     worse = {}
