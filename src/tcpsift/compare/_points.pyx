@@ -175,19 +175,27 @@ DEF MAX_KEY_COLUMNS = 32
 
 
 def packet_keys(list columns, const uint64_t[::1] last):
-    """The 64-bit key of each row: its `columns` (uint32 arrays, nulls as 0), then `last`,
-    mixed in one after the other (xor, multiply by 2^64 / golden ratio, xor-shift: the
-    same mix the NumPy version made column by column, in one pass)."""
+    """The 64-bit key of each row: its `columns` (C-contiguous NumPy arrays of 1, 2 or
+    4-byte unsigned integers or booleans, nulls as 0; each as its own dtype, so that no
+    column is copied to widen it), then `last`, mixed in one after the other (xor,
+    multiply by 2^64 / golden ratio, xor-shift: the same mix the NumPy version made
+    column by column, in one pass)."""
     cdef Py_ssize_t n = last.shape[0], i, k, m = len(columns)
     if m > MAX_KEY_COLUMNS:
         raise ValueError("too many key columns")
-    cdef const uint32_t* pointers[MAX_KEY_COLUMNS]
-    cdef const uint32_t[::1] view
+    cdef const uint8_t* pointers[MAX_KEY_COLUMNS]
+    cdef int widths[MAX_KEY_COLUMNS]
+    cdef const uint8_t[::1] view
     for k in range(m):
-        view = columns[k]
-        if view.shape[0] != n:
+        column = columns[k]
+        if column.dtype.kind not in "ub" or column.dtype.itemsize not in (1, 2, 4):
+            raise ValueError(f"key columns are unsigned integers of 1, 2 or 4 bytes, "
+                             f"not {column.dtype}")
+        if column.shape[0] != n:
             raise ValueError("the columns differ in length")
+        view = column.view(np.uint8)        # (C-contiguous, or this raises)
         pointers[k] = &view[0] if n else NULL
+        widths[k] = column.dtype.itemsize
     keys_np = np.empty(n, np.uint64)
     cdef uint64_t[::1] keys = keys_np
     cdef uint64_t key
@@ -195,7 +203,12 @@ def packet_keys(list columns, const uint64_t[::1] last):
         for i in range(n):
             key = 0
             for k in range(m):
-                key ^= pointers[k][i]
+                if widths[k] == 4:
+                    key ^= (<const uint32_t*>pointers[k])[i]
+                elif widths[k] == 2:
+                    key ^= (<const uint16_t*>pointers[k])[i]
+                else:
+                    key ^= pointers[k][i]
                 key *= <uint64_t>0x9E3779B97F4A7C15ULL
                 key ^= key >> 31
             key ^= last[i]

@@ -118,10 +118,13 @@ def _keys(rows: pl.DataFrame) -> np.ndarray:
     def values(column: str) -> np.ndarray:
         series = rows[column].to_physical()
         series = series if series.null_count() == 0 else series.fill_null(0)
-        return np.ascontiguousarray(series.to_numpy(), dtype=np.uint32)
+        array = np.ascontiguousarray(series.to_numpy())   # (no copy: its own width)
+        if array.dtype.kind not in "ub" or array.dtype.itemsize > 4:
+            array = array.astype(np.uint32)
+        return array
 
     fields = [values(c) for c in KEY_COLUMNS if c != "sack_blocks"]
-    fields.append(rows["ip_id"].is_null().to_numpy().astype(np.uint32))
+    fields.append(np.ascontiguousarray(rows["ip_id"].is_null().to_numpy()))
     # the SACK blocks: a hash of those there are (few), 0 for none (the same at both points,
     # whatever the other packets hold)
     sack = np.zeros(len(rows), np.uint64)
