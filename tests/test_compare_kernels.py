@@ -4,6 +4,7 @@ comparison they serve is checked against the lab's truth and tshark in test_comp
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -74,3 +75,37 @@ def test_window_shrinks_are_smaller_windows_than_the_flows_last(rows):
             expected.append((i, last[(c, d)]))
         last[(c, d)] = w
     assert list(zip(at.tolist(), previous.tolist())) == expected
+
+
+WIDTHS = (np.bool_, np.uint8, np.uint16, np.uint32)
+
+
+@SETTINGS
+@given(st.data())
+def test_packet_keys_mix_each_column_at_its_own_width(data):
+    n = data.draw(st.integers(0, 20))
+    dtypes = data.draw(st.lists(st.sampled_from(WIDTHS), min_size=1, max_size=13))
+    columns = [np.array(data.draw(st.lists(st.integers(0, np.iinfo(d).max if d != np.bool_
+                                                       else 1), min_size=n, max_size=n)), d)
+               for d in dtypes]
+    last = np.array(data.draw(st.lists(st.integers(0, 2**64 - 1), min_size=n, max_size=n)),
+                    np.uint64)
+    mask = 2**64 - 1
+
+    def mix(key: int, value: int) -> int:
+        key = ((key ^ value) * 0x9E3779B97F4A7C15) & mask
+        return key ^ (key >> 31)
+
+    expected = []
+    for i in range(n):
+        key = 0
+        for column in columns:
+            key = mix(key, int(column[i]))
+        expected.append(mix(key, int(last[i])))
+    assert K.packet_keys(columns, last).tolist() == expected
+
+
+def test_packet_keys_refuse_wider_or_signed_columns():
+    for dtype in (np.uint64, np.int32):
+        with pytest.raises(ValueError, match="unsigned integers of 1, 2 or 4 bytes"):
+            K.packet_keys([np.zeros(3, dtype)], np.zeros(3, np.uint64))
