@@ -517,7 +517,8 @@ def figure_html(fig, salt: str) -> str:
     with _laid_out_once(fig), matplotlib.rc_context({"svg.hashsalt": salt,
                                                      "svg.fonttype": "none"}):
         buf = io.StringIO()
-        fig.savefig(buf, format="svg")
+        # (no date: the same capture gives the same figures, as `tcpsift plot` writes them)
+        fig.savefig(buf, format="svg", metadata={"Date": None})
         svg = buf.getvalue()
         svg = svg[svg.index("<svg"):]
         if len(svg) > 300_000:
