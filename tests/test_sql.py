@@ -190,6 +190,14 @@ def test_a_bad_statement_is_duckdbs_message_in_one_line():
     assert result.exit_code == 2 and "nope" in result.stderr and result.stderr.count("\n") == 1
 
 
+def test_the_capture_given_first_is_one_line_saying_the_order():
+    result = sql(str(SAMPLE), "SELECT count(*) FROM packets", fmt="text")
+    assert result.exit_code == 2
+    assert result.stderr == (f"tcpsift: {SAMPLE}: a file where the statement goes: the "
+                             "statement comes first, then the capture files (tcpsift sql "
+                             "QUERY FILES...)\n")
+
+
 def test_without_duckdb_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "duckdb", None)        # import duckdb fails
     result = sql("SELECT 1", SAMPLE, fmt="text")

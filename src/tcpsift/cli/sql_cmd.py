@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import os
 
 import click
 
@@ -34,6 +35,11 @@ def sql(query, files, fmt, output, memory_limit, threads, width, mode):
     files, no COPY, no ATTACH, no extensions)."""
     if fmt == "parquet" and not output:
         fail("--format parquet needs -o FILE")
+    if os.path.isfile(query) and not all(f == "-" or os.path.exists(f) for f in files):
+        # (`tcpsift sql capture.pcap "SELECT ..."`: the order of sqlite3 or duckdb's own
+        # command, database first)
+        fail(f"{query}: a file where the statement goes: the statement comes first, "
+             f"then the capture files (tcpsift sql QUERY FILES...)")
     check_output(output, files)
     try:
         import duckdb  # noqa: F401  (only to say early that it is missing)
