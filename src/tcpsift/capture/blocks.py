@@ -6,9 +6,11 @@ bulk.pcap's `fields -Y tcp`, a map populated ahead with MADV_POPULATE_READ and d
 behind with MADV_DONTNEED: 15 % less CPU, since nothing is copied, but 10 % more wall
 time. The walk of the record headers, a chain of dependent loads, then misses the
 TLB and the cache on every page of the map, and that thread is the pipeline's
-critical path; the copy runs in the other thread and leaves the block in the cache.) Another thread of the caller's may read
-blocks ahead of the one being walked while it would otherwise wait (`help()`): the
-copy from the page cache and the decode then overlap (both run without the GIL).
+critical path; the copy runs in the other thread and leaves the block in the cache.)
+
+Another thread of the caller's may read blocks ahead of the one being walked while it
+would otherwise wait (`help()`): the copy from the page cache and the decode then
+overlap (both run without the GIL).
 
 A record cut by a block's end is carried over: `next(keep_from)` copies the bytes
 from `keep_from` to the end of the view in front of the next block, so that the
