@@ -12,8 +12,6 @@ from tcpsift.cli.paths import CAPTURE_FILE
 from tcpsift.outputs import StagedFile
 
 FORMATS = ("png", "svg", "pdf")
-# Dates left out of the files, so that the same capture draws the same bytes.
-METADATA = {"svg": {"Date": None}, "pdf": {"CreationDate": None}, "png": {}}
 
 
 def _staged(path: str) -> StagedFile:
@@ -88,7 +86,7 @@ def plot(files, kind, stream, output, direction, data_path, average, start, end,
             shown.step("drawing")
             series = plots.series(conn, kind, average, start, end)
             fig = plots.figure(conn, kind, series)
-        fig.savefig(staged[0].temp, format=fmt, dpi=100, metadata=METADATA[fmt])
+        fig.savefig(staged[0].temp, format=fmt, dpi=100, metadata=plots.UNDATED[fmt])
         if data_path:
             # times and RTTs in seconds to the nanosecond, as tshark prints them
             series.write_csv(staged[1].temp, float_precision=9)

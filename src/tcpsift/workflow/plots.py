@@ -52,6 +52,9 @@ KINDS = {
 }
 DIRECTIONS = ("c2s", "s2c")
 INSTALL_HINT = "plots need matplotlib: pip install 'tcpsift[plot]'"
+# savefig's metadata per format without the time of drawing: the same capture gives the
+# same file (`tcpsift plot`, the report's figures)
+UNDATED = {"svg": {"Date": None}, "pdf": {"CreationDate": None}, "png": {}}
 
 SYN, FIN, RST, ACK = 0x02, 0x01, 0x04, 0x10
 RETRANSMISSIONS = (FLAG_BITS["retransmission"] | FLAG_BITS["fast_retransmission"]

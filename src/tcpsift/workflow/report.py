@@ -514,11 +514,12 @@ def figure_html(fig, salt: str) -> str:
     or as a PNG data URI when that is less than half the size."""
     import matplotlib
 
+    from tcpsift.workflow.plots import UNDATED
+
     with _laid_out_once(fig), matplotlib.rc_context({"svg.hashsalt": salt,
                                                      "svg.fonttype": "none"}):
         buf = io.StringIO()
-        # (no date: the same capture gives the same figures, as `tcpsift plot` writes them)
-        fig.savefig(buf, format="svg", metadata={"Date": None})
+        fig.savefig(buf, format="svg", metadata=UNDATED["svg"])
         svg = buf.getvalue()
         svg = svg[svg.index("<svg"):]
         if len(svg) > 300_000:
