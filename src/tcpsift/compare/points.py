@@ -118,10 +118,8 @@ def _keys(rows: pl.DataFrame) -> np.ndarray:
     def values(column: str) -> np.ndarray:
         series = rows[column].to_physical()
         series = series if series.null_count() == 0 else series.fill_null(0)
-        array = np.ascontiguousarray(series.to_numpy())   # (no copy: its own width)
-        if array.dtype.kind not in "ub" or array.dtype.itemsize > 4:
-            array = array.astype(np.uint32)
-        return array
+        # (no copy: each at its own width, which packet_keys checks)
+        return np.ascontiguousarray(series.to_numpy())
 
     fields = [values(c) for c in KEY_COLUMNS if c != "sack_blocks"]
     fields.append(np.ascontiguousarray(rows["ip_id"].is_null().to_numpy()))
