@@ -55,6 +55,41 @@ def test_full_standard_output_is_one_line(command):
     assert "No space left on device" in proc.stderr
 
 
+def _closed(fds):
+    """A preexec_fn: the child starts without these descriptors, as after `>&-`."""
+    def close():
+        for fd in fds:
+            os.close(fd)
+    return close
+
+
+@pytest.mark.parametrize("command", ["conns", *(pytest.param(c, marks=pytest.mark.slow) for c in
+                                                ("conns-text", "info", "fields", "fields-filtered"))])
+def test_closed_standard_output_is_one_line(command):
+    proc = subprocess.run(TCPSIFT + COMMANDS[command], stderr=subprocess.PIPE, text=True,
+                          timeout=120, preexec_fn=_closed([1]))
+    assert proc.returncode == 2
+    # (Polars, which writes the CSV, adds "(os error 9)")
+    assert proc.stderr.startswith("tcpsift: standard output: Bad file descriptor")
+    assert proc.stderr.count("\n") == 1, proc.stderr
+
+
+@pytest.mark.slow
+def test_without_standard_streams_output_goes_only_to_its_file(tmp_path):
+    """Started with 0, 1 and 2 closed, `-o FILE` is written whole and no file the command
+    opens takes the place of standard output (the capture must stay as it was)."""
+    capture = tmp_path / "sample.pcap"
+    shutil.copy(SAMPLE, capture)
+    before = capture.read_bytes()
+    out = tmp_path / "conns.csv"
+    proc = subprocess.run(TCPSIFT + ["conns", str(capture), "--format", "csv", "-o", str(out)],
+                          timeout=120, preexec_fn=_closed([0, 1, 2]))
+    assert proc.returncode == 0
+    assert capture.read_bytes() == before
+    expected = run(["conns", capture, "--format", "csv"])
+    assert out.read_text() == expected.stdout
+
+
 def test_output_into_a_missing_directory(tmp_path):
     proc = run(["conns", SAMPLE, "-o", tmp_path / "missing" / "x.csv", "--format", "csv"])
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1

@@ -119,10 +119,12 @@ def _output():
         out.flush()
     except OSError as e:
         # Polars raises a plain OSError for EPIPE. Not an error, and stdout goes to
-        # /dev/null so that the exit flush does not fail again.
+        # /dev/null so that the exit flush does not fail again. Any other failed write
+        # (a full disk, a closed stdout) is the CLI's one line for every command
+        # (tcpsift.cli.main.run).
         import errno
         import os
         if e.errno != errno.EPIPE and "Broken pipe" not in str(e):
-            _fail(f"writing output: {e}")
+            raise
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(0)

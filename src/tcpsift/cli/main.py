@@ -93,6 +93,7 @@ def broken_pipe(error: OSError) -> bool:
 
 
 def main(argv=None):
+    _hold_closed_standard_streams()
     sys.setswitchinterval(SWITCH_INTERVAL)
     # Once running, the commands make few Python objects (the work is in arrays), but
     # importing NumPy and Polars makes hundreds of thousands, which the cyclic
@@ -101,6 +102,27 @@ def main(argv=None):
     gc.freeze()
     gc.set_threshold(50_000, 20, 20)
     sys.exit(run(argv))
+
+
+def _hold_closed_standard_streams() -> None:
+    """A standard stream the command was started without (`>&-`) gets /dev/null, so that
+    no file the command opens becomes descriptor 0, 1 or 2 (an `-o` file written by
+    `print`, a capture read as standard input). Standard output's /dev/null is opened for
+    reading: a write to it fails (EBADF) and ends the command as a full disk does, in one
+    line with exit 2, while a command writing only to -o FILE runs; a closed standard
+    error stays silent; a closed standard input reads as empty."""
+    for fd, name in ((0, "stdin"), (1, "stdout"), (2, "stderr")):
+        try:
+            os.fstat(fd)
+            continue
+        except OSError:
+            pass
+        held = os.open(os.devnull, os.O_WRONLY if fd == 2 else os.O_RDONLY)
+        if held != fd:
+            os.dup2(held, fd)
+            os.close(held)
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(fd, "r" if fd == 0 else "w", closefd=False))
 
 
 def run(argv=None) -> int:
